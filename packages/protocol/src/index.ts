@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './address.js';
+export * from './stun/index.js';
+export * from './attributes/index.js';
+export * from './ice/index.js';
