@@ -3,3 +3,4 @@ export * from './address.js';
 export * from './stun/index.js';
 export * from './attributes/index.js';
 export * from './ice/index.js';
+export * from './framing/index.js';
