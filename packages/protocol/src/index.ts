@@ -4,3 +4,4 @@ export * from './stun/index.js';
 export * from './attributes/index.js';
 export * from './ice/index.js';
 export * from './framing/index.js';
+export * from './signalling/index.js';
