@@ -5,3 +5,4 @@ export * from './attributes/index.js';
 export * from './ice/index.js';
 export * from './framing/index.js';
 export * from './signalling/index.js';
+export * from './credentials/index.js';
