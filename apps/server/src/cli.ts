@@ -1,0 +1,112 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ServerError, startStunServer, type StunServer } from '@nat/server';
+import { formatTransportAddress } from '@nat/protocol';
+import { pino } from 'pino';
+import { ConfigError, readConfigFile, resolveConfig, toStunServerInit } from './config.js';
+
+/** Exit codes of `nat-server`. */
+export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+const portArg = (value: string): number => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+};
+const numberArg = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+};
+
+export interface RunningServer {
+  stun: StunServer;
+  stop(): Promise<void>;
+}
+
+/**
+ * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
+ * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
+ */
+export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process): Promise<RunningServer | undefined> {
+  const program = new Command('nat-server')
+    .description('STUN server with RFC 5780 behaviour discovery (two addresses, two ports), over UDP, TCP and TLS.')
+    .option('-l, --listen <ip>', 'primary IP address to listen on (repeat for IPv4 and IPv6)', collect)
+    .option('-a, --alternate <ip>', 'alternate IP address for RFC 5780 change-IP answers (one per family)', collect)
+    .option('-p, --port <port>', 'primary UDP/TCP port (default 3478; 0 picks one)', portArg)
+    .option('--alt-port <port>', 'alternate port for change-port answers (default 3479; 0 picks one)', portArg)
+    .option('--no-alt-port', 'serve no alternate port')
+    .option('--no-tcp', 'serve STUN over UDP only')
+    .option('--tls-port <port>', 'serve STUN over TLS on this port (default off; 0 picks one)', portArg)
+    .option('--tls-cert <file>', 'PEM certificate chain for TLS (default: a generated self-signed one)')
+    .option('--tls-key <file>', 'PEM private key for TLS')
+    .option('--software <text>', 'SOFTWARE attribute to send when the response size allows')
+    .option('--rate-limit <n>', 'requests per second allowed per source IP (default 500; 0 disables)', numberArg)
+    .option('--rate-burst <n>', 'burst allowed per source IP (default 2 x rate limit)', numberArg)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  nat-server --listen 127.0.0.1 --alternate 127.0.0.2          loopback demo (ports 3478, 3479)
+  nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
+  nat-server --config /etc/nat-server.yaml
+
+Config file keys: listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
+rateLimit {perSecond, burst}, logLevel.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
+
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
+    throw new ConfigError(err.message.replace(/^error: /, ''));
+  }
+  const o = program.opts<{
+    listen?: string[];
+    alternate?: string[];
+    port?: number;
+    altPort?: number | false;
+    tcp: boolean;
+    tlsPort?: number;
+    tlsCert?: string;
+    tlsKey?: string;
+    software?: string;
+    rateLimit?: number;
+    rateBurst?: number;
+    logLevel?: string;
+    config?: string;
+  }>();
+  const fromFile = o.config ? await readConfigFile(o.config) : {};
+  const flags: Record<string, unknown> = {
+    listen: o.listen,
+    alternate: o.alternate,
+    port: o.port,
+    altPort: o.altPort === false ? null : o.altPort,
+    tcp: o.tcp === false ? false : undefined,
+    tlsPort: o.tlsPort,
+    tlsCert: o.tlsCert,
+    tlsKey: o.tlsKey,
+    software: o.software,
+    rateLimit: o.rateLimit === undefined ? undefined : { perSecond: o.rateLimit, ...(o.rateBurst !== undefined ? { burst: o.rateBurst } : {}) },
+    logLevel: o.logLevel,
+  };
+  if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
+  const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
+  const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
+  const stun = await startStunServer({ ...toStunServerInit(config), logger });
+  for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
+  return {
+    stun,
+    async stop() {
+      await stun.close();
+      logger.info({ stats: stun.stats() }, 'stopped');
+    },
+  };
+}
+
+export { ConfigError, ServerError };
