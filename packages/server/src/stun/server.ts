@@ -184,7 +184,10 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
         socket.setTimeout(idleTimeoutMs, () => socket.destroy());
         socket.on('close', () => connections.delete(socket));
         socket.on('error', () => socket.destroy());
-        const framer = new StunStreamFramer();
+        // A STUN-only server has no use for ChannelData (a stream starting with 0x40-0x4F, such as
+        // "GET ..." is one) and no STUN request of more than a few kilobytes: fail such streams
+        // at once instead of waiting for the bytes their length fields promise.
+        const framer = new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
         const from: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
         socket.on('data', (chunk: Buffer) => {
           try {
