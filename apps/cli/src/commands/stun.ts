@@ -1,0 +1,65 @@
+import { StunClientError, stunBinding, type StunBindingResult } from '@nat/client';
+import { formatTransportAddress } from '@nat/protocol';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+
+/** Options of `nat stun`. */
+export interface StunCommandOptions {
+  readonly transport?: 'udp' | 'tcp' | 'tls';
+  readonly local?: string;
+  readonly json?: boolean;
+  readonly insecure?: boolean;
+  readonly rto?: number;
+  readonly rc?: number;
+}
+
+const fmt = (a: { family: 'IPv4' | 'IPv6'; address: string; port: number } | undefined): string | null => (a ? formatTransportAddress(a) : null);
+
+function toJson(server: string, transport: string, r: StunBindingResult): Record<string, unknown> {
+  return {
+    server,
+    transport,
+    mappedAddress: fmt(r.mappedAddress),
+    xorMappedAddress: fmt(r.xorMappedAddress),
+    mappedAddressPlain: fmt(r.mappedAddressPlain),
+    responseOrigin: fmt(r.responseOrigin),
+    otherAddress: fmt(r.otherAddress),
+    localAddress: fmt(r.localAddress),
+    rttMs: Math.round(r.rttMs * 100) / 100,
+    transmissions: r.transmissions,
+    software: r.software ?? null,
+  };
+}
+
+/** `nat stun HOST[:PORT]`: one binding request, prints the mapped address. */
+export async function stunCommand(server: string, o: StunCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const transport = o.transport ?? 'udp';
+  let r: StunBindingResult;
+  try {
+    r = await stunBinding(server, {
+      transport,
+      ...(o.local ? { localAddress: o.local } : {}),
+      ...(o.rto !== undefined ? { rto: o.rto } : {}),
+      ...(o.rc !== undefined ? { rc: o.rc } : {}),
+      ...(o.insecure ? { tls: { rejectUnauthorized: false } } : {}),
+      signal,
+    });
+  } catch (e) {
+    if (e instanceof StunClientError) {
+      if (e.code === 'BAD_ADDRESS') throw new UsageError(`${server}: ${e.message}`);
+      if (e.code === 'TIMEOUT' || e.code === 'SOCKET' || e.code === 'ERROR_RESPONSE' || e.code === 'BAD_RESPONSE') {
+        const hint = e.code === 'TIMEOUT' ? ' (is the server up, and is UDP allowed? try --transport tcp)' : '';
+        if (o.json) io.stdout.write(`${JSON.stringify({ server, transport, error: e.code, message: e.message })}\n`);
+        io.stderr.write(`nat stun: no usable answer from ${server} over ${transport}: ${e.message}${hint}\n`);
+        return ExitCode.NoAnswer;
+      }
+    }
+    throw e;
+  }
+  if (o.json) io.stdout.write(`${JSON.stringify(toJson(server, transport, r), null, 2)}\n`);
+  else {
+    io.stdout.write(`${formatTransportAddress(r.mappedAddress)}\n`);
+    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${server}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
+  }
+  return ExitCode.Ok;
+}

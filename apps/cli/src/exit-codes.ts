@@ -1,0 +1,17 @@
+/** Exit codes of `nat`: scripts can rely on them. */
+export const ExitCode = {
+  /** The command did what was asked (for `detect`: a report was made). */
+  Ok: 0,
+  /** Something failed that is not the network's answer (a bug, a socket that cannot be bound). */
+  Failure: 1,
+  /** Bad flags or arguments: see `nat --help`. */
+  Usage: 2,
+  /** No STUN server answered (for `detect`: no test got an answer, so the verdict is udp-blocked). */
+  NoAnswer: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A problem with what the user typed; exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}

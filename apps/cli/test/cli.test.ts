@@ -1,0 +1,95 @@
+import { PassThrough } from 'node:stream';
+import { startStunServer, type StunServer } from '@nat/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/index.js';
+
+function capture() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c) => (out += String(c)));
+  stderr.on('data', (c) => (err += String(c)));
+  return { io: { stdout, stderr }, out: () => out, err: () => err };
+}
+
+let server: StunServer;
+let port: number;
+beforeAll(async () => {
+  server = await startStunServer({ listen: ['127.0.0.1'], alternate: ['127.0.0.2'], port: 0, altPort: 0, rateLimit: { perSecond: 0 } });
+  port = server.endpoints[0]!.port;
+});
+afterAll(() => server.close());
+
+describe('nat detect', () => {
+  it('prints a JSON report with the documented keys and exits 0', async () => {
+    const c = capture();
+    const code = await runCli(['detect', '--server', `127.0.0.1:${port}`, '--json'], c.io);
+    expect(code).toBe(0);
+    const r = JSON.parse(c.out());
+    for (const k of ['classic', 'classicLetter', 'mapping', 'filtering', 'publicAddress', 'hairpinning', 'portPreservation', 'alg', 'bindingLifetime', 'localAddress', 'server', 'otherAddress', 'reachability', 'durationMs']) {
+      expect(r, k).toHaveProperty(k);
+    }
+    // loopback: no NAT and no filtering
+    expect(r.classic).toBe('open-internet');
+    expect(r.classicLetter).toBe('A');
+    expect(r.mapping).toBe('endpoint-independent');
+    expect(r.filtering).toBe('endpoint-independent');
+    expect(r.publicAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(r.server).toBe(`127.0.0.1:${port}`);
+    expect(r.otherAddress).toBe(`127.0.0.2:${server.endpoints[0]!.altPort}`);
+    expect(r.durationMs).toBeLessThan(1000);
+    expect(c.err()).toBe(''); // --json prints no progress
+  });
+
+  it('prints a readable report with progress lines', async () => {
+    const c = capture();
+    expect(await runCli(['detect', '--server', `127.0.0.1:${port}`], c.io)).toBe(0);
+    expect(c.out()).toMatch(/NAT type\s+A {2}open-internet/);
+    expect(c.out()).toMatch(/Peer-to-peer: /);
+    expect(c.err()).toMatch(/Test I/);
+  });
+
+  it('exits 3 when nothing answers, within the retransmission budget', async () => {
+    const c = capture();
+    const started = Date.now();
+    const code = await runCli(['detect', '--server', '127.0.0.1:9', '--json', '--rto', '50', '--rc', '2'], c.io);
+    expect(code).toBe(3);
+    expect(JSON.parse(c.out()).classic).toBe('udp-blocked');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('exits 2 on bad usage with a message that says what to do', async () => {
+    const c = capture();
+    expect(await runCli(['detect'], c.io)).toBe(2);
+    expect(c.err()).toMatch(/--server/);
+    const d = capture();
+    expect(await runCli(['detect', '--server', 'not an address:x'], d.io)).toBe(2);
+    const e = capture();
+    expect(await runCli(['frobnicate'], e.io)).toBe(2);
+  });
+});
+
+describe('nat stun', () => {
+  it('prints the mapped address over UDP and TCP', async () => {
+    for (const transport of ['udp', 'tcp']) {
+      const c = capture();
+      expect(await runCli(['stun', `127.0.0.1:${port}`, '--transport', transport, '--local', '127.0.0.9'], c.io)).toBe(0);
+      expect(c.out()).toMatch(/^127\.0\.0\.9:\d+\n$/);
+    }
+  });
+
+  it('prints JSON with --json', async () => {
+    const c = capture();
+    expect(await runCli(['stun', `127.0.0.1:${port}`, '--json'], c.io)).toBe(0);
+    const r = JSON.parse(c.out());
+    expect(r.mappedAddress).toBe(r.localAddress);
+    expect(r.responseOrigin).toBe(`127.0.0.1:${port}`);
+  });
+
+  it('exits 3 when the server does not answer', async () => {
+    const c = capture();
+    expect(await runCli(['stun', '127.0.0.1:9', '--rto', '50', '--rc', '2'], c.io)).toBe(3);
+    expect(c.err()).toMatch(/no usable answer/);
+  });
+});
