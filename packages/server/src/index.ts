@@ -20,3 +20,20 @@ export { type EndpointSet, type SocketRole, SOCKET_ROLES, availableRoles, change
 export { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './stun/rate-limiter.js';
 export { StunResponder, type StunReply, type StunResponderInit, type StunResponderStats } from './stun/responder.js';
 export { type StunListener, type StunServer, type StunServerInit, startStunServer } from './stun/server.js';
+export { type TurnOptions } from './stun/server.js';
+export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';
+export { Allocation, type ClientEndpoint, type Channel } from './turn/allocation.js';
+export {
+  type TurnAuthenticator,
+  staticUsers,
+  restApiSecrets,
+  restApiPassword,
+  restApiCredentials,
+  restApiExpiry,
+  parseUsersFile,
+  anyOf,
+} from './turn/auth.js';
+export { NonceIssuer } from './turn/nonce.js';
+export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
+export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
+export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';

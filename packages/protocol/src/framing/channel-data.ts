@@ -50,6 +50,19 @@ export interface EncodeChannelDataOptions {
    * UDP (RFC 8656 section 12.5). Default: false.
    */
   readonly padded?: boolean;
+  /**
+   * Accept the RFC 5766 channel range 0x4000-0x7FFE (RFC 8656 section 12 reserves 0x5000-0x7FFF
+   * for RFC 7983 demultiplexing; older clients such as coturn's still use them). Default false.
+   */
+  readonly legacyChannelNumbers?: boolean;
+}
+
+/** RFC 5766 section 11's channel range, for servers that interoperate with its clients. */
+export const LEGACY_CHANNEL_NUMBER_MAX = 0x7ffe;
+
+/** True when `channel` is within RFC 5766's 0x4000-0x7FFE. */
+export function isLegacyChannelNumber(channel: number): boolean {
+  return Number.isInteger(channel) && channel >= CHANNEL_NUMBER_MIN && channel <= LEGACY_CHANNEL_NUMBER_MAX;
 }
 
 /** True when `channel` is an integer within 0x4000-0x4FFF, the channel numbers a client may bind. */
@@ -76,7 +89,7 @@ export function encodeChannelData(
   data: Uint8Array,
   options: EncodeChannelDataOptions = {},
 ): Uint8Array {
-  checkChannelForEncode(channel);
+  if (!(options.legacyChannelNumbers === true && isLegacyChannelNumber(channel))) checkChannelForEncode(channel);
   if (data.length > CHANNEL_DATA_MAX_DATA_LENGTH) {
     throw new EncodeError('BAD_VALUE', `ChannelData application data of ${data.length} bytes exceeds 65535`);
   }

@@ -54,12 +54,14 @@ export interface StunStreamFramerInit {
    * limit beyond the wire's).
    */
   readonly maxChannelDataLength?: number;
+  /** Take first bytes 0x50-0x7F as ChannelData too (RFC 5766 channel numbers). Default false. */
+  readonly legacyChannelNumbers?: boolean;
 }
 
 /** The kind of frame a first byte starts, or `undefined` when it starts neither. */
-function kindOf(firstByte: number): StreamFrameKind | undefined {
+function kindOf(firstByte: number, legacy = false): StreamFrameKind | undefined {
   if (firstByte < 0x40) return 'stun';
-  if (firstByte < 0x50) return 'channel-data';
+  if (firstByte < (legacy ? 0x80 : 0x50)) return 'channel-data';
   return undefined;
 }
 
@@ -119,6 +121,7 @@ export class StunStreamFramer implements Iterable<StreamFrame> {
   readonly #queue = new ByteQueue();
   readonly #maxStun: number;
   readonly #maxChannelData: number;
+  readonly #legacy: boolean;
   #error: DecodeError | undefined;
 
   /** @throws RangeError when a limit is not an integer within its header size and wire maximum. */
@@ -130,6 +133,7 @@ export class StunStreamFramer implements Iterable<StreamFrame> {
       CHANNEL_DATA_FRAME_MAX_LENGTH,
       'maxChannelDataLength',
     );
+    this.#legacy = init.legacyChannelNumbers === true;
   }
 
   /** Bytes received and not yet returned as frames. */
@@ -164,7 +168,7 @@ export class StunStreamFramer implements Iterable<StreamFrame> {
     const queue = this.#queue;
     if (queue.length === 0) return undefined;
     const firstByte = queue.byteAt(0);
-    const kind = kindOf(firstByte);
+    const kind = kindOf(firstByte, this.#legacy);
     if (kind === undefined) throw this.#fail(badFirstByte(firstByte));
     if (queue.length < 4) return undefined;
     const length = lengthOf(kind, queue.uint16At(2));

@@ -124,6 +124,15 @@ export class StunResponder {
       if (!(e instanceof DecodeError)) throw e;
       return this.#malformed(bytes, e, from, role, now);
     }
+    return this.handleMessage(request, from, role, now, stream);
+  }
+
+  /**
+   * Handles an already decoded message (a server that also runs TURN decodes once and hands
+   * Binding messages here). `stream` is true for TCP/TLS.
+   */
+  handleMessage(request: StunMessage, from: TransportAddress, role: SocketRole, now: number, stream: boolean): StunReply | undefined {
+    const bytes = request.bytes;
     if (request.class !== StunClass.Request) {
       if (request.class === StunClass.Indication && request.method === StunMethod.Binding) this.stats.indications++;
       else this.stats.dropped++;

@@ -1,7 +1,12 @@
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { type Server as NetServer, type Socket as NetSocket, createServer as createTcpServer } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { StunStreamFramer, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
+import { type AddressFamily, StunMethod, StunStreamFramer, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
+import type { ClientEndpoint } from '../turn/allocation.js';
+import type { TurnAuthenticator } from '../turn/auth.js';
+import { TurnCore, type TurnCoreInit, type TurnStats, tryDecodeStun } from '../turn/core.js';
+import type { PeerPolicyInit } from '../turn/peer-policy.js';
+import { RelayPorts, type RelayPortRange } from '../turn/relay-ports.js';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type TlsCredentialsSource, loadTlsCredentials } from '../tls/credentials.js';
@@ -38,6 +43,20 @@ export interface StunServerInit {
   readonly idleTimeoutMs?: number;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
+  /** Also serve TURN (RFC 8656) on the same sockets. Default off. */
+  readonly turn?: TurnOptions;
+}
+
+/** TURN on a {@link startStunServer} server. */
+export interface TurnOptions extends Omit<TurnCoreInit, 'relayFamilies' | 'peers' | 'logger' | 'auth'> {
+  /** Where long-term keys come from (`staticUsers`, `restApiSecrets`, `anyOf`). Required. */
+  readonly auth: TurnAuthenticator;
+  /** Relay IP per family. Default: the listen address of that family. */
+  readonly relayIps?: readonly string[];
+  /** Relay port range. Default 49152-65535. */
+  readonly relayPorts?: RelayPortRange;
+  /** Peer address policy. Default: refuse loopback, private, link-local, multicast, ... */
+  readonly peers?: PeerPolicyInit;
 }
 
 /** A listening socket of the server and what it is for. */
@@ -53,7 +72,9 @@ export interface StunServer {
   readonly endpoints: readonly EndpointSet[];
   readonly listeners: readonly StunListener[];
   /** Counters summed over families. */
-  stats(): StunResponderStats & { connections: number };
+  stats(): StunResponderStats & { connections: number; turn?: TurnStats };
+  /** The TURN core, when TURN is on (for inspection and tests). */
+  readonly turn: TurnCore | undefined;
   /** Stops listening, closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -124,9 +145,112 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   let closed = false;
   let tlsPort = init.tlsPort ?? 5349;
 
+  // ------------------------------------------------------------------ TURN
+  const relayIps = new Map<AddressFamily, string>();
+  for (const ip of init.turn?.relayIps ?? init.listen) {
+    const f = ipFamily(ip);
+    if (f && !relayIps.has(f)) relayIps.set(f, ip);
+  }
+  const turn = init.turn ? new TurnCore({ ...init.turn, relayFamilies: [...relayIps.keys()], peers: init.turn.peers, logger: log }) : undefined;
+  const relayPorts = new RelayPorts(init.turn?.relayPorts);
+  const relays = new Map<number, Partial<Record<AddressFamily, UdpSocket>>>();
+  const senders = new Map<string, (bytes: Uint8Array) => void>();
+  const udpEndpoints = new Map<string, ClientEndpoint>();
+  let nextConnection = 1;
+  /** The (cached) 5-tuple of a UDP client; remembers how to answer it. */
+  const udpEndpoint = (role: SocketRole, server: TransportAddress, from: TransportAddress, socket: UdpSocket): ClientEndpoint => {
+    const key = `udp|${server.address}|${role}|${from.address}|${from.port}`;
+    let e = udpEndpoints.get(key);
+    if (e === undefined) {
+      // Bounded: forget endpoints with no allocation when the cache grows large.
+      if (udpEndpoints.size >= 50_000 && turn) {
+        for (const k of udpEndpoints.keys()) {
+          if (!turn.allocationOf(k)) {
+            udpEndpoints.delete(k);
+            senders.delete(k);
+          }
+        }
+      }
+      e = { key, client: { family: from.family, address: from.address, port: from.port }, server, transport: 'udp' };
+      udpEndpoints.set(key, e);
+      const port = from.port;
+      const address = from.address;
+      senders.set(key, (bytes) => socket.send(bytes, port, address));
+    }
+    return e;
+  };
+
+  const flushTurn = (): void => {
+    if (!turn) return;
+    for (const o of turn.drain()) {
+      switch (o.kind) {
+        case 'to-client':
+          senders.get(o.endpoint.key)?.(o.bytes);
+          break;
+        case 'to-peer':
+          relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, o.peer.address);
+          break;
+        case 'open-relay':
+          void openRelay(o.allocation, o.families, o.evenPort, o.reserveNext, o.reservationToken, o.newReservationToken);
+          break;
+        case 'close-relay': {
+          const sockets = relays.get(o.allocation);
+          relays.delete(o.allocation);
+          for (const sock of Object.values(sockets ?? {})) sock?.close();
+          break;
+        }
+      }
+    }
+  };
+
+  const openRelay = async (id: number, families: readonly AddressFamily[], even: boolean, reserveNext: boolean, token: Uint8Array | undefined, newToken: Uint8Array | undefined): Promise<void> => {
+    const sockets: Partial<Record<AddressFamily, UdpSocket>> = {};
+    relays.set(id, sockets);
+    for (const family of families) {
+      const ip = relayIps.get(family)!;
+      const opened = await relayPorts.open(ip, { even, reserveNext: reserveNext && family === families[0], ...(token ? { token } : {}) });
+      if (closed || !relays.has(id)) {
+        opened?.socket.close();
+        opened?.next?.close();
+        return;
+      }
+      if (!opened) {
+        turn!.relayFailed(id, 508);
+        flushTurn();
+        return;
+      }
+      if (opened.next && newToken) relayPorts.reserve(newToken, opened.next);
+      const socket = opened.socket;
+      sockets[family] = socket;
+      // Hot path: peer -> client.
+      socket.on('message', (msg, rinfo) => {
+        turn!.handlePeerData(id, msg, rinfo as TransportAddress, Date.now());
+        flushTurn();
+      });
+      socket.on('error', (e) => log.debug({ err: e.message, allocation: id }, 'relay socket error'));
+      const a = socket.address();
+      turn!.relayOpened(id, family, { family, address: ip, port: a.port });
+    }
+    flushTurn();
+  };
+
+  // RFC 7983 / RFC 9443: ChannelData starts with 0x40-0x4F (0x40-0x7F with RFC 5766 numbers).
+  const channelDataLastByte = turn?.legacyChannelNumbers ? 0x7f : 0x4f;
+  const sweepTimer = turn
+    ? setInterval(() => {
+        turn.sweep(Date.now());
+        flushTurn();
+      }, 1000)
+    : undefined;
+  sweepTimer?.unref();
+
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    if (sweepTimer) clearInterval(sweepTimer);
+    for (const sockets of relays.values()) for (const sock of Object.values(sockets)) sock?.close();
+    relays.clear();
+    relayPorts.close();
     for (const c of connections) c.destroy();
     await Promise.all([
       ...udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
@@ -167,15 +291,36 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
       for (const role of availableRoles(set)) {
         const socket = sockets[role]!;
         listeners.push({ transport: 'udp', role, address: roleAddress(set, role)! });
+        const serverAddress = roleAddress(set, role)!;
         // Hot path: no closures or promises per packet beyond this handler, no logging.
         socket.on('message', (msg, rinfo) => {
-          const reply = responder.handleDatagram(msg, rinfo as TransportAddress, role, Date.now());
+          const now = Date.now();
+          if (turn !== undefined) {
+            const first = msg[0] ?? 0xff;
+            if (first >= 0x40 && first <= channelDataLastByte) {
+              turn.handleChannelData(msg, udpEndpoint(role, serverAddress, rinfo as TransportAddress, socket), now);
+              flushTurn();
+              return;
+            }
+            const message = tryDecodeStun(msg);
+            if (message !== undefined && message.method !== StunMethod.Binding) {
+              turn.handleStun(message, udpEndpoint(role, serverAddress, rinfo as TransportAddress, socket), now);
+              flushTurn();
+              return;
+            }
+            if (message !== undefined) {
+              const reply = responder.handleMessage(message, rinfo as TransportAddress, role, now, false);
+              if (reply !== undefined) sockets[reply.via]!.send(reply.bytes, reply.to.port, reply.to.address);
+              return;
+            }
+          }
+          const reply = responder.handleDatagram(msg, rinfo as TransportAddress, role, now);
           if (reply !== undefined) sockets[reply.via]!.send(reply.bytes, reply.to.port, reply.to.address);
         });
         socket.on('error', (e) => log.warn({ err: e.message, role }, 'udp socket error'));
       }
 
-      const serveStream = (socket: NetSocket, role: SocketRole): void => {
+      const serveStream = (socket: NetSocket & { encrypted?: boolean }, role: SocketRole): void => {
         if (connections.size >= maxConnections) {
           socket.destroy();
           return;
@@ -187,15 +332,39 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
         // A STUN-only server has no use for ChannelData (a stream starting with 0x40-0x4F, such as
         // "GET ..." is one) and no STUN request of more than a few kilobytes: fail such streams
         // at once instead of waiting for the bytes their length fields promise.
-        const framer = new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
+        const framer = turn ? new StunStreamFramer({ legacyChannelNumbers: turn.legacyChannelNumbers }) : new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
         const from: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+        const endpoint: ClientEndpoint = {
+          key: `${socket.encrypted ? 'tls' : 'tcp'}|${nextConnection++}`,
+          client: from,
+          server: roleAddress(set, role)!,
+          transport: (socket as { encrypted?: boolean }).encrypted ? 'tls' : 'tcp',
+        };
+        if (turn) {
+          senders.set(endpoint.key, (bytes) => socket.write(bytes));
+          socket.on('close', () => {
+            senders.delete(endpoint.key);
+            turn.handleEndpointClosed(endpoint.key);
+            flushTurn();
+          });
+        }
         socket.on('data', (chunk: Buffer) => {
           try {
             framer.push(chunk);
             for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
-              if (frame.kind !== 'stun') continue; // ChannelData has no meaning without TURN
-              const reply = responder.handleStreamMessage(frame.bytes, from, role, Date.now());
-              if (reply !== undefined) socket.write(reply);
+              const now = Date.now();
+              if (frame.kind === 'channel-data') {
+                turn?.handleChannelData(frame.bytes, endpoint, now);
+              } else {
+                const message = turn ? tryDecodeStun(frame.bytes) : undefined;
+                if (turn && message !== undefined && message.method !== StunMethod.Binding) {
+                  turn.handleStun(message, endpoint, now);
+                } else {
+                  const reply = responder.handleStreamMessage(frame.bytes, from, role, now);
+                  if (reply !== undefined) socket.write(reply);
+                }
+              }
+              flushTurn();
             }
           } catch {
             // The stream is not STUN (RFC 8489 section 6.2.2 framing lost): close it.
@@ -236,9 +405,11 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   return {
     endpoints,
     listeners,
+    turn,
     stats() {
-      const total = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0, connections: connections.size };
+      const total: StunResponderStats & { connections: number; turn?: TurnStats } = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0, connections: connections.size };
       for (const r of responders) for (const k of Object.keys(r.stats) as (keyof StunResponderStats)[]) total[k] += r.stats[k];
+      if (turn) total.turn = { ...turn.stats };
       return total;
     },
     close,

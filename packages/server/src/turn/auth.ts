@@ -1,0 +1,124 @@
+import { createHmac } from 'node:crypto';
+import { ParseError, PasswordAlgorithm, longTermKey } from '@nat/protocol';
+import { ServerError } from '../errors.js';
+
+/**
+ * Where a TURN server gets long-term keys (RFC 8489 section 9.2): given a USERNAME and the realm,
+ * the key (MD5 or SHA-256 of `username:realm:password`), or nothing for an unknown user.
+ * Policy is injected: static users, the TURN REST API's shared secrets, or anything else.
+ * An authenticator returns candidate keys: several when secrets are being rotated.
+ */
+export interface TurnAuthenticator {
+  keys(username: string, realm: string, algorithm: PasswordAlgorithm, now: number): readonly Uint8Array[];
+}
+
+/** A bounded cache of derived keys: key derivation (OpaqueString + hash) stays off the hot path. */
+class KeyCache {
+  readonly #map = new Map<string, Uint8Array>();
+  constructor(readonly max = 10_000) {}
+  get(k: string, make: () => Uint8Array): Uint8Array {
+    let v = this.#map.get(k);
+    if (v === undefined) {
+      v = make();
+      if (this.#map.size >= this.max) this.#map.delete(this.#map.keys().next().value as string);
+      this.#map.set(k, v);
+    }
+    return v;
+  }
+}
+
+function derive(username: string, realm: string, password: string, algorithm: PasswordAlgorithm): Uint8Array | undefined {
+  try {
+    return longTermKey({ username, realm, password, algorithm });
+  } catch (e) {
+    if (e instanceof ParseError) return undefined; // a username OpaqueString rejects cannot match
+    throw e;
+  }
+}
+
+/** Static users (`name -> password`) from config or a users file. */
+export function staticUsers(users: ReadonlyMap<string, string> | Readonly<Record<string, string>>): TurnAuthenticator {
+  const map = users instanceof Map ? new Map(users) : new Map(Object.entries(users));
+  const cache = new KeyCache();
+  return {
+    keys(username, realm, algorithm) {
+      const password = map.get(username);
+      if (password === undefined) return [];
+      const key = cache.get(`${algorithm}\0${realm}\0${username}`, () => derive(username, realm, password, algorithm) ?? new Uint8Array(0));
+      return key.length ? [key] : [];
+    },
+  };
+}
+
+/**
+ * Parses a users file: one `name:password` per line; `#` comments and blank lines ignored.
+ * Throws ServerError BAD_CONFIG naming the line of a malformed entry.
+ */
+export function parseUsersFile(text: string, source = 'users file'): Map<string, string> {
+  const users = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const colon = line.indexOf(':');
+    if (colon <= 0 || colon === line.length - 1) throw new ServerError('BAD_CONFIG', `${source} line ${i + 1}: expected name:password`);
+    users.set(line.slice(0, colon), line.slice(colon + 1));
+  });
+  return users;
+}
+
+/**
+ * The TURN REST API's time-limited credentials (draft-uberti-behave-turn-rest), as coturn's
+ * `use-auth-secret` does them: the username is `expiry:user` (expiry in Unix seconds; a bare
+ * `expiry` also works), the password is base64(HMAC-SHA1(secret, username)). Several secrets
+ * are accepted at once so that they can be rotated.
+ */
+export function restApiSecrets(secrets: readonly string[]): TurnAuthenticator {
+  if (secrets.length === 0) throw new ServerError('BAD_CONFIG', 'auth secret: give at least one secret');
+  const cache = new KeyCache();
+  return {
+    keys(username, realm, algorithm, now) {
+      const expiry = restApiExpiry(username);
+      if (expiry === undefined || expiry * 1000 < now) return [];
+      const out: Uint8Array[] = [];
+      secrets.forEach((secret, i) => {
+        const key = cache.get(`${i}\0${algorithm}\0${realm}\0${username}`, () => derive(username, realm, restApiPassword(secret, username), algorithm) ?? new Uint8Array(0));
+        if (key.length) out.push(key);
+      });
+      return out;
+    },
+  };
+}
+
+/** The expiry (Unix seconds) of a REST API username, or undefined when it has none. */
+export function restApiExpiry(username: string): number | undefined {
+  const first = username.split(':')[0] ?? '';
+  if (!/^\d{1,12}$/.test(first)) return undefined;
+  return Number(first);
+}
+
+/** The REST API password of a username: base64(HMAC-SHA1(secret, username)). */
+export function restApiPassword(secret: string, username: string): string {
+  return createHmac('sha1', secret).update(username).digest('base64');
+}
+
+/** Makes REST API credentials valid for `ttlSeconds` (what `nat turn credentials` prints). */
+export function restApiCredentials(secret: string, user: string, ttlSeconds: number, now = Date.now()): { username: string; password: string; expiresAt: number } {
+  const expiresAt = Math.floor(now / 1000) + ttlSeconds;
+  const username = user === '' ? String(expiresAt) : `${expiresAt}:${user}`;
+  return { username, password: restApiPassword(secret, username), expiresAt };
+}
+
+/** Tries each authenticator in turn; the keys of the first that knows the user. */
+export function anyOf(...auths: TurnAuthenticator[]): TurnAuthenticator {
+  return {
+    keys(username, realm, algorithm, now) {
+      for (const a of auths) {
+        const k = a.keys(username, realm, algorithm, now);
+        if (k.length) return k;
+      }
+      return [];
+    },
+  };
+}
+
+export { PasswordAlgorithm };

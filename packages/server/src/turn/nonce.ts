@@ -1,0 +1,47 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { encodeNonceCookie, parseNonceCookie } from '@nat/protocol';
+
+/**
+ * Stateless nonces (RFC 8489 section 9.2: the server decides nonce validity): the nonce cookie
+ * with its security feature bits, then base64url(expiry || HMAC(secret, expiry || client IP)).
+ * Nothing is stored per client; a nonce from another IP or past its expiry is stale (438).
+ */
+export class NonceIssuer {
+  readonly #secret: Buffer;
+  readonly #lifetimeMs: number;
+  readonly #passwordAlgorithms: boolean;
+
+  constructor(options: { lifetimeMs?: number; secret?: Uint8Array; passwordAlgorithms?: boolean } = {}) {
+    this.#secret = Buffer.from(options.secret ?? randomBytes(32));
+    this.#lifetimeMs = options.lifetimeMs ?? 600_000;
+    this.#passwordAlgorithms = options.passwordAlgorithms ?? true;
+  }
+
+  #mac(expiry: Buffer, clientIp: string): Buffer {
+    return createHmac('sha256', this.#secret).update(expiry).update(clientIp).digest().subarray(0, 12);
+  }
+
+  /** A fresh nonce for a client IP. */
+  issue(clientIp: string, now: number): string {
+    const expiry = Buffer.alloc(6);
+    expiry.writeUIntBE(Math.floor((now + this.#lifetimeMs) / 1000), 0, 6);
+    const opaque = Buffer.concat([expiry, this.#mac(expiry, clientIp)]).toString('base64url');
+    return encodeNonceCookie({ passwordAlgorithms: this.#passwordAlgorithms, usernameAnonymity: false }, opaque);
+  }
+
+  /** 'valid', 'stale' (ours but expired or for another IP), or 'invalid' (not ours at all). */
+  check(nonce: string, clientIp: string, now: number): 'valid' | 'stale' | 'invalid' {
+    const parsed = parseNonceCookie(nonce);
+    const opaque = parsed ? parsed.opaque : nonce;
+    let raw: Buffer;
+    try {
+      raw = Buffer.from(opaque, 'base64url');
+    } catch {
+      return 'invalid';
+    }
+    if (raw.length !== 18) return 'invalid';
+    const expiry = raw.subarray(0, 6);
+    if (!timingSafeEqual(raw.subarray(6), this.#mac(expiry, clientIp))) return 'stale';
+    return expiry.readUIntBE(0, 6) * 1000 < now ? 'stale' : 'valid';
+  }
+}
