@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ServerError, startStunServer, type StunServer } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
-import { ConfigError, readConfigFile, resolveConfig, toStunServerInit } from './config.js';
+import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
 
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
@@ -43,6 +43,20 @@ export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; 
     .option('--software <text>', 'SOFTWARE attribute to send when the response size allows')
     .option('--rate-limit <n>', 'requests per second allowed per source IP (default 500; 0 disables)', numberArg)
     .option('--rate-burst <n>', 'burst allowed per source IP (default 2 x rate limit)', numberArg)
+    .option('--realm <realm>', 'TURN: serve TURN (RFC 8656) with this realm; needs --user, --users-file or --auth-secret')
+    .option('-u, --user <name:password>', 'TURN: a static user (repeatable)', collect)
+    .option('--users-file <file>', 'TURN: file of name:password lines')
+    .option('--auth-secret <secret>', 'TURN: REST API shared secret, as coturn use-auth-secret (repeat to rotate)', collect)
+    .option('--relay-ip <ip>', 'TURN: relay address per family (default: the --listen address)', collect)
+    .option('--min-port <port>', 'TURN: lowest relay port (default 49152)', portArg)
+    .option('--max-port <port>', 'TURN: highest relay port (default 65535)', portArg)
+    .option('--allow-peer <cidr>', 'TURN: allow relaying to this prefix even if denied by default (repeatable)', collect)
+    .option('--deny-peer <cidr>', 'TURN: refuse relaying to this prefix (repeatable)', collect)
+    .option('--user-quota <n>', 'TURN: allocations per user (default 10)', numberArg)
+    .option('--total-quota <n>', 'TURN: allocations in total (default 10000)', numberArg)
+    .option('--bandwidth <bytes/s>', 'TURN: relayed bytes per second per allocation (default 0: unlimited)', numberArg)
+    .option('--legacy-channel-numbers', 'TURN: accept RFC 5766 channel numbers 0x4000-0x7FFE (older clients)')
+    .option('--alternate-server <ip:port>', 'TURN: redirect Allocate requests there with 300 Try Alternate')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
     .addHelpText(
@@ -53,8 +67,14 @@ Examples:
   nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
   nat-server --config /etc/nat-server.yaml
 
+  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --relay-ip 203.0.113.1
+                                                              STUN + TURN with REST API credentials
+
 Config file keys: listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
-rateLimit {perSecond, burst}, logLevel.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
+rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
+authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
+maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, legacyChannelNumbers,
+alternateServer.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
     )
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
@@ -80,6 +100,20 @@ rateLimit {perSecond, burst}, logLevel.  Exit codes: 0 stopped cleanly, 1 could 
     rateBurst?: number;
     logLevel?: string;
     config?: string;
+    realm?: string;
+    user?: string[];
+    usersFile?: string;
+    authSecret?: string[];
+    relayIp?: string[];
+    minPort?: number;
+    maxPort?: number;
+    allowPeer?: string[];
+    denyPeer?: string[];
+    userQuota?: number;
+    totalQuota?: number;
+    bandwidth?: number;
+    legacyChannelNumbers?: boolean;
+    alternateServer?: string;
   }>();
   const fromFile = o.config ? await readConfigFile(o.config) : {};
   const flags: Record<string, unknown> = {
@@ -94,11 +128,26 @@ rateLimit {perSecond, burst}, logLevel.  Exit codes: 0 stopped cleanly, 1 could 
     software: o.software,
     rateLimit: o.rateLimit === undefined ? undefined : { perSecond: o.rateLimit, ...(o.rateBurst !== undefined ? { burst: o.rateBurst } : {}) },
     logLevel: o.logLevel,
+    realm: o.realm,
+    users: o.user,
+    usersFile: o.usersFile,
+    authSecrets: o.authSecret,
+    relayIps: o.relayIp,
+    minPort: o.minPort,
+    maxPort: o.maxPort,
+    allowPeers: o.allowPeer,
+    denyPeers: o.denyPeer,
+    userQuota: o.userQuota,
+    totalQuota: o.totalQuota,
+    bandwidth: o.bandwidth,
+    legacyChannelNumbers: o.legacyChannelNumbers,
+    alternateServer: o.alternateServer,
   };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
-  const stun = await startStunServer({ ...toStunServerInit(config), logger });
+  const stun = await startStunServer({ ...(await toServerInit(config)), logger });
+  if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
   return {
     stun,

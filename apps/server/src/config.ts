@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { ipFamily } from '@nat/protocol';
-import type { StunServerInit } from '@nat/server';
+import { ipFamily, parseTransportAddress } from '@nat/protocol';
+import { type StunServerInit, type TurnAuthenticator, anyOf, parseUsersFile, restApiSecrets, staticUsers } from '@nat/server';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
+const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { message: 'not an IP prefix (e.g. 10.0.0.0/8)' });
 const ip = z.string().refine((s) => ipFamily(s) !== undefined, { message: 'not an IP address' });
 const port = z.number().int().min(0).max(65535);
 
@@ -27,8 +28,39 @@ export const ServerConfig = z
       .strict()
       .default({ perSecond: 500, burst: 1000 }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // ---- TURN (on when realm and at least one credential source are given)
+    realm: z.string().min(1).max(127).optional(),
+    /** Static users as `name:password` strings. */
+    users: z.array(z.string().regex(/^[^:]+:.+$/, { message: 'expected name:password' })).default([]),
+    usersFile: z.string().min(1).optional(),
+    /** TURN REST API shared secrets (several for rotation). */
+    authSecrets: z.array(z.string().min(1)).default([]),
+    relayIps: z.array(ip).max(2).optional(),
+    minPort: port.min(1).default(49152),
+    maxPort: port.min(1).default(65535),
+    allowPeers: z.array(cidr).default([]),
+    denyPeers: z.array(cidr).default([]),
+    userQuota: z.number().int().min(1).default(10),
+    totalQuota: z.number().int().min(1).default(10_000),
+    maxPermissions: z.number().int().min(1).default(100),
+    maxChannels: z.number().int().min(1).default(100),
+    /** Bytes per second per allocation; 0 = unlimited. */
+    bandwidth: z.number().int().min(0).default(0),
+    defaultLifetime: z.number().int().min(60).default(600),
+    maxLifetime: z.number().int().min(60).default(3600),
+    legacyChannelNumbers: z.boolean().default(false),
+    alternateServer: z.string().optional(),
   })
   .strict()
+  .refine((c) => c.minPort <= c.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] })
+  .refine((c) => c.realm === undefined || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
+    message: 'TURN needs credentials: users, usersFile or authSecrets',
+    path: ['realm'],
+  })
+  .refine((c) => c.realm !== undefined || (c.users.length === 0 && c.authSecrets.length === 0 && c.usersFile === undefined), {
+    message: 'credentials given without a realm: set realm to serve TURN',
+    path: ['realm'],
+  })
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsCert'] });
 
 export type ServerConfig = z.infer<typeof ServerConfig>;
@@ -71,7 +103,60 @@ export function resolveConfig(fromFile: Record<string, unknown>, fromFlags: Reco
   return result.data;
 }
 
-/** The library options a configuration stands for. */
+/** The credential sources of a configuration (reads the users file). */
+export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticator> {
+  const users = new Map<string, string>();
+  for (const u of c.users) users.set(u.slice(0, u.indexOf(':')), u.slice(u.indexOf(':') + 1));
+  if (c.usersFile) {
+    let text: string;
+    try {
+      text = await readFile(c.usersFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read users file ${c.usersFile}: ${(e as Error).message}`);
+    }
+    for (const [k, v] of parseUsersFile(text, c.usersFile)) users.set(k, v);
+  }
+  const sources: TurnAuthenticator[] = [];
+  if (users.size > 0) sources.push(staticUsers(users));
+  if (c.authSecrets.length > 0) sources.push(restApiSecrets(c.authSecrets));
+  return anyOf(...sources);
+}
+
+/** The library options a configuration stands for (TURN included when `realm` is set). */
+export async function toServerInit(c: ServerConfig): Promise<StunServerInit> {
+  const base = toStunServerInit(c);
+  if (c.realm === undefined) return base;
+  let alternateServer;
+  if (c.alternateServer) {
+    try {
+      alternateServer = parseTransportAddress(c.alternateServer, 3478);
+    } catch {
+      throw new ConfigError(`invalid configuration: alternateServer: ${JSON.stringify(c.alternateServer)} is not IP[:PORT]`);
+    }
+  }
+  return {
+    ...base,
+    turn: {
+      realm: c.realm,
+      auth: await authenticatorOf(c),
+      ...(c.relayIps ? { relayIps: c.relayIps } : {}),
+      relayPorts: { min: c.minPort, max: c.maxPort },
+      peers: { allow: c.allowPeers, deny: c.denyPeers },
+      userQuota: c.userQuota,
+      totalQuota: c.totalQuota,
+      maxPermissions: c.maxPermissions,
+      maxChannels: c.maxChannels,
+      bandwidth: c.bandwidth,
+      defaultLifetime: c.defaultLifetime,
+      maxLifetime: c.maxLifetime,
+      legacyChannelNumbers: c.legacyChannelNumbers,
+      ...(alternateServer ? { alternateServer } : {}),
+      ...(c.software ? { software: c.software } : {}),
+    },
+  };
+}
+
+/** The STUN part of a configuration's library options. */
 export function toStunServerInit(c: ServerConfig): StunServerInit {
   return {
     listen: c.listen,
