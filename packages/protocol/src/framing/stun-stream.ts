@@ -141,6 +141,15 @@ export class StunStreamFramer implements Iterable<StreamFrame> {
     return this.#queue.length;
   }
 
+  /**
+   * Removes and returns every buffered byte that is not yet a frame. For protocols that switch a
+   * connection from STUN framing to raw bytes (RFC 6062 ConnectionBind): the bytes that followed
+   * the last frame belong to the raw stream.
+   */
+  takeBuffered(): Uint8Array {
+    return this.#queue.take(this.#queue.length);
+  }
+
   /** The error that failed the stream, or `undefined` while it is healthy. */
   get error(): DecodeError | undefined {
     return this.#error;

@@ -1,5 +1,5 @@
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
-import { type Server as NetServer, type Socket as NetSocket, createServer as createTcpServer } from 'node:net';
+import { type Server as NetServer, type Socket as NetSocket, connect as tcpConnect, createServer as createTcpServer } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { type AddressFamily, StunMethod, StunStreamFramer, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import type { ClientEndpoint } from '../turn/allocation.js';
@@ -154,6 +154,70 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const turn = init.turn ? new TurnCore({ ...init.turn, relayFamilies: [...relayIps.keys()], peers: init.turn.peers, logger: log }) : undefined;
   const relayPorts = new RelayPorts(init.turn?.relayPorts);
   const relays = new Map<number, Partial<Record<AddressFamily, UdpSocket>>>();
+  // RFC 6062 TCP relays: a listening socket per TCP allocation, and the peer connections.
+  const tcpRelays = new Map<number, NetServer>();
+  const peerConnections = new Map<number, { socket: NetSocket; data?: NetSocket }>();
+  const streamConnections = new Map<string, { socket: NetSocket; framer: StunStreamFramer; raw: boolean }>();
+
+  /** Joins a client's data connection and a peer connection into one raw pipe (RFC 6062 section 5.4). */
+  const bindPeerConnection = (connectionId: number, endpointKey: string): void => {
+    const peer = peerConnections.get(connectionId);
+    const data = streamConnections.get(endpointKey);
+    if (!peer || !data) {
+      data?.socket.destroy();
+      peer?.socket.destroy();
+      return;
+    }
+    data.raw = true;
+    peer.data = data.socket;
+    const rest = data.framer.takeBuffered();
+    if (rest.length > 0) peer.socket.write(rest);
+    data.socket.removeAllListeners('data');
+    data.socket.on('data', (chunk: Buffer) => {
+      if (!peer.socket.write(chunk)) {
+        data.socket.pause();
+        peer.socket.once('drain', () => data.socket.resume());
+      }
+    });
+    peer.socket.on('data', (chunk: Buffer) => {
+      if (!data.socket.write(chunk)) {
+        peer.socket.pause();
+        data.socket.once('drain', () => peer.socket.resume());
+      }
+    });
+    const end = (): void => {
+      peer.socket.destroy();
+      data.socket.destroy();
+    };
+    data.socket.once('close', end);
+    peer.socket.resume();
+  };
+
+  const trackPeerConnection = (id: number, socket: NetSocket): void => {
+    socket.pause();
+    peerConnections.set(id, { socket });
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      const entry = peerConnections.get(id);
+      peerConnections.delete(id);
+      entry?.data?.destroy();
+      turn?.tcpClosed(id);
+    });
+  };
+
+  const listenTcpRelay = async (ip: string): Promise<NetServer | undefined> => {
+    const range = init.turn?.relayPorts ?? { min: 49152, max: 65535 };
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const port = range.min + Math.floor(Math.random() * (range.max - range.min + 1));
+      const server = createTcpServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen({ host: ip, port, exclusive: true }, () => resolve(true));
+      });
+      if (ok) return server;
+    }
+    return undefined;
+  };
   const senders = new Map<string, (bytes: Uint8Array) => void>();
   const udpEndpoints = new Map<string, ClientEndpoint>();
   let nextConnection = 1;
@@ -191,12 +255,43 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
           relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, o.peer.address);
           break;
         case 'open-relay':
-          void openRelay(o.allocation, o.families, o.evenPort, o.reserveNext, o.reservationToken, o.newReservationToken);
+          if (o.transport === 'tcp') void openTcpRelay(o.allocation, o.families[0]!);
+          else void openRelay(o.allocation, o.families, o.evenPort, o.reserveNext, o.reservationToken, o.newReservationToken);
           break;
         case 'close-relay': {
           const sockets = relays.get(o.allocation);
           relays.delete(o.allocation);
           for (const sock of Object.values(sockets ?? {})) sock?.close();
+          tcpRelays.get(o.allocation)?.close();
+          tcpRelays.delete(o.allocation);
+          break;
+        }
+        case 'tcp-connect': {
+          const id = o.connectionId;
+          const socket = tcpConnect({ host: o.peer.address, port: o.peer.port, localAddress: relayIps.get(o.peer.family) });
+          socket.setTimeout(30_000, () => socket.destroy(new Error('timeout')));
+          socket.once('connect', () => {
+            socket.setTimeout(0);
+            trackPeerConnection(id, socket);
+            turn!.tcpConnected(id, Date.now());
+            flushTurn();
+          });
+          socket.once('error', () => {
+            if (!peerConnections.has(id)) {
+              turn!.tcpConnectFailed(id);
+              flushTurn();
+            }
+          });
+          break;
+        }
+        case 'tcp-bind':
+          bindPeerConnection(o.connectionId, o.endpoint.key);
+          break;
+        case 'tcp-close': {
+          const entry = peerConnections.get(o.connectionId);
+          peerConnections.delete(o.connectionId);
+          entry?.socket.destroy();
+          entry?.data?.destroy();
           break;
         }
       }
@@ -236,6 +331,33 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
 
   // RFC 7983 / RFC 9443: ChannelData starts with 0x40-0x4F (0x40-0x7F with RFC 5766 numbers).
   const channelDataLastByte = turn?.legacyChannelNumbers ? 0x7f : 0x4f;
+  const openTcpRelay = async (id: number, family: AddressFamily): Promise<void> => {
+    const ip = relayIps.get(family)!;
+    const server = await listenTcpRelay(ip);
+    if (closed || !turn!.allocation(id)) {
+      server?.close();
+      return;
+    }
+    if (!server) {
+      turn!.relayFailed(id, 508);
+      flushTurn();
+      return;
+    }
+    tcpRelays.set(id, server);
+    server.on('connection', (socket) => {
+      const peer: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+      const connectionId = turn!.tcpIncoming(id, peer, Date.now());
+      if (connectionId === undefined) {
+        socket.destroy();
+        return;
+      }
+      trackPeerConnection(connectionId, socket);
+      flushTurn();
+    });
+    turn!.relayOpened(id, family, { family, address: ip, port: (server.address() as { port: number }).port });
+    flushTurn();
+  };
+
   const sweepTimer = turn
     ? setInterval(() => {
         turn.sweep(Date.now());
@@ -250,6 +372,13 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     if (sweepTimer) clearInterval(sweepTimer);
     for (const sockets of relays.values()) for (const sock of Object.values(sockets)) sock?.close();
     relays.clear();
+    for (const server of tcpRelays.values()) server.close();
+    tcpRelays.clear();
+    for (const c of peerConnections.values()) {
+      c.socket.destroy();
+      c.data?.destroy();
+    }
+    peerConnections.clear();
     relayPorts.close();
     for (const c of connections) c.destroy();
     await Promise.all([
@@ -340,10 +469,13 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
           server: roleAddress(set, role)!,
           transport: (socket as { encrypted?: boolean }).encrypted ? 'tls' : 'tcp',
         };
+        const conn = { socket, framer, raw: false };
         if (turn) {
           senders.set(endpoint.key, (bytes) => socket.write(bytes));
+          streamConnections.set(endpoint.key, conn);
           socket.on('close', () => {
             senders.delete(endpoint.key);
+            streamConnections.delete(endpoint.key);
             turn.handleEndpointClosed(endpoint.key);
             flushTurn();
           });
@@ -351,7 +483,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
         socket.on('data', (chunk: Buffer) => {
           try {
             framer.push(chunk);
-            for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
+            for (let frame = framer.next(); frame !== undefined && !conn.raw; frame = conn.raw ? undefined : framer.next()) {
               const now = Date.now();
               if (frame.kind === 'channel-data') {
                 turn?.handleChannelData(frame.bytes, endpoint, now);

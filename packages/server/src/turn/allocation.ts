@@ -30,6 +30,8 @@ export class Allocation {
   /** 'sha1' for MESSAGE-INTEGRITY, 'sha256' for MESSAGE-INTEGRITY-SHA256. */
   readonly mac: 'sha1' | 'sha256';
   relayed: RelayedAddresses = {};
+  /** 'udp' relay (RFC 8656) or 'tcp' relay (RFC 6062). */
+  transport: 'udp' | 'tcp' = 'udp';
   /** Families the relay sockets are being opened for. */
   readonly families: AddressFamily[];
   expiresAt: number;

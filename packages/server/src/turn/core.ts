@@ -42,6 +42,8 @@ export type TurnOutput =
   | {
       readonly kind: 'open-relay';
       readonly allocation: number;
+      /** 'udp' (RFC 8656) or 'tcp' (RFC 6062: a listening TCP socket on the relayed address). */
+      readonly transport: 'udp' | 'tcp';
       readonly families: readonly AddressFamily[];
       readonly evenPort: boolean;
       readonly reserveNext: boolean;
@@ -49,7 +51,13 @@ export type TurnOutput =
       readonly newReservationToken: Uint8Array | undefined;
     }
   /** Close an allocation's relay socket(s). */
-  | { readonly kind: 'close-relay'; readonly allocation: number };
+  | { readonly kind: 'close-relay'; readonly allocation: number }
+  /** RFC 6062 Connect: open a TCP connection from the relay to the peer, then call tcpConnected/tcpConnectFailed. */
+  | { readonly kind: 'tcp-connect'; readonly allocation: number; readonly connectionId: number; readonly peer: TransportAddress }
+  /** RFC 6062 ConnectionBind succeeded: after the response, the client's data connection becomes a raw pipe to the peer connection. */
+  | { readonly kind: 'tcp-bind'; readonly connectionId: number; readonly endpoint: ClientEndpoint }
+  /** Close a peer TCP connection (never bound in time, or its allocation is gone). */
+  | { readonly kind: 'tcp-close'; readonly connectionId: number };
 
 /** Options of the TURN core. Every option has its default documented. */
 export interface TurnCoreInit {
@@ -86,6 +94,8 @@ export interface TurnCoreInit {
    * instead of RFC 8656's 0x4000-0x4FFF. Default false.
    */
   readonly legacyChannelNumbers?: boolean;
+  /** Allow TCP relay allocations (RFC 6062) for clients on TCP/TLS. Default true. */
+  readonly tcpRelay?: boolean;
   /** Unauthenticated requests per second per client IP (401 answers cost the server). Default 50. */
   readonly unauthenticatedRate?: number;
   readonly logger?: Logger;
@@ -106,6 +116,20 @@ export interface TurnStats {
 const PERMISSION_LIFETIME = 300_000; // RFC 8656 section 9: 300 seconds
 const CHANNEL_LIFETIME = 600_000; // RFC 8656 section 12: 10 minutes
 const TRANSPORT_UDP = 17;
+const TRANSPORT_TCP = 6;
+/** RFC 6062 section 5.3: a peer connection not bound by the client within 30 s is closed. */
+const CONNECTION_BIND_TIMEOUT = 30_000;
+
+/** A TCP connection between the relay and a peer (RFC 6062). */
+interface TcpConnection {
+  readonly id: number;
+  readonly allocation: number;
+  readonly peer: TransportAddress;
+  state: 'connecting' | 'pending-bind' | 'bound';
+  /** The Connect request to answer when the connection is up. */
+  connect?: StunMessage;
+  expiresAt: number;
+}
 
 // Attributes a TURN server understands in requests (RFC 8489 section 7.3.1: others that are
 // comprehension-required get 420).
@@ -114,6 +138,7 @@ const UNDERSTOOD = new Set<number>(
     Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Realm, Attr.Nonce, Attr.PasswordAlgorithm,
     Attr.Userhash, Attr.ChannelNumber, Attr.Lifetime, Attr.XorPeerAddress, Attr.Data, Attr.RequestedAddressFamily,
     Attr.EvenPort, Attr.RequestedTransport, Attr.DontFragment, Attr.ReservationToken, Attr.XorMappedAddress,
+    Attr.ConnectionId,
   ].map((s) => s.type),
 );
 
@@ -147,6 +172,8 @@ export class TurnCore {
   readonly #alternate: TransportAddress | undefined;
   readonly #software: string | undefined;
   readonly #legacyChannels: boolean;
+  readonly #tcpRelay: boolean;
+  readonly #tcp = new Map<number, TcpConnection>();
   readonly #nonces: NonceIssuer;
   readonly #limiter: RateLimiter;
   readonly #log: Logger;
@@ -171,6 +198,7 @@ export class TurnCore {
     this.#alternate = init.alternateServer;
     this.#software = init.software;
     this.#legacyChannels = init.legacyChannelNumbers === true;
+    this.#tcpRelay = init.tcpRelay !== false;
     this.#nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000 });
     this.#limiter = new RateLimiter({ perSecond: init.unauthenticatedRate ?? 50 });
     this.#log = init.logger ?? silentLogger;
@@ -222,6 +250,8 @@ export class TurnCore {
         case StunMethod.Refresh:
         case StunMethod.CreatePermission:
         case StunMethod.ChannelBind:
+        case StunMethod.Connect:
+        case StunMethod.ConnectionBind:
           this.#request(message, endpoint, now);
           return;
         default:
@@ -307,8 +337,14 @@ export class TurnCore {
     if (pending) this.#error(pending.request, a.endpoint, { key: a.key, mac: a.mac }, new Reject(code));
   }
 
-  /** Expires allocations, permissions and channels. Call about once a second. */
+  /** Expires allocations, permissions, channels and unbound TCP peer connections. Call about once a second. */
   sweep(now: number): void {
+    for (const c of this.#tcp.values()) {
+      if (c.state === 'pending-bind' && c.expiresAt <= now) {
+        this.#tcp.delete(c.id);
+        this.#out.push({ kind: 'tcp-close', connectionId: c.id });
+      }
+    }
     for (const a of this.#byId.values()) {
       if (a.expiresAt <= now) {
         this.#delete(a);
@@ -324,6 +360,93 @@ export class TurnCore {
         }
       }
     }
+  }
+
+  // ---------------------------------------------------------------- RFC 6062 (TCP relay)
+
+  /** The relay's TCP connection to the peer is up: answer the Connect with CONNECTION-ID. */
+  tcpConnected(connectionId: number, now: number): void {
+    const c = this.#tcp.get(connectionId);
+    const a = c && this.#byId.get(c.allocation);
+    if (!c || !a || !c.connect) return;
+    const request = c.connect;
+    c.connect = undefined;
+    c.state = 'pending-bind';
+    c.expiresAt = now + CONNECTION_BIND_TIMEOUT;
+    this.#out.push({ kind: 'to-client', endpoint: a.endpoint, bytes: this.#respond(request, a.key, a.mac, [attr(Attr.ConnectionId, c.id)]) });
+  }
+
+  /** The relay could not reach the peer: 447 Connection Timeout or Failure. */
+  tcpConnectFailed(connectionId: number): void {
+    const c = this.#tcp.get(connectionId);
+    this.#tcp.delete(connectionId);
+    const a = c && this.#byId.get(c.allocation);
+    if (!c || !a || !c.connect) return;
+    this.#error(c.connect, a.endpoint, { key: a.key, mac: a.mac }, new Reject(447));
+  }
+
+  /**
+   * A peer connected to a TCP allocation's relayed address (RFC 6062 section 5.3). Returns the
+   * connection id when the peer has a permission (a ConnectionAttempt indication goes to the
+   * client), or undefined: the driver then closes the peer's connection.
+   */
+  tcpIncoming(allocationId: number, peer: TransportAddress, now: number): number | undefined {
+    const a = this.#byId.get(allocationId);
+    if (!a || a.transport !== 'tcp' || !a.hasPermission(canonicalIpSafe(peer.address), now)) return undefined;
+    const id = this.#newConnectionId();
+    this.#tcp.set(id, { id, allocation: a.id, peer, state: 'pending-bind', expiresAt: now + CONNECTION_BIND_TIMEOUT });
+    this.#out.push({
+      kind: 'to-client',
+      endpoint: a.endpoint,
+      bytes: encodeStunMessage({ method: StunMethod.ConnectionAttempt, class: StunClass.Indication, attributes: [attr(Attr.ConnectionId, id), attr(Attr.XorPeerAddress, peer)] }),
+    });
+    return id;
+  }
+
+  /** A peer TCP connection closed. */
+  tcpClosed(connectionId: number): void {
+    this.#tcp.delete(connectionId);
+  }
+
+  #newConnectionId(): number {
+    for (;;) {
+      const id = crypto.getRandomValues(new Uint32Array(1))[0]!;
+      if (id !== 0 && !this.#tcp.has(id)) return id;
+    }
+  }
+
+  /** Connect (RFC 6062 section 5.2). */
+  #connect(m: StunMessage, endpoint: ClientEndpoint, auth: { key: Uint8Array; mac: 'sha1' | 'sha256'; username: string }, now: number): void {
+    const a = this.#byEndpoint.get(endpoint.key);
+    if (a === undefined) throw new Reject(437);
+    if (a.transport !== 'tcp') throw new Reject(400, 'Bad Request: Connect needs a TCP allocation');
+    if (a.username !== auth.username) throw new Reject(441);
+    const peer = m.get(Attr.XorPeerAddress);
+    if (peer === undefined) throw new Reject(400, 'Bad Request: XOR-PEER-ADDRESS is required');
+    const ip = this.#checkPeer(a, peer);
+    for (const c of this.#tcp.values()) {
+      if (c.allocation === a.id && c.peer.port === peer.port && canonicalIpSafe(c.peer.address) === ip) throw new Reject(446);
+    }
+    // RFC 6062 section 5.2: a Connect installs (or refreshes) a permission for the peer.
+    a.permissions.set(ip, now + PERMISSION_LIFETIME);
+    const id = this.#newConnectionId();
+    this.#tcp.set(id, { id, allocation: a.id, peer: { family: peer.family, address: ip, port: peer.port }, state: 'connecting', connect: m, expiresAt: now + CONNECTION_BIND_TIMEOUT });
+    this.#out.push({ kind: 'tcp-connect', allocation: a.id, connectionId: id, peer: { family: peer.family, address: ip, port: peer.port } });
+  }
+
+  /** ConnectionBind (RFC 6062 section 5.4), on a new TCP/TLS connection from the client. */
+  #connectionBind(m: StunMessage, endpoint: ClientEndpoint, auth: { key: Uint8Array; mac: 'sha1' | 'sha256'; username: string }, _now: number): void {
+    if (endpoint.transport === 'udp') throw new Reject(400, 'Bad Request: ConnectionBind needs a TCP or TLS connection');
+    if (this.#byEndpoint.has(endpoint.key)) throw new Reject(400, 'Bad Request: this connection carries an allocation');
+    const id = m.get(Attr.ConnectionId);
+    const c = id === undefined ? undefined : this.#tcp.get(id);
+    if (c === undefined || c.state !== 'pending-bind') throw new Reject(400, 'Bad Request: unknown CONNECTION-ID');
+    const a = this.#byId.get(c.allocation);
+    if (a === undefined) throw new Reject(400, 'Bad Request: unknown CONNECTION-ID');
+    if (a.username !== auth.username) throw new Reject(441);
+    c.state = 'bound';
+    this.#ok(m, endpoint, auth, []);
+    this.#out.push({ kind: 'tcp-bind', connectionId: c.id, endpoint });
   }
 
   // ---------------------------------------------------------------- internals
@@ -352,6 +475,12 @@ export class TurnCore {
     if (n <= 0) this.#perUser.delete(a.username);
     else this.#perUser.set(a.username, n);
     this.stats.allocations = this.#byId.size;
+    for (const c of this.#tcp.values()) {
+      if (c.allocation === a.id) {
+        this.#tcp.delete(c.id);
+        this.#out.push({ kind: 'tcp-close', connectionId: c.id });
+      }
+    }
     this.#out.push({ kind: 'close-relay', allocation: a.id });
     this.#log.debug({ allocation: a.id }, 'allocation deleted');
   }
@@ -390,6 +519,10 @@ export class TurnCore {
           return this.#createPermission(m, endpoint, auth, now);
         case StunMethod.ChannelBind:
           return this.#channelBind(m, endpoint, auth, now);
+        case StunMethod.Connect:
+          return this.#connect(m, endpoint, auth, now);
+        case StunMethod.ConnectionBind:
+          return this.#connectionBind(m, endpoint, auth, now);
       }
     } catch (e) {
       if (e instanceof Reject) return this.#error(m, endpoint, auth, e);
@@ -494,9 +627,14 @@ export class TurnCore {
     }
     const transport = m.get(Attr.RequestedTransport);
     if (transport === undefined) throw new Reject(400, 'Bad Request: REQUESTED-TRANSPORT is required');
-    if (transport !== TRANSPORT_UDP) throw new Reject(442);
+    if (transport !== TRANSPORT_UDP && !(transport === TRANSPORT_TCP && this.#tcpRelay)) throw new Reject(442);
     const token = m.get(Attr.ReservationToken);
     const even = m.get(Attr.EvenPort);
+    if (transport === TRANSPORT_TCP) {
+      // RFC 6062 section 5.1: TCP relays only for clients on TCP or TLS, and without the UDP-only attributes.
+      if (endpoint.transport === 'udp') throw new Reject(400, 'Bad Request: TCP relay needs a TCP or TLS connection to the server');
+      if (token || even || m.has(Attr.DontFragment)) throw new Reject(400, 'Bad Request: EVEN-PORT, RESERVATION-TOKEN and DONT-FRAGMENT are UDP-only');
+    }
     const requestedFamily = m.get(Attr.RequestedAddressFamily);
     const additional = m.get(Attr.AdditionalAddressFamily);
     if (token && (even || requestedFamily || additional)) throw new Reject(400, 'Bad Request: RESERVATION-TOKEN with EVEN-PORT or an address family');
@@ -522,6 +660,7 @@ export class TurnCore {
     const lifetime = this.#lifetime(m.get(Attr.Lifetime));
     const id = this.#nextId++;
     const a = new Allocation(id, endpoint, auth.username, auth.key, auth.mac, families, now + lifetime * 1000, this.#bandwidth, now);
+    a.transport = transport === TRANSPORT_TCP ? 'tcp' : 'udp';
     a.allocateTransaction = m.transactionKey;
     this.#byId.set(id, a);
     this.#byEndpoint.set(endpoint.key, a);
@@ -529,7 +668,7 @@ export class TurnCore {
     this.stats.allocations = this.#byId.size;
     const newToken = even?.reserve ? crypto.getRandomValues(new Uint8Array(8)) : undefined;
     this.#pending.set(id, { request: m, lifetime, token: newToken, familyError });
-    this.#out.push({ kind: 'open-relay', allocation: id, families, evenPort: even !== undefined, reserveNext: even?.reserve === true, reservationToken: token, newReservationToken: newToken });
+    this.#out.push({ kind: 'open-relay', allocation: id, transport: a.transport, families, evenPort: even !== undefined, reserveNext: even?.reserve === true, reservationToken: token, newReservationToken: newToken });
   }
 
   #lifetime(requested: number | undefined): number {
