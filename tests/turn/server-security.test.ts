@@ -93,10 +93,11 @@ describe('authentication', () => {
 });
 
 describe('RFC 8656 error codes', () => {
-  it('400 without REQUESTED-TRANSPORT, 442 for TCP', async () => {
+  it('400 without REQUESTED-TRANSPORT, 442 for an unsupported protocol, 400 for a TCP relay over UDP (RFC 6062 section 5.1)', async () => {
     const c = await client(strict);
     expect(codeOf(await c.allocate([attr(Attr.Lifetime, 600)]))).toBe(400);
-    expect(codeOf(await c.request(Allocate, [attr(Attr.RequestedTransport, 6)]))).toBe(442);
+    expect(codeOf(await c.request(Allocate, [attr(Attr.RequestedTransport, 132)]))).toBe(442);
+    expect(codeOf(await c.request(Allocate, [attr(Attr.RequestedTransport, 6)]))).toBe(400);
   });
 
   it('437 for a second Allocate on the same 5-tuple, the same answer for a retransmission', async () => {
