@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests need (real NAT lab in network
-# namespaces, classic and RFC 5780 STUN classifiers, TURN server), only when missing.
+# namespaces, classic and RFC 5780 STUN classifiers, TURN server, a browser for the WebRTC
+# test), only when missing.
 # Idempotent: a second run installs nothing and does not run `apt-get update`.
 # Runs non-interactively and starts no service: while it installs, a temporary
 # /usr/sbin/policy-rc.d forbids invoke-rc.d from starting daemons, and afterwards any
@@ -19,6 +20,7 @@ declare -A PROVIDES=(
   [iproute2]=ip                  # ip netns, veth
   [conntrack]=conntrack          # inspect/flush NAT mappings
   [procps]=pgrep                 # pgrep/sysctl, used by the lab and its tests
+  [chromium]=chromium            # real browser for the WebRTC-through-TURN test (playwright-core)
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
@@ -99,6 +101,6 @@ for daemon in turnserver stund; do
 done
 
 log "versions:"
-{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; } 2>&1 \
+{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; chromium --version 2>/dev/null || true; } 2>&1 \
   | sed 's/^/  /'
 log "done"
