@@ -80,6 +80,19 @@ describe('authentication', () => {
     expect(r.get(Attr.Nonce)).toBeDefined();
   });
 
+  it('refuses a PASSWORD-ALGORITHMS echo that differs from the offer (RFC 8489 bid-down protection)', async () => {
+    const c = await client(strict);
+    const challenge = await c.learnNonce(Allocate, [attr(Attr.RequestedTransport, 17)]);
+    expect(challenge.get(Attr.PasswordAlgorithms)?.map((p) => p.algorithm)).toEqual([1, 2]);
+    const onlyMd5 = attr(Attr.PasswordAlgorithms, [{ algorithm: 1, parameters: new Uint8Array(0) }]);
+    expect(codeOf(await c.request(Allocate, [attr(Attr.RequestedTransport, 17), onlyMd5, attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) })]))).toBe(400);
+    // the exact echo with MD5 is accepted
+    const echo = attr(Attr.PasswordAlgorithms, [1, 2].map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) })));
+    const ok = await c.request(Allocate, [attr(Attr.RequestedTransport, 17), echo, attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) })]);
+    expect(ok.class).toBe(StunClass.SuccessResponse);
+    await c.request(Refresh, [attr(Attr.Lifetime, 0)]);
+  });
+
   it('allocates with the right password and signs the response with the long-term key', async () => {
     const c = await client(strict);
     const r = await c.allocate();

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
 import { stunCommand } from './commands/stun.js';
+import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import type { Io } from './io.js';
 
@@ -19,6 +20,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
   const program = new Command('nat')
     .description('NAT traversal from the command line: what NAT am I behind, what address does the world see.')
     .exitOverride()
+    .enablePositionalOptions()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => {} })
     .addHelpText('after', '\nExit codes: 0 done, 1 failure, 2 bad usage, 3 no server answered.');
 
@@ -51,6 +53,37 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--rc <n>', 'requests before giving up (default 7)', positiveInt('a count'))
     .action(async (server: string, opts) => {
       code = await stunCommand(server, opts, io, signal);
+    });
+
+  const turn = program
+    .command('turn')
+    .description('allocate a relayed address on a TURN server (RFC 8656); with --peer, relay stdin/stdout or run an echo test')
+    .enablePositionalOptions()
+    .option('-s, --server <host[:port]>', 'TURN server (port 3478, or 5349 for TLS)')
+    .option('-u, --user <name:password>', 'long-term credentials (for REST API secrets, see `nat turn credentials`)')
+    .option('-p, --peer <ip:port>', 'peer to relay to')
+    .addOption(new Option('-t, --transport <transport>', 'transport to the server').choices(['udp', 'tcp', 'tls']).default('udp'))
+    .option('--echo', 'send probes to an echoing peer and print round-trip times')
+    .option('-n, --count <n>', 'echo probes (default 5)', positiveInt('a count'))
+    .option('--interval <ms>', 'time between echo probes (default 200)', positiveInt('milliseconds'))
+    .option('--channel', 'bind a channel for the peer (ChannelData) instead of Send indications')
+    .option('--hold', 'without --peer: keep the allocation until Ctrl-C')
+    .option('-k, --insecure', 'TLS: accept a self-signed certificate')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  nat turn --server 127.0.0.1:3478 --user alice:secret\n  nat turn --server turn.example.org --user alice:secret --peer 198.51.100.7:9000 --echo\n  echo hello | nat turn --server 127.0.0.1 --user alice:secret --peer 198.51.100.7:9000 --channel')
+    .action(async (opts) => {
+      if (!opts.server || !opts.user) throw new UsageError('nat turn needs --server HOST[:PORT] and --user NAME:PASSWORD');
+      code = await turnCommand(opts, io, signal);
+    });
+  turn
+    .command('credentials')
+    .description('print TURN REST API time-limited credentials (username expiry:user, password base64(HMAC-SHA1(secret, username)))')
+    .requiredOption('--secret <secret>', 'the shared secret configured on the server (--auth-secret)')
+    .requiredOption('--user <name>', 'the user part of the username')
+    .option('--ttl <seconds>', 'validity (default 86400)', positiveInt('seconds'), 86400)
+    .option('--json', 'print JSON')
+    .action((opts) => {
+      code = turnCredentialsCommand(opts, io);
     });
 
   try {

@@ -33,6 +33,10 @@
  * no answer. Its default ({@link DISCOVERY_RETRANSMISSION}) is RTO 250 ms, Rc 4, Rm 4: requests
  * at 0, 250, 750 and 1750 ms, given up at 2750 ms. Every value can be set.
  *
+ * - **TURN** ({@link TurnClient}, {@link TurnAllocationCore}): allocations with the long-term
+ *   credential exchange, refreshes, permissions, channels, Send indications and ChannelData over
+ *   UDP, TCP and TLS (RFC 8656).
+ *
  * Errors: every operation rejects with a {@link StunClientError} whose `code` is `TIMEOUT`,
  * `ABORTED`, `ERROR_RESPONSE` (with `stunErrorCode`), `BAD_RESPONSE`, `SOCKET` or
  * `BAD_ADDRESS`. Discovery reports test failures in its result instead of throwing.
@@ -115,3 +119,4 @@ export {
   measureBindingLifetime,
 } from './discovery/lifetime.js';
 export { detectNat, type DetectNatOptions, type NatReport, describeReachability, algFrom } from './discovery/detect.js';
+export * from './turn/index.js';

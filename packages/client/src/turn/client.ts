@@ -29,7 +29,7 @@ export interface TurnClientInit extends TurnAllocationOptions {
 }
 
 /** A peer, as an address or `"ip:port"` / `"[v6]:port"` text. */
-export type PeerAddress = TransportAddress | string;
+export type TurnPeerAddress = TransportAddress | string;
 
 /** Options of the operations that wait. */
 export interface TurnOperationOptions {
@@ -70,7 +70,7 @@ type Outcome = { readonly kind: 'allocated' } | { readonly kind: 'redirect'; rea
 
 const monotonic = (): number => performance.now();
 
-function toPeer(peer: PeerAddress): TransportAddress {
+function toPeer(peer: TurnPeerAddress): TransportAddress {
   if (typeof peer !== 'string') return peer;
   try {
     return parseTransportAddress(peer);
@@ -203,9 +203,9 @@ export class TurnClient {
    * Installs permissions toward peers (their IPs; ports do not matter) with one
    * CreatePermission; they are kept alive until {@link release} or the end of the allocation.
    */
-  createPermission(peers: PeerAddress | readonly PeerAddress[], options: TurnOperationOptions = {}): Promise<void> {
+  createPermission(peers: TurnPeerAddress | readonly TurnPeerAddress[], options: TurnOperationOptions = {}): Promise<void> {
     return this.#operation(options.signal, 'createPermission', () => {
-      const list = (Array.isArray(peers) ? peers : [peers]) as readonly PeerAddress[];
+      const list = (Array.isArray(peers) ? peers : [peers]) as readonly TurnPeerAddress[];
       return this.#core.createPermission(list.map(peerIp), monotonic());
     });
   }
@@ -214,7 +214,7 @@ export class TurnClient {
    * Binds a channel to a peer (or refreshes its binding) and resolves with the channel number
    * once the server confirmed it; from then on data to that peer goes as ChannelData.
    */
-  async bindChannel(peer: PeerAddress, options: TurnOperationOptions = {}): Promise<number> {
+  async bindChannel(peer: TurnPeerAddress, options: TurnOperationOptions = {}): Promise<number> {
     let channel = 0;
     await this.#operation(options.signal, 'bindChannel', () => {
       const r = this.#core.bindChannel(toPeer(peer), monotonic());
@@ -229,7 +229,7 @@ export class TurnClient {
    * installed permission, or held (bounded) while the permission is being created. Returns
    * what was done; `'dropped'` when the queue is full or the allocation is gone.
    */
-  send(peer: PeerAddress, data: Uint8Array): TurnSendResult {
+  send(peer: TurnPeerAddress, data: Uint8Array): TurnSendResult {
     const result = this.#core.send(toPeer(peer), data, monotonic());
     if (result === 'channel' || result === 'indication') {
       const socket = this.#socket!;
@@ -343,7 +343,12 @@ export class TurnClient {
       {
         onMessage: (bytes) => {
           this.#core.handleInput(bytes, monotonic());
-          this.#service();
+          if (bytes[0]! >= 0x40) {
+            // ChannelData (RFC 7983 first byte 64-79): it only ever yields a data event.
+            for (let e = this.#core.pollEvent(); e; e = this.#core.pollEvent()) this.#handle(e);
+          } else {
+            this.#service();
+          }
         },
         onError: (error) => this.#fail(error),
       },
@@ -375,7 +380,7 @@ export class TurnClient {
     try {
       op = start();
     } catch (e) {
-      return Promise.reject(e instanceof StunClientError ? e : new StunClientError('BAD_ADDRESS', `${what}: ${(e as Error).message}`, { cause: e }));
+      return Promise.reject(e); // BAD_ADDRESS, or a RangeError (an empty list, no channel number left)
     }
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
@@ -473,7 +478,7 @@ export class TurnClient {
   #fail(error: StunClientError): void {
     if (this.#ended) return;
     this.#endError = error;
-    this.#core.abort();
+    this.#core.abort(error);
     this.#service();
   }
 
@@ -503,7 +508,7 @@ export class TurnClient {
 }
 
 /** The IP of a peer given as an address, `"ip:port"`, `"[v6]:port"` or a bare IP. */
-function peerIp(p: PeerAddress): string {
+function peerIp(p: TurnPeerAddress): string {
   if (typeof p !== 'string') return p.address;
   return ipFamily(p) !== undefined ? p : toPeer(p).address;
 }

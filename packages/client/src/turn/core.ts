@@ -41,6 +41,11 @@ export type TurnAllocationState =
 
 /** UDP transport protocol number for REQUESTED-TRANSPORT (RFC 8656 section 18.8). */
 const TRANSPORT_UDP = 17;
+/**
+ * The most data one packet may carry: what fits in a Send indication (a STUN body is at most
+ * 65,532 bytes; XOR-PEER-ADDRESS of an IPv6 peer takes 24, the DATA header 4, DONT-FRAGMENT 4).
+ */
+const MAX_DATA = 65_500;
 /** Permission refreshes due this close together are sent in one CreatePermission. */
 const COALESCE_MS = 10_000;
 
@@ -299,10 +304,10 @@ export class TurnAllocationCore {
    * allocation: it returns `'dropped'`.
    *
    * @throws StunClientError `BAD_ADDRESS` for a bad peer address; RangeError for more than
-   * 65535 bytes of data.
+   * 65,500 bytes of data.
    */
   send(peer: TransportAddress, data: Uint8Array, now: number): TurnSendResult {
-    if (data.length > 0xffff) throw new RangeError(`send: ${data.length} bytes do not fit in a TURN message (65535 at most)`);
+    if (data.length > MAX_DATA) throw new RangeError(`send: ${data.length} bytes do not fit in a TURN message (${MAX_DATA} at most)`);
     if (this.#state !== 'allocated') {
       this.#stats.dropped++;
       return 'dropped';
@@ -355,10 +360,14 @@ export class TurnAllocationCore {
     }
   }
 
-  /** Ends at once without deallocating: pending requests are cancelled, a `closed` event follows. */
-  abort(): void {
+  /**
+   * Ends at once without deallocating: pending requests are cancelled, and a `closed` event
+   * follows, or a `failed` event with `error` when one is given (the transport was lost).
+   */
+  abort(error?: StunClientError): void {
     if (this.#isFinal()) return;
-    this.#finish('closed', { type: 'closed' });
+    if (error) this.#finish('failed', { type: 'failed', error });
+    else this.#finish('closed', { type: 'closed' });
   }
 
   // ------------------------------------------------------------------ requests

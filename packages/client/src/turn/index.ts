@@ -22,5 +22,5 @@ export {
   type TurnClientEvents,
   type TurnOperationOptions,
   type TurnMessagesOptions,
-  type PeerAddress,
+  type TurnPeerAddress,
 } from './client.js';

@@ -27,17 +27,15 @@ export interface Channel {
 }
 
 const CANONICAL_CACHE_MAX = 4096;
-const canonicalCache = new Map<string, string>();
+/** IP text as given -> its canonical text and family: parsing stays off the send path. */
+const canonicalCache = new Map<string, { readonly address: string; readonly family: 'IPv4' | 'IPv6' }>();
 
-/**
- * The canonical text of a peer IP (so that `::FFFF:1.2.3.4` and `::ffff:1.2.3.4` are one
- * peer). Throws a `BAD_ADDRESS` StunClientError for text that is not an IP address.
- */
-export function canonicalPeerIp(ip: string): string {
+function canonical(ip: string): { readonly address: string; readonly family: 'IPv4' | 'IPv6' } {
   let c = canonicalCache.get(ip);
   if (c !== undefined) return c;
   try {
-    c = canonicalIp(ip);
+    const address = canonicalIp(ip);
+    c = { address, family: ipFamily(address) ?? 'IPv4' };
   } catch (e) {
     if (e instanceof ParseError) throw new StunClientError('BAD_ADDRESS', `not an IP address: ${JSON.stringify(ip)}`, { cause: e });
     throw e;
@@ -47,13 +45,21 @@ export function canonicalPeerIp(ip: string): string {
   return c;
 }
 
+/**
+ * The canonical text of a peer IP (so that `::FFFF:1.2.3.4` and `::ffff:1.2.3.4` are one
+ * peer). Throws a `BAD_ADDRESS` StunClientError for text that is not an IP address.
+ */
+export function canonicalPeerIp(ip: string): string {
+  return canonical(ip).address;
+}
+
 /** A peer transport address with its IP made canonical; throws `BAD_ADDRESS` for a bad one. */
 export function canonicalPeer(peer: TransportAddress): TransportAddress {
-  const address = canonicalPeerIp(peer.address);
+  const c = canonical(peer.address);
   if (!Number.isInteger(peer.port) || peer.port < 0 || peer.port > 65535) {
     throw new StunClientError('BAD_ADDRESS', `bad peer port ${String(peer.port)}`);
   }
-  return address === peer.address && peer.family === ipFamily(address) ? peer : { family: ipFamily(address)!, address, port: peer.port };
+  return c.address === peer.address && c.family === peer.family ? peer : { family: c.family, address: c.address, port: peer.port };
 }
 
 /** The map key of a peer transport address with a canonical IP. */

@@ -82,7 +82,8 @@ export interface StunServer {
 function bindUdp(ip: string, port: number): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const family = ipFamily(ip);
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6' });
+    // A larger receive buffer absorbs bursts (the kernel default drops them under load).
+    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     const onError = (e: Error): void => {
       socket.close();
       reject(new ServerError('BIND_FAILED', `cannot listen on UDP ${formatTransportAddress({ family: family ?? 'IPv4', address: ip, port })}: ${e.message}`, { cause: e }));

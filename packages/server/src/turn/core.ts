@@ -116,6 +116,8 @@ export interface TurnStats {
 const PERMISSION_LIFETIME = 300_000; // RFC 8656 section 9: 300 seconds
 const CHANNEL_LIFETIME = 600_000; // RFC 8656 section 12: 10 minutes
 const TRANSPORT_UDP = 17;
+/** PASSWORD-ALGORITHMS offered in 401 and 438 answers (RFC 8489 section 14.11); a client picks the first it supports. */
+const OFFERED_ALGORITHMS: readonly PasswordAlgorithm[] = [PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256];
 const TRANSPORT_TCP = 6;
 /** RFC 6062 section 5.3: a peer connection not bound by the client within 30 s is closed. */
 const CONNECTION_BIND_TIMEOUT = 30_000;
@@ -557,17 +559,20 @@ export class TurnCore {
       this.#challenge(m, endpoint, verdict === 'stale' ? 438 : 401, now);
       return undefined;
     }
-    let algorithm: PasswordAlgorithm = PasswordAlgorithm.MD5;
-    if (sha256) {
-      const chosen = m.get(Attr.PasswordAlgorithm);
-      const offered = m.get(Attr.PasswordAlgorithms);
-      // RFC 8489 section 9.2.4: the client echoes PASSWORD-ALGORITHMS; a mismatch is a downgrade.
-      if (chosen?.algorithm !== PasswordAlgorithm.SHA256 || offered === undefined || !offered.some((o) => o.algorithm === PasswordAlgorithm.SHA256)) {
-        this.#error(m, endpoint, undefined, new Reject(400, 'Bad Request: PASSWORD-ALGORITHM(S) mismatch'));
-        return undefined;
-      }
-      algorithm = PasswordAlgorithm.SHA256;
+    // RFC 8489 section 9.2.4 (bid-down protection): a client that echoes PASSWORD-ALGORITHMS must
+    // echo exactly what we offered, and its PASSWORD-ALGORITHM must be one of them. A client that
+    // sends neither (an RFC 5389 client, every browser) is taken to use MD5.
+    const chosen = m.get(Attr.PasswordAlgorithm);
+    const offered = m.get(Attr.PasswordAlgorithms);
+    const offeredOk =
+      offered === undefined ||
+      (offered.length === OFFERED_ALGORITHMS.length && offered.every((o, i) => o.algorithm === OFFERED_ALGORITHMS[i] && o.parameters.length === 0));
+    const chosenAlgorithm = chosen?.algorithm ?? PasswordAlgorithm.MD5;
+    if (!offeredOk || (chosen !== undefined && offered === undefined) || !OFFERED_ALGORITHMS.includes(chosenAlgorithm as PasswordAlgorithm) || sha256 !== (chosenAlgorithm === PasswordAlgorithm.SHA256)) {
+      this.#error(m, endpoint, undefined, new Reject(400, 'Bad Request: PASSWORD-ALGORITHM(S) do not match what the server offered'));
+      return undefined;
     }
+    const algorithm = chosenAlgorithm as PasswordAlgorithm;
     // The realm must be ours; a key derived for another realm would never verify anyway.
     const keys = realm === this.realm ? this.#auth.keys(username, realm, algorithm, now) : [];
     for (const key of keys) {
@@ -585,10 +590,7 @@ export class TurnCore {
       attr(Attr.ErrorCode, errorCode(code)),
       attr(Attr.Realm, this.realm),
       attr(Attr.Nonce, this.#nonces.issue(endpoint.client.address, now)),
-      attr(Attr.PasswordAlgorithms, [
-        { algorithm: PasswordAlgorithm.MD5, parameters: new Uint8Array(0) },
-        { algorithm: PasswordAlgorithm.SHA256, parameters: new Uint8Array(0) },
-      ]),
+      attr(Attr.PasswordAlgorithms, OFFERED_ALGORITHMS.map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) }))),
     ];
     if (this.#software) attributes.push(attr(Attr.Software, this.#software));
     this.#out.push({ kind: 'to-client', endpoint, bytes: encodeStunMessage({ method: m.method, class: StunClass.ErrorResponse, transactionId: m.transactionId, attributes }) });

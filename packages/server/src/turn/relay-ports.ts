@@ -12,7 +12,7 @@ export const DEFAULT_RELAY_PORTS: RelayPortRange = { min: 49152, max: 65535 };
 function bind(ip: string, port: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const family = ipFamily(ip);
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6' });
+    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 1 << 20 });
     socket.once('error', () => {
       socket.close();
       resolve(undefined);

@@ -1,0 +1,181 @@
+import { StunClientError, TurnClient } from '@nat/client';
+import { formatTransportAddress, parseTransportAddress, type TransportAddress } from '@nat/protocol';
+import { restApiCredentials } from '@nat/server';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+
+/** Options of `nat turn`. */
+export interface TurnCommandOptions {
+  readonly server: string;
+  readonly user: string;
+  readonly peer?: string;
+  readonly transport?: 'udp' | 'tcp' | 'tls';
+  readonly echo?: boolean;
+  readonly count?: number;
+  readonly interval?: number;
+  readonly channel?: boolean;
+  readonly json?: boolean;
+  readonly insecure?: boolean;
+  readonly hold?: boolean;
+}
+
+function splitUser(user: string): { username: string; password: string } {
+  const i = user.indexOf(':');
+  if (i <= 0 || i === user.length - 1) throw new UsageError('--user: expected NAME:PASSWORD');
+  return { username: user.slice(0, i), password: user.slice(i + 1) };
+}
+
+function parsePeer(text: string): TransportAddress {
+  try {
+    return parseTransportAddress(text);
+  } catch {
+    throw new UsageError(`--peer: ${JSON.stringify(text)} is not IP:PORT (or [IPv6]:PORT)`);
+  }
+}
+
+const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** Explains a client failure in words that say what to do, and picks the exit code. */
+function explain(e: StunClientError, server: string): { message: string; code: number } {
+  if (e.code === 'TIMEOUT') return { message: `no answer from ${server} (is it a TURN server, and is this transport allowed? try --transport tcp)`, code: ExitCode.NoAnswer };
+  if (e.code === 'ERROR_RESPONSE') {
+    const c = e.stunErrorCode;
+    const hint =
+      c === 401 ? 'check --user NAME:PASSWORD (and the server realm)' :
+      c === 403 ? 'the server refuses this peer address (its peer policy)' :
+      c === 486 ? 'this user has too many allocations on the server' :
+      c === 508 ? 'the server is out of capacity (allocations or relay ports)' :
+      c === 442 ? 'the server does not relay this transport' :
+      'see the error code in RFC 8656 section 18';
+    return { message: `the server refused: ${c} ${e.reason ?? ''}: ${hint}`, code: ExitCode.Failure };
+  }
+  if (e.code === 'BAD_ADDRESS') return { message: `${server}: ${e.message}`, code: ExitCode.Usage };
+  return { message: e.message, code: ExitCode.Failure };
+}
+
+/**
+ * `nat turn`: allocates a relayed address and prints it. With `--peer`, relays stdin to the peer
+ * and the peer's data to stdout, or with `--echo` sends probes to an echoing peer and prints
+ * round-trip times.
+ */
+export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: NodeJS.ReadableStream }, signal: AbortSignal): Promise<number> {
+  const { username, password } = splitUser(o.user);
+  const peer = o.peer ? parsePeer(o.peer) : undefined;
+  let client: TurnClient;
+  try {
+    client = await TurnClient.connect({
+      server: o.server,
+      username,
+      password,
+      transport: o.transport ?? 'udp',
+      ...(o.insecure ? { tls: { rejectUnauthorized: false } } : {}),
+      signal,
+    });
+  } catch (e) {
+    if (e instanceof StunClientError) {
+      const { message, code } = explain(e, o.server);
+      if (o.json) io.stdout.write(`${JSON.stringify({ server: o.server, error: e.code, stunErrorCode: e.stunErrorCode ?? null, message })}\n`);
+      io.stderr.write(`nat turn: ${message}\n`);
+      return code;
+    }
+    throw e;
+  }
+  try {
+    const info = {
+      server: o.server,
+      transport: o.transport ?? 'udp',
+      relayedAddress: formatTransportAddress(client.relayedAddress),
+      mappedAddress: client.mappedAddress ? formatTransportAddress(client.mappedAddress) : null,
+      localAddress: formatTransportAddress(client.localAddress),
+    };
+    if (!peer) {
+      if (o.json) io.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      else {
+        io.stdout.write(`${info.relayedAddress}\n`);
+        io.stderr.write(`relayed address allocated on ${o.server} over ${info.transport}; public address ${info.mappedAddress ?? 'unknown'}\n`);
+      }
+      if (o.hold) {
+        io.stderr.write('holding the allocation (refreshed automatically); Ctrl-C releases it\n');
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      }
+      return ExitCode.Ok;
+    }
+    if (o.channel) await client.bindChannel(peer, { signal });
+    else await client.createPermission(peer, { signal });
+    if (o.echo) return await echoTest(client, peer, o, io, info, signal);
+    return await pipe(client, peer, io, signal, o);
+  } catch (e) {
+    if (e instanceof StunClientError && e.code !== 'ABORTED') {
+      const { message, code } = explain(e, o.server);
+      io.stderr.write(`nat turn: ${message}\n`);
+      return code;
+    }
+    throw e;
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+async function echoTest(client: TurnClient, peer: TransportAddress, o: TurnCommandOptions, io: Io, info: { relayedAddress: string } & Record<string, unknown>, signal: AbortSignal): Promise<number> {
+  const count = o.count ?? 5;
+  const interval = o.interval ?? 200;
+  const sent = new Map<number, number>();
+  const rtts: number[] = [];
+  const onData = ({ data }: { data: Uint8Array }): void => {
+    const text = Buffer.from(data).toString();
+    const m = /^nat-echo (\d+)$/.exec(text);
+    const t = m ? sent.get(Number(m[1])) : undefined;
+    if (t !== undefined) {
+      sent.delete(Number(m![1]));
+      rtts.push(performance.now() - t);
+      if (!o.json) io.stderr.write(`reply ${m![1]} from ${formatTransportAddress(peer)}: ${(performance.now() - t).toFixed(2)} ms\n`);
+    }
+  };
+  client.on('data', onData);
+  for (let i = 0; i < count && !signal.aborted; i++) {
+    sent.set(i, performance.now());
+    client.send(peer, Buffer.from(`nat-echo ${i}`));
+    await new Promise((r) => setTimeout(r, interval));
+  }
+  const deadline = Date.now() + 2000;
+  while (sent.size > 0 && Date.now() < deadline && !signal.aborted) await new Promise((r) => setTimeout(r, 20));
+  client.off('data', onData);
+  const sorted = [...rtts].sort((a, b) => a - b);
+  const result = {
+    ...info,
+    peer: formatTransportAddress(peer),
+    sent: count,
+    received: rtts.length,
+    lossPercent: Math.round(((count - rtts.length) / count) * 1000) / 10,
+    rttMs: sorted.length ? { min: sorted[0], median: percentile(sorted, 50), max: sorted[sorted.length - 1] } : null,
+  };
+  if (o.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else io.stdout.write(`${result.received}/${count} echoed through ${result.relayedAddress}${sorted.length ? `, round trip min ${sorted[0]!.toFixed(2)} / median ${percentile(sorted, 50).toFixed(2)} / max ${sorted[sorted.length - 1]!.toFixed(2)} ms` : ''}\n`);
+  return rtts.length > 0 ? ExitCode.Ok : ExitCode.NoAnswer;
+}
+
+async function pipe(client: TurnClient, peer: TransportAddress, io: Io & { stdin?: NodeJS.ReadableStream }, signal: AbortSignal, o: TurnCommandOptions): Promise<number> {
+  const stdin = io.stdin ?? process.stdin;
+  if (!o.json) io.stderr.write(`relaying stdin to ${formatTransportAddress(peer)} through ${formatTransportAddress(client.relayedAddress)}; peer data goes to stdout\n`);
+  client.on('data', ({ data }) => io.stdout.write(data));
+  for await (const chunk of stdin) {
+    if (signal.aborted) break;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    // One datagram per chunk, at most 1200 bytes each (safe below common MTUs).
+    for (let i = 0; i < bytes.length; i += 1200) client.send(peer, bytes.subarray(i, i + 1200));
+  }
+  // Give replies a moment after stdin ends.
+  await new Promise((r) => setTimeout(r, 500));
+  return ExitCode.Ok;
+}
+
+/** `nat turn credentials`: TURN REST API time-limited credentials (coturn's use-auth-secret). */
+export function turnCredentialsCommand(o: { secret: string; user: string; ttl: number; json?: boolean }, io: Io): number {
+  const c = restApiCredentials(o.secret, o.user, o.ttl);
+  if (o.json) io.stdout.write(`${JSON.stringify({ username: c.username, password: c.password, ttl: o.ttl, expiresAt: new Date(c.expiresAt * 1000).toISOString() }, null, 2)}\n`);
+  else {
+    io.stdout.write(`username: ${c.username}\npassword: ${c.password}\n`);
+    io.stderr.write(`valid until ${new Date(c.expiresAt * 1000).toISOString()} on servers sharing this secret\n`);
+  }
+  return ExitCode.Ok;
+}
