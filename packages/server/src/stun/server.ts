@@ -10,6 +10,7 @@ import { RelayPorts, type RelayPortRange } from '../turn/relay-ports.js';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type TlsCredentialsSource, loadTlsCredentials } from '../tls/credentials.js';
+import { literalLookup } from '../udp-lookup.js';
 import { type EndpointSet, type SocketRole, availableRoles, roleAddress } from './endpoints.js';
 import type { RateLimit } from './rate-limiter.js';
 import { StunResponder, type StunResponderStats } from './responder.js';
@@ -83,7 +84,7 @@ function bindUdp(ip: string, port: number): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const family = ipFamily(ip);
     // A larger receive buffer absorbs bursts (the kernel default drops them under load).
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
     const onError = (e: Error): void => {
       socket.close();
       reject(new ServerError('BIND_FAILED', `cannot listen on UDP ${formatTransportAddress({ family: family ?? 'IPv4', address: ip, port })}: ${e.message}`, { cause: e }));

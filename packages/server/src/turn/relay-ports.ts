@@ -1,5 +1,6 @@
 import { type Socket, createSocket } from 'node:dgram';
 import { ipFamily } from '@nat/protocol';
+import { literalLookup } from '../udp-lookup.js';
 
 /** The relay's port range (RFC 8656 section 7.2 suggests 49152-65535). */
 export interface RelayPortRange {
@@ -12,7 +13,7 @@ export const DEFAULT_RELAY_PORTS: RelayPortRange = { min: 49152, max: 65535 };
 function bind(ip: string, port: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const family = ipFamily(ip);
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 1 << 20 });
+    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 1 << 20, lookup: literalLookup });
     socket.once('error', () => {
       socket.close();
       resolve(undefined);

@@ -1,0 +1,52 @@
+/**
+ * # Rendezvous service
+ *
+ * A WebSocket signalling service over the messages of `@nat/protocol` (version 1): peers prove
+ * their Ed25519 identity by signing the server's challenge, then exchange offers, answers and
+ * trickled candidates through it. It keeps nothing but live presence (peer id -> connection).
+ *
+ * - {@link startRendezvous}: stand-alone, on its own HTTP server.
+ * - {@link attachRendezvous}: embedded in an existing node:http server, so any peer with a
+ *   reachable address can volunteer as a rendezvous point.
+ *
+ * Behaviour:
+ * - On connect the server sends `challenge` (32 random bytes); the peer answers `register`.
+ *   The signature is checked over `registerSigningPayload(nonce, peerIdFromPublicKey(key))`;
+ *   the peer id is derived by the server. A bad signature is answered `error` `unauthorized`
+ *   and the connection is closed (4002): the challenge is single-use.
+ * - A connection that does not register within `registerTimeoutMs` (10 s) is closed (4001).
+ * - The same peer id registering again: the newest connection wins; the old one is closed with
+ *   4000 "replaced" (no protocol message says "replaced": a relayed `bye` needs a session id).
+ * - Relayed messages (`offer`, `answer`, `candidate`, `end-of-candidates`, `bye`) need a
+ *   registered sender whose id is `from` (else `unauthorized`); they are forwarded unchanged, or
+ *   answered at once with `peer-offline` (with `ref`) when `to` is not connected. Since nothing
+ *   is kept about peers that left, `unknown-peer` is never sent.
+ * - Per connection token bucket (20 messages/s, bursts of 50): the first message over is
+ *   answered `rate-limited`, and after 20 more without one accepted the connection is closed
+ *   (4003). Messages larger than 64 KiB close the connection (1009, ws `maxPayload`).
+ * - Heartbeat: a WebSocket ping every 30 s; a connection silent for a whole round is dropped.
+ * - With `turn`, `registered` carries the STUN/TURN URIs and TURN REST API credentials
+ *   (`username = expiry:peerId`, `credential = base64(HMAC-SHA1(secret, username))`) valid for
+ *   `ttl` seconds (default one day).
+ *
+ * @example
+ * ```ts
+ * const rv = await startRendezvous({ host: '0.0.0.0', port: 8443,
+ *   turn: { urls: ['stun:turn.example.org', 'turn:turn.example.org'], secret } });
+ * // give peers rv.url; later
+ * await rv.close();
+ * ```
+ * @module
+ */
+export {
+  type RendezvousLimits,
+  type RendezvousTurnOptions,
+  type RendezvousOptions,
+  type StartRendezvousOptions,
+  DEFAULT_RENDEZVOUS_LIMITS,
+  DEFAULT_TURN_CREDENTIAL_TTL,
+  RENDEZVOUS_CLOSE_CODES,
+} from './options.js';
+export { type RendezvousHandle, type RendezvousStats, attachRendezvous } from './service.js';
+export { type RendezvousServer, startRendezvous } from './server.js';
+export { TokenBucket } from './token-bucket.js';
