@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { generate } from 'selfsigned';
 import { ServerError } from '../errors.js';
 
 /** A TLS certificate chain and private key, PEM-encoded. */
@@ -25,6 +24,8 @@ export async function loadTlsCredentials(source: TlsCredentialsSource): Promise<
       throw new ServerError('TLS', `cannot read the TLS certificate or key: ${(e as Error).message}`, { cause: e });
     }
   }
+  // Loaded only when a self-signed certificate is wanted: the library costs ~170 ms at startup.
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'commonName', value: source.commonName ?? 'nat-server.local' }], {
     keyType: 'ec',
     curve: 'P-256',
