@@ -120,3 +120,4 @@ export {
 } from './discovery/lifetime.js';
 export { detectNat, type DetectNatOptions, type NatReport, describeReachability, algFrom } from './discovery/detect.js';
 export * from './turn/index.js';
+export * from './rendezvous/index.js';

@@ -37,3 +37,4 @@ export { NonceIssuer } from './turn/nonce.js';
 export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
 export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
+export * from './rendezvous/index.js';

@@ -190,6 +190,7 @@ class RendezvousService implements RendezvousHandle {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
     if (this.#connections.size >= this.#limits.maxConnections) {
       this.#stats.refusedConnections++;
+      ws.on('error', () => {});
       ws.close(1013, 'too many connections');
       return;
     }

@@ -1,0 +1,386 @@
+import { sign } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
+import {
+  type AnswerMessage,
+  type ByeMessage,
+  type CandidateMessage,
+  type EndOfCandidatesMessage,
+  type ErrorMessage,
+  MAX_SIGNALLING_MESSAGE_BYTES,
+  type OfferMessage,
+  SIGNALLING_VERSION,
+  type SignallingIceServer,
+  type SignallingMessage,
+  encodeSignallingMessage,
+  registerSigningPayload,
+  tryDecodeSignallingMessage,
+} from '@nat/protocol';
+import WebSocket from 'ws';
+import { StunClientError, abortError } from '../errors.js';
+import { type RendezvousIdentity, peerIdOf, rawPublicKeyBase64url } from './identity.js';
+
+/** A message one peer sends another through the rendezvous server. */
+export type RelayedMessage = OfferMessage | AnswerMessage | CandidateMessage | EndOfCandidatesMessage | ByeMessage;
+
+/** What a {@link RendezvousClient} hands its user: relayed messages, and the server's errors. */
+export type RendezvousInbound = RelayedMessage | ErrorMessage;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * A relayed message as given to {@link RendezvousClient.send}: `v` and `from` are filled in,
+ * and `id` when it is missing.
+ */
+export type OutgoingRelayedMessage = DistributiveOmit<RelayedMessage, 'v' | 'from' | 'id'> & { readonly id?: string };
+
+/** Options of {@link RendezvousClient.connect}. */
+export interface RendezvousConnectOptions {
+  /** The service's WebSocket URL (`ws:` or `wss:`). Required. */
+  readonly url: string;
+  /** The Ed25519 key pair to register with. Required. */
+  readonly identity: RendezvousIdentity;
+  /** Aborts connecting and registering (rejects with code `ABORTED`). */
+  readonly signal?: AbortSignal;
+  /** Give up connecting and registering after this many ms (code `TIMEOUT`). Default 10,000. */
+  readonly timeoutMs?: number;
+  /**
+   * Every this many ms a WebSocket ping goes to the server; when nothing came back by the next
+   * one the connection is dropped (close code 1006), so a dead server is noticed within two
+   * intervals. Default 30,000; 0 disables.
+   */
+  readonly heartbeatIntervalMs?: number;
+  /** Largest message accepted from the server, bytes. Default 65,536. */
+  readonly maxMessageBytes?: number;
+  /** TLS settings for `wss:` (`ca`, `rejectUnauthorized`, `servername`). Default: system CAs. */
+  readonly tls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'servername'>;
+}
+
+/** How a connection ended. */
+export interface RendezvousCloseInfo {
+  /**
+   * The WebSocket close code: 1000 after {@link RendezvousClient.close}, 1006 when the connection
+   * was lost (or the heartbeat gave up), and the server's code otherwise (from @nat/server:
+   * 4000 replaced by a newer connection of the same id, 4003 rate limited, 1001 shut down,
+   * 1009 message too big).
+   */
+  readonly code: number;
+  /** The close reason text, possibly empty. */
+  readonly reason: string;
+}
+
+/** The events of a {@link RendezvousClient}. */
+export interface RendezvousClientEvents {
+  /** A relayed message for this peer, or an `error` from the server (e.g. `peer-offline`, with `ref`). */
+  message: (message: RendezvousInbound) => void;
+  /** The connection ended. */
+  close: (info: RendezvousCloseInfo) => void;
+}
+
+/** Options of {@link RendezvousClient.messages}. */
+export interface RendezvousMessagesOptions {
+  /** Ends the iteration. */
+  readonly signal?: AbortSignal;
+  /** Messages held for a slow reader; beyond this the newest are dropped. Default 1024. */
+  readonly bufferSize?: number;
+}
+
+const RELAYED_TYPES: ReadonlySet<string> = new Set(['offer', 'answer', 'candidate', 'end-of-candidates', 'bye']);
+
+/**
+ * A registered connection to a rendezvous service. {@link RendezvousClient.connect} opens the
+ * WebSocket, answers the server's challenge with a signature of the identity key, and resolves
+ * once the server confirmed the registration. Then {@link send} relays messages to other peers
+ * and incoming ones arrive as `message` events or through {@link messages}. No reconnection:
+ * after `close` connect again.
+ */
+export class RendezvousClient {
+  /** This peer's id, as the server confirmed it. */
+  readonly id: string;
+  /** The service URL. */
+  readonly url: string;
+  readonly #ws: WebSocket;
+  readonly #listeners: { [E in keyof RendezvousClientEvents]: Set<RendezvousClientEvents[E]> } = { message: new Set(), close: new Set() };
+  readonly #pings = new Map<string, (answered: boolean) => void>();
+  readonly #maxBytes: number;
+  #iceServers: readonly SignallingIceServer[] = [];
+  #iceServersExpireAt: number | undefined;
+  #nextId = 0;
+  #alive = true;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closeInfo: RendezvousCloseInfo | undefined;
+  readonly #closedPromise: Promise<RendezvousCloseInfo>;
+  #registered: ((m: SignallingMessage) => void) | undefined;
+
+  private constructor(url: string, id: string, ws: WebSocket, maxBytes: number) {
+    this.url = url;
+    this.id = id;
+    this.#ws = ws;
+    this.#maxBytes = maxBytes;
+    this.#closedPromise = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        clearInterval(this.#heartbeat);
+        this.#closeInfo = { code, reason: reason.toString('utf8') };
+        for (const wake of this.#pings.values()) wake(false);
+        this.#pings.clear();
+        for (const l of this.#listeners.close) l(this.#closeInfo);
+        resolve(this.#closeInfo);
+      });
+    });
+    // A socket error is always followed by 'close', which is where it is reported.
+    ws.on('error', () => {});
+    ws.on('pong', () => (this.#alive = true));
+    ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
+  }
+
+  /**
+   * Connects to the rendezvous service at `url` and registers `identity`. Rejects with a
+   * StunClientError: `BAD_ADDRESS` (not a ws:/wss: URL), `SOCKET` (connection failed or closed),
+   * `ERROR_RESPONSE` (the server refused; `reason` is the signalling error code, e.g.
+   * `unauthorized`), `BAD_RESPONSE` (the server broke the protocol), `TIMEOUT` or `ABORTED`.
+   */
+  static async connect(options: RendezvousConnectOptions): Promise<RendezvousClient> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal, 'rendezvous connect');
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch (cause) {
+      throw new StunClientError('BAD_ADDRESS', `not a URL: ${options.url}`, { cause });
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new StunClientError('BAD_ADDRESS', `not a ws: or wss: URL: ${options.url}`);
+    if (options.identity.privateKey.asymmetricKeyType !== 'ed25519') throw new TypeError('identity.privateKey is not an Ed25519 key');
+    const id = peerIdOf(options.identity);
+    const publicKey = rawPublicKeyBase64url(options.identity.publicKey);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const maxBytes = options.maxMessageBytes ?? MAX_SIGNALLING_MESSAGE_BYTES;
+    const ws = new WebSocket(url, { ...options.tls, maxPayload: maxBytes, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const client = new RendezvousClient(options.url, id, ws, maxBytes);
+
+    return new Promise<RendezvousClient>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: StunClientError | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        ws.off('error', onError);
+        ws.off('close', onClose);
+        client.#registered = undefined;
+        if (error === undefined) {
+          client.#startHeartbeat(options.heartbeatIntervalMs ?? 30_000);
+          resolve(client);
+        } else {
+          ws.terminate();
+          reject(error);
+        }
+      };
+      const onAbort = (): void => finish(abortError(signal, 'rendezvous connect'));
+      const onError = (cause: Error): void => finish(new StunClientError('SOCKET', `rendezvous ${options.url}: ${cause.message}`, { cause }));
+      const onClose = (code: number, reason: Buffer): void =>
+        finish(new StunClientError('SOCKET', `rendezvous ${options.url} closed the connection before registering (${code} ${reason.toString('utf8')})`));
+      const timer = setTimeout(() => finish(new StunClientError('TIMEOUT', `rendezvous ${options.url}: not registered within ${timeoutMs} ms`)), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      ws.on('error', onError);
+      ws.on('close', onClose);
+      let nonce: string | undefined;
+      client.#registered = (m) => {
+        if (nonce === undefined) {
+          if (m.type !== 'challenge') return finish(new StunClientError('BAD_RESPONSE', `rendezvous: expected a challenge, got ${m.type}`));
+          nonce = m.nonce;
+          const signature = sign(null, registerSigningPayload(nonce, id), options.identity.privateKey).toString('base64url');
+          client.#sendRaw({ v: SIGNALLING_VERSION, type: 'register', id: 'register', publicKey, signature });
+          return;
+        }
+        if (m.type === 'error') {
+          return finish(new StunClientError('ERROR_RESPONSE', `rendezvous refused the registration: ${m.code}: ${m.message}`, { reason: m.code }));
+        }
+        if (m.type !== 'registered') return;
+        if (m.peerId !== id) return finish(new StunClientError('BAD_RESPONSE', `rendezvous registered ${m.peerId}, not ${id}`));
+        client.#iceServers = m.iceServers ?? [];
+        client.#iceServersExpireAt = m.ttl === undefined ? undefined : Date.now() + m.ttl * 1000;
+        finish(undefined);
+      };
+    });
+  }
+
+  /** STUN/TURN servers the rendezvous service offered (with TURN credentials when it has them). */
+  get iceServers(): readonly SignallingIceServer[] {
+    return this.#iceServers;
+  }
+
+  /** When the credentials of {@link iceServers} expire (ms since the epoch), if the server said. */
+  get iceServersExpireAt(): number | undefined {
+    return this.#iceServersExpireAt;
+  }
+
+  /** How the connection ended, once it has. */
+  get closeInfo(): RendezvousCloseInfo | undefined {
+    return this.#closeInfo;
+  }
+
+  /** Resolves when the connection has ended, whoever ended it. */
+  get closed(): Promise<RendezvousCloseInfo> {
+    return this.#closedPromise;
+  }
+
+  /** Adds a listener. */
+  on<E extends keyof RendezvousClientEvents>(event: E, listener: RendezvousClientEvents[E]): this {
+    (this.#listeners[event] as Set<RendezvousClientEvents[E]>).add(listener);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<E extends keyof RendezvousClientEvents>(event: E, listener: RendezvousClientEvents[E]): this {
+    (this.#listeners[event] as Set<RendezvousClientEvents[E]>).delete(listener);
+    return this;
+  }
+
+  /**
+   * Sends a message to another peer through the server, filling in `v`, `from` (this peer's id)
+   * and `id` when missing; returns the `id`, which the server's `error` (`peer-offline`...)
+   * names as `ref`. Throws StunClientError `SOCKET` when the connection is not open, and the
+   * protocol's EncodeError when the message does not match its schema.
+   */
+  send(message: OutgoingRelayedMessage): string {
+    if (!RELAYED_TYPES.has(message.type)) throw new TypeError(`not a relayed message type: ${String(message.type)}`);
+    const id = message.id ?? this.#newId();
+    this.#sendRaw({ ...message, v: SIGNALLING_VERSION, id, from: this.id } as RelayedMessage);
+    return id;
+  }
+
+  /**
+   * Sends a protocol `ping` and resolves with the round-trip time in ms when the `pong` comes.
+   * Rejects with `TIMEOUT` (default 5,000 ms), `ABORTED`, or `SOCKET` when the connection ends.
+   */
+  ping(options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {}): Promise<number> {
+    const id = this.#newId();
+    const started = performance.now();
+    this.#sendRaw({ v: SIGNALLING_VERSION, type: 'ping', id });
+    return new Promise((resolve, reject) => {
+      const done = (error: StunClientError | undefined): void => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        this.#pings.delete(id);
+        if (error) reject(error);
+        else resolve(performance.now() - started);
+      };
+      const onAbort = (): void => done(abortError(options.signal, 'rendezvous ping'));
+      const timer = setTimeout(() => done(new StunClientError('TIMEOUT', 'rendezvous ping: no pong')), options.timeoutMs ?? 5000);
+      this.#pings.set(id, (answered) => done(answered ? undefined : new StunClientError('SOCKET', 'rendezvous connection closed')));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
+    });
+  }
+
+  /**
+   * The incoming messages (relayed ones and the server's errors) as an async iterator; it ends
+   * when the connection closes or `signal` fires.
+   */
+  messages(options: RendezvousMessagesOptions = {}): AsyncIterableIterator<RendezvousInbound> {
+    const max = options.bufferSize ?? 1024;
+    const buffer: RendezvousInbound[] = [];
+    let wake: (() => void) | undefined;
+    let done = this.#closeInfo !== undefined;
+    const onMessage = (m: RendezvousInbound): void => {
+      if (buffer.length < max) buffer.push(m);
+      wake?.();
+    };
+    const finish = (): void => {
+      done = true;
+      this.off('message', onMessage);
+      this.off('close', finish);
+      options.signal?.removeEventListener('abort', finish);
+      wake?.();
+    };
+    this.on('message', onMessage);
+    this.on('close', finish);
+    options.signal?.addEventListener('abort', finish, { once: true });
+    if (options.signal?.aborted || done) finish();
+    const iterator: AsyncIterableIterator<RendezvousInbound> = {
+      next: async (): Promise<IteratorResult<RendezvousInbound>> => {
+        for (;;) {
+          const m = buffer.shift();
+          if (m !== undefined) return { value: m, done: false };
+          if (done) return { value: undefined, done: true };
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+      },
+      return: async (): Promise<IteratorResult<RendezvousInbound>> => {
+        finish();
+        buffer.length = 0;
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Same as {@link messages} with the defaults. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<RendezvousInbound> {
+    return this.messages();
+  }
+
+  /**
+   * Closes the connection (code 1000) and resolves once it is closed; a server that does not
+   * answer the close handshake within 2 s is cut off. Idempotent; never rejects.
+   */
+  async close(): Promise<void> {
+    if (this.#closeInfo === undefined) {
+      const cutoff = setTimeout(() => this.#ws.terminate(), 2000);
+      if (this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
+      else this.#ws.close(1000, 'bye');
+      await this.#closedPromise;
+      clearTimeout(cutoff);
+    }
+  }
+
+  #newId(): string {
+    return `m${++this.#nextId}`;
+  }
+
+  #sendRaw(message: SignallingMessage): void {
+    const text = encodeSignallingMessage(message);
+    if (this.#ws.readyState !== WebSocket.OPEN) throw new StunClientError('SOCKET', 'rendezvous connection is not open');
+    this.#ws.send(text);
+  }
+
+  #startHeartbeat(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    this.#heartbeat = setInterval(() => {
+      if (!this.#alive) {
+        this.#ws.terminate();
+        return;
+      }
+      this.#alive = false;
+      this.#ws.ping();
+    }, intervalMs);
+    this.#heartbeat.unref();
+  }
+
+  #receive(data: WebSocket.RawData, isBinary: boolean): void {
+    this.#alive = true;
+    if (isBinary) return;
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const parsed = tryDecodeSignallingMessage(text, { maxBytes: this.#maxBytes });
+    if (!parsed.ok) return; // a server speaking nonsense is ignored, message by message
+    const m = parsed.message;
+    if (m.type === 'ping') {
+      if (this.#ws.readyState === WebSocket.OPEN) this.#sendRaw(m.id === undefined ? { v: SIGNALLING_VERSION, type: 'pong' } : { v: SIGNALLING_VERSION, type: 'pong', ref: m.id });
+      return;
+    }
+    if (this.#registered !== undefined) {
+      this.#registered(m);
+      return;
+    }
+    if (m.type === 'pong') {
+      if (m.ref !== undefined) this.#pings.get(m.ref)?.(true);
+      return;
+    }
+    if (m.type === 'error' || (RELAYED_TYPES.has(m.type) && 'to' in m && m.to === this.id)) {
+      for (const l of this.#listeners.message) l(m as RendezvousInbound);
+    }
+  }
+}
