@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ServerError, startStunServer, type StunServer } from '@nat/server';
+import { ServerError, startRendezvous, startStunServer, type StunServer } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
 import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
@@ -57,6 +57,9 @@ export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; 
     .option('--bandwidth <bytes/s>', 'TURN: relayed bytes per second per allocation (default 0: unlimited)', numberArg)
     .option('--legacy-channel-numbers', 'TURN: accept RFC 5766 channel numbers 0x4000-0x7FFE (older clients)')
     .option('--alternate-server <ip:port>', 'TURN: redirect Allocate requests there with 300 Try Alternate')
+    .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one)', portArg)
+    .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
+    .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
     .addHelpText(
@@ -74,7 +77,7 @@ Config file keys: listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKe
 rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, legacyChannelNumbers,
-alternateServer.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
+alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
     )
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
@@ -114,6 +117,9 @@ alternateServer.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.
     bandwidth?: number;
     legacyChannelNumbers?: boolean;
     alternateServer?: string;
+    rendezvousPort?: number;
+    rendezvousHost?: string;
+    rendezvousIceUrl?: string[];
   }>();
   const fromFile = o.config ? await readConfigFile(o.config) : {};
   const flags: Record<string, unknown> = {
@@ -142,6 +148,9 @@ alternateServer.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.
     bandwidth: o.bandwidth,
     legacyChannelNumbers: o.legacyChannelNumbers,
     alternateServer: o.alternateServer,
+    rendezvousPort: o.rendezvousPort,
+    rendezvousHost: o.rendezvousHost,
+    rendezvousIceUrls: o.rendezvousIceUrl,
   };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
@@ -149,11 +158,31 @@ alternateServer.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.
   const stun = await startStunServer({ ...(await toServerInit(config)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
+  let rendezvous: Awaited<ReturnType<typeof startRendezvous>> | undefined;
+  if (config.rendezvousPort !== undefined) {
+    const first = config.listen[0]!;
+    const host = first.includes(':') ? `[${first}]` : first;
+    const urls = config.rendezvousIceUrls ?? [`stun:${host}:${config.port}`, ...(config.realm ? [`turn:${host}:${config.port}`] : [])];
+    try {
+      rendezvous = await startRendezvous({
+        host: config.rendezvousHost ?? first,
+        port: config.rendezvousPort,
+        logger,
+        // Time-limited TURN credentials need a REST API secret: the first one is the current one.
+        ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
+      });
+    } catch (e) {
+      await stun.close();
+      throw e;
+    }
+    out.stderr.write(`rendezvous ${rendezvous.url}\n`);
+  }
   return {
     stun,
     async stop() {
+      await rendezvous?.close();
       await stun.close();
-      logger.info({ stats: stun.stats() }, 'stopped');
+      logger.info({ stats: stun.stats(), ...(rendezvous ? { rendezvous: rendezvous.stats() } : {}) }, 'stopped');
     },
   };
 }

@@ -50,6 +50,11 @@ export const ServerConfig = z
     maxLifetime: z.number().int().min(60).default(3600),
     legacyChannelNumbers: z.boolean().default(false),
     alternateServer: z.string().optional(),
+    // ---- rendezvous (WebSocket signalling)
+    rendezvousPort: port.optional(),
+    rendezvousHost: ip.optional(),
+    /** stun:/turn: URIs handed to registered peers (default: this server's own). */
+    rendezvousIceUrls: z.array(z.string().regex(/^(stun|stuns|turn|turns):/, { message: 'expected a stun: or turn: URI' })).max(8).optional(),
   })
   .strict()
   .refine((c) => c.minPort <= c.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] })

@@ -55,3 +55,27 @@ describe('nat-server binary', () => {
     sock.close();
   });
 });
+
+describe('nat-server --rendezvous-port', () => {
+  it('serves the rendezvous service and hands out TURN REST credentials to registered peers', async () => {
+    const { RendezvousClient, generateIdentity, TurnClient } = await import('@nat/client');
+    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--realm', 'rv.test', '--auth-secret', 'S3CRET', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0']);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!/rendezvous ws:/.test(s.err()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const url = /rendezvous (ws:\/\/\S+)/.exec(s.err())![1]!;
+      const client = await RendezvousClient.connect({ url, identity: generateIdentity() });
+      const turn = client.iceServers.find((i) => i.urls.some((u) => u.startsWith('turn:')))!;
+      expect(turn.username).toMatch(new RegExp(`^\\d+:${client.id}$`));
+      // the credentials work on this server's TURN
+      const port = Number(/listening udp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);
+      const relay = await TurnClient.connect({ server: `127.0.0.1:${port}`, username: turn.username!, password: turn.credential! });
+      expect(relay.relayedAddress.address).toBe('127.0.0.1');
+      await relay.close();
+      await client.close();
+    } finally {
+      s.child.kill('SIGTERM');
+    }
+    expect(await s.exited).toBe(0);
+  });
+});
