@@ -121,3 +121,4 @@ export {
 export { detectNat, type DetectNatOptions, type NatReport, describeReachability, algFrom } from './discovery/detect.js';
 export * from './turn/index.js';
 export * from './rendezvous/index.js';
+export * from './ice/index.js';
