@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
+import { listenCommand } from './commands/listen.js';
+import { pingCommand } from './commands/ping.js';
 import { stunCommand } from './commands/stun.js';
 import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
 import { ExitCode, UsageError } from './exit-codes.js';
@@ -10,6 +12,8 @@ const positiveInt = (what: string) => (value: string): number => {
   if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected ${what}`);
   return n;
 };
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /**
  * Runs `nat` with `argv` (without node and script) and resolves to the exit code. Nothing here
@@ -22,7 +26,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .exitOverride()
     .enablePositionalOptions()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => {} })
-    .addHelpText('after', '\nExit codes: 0 done, 1 failure, 2 bad usage, 3 no server answered.');
+    .addHelpText('after', '\nExit codes: 0 done, 1 failure, 2 bad usage, 3 no server or peer answered.');
 
   program
     .command('detect')
@@ -84,6 +88,35 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--json', 'print JSON')
     .action((opts) => {
       code = turnCredentialsCommand(opts, io);
+    });
+
+  program
+    .command('ping')
+    .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
+    .argument('<peer-id>', 'the id `nat listen` printed')
+    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+    .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
+    .option('--interval <ms>', 'time between pings (default 200)', positiveInt('milliseconds'))
+    .option('--timeout <ms>', 'give up connecting after this long (default 10000)', positiveInt('milliseconds'))
+    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
+    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs')
+    .addHelpText('after', '\nExample:\n  nat ping 3xk2...9f --rendezvous ws://rv.example.org:8443/ --json')
+    .action(async (peerId: string, opts) => {
+      code = await pingCommand(peerId, opts, io, signal);
+    });
+
+  program
+    .command('listen')
+    .description('register with a rendezvous service, print this peer\'s id, and answer connections and pings until Ctrl-C')
+    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
+    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--json', 'print {"id": ...} and then one JSON line per event')
+    .action(async (opts) => {
+      code = await listenCommand(opts, io, signal);
     });
 
   try {

@@ -122,3 +122,4 @@ export { detectNat, type DetectNatOptions, type NatReport, describeReachability,
 export * from './turn/index.js';
 export * from './rendezvous/index.js';
 export * from './ice/index.js';
+export * from './connect/index.js';

@@ -38,3 +38,25 @@ export {
   pathOf,
 } from './types.js';
 export { type CheckRequestInit, encodeCheckRequest, encodeCheckSuccess, encodeCheckError, encodeKeepalive } from './messages.js';
+export {
+  BIRTHDAY_DEFAULTS,
+  BirthdayPuncher,
+  type BirthdayOptions,
+  type BirthdayPuncherInit,
+  PUNCH_APP_KEYS,
+  type PortAllocation,
+  type PunchCredentials,
+  type PunchEvent,
+  type PunchMapping,
+  type PunchNatInfo,
+  type PunchOutcome,
+  type PunchRole,
+  type PunchSocket,
+  type PunchTransmit,
+  addPunchedPath,
+  classifyPortAllocation,
+  punchInfoFromApp,
+  punchInfoToApp,
+  punchRole,
+  punchTarget,
+} from './birthday.js';

@@ -190,6 +190,11 @@ export class SimHost {
   socket(port: number): SimSocket | undefined {
     return this.sockets.get(port);
   }
+
+  /** @internal */
+  unbind(socket: SimSocket): void {
+    if (this.sockets.get(socket.address.port) === socket) this.sockets.delete(socket.address.port);
+  }
 }
 
 /** A UDP socket. */
@@ -202,6 +207,12 @@ export class SimSocket {
     readonly host: SimHost,
     readonly address: TransportAddress,
   ) {}
+
+  /** Closes the socket: datagrams to its port are dropped from now on. */
+  close(): void {
+    this.onPacket = undefined;
+    this.host.unbind(this);
+  }
 
   /** Sends a datagram (and, for the relay model, its control information). */
   send(to: TransportAddress, bytes: Uint8Array, meta?: RelayMeta): void {

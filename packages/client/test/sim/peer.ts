@@ -48,6 +48,16 @@ export class SimIcePeer {
   readonly received: Uint8Array[] = [];
   /** Signalling out: a candidate, or null for end-of-candidates. */
   onCandidate: ((candidate: IceCandidate | null) => void) | undefined;
+  /** Signalling in: called after each remote candidate (null: end-of-candidates) reached the agent. */
+  onRemoteCandidate: ((candidate: IceCandidate | null) => void) | undefined;
+  /**
+   * Sees every datagram on the ICE socket before the agent; true consumes it (birthday probes).
+   */
+  intercept: ((packet: SimPacket) => boolean) | undefined;
+  /** Extra bases: sockets other than the ICE socket that the agent may send from (punched sockets). */
+  readonly extraSockets = new Map<string | number, SimSocket>();
+  /** Called after every {@link flush} (for drivers of extra state machines). */
+  onFlush: (() => void) | undefined;
   /** Virtual time of the first selected pair and of the first direct selected pair. */
   connectedAt: number | undefined;
   directAt: number | undefined;
@@ -100,6 +110,12 @@ export class SimIcePeer {
     return true;
   }
 
+  /** A datagram that arrived on extra base `base`: to the agent, or the application. */
+  deliver(base: string | number, p: SimPacket): void {
+    if (!this.agent.handlePacket(p.bytes, { base, from: p.src }, this.clock.now)) this.received.push(p.bytes);
+    this.flush();
+  }
+
   /** Feeds the agent and acts on what it wants: call after every input. */
   flush(): void {
     const now = this.clock.now;
@@ -111,6 +127,7 @@ export class SimIcePeer {
         if (e.pair.path === 'direct') this.directAt ??= now;
       }
     }
+    this.onFlush?.();
     const at = this.agent.pollTimeout();
     if (at === undefined) {
       this.timer?.cancel();
@@ -131,12 +148,15 @@ export class SimIcePeer {
   }
 
   private transmit(base: string | number, to: TransportAddress, bytes: Uint8Array): void {
-    if (base === RELAY) this.socket.send(this.init.relay!, bytes, { kind: 'send', peer: to });
+    const extra = this.extraSockets.get(base);
+    if (extra !== undefined) extra.send(to, bytes);
+    else if (base === RELAY) this.socket.send(this.init.relay!, bytes, { kind: 'send', peer: to });
     else this.socket.send(to, bytes);
   }
 
   private onPacket(p: SimPacket): void {
     const now = this.clock.now;
+    if (this.intercept?.(p) === true) return;
     if (p.meta?.kind === 'allocated') {
       if (this.relayPending !== undefined) {
         this.relayPending = undefined;
@@ -244,6 +264,7 @@ export function signal(a: SimIcePeer, b: SimIcePeer, clock: Scheduler, delay = 2
       clock.after(delay, () => {
         if (c === null) to.agent.endOfRemoteCandidates();
         else to.agent.addRemoteCandidate(c);
+        to.onRemoteCandidate?.(c);
         to.flush();
       });
     };

@@ -2,7 +2,9 @@
  * Two ICE peers behind two simulated NATs, a STUN server and a relay on the internet: one
  * connection attempt, run to the end in virtual time.
  */
-import type { IcePath } from '../../src/ice/index.js';
+import type { BirthdayOptions, IcePath, PunchNatInfo } from '../../src/ice/index.js';
+import { SimBirthday, type SimPunchReport, discoveredInfo } from './birthday.js';
+import { seededRandom } from './clock.js';
 import { type LinkConfig, type NatConfig, SimNetwork, addr } from './network.js';
 import { SimIcePeer, signal } from './peer.js';
 import { SimRelay, SimStunServer } from './servers.js';
@@ -49,6 +51,17 @@ export function expectedPath(a: NatType, b: NatType): IcePath {
   return 'direct';
 }
 
+/**
+ * The path the NATs allow with birthday punching: also direct when exactly one side's mapping
+ * depends on the destination (symmetric) and the other's does not; relay through a blocked side
+ * or between two symmetric NATs.
+ */
+export function expectedPathWithBirthday(a: NatType, b: NatType): IcePath {
+  if (a === 'blocked' || b === 'blocked') return 'relay';
+  if (a === 'symmetric' && b === 'symmetric') return 'relay';
+  return 'direct';
+}
+
 /** One side of a scenario: a classic type, or any NAT box. */
 export type Side = NatType | { readonly label: string; readonly config: NatConfig };
 
@@ -67,6 +80,18 @@ export interface ScenarioResult {
   readonly dataOk: boolean;
   readonly states: readonly string[];
   readonly packets: number;
+  /** Birthday punching on sides A and B, when enabled. */
+  readonly birthday?: readonly [SimPunchReport, SimPunchReport];
+}
+
+/** Birthday punching in a scenario. */
+export interface ScenarioBirthday {
+  readonly options?: BirthdayOptions;
+  /** What each side announces; default what discovery would find ({@link discoveredInfo}). */
+  readonly infoA?: PunchNatInfo;
+  readonly infoB?: PunchNatInfo;
+  /** Signalling delay of the offer/answer `app` payload, ms. Default 20. */
+  readonly delay?: number;
 }
 
 export interface ScenarioOptions {
@@ -76,6 +101,14 @@ export interface ScenarioOptions {
   readonly limit?: number;
   /** Keep running after data was exchanged until the direct upgrade (when expected), ms of budget. */
   readonly waitForDirect?: boolean;
+  /** Keep running until both sides have a direct path (default: when the NAT types allow one). */
+  readonly expectDirect?: boolean;
+  /** Virtual ms to keep running after the end (to see timers such as a give-up fire). Default 0. */
+  readonly runAfter?: number;
+  /** Birthday punching and port prediction beside ICE. Default off. */
+  readonly birthday?: ScenarioBirthday | true;
+  /** Give the peers a relay. Default true. */
+  readonly relay?: boolean;
 }
 
 /** Runs peers A (controlling) and B (controlled) behind `a` and `b` until both exchanged data. */
@@ -83,16 +116,38 @@ export function runScenario(a: Side, b: Side, options: ScenarioOptions = {}): Sc
   const net = new SimNetwork({ seed: options.seed ?? 7, link: options.link ?? {} });
   const stun = new SimStunServer(net, STUN_IP);
   const relay = new SimRelay(net, RELAY_IP);
+  const configOf = (side: Side): NatConfig | undefined => (typeof side === 'string' ? natConfig(side) : side.config);
   const place = (side: Side, index: 1 | 2) => {
-    const config = typeof side === 'string' ? natConfig(side) : side.config;
+    const config = configOf(side);
     if (config === undefined) return net.addHost(`203.0.113.${index * 10}`);
     if (config.mapping === 'none') return net.addNat(`198.51.100.${index}`, config).addHost(`203.0.113.${index * 10}`);
     return net.addNat(`198.51.100.${index}`, config).addHost(`198.18.${index}.10`);
   };
-  const common = { stun: stun.address, relay: relay.address };
+  const common = { stun: stun.address, ...(options.relay === false ? {} : { relay: relay.address }) };
   const pa = new SimIcePeer({ name: 'A', host: place(a, 1), role: 'controlling', tieBreaker: 2n ** 63n + 5n, ufrag: 'aaaa', pwd: 'a'.repeat(22), ...common });
   const pb = new SimIcePeer({ name: 'B', host: place(b, 2), role: 'controlled', tieBreaker: 12345n, ufrag: 'bbbb', pwd: 'b'.repeat(22), ...common });
   signal(pa, pb, net.clock);
+  let punch: [SimBirthday, SimBirthday] | undefined;
+  if (options.birthday !== undefined) {
+    const bd: ScenarioBirthday = options.birthday === true ? {} : options.birthday;
+    const seed = options.seed ?? 7;
+    const infoA = bd.infoA ?? discoveredInfo(configOf(a));
+    const infoB = bd.infoB ?? discoveredInfo(configOf(b));
+    const ca = { ufrag: 'aaaa', pwd: 'a'.repeat(22) };
+    const cb = { ufrag: 'bbbb', pwd: 'b'.repeat(22) };
+    const sa = new SimBirthday(pa, infoA, { localUfrag: ca.ufrag, localPwd: ca.pwd, remoteUfrag: cb.ufrag, remotePwd: cb.pwd }, {
+      random: seededRandom(seed * 2 + 1),
+      ...bd.options,
+    });
+    const sb = new SimBirthday(pb, infoB, { localUfrag: cb.ufrag, localPwd: cb.pwd, remoteUfrag: ca.ufrag, remotePwd: ca.pwd }, {
+      random: seededRandom(seed * 2 + 2),
+      ...bd.options,
+    });
+    // the offer carries A's info to B, the answer B's to A
+    net.clock.after(bd.delay ?? 20, () => sb.setRemoteInfo(infoA));
+    net.clock.after(2 * (bd.delay ?? 20), () => sa.setRemoteInfo(infoB));
+    punch = [sa, sb];
+  }
   pa.start();
   pb.start();
 
@@ -106,9 +161,12 @@ export function runScenario(a: Side, b: Side, options: ScenarioOptions = {}): Sc
   net.clock.after(50, pump);
   const limit = options.limit ?? 15_000;
   const dataOk = net.clock.runUntil(() => got(pa, 'pong from B') && got(pb, 'ping from A'), limit);
-  if (options.waitForDirect !== false && typeof a === 'string' && typeof b === 'string' && expectedPath(a, b) === 'direct') {
+  const expected = (x: NatType, y: NatType): IcePath => (punch === undefined ? expectedPath(x, y) : expectedPathWithBirthday(x, y));
+  const wantDirect = options.expectDirect ?? (typeof a === 'string' && typeof b === 'string' && expected(a, b) === 'direct');
+  if (options.waitForDirect !== false && wantDirect) {
     net.clock.runUntil(() => pa.directAt !== undefined && pb.directAt !== undefined, limit);
   }
+  if (options.runAfter !== undefined) net.clock.runFor(options.runAfter);
   const sel = pa.agent.selectedPair();
   const both = (x: number | undefined, y: number | undefined): number | undefined =>
     x === undefined || y === undefined ? undefined : Math.max(x, y);
@@ -122,5 +180,6 @@ export function runScenario(a: Side, b: Side, options: ScenarioOptions = {}): Sc
     dataOk,
     states: [pa.agent.state, pb.agent.state],
     packets: net.stats.sent,
+    ...(punch === undefined ? {} : { birthday: [punch[0].report(), punch[1].report()] as const }),
   };
 }

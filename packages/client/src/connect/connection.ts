@@ -1,0 +1,691 @@
+/**
+ * The node:dgram driver of the sans-I/O {@link IceAgent}, with a rendezvous service as the
+ * signalling channel: {@link connectPeer} (the caller, controlling) and {@link acceptOffer}
+ * (the callee, controlled) gather host, server-reflexive and relayed candidates, trickle them
+ * (RFC 8838), run the agent's checks on real sockets and timers, and then carry application
+ * datagrams and pings over the selected pair.
+ */
+import { randomBytes } from 'node:crypto';
+import { type Socket, createSocket } from 'node:dgram';
+import {
+  Attr,
+  type CandidateType,
+  type IceCandidate,
+  type OfferMessage,
+  type SignallingIceServer,
+  StunClass,
+  type TransportAddress,
+  canonicalIp,
+  candidateFoundation,
+  candidatePriority,
+  decodeStunMessage,
+  formatCandidate,
+  ipFamily,
+  looksLikeStun,
+  parseCandidate,
+} from '@nat/protocol';
+import { encodeBindingRequest } from '../binding.js';
+import { StunClientError, abortError } from '../errors.js';
+import { IceAgent } from '../ice/agent.js';
+import type { BaseId, CandidatePairInfo, IceAgentOptions, IceFailureReason, IcePath, IceRole } from '../ice/types.js';
+import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
+import { resolveServer } from '../resolve.js';
+import { TurnClient } from '../turn/client.js';
+import type { TurnPeerData } from '../turn/events.js';
+import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
+import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
+import { type TurnServerRef, iceServerRefs } from './servers.js';
+
+/** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
+export interface IceConnectionOptions {
+  /**
+   * Gather host candidates on exactly these IP addresses (one UDP socket each), loopback
+   * included. Default: every interface address from node:os, see {@link includeLoopback}.
+   */
+  readonly hostAddresses?: readonly string[];
+  /** With the default host addresses, also use loopback ones. Default false. */
+  readonly includeLoopback?: boolean;
+  /** Gather host (and so server-reflexive) candidates at all. Default true; false leaves only relayed ones. */
+  readonly hostCandidates?: boolean;
+  /** Ask the STUN servers for server-reflexive candidates. Default true. */
+  readonly serverReflexive?: boolean;
+  /** Allocate a relayed candidate on the first TURN server that grants one. Default true. */
+  readonly relay?: boolean;
+  /** STUN/TURN servers. Default: the rendezvous client's `iceServers`. */
+  readonly iceServers?: readonly SignallingIceServer[];
+  /** Gathering (server-reflexive and relayed) gives up after this long, ms. Default 5000. */
+  readonly gatherTimeoutMs?: number;
+  /**
+   * Options of the agent. Its `failureTimeout` (default 10,000 ms) bounds the time to connect:
+   * the connection fails with {@link StunClientError} `TIMEOUT` when it elapses.
+   */
+  readonly agent?: IceAgentOptions;
+  /** Aborts connecting (rejects with `ABORTED`), and closes the connection once connected. */
+  readonly signal?: AbortSignal;
+}
+
+/** One end of the selected pair, as the CLI prints it. */
+export interface ConnectionEndpoint {
+  readonly type: CandidateType;
+  readonly address: TransportAddress;
+}
+
+/** The path the connection uses: the selected pair. */
+export interface ConnectionPath {
+  /** `direct`, or `relay` when either end is a TURN relayed candidate. */
+  readonly path: IcePath;
+  /** The local end as the peer sees it (a srflx or prflx candidate behind a NAT). */
+  readonly localCandidate: ConnectionEndpoint;
+  readonly remoteCandidate: ConnectionEndpoint;
+  /** RTT of the last connectivity check on the pair, ms. */
+  readonly rttMs: number | undefined;
+}
+
+/** Events of {@link IceConnection}. */
+export interface IceConnectionEvents {
+  /** Application data from the peer (sent with {@link IceConnection.send}). */
+  data: (data: Uint8Array) => void;
+  /** The selected pair changed (the first one too: relay first, then a direct upgrade). */
+  path: (path: ConnectionPath) => void;
+  /** The connection ended: `bye` (the peer said so), `closed` (locally), or an ICE failure reason. */
+  close: (reason: 'bye' | 'closed' | IceFailureReason) => void;
+}
+
+type Listeners = { [E in keyof IceConnectionEvents]: Set<IceConnectionEvents[E]> };
+
+const RELAY_BASE = 'relay';
+const SRFLX_TRIES = 4;
+const SRFLX_RTO = 200;
+
+/** base64 of random bytes: ice-chars only (RFC 8445 section 5.3) when the length is a multiple of 3. */
+const iceChars = (bytes: number): string => randomBytes(bytes).toString('base64');
+const addressKey = (base: BaseId, a: TransportAddress): string => `${base}|${a.address}|${a.port}`;
+
+function toEndpoint(c: IceCandidate): ConnectionEndpoint {
+  const family = ipFamily(c.address) ?? 'IPv4';
+  return { type: c.type, address: { family, address: c.address, port: c.port } };
+}
+
+function pathOfPair(p: CandidatePairInfo): ConnectionPath {
+  return { path: p.path, localCandidate: toEndpoint(p.mappedLocal), remoteCandidate: toEndpoint(p.remote), rttMs: p.rttMs };
+}
+
+function candidate(
+  type: 'host' | 'srflx' | 'relay',
+  address: TransportAddress,
+  base: TransportAddress,
+  related: TransportAddress | undefined,
+  localPreference: number,
+  server?: string,
+): IceCandidate {
+  return {
+    foundation: candidateFoundation({ type, baseAddress: base.address, transport: 'udp', ...(server === undefined ? {} : { serverAddress: server }) }),
+    component: 1,
+    transport: 'udp',
+    priority: candidatePriority(type, localPreference, 1),
+    address: address.address,
+    port: address.port,
+    type,
+    ...(related === undefined ? {} : { relatedAddress: related.address, relatedPort: related.port }),
+    extensions: [],
+  };
+}
+
+interface Init {
+  readonly rv: RendezvousClient;
+  readonly peerId: string;
+  readonly sessionId: string;
+  readonly role: IceRole;
+  readonly offer?: OfferMessage;
+  readonly options: IceConnectionOptions;
+}
+
+/**
+ * A connection to one peer over ICE. Made by {@link connectPeer} or {@link acceptOffer}; `ready`
+ * settles when the agent has a selected pair (or fails). Application datagrams go over the
+ * selected pair with a 1-byte type prefix (see `framing.ts`): {@link send} and `data` events,
+ * {@link ping} for round-trip times (the peer answers pings by itself).
+ */
+export class IceConnection {
+  /** The peer's id. */
+  readonly peerId: string;
+  /** The signalling session id. */
+  readonly sessionId: string;
+  /** Our initial role: the caller is controlling. */
+  readonly role: IceRole;
+  /** Resolves with the first selected pair; rejects with StunClientError (and the connection closes). */
+  readonly ready: Promise<ConnectionPath>;
+  /** `performance.now()` when the connection started. */
+  readonly startedAt: number;
+  /** `performance.now()` when a pair was first selected. */
+  connectedAt: number | undefined;
+  /** `performance.now()` when a direct pair was first selected. */
+  directAt: number | undefined;
+
+  readonly #rv: RendezvousClient;
+  readonly #agent: IceAgent;
+  readonly #options: IceConnectionOptions;
+  readonly #sockets = new Map<BaseId, { socket: Socket; address: TransportAddress }>();
+  readonly #stunPending = new Map<string, (mapped: TransportAddress | undefined) => void>();
+  readonly #valid = new Set<string>();
+  readonly #permitted = new Set<string>();
+  readonly #pings = new Map<number, { sentAt: number; done: (rtt: number | StunClientError) => void }>();
+  readonly #listeners: Listeners = { data: new Set(), path: new Set(), close: new Set() };
+  readonly #gather = new AbortController();
+  readonly #onMessage = (m: RendezvousInbound): void => this.#signal(m);
+  readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
+  #turn: TurnClient | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.NaN;
+  #offerRef: string | undefined;
+  #answered: boolean;
+  #path: ConnectionPath | undefined;
+  #nextSeq = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #resolveReady!: (p: ConnectionPath) => void;
+  #rejectReady!: (e: StunClientError) => void;
+  #readySettled = false;
+
+  /** @internal use {@link connectPeer} or {@link acceptOffer} */
+  constructor(init: Init) {
+    this.#rv = init.rv;
+    this.peerId = init.peerId;
+    this.sessionId = init.sessionId;
+    this.role = init.role;
+    this.#options = init.options;
+    this.startedAt = performance.now();
+    this.ready = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    this.ready.catch(() => {}); // observed through connectPeer or by the caller
+    this.#agent = new IceAgent({
+      role: init.role,
+      tieBreaker: randomBytes(8).readBigUInt64BE(),
+      ufrag: iceChars(6),
+      pwd: iceChars(18),
+      ...(init.options.agent === undefined ? {} : { options: init.options.agent }),
+    });
+    this.#answered = init.offer !== undefined;
+    init.rv.on('message', this.#onMessage);
+    if (init.offer !== undefined) {
+      this.#agent.setRemoteCredentials(init.offer.ufrag, init.offer.pwd);
+      for (const line of init.offer.candidates) this.#addRemote(line);
+    }
+    const signal = init.options.signal;
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (signal?.aborted) this.#onAbort();
+  }
+
+  /** The current path (the selected pair), once connected. */
+  get path(): ConnectionPath | undefined {
+    return this.#path;
+  }
+
+  /** True once closed (locally, by the peer's `bye`, or by an ICE failure). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The agent's state. */
+  get state(): IceAgent['state'] {
+    return this.#agent.state;
+  }
+
+  /** Adds a listener. */
+  on<E extends keyof IceConnectionEvents>(event: E, listener: IceConnectionEvents[E]): this {
+    (this.#listeners[event] as Set<IceConnectionEvents[E]>).add(listener);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<E extends keyof IceConnectionEvents>(event: E, listener: IceConnectionEvents[E]): this {
+    (this.#listeners[event] as Set<IceConnectionEvents[E]>).delete(listener);
+    return this;
+  }
+
+  /** Sends one application datagram on the selected pair; false when there is none (yet) or the connection is closed. */
+  send(data: Uint8Array): boolean {
+    return this.#sendFrame(encodeDataFrame(data));
+  }
+
+  /**
+   * Sends a ping on the selected pair and resolves with the round-trip time in ms when the
+   * answer comes. Rejects with StunClientError `TIMEOUT` (default 2000 ms), `ABORTED` (signal or
+   * close) or `SOCKET` when there is no selected pair.
+   */
+  ping(options: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {}): Promise<number> {
+    const seq = (this.#nextSeq = (this.#nextSeq + 1) >>> 0);
+    return new Promise<number>((resolve, reject) => {
+      const { signal } = options;
+      const done = (r: number | StunClientError): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#pings.delete(seq);
+        if (typeof r === 'number') resolve(r);
+        else reject(r);
+      };
+      const onAbort = (): void => done(abortError(signal, 'ping'));
+      const timer = setTimeout(() => done(new StunClientError('TIMEOUT', `no pong within ${options.timeoutMs ?? 2000} ms`)), options.timeoutMs ?? 2000);
+      this.#pings.set(seq, { sentAt: performance.now(), done });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) return onAbort();
+      if (!this.#sendFrame(encodePingFrame(FRAME_PING, seq))) done(new StunClientError('SOCKET', 'no selected pair to ping on'));
+    });
+  }
+
+  /** Sends `bye` to the peer, closes the sockets and the TURN allocation. Idempotent; never rejects. */
+  close(reason?: string): Promise<void> {
+    return this.#end('closed', new StunClientError('ABORTED', 'connection closed before it connected'), reason);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Start: host candidates, offer or answer, then trickled srflx and relayed candidates
+
+  /** @internal */
+  async start(): Promise<void> {
+    try {
+      const hosts = await this.#bindHosts();
+      if (this.#closed) return;
+      const lines: string[] = [];
+      for (const [i, h] of hosts.entries()) {
+        const c = candidate('host', h.address, h.address, undefined, 65535 - i);
+        this.#agent.addLocalCandidate(c, h.base);
+        lines.push(formatCandidate(c));
+      }
+      const description = { to: this.peerId, sessionId: this.sessionId, ufrag: this.#agent.localCredentials.ufrag, pwd: this.#agent.localCredentials.pwd, candidates: lines };
+      if (this.role === 'controlling') this.#offerRef = this.#rv.send({ type: 'offer', ...description });
+      else this.#rv.send({ type: 'answer', ...description });
+      this.#flush();
+      await this.#gatherServers(hosts);
+      if (this.#closed) return;
+      this.#agent.endOfLocalCandidates();
+      this.#rv.send({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
+      this.#flush();
+    } catch (e) {
+      if (this.#closed) return;
+      const error = e instanceof StunClientError ? e : new StunClientError('SOCKET', `ICE connect: ${(e as Error).message}`, { cause: e });
+      await this.#end('closed', error);
+    }
+  }
+
+  async #bindHosts(): Promise<{ base: string; address: TransportAddress; socket: Socket }[]> {
+    const o = this.#options;
+    if (o.hostCandidates === false) return [];
+    const addresses = o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : hostInterfaceAddresses(o.includeLoopback === true);
+    const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
+    const out: { base: string; address: TransportAddress; socket: Socket }[] = [];
+    for (const b of bound) if (b !== undefined) out.push(b);
+    return out;
+  }
+
+  #bind(ip: string): Promise<{ base: string; address: TransportAddress; socket: Socket }> {
+    const family = ipFamily(ip) ?? 'IPv4';
+    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4' });
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: ip, port: 0 }, () => {
+        socket.off('error', reject);
+        socket.on('error', () => {}); // send errors (unreachable routes) are not fatal
+        if (this.#closed) {
+          socket.close();
+          reject(new StunClientError('ABORTED', 'closed'));
+          return;
+        }
+        const address: TransportAddress = { family, address: ip, port: socket.address().port };
+        const base = `host:${ip}`;
+        this.#sockets.set(base, { socket, address });
+        socket.on('message', (msg, rinfo) => this.#onDatagram(base, socket, msg, rinfo.address, rinfo.port));
+        resolve({ base, address, socket });
+      });
+    });
+  }
+
+  async #gatherServers(hosts: readonly { base: string; address: TransportAddress; socket: Socket }[]): Promise<void> {
+    const o = this.#options;
+    const refs = iceServerRefs(o.iceServers ?? this.#rv.iceServers);
+    const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
+    const tasks: Promise<void>[] = [];
+    if (o.serverReflexive !== false) {
+      for (const [i, h] of hosts.entries()) {
+        for (const s of refs.stun) tasks.push(this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}));
+      }
+    }
+    if (o.relay !== false && refs.turn.length > 0) tasks.push(this.#relay(refs.turn, signal).catch(() => {}));
+    await Promise.all(tasks);
+  }
+
+  async #reflexive(host: { base: string; address: TransportAddress; socket: Socket }, server: string, localPreference: number, signal: AbortSignal): Promise<void> {
+    const { address: dest } = await resolveServer(server, { family: host.address.family });
+    if (dest.family !== host.address.family || signal.aborted || this.#closed) return;
+    const request = encodeBindingRequest();
+    const key = Buffer.from(request.subarray(4, 20)).toString('hex');
+    const mapped = await new Promise<TransportAddress | undefined>((resolve) => {
+      let tries = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const done = (m: TransportAddress | undefined): void => {
+        clearTimeout(timer);
+        this.#stunPending.delete(key);
+        signal.removeEventListener('abort', onAbort);
+        resolve(m);
+      };
+      const onAbort = (): void => done(undefined);
+      const send = (): void => {
+        if (tries >= SRFLX_TRIES) return done(undefined);
+        host.socket.send(request, dest.port, dest.address, () => {});
+        timer = setTimeout(send, SRFLX_RTO * 2 ** tries++);
+      };
+      this.#stunPending.set(key, done);
+      signal.addEventListener('abort', onAbort, { once: true });
+      send();
+    });
+    if (mapped === undefined || this.#closed) return;
+    const m = { ...mapped, address: canonicalIp(mapped.address) };
+    if (m.address === host.address.address && m.port === host.address.port) return; // no NAT: the host candidate says it all
+    if (this.#agent.localCandidates().some((l) => l.candidate.type === 'srflx' && l.candidate.address === m.address && l.candidate.port === m.port)) return;
+    const c = candidate('srflx', m, host.address, host.address, localPreference, dest.address);
+    this.#agent.addLocalCandidate(c, host.base);
+    this.#trickle(c);
+  }
+
+  async #relay(servers: readonly TurnServerRef[], signal: AbortSignal): Promise<void> {
+    for (const s of servers) {
+      if (signal.aborted || this.#closed) return;
+      let turn: TurnClient;
+      try {
+        turn = await TurnClient.connect({
+          server: s.server,
+          username: s.username,
+          password: s.password,
+          transport: 'udp',
+          retransmission: { rto: 250, rc: 4, rm: 4 },
+          closeTimeoutMs: 1000,
+          signal,
+        });
+      } catch {
+        continue;
+      }
+      if (this.#closed) {
+        await turn.close();
+        return;
+      }
+      this.#turn = turn;
+      turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
+      const relayed = { ...turn.relayedAddress, address: canonicalIp(turn.relayedAddress.address) };
+      const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, 65535, turn.serverAddress.address);
+      for (const r of this.#agent.remoteCandidates()) this.#permit(r.address);
+      this.#agent.addLocalCandidate(c, RELAY_BASE);
+      this.#trickle(c);
+      this.#flush();
+      return;
+    }
+  }
+
+  #trickle(c: IceCandidate): void {
+    if (this.#closed) return;
+    try {
+      this.#rv.send({ type: 'candidate', to: this.peerId, sessionId: this.sessionId, candidate: formatCandidate(c) });
+    } catch {
+      // the rendezvous connection is gone: the peer learns the address as peer-reflexive, or not at all
+    }
+    this.#flush();
+  }
+
+  /** Installs a TURN permission toward a remote candidate's IP, so its checks reach our relay (RFC 8445 section 5.1.1.2). */
+  #permit(ip: string): void {
+    const turn = this.#turn;
+    if (turn === undefined || this.#permitted.has(ip) || ipFamily(ip) !== turn.relayedAddress.family) return;
+    this.#permitted.add(ip);
+    turn.createPermission(ip).catch(() => {});
+  }
+
+  #addRemote(line: string): void {
+    let c: IceCandidate;
+    try {
+      c = parseCandidate(line);
+    } catch {
+      return;
+    }
+    this.#agent.addRemoteCandidate(c);
+    if (ipFamily(c.address) !== undefined) this.#permit(c.address);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+
+  #signal(m: RendezvousInbound): void {
+    if (this.#closed) return;
+    if (m.type === 'error') {
+      if (m.ref !== undefined && m.ref === this.#offerRef && !this.#readySettled) {
+        void this.#end('closed', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId}: ${m.code}: ${m.message}`, { reason: m.code }));
+      }
+      return;
+    }
+    if (m.from !== this.peerId || m.sessionId !== this.sessionId) return;
+    switch (m.type) {
+      case 'answer':
+        if (this.role !== 'controlling' || this.#answered) return;
+        this.#answered = true;
+        this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
+        for (const line of m.candidates) this.#addRemote(line);
+        break;
+      case 'candidate':
+        this.#addRemote(m.candidate);
+        break;
+      case 'end-of-candidates':
+        this.#agent.endOfRemoteCandidates();
+        break;
+      case 'bye':
+        void this.#end('bye', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId} ended the session${m.reason ? `: ${m.reason}` : ''}`, { reason: 'bye' }));
+        return;
+      default:
+        return;
+    }
+    this.#flush();
+  }
+
+  #onDatagram(base: string, socket: Socket, msg: Buffer, fromIp: string, fromPort: number): void {
+    if (this.#closed) return;
+    const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    if (this.#stunPending.size > 0 && looksLikeStun(bytes)) {
+      try {
+        const m = decodeStunMessage(bytes);
+        const pending = this.#stunPending.get(m.transactionKey);
+        if (pending !== undefined && m.class !== StunClass.Request && m.class !== StunClass.Indication) {
+          pending(m.class === StunClass.SuccessResponse ? m.get(Attr.XorMappedAddress) ?? m.get(Attr.MappedAddress) : undefined);
+          return;
+        }
+      } catch {
+        // not ours: the agent decides
+      }
+    }
+    let ip = fromIp;
+    try {
+      ip = canonicalIp(fromIp);
+    } catch {
+      return;
+    }
+    const from: TransportAddress = { family: ipFamily(ip) ?? 'IPv4', address: ip, port: fromPort };
+    if (!this.#agent.handlePacket(bytes, { base, from }, performance.now())) this.#application(base, from, bytes, socket);
+    this.#flush();
+  }
+
+  #onRelayData(m: TurnPeerData): void {
+    if (this.#closed) return;
+    const from: TransportAddress = { ...m.peer, address: canonicalIp(m.peer.address) };
+    if (!this.#agent.handlePacket(m.data, { base: RELAY_BASE, from }, performance.now())) this.#application(RELAY_BASE, from, m.data, undefined);
+    this.#flush();
+  }
+
+  /** A non-STUN datagram: accepted only on a pair that passed its checks. */
+  #application(base: BaseId, from: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): void {
+    if (!this.#valid.has(addressKey(base, from))) return;
+    const frame = decodeFrame(bytes);
+    if (frame === undefined) return;
+    if (frame.kind === 'data') {
+      for (const l of this.#listeners.data) l(frame.payload);
+    } else if (frame.kind === 'ping') {
+      this.#transmit(base, from, encodePingFrame(FRAME_PONG, frame.seq), socket);
+    } else {
+      const p = this.#pings.get(frame.seq);
+      p?.done(performance.now() - p.sentAt);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outputs
+
+  #sendFrame(frame: Uint8Array): boolean {
+    if (this.#closed) return false;
+    const pair = this.#agent.selectedPair();
+    if (pair === undefined) return false;
+    this.#transmit(pair.base, pair.remoteAddress, frame, undefined);
+    return true;
+  }
+
+  #transmit(base: BaseId, to: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): void {
+    if (base === RELAY_BASE) {
+      this.#turn?.send(to, bytes);
+      return;
+    }
+    const s = socket ?? this.#sockets.get(base)?.socket;
+    s?.send(bytes, to.port, to.address, () => {});
+  }
+
+  /** Acts on what the agent wants after every input: transmits, events, and the next wake-up. */
+  #flush(): void {
+    if (this.#closed) return;
+    const agent = this.#agent;
+    for (let t = agent.pollTransmit(); t !== undefined; t = agent.pollTransmit()) this.#transmit(t.base, t.to, t.bytes, undefined);
+    for (let e = agent.pollEvent(); e !== undefined; e = agent.pollEvent()) {
+      if (e.type === 'pair' && e.pair.state === 'succeeded') this.#valid.add(addressKey(e.pair.base, e.pair.remoteAddress));
+      else if (e.type === 'remote-candidate') this.#permit(e.candidate.address);
+      else if (e.type === 'selected-pair') this.#selected(e.pair);
+      else if (e.type === 'state' && e.state === 'failed') {
+        const reason = e.reason ?? 'timeout';
+        void this.#end(reason, new StunClientError('TIMEOUT', `ICE failed: ${reason}`, { reason }));
+        return;
+      }
+    }
+    const at = agent.pollTimeout();
+    if (at === undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Number.NaN;
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerAt === at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.NaN;
+      if (this.#closed) return;
+      agent.handleTimeout(performance.now());
+      this.#flush();
+    }, Math.max(0, at - performance.now()));
+  }
+
+  #selected(pair: CandidatePairInfo): void {
+    this.#valid.add(addressKey(pair.base, pair.remoteAddress));
+    const now = performance.now();
+    this.connectedAt ??= now;
+    if (pair.path === 'direct') this.directAt ??= now;
+    const path = pathOfPair(pair);
+    this.#path = path;
+    if (!this.#readySettled) {
+      this.#readySettled = true;
+      this.#resolveReady(path);
+    }
+    for (const l of this.#listeners.path) l(path);
+  }
+
+  #end(why: 'bye' | 'closed' | IceFailureReason, error: StunClientError, byeReason?: string): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      if (why !== 'bye') {
+        try {
+          this.#rv.send({ type: 'bye', to: this.peerId, sessionId: this.sessionId, ...(byeReason === undefined ? {} : { reason: byeReason.slice(0, 256) }) });
+        } catch {
+          // the rendezvous connection is gone
+        }
+      }
+      this.#rv.off('message', this.#onMessage);
+      this.#options.signal?.removeEventListener('abort', this.#onAbort);
+      clearTimeout(this.#timer);
+      this.#gather.abort();
+      this.#agent.close();
+      for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));
+      for (const { socket } of this.#sockets.values()) socket.close();
+      this.#sockets.clear();
+      if (!this.#readySettled) {
+        this.#readySettled = true;
+        this.#rejectReady(error);
+      }
+      for (const l of this.#listeners.close) l(why);
+      const turn = this.#turn;
+      this.#turn = undefined;
+      if (turn !== undefined) await turn.close().catch(() => {});
+    })();
+    return this.#closing;
+  }
+}
+
+/**
+ * Connects to peer `peerId` through the rendezvous client `rv`, as the controlling agent:
+ * sends an offer with the host candidates, trickles server-reflexive and relayed ones, and
+ * resolves once a pair is selected.
+ *
+ * Rejects with StunClientError: `ERROR_RESPONSE` with `reason` `peer-offline` or
+ * `unknown-peer` (the rendezvous said so) or `bye` (the peer refused), `TIMEOUT` with `reason`
+ * the ICE failure reason (`no-remote-candidates` when the peer never answered, `timeout`,
+ * `all-pairs-failed`) after at most the agent's `failureTimeout`, `ABORTED`, `SOCKET`.
+ */
+export async function connectPeer(rv: RendezvousClient, peerId: string, options: IceConnectionOptions = {}): Promise<IceConnection> {
+  const conn = new IceConnection({ rv, peerId, sessionId: randomBytes(16).toString('base64url'), role: 'controlling', options });
+  void conn.start();
+  await conn.ready;
+  return conn;
+}
+
+/**
+ * Answers an offer received on `rv` (a `message` of type `offer`), as the controlled agent.
+ * Call it from the `message` listener itself, so the candidates that follow the offer are not
+ * missed. Returns at once; `ready` settles when connected or failed.
+ */
+export function acceptOffer(rv: RendezvousClient, offer: OfferMessage, options: IceConnectionOptions = {}): IceConnection {
+  const conn = new IceConnection({ rv, peerId: offer.from, sessionId: offer.sessionId, role: 'controlled', offer, options });
+  void conn.start();
+  return conn;
+}
+
+/**
+ * Accepts every offer that arrives on `rv` until the returned function is called (or `signal`
+ * fires): calls `onConnection` with each new {@link IceConnection} as soon as the offer arrives
+ * (await its `ready`). Offers repeated for a session already accepted are ignored.
+ */
+export function acceptPeers(
+  rv: RendezvousClient,
+  onConnection: (conn: IceConnection) => void,
+  options: IceConnectionOptions = {},
+): () => void {
+  const sessions = new Set<string>();
+  const onMessage = (m: RendezvousInbound): void => {
+    if (m.type !== 'offer') return;
+    const key = `${m.from} ${m.sessionId}`;
+    if (sessions.has(key)) return;
+    sessions.add(key);
+    const conn = acceptOffer(rv, m, options);
+    conn.on('close', () => sessions.delete(key));
+    onConnection(conn);
+  };
+  const stop = (): void => {
+    rv.off('message', onMessage);
+    options.signal?.removeEventListener('abort', stop);
+  };
+  rv.on('message', onMessage);
+  options.signal?.addEventListener('abort', stop, { once: true });
+  return stop;
+}

@@ -1,0 +1,43 @@
+/**
+ * # Peer connections over ICE
+ *
+ * The node:dgram driver of the sans-I/O ICE agent, signalled through a rendezvous service:
+ *
+ * ```ts
+ * const rv = await RendezvousClient.connect({ url, identity });
+ * // caller (controlling)
+ * const conn = await connectPeer(rv, peerId, { signal });
+ * conn.path;                 // { path: 'direct' | 'relay', localCandidate, remoteCandidate, rttMs }
+ * conn.send(bytes);          // application datagrams on the selected pair
+ * conn.on('data', (d) => ...);
+ * const rtt = await conn.ping();
+ * await conn.close();        // sends `bye`, closes the sockets and the TURN allocation
+ * // callee (controlled)
+ * acceptPeers(rv, (conn) => conn.on('data', (d) => conn.send(d)));
+ * ```
+ *
+ * Gathering: one UDP socket per host address (every interface address, loopback only with
+ * `includeLoopback`, or exactly `hostAddresses`); a server-reflexive candidate per socket and
+ * STUN server, learned on that same socket (responses are matched by transaction id before the
+ * agent sees the datagram); one relayed candidate from the first TURN server of `iceServers`
+ * (the rendezvous client's by default). Host candidates go in the offer or answer, the others
+ * trickle (RFC 8838) followed by `end-of-candidates`.
+ *
+ * Defaults: gathering gives up after 5 s; the agent fails after `agent.failureTimeout` (10 s)
+ * without a selected pair, and connecting then rejects with StunClientError `TIMEOUT`.
+ *
+ * @module
+ */
+export {
+  IceConnection,
+  type IceConnectionOptions,
+  type IceConnectionEvents,
+  type ConnectionEndpoint,
+  type ConnectionPath,
+  connectPeer,
+  acceptOffer,
+  acceptPeers,
+} from './connection.js';
+export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
+export { hostInterfaceAddresses, explicitHostAddresses } from './hosts.js';
+export { type IceServerRefs, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';
