@@ -95,7 +95,7 @@ describe('nat-server STUN on 127.0.0.1 + 127.0.0.2', () => {
       const socket =
         transport === 'tcp'
           ? tcpConnect({ host: '127.0.0.1', port: listener.address.port, localAddress: '127.0.0.4' })
-          : tlsConnect({ host: '127.0.0.1', port: listener.address.port, rejectUnauthorized: false, localAddress: '127.0.0.4' });
+          : tlsConnect({ socket: tcpConnect({ host: '127.0.0.1', port: listener.address.port, localAddress: '127.0.0.4' }), rejectUnauthorized: false });
       await new Promise<void>((r) => socket.once(transport === 'tcp' ? 'connect' : 'secureConnect', () => r()));
       const framer = new StunStreamFramer();
       const frames: StunMessage[] = [];

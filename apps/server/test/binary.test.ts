@@ -65,7 +65,7 @@ describe('nat-server --rendezvous-port', () => {
       while (!/rendezvous ws:/.test(s.err()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const url = /rendezvous (ws:\/\/\S+)/.exec(s.err())![1]!;
       const client = await RendezvousClient.connect({ url, identity: generateIdentity() });
-      const turn = client.iceServers.find((i) => i.urls.some((u) => u.startsWith('turn:')))!;
+      const turn = client.iceServers.find((i) => [i.urls].flat().some((u: string) => u.startsWith('turn:')))!;
       expect(turn.username).toMatch(new RegExp(`^\\d+:${client.id}$`));
       // the credentials work on this server's TURN
       const port = Number(/listening udp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);
