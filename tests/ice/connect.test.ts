@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { type IceConnection, type IceConnectionOptions, RendezvousClient, acceptPeers, connectPeer, generateIdentity, peerIdOf } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../apps/cli/dist/cli.js';
+import { runCli } from '@nat/cli';
 
 const SECRET = 'ice-connect-test-secret';
 let stun: StunServer;
