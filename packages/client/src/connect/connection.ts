@@ -28,12 +28,14 @@ import { encodeBindingRequest } from '../binding.js';
 import { StunClientError, abortError } from '../errors.js';
 import { IceAgent } from '../ice/agent.js';
 import type { BaseId, CandidatePairInfo, IceAgentOptions, IceFailureReason, IcePath, IceRole } from '../ice/types.js';
+import { punchInfoFromApp } from '../ice/birthday.js';
 import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
 import { resolveServer } from '../resolve.js';
 import { TurnClient } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
+import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
@@ -62,6 +64,16 @@ export interface IceConnectionOptions {
   readonly agent?: IceAgentOptions;
   /** Aborts connecting (rejects with `ABORTED`), and closes the connection once connected. */
   readonly signal?: AbortSignal;
+  /**
+   * Opt-in birthday punching for a peer behind an endpoint-dependent mapping (see
+   * `ice/birthday.ts`): this side's NAT mapping (from `detectNat`) goes in the offer or answer
+   * `app` payload (`nat.mapping`, `nat.ports`); when the peer sent its own and one side is hard
+   * and the other easy, the hard side opens `options.sockets` extra sockets (at most
+   * MAX_PUNCH_SOCKETS, 1024) on the ICE socket's host address and both probe. Absent: no
+   * punching, no `app` keys. Punching stops once a direct pair is selected; the relay still
+   * comes first.
+   */
+  readonly punch?: IcePunchOptions;
 }
 
 /** One end of the selected pair, as the CLI prints it. */
@@ -79,6 +91,8 @@ export interface ConnectionPath {
   readonly remoteCandidate: ConnectionEndpoint;
   /** RTT of the last connectivity check on the pair, ms. */
   readonly rttMs: number | undefined;
+  /** True when the pair is a path birthday punching opened (see {@link IceConnectionOptions.punch}). */
+  readonly punched: boolean;
 }
 
 /** Events of {@link IceConnection}. */
@@ -106,8 +120,8 @@ function toEndpoint(c: IceCandidate): ConnectionEndpoint {
   return { type: c.type, address: { family, address: c.address, port: c.port } };
 }
 
-function pathOfPair(p: CandidatePairInfo): ConnectionPath {
-  return { path: p.path, localCandidate: toEndpoint(p.mappedLocal), remoteCandidate: toEndpoint(p.remote), rttMs: p.rttMs };
+function pathOfPair(p: CandidatePairInfo, punched: boolean): ConnectionPath {
+  return { path: p.path, localCandidate: toEndpoint(p.mappedLocal), remoteCandidate: toEndpoint(p.remote), rttMs: p.rttMs, punched };
 }
 
 function candidate(
@@ -174,6 +188,7 @@ export class IceConnection {
   readonly #gather = new AbortController();
   readonly #onMessage = (m: RendezvousInbound): void => this.#signal(m);
   readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
+  readonly #punch: SocketPunch | undefined;
   #turn: TurnClient | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.NaN;
@@ -208,9 +223,11 @@ export class IceConnection {
       ...(init.options.agent === undefined ? {} : { options: init.options.agent }),
     });
     this.#answered = init.offer !== undefined;
+    this.#punch = init.options.punch === undefined ? undefined : this.#makePunch(init.options.punch);
     init.rv.on('message', this.#onMessage);
     if (init.offer !== undefined) {
       this.#agent.setRemoteCredentials(init.offer.ufrag, init.offer.pwd);
+      this.#setPunchRemote(init.offer.app, init.offer.ufrag, init.offer.pwd);
       for (const line of init.offer.candidates) this.#addRemote(line);
     }
     const signal = init.options.signal;
@@ -231,6 +248,30 @@ export class IceConnection {
   /** The agent's state. */
   get state(): IceAgent['state'] {
     return this.#agent.state;
+  }
+
+  /** What birthday punching did, when {@link IceConnectionOptions.punch} asked for it. */
+  get punch(): PunchReport | undefined {
+    return this.#punch?.report();
+  }
+
+  #makePunch(options: IcePunchOptions): SocketPunch {
+    return new SocketPunch(
+      {
+        agent: this.#agent,
+        addBase: (base, socket, address) => void this.#sockets.set(base, { socket, address }),
+        removeBase: (base) => void this.#sockets.delete(base),
+        deliver: (base, socket, bytes, from) => this.#onDatagram(base, socket, bytes, from.address, from.port),
+        flush: () => this.#flush(),
+        socketOf: (base) => (base === undefined ? undefined : this.#sockets.get(base)?.socket),
+      },
+      options,
+    );
+  }
+
+  #setPunchRemote(app: Readonly<Record<string, string>> | undefined, ufrag: string, pwd: string): void {
+    const local = this.#agent.localCredentials;
+    this.#punch?.setRemote(punchInfoFromApp(app), { localUfrag: local.ufrag, localPwd: local.pwd, remoteUfrag: ufrag, remotePwd: pwd });
   }
 
   /** Adds a listener. */
@@ -294,9 +335,18 @@ export class IceConnection {
         this.#agent.addLocalCandidate(c, h.base);
         lines.push(formatCandidate(c));
       }
-      const description = { to: this.peerId, sessionId: this.sessionId, ufrag: this.#agent.localCredentials.ufrag, pwd: this.#agent.localCredentials.pwd, candidates: lines };
+      const description = {
+        to: this.peerId,
+        sessionId: this.sessionId,
+        ufrag: this.#agent.localCredentials.ufrag,
+        pwd: this.#agent.localCredentials.pwd,
+        candidates: lines,
+        ...(this.#punch === undefined ? {} : { app: this.#punch.app() }),
+      };
       if (this.role === 'controlling') this.#offerRef = this.#rv.send({ type: 'offer', ...description });
       else this.#rv.send({ type: 'answer', ...description });
+      const primary = hosts.find((h) => h.address.family === 'IPv4');
+      if (primary !== undefined) this.#punch?.setPrimary(primary.base, primary.address);
       this.#flush();
       await this.#gatherServers(hosts);
       if (this.#closed) return;
@@ -448,6 +498,7 @@ export class IceConnection {
       return;
     }
     this.#agent.addRemoteCandidate(c);
+    this.#punch?.addRemoteCandidate(c);
     if (ipFamily(c.address) !== undefined) this.#permit(c.address);
   }
 
@@ -468,6 +519,7 @@ export class IceConnection {
         if (this.role !== 'controlling' || this.#answered) return;
         this.#answered = true;
         this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
+        this.#setPunchRemote(m.app, m.ufrag, m.pwd);
         for (const line of m.candidates) this.#addRemote(line);
         break;
       case 'candidate':
@@ -485,7 +537,7 @@ export class IceConnection {
     this.#flush();
   }
 
-  #onDatagram(base: string, socket: Socket, msg: Buffer, fromIp: string, fromPort: number): void {
+  #onDatagram(base: BaseId, socket: Socket, msg: Buffer, fromIp: string, fromPort: number): void {
     if (this.#closed) return;
     const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
     if (this.#stunPending.size > 0 && looksLikeStun(bytes)) {
@@ -507,6 +559,7 @@ export class IceConnection {
       return;
     }
     const from: TransportAddress = { family: ipFamily(ip) ?? 'IPv4', address: ip, port: fromPort };
+    if (this.#punch?.intercept(base, bytes, from) === true) return; // a birthday probe
     if (!this.#agent.handlePacket(bytes, { base, from }, performance.now())) this.#application(base, from, bytes, socket);
     this.#flush();
   }
@@ -568,6 +621,7 @@ export class IceConnection {
         return;
       }
     }
+    this.#punch?.onFlush();
     const at = agent.pollTimeout();
     if (at === undefined) {
       clearTimeout(this.#timer);
@@ -592,7 +646,7 @@ export class IceConnection {
     const now = performance.now();
     this.connectedAt ??= now;
     if (pair.path === 'direct') this.directAt ??= now;
-    const path = pathOfPair(pair);
+    const path = pathOfPair(pair, this.#punch?.isPunched(pair.base, pair.remoteAddress) ?? false);
     this.#path = path;
     if (!this.#readySettled) {
       this.#readySettled = true;
@@ -618,7 +672,8 @@ export class IceConnection {
       this.#gather.abort();
       this.#agent.close();
       for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));
-      for (const { socket } of this.#sockets.values()) socket.close();
+      this.#punch?.close();
+      for (const [base, { socket }] of this.#sockets) if (!(typeof base === 'string' && base.startsWith('bday-'))) socket.close();
       this.#sockets.clear();
       if (!this.#readySettled) {
         this.#readySettled = true;

@@ -23,6 +23,11 @@
  * (the rendezvous client's by default). Host candidates go in the offer or answer, the others
  * trickle (RFC 8838) followed by `end-of-candidates`.
  *
+ * Birthday punching (opt-in, `punch`): each side's NAT mapping goes in the offer or answer
+ * `app` payload; a hard side facing an easy one opens extra sockets and both probe (see
+ * `ice/birthday.ts`); `conn.punch` reports what it did, `path.punched` whether the selected pair
+ * is the punched path.
+ *
  * Defaults: gathering gives up after 5 s; the agent fails after `agent.failureTimeout` (10 s)
  * without a selected pair, and connecting then rejects with StunClientError `TIMEOUT`.
  *
@@ -38,6 +43,7 @@ export {
   acceptOffer,
   acceptPeers,
 } from './connection.js';
+export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 export { hostInterfaceAddresses, explicitHostAddresses } from './hosts.js';
 export { type IceServerRefs, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';

@@ -1,0 +1,350 @@
+/**
+ * Birthday punching on real sockets: the node:dgram driver of the sans-I/O
+ * {@link BirthdayPuncher}, beside an {@link IceConnection}'s agent. It learns the peer's NAT
+ * info (the `app` payload of its offer or answer) and candidates, picks a role
+ * ({@link punchRole}), opens the hard side's extra sockets on the ICE socket's host address,
+ * moves probes, turns a hit into an agent base or remote candidate ({@link addPunchedPath}) and
+ * closes every extra socket once punching is over and the agent has a direct path.
+ */
+import { type Socket, createSocket } from 'node:dgram';
+import { type IceCandidate, type TransportAddress, candidateTransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
+import type { IceAgent } from '../ice/agent.js';
+import {
+  BirthdayPuncher,
+  type BirthdayOptions,
+  type PortAllocation,
+  type PunchMapping,
+  type PunchNatInfo,
+  type PunchOutcome,
+  type PunchRole,
+  type PunchSocket,
+  addPunchedPath,
+  punchInfoToApp,
+  punchRole,
+  punchTarget,
+} from '../ice/birthday.js';
+import type { BaseId } from '../ice/types.js';
+
+/** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
+export const MAX_PUNCH_SOCKETS = 1024;
+
+/** Opt-in birthday punching of {@link IceConnectionOptions.punch}. */
+export interface IcePunchOptions {
+  /** This side's NAT mapping behaviour, as `detectNat` reported it; null: unknown (no punching). */
+  readonly mapping: PunchMapping;
+  /** How this side's NAT allocates ports. Default `unknown`. */
+  readonly ports?: 'preserving' | 'sequential' | 'random' | 'unknown';
+  /** Budgets of the puncher; `sockets` is capped at {@link MAX_PUNCH_SOCKETS}. */
+  readonly options?: BirthdayOptions;
+  /**
+   * Also punch toward a private or loopback host candidate of the peer when it signalled no
+   * server-reflexive one (see {@link punchTarget}). Default false; for LAN and loopback tests.
+   */
+  readonly privateTargets?: boolean;
+}
+
+/** What punching did on one side of a connection. */
+export interface PunchReport {
+  /** This side's role; undefined until the peer's offer or answer came. */
+  readonly role: PunchRole | undefined;
+  /** Whether the puncher started (it needs a role of `hard` or `easy` and a target). */
+  readonly started: boolean;
+  /** How punching ended; undefined while it runs or when it never started. */
+  readonly outcome: PunchOutcome | undefined;
+  /** Where the hit came from (the peer's end of the punched path), when there was one. */
+  readonly hit: { readonly socket: PunchSocket; readonly remote: TransportAddress } | undefined;
+  readonly probesSent: number;
+  /** Extra sockets opened in all (hard side). */
+  readonly socketsOpened: number;
+  /** Extra sockets open now. */
+  readonly socketsOpen: number;
+}
+
+/** What the driver needs of its connection. */
+export interface PunchHost {
+  readonly agent: IceAgent;
+  /** Makes extra socket `socket` a base of the connection: it sends the agent's packets on it. */
+  addBase(base: BaseId, socket: Socket, address: TransportAddress): void;
+  /** Forgets a base added with {@link addBase} (its socket is being closed). */
+  removeBase(base: BaseId): void;
+  /** Hands a datagram that arrived on an extra socket (now a base) to the connection's input path. */
+  deliver(base: BaseId, socket: Socket, bytes: Buffer, from: TransportAddress): void;
+  /** Acts on what the agent wants now. */
+  flush(): void;
+  /** The socket of a base, for probes from the primary socket. */
+  socketOf(base: BaseId | undefined): Socket | undefined;
+}
+
+/** The agent base id of the hard side's extra socket `i`. */
+export const punchBase = (i: number): BaseId => `bday-${i}`;
+
+interface Extra {
+  readonly socket: Socket;
+  readonly address: TransportAddress;
+  open: boolean;
+}
+
+/** An IPv4 address of the peer to punch toward, private ones included. */
+function anyIPv4(candidates: readonly IceCandidate[]): TransportAddress | undefined {
+  for (const c of candidates) {
+    const a = candidateTransportAddress(c);
+    if (c.transport === 'udp' && a !== undefined && a.family === 'IPv4') return a;
+  }
+  return undefined;
+}
+
+/** The node:dgram driver of one connection's {@link BirthdayPuncher}. */
+export class SocketPunch {
+  readonly #host: PunchHost;
+  readonly #options: IcePunchOptions;
+  readonly #local: PunchNatInfo;
+  readonly #remoteCandidates: IceCandidate[] = [];
+  readonly #extras: (Extra | undefined)[] = [];
+  #remote: PunchNatInfo | undefined;
+  #role: PunchRole | undefined;
+  #primary: { base: BaseId; address: TransportAddress } | undefined;
+  #puncher: BirthdayPuncher | undefined;
+  #credentials: { localUfrag: string; localPwd: string; remoteUfrag: string; remotePwd: string } | undefined;
+  #outcome: PunchOutcome | undefined;
+  #hit: { socket: PunchSocket; remote: TransportAddress } | undefined;
+  #keep: number | undefined;
+  #opened = 0;
+  #started = false;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.NaN;
+  #pumping = false;
+  #closed = false;
+
+  constructor(host: PunchHost, options: IcePunchOptions) {
+    this.#host = host;
+    this.#options = options;
+    const ports = options.ports ?? 'unknown';
+    this.#local = { mapping: options.mapping, portAllocation: ports === 'unknown' ? null : (ports satisfies Exclude<PortAllocation, null>) };
+  }
+
+  /** The `app` payload entries of our offer or answer. */
+  app(): Record<string, string> {
+    return punchInfoToApp(this.#local);
+  }
+
+  /** What punching did so far. */
+  report(): PunchReport {
+    return {
+      role: this.#role,
+      started: this.#started,
+      outcome: this.#outcome,
+      hit: this.#hit,
+      probesSent: this.#puncher?.probesSent ?? 0,
+      socketsOpened: this.#opened,
+      socketsOpen: this.#extras.filter((e) => e?.open === true).length,
+    };
+  }
+
+  /** Whether the agent's pair from `base` to `remote` is a punched path. */
+  isPunched(base: BaseId, remote: TransportAddress): boolean {
+    if (this.#keep !== undefined && base === punchBase(this.#keep)) return true;
+    const h = this.#hit;
+    return h !== undefined && h.socket === 'primary' && base === this.#primary?.base && h.remote.address === remote.address && h.remote.port === remote.port;
+  }
+
+  /** The peer's offer or answer came: its NAT info (undefined: it does not punch) and both sides' ICE credentials. */
+  setRemote(info: PunchNatInfo | undefined, credentials: { localUfrag: string; localPwd: string; remoteUfrag: string; remotePwd: string }): void {
+    if (this.#role !== undefined) return;
+    this.#remote = info;
+    this.#credentials = credentials;
+    this.#role = info === undefined ? 'none' : punchRole(this.#local.mapping, info.mapping);
+    this.#maybeStart();
+  }
+
+  /** A remote candidate (signalled or trickled). */
+  addRemoteCandidate(c: IceCandidate): void {
+    this.#remoteCandidates.push(c);
+    this.#maybeStart();
+  }
+
+  /** The ICE socket probes leave from (easy side) and whose host address the extra sockets share (hard side). */
+  setPrimary(base: BaseId, address: TransportAddress): void {
+    this.#primary ??= { base, address };
+    this.#maybeStart();
+  }
+
+  /**
+   * A datagram on the primary socket, before the agent sees it: true when it was a probe (the
+   * puncher consumed it). Datagrams on other sockets are ignored (false).
+   */
+  intercept(base: BaseId, bytes: Uint8Array, from: TransportAddress): boolean {
+    const puncher = this.#puncher;
+    if (puncher === undefined || base !== this.#primary?.base || puncher.done) return false;
+    const consumed = puncher.handlePacket(bytes, 'primary', from, performance.now());
+    this.#pump();
+    return consumed;
+  }
+
+  /** The agent changed its selected pair, or may have: stop punching once a direct path works. */
+  onFlush(): void {
+    const puncher = this.#puncher;
+    const pair = this.#host.agent.selectedPair();
+    if (pair === undefined || pair.path !== 'direct') return;
+    if (puncher !== undefined && !puncher.done) {
+      puncher.stop(performance.now());
+      this.#pump();
+    }
+    // The punched socket is not needed when the agent settled on another direct path.
+    const keep = this.#keep;
+    if (keep !== undefined && pair.base !== punchBase(keep)) {
+      this.#keep = undefined;
+      this.#host.removeBase(punchBase(keep));
+      this.#closeExtra(keep);
+    }
+  }
+
+  /** Closes every extra socket and the timer. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
+  }
+
+  #maybeStart(): void {
+    const role = this.#role;
+    const primary = this.#primary;
+    const credentials = this.#credentials;
+    if (this.#started || this.#closed || (role !== 'hard' && role !== 'easy') || primary === undefined || credentials === undefined) return;
+    if (primary.address.family !== 'IPv4') return;
+    const target = punchTarget(this.#remoteCandidates) ?? (this.#options.privateTargets === true ? anyIPv4(this.#remoteCandidates) : undefined);
+    if (target === undefined) return;
+    this.#started = true;
+    const given = this.#options.options ?? {};
+    const sockets = Math.min(given.sockets ?? 256, MAX_PUNCH_SOCKETS);
+    const puncher = new BirthdayPuncher({
+      role,
+      peer: target,
+      peerPortAllocation: this.#remote?.portAllocation ?? null,
+      credentials,
+      options: { ...given, sockets },
+    });
+    this.#puncher = puncher;
+    void this.#openExtras(puncher.socketCount, primary.address.address).then(() => {
+      if (this.#closed) return;
+      // stopped while the sockets were being bound (a direct pair came first): they are not needed
+      if (puncher.done) {
+        for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
+        return;
+      }
+      puncher.start(performance.now());
+      this.#pump();
+    });
+  }
+
+  async #openExtras(count: number, ip: string): Promise<void> {
+    const bound = await Promise.all(Array.from({ length: count }, (_, i) => this.#bindExtra(i, ip)));
+    for (const [i, e] of bound.entries()) this.#extras[i] = e;
+    if (this.#closed) this.close();
+  }
+
+  #bindExtra(i: number, ip: string): Promise<Extra | undefined> {
+    const socket = createSocket({ type: 'udp4' });
+    return new Promise((resolve) => {
+      const failed = (): void => {
+        socket.close();
+        resolve(undefined);
+      };
+      socket.once('error', failed);
+      socket.bind({ address: ip, port: 0 }, () => {
+        socket.off('error', failed);
+        socket.on('error', () => {}); // send errors are not fatal
+        this.#opened++;
+        const extra: Extra = { socket, address: { family: 'IPv4', address: ip, port: socket.address().port }, open: true };
+        socket.on('message', (msg, rinfo) => this.#onExtra(i, extra, msg, rinfo.address, rinfo.port));
+        resolve(extra);
+      });
+    });
+  }
+
+  #onExtra(i: number, extra: Extra, msg: Buffer, fromIp: string, fromPort: number): void {
+    if (this.#closed || !extra.open) return;
+    let ip: string;
+    try {
+      ip = canonicalIp(fromIp);
+    } catch {
+      return;
+    }
+    const from: TransportAddress = { family: ipFamily(ip) ?? 'IPv4', address: ip, port: fromPort };
+    const puncher = this.#puncher;
+    if (puncher !== undefined && !puncher.done) {
+      const consumed = puncher.handlePacket(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), i, from, performance.now());
+      this.#pump();
+      if (consumed) return;
+    }
+    // Once a hit made it a base, the agent's checks and application data flow on it.
+    if (this.#keep === i) this.#host.deliver(punchBase(i), extra.socket, msg, from);
+  }
+
+  #closeExtra(i: number): void {
+    const e = this.#extras[i];
+    if (e === undefined || !e.open) return;
+    e.open = false;
+    try {
+      e.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #pump(): void {
+    const puncher = this.#puncher;
+    if (puncher === undefined || this.#pumping || this.#closed) return;
+    this.#pumping = true;
+    let touchedAgent = false;
+    try {
+      for (let t = puncher.pollTransmit(); t !== undefined; t = puncher.pollTransmit()) {
+        const socket = t.socket === 'primary' ? this.#host.socketOf(this.#primary?.base) : this.#extras[t.socket]?.open === true ? this.#extras[t.socket]!.socket : undefined;
+        try {
+          socket?.send(t.bytes, t.to.port, t.to.address, () => {});
+        } catch {
+          // closed meanwhile
+        }
+      }
+      for (let e = puncher.pollEvent(); e !== undefined; e = puncher.pollEvent()) {
+        if (e.type === 'hit') {
+          this.#hit = { socket: e.socket, remote: e.remote };
+          const extra = typeof e.socket === 'number' ? this.#extras[e.socket] : undefined;
+          if (extra !== undefined && typeof e.socket === 'number') {
+            this.#keep = e.socket;
+            this.#host.addBase(punchBase(e.socket), extra.socket, extra.address);
+            addPunchedPath(this.#host.agent, e, { base: punchBase(e.socket), address: extra.address });
+          } else addPunchedPath(this.#host.agent, e);
+          touchedAgent = true;
+        } else {
+          this.#outcome = e.outcome;
+          for (let i = 0; i < this.#extras.length; i++) if (i !== e.keep) this.#closeExtra(i);
+          if (typeof e.keep !== 'number') this.#keep = undefined;
+        }
+      }
+      this.#schedule(puncher.pollTimeout());
+    } finally {
+      this.#pumping = false;
+    }
+    if (touchedAgent) this.#host.flush();
+  }
+
+  #schedule(at: number | undefined): void {
+    if (at === undefined || this.#closed) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Number.NaN;
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerAt === at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Number.NaN;
+      if (this.#closed) return;
+      this.#puncher?.handleTimeout(performance.now());
+      this.#pump();
+    }, Math.max(0, at - performance.now()));
+  }
+}
