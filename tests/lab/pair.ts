@@ -1,0 +1,338 @@
+/**
+ * A two-LAN real-kernel NAT lab: one server host on the "internet" segment and two NAT routers
+ * of given behaviours, each with one client behind it, for peer-to-peer (ICE) tests.
+ *
+ * ```
+ *                        server ns: bridge inet0 203.0.113.1/24, 203.0.113.2/24
+ *                          ra0 |                                  | rb0
+ *   router A ns: wan0 203.0.113.254/24            router B ns: wan0 203.0.113.253/24
+ *                lan0 198.18.1.1/24                            lan0 198.19.1.1/24
+ *                     |                                             |
+ *   client A ns: eth0 198.18.1.2/24               client B ns: eth0 198.19.1.2/24
+ * ```
+ *
+ * - Both LANs lie inside 198.18.0.0/15 (RFC 2544); the internet is 203.0.113.0/24 (RFC 5737).
+ * - For 'open' and 'symmetric-udp-firewall' the client also owns a public address, as in
+ *   {@link createLab}: side A 198.51.100.2/28 (gateway .1), side B 198.51.100.18/28 (gateway
+ *   .17); the server and the other router route that /28 via the router's WAN address.
+ * - Each router gets the nftables recipe of its behaviour from recipes.ts.
+ * - Namespaces are named `natlab-<pid>-p<n><random>-{s,ra,ca,rb,cb}`, so `sweepStaleLabs()`
+ *   removes them when their owner died; `destroy()` (idempotent) and a process 'exit' handler
+ *   remove them otherwise.
+ */
+import { spawn as spawnChild, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isPublicBehaviour, routerRuleset, type Behaviour } from './recipes.js';
+import { LAB_PREFIX, run, sweepStaleLabs, type ExecOptions, type ExecResult, type LabProcess } from './netns.js';
+
+/** One side (router plus client) of a pair lab. */
+export interface PairSide {
+  readonly behaviour: Behaviour;
+  readonly router: { readonly ns: string; readonly wan: string; readonly lan: string };
+  readonly client: {
+    readonly ns: string;
+    /** The address its packets leave with (the public one for public behaviours). */
+    readonly address: string;
+    /** Its private LAN address. */
+    readonly lanAddress: string;
+  };
+  /** The IP the internet sees the client's packets come from. */
+  readonly publicAddress: string;
+  /** The router's nftables ruleset. */
+  readonly ruleset: string;
+}
+
+/** Role names of the pair lab's namespaces. */
+export type PairNsRef = 'server' | 'routerA' | 'clientA' | 'routerB' | 'clientB';
+
+/** A built two-LAN lab. */
+export interface PairLab {
+  readonly id: string;
+  readonly server: { readonly ns: string; readonly primary: string; readonly secondary: string };
+  readonly a: PairSide;
+  readonly b: PairSide;
+  readonly namespaces: readonly string[];
+  readonly tmpDir: string;
+  /** Runs `ip netns exec NS argv...` with a timeout. */
+  exec(ns: PairNsRef, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a daemon; killed by stop(), destroy(), or when this process dies. */
+  spawn(ns: PairNsRef, argv: readonly string[]): LabProcess;
+  /** Kills the lab's processes and deletes its namespaces; safe to call more than once. */
+  destroy(): Promise<void>;
+}
+
+/** Options of {@link createPairLab}. */
+export interface PairLabOptions {
+  readonly a: Behaviour;
+  readonly b: Behaviour;
+  /** Timeout of each setup command, in ms (default 10000). */
+  readonly setupTimeoutMs?: number;
+}
+
+/** The pair lab's fixed addresses. */
+export const PAIR_ADDRESSES = {
+  serverPrimary: '203.0.113.1',
+  serverSecondary: '203.0.113.2',
+  a: {
+    routerWan: '203.0.113.254', routerLan: '198.18.1.1', clientLan: '198.18.1.2', lanPrefix: 24,
+    routerPublicLan: '198.51.100.1', clientPublic: '198.51.100.2', publicNet: '198.51.100.0/28',
+  },
+  b: {
+    routerWan: '203.0.113.253', routerLan: '198.19.1.1', clientLan: '198.19.1.2', lanPrefix: 24,
+    routerPublicLan: '198.51.100.17', clientPublic: '198.51.100.18', publicNet: '198.51.100.16/28',
+  },
+} as const;
+
+const OUTPUT_CAP = 1 << 20;
+const live = new Map<string, { namespaces: string[]; processes: Set<ChildProcess>; tmpDir: string }>();
+let exitHandler = false;
+let counter = 0;
+let pdeathsig: boolean | undefined;
+
+function hasPdeathsig(): boolean {
+  if (pdeathsig === undefined) {
+    try {
+      execFileSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 5000, stdio: 'ignore' });
+      pdeathsig = true;
+    } catch {
+      pdeathsig = false;
+    }
+  }
+  return pdeathsig;
+}
+
+function removeNamespaceSync(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString().split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* namespace gone */
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { timeout: 5000, stdio: 'ignore' });
+  } catch {
+    /* gone */
+  }
+}
+
+/** Synchronously removes every pair lab of this process not yet destroyed (runs on 'exit'). */
+export function destroyAllPairLabsSync(): void {
+  for (const [id, l] of live) {
+    for (const c of l.processes) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    for (const ns of l.namespaces) removeNamespaceSync(ns);
+    rmSync(l.tmpDir, { recursive: true, force: true });
+    live.delete(id);
+  }
+}
+
+/**
+ * Builds a two-LAN lab with router A of behaviour `a` and router B of behaviour `b`. Throws
+ * (after removing what it had built) when a step fails.
+ */
+export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
+  const setupTimeout = options.setupTimeoutMs ?? 10_000;
+  counter += 1;
+  const id = `${LAB_PREFIX}${process.pid}-p${counter}${randomBytes(2).toString('hex')}`;
+  const names: Record<PairNsRef, string> = {
+    server: `${id}-s`, routerA: `${id}-ra`, clientA: `${id}-ca`, routerB: `${id}-rb`, clientB: `${id}-cb`,
+  };
+  if (!exitHandler) {
+    exitHandler = true;
+    process.on('exit', destroyAllPairLabsSync);
+  }
+  const state = { namespaces: [] as string[], processes: new Set<ChildProcess>(), tmpDir: mkdtempSync(join(tmpdir(), `${id}-`)) };
+  live.set(id, state);
+
+  const must = (argv: readonly string[], input?: string): Promise<ExecResult> =>
+    run(argv, { timeoutMs: setupTimeout, check: true, ...(input === undefined ? {} : { input }) });
+  const batch = (netns: string | undefined, lines: readonly string[]): Promise<ExecResult> =>
+    must(netns === undefined ? ['ip', '-batch', '-'] : ['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
+  const wrap = (argv: readonly string[]): string[] => (hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv]);
+
+  let destroying: Promise<void> | undefined;
+  const destroy = (): Promise<void> => {
+    destroying ??= (async () => {
+      await Promise.all(
+        [...state.processes].map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              const kill = setTimeout(() => c.kill('SIGKILL'), 1000);
+              const giveUp = setTimeout(resolve, 3000);
+              c.once('exit', () => {
+                clearTimeout(kill);
+                clearTimeout(giveUp);
+                resolve();
+              });
+              c.kill('SIGTERM');
+            }),
+        ),
+      );
+      for (const ns of state.namespaces) removeNamespaceSync(ns);
+      rmSync(state.tmpDir, { recursive: true, force: true });
+      live.delete(id);
+    })();
+    return destroying;
+  };
+
+  const A = PAIR_ADDRESSES;
+  const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => {
+    const s = A[which];
+    const pub = isPublicBehaviour(behaviour);
+    return {
+      behaviour,
+      pub,
+      router: { ns: which === 'a' ? names.routerA : names.routerB, wan: s.routerWan, lan: s.routerLan },
+      client: { ns: which === 'a' ? names.clientA : names.clientB, address: pub ? s.clientPublic : s.clientLan, lanAddress: s.clientLan },
+      publicAddress: pub ? s.clientPublic : s.routerWan,
+      ruleset: routerRuleset(behaviour, {
+        wanIf: 'wan0', lanIf: 'lan0', publicAddress: s.routerWan, hostAddress: s.clientLan, filterTimeoutSeconds: 120,
+      }),
+    };
+  };
+  const sa = side('a', options.a);
+  const sb = side('b', options.b);
+
+  const lab: PairLab = {
+    id,
+    server: { ns: names.server, primary: A.serverPrimary, secondary: A.serverSecondary },
+    a: sa,
+    b: sb,
+    namespaces: Object.values(names),
+    tmpDir: state.tmpDir,
+    exec(ref, argv, opts = {}) {
+      if (destroying) return Promise.reject(new Error(`pair lab ${id} is destroyed`));
+      return run(['ip', 'netns', 'exec', names[ref], ...wrap(argv)], opts);
+    },
+    spawn(ref, argv) {
+      if (destroying) throw new Error(`pair lab ${id} is destroyed`);
+      const ns = names[ref];
+      const child = spawnChild('ip', ['netns', 'exec', ns, ...wrap(argv)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      state.processes.add(child);
+      let out = '';
+      const collect = (d: string): void => {
+        if (out.length < OUTPUT_CAP) out += d;
+      };
+      child.stdout?.setEncoding('utf8').on('data', collect);
+      child.stderr?.setEncoding('utf8').on('data', collect);
+      let done = false;
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        child.on('error', (e) => {
+          collect(`spawn error: ${e.message}\n`);
+          done = true;
+          state.processes.delete(child);
+          resolve({ code: null, signal: null });
+        });
+        child.on('exit', (code, signal) => {
+          done = true;
+          state.processes.delete(child);
+          resolve({ code, signal });
+        });
+      });
+      return {
+        pid: child.pid ?? -1,
+        ns,
+        argv: [...argv],
+        output: () => out,
+        exited,
+        hasExited: () => done,
+        async stop(graceMs = 1000) {
+          if (done) return;
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          await exited;
+          clearTimeout(t);
+        },
+      };
+    },
+    destroy,
+  };
+
+  try {
+    sweepStaleLabs();
+    for (const n of lab.namespaces) {
+      await must(['ip', 'netns', 'add', n]);
+      state.namespaces.push(n);
+    }
+    await batch(undefined, [
+      `link add name ra0 netns ${names.server} type veth peer name wan0 netns ${names.routerA}`,
+      `link add name rb0 netns ${names.server} type veth peer name wan0 netns ${names.routerB}`,
+      `link add name lan0 netns ${names.routerA} type veth peer name eth0 netns ${names.clientA}`,
+      `link add name lan0 netns ${names.routerB} type veth peer name eth0 netns ${names.clientB}`,
+    ]);
+    await Promise.all(
+      lab.namespaces.map((n) => must(['ip', 'netns', 'exec', n, 'sysctl', '-q', '-e', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])),
+    );
+    const routerLines = (s: typeof sa, addr: (typeof A)['a' | 'b'], other: typeof sb, otherAddr: (typeof A)['a' | 'b']): string[] => [
+      'link set lo up',
+      `addr add ${addr.routerWan}/24 dev wan0`,
+      `addr add ${addr.routerLan}/${addr.lanPrefix} dev lan0`,
+      ...(s.pub ? [`addr add ${addr.routerPublicLan}/28 dev lan0`] : []),
+      'link set wan0 up',
+      'link set lan0 up',
+      // The other side's public client subnet lies behind the other router.
+      ...(other.pub ? [`route add ${otherAddr.publicNet} via ${otherAddr.routerWan}`] : []),
+    ];
+    const clientLines = (s: typeof sa, addr: (typeof A)['a' | 'b']): string[] => [
+      'link set lo up',
+      `addr add ${addr.clientLan}/${addr.lanPrefix} dev eth0`,
+      ...(s.pub ? [`addr add ${addr.clientPublic}/28 dev eth0`] : []),
+      'link set eth0 up',
+      s.pub ? `route add default via ${addr.routerPublicLan} src ${addr.clientPublic}` : `route add default via ${addr.routerLan}`,
+    ];
+    await Promise.all([
+      batch(names.server, [
+        'link set lo up',
+        'link add inet0 type bridge',
+        'link set ra0 master inet0',
+        'link set rb0 master inet0',
+        `addr add ${A.serverPrimary}/24 dev inet0`,
+        `addr add ${A.serverSecondary}/24 dev inet0`,
+        'link set ra0 up',
+        'link set rb0 up',
+        'link set inet0 up',
+        ...(sa.pub ? [`route add ${A.a.publicNet} via ${A.a.routerWan}`] : []),
+        ...(sb.pub ? [`route add ${A.b.publicNet} via ${A.b.routerWan}`] : []),
+      ]),
+      batch(names.routerA, routerLines(sa, A.a, sb, A.b)),
+      batch(names.routerB, routerLines(sb, A.b, sa, A.a)),
+      batch(names.clientA, clientLines(sa, A.a)),
+      batch(names.clientB, clientLines(sb, A.b)),
+    ]);
+    for (const [ns, s] of [[names.routerA, sa], [names.routerB, sb]] as const) {
+      await must(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], s.ruleset);
+      await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    }
+    return lab;
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
+}
+
+/**
+ * Adds random loss of `percent`% of the UDP datagrams a router forwards (both directions), with
+ * an nftables numgen rule at the head of the recipe's forward chain (this kernel has no netem).
+ */
+export async function injectForwardLoss(lab: PairLab, router: 'routerA' | 'routerB', percent: number): Promise<void> {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new RangeError(`loss percent ${percent}`);
+  await lab.exec(router, ['nft', `insert rule inet natlab forward meta l4proto udp numgen random mod 100 < ${percent} drop`], {
+    check: true,
+  });
+}
