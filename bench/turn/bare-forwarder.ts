@@ -9,7 +9,7 @@
  * authentication or STUN: a yardstick, not a server. A client's address is learnt from its
  * first ChannelData (the load generator's --mode bare sends an empty one first).
  *
- * Usage: node --import tsx bench/turn/bare-forwarder.ts --listen 127.0.0.1 --port P [--clients 2] [--sync-lookup]
+ * Usage: node --import tsx bench/turn/bare-forwarder.ts --listen 127.0.0.1 --port P [--clients 2] [--dns-lookup]
  * Prints "listening udp IP:PORT" on stderr when ready; exits on SIGINT/SIGTERM.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -25,13 +25,13 @@ if (!Number.isInteger(nclients) || nclients < 2 || nclients % 2 !== 0 || nclient
   process.stderr.write('bare-forwarder: --clients must be an even number from 2 to 512\n');
   process.exit(2);
 }
-// --sync-lookup: resolve each send's IP literal synchronously. By default node:dgram passes it
-// through dns.lookup, which answers on the next tick.
-const syncLookup = process.argv.includes('--sync-lookup');
+// Each send's IP literal is resolved synchronously, as nat-server does (udp-lookup.ts); with
+// --dns-lookup, node:dgram's default: dns.lookup, which answers on the next tick.
+const dnsLookup = process.argv.includes('--dns-lookup');
 const open = (): Socket =>
-  syncLookup
-    ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: (address, _o, cb) => cb(null, address, 4) })
-    : createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  dnsLookup
+    ? createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+    : createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: (address, _o, cb) => cb(null, address, 4) });
 
 const front = open();
 const relays: Socket[] = [];

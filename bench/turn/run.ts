@@ -72,6 +72,10 @@ interface RelayResult {
   other_cpu?: number | null;
   /** Share of the load generator's core taken by anything else. */
   loadgen_other_cpu?: number | null;
+  /** A short check that a target relays at all (node-turn and ChannelData), not a measurement. */
+  probe?: boolean;
+  /** Which round of --runs it belongs to. */
+  round?: number;
 }
 
 /** What the load generator prints in alloc mode, plus the memory figures read here. */
@@ -105,7 +109,8 @@ interface Options {
   serverCpu: string;
   clientCpu: string;
   profile: string | undefined;
-  bareSyncLookup: boolean;
+  bareDnsLookup: boolean;
+  quietWait: number;
   json: boolean;
 }
 
@@ -128,7 +133,11 @@ const HELP = `usage: tsx bench/turn/run.ts [options]     (or: pnpm bench:turn --
   --profile DIR       one more ChannelData run of nat-server and of the bare forwarder with
                       --cpu-prof, not measured; profiles into DIR/<target>
                       (summarise: tsx bench/turn/profile.ts DIR/nat-server)
-  --bare-sync-lookup  give the bare forwarder's sockets a synchronous lookup
+  --bare-dns-lookup   the bare forwarder resolves each send's address with node:dgram's default
+                      dns.lookup (next tick) instead of at once, as nat-server does
+  --quiet-wait S      before each measured run, wait up to S seconds for the server's and the
+                      load generator's cores to be idle (under 10% busy for half a second);
+                      0 = do not wait (default 30)
   --json              print one JSON object instead of the tables`;
 
 function fail(message: string, code = 2): never {
@@ -157,7 +166,8 @@ function parseOptions(argv: string[]): Options {
         'server-cpu': { type: 'string', default: '0' },
         'client-cpu': { type: 'string', default: '1' },
         profile: { type: 'string' },
-        'bare-sync-lookup': { type: 'boolean', default: false },
+        'bare-dns-lookup': { type: 'boolean', default: false },
+        'quiet-wait': { type: 'string', default: '30' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -199,7 +209,8 @@ function parseOptions(argv: string[]): Options {
     serverCpu: v['server-cpu'],
     clientCpu: v['client-cpu'],
     profile: v.profile === undefined ? undefined : resolve(v.profile),
-    bareSyncLookup: v['bare-sync-lookup'],
+    bareDnsLookup: v['bare-dns-lookup'],
+    quietWait: num('quiet-wait', v['quiet-wait'], 0, 600, false),
     json: v.json,
   };
 }
@@ -308,7 +319,7 @@ function serverCommand(target: Target, port: number, o: Options, tmp: string, pr
     case 'node-turn':
       return pinned(o.serverCpu, process.execPath, ['--import', 'tsx', NODE_TURN, '--module-dir', join(o.nodeTurnDir, 'node_modules'), '--listen', LISTEN_IP, '--port', String(port), ...range]);
     case 'bare-node':
-      return pinned(o.serverCpu, process.execPath, [...prof('bare-node'), '--import', 'tsx', BARE, '--listen', LISTEN_IP, '--port', String(port), '--clients', String(2 * o.pairs), ...(o.bareSyncLookup ? ['--sync-lookup'] : [])]);
+      return pinned(o.serverCpu, process.execPath, [...prof('bare-node'), '--import', 'tsx', BARE, '--listen', LISTEN_IP, '--port', String(port), '--clients', String(2 * o.pairs), ...(o.bareDnsLookup ? ['--dns-lookup'] : [])]);
   }
 }
 
@@ -447,11 +458,30 @@ function fdCount(pid: number | undefined): number | null {
   }
 }
 
+/**
+ * On a shared machine: waits until the given cores are idle (under 10% busy over half a second),
+ * for at most maxSeconds. Returns false when they never were.
+ */
+async function waitQuiet(cpus: number[], maxSeconds: number): Promise<boolean> {
+  const until = performance.now() + maxSeconds * 1000;
+  while (performance.now() < until) {
+    const a = sampleCpu(undefined, cpus);
+    await sleep(500);
+    const b = sampleCpu(undefined, cpus);
+    const busy = a.cores !== undefined && b.cores !== undefined ? (b.cores - a.cores) / TICKS_PER_SECOND / ((b.at - a.at) / 1000) / Math.max(1, cpus.length) : 0;
+    if (busy < CLEAN_LIMIT) return true;
+  }
+  return maxSeconds === 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Load.
 
 /** Runs the load generator to completion and returns its JSON line, with CPU figures. */
 async function runRelayLoad(label: string, args: string[], o: Options, serverPid: number | undefined, warmup: number, duration: number): Promise<RelayResult> {
+  if (o.quietWait > 0 && !(await waitQuiet([...new Set([...cpuList(o.serverCpu), ...cpuList(o.clientCpu)])], o.quietWait)) && !o.json) {
+    process.stderr.write(`  (the cores were still busy with other work after ${o.quietWait} s: measuring anyway)\n`);
+  }
   const [cmd, argv] = pinned(o.clientCpu, LOADGEN_BIN, [...args, '--label', label, '--warmup', String(warmup), '--duration', String(duration), '--timeout', String(o.timeout), '--size', String(o.size)]);
   const lg = start(cmd, argv);
   let out = '';
@@ -572,13 +602,13 @@ function formatTable(head: string[], body: string[][]): string {
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${Math.round(x * 100)}%`);
 const fixed = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
-const lossText = (r: RelayResult): string => (r.sent > 0 ? `${((100 * r.lost) / r.sent).toFixed(r.lost === 0 ? 0 : 3)}%` : '-');
+const lossText = (r: RelayResult): string => (r.sent === 0 ? '-' : r.lost === 0 ? '0%' : r.lost === r.sent ? '100%' : `${((100 * r.lost) / r.sent).toFixed(3)}%`);
 
 function relayTable(rows: { target: string; r: RelayResult; runs: RelayResult[] }[]): string {
-  const head = ['target', 'packets/s', 'Mbit/s', 'loss', 'p50 us', 'p99 us', 'server cpu', 'cpu us/pkt', 'loadgen cpu', 'other cpu', 'runs (packets/s)'];
+  const head = ['target', 'packets/s', 'forwards/s', 'Mbit/s', 'loss', 'p50 us', 'p99 us', 'server cpu', 'cpu us/pkt', 'loadgen cpu', 'other cpu', 'runs (packets/s)'];
   const body = rows.map(({ target, r, runs }) => [
-    target, r.packets_per_second.toFixed(0), fixed(r.payload_mbps), lossText(r), String(r.p50_us), String(r.p99_us), pct(r.server_cpu), fixed(r.cpu_us_per_packet, 2), pct(r.loadgen_cpu), pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0)),
-    runs.map((x) => `${x.packets_per_second.toFixed(0)}${clean(x) ? '' : '*'}`).join(' '),
+    target, r.packets_per_second.toFixed(0), (2 * r.packets_per_second).toFixed(0), fixed(r.payload_mbps), lossText(r), String(r.p50_us), String(r.p99_us), pct(r.server_cpu), fixed(r.cpu_us_per_packet, 2), pct(r.loadgen_cpu), pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0)),
+    r.probe ? '(1 s probe)' : runs.map((x) => `${x.packets_per_second.toFixed(0)}${clean(x) ? '' : '*'}`).join(' '),
   ]);
   return formatTable(head, body);
 }
@@ -625,7 +655,7 @@ async function main(): Promise<void> {
           say(`run ${round}/${o.runs} throughput: ${target} (${probe ? '1 s probe' : `${o.warmup} s warm-up + ${o.duration} s`})...`);
           await attempt(`throughput ${target}`, async () => {
             const r = await benchRelay(target, o, tmp, 'channel', o.window, probe ? 0 : o.warmup, probe ? 1 : o.duration);
-            throughput.set(target, [...(throughput.get(target) ?? []), r]);
+            throughput.set(target, [...(throughput.get(target) ?? []), { ...r, round, ...(probe ? { probe: true } : {}) }]);
             say(`  ${fmt(r)}`);
           });
         }
@@ -635,7 +665,7 @@ async function main(): Promise<void> {
           say(`run ${round}/${o.runs} indication: ${target} (${o.warmup} s warm-up + ${o.duration} s)...`);
           await attempt(`indication ${target}`, async () => {
             const r = await benchRelay(target, o, tmp, 'indication', o.window, o.warmup, o.duration);
-            indication.set(target, [...(indication.get(target) ?? []), r]);
+            indication.set(target, [...(indication.get(target) ?? []), { ...r, round }]);
             say(`  ${fmt(r)}`);
           });
         }
@@ -646,7 +676,8 @@ async function main(): Promise<void> {
       for (const target of o.targets.filter((t) => t === 'nat-server' || t === 'bare-node')) {
         say(`profile: ${target} with --cpu-prof (not measured)...`);
         await attempt(`profile ${target}`, async () => {
-          await benchRelay(target, o, tmp, 'channel', o.window, o.warmup, o.duration, true);
+          const r = await benchRelay(target, o, tmp, 'channel', o.window, o.warmup, o.duration, true);
+          say(`  ${fmt(r)}, ${fixed(r.cpu_us_per_packet, 2)} us of server CPU per packet (profiled)`);
         });
       }
     }
@@ -689,18 +720,31 @@ async function main(): Promise<void> {
   };
   const cpuRatio = (m: Map<Target, RelayResult[]>, a: Target, b: Target): number | null => {
     const cost = (t: Target): number | undefined => {
-      const c = (m.get(t) ?? []).map((x) => x.cpu_us_per_packet).filter((x): x is number => typeof x === 'number' && x > 0).sort((p, q) => p - q);
+      const all = m.get(t) ?? [];
+      const c = (all.some(clean) ? all.filter(clean) : all).map((x) => x.cpu_us_per_packet).filter((x): x is number => typeof x === 'number' && x > 0).sort((p, q) => p - q);
       return c.length > 0 ? c[(c.length - 1) >> 1] : undefined;
     };
     const x = cost(a);
     const y = cost(b);
     return x !== undefined && y !== undefined ? y / x : null;
   };
-  const ratios: Record<string, { median: number | null; best: number | null; byCpu: number | null }> = {};
+  // Runs of one round are a minute apart at most: the median of the per-round ratios (rounds in
+  // which both runs were clean) is the least sensitive to the machine getting slower or faster.
+  const roundRatio = (m: Map<Target, RelayResult[]>, a: Target, b: Target): number | null => {
+    const pairs = (m.get(a) ?? []).flatMap((r) => {
+      const other = (m.get(b) ?? []).find((q) => q.round === r.round);
+      return other && other.packets_per_second > 0 ? [[r, other] as const] : [];
+    });
+    // Rounds in which both runs were clean, or all rounds when there is none.
+    const usable = pairs.some(([r, q]) => clean(r) && clean(q)) ? pairs.filter(([r, q]) => clean(r) && clean(q)) : pairs;
+    const rs = usable.map(([r, q]) => r.packets_per_second / q.packets_per_second).sort((p, q) => p - q);
+    return rs.length > 0 && pairs.length > 1 ? rs[(rs.length - 1) >> 1]! : null;
+  };
+  const ratios: Record<string, { median: number | null; best: number | null; perRound: number | null; byCpu: number | null }> = {};
   const addRatio = (name: string, m: Map<Target, RelayResult[]>, a: Target, b: Target): void => {
     const median = ratio(m, a, b, 'median');
     if (median === null || !Number.isFinite(median)) return;
-    ratios[name] = { median, best: ratio(m, a, b, 'best'), byCpu: cpuRatio(m, a, b) };
+    ratios[name] = { median, best: ratio(m, a, b, 'best'), perRound: roundRatio(m, a, b), byCpu: cpuRatio(m, a, b) };
   };
   addRatio('nat-server/bare-node (ChannelData)', throughput, 'nat-server', 'bare-node');
   addRatio('nat-server/coturn (ChannelData)', throughput, 'nat-server', 'coturn');
@@ -712,7 +756,7 @@ async function main(): Promise<void> {
   for (const [name, m] of [['throughput', throughput], ['indication', indication]] as const) {
     for (const [t, all] of m) {
       all.forEach((r, i) => {
-        if (!clean(r)) notes.push(`${name} ${t} run ${i + 1} disturbed: other work took ${pct(r.other_cpu)} of the server's core and ${pct(r.loadgen_other_cpu)} of the load generator's`);
+        if (!clean(r) && !r.probe) notes.push(`${name} ${t} run ${i + 1} disturbed: other work took ${pct(r.other_cpu)} of the server's core and ${pct(r.loadgen_other_cpu)} of the load generator's`);
         if (r.bad > 0) notes.push(`${name} ${t} run ${i + 1}: ${r.bad} packets were not the payload sent`);
       });
     }
@@ -720,7 +764,7 @@ async function main(): Promise<void> {
   if (o.profile) notes.push(`CPU profiles in ${o.profile} (summarise with: tsx bench/turn/profile.ts ${join(o.profile, 'nat-server')})`);
   for (const f of failures) notes.push(`failed: ${f}`);
 
-  const config = { duration: o.duration, warmup: o.warmup, window: o.window, pairs: o.pairs, size: o.size, timeout: o.timeout, runs: o.runs, allocations: o.allocations, serverCpu: o.serverCpu, clientCpu: o.clientCpu, pinned: haveTaskset, nodeTurn: nodeTurnVersion(o.nodeTurnDir) ?? null };
+  const config = { duration: o.duration, warmup: o.warmup, window: o.window, pairs: o.pairs, size: o.size, timeout: o.timeout, runs: o.runs, allocations: o.allocations, serverCpu: o.serverCpu, clientCpu: o.clientCpu, pinned: haveTaskset, bareDnsLookup: o.bareDnsLookup, quietWait: o.quietWait, nodeTurn: nodeTurnVersion(o.nodeTurnDir) ?? null };
   const rowsOf = (m: Map<Target, RelayResult[]>): { target: Target; r: RelayResult; runs: RelayResult[] }[] => [...m].map(([target, runs]) => ({ target, r: pick(runs), runs }));
   if (o.json) {
     const obj = (m: Map<Target, RelayResult[]>): Record<string, unknown> => Object.fromEntries(rowsOf(m).map(({ target, r, runs }) => [target, { ...r, runs: runs.map((x) => ({ ...x, clean: clean(x) })) }]));
@@ -736,11 +780,11 @@ async function main(): Promise<void> {
   if (indication.size > 0) {
     out.push('Send indications from the clients, ChannelData to them', '', relayTable(rowsOf(indication)), '');
   }
-  if (o.runs > 1 || [...throughput.values(), ...indication.values()].some((all) => all.some((r) => !clean(r)))) out.push('(* disturbed: other work took over 10% of the server\'s or the load generator\'s core; the row shows the median of the clean runs)', '');
+  if ([...throughput.values(), ...indication.values()].some((all) => all.some((r) => !clean(r) && !r.probe))) out.push('(* disturbed: other work took over 10% of the server\'s or the load generator\'s core; the row shows the median of the clean runs)', '');
   if (latency.size > 0) {
     const base = latency.get('direct (no relay)');
-    const head = ['unloaded one-way latency', 'p50 us', 'p90 us', 'p99 us', 'max us', 'added p50 us', 'added p99 us', 'packets/s', 'lost'];
-    const body = [...latency].map(([t, r]) => [t, String(r.p50_us), String(r.p90_us), String(r.p99_us), String(r.max_us), base && t !== 'direct (no relay)' ? String(r.p50_us - base.p50_us) : '-', base && t !== 'direct (no relay)' ? String(r.p99_us - base.p99_us) : '-', r.packets_per_second.toFixed(0), String(r.lost)]);
+    const head = ['unloaded one-way latency', 'p50 us', 'p90 us', 'p99 us', 'max us', 'added p50 us', 'added p99 us', 'packets/s', 'lost', 'other cpu'];
+    const body = [...latency].map(([t, r]) => [t, String(r.p50_us), String(r.p90_us), String(r.p99_us), String(r.max_us), base && t !== 'direct (no relay)' ? String(r.p50_us - base.p50_us) : '-', base && t !== 'direct (no relay)' ? String(r.p99_us - base.p99_us) : '-', r.packets_per_second.toFixed(0), String(r.lost), `${pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0))}${clean(r) ? '' : '*'}`]);
     out.push('Latency with one packet in flight per direction (node-turn: Send indications)', '', formatTable(head, body), '');
   }
   if (memory.size > 0) {
@@ -753,7 +797,7 @@ async function main(): Promise<void> {
     out.push(`Memory with ${o.allocations} concurrent allocations (each from its own source address)`, '', formatTable(head, body), '');
   }
   for (const [k, v] of Object.entries(ratios)) {
-    const extra = [o.runs > 1 && v.best !== null ? `best runs ${v.best.toFixed(2)}` : undefined, v.byCpu !== null ? `by server CPU per packet ${v.byCpu.toFixed(2)}` : undefined].filter((x) => x !== undefined);
+    const extra = [o.runs > 1 && v.best !== null ? `best runs ${v.best.toFixed(2)}` : undefined, v.perRound !== null ? `median of per-round ratios ${v.perRound.toFixed(2)}` : undefined, v.byCpu !== null ? `by server CPU per packet ${v.byCpu.toFixed(2)}` : undefined].filter((x) => x !== undefined);
     out.push(`${k}: ${v.median!.toFixed(2)}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`);
   }
   for (const n of notes) out.push(`note: ${n}`);
