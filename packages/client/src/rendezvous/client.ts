@@ -1,4 +1,5 @@
 import { sign } from 'node:crypto';
+import { eventIterator } from '../event-iterator.js';
 import type { ConnectionOptions } from 'node:tls';
 import {
   type AnswerMessage,
@@ -277,45 +278,19 @@ export class RendezvousClient {
    * when the connection closes or `signal` fires.
    */
   messages(options: RendezvousMessagesOptions = {}): AsyncIterableIterator<RendezvousInbound> {
-    const max = options.bufferSize ?? 1024;
-    const buffer: RendezvousInbound[] = [];
-    let wake: (() => void) | undefined;
-    let done = this.#closeInfo !== undefined;
-    const onMessage = (m: RendezvousInbound): void => {
-      if (buffer.length < max) buffer.push(m);
-      wake?.();
-    };
-    const finish = (): void => {
-      done = true;
-      this.off('message', onMessage);
-      this.off('close', finish);
-      options.signal?.removeEventListener('abort', finish);
-      wake?.();
-    };
-    this.on('message', onMessage);
-    this.on('close', finish);
-    options.signal?.addEventListener('abort', finish, { once: true });
-    if (options.signal?.aborted || done) finish();
-    const iterator: AsyncIterableIterator<RendezvousInbound> = {
-      next: async (): Promise<IteratorResult<RendezvousInbound>> => {
-        for (;;) {
-          const m = buffer.shift();
-          if (m !== undefined) return { value: m, done: false };
-          if (done) return { value: undefined, done: true };
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-        }
+    return eventIterator<RendezvousInbound>({
+      ended: this.#closeInfo !== undefined,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {}),
+      subscribe: (push, end) => {
+        this.on('message', push);
+        this.on('close', end);
+        return () => {
+          this.off('message', push);
+          this.off('close', end);
+        };
       },
-      return: async (): Promise<IteratorResult<RendezvousInbound>> => {
-        finish();
-        buffer.length = 0;
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    });
   }
 
   /** Same as {@link messages} with the defaults. */

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { eventIterator } from '../event-iterator.js';
 import { type IcmpValue, type TransportAddress, formatTransportAddress, ipFamily, parseTransportAddress } from '@nat/protocol';
 import { StunClientError, abortError } from '../errors.js';
 import { DEFAULT_STUN_PORT, DEFAULT_STUNS_PORT, type ServerAddress, resolveServer } from '../resolve.js';
@@ -250,45 +251,19 @@ export class TurnClient {
    * A slow reader loses the newest messages beyond `bufferSize`.
    */
   messages(options: TurnMessagesOptions = {}): AsyncIterableIterator<TurnPeerData> {
-    const max = options.bufferSize ?? 1024;
-    const buffer: TurnPeerData[] = [];
-    let wake: (() => void) | undefined;
-    let done = this.#ended;
-    const onData = (m: TurnPeerData): void => {
-      if (buffer.length < max) buffer.push(m);
-      wake?.();
-    };
-    const finish = (): void => {
-      done = true;
-      this.off('data', onData);
-      this.off('close', finish);
-      options.signal?.removeEventListener('abort', finish);
-      wake?.();
-    };
-    this.on('data', onData);
-    this.on('close', finish);
-    options.signal?.addEventListener('abort', finish, { once: true });
-    if (options.signal?.aborted) finish();
-    const iterator: AsyncIterableIterator<TurnPeerData> = {
-      next: async (): Promise<IteratorResult<TurnPeerData>> => {
-        for (;;) {
-          const m = buffer.shift();
-          if (m !== undefined) return { value: m, done: false };
-          if (done) return { value: undefined, done: true };
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-        }
+    return eventIterator<TurnPeerData>({
+      ended: this.#ended,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.bufferSize !== undefined ? { bufferSize: options.bufferSize } : {}),
+      subscribe: (push, end) => {
+        this.on('data', push);
+        this.on('close', end);
+        return () => {
+          this.off('data', push);
+          this.off('close', end);
+        };
       },
-      return: async (): Promise<IteratorResult<TurnPeerData>> => {
-        finish();
-        buffer.length = 0;
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+    });
   }
 
   /** Same as {@link messages} with the defaults. */
