@@ -13,26 +13,9 @@
  * Skipped, with the reason printed, when /usr/bin/chromium (scripts/install-test-deps.sh installs
  * it), root or unshare is missing.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NetnsRunner, runnerChecks, skipReason } from './netns-runner.js';
 import type { RunResult, RunSpec, RunnerInput, RunnerOutput } from './types.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
-const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => existsSync(p));
-/** The runner is TypeScript: the workspace's tsx loads it. */
-const TSX = ((): string | undefined => {
-  try {
-    return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  } catch {
-    return undefined;
-  }
-})();
 
 /** Hard bound on the whole browser run, and the runner's own (earlier) deadline. */
 const HARD_TIMEOUT_MS = 55_000;
@@ -44,51 +27,10 @@ const RUNS: readonly RunSpec[] = [
   { name: 'TURN over UDP, REST API credentials', transport: 'udp', auth: 'rest-api' },
 ];
 
-function skipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian package chromium; scripts/install-test-deps.sh installs it)`;
-  if (process.getuid?.() !== 0) return 'needs root for unshare --net';
-  if (!UNSHARE) return 'unshare (util-linux) is missing';
-  if (!IP) return 'ip (iproute2) is missing';
-  if (!TSX) return 'tsx is not resolvable from tests/';
-  const probe = spawnSync(UNSHARE, ['--net', '--pid', '--fork', '--kill-child', IP, 'link', 'set', 'lo', 'up'], { timeout: 5_000, encoding: 'utf8' });
-  if (probe.status !== 0) return `unshare --net --pid --fork does not work here: ${(probe.stderr || probe.error?.message || `status ${probe.status}`).trim()}`;
-  return undefined;
-}
-
 const SKIP = skipReason();
 if (SKIP) console.warn(`[browser] test skipped: ${SKIP}`);
 
-let child: ChildProcess | undefined;
-
-/** Starts the runner in a fresh loopback-only namespace; resolves to its JSON line. */
-function runInNamespace(input: RunnerInput): Promise<{ output: RunnerOutput; wallMs: number; stderr: string }> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const runner = join(here, 'run-in-netns.ts');
-    const script = `${IP} link set lo up && exec "$0" "$@"`;
-    const args = ['--net', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', script, process.execPath, '--import', TSX!, runner, JSON.stringify(input)];
-    const proc = spawn(UNSHARE!, args, { cwd: here, stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // Killing unshare makes it SIGKILL the namespace's PID 1, and with it everything inside.
-    const timer = setTimeout(() => proc.kill('SIGKILL'), HARD_TIMEOUT_MS);
-    proc.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      child = undefined;
-      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-      if (!line) return reject(new Error(`runner printed no result (exit ${code ?? signal})\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-      resolve({ output: JSON.parse(line) as RunnerOutput, wallMs: Date.now() - t0, stderr });
-    });
-  });
-}
+const runner = new NetnsRunner<RunnerInput, RunnerOutput>('run-in-netns.ts', HARD_TIMEOUT_MS);
 
 describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE server (relay only)', () => {
   let output: RunnerOutput;
@@ -96,7 +38,7 @@ describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE se
   let stderr: string;
 
   beforeAll(async () => {
-    ({ output, wallMs, stderr } = await runInNamespace({ runs: RUNS, deadlineMs: RUNNER_DEADLINE_MS }));
+    ({ output, wallMs, stderr } = await runner.run({ runs: RUNS, deadlineMs: RUNNER_DEADLINE_MS }));
     for (const r of output.runs) {
       const p = r.page;
       console.log(
@@ -112,21 +54,11 @@ describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE se
     console.log(`[browser] chromium ${output.browserVersion}; runner ${output.totalMs} ms, wall ${wallMs} ms`);
   }, HARD_TIMEOUT_MS + 5_000);
 
-  afterAll(() => {
-    child?.kill('SIGKILL');
-  });
-
-  it('the runner finished every run within its deadline', () => {
-    expect(output.error, stderr).toBeUndefined();
-    expect(output.runs.map((r) => r.spec.name)).toEqual(RUNS.map((r) => r.name));
-    expect(wallMs).toBeLessThan(60_000);
-  });
+  const runAt = runnerChecks(runner, RUNS.map((r) => r.name), () => ({ output, wallMs, stderr }));
 
   describe.each(RUNS.map((spec, i) => [spec.name, i] as const))('%s', (_name, i) => {
     const run = (): RunResult => {
-      const r = output.runs[i];
-      if (!r) throw new Error(`run ${i} missing: ${output.error ?? ''}\n${stderr}`);
-      expect(r.error, stderr).toBeUndefined();
+      const r = runAt(i);
       expect(r.page).not.toBeNull();
       return r;
     };

@@ -18,25 +18,9 @@
  * process tree, Chromium included, dies with it. Skipped, with the reason printed, when
  * /usr/bin/chromium, root, unshare or ip is missing.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NetnsRunner, runnerChecks, skipReason } from './netns-runner.js';
 import type { IceRunResult, IceRunSpec, IceRunnerInput, IceRunnerOutput } from './ice-types.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
-const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => existsSync(p));
-const TSX = ((): string | undefined => {
-  try {
-    return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  } catch {
-    return undefined;
-  }
-})();
 
 /** Hard bound on the whole browser run, and the runner's own (earlier) deadline. */
 const HARD_TIMEOUT_MS = 50_000;
@@ -48,51 +32,10 @@ const RUNS: readonly IceRunSpec[] = [
   { name: 'no browser candidate signalled (peer-reflexive only)', signalCandidates: false, holdMs: 0 },
 ];
 
-function skipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian package chromium; scripts/install-test-deps.sh installs it)`;
-  if (process.getuid?.() !== 0) return 'needs root for unshare --net';
-  if (!UNSHARE) return 'unshare (util-linux) is missing';
-  if (!IP) return 'ip (iproute2) is missing';
-  if (!TSX) return 'tsx is not resolvable from tests/';
-  const probe = spawnSync(UNSHARE, ['--net', '--pid', '--fork', '--kill-child', IP, 'link', 'set', 'lo', 'up'], { timeout: 5_000, encoding: 'utf8' });
-  if (probe.status !== 0) return `unshare --net --pid --fork does not work here: ${(probe.stderr || probe.error?.message || `status ${probe.status}`).trim()}`;
-  return undefined;
-}
-
 const SKIP = skipReason();
 if (SKIP) console.warn(`[browser-ice] test skipped: ${SKIP}`);
 
-let child: ChildProcess | undefined;
-
-/** Starts the runner in a fresh loopback-only namespace; resolves to its JSON line. */
-function runInNamespace(input: IceRunnerInput): Promise<{ output: IceRunnerOutput; wallMs: number; stderr: string }> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const runner = join(here, 'ice-run-in-netns.ts');
-    const script = `${IP} link set lo up && exec "$0" "$@"`;
-    const args = ['--net', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', script, process.execPath, '--import', TSX!, runner, JSON.stringify(input)];
-    const proc = spawn(UNSHARE!, args, { cwd: here, stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // Killing unshare makes it SIGKILL the namespace's PID 1, and with it everything inside.
-    const timer = setTimeout(() => proc.kill('SIGKILL'), HARD_TIMEOUT_MS);
-    proc.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      child = undefined;
-      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-      if (!line) return reject(new Error(`runner printed no result (exit ${code ?? signal})\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-      resolve({ output: JSON.parse(line) as IceRunnerOutput, wallMs: Date.now() - t0, stderr });
-    });
-  });
-}
+const runner = new NetnsRunner<IceRunnerInput, IceRunnerOutput>('ice-run-in-netns.ts', HARD_TIMEOUT_MS);
 
 describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (controlled)', () => {
   let output: IceRunnerOutput;
@@ -100,7 +43,7 @@ describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (cont
   let stderr: string;
 
   beforeAll(async () => {
-    ({ output, wallMs, stderr } = await runInNamespace({ runs: RUNS, deadlineMs: RUNNER_DEADLINE_MS }));
+    ({ output, wallMs, stderr } = await runner.run({ runs: RUNS, deadlineMs: RUNNER_DEADLINE_MS }));
     for (const r of output.runs) {
       const b = r.browser;
       const a = r.agent;
@@ -118,21 +61,11 @@ describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (cont
     console.log(`[browser-ice] chromium ${output.browserVersion}; runner ${output.totalMs} ms, wall ${wallMs} ms`);
   }, HARD_TIMEOUT_MS + 5_000);
 
-  afterAll(() => {
-    child?.kill('SIGKILL');
-  });
-
-  it('the runner finished every run within its deadline', () => {
-    expect(output.error, stderr).toBeUndefined();
-    expect(output.runs.map((r) => r.spec.name)).toEqual(RUNS.map((r) => r.name));
-    expect(wallMs).toBeLessThan(60_000);
-  });
+  const runAt = runnerChecks(runner, RUNS.map((r) => r.name), () => ({ output, wallMs, stderr }));
 
   describe.each(RUNS.map((spec, i) => [spec.name, i] as const))('%s', (_name, i) => {
     const run = (): IceRunResult => {
-      const r = output.runs[i];
-      if (!r) throw new Error(`run ${i} missing: ${output.error ?? ''}\n${stderr}`);
-      expect(r.error, stderr).toBeUndefined();
+      const r = runAt(i);
       expect(r.browser).not.toBeNull();
       expect(r.agent).not.toBeNull();
       return r;

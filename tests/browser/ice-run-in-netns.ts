@@ -12,52 +12,26 @@
  * Usage: node --import tsx ice-run-in-netns.ts '<IceRunnerInput JSON>'
  * Bounded: after `deadlineMs` it closes the browser and sockets, prints what it has, exits 1.
  */
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { runBounded, runnerLog } from './chromium.js';
 import { IceAgentDriver, buildAnswer, parseOffer } from './ice-driver.js';
 import { ICE_PAGE_HTML } from './ice-page.js';
-import type { BrowserIceResult, IceRunResult, IceRunSpec, IceRunnerInput, IceRunnerOutput } from './ice-types.js';
-
-/** Debian's chromium package. */
-const CHROMIUM = '/usr/bin/chromium';
+import type { BrowserIceResult, IceRunResult, IceRunSpec } from './ice-types.js';
 
 /**
- * Flags from TOOLCHAIN.md, as run-in-netns.ts uses them, plus unmasked host candidates: without
+ * Chromium flags (chromium.ts) plus unmasked host candidates: without
  * --disable-features=WebRtcHideLocalIpsWithMdns Chromium names them `<uuid>.local`, which no
  * one resolves in this namespace.
  */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
+const EXTRA_CHROMIUM_ARGS = ['--disable-features=WebRtcHideLocalIpsWithMdns'];
 
-const started = Date.now();
-const log = (msg: string): void => void process.stderr.write(`[ice-runner +${Date.now() - started}ms] ${msg}\n`);
+const log = runnerLog('ice-runner');
 
-let browser: Browser | undefined;
 const drivers = new Set<IceAgentDriver>();
-const results: IceRunResult[] = [];
-let browserVersion: string | null = null;
-let printed = false;
 
-function print(output: IceRunnerOutput): void {
-  if (printed) return;
-  printed = true;
-  process.stdout.write(`${JSON.stringify(output)}\n`);
-}
-
-async function cleanup(): Promise<void> {
+function closeDrivers(): void {
   for (const d of drivers) d.close();
   drivers.clear();
-  const b = browser;
-  browser = undefined;
-  await b?.close().catch(() => undefined);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -138,59 +112,4 @@ async function runOne(spec: IceRunSpec, b: Browser, timeoutMs: number): Promise<
   return { spec, offer, answer, browser: browserResult, agent, browserStateAfterHold: afterHold, elapsedMs: Date.now() - t0, ...(error === undefined ? {} : { error }) };
 }
 
-async function main(): Promise<void> {
-  const input = JSON.parse(process.argv[2] ?? '') as IceRunnerInput;
-  const deadline = setTimeout(() => {
-    log(`deadline of ${input.deadlineMs} ms reached`);
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: `runner deadline of ${input.deadlineMs} ms reached` });
-      process.exit(1);
-    });
-  }, input.deadlineMs);
-  deadline.unref();
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 20_000,
-    handleSIGINT: false,
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-  });
-  browserVersion = browser.version();
-  log(`chromium ${browserVersion} launched`);
-  let error: string | undefined;
-  for (const spec of input.runs) {
-    const left = input.deadlineMs - (Date.now() - started) - 3_000;
-    if (left < 2_000) {
-      error = `out of time before run ${JSON.stringify(spec.name)}`;
-      break;
-    }
-    results.push(await runOne(spec, browser, Math.min(left, 10_000)));
-  }
-  await cleanup();
-  clearTimeout(deadline);
-  print({ browserVersion, runs: results, totalMs: Date.now() - started, ...(error === undefined ? {} : { error }) });
-}
-
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: `runner got ${sig}` });
-      process.exit(1);
-    });
-  });
-}
-
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    log(`failed: ${message}`);
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: message });
-      process.exit(1);
-    });
-  },
-);
+runBounded<IceRunSpec, IceRunResult>({ log, extraArgs: EXTRA_CHROMIUM_ARGS, maxRunMs: 10_000, runOne, cleanup: closeDrivers });

@@ -13,48 +13,21 @@
  * Bounded: after `deadlineMs` it closes the browser and servers, prints what it has, exits 1.
  */
 import { restApiCredentials, restApiSecrets, startStunServer, staticUsers, type StunServer, type TurnAuthenticator } from '@nat/server';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { runBounded, runnerLog } from './chromium.js';
 import { PAGE_HTML, type PageConfig } from './page.js';
-import type { PageResult, RunResult, RunSpec, RunnerInput, RunnerOutput, ServerCounters } from './types.js';
-
-/** Debian's chromium package. */
-export const CHROMIUM = '/usr/bin/chromium';
-
-/** Flags from TOOLCHAIN.md; without --allow-loopback-in-peer-connection no candidate is gathered on loopback. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-];
+import type { PageResult, RunResult, RunSpec, ServerCounters } from './types.js';
 
 const REALM = 'browser.test';
 const STATIC_USER = { name: 'browser', password: 'browser-pw' };
 const REST_SECRET = 'secret';
 
-const started = Date.now();
-const log = (msg: string): void => void process.stderr.write(`[browser-runner +${Date.now() - started}ms] ${msg}\n`);
+const log = runnerLog('browser-runner');
 
-let browser: Browser | undefined;
 const servers = new Set<StunServer>();
-const results: RunResult[] = [];
-let browserVersion: string | null = null;
-let printed = false;
 
-function print(output: RunnerOutput): void {
-  if (printed) return;
-  printed = true;
-  process.stdout.write(`${JSON.stringify(output)}\n`);
-}
-
-async function cleanup(): Promise<void> {
-  const b = browser;
-  browser = undefined;
-  await Promise.allSettled([b?.close(), ...[...servers].map((s) => s.close())]);
+async function closeServers(): Promise<void> {
+  await Promise.allSettled([...servers].map((s) => s.close()));
   servers.clear();
 }
 
@@ -125,61 +98,4 @@ async function runOne(spec: RunSpec, b: Browser, timeoutMs: number): Promise<Run
   return { spec, turnUrl, username, page, server: srv, elapsedMs: Date.now() - t0, ...(error === undefined ? {} : { error }) };
 }
 
-async function main(): Promise<void> {
-  const input = JSON.parse(process.argv[2] ?? '') as RunnerInput;
-  const deadline = setTimeout(() => {
-    log(`deadline of ${input.deadlineMs} ms reached`);
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: `runner deadline of ${input.deadlineMs} ms reached` });
-      process.exit(1);
-    });
-  }, input.deadlineMs);
-  deadline.unref();
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 20_000,
-    // This script handles its own signals (closing the servers too).
-    handleSIGINT: false,
-    handleSIGTERM: false,
-    handleSIGHUP: false,
-  });
-  browserVersion = browser.version();
-  log(`chromium ${browserVersion} launched`);
-  // Each run gets what is left of the deadline, less a margin for cleanup.
-  let error: string | undefined;
-  for (const spec of input.runs) {
-    const left = input.deadlineMs - (Date.now() - started) - 3_000;
-    if (left < 2_000) {
-      error = `out of time before run ${JSON.stringify(spec.name)}`;
-      break;
-    }
-    results.push(await runOne(spec, browser, Math.min(left, 20_000)));
-  }
-  await cleanup();
-  clearTimeout(deadline);
-  print({ browserVersion, runs: results, totalMs: Date.now() - started, ...(error === undefined ? {} : { error }) });
-}
-
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: `runner got ${sig}` });
-      process.exit(1);
-    });
-  });
-}
-
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    log(`failed: ${message}`);
-    void cleanup().finally(() => {
-      print({ browserVersion, runs: results, totalMs: Date.now() - started, error: message });
-      process.exit(1);
-    });
-  },
-);
+runBounded<RunSpec, RunResult>({ log, maxRunMs: 20_000, runOne, cleanup: closeServers });
