@@ -65,6 +65,29 @@ export async function waitForUdpListeners(
 }
 
 /**
+ * Starts `argv` in the server namespace and waits until it listens on both server addresses,
+ * `port` and `port + 1`; stops it when it does not.
+ */
+async function startStunDaemon(lab: Lab, argv: readonly string[], port: number, readyTimeoutMs?: number): Promise<LabStunServer> {
+  const proc = lab.spawn('server', argv);
+  const primary = v4(lab.server.primary, port);
+  const alternate = v4(lab.server.secondary, port + 1);
+  try {
+    await waitForUdpListeners(
+      lab,
+      lab.server.ns,
+      [primary, v4(lab.server.primary, port + 1), v4(lab.server.secondary, port), alternate],
+      proc,
+      readyTimeoutMs,
+    );
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  return { process: proc, primary, alternate, stop: () => proc.stop() };
+}
+
+/**
  * Starts coturn as a STUN-only server on both server addresses, primary port and primary
  * port + 1 (its alternate port), so that it answers RFC 5780 behaviour discovery. No
  * authentication, no TURN, no TLS/DTLS, no CLI, no config file; logs to its stdout.
@@ -88,22 +111,7 @@ export async function startCoturnStun(lab: Lab, opts: StunServerOptions = {}): P
     '--pidfile', `${lab.tmpDir}/turnserver-${port}.pid`,
     '--userdb', `${lab.tmpDir}/turndb-${port}`,
   ];
-  const proc = lab.spawn('server', argv);
-  const primary = v4(lab.server.primary, port);
-  const alternate = v4(lab.server.secondary, port + 1);
-  try {
-    await waitForUdpListeners(
-      lab,
-      lab.server.ns,
-      [primary, v4(lab.server.primary, port + 1), v4(lab.server.secondary, port), alternate],
-      proc,
-      opts.readyTimeoutMs,
-    );
-  } catch (e) {
-    await proc.stop();
-    throw e;
-  }
-  return { process: proc, primary, alternate, stop: () => proc.stop() };
+  return startStunDaemon(lab, argv, port, opts.readyTimeoutMs);
 }
 
 /**
@@ -113,22 +121,7 @@ export async function startCoturnStun(lab: Lab, opts: StunServerOptions = {}): P
 export async function startStund(lab: Lab, opts: StunServerOptions = {}): Promise<LabStunServer> {
   const port = opts.port ?? 3488;
   const argv = ['stund', '-h', lab.server.primary, '-a', lab.server.secondary, '-p', String(port), '-o', String(port + 1)];
-  const proc = lab.spawn('server', argv);
-  const primary = v4(lab.server.primary, port);
-  const alternate = v4(lab.server.secondary, port + 1);
-  try {
-    await waitForUdpListeners(
-      lab,
-      lab.server.ns,
-      [primary, v4(lab.server.primary, port + 1), v4(lab.server.secondary, port), alternate],
-      proc,
-      opts.readyTimeoutMs,
-    );
-  } catch (e) {
-    await proc.stop();
-    throw e;
-  }
-  return { process: proc, primary, alternate, stop: () => proc.stop() };
+  return startStunDaemon(lab, argv, port, opts.readyTimeoutMs);
 }
 
 /** What `turnutils_natdiscovery -m -f` concluded. */

@@ -420,28 +420,9 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     filterTimeoutSeconds: Math.max(unreplied, stream),
   });
 
-  installExitHandler();
-  const live: Live = { namespaces: [], processes: new Set(), tmpDir: mkdtempSync(join(tmpdir(), `${id}-`)) };
-  liveLabs.set(id, live);
-
-  const must = (argv: readonly string[], input?: string): Promise<ExecResult> =>
-    run(argv, { timeoutMs: setupTimeout, check: true, ...(input === undefined ? {} : { input }) });
-  const batch = (netns: string | undefined, lines: readonly string[]): Promise<ExecResult> =>
-    must(netns === undefined ? ['ip', '-batch', '-'] : ['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
-
-  let destroyPromise: Promise<void> | undefined;
-  const destroy = (): Promise<void> => {
-    destroyPromise ??= destroyLab(id, live);
-    return destroyPromise;
-  };
-
-  const resolveNs = (ref: NsRef): string => {
-    const name = ref === 'server' ? ns.server : ref === 'router' ? ns.router : ref === 'client' ? ns.client : ref;
-    if (!live.namespaces.includes(name)) throw new Error(`${ref} is not a namespace of lab ${id}`);
-    return name;
-  };
-  const wrap = (argv: readonly string[]): string[] =>
-    hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
+  const set = openNamespaceSet(id, { label: 'lab', setupTimeoutMs: setupTimeout });
+  const { must, batch } = set;
+  const resolveNs = (ref: NsRef): string => (Object.hasOwn(ns, ref) ? ns[ref as keyof typeof ns] : ref);
 
   const lab: Lab = {
     id,
@@ -452,92 +433,26 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     publicAddress: pub ? A.clientPublic : A.routerWan,
     namespaces: [ns.server, ns.router, ns.client],
     ruleset,
-    tmpDir: live.tmpDir,
+    tmpDir: set.tmpDir,
     get destroyed() {
-      return destroyPromise !== undefined;
+      return set.destroyed;
     },
-    exec(ref, argv, opts = {}) {
-      if (destroyPromise) return Promise.reject(new Error(`lab ${id} is destroyed`));
-      let name: string;
-      try {
-        name = resolveNs(ref);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      return run(['ip', 'netns', 'exec', name, ...wrap(argv)], opts);
-    },
-    spawn(ref, argv) {
-      if (destroyPromise) throw new Error(`lab ${id} is destroyed`);
-      const name = resolveNs(ref);
-      const child = spawnChild('ip', ['netns', 'exec', name, ...wrap(argv)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      live.processes.add(child);
-      let out = '';
-      const collect = (d: string): void => {
-        if (out.length < OUTPUT_CAP) out += d;
-      };
-      child.stdout?.setEncoding('utf8').on('data', collect);
-      child.stderr?.setEncoding('utf8').on('data', collect);
-      let done = false;
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.on('error', (e) => {
-          collect(`spawn error: ${e.message}\n`);
-          done = true;
-          live.processes.delete(child);
-          resolve({ code: null, signal: null });
-        });
-        // 'exit' (reaped), not 'close': a stray grandchild may hold the pipes open.
-        child.on('exit', (code, signal) => {
-          done = true;
-          live.processes.delete(child);
-          resolve({ code, signal });
-        });
-      });
-      const stop = async (graceMs = 1000): Promise<void> => {
-        if (done) return;
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(timer);
-      };
-      return {
-        pid: child.pid ?? -1,
-        ns: name,
-        argv: [...argv],
-        output: () => out,
-        exited,
-        hasExited: () => done,
-        stop,
-      };
-    },
+    exec: (ref, argv, opts) => set.exec(resolveNs(ref), argv, opts),
+    spawn: (ref, argv) => set.spawn(resolveNs(ref), argv),
     async flushMappings() {
       // conntrack -F exits 1 on an empty table with some versions: not an error here.
       await lab.exec('router', ['conntrack', '-F'], { timeoutMs: setupTimeout });
       if (behaviour === 'full-cone') await lab.exec('router', ['nft', 'flush set inet natlab eim_ports'], { timeoutMs: setupTimeout, check: true });
       if (behaviour === 'restricted-cone') await lab.exec('router', ['nft', 'flush set inet natlab adf_allow'], { timeoutMs: setupTimeout, check: true });
     },
-    destroy,
+    destroy: () => set.destroy(),
   };
 
   try {
-    sweepStaleLabs();
-    // Namespaces first, recorded as soon as they exist so that cleanup finds them.
-    for (const name of lab.namespaces) {
-      await must(['ip', 'netns', 'add', name]);
-      live.namespaces.push(name);
-    }
-    // veth pairs made directly inside the namespaces: nothing appears in ours.
-    await batch(undefined, [
-      `link add name r0 netns ${ns.server} type veth peer name wan0 netns ${ns.router}`,
-      `link add name lan0 netns ${ns.router} type veth peer name eth0 netns ${ns.client}`,
+    await set.build(lab.namespaces, [
+      veth('r0', ns.server, 'wan0', ns.router),
+      veth('lan0', ns.router, 'eth0', ns.client),
     ]);
-    const quiet = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
-    await Promise.all(
-      lab.namespaces.map((n) =>
-        must([
-          'ip', 'netns', 'exec', n, 'sysctl', '-q', '-e', '-w', ...quiet,
-        ]),
-      ),
-    );
     await Promise.all([
       batch(ns.server, [
         'link set lo up',
@@ -577,9 +492,155 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     ]);
     return lab;
   } catch (e) {
-    await destroy();
+    await set.destroy();
     throw e;
   }
+}
+
+/** `ip -batch` line of a veth pair made directly inside two namespaces: nothing appears in ours. */
+export function veth(name: string, ns: string, peerName: string, peerNs: string): string {
+  return `link add name ${name} netns ${ns} type veth peer name ${peerName} netns ${peerNs}`;
+}
+
+/** Options of {@link openNamespaceSet}. */
+export interface NamespaceSetOptions {
+  /** What error messages call the owner ('lab', 'pair lab'). */
+  readonly label: string;
+  /** Timeout of each setup command, in ms (default 10000). */
+  readonly setupTimeoutMs?: number;
+}
+
+/**
+ * The namespaces of one lab, registered for the 'exit' handler ({@link destroyAllLabsSync})
+ * from the start, with a private temporary directory, the processes started in them, and
+ * an idempotent destroy().
+ */
+export interface NamespaceSet {
+  readonly id: string;
+  readonly tmpDir: string;
+  /** The namespaces created so far. */
+  readonly namespaces: readonly string[];
+  /** True once destroy() has been called. */
+  readonly destroyed: boolean;
+  /** Runs a setup command; rejects with a {@link LabCommandError} unless it succeeds. */
+  must(argv: readonly string[], input?: string): Promise<ExecResult>;
+  /** Runs `ip [-n NS] -batch -` with `lines` as a setup command. */
+  batch(ns: string | undefined, lines: readonly string[]): Promise<ExecResult>;
+  /**
+   * Sweeps stale labs, creates the namespaces (each recorded as soon as it exists, so that
+   * cleanup finds it), the veth pairs (lines of {@link veth}), and disables IPv6 in each.
+   */
+  build(namespaces: readonly string[], veths: readonly string[]): Promise<void>;
+  /** Runs `ip netns exec NS argv...` in one of the set's namespaces. */
+  exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a daemon in one of the set's namespaces. */
+  spawn(ns: string, argv: readonly string[]): LabProcess;
+  /** Kills the processes and deletes the namespaces and the temporary directory. */
+  destroy(): Promise<void>;
+}
+
+/** Registers an (empty) namespace set `id`; build it with {@link NamespaceSet.build}. */
+export function openNamespaceSet(id: string, options: NamespaceSetOptions): NamespaceSet {
+  const setupTimeout = options.setupTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const label = `${options.label} ${id}`;
+  installExitHandler();
+  const live: Live = { namespaces: [], processes: new Set(), tmpDir: mkdtempSync(join(tmpdir(), `${id}-`)) };
+  liveLabs.set(id, live);
+
+  const must = (argv: readonly string[], input?: string): Promise<ExecResult> =>
+    run(argv, { timeoutMs: setupTimeout, check: true, ...(input === undefined ? {} : { input }) });
+  const batch = (netns: string | undefined, lines: readonly string[]): Promise<ExecResult> =>
+    must(netns === undefined ? ['ip', '-batch', '-'] : ['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
+
+  let destroyPromise: Promise<void> | undefined;
+  const member = (name: string): string => {
+    if (!live.namespaces.includes(name)) throw new Error(`${name} is not a namespace of ${label}`);
+    return name;
+  };
+  const wrap = (argv: readonly string[]): string[] =>
+    hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
+
+  return {
+    id,
+    tmpDir: live.tmpDir,
+    namespaces: live.namespaces,
+    get destroyed() {
+      return destroyPromise !== undefined;
+    },
+    must,
+    batch,
+    async build(namespaces, veths) {
+      sweepStaleLabs();
+      for (const name of namespaces) {
+        await must(['ip', 'netns', 'add', name]);
+        live.namespaces.push(name);
+      }
+      await batch(undefined, veths);
+      const quiet = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+      await Promise.all(namespaces.map((n) => must(['ip', 'netns', 'exec', n, 'sysctl', '-q', '-e', '-w', ...quiet])));
+    },
+    exec(ns, argv, opts = {}) {
+      if (destroyPromise) return Promise.reject(new Error(`${label} is destroyed`));
+      let name: string;
+      try {
+        name = member(ns);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return run(['ip', 'netns', 'exec', name, ...wrap(argv)], opts);
+    },
+    spawn(ns, argv) {
+      if (destroyPromise) throw new Error(`${label} is destroyed`);
+      return spawnIn(live, member(ns), wrap(argv), argv);
+    },
+    destroy() {
+      destroyPromise ??= destroyLab(id, live);
+      return destroyPromise;
+    },
+  };
+}
+
+/** Starts `ip netns exec NS wrapped...` and tracks it in `live` until it exits. */
+function spawnIn(live: Live, name: string, wrapped: readonly string[], argv: readonly string[]): LabProcess {
+  const child = spawnChild('ip', ['netns', 'exec', name, ...wrapped], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.processes.add(child);
+  let out = '';
+  const collect = (d: string): void => {
+    if (out.length < OUTPUT_CAP) out += d;
+  };
+  child.stdout?.setEncoding('utf8').on('data', collect);
+  child.stderr?.setEncoding('utf8').on('data', collect);
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('error', (e) => {
+      collect(`spawn error: ${e.message}\n`);
+      done = true;
+      live.processes.delete(child);
+      resolve({ code: null, signal: null });
+    });
+    // 'exit' (reaped), not 'close': a stray grandchild may hold the pipes open.
+    child.on('exit', (code, signal) => {
+      done = true;
+      live.processes.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const stop = async (graceMs = 1000): Promise<void> => {
+    if (done) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    pid: child.pid ?? -1,
+    ns: name,
+    argv: [...argv],
+    output: () => out,
+    exited,
+    hasExited: () => done,
+    stop,
+  };
 }
 
 async function destroyLab(id: string, live: Live): Promise<void> {

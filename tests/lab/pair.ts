@@ -17,16 +17,13 @@
  *   .17); the server and the other router route that /28 via the router's WAN address.
  * - Each router gets the nftables recipe of its behaviour from recipes.ts.
  * - Namespaces are named `natlab-<pid>-p<n><random>-{s,ra,ca,rb,cb}`, so `sweepStaleLabs()`
- *   removes them when their owner died; `destroy()` (idempotent) and a process 'exit' handler
- *   remove them otherwise.
+ *   removes them when their owner died; `destroy()` (idempotent) and the process 'exit' handler
+ *   of netns.ts remove them otherwise: the namespaces, processes and cleanup are those of
+ *   {@link openNamespaceSet}.
  */
-import { spawn as spawnChild, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isPublicBehaviour, routerRuleset, type Behaviour } from './recipes.js';
-import { LAB_PREFIX, run, sweepStaleLabs, type ExecOptions, type ExecResult, type LabProcess } from './netns.js';
+import { LAB_PREFIX, openNamespaceSet, veth, type ExecOptions, type ExecResult, type LabProcess } from './netns.js';
 
 /** One side (router plus client) of a pair lab. */
 export interface PairSide {
@@ -86,60 +83,7 @@ export const PAIR_ADDRESSES = {
   },
 } as const;
 
-const OUTPUT_CAP = 1 << 20;
-const live = new Map<string, { namespaces: string[]; processes: Set<ChildProcess>; tmpDir: string }>();
-let exitHandler = false;
 let counter = 0;
-let pdeathsig: boolean | undefined;
-
-function hasPdeathsig(): boolean {
-  if (pdeathsig === undefined) {
-    try {
-      execFileSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 5000, stdio: 'ignore' });
-      pdeathsig = true;
-    } catch {
-      pdeathsig = false;
-    }
-  }
-  return pdeathsig;
-}
-
-function removeNamespaceSync(ns: string): void {
-  try {
-    const pids = execFileSync('ip', ['netns', 'pids', ns], { timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString().split(/\s+/).filter(Boolean).map(Number);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  } catch {
-    /* namespace gone */
-  }
-  try {
-    execFileSync('ip', ['netns', 'del', ns], { timeout: 5000, stdio: 'ignore' });
-  } catch {
-    /* gone */
-  }
-}
-
-/** Synchronously removes every pair lab of this process not yet destroyed (runs on 'exit'). */
-export function destroyAllPairLabsSync(): void {
-  for (const [id, l] of live) {
-    for (const c of l.processes) {
-      try {
-        c.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    for (const ns of l.namespaces) removeNamespaceSync(ns);
-    rmSync(l.tmpDir, { recursive: true, force: true });
-    live.delete(id);
-  }
-}
 
 /**
  * Builds a two-LAN lab with router A of behaviour `a` and router B of behaviour `b`. Throws
@@ -152,44 +96,8 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
   const names: Record<PairNsRef, string> = {
     server: `${id}-s`, routerA: `${id}-ra`, clientA: `${id}-ca`, routerB: `${id}-rb`, clientB: `${id}-cb`,
   };
-  if (!exitHandler) {
-    exitHandler = true;
-    process.on('exit', destroyAllPairLabsSync);
-  }
-  const state = { namespaces: [] as string[], processes: new Set<ChildProcess>(), tmpDir: mkdtempSync(join(tmpdir(), `${id}-`)) };
-  live.set(id, state);
-
-  const must = (argv: readonly string[], input?: string): Promise<ExecResult> =>
-    run(argv, { timeoutMs: setupTimeout, check: true, ...(input === undefined ? {} : { input }) });
-  const batch = (netns: string | undefined, lines: readonly string[]): Promise<ExecResult> =>
-    must(netns === undefined ? ['ip', '-batch', '-'] : ['ip', '-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
-  const wrap = (argv: readonly string[]): string[] => (hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv]);
-
-  let destroying: Promise<void> | undefined;
-  const destroy = (): Promise<void> => {
-    destroying ??= (async () => {
-      await Promise.all(
-        [...state.processes].map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              if (c.exitCode !== null || c.signalCode !== null) return resolve();
-              const kill = setTimeout(() => c.kill('SIGKILL'), 1000);
-              const giveUp = setTimeout(resolve, 3000);
-              c.once('exit', () => {
-                clearTimeout(kill);
-                clearTimeout(giveUp);
-                resolve();
-              });
-              c.kill('SIGTERM');
-            }),
-        ),
-      );
-      for (const ns of state.namespaces) removeNamespaceSync(ns);
-      rmSync(state.tmpDir, { recursive: true, force: true });
-      live.delete(id);
-    })();
-    return destroying;
-  };
+  const set = openNamespaceSet(id, { label: 'pair lab', setupTimeoutMs: setupTimeout });
+  const { must, batch } = set;
 
   const A = PAIR_ADDRESSES;
   const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => {
@@ -215,70 +123,19 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
     a: sa,
     b: sb,
     namespaces: Object.values(names),
-    tmpDir: state.tmpDir,
-    exec(ref, argv, opts = {}) {
-      if (destroying) return Promise.reject(new Error(`pair lab ${id} is destroyed`));
-      return run(['ip', 'netns', 'exec', names[ref], ...wrap(argv)], opts);
-    },
-    spawn(ref, argv) {
-      if (destroying) throw new Error(`pair lab ${id} is destroyed`);
-      const ns = names[ref];
-      const child = spawnChild('ip', ['netns', 'exec', ns, ...wrap(argv)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      state.processes.add(child);
-      let out = '';
-      const collect = (d: string): void => {
-        if (out.length < OUTPUT_CAP) out += d;
-      };
-      child.stdout?.setEncoding('utf8').on('data', collect);
-      child.stderr?.setEncoding('utf8').on('data', collect);
-      let done = false;
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.on('error', (e) => {
-          collect(`spawn error: ${e.message}\n`);
-          done = true;
-          state.processes.delete(child);
-          resolve({ code: null, signal: null });
-        });
-        child.on('exit', (code, signal) => {
-          done = true;
-          state.processes.delete(child);
-          resolve({ code, signal });
-        });
-      });
-      return {
-        pid: child.pid ?? -1,
-        ns,
-        argv: [...argv],
-        output: () => out,
-        exited,
-        hasExited: () => done,
-        async stop(graceMs = 1000) {
-          if (done) return;
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-          await exited;
-          clearTimeout(t);
-        },
-      };
-    },
-    destroy,
+    tmpDir: set.tmpDir,
+    exec: (ref, argv, opts) => set.exec(names[ref], argv, opts),
+    spawn: (ref, argv) => set.spawn(names[ref], argv),
+    destroy: () => set.destroy(),
   };
 
   try {
-    sweepStaleLabs();
-    for (const n of lab.namespaces) {
-      await must(['ip', 'netns', 'add', n]);
-      state.namespaces.push(n);
-    }
-    await batch(undefined, [
-      `link add name ra0 netns ${names.server} type veth peer name wan0 netns ${names.routerA}`,
-      `link add name rb0 netns ${names.server} type veth peer name wan0 netns ${names.routerB}`,
-      `link add name lan0 netns ${names.routerA} type veth peer name eth0 netns ${names.clientA}`,
-      `link add name lan0 netns ${names.routerB} type veth peer name eth0 netns ${names.clientB}`,
+    await set.build(lab.namespaces, [
+      veth('ra0', names.server, 'wan0', names.routerA),
+      veth('rb0', names.server, 'wan0', names.routerB),
+      veth('lan0', names.routerA, 'eth0', names.clientA),
+      veth('lan0', names.routerB, 'eth0', names.clientB),
     ]);
-    await Promise.all(
-      lab.namespaces.map((n) => must(['ip', 'netns', 'exec', n, 'sysctl', '-q', '-e', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])),
-    );
     const routerLines = (s: typeof sa, addr: (typeof A)['a' | 'b'], other: typeof sb, otherAddr: (typeof A)['a' | 'b']): string[] => [
       'link set lo up',
       `addr add ${addr.routerWan}/24 dev wan0`,
@@ -321,7 +178,7 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
     }
     return lab;
   } catch (e) {
-    await destroy();
+    await set.destroy();
     throw e;
   }
 }
