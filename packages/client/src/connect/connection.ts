@@ -37,6 +37,7 @@ import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame }
 import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
+import { WakeTimer } from '../driver/wake-timer.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
 export interface IceConnectionOptions {
@@ -190,8 +191,11 @@ export class IceConnection {
   readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
   readonly #punch: SocketPunch | undefined;
   #turn: TurnClient | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.NaN;
+  readonly #timer = new WakeTimer(() => {
+    if (this.#closed) return;
+    this.#agent.handleTimeout(performance.now());
+    this.#flush();
+  }, () => performance.now());
   #offerRef: string | undefined;
   #answered: boolean;
   #path: ConnectionPath | undefined;
@@ -622,23 +626,7 @@ export class IceConnection {
       }
     }
     this.#punch?.onFlush();
-    const at = agent.pollTimeout();
-    if (at === undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Number.NaN;
-      return;
-    }
-    if (this.#timer !== undefined && this.#timerAt === at) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Number.NaN;
-      if (this.#closed) return;
-      agent.handleTimeout(performance.now());
-      this.#flush();
-    }, Math.max(0, at - performance.now()));
+    this.#timer.set(agent.pollTimeout());
   }
 
   #selected(pair: CandidatePairInfo): void {
@@ -668,7 +656,7 @@ export class IceConnection {
       }
       this.#rv.off('message', this.#onMessage);
       this.#options.signal?.removeEventListener('abort', this.#onAbort);
-      clearTimeout(this.#timer);
+      this.#timer.cancel();
       this.#gather.abort();
       this.#agent.close();
       for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));

@@ -24,6 +24,7 @@ import {
   punchTarget,
 } from '../ice/birthday.js';
 import type { BaseId } from '../ice/types.js';
+import { WakeTimer } from '../driver/wake-timer.js';
 
 /** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
 export const MAX_PUNCH_SOCKETS = 1024;
@@ -110,8 +111,11 @@ export class SocketPunch {
   #keep: number | undefined;
   #opened = 0;
   #started = false;
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Number.NaN;
+  readonly #timer = new WakeTimer(() => {
+    if (this.#closed) return;
+    this.#puncher?.handleTimeout(performance.now());
+    this.#pump();
+  }, () => performance.now());
   #pumping = false;
   #closed = false;
 
@@ -201,8 +205,7 @@ export class SocketPunch {
   /** Closes every extra socket and the timer. Idempotent. */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#timer.cancel();
     for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
   }
 
@@ -330,21 +333,6 @@ export class SocketPunch {
   }
 
   #schedule(at: number | undefined): void {
-    if (at === undefined || this.#closed) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Number.NaN;
-      return;
-    }
-    if (this.#timer !== undefined && this.#timerAt === at) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Number.NaN;
-      if (this.#closed) return;
-      this.#puncher?.handleTimeout(performance.now());
-      this.#pump();
-    }, Math.max(0, at - performance.now()));
+    this.#timer.set(this.#closed ? undefined : at);
   }
 }

@@ -3,6 +3,7 @@ import { StunClientError, abortError } from '../errors.js';
 import { TransactionManager, type Transmit } from '../transaction/manager.js';
 import type { RetransmissionOptions } from '../transaction/options.js';
 import type { StunTransaction } from '../transaction/transaction.js';
+import { WakeTimer } from './wake-timer.js';
 
 /** Options of one request made through a driver. */
 export interface RequestOptions extends RetransmissionOptions {
@@ -46,8 +47,7 @@ export class TransactionRunner {
   readonly #send: (t: Transmit) => void;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt: number | undefined;
+  readonly #timer = new WakeTimer(() => this.#drive(), () => this.#clock());
   #closed: StunClientError | undefined;
 
   constructor(defaults: RetransmissionOptions | undefined, send: (t: Transmit) => void, clock: Clock = monotonic) {
@@ -116,8 +116,7 @@ export class TransactionRunner {
       this.manager.cancel(key);
     }
     this.#drive();
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#timer.cancel();
   }
 
   #drive(): void {
@@ -149,17 +148,7 @@ export class TransactionRunner {
   }
 
   #arm(): void {
-    const at = this.#closed ? undefined : this.manager.pollTimeout();
-    if (at === this.#timerAt) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = undefined;
-      this.#drive();
-    }, Math.max(0, Math.ceil(at - this.#clock())));
+    this.#timer.set(this.#closed ? undefined : this.manager.pollTimeout());
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
 import { type IcmpValue, type TransportAddress, formatTransportAddress, ipFamily, parseTransportAddress } from '@nat/protocol';
 import { StunClientError, abortError } from '../errors.js';
@@ -108,8 +109,10 @@ export class TurnClient {
   readonly #listeners: Listeners = { data: new Set(), error: new Set(), refresh: new Set(), icmp: new Set(), close: new Set() };
   readonly #ops = new Map<number, Waiter<void>>();
   #socket: TurnSocket | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt: number | undefined;
+  readonly #timer = new WakeTimer(() => {
+    this.#core.handleTimeout(monotonic());
+    this.#service();
+  }, monotonic);
   #outcome: Waiter<Outcome> | undefined;
   #closed: Promise<void> | undefined;
   #onClosed: (() => void) | undefined;
@@ -396,7 +399,7 @@ export class TurnClient {
         return;
       case 'redirect':
         this.#ended = true;
-        if (this.#timer) clearTimeout(this.#timer);
+        this.#timer.cancel();
         this.#outcome?.resolve({ kind: 'redirect', to: e.alternateServer, domain: e.alternateDomain });
         return;
       case 'refreshed':
@@ -431,9 +434,7 @@ export class TurnClient {
     if (this.#ended) return;
     this.#ended = true;
     this.#endError = error;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = undefined;
+    this.#timer.cancel();
     if (this.#outcome) {
       // Still connecting: connect() rejects and closes the socket; nobody listens yet.
       this.#outcome.reject(error ?? new StunClientError('ABORTED', 'TURN connect abandoned'));
@@ -464,21 +465,7 @@ export class TurnClient {
   }
 
   #arm(): void {
-    const at = this.#ended ? undefined : this.#core.pollTimeout();
-    if (at === this.#timerAt) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        this.#timerAt = undefined;
-        this.#core.handleTimeout(monotonic());
-        this.#service();
-      },
-      Math.max(0, Math.ceil(at - monotonic())),
-    );
+    this.#timer.set(this.#ended ? undefined : this.#core.pollTimeout());
   }
 }
 
