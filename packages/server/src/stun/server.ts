@@ -207,19 +207,6 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     });
   };
 
-  const listenTcpRelay = async (ip: string): Promise<NetServer | undefined> => {
-    const range = init.turn?.relayPorts ?? { min: 49152, max: 65535 };
-    for (let attempt = 0; attempt < 40; attempt++) {
-      const port = range.min + Math.floor(Math.random() * (range.max - range.min + 1));
-      const server = createTcpServer();
-      const ok = await new Promise<boolean>((resolve) => {
-        server.once('error', () => resolve(false));
-        server.listen({ host: ip, port, exclusive: true }, () => resolve(true));
-      });
-      if (ok) return server;
-    }
-    return undefined;
-  };
   const senders = new Map<string, (bytes: Uint8Array) => void>();
   const udpEndpoints = new Map<string, ClientEndpoint>();
   let nextConnection = 1;
@@ -335,7 +322,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const channelDataLastByte = turn?.legacyChannelNumbers ? 0x7f : 0x4f;
   const openTcpRelay = async (id: number, family: AddressFamily): Promise<void> => {
     const ip = relayIps.get(family)!;
-    const server = await listenTcpRelay(ip);
+    const server = await relayPorts.openTcp(ip);
     if (closed || !turn!.allocation(id)) {
       server?.close();
       return;

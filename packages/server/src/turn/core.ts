@@ -235,10 +235,7 @@ export class TurnCore {
 
   // ---------------------------------------------------------------- client side
 
-  /**
-   * A STUN message (not Binding) from a client. Returns false when it is not a TURN message this
-   * core handles (the caller may then treat it otherwise).
-   */
+  /** A STUN message (not Binding) from a client: a TURN request or a Send indication. */
   handleStun(message: StunMessage, endpoint: ClientEndpoint, now: number): void {
     if (message.class === StunClass.Indication) {
       if (message.method === StunMethod.Send) this.#send(message, endpoint, now);

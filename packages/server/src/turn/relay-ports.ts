@@ -1,4 +1,5 @@
 import { type Socket, createSocket } from 'node:dgram';
+import { type Server as NetServer, createServer as createTcpServer } from 'node:net';
 import { ipFamily } from '@nat/protocol';
 import { literalLookup } from '../udp-lookup.js';
 
@@ -67,6 +68,24 @@ export class RelayPorts {
         return { socket, next };
       }
       return { socket };
+    }
+    return undefined;
+  }
+
+  /**
+   * Listens on a random TCP port of the range on `ip`: the relayed address of an RFC 6062 TCP
+   * allocation. Undefined when no port could be had.
+   */
+  async openTcp(ip: string): Promise<NetServer | undefined> {
+    const { min, max } = this.#range;
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const port = min + Math.floor(Math.random() * (max - min + 1));
+      const server = createTcpServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen({ host: ip, port, exclusive: true }, () => resolve(true));
+      });
+      if (ok) return server;
     }
     return undefined;
   }
