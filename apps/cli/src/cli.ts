@@ -101,7 +101,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--timeout <ms>', 'give up connecting after this long (default 10000)', positiveInt('milliseconds'))
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs')
+    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
+    .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs, punched, nat')
     .addHelpText('after', '\nExample:\n  nat ping 3xk2...9f --rendezvous ws://rv.example.org:8443/ --json')
     .action(async (peerId: string, opts) => {
       code = await pingCommand(peerId, opts, io, signal);
@@ -114,6 +115,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
     .option('--json', 'print {"id": ...} and then one JSON line per event')
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);

@@ -119,7 +119,9 @@ export {
   measureBindingLifetime,
 } from './discovery/lifetime.js';
 export { detectNat, type DetectNatOptions, type NatReport, describeReachability, algFrom } from './discovery/detect.js';
+export { probeNatMapping, type ProbeNatMappingOptions, type NatMappingProbe } from './discovery/mapping-probe.js';
 export * from './turn/index.js';
 export * from './rendezvous/index.js';
 export * from './ice/index.js';
 export * from './connect/index.js';
+export * from './link/index.js';

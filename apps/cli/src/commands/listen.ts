@@ -1,7 +1,7 @@
 import { type IceConnection, StunClientError, acceptPeers } from '@nat/client';
 import { ExitCode } from '../exit-codes.js';
 import type { Io } from '../io.js';
-import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity, openRendezvous } from './ping.js';
+import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity, natJson, openRendezvous, punchOptions } from './ping.js';
 
 /**
  * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts every
@@ -19,7 +19,8 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
   };
   const live = new Set<IceConnection>();
   try {
-    if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id })}\n`);
+    const punch = await punchOptions(o, rv, signal);
+    if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch) })}\n`);
     else {
       io.stdout.write(`${rv.id}\n`);
       io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
@@ -39,6 +40,8 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
         conn.on('data', (d) => conn.send(d));
         conn.on('close', (reason) => {
           live.delete(conn);
+          const p = conn.punch;
+          if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
           if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
           else if (reason !== 'closed') event({ event: 'failed', peer, sessionId: conn.sessionId, reason }, `${peer}: ICE failed (${reason})`);
         });
@@ -46,7 +49,7 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
           if (e instanceof StunClientError && e.code === 'ABORTED') return;
         });
       },
-      options,
+      { ...options, ...(punch === undefined ? {} : { punch }) },
     );
     const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
       if (signal.aborted) return resolve('signal');

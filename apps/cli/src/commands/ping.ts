@@ -1,4 +1,4 @@
-import { type ConnectionEndpoint, type ConnectionPath, type IceConnectionOptions, type LoadedIdentity, RendezvousClient, StunClientError, connectPeer, defaultIdentityPath, loadOrCreateIdentity } from '@nat/client';
+import { type ConnectionEndpoint, type ConnectionPath, type IceConnection, type IceConnectionOptions, type LearnedPunchOptions, type LoadedIdentity, RendezvousClient, StunClientError, connectPeer, defaultIdentityPath, learnPunchOptions, loadOrCreateIdentity } from '@nat/client';
 import { PeerId, formatTransportAddress, ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
@@ -12,6 +12,8 @@ export interface PeerCommandOptions {
   readonly hostAddress?: readonly string[];
   /** `--relay-only`: no host or server-reflexive candidates. */
   readonly relayOnly?: boolean;
+  /** `--no-punch` (false): no NAT mapping probe and no birthday punching. Default true. */
+  readonly punch?: boolean;
 }
 
 /** Options of `nat ping`. */
@@ -35,6 +37,41 @@ export function connectionOptions(o: PeerCommandOptions, signal: AbortSignal, fa
     ...(o.relayOnly ? { hostCandidates: false } : o.hostAddress !== undefined && o.hostAddress.length > 0 ? { hostAddresses: o.hostAddress } : {}),
     ...(failureTimeout === undefined ? {} : { agent: { failureTimeout } }),
   };
+}
+
+/**
+ * Unless `--no-punch` (or `--relay-only`): learns this side's NAT mapping and port allocation
+ * with a quick probe (at most 1 s) of the rendezvous service's STUN server, so birthday punching
+ * runs where it helps (one side endpoint-dependent, the other not).
+ */
+export async function punchOptions(o: PeerCommandOptions, rv: RendezvousClient, signal: AbortSignal): Promise<LearnedPunchOptions | undefined> {
+  if (o.punch === false || o.relayOnly === true) return undefined;
+  const v4 = o.hostAddress?.find((a) => ipFamily(a) === 'IPv4');
+  return learnPunchOptions(rv.iceServers, { signal, ...(v4 === undefined ? {} : { localAddress: v4 }) });
+}
+
+/** This side's NAT as the probe saw it, for JSON output. */
+export function natJson(p: LearnedPunchOptions | undefined): { mapping: string | null; ports: string | null; probeMs: number | null } | null {
+  return p === undefined ? null : { mapping: p.mapping, ports: p.probe?.portAllocation ?? null, probeMs: p.probe?.durationMs ?? null };
+}
+
+/**
+ * Waits (at most `maxMs`) while a relayed connection may still get a direct path from birthday
+ * punching: until the path is direct, punching ended without a hit, or 2 s after a hit.
+ */
+export async function settlePunching(conn: IceConnection, signal: AbortSignal, maxMs = 8000): Promise<void> {
+  const end = performance.now() + maxMs;
+  let hitAt: number | undefined;
+  while (!signal.aborted && !conn.closed && conn.path?.path !== 'direct' && performance.now() < end) {
+    const p = conn.punch;
+    if (p === undefined || (p.role !== 'hard' && p.role !== 'easy')) return;
+    if (p.outcome !== undefined && p.outcome !== 'hit') return;
+    if (p.outcome === 'hit') {
+      hitAt ??= performance.now();
+      if (performance.now() - hitAt > 2000) return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** Registers with the rendezvous service; failures become a message and an exit code. */
@@ -75,9 +112,10 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
   if (typeof rv === 'number') return rv;
   try {
     const started = performance.now();
+    const punch = await punchOptions(o, rv, signal);
     let conn;
     try {
-      conn = await connectPeer(rv, peerId, options);
+      conn = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }) });
     } catch (e) {
       if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
       const offline = e.code === 'ERROR_RESPONSE' && (e.reason === 'peer-offline' || e.reason === 'unknown-peer');
@@ -96,6 +134,7 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
       const count = o.count ?? 4;
       const interval = o.interval ?? 200;
       const rttMs: number[] = [];
+      await settlePunching(conn, signal);
       for (let i = 0; i < count && !signal.aborted && !conn.closed; i++) {
         if (i > 0) await new Promise((r) => setTimeout(r, interval));
         try {
@@ -118,6 +157,9 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
           connectMs,
           directMs,
           rttMs,
+          punched: path.punched,
+          nat: natJson(punch),
+          ...(conn.punch === undefined ? {} : { punch: { role: conn.punch.role ?? null, outcome: conn.punch.outcome ?? null, probesSent: conn.punch.probesSent, socketsOpened: conn.punch.socketsOpened } }),
         })}\n`);
       } else {
         io.stdout.write(`${rttMs.length}/${count} pings answered${directMs === null ? '; no direct path' : `; direct path after ${directMs} ms`}\n`);

@@ -43,6 +43,7 @@ export {
   acceptOffer,
   acceptPeers,
 } from './connection.js';
+export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 export { hostInterfaceAddresses, explicitHostAddresses } from './hosts.js';

@@ -184,8 +184,21 @@ export class SocketPunch {
     return consumed;
   }
 
+  /** The base and host address of the local candidate the peer will punch toward ({@link punchTarget} of ours). */
+  #ownBase(): { base: BaseId; address: TransportAddress } | undefined {
+    const locals = this.#host.agent.localCandidates().filter((l) => l.candidate.type === 'host' || l.candidate.type === 'srflx');
+    const mine = punchTarget(locals.map((l) => l.candidate));
+    if (mine === undefined) return undefined;
+    const chosen = locals.find((l) => l.candidate.type !== 'relay' && l.candidate.address === mine.address && l.candidate.port === mine.port);
+    const host = chosen === undefined ? undefined : locals.find((l) => l.base === chosen.base && l.candidate.type === 'host');
+    const address = host === undefined ? undefined : candidateTransportAddress(host.candidate);
+    if (chosen === undefined || address === undefined || address.family !== 'IPv4' || this.#host.socketOf(chosen.base) === undefined) return undefined;
+    return { base: chosen.base, address };
+  }
+
   /** The agent changed its selected pair, or may have: stop punching once a direct path works. */
   onFlush(): void {
+    if (!this.#started) this.#maybeStart();
     const puncher = this.#puncher;
     const pair = this.#host.agent.selectedPair();
     if (pair === undefined || pair.path !== 'direct') return;
@@ -217,6 +230,12 @@ export class SocketPunch {
     if (primary.address.family !== 'IPv4') return;
     const target = punchTarget(this.#remoteCandidates) ?? (this.#options.privateTargets === true ? anyIPv4(this.#remoteCandidates) : undefined);
     if (target === undefined) return;
+    // Punch from the socket behind the address the peer punches toward: the base of our own
+    // punch target (the peer runs punchTarget on our candidates), not just the first host socket
+    // (a host with a private and a public address must probe from the public one).
+    const own = this.#ownBase();
+    if (own !== undefined) this.#primary = own;
+    else if (this.#options.privateTargets !== true) return; // our srflx candidate is still to come
     this.#started = true;
     const given = this.#options.options ?? {};
     const sockets = Math.min(given.sockets ?? 256, MAX_PUNCH_SOCKETS);
@@ -228,7 +247,7 @@ export class SocketPunch {
       options: { ...given, sockets },
     });
     this.#puncher = puncher;
-    void this.#openExtras(puncher.socketCount, primary.address.address).then(() => {
+    void this.#openExtras(puncher.socketCount, this.#primary!.address.address).then(() => {
       if (this.#closed) return;
       // stopped while the sockets were being bound (a direct pair came first): they are not needed
       if (puncher.done) {

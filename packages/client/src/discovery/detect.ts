@@ -11,6 +11,7 @@ import { type NatBehavior, type NatClass, type NatClassLetter, natClassInfo } fr
 import type { FirstTestOutcome, TestOutcome } from './outcome.js';
 import { DISCOVERY_RETRANSMISSION, type DiscoveryProgress, type ProbeContext, type ProbeResult, runFirstTest, runTest } from './probes.js';
 import { testHairpinning } from './hairpin.js';
+import { type PortAllocation, classifyPortAllocation } from './ports.js';
 
 /** Options of {@link detectNat}. */
 export interface DetectNatOptions extends RetransmissionOptions {
@@ -72,6 +73,11 @@ export interface NatReport {
   readonly hairpinning: boolean | null;
   /** The NAT kept the local port as the public port. */
   readonly portPreservation: boolean | null;
+  /**
+   * How the NAT allocates the ports of new mappings (RFC 4787 section 4.2.1), from the mapping
+   * tests' ports: `preserving`, `sequential` (port prediction works), `random`; null: unknown.
+   */
+  readonly portAllocation: PortAllocation;
   /** An ALG rewrote MAPPED-ADDRESS: it differs from XOR-MAPPED-ADDRESS (null: not both sent). */
   readonly alg: boolean | null;
   /** RFC 5780 section 4.6, when asked for: seconds an idle binding is known to survive. */
@@ -284,6 +290,7 @@ export async function detectNat(options: DetectNatOptions): Promise<NatReport> {
       publicAddress: firstOk ? formatTransportAddress(firstOk.mapped) : null,
       hairpinning,
       portPreservation: firstOk ? firstOk.mapped.port === local.port : null,
+      portAllocation: portAllocationOf(mappingBehavior, mapping, mLocal.port),
       alg,
       bindingLifetime,
       localAddress: formatTransportAddress(local),
@@ -298,6 +305,13 @@ export async function detectNat(options: DetectNatOptions): Promise<NatReport> {
   } finally {
     await Promise.all(sockets.map((s) => s.close()));
   }
+}
+
+/** The port allocation the mapping tests show: one mapping (endpoint-independent) tells preservation only. */
+function portAllocationOf(behavior: NatBehavior | null, chain: Chain, localPort: number): PortAllocation {
+  const ports = [chain.first, chain.second, chain.third].flatMap((r) => (r?.outcome.kind === 'response' ? [r.outcome.mapped.port] : []));
+  if (behavior === null) return null;
+  return classifyPortAllocation(behavior === 'endpoint-independent' ? ports.slice(0, 1) : ports, localPort);
 }
 
 /** An ALG is at work when MAPPED-ADDRESS and XOR-MAPPED-ADDRESS disagree; null unless both came. */

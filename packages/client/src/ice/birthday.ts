@@ -62,14 +62,14 @@ import {
   verifyMessageIntegrity,
 } from '@nat/protocol';
 import type { NatBehavior } from '../discovery/nat-class.js';
+import { type PortAllocation, classifyPortAllocation } from '../discovery/ports.js';
 import type { IceAgent } from './agent.js';
 import type { BaseId } from './types.js';
 
 /** A mapping behaviour as the discovery report gives it (RFC 5780 section 4.3); null: unknown. */
 export type PunchMapping = NatBehavior | null;
 
-/** How a NAT picks the external port of a new mapping (RFC 4787 section 4.2.1); null: unknown. */
-export type PortAllocation = 'preserving' | 'sequential' | 'random' | null;
+export { type PortAllocation, classifyPortAllocation };
 
 /** What each side tells the other about its NAT, in the offer or answer `app` payload. */
 export interface PunchNatInfo {
@@ -106,22 +106,6 @@ export function punchInfoFromApp(app: Readonly<Record<string, string>> | undefin
     mapping: MAPPINGS.find((m) => m === mapping) ?? null,
     portAllocation: ALLOCATIONS.find((p) => p === ports) ?? null,
   };
-}
-
-/**
- * Guesses a NAT's port allocation from the external ports of successive new mappings (for
- * example discovery's Test I, II and III, in the order they were made): `preserving` when every
- * one kept `localPort`, `sequential` when each is a little above the previous (by 1 to
- * `maxStep`), `random` otherwise; null with fewer than two ports.
- */
-export function classifyPortAllocation(mappedPorts: readonly number[], localPort?: number, maxStep = 16): PortAllocation {
-  if (localPort !== undefined && mappedPorts.length > 0 && mappedPorts.every((p) => p === localPort)) return 'preserving';
-  if (mappedPorts.length < 2) return null;
-  for (let i = 1; i < mappedPorts.length; i++) {
-    const step = mappedPorts[i]! - mappedPorts[i - 1]!;
-    if (step < 1 || step > maxStep) return 'random';
-  }
-  return 'sequential';
 }
 
 /**

@@ -1,0 +1,51 @@
+/**
+ * What birthday punching needs to know about this side's NAT, learned at connect time: a quick
+ * RFC 5780 mapping probe ({@link probeNatMapping}) against the first STUN server of the ICE
+ * servers (the rendezvous service's by default), turned into {@link IcePunchOptions}.
+ */
+import type { SignallingIceServer } from '@nat/protocol';
+import { type NatMappingProbe, probeNatMapping } from '../discovery/mapping-probe.js';
+import type { BirthdayOptions } from '../ice/birthday.js';
+import type { IcePunchOptions } from './punch.js';
+import { iceServerRefs } from './servers.js';
+
+/** Options of {@link learnPunchOptions}. */
+export interface LearnPunchOptions {
+  /** Local IP address to probe from (the ICE host address). Default: the system's choice. */
+  readonly localAddress?: string;
+  /** The probe gives up after this long, ms. Default 1000. */
+  readonly timeoutMs?: number;
+  /** Budgets of the puncher. Default: {@link BIRTHDAY_DEFAULTS}. */
+  readonly birthday?: BirthdayOptions;
+  readonly signal?: AbortSignal;
+}
+
+/** {@link IcePunchOptions} plus the probe they came from (absent: no STUN server to ask). */
+export interface LearnedPunchOptions extends IcePunchOptions {
+  readonly probe: NatMappingProbe | undefined;
+}
+
+/**
+ * Probes this side's NAT mapping with the first UDP STUN server of `iceServers` and returns
+ * punch options for {@link IceConnectionOptions.punch}: mapping null (no punching, but the
+ * peer still learns we can) when there is no STUN server or it could not tell. Bounded by
+ * `timeoutMs`; rejects only with `ABORTED`.
+ */
+export async function learnPunchOptions(iceServers: readonly SignallingIceServer[], options: LearnPunchOptions = {}): Promise<LearnedPunchOptions> {
+  const server = iceServerRefs(iceServers).stun[0]?.server;
+  const budgets = options.birthday === undefined ? {} : { options: options.birthday };
+  if (server === undefined) return { mapping: null, probe: undefined, ...budgets };
+  let probe: NatMappingProbe;
+  try {
+    probe = await probeNatMapping({
+      server,
+      timeoutMs: options.timeoutMs ?? 1000,
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  } catch (e) {
+    if (options.signal?.aborted === true) throw e;
+    return { mapping: null, probe: undefined, ...budgets };
+  }
+  return { mapping: probe.mapping, ports: probe.portAllocation ?? 'unknown', probe, ...budgets };
+}
