@@ -124,4 +124,3 @@ export * from './turn/index.js';
 export * from './rendezvous/index.js';
 export * from './ice/index.js';
 export * from './connect/index.js';
-export * from './link/index.js';
