@@ -124,3 +124,5 @@ export * from './turn/index.js';
 export * from './rendezvous/index.js';
 export * from './ice/index.js';
 export * from './connect/index.js';
+export * from './link/index.js';
+export * from './portmap/index.js';

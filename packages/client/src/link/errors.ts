@@ -1,0 +1,22 @@
+/** What went wrong in a {@link PeerLinkError}. */
+export type PeerLinkErrorCode =
+  /** the peer's static key is not the one its peer id names, or the peer is not allowed */
+  | 'REFUSED'
+  /** the handshake did not complete in time */
+  | 'HANDSHAKE_TIMEOUT'
+  /** nothing authentic arrived from the peer for longer than the idle timeout */
+  | 'IDLE_TIMEOUT'
+  /** the path underneath closed, or the peer closed the link */
+  | 'CLOSED'
+  /** the link was closed locally, or its AbortSignal fired */
+  | 'ABORTED';
+
+/** The peer link's one error type. */
+export class PeerLinkError extends Error {
+  override readonly name = 'PeerLinkError';
+  readonly code: PeerLinkErrorCode;
+  constructor(code: PeerLinkErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * # Peer links
+ *
+ * Encrypted, mutually authenticated, reliable, ordered, congestion-controlled and multiplexed
+ * byte streams between two peers, over whatever path the ICE agent selected:
+ *
+ * ```ts
+ * const conn = await connectPeer(rv, peerId);                       // or acceptPeers(...)
+ * const link = await linkOverConnection(conn, { identity });        // Noise XX with the identity keys
+ * const stream = await link.openStream();                           // a Node Duplex
+ * link.on('stream', (s) => s.pipe(s));                              // the peer's streams
+ * link.stats.dropped;                                               // { malformed, tampered, replayed }
+ * ```
+ *
+ * How: a Noise XX handshake (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`, noise-handshake with
+ * noise-curve-ed) over the connection's datagrams authenticates both identity keys; a key that
+ * does not hash to the expected peer id is refused (`REFUSED`). The streams are udx-native
+ * (libudx: per-stream reliability and ordering, BBR congestion control, half-close), bound to a
+ * private socket on 127.0.0.1 that talks only to a shim socket; the shim seals each udx packet as
+ * one Noise transport message with an explicit counter (`seal.ts`: ChaCha20-Poly1305, an RFC 6479
+ * replay window, Noise `Rekey()` every 2^20 messages) and hands it to the connection, and opens
+ * what comes back. Tampered and replayed datagrams are dropped and counted (`stats.dropped`),
+ * never passed to udx. Because udx only sees the shim, the selected pair can change under it
+ * (relay first, then direct; a NAT rebinding) without a stream noticing anything but a few
+ * retransmissions.
+ *
+ * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
+ * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after 45 s without an authentic
+ * datagram (`idleTimeoutMs`); the handshake gives up after 10 s, resending every 250 ms.
+ *
+ * @module
+ */
+import type { IceConnection } from '../connect/connection.js';
+import type { RendezvousIdentity } from '../rendezvous/identity.js';
+import { type PeerLink, type PeerLinkOptions, openLink } from './link.js';
+
+export { PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, openLink, sodiumKeyPair } from './link.js';
+export { LinkStream } from './stream.js';
+export { PeerLinkError, type PeerLinkErrorCode } from './errors.js';
+export { PacketSealer, PacketOpener, rekey, type DropReason, REKEY_INTERVAL, REPLAY_WINDOW } from './seal.js';
+
+/**
+ * Opens a peer link over an ICE connection: the controlling side (the caller) initiates, and
+ * the remote key must be the key of `conn.peerId`.
+ */
+export function linkOverConnection(
+  conn: IceConnection,
+  options: Omit<PeerLinkOptions, 'initiator' | 'remotePeerId'> & { readonly identity: RendezvousIdentity },
+): Promise<PeerLink> {
+  return openLink(conn, { ...options, initiator: conn.role === 'controlling', remotePeerId: conn.peerId });
+}

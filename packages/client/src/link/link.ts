@@ -1,0 +1,468 @@
+/**
+ * The peer link: a Noise XX handshake over the path's datagrams, then udx-native streams whose
+ * UDP packets are sealed one by one (`seal.ts`) and carried over the path. The path is any
+ * datagram carrier with `send(bytes)` and `data` events, such as an {@link IceConnection}: its
+ * selected pair may be direct or through a TURN relay, and may change (relay first, then a direct
+ * upgrade, or a NAT rebinding) without udx noticing, because udx only ever talks to a local
+ * shim socket on 127.0.0.1 that hands its packets to the path and the path's packets back to it.
+ */
+import { randomBytes } from 'node:crypto';
+import { type Socket, createSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { peerIdFromPublicKey } from '@nat/protocol';
+import type { RendezvousIdentity } from '../rendezvous/identity.js';
+import { PeerLinkError } from './errors.js';
+import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, curveEd, udx } from './native.js';
+import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
+import { LinkStream } from './stream.js';
+
+/** What the link needs from the path: an {@link IceConnection} is one. */
+export interface LinkPath {
+  send(data: Uint8Array): boolean;
+  on(event: 'data', listener: (data: Uint8Array) => void): unknown;
+  on(event: 'close', listener: (reason: string) => void): unknown;
+  off(event: 'data', listener: (data: Uint8Array) => void): unknown;
+  off(event: 'close', listener: (reason: string) => void): unknown;
+}
+
+/** Options of {@link openLink}. */
+export interface PeerLinkOptions {
+  /** This peer's Ed25519 identity (the rendezvous identity). Required. */
+  readonly identity: RendezvousIdentity;
+  /** The initiator sends the first handshake message: the ICE controlling side (the caller). Required. */
+  readonly initiator: boolean;
+  /**
+   * The peer id the remote static key must hash to. Required: a peer that does not hold the key
+   * of this id is refused (`REFUSED`).
+   */
+  readonly remotePeerId: string;
+  /** A further check of the authenticated remote peer id (e.g. an allow list). Default: allow. */
+  readonly allow?: (peerId: string) => boolean;
+  /**
+   * Send an (encrypted, empty) keepalive when nothing was sent for this long, ms, to keep NAT
+   * bindings open: below the shortest UDP binding lifetime on the path (RFC 4787 REQ-5 asks NATs
+   * for at least 120 s, Linux conntrack gives 30 s to a one-way flow). Default 15,000; 0 disables.
+   */
+  readonly keepaliveMs?: number;
+  /** Close the link with `IDLE_TIMEOUT` when nothing authentic arrived for this long, ms. Default 45,000; 0 disables. */
+  readonly idleTimeoutMs?: number;
+  /** Give up the handshake after this long, ms (`HANDSHAKE_TIMEOUT`). Default 10,000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Handshake messages are resent this often until answered, ms. Default 250. */
+  readonly handshakeRetransmitMs?: number;
+  /** Aborts the handshake, and closes the link once open. */
+  readonly signal?: AbortSignal;
+}
+
+/** Datagrams refused by a link, by reason. */
+export interface LinkDropCounts {
+  /** Too short, or an unknown type. */
+  malformed: number;
+  /** Failed authentication: altered, forged, or under a key we do not have. */
+  tampered: number;
+  /** A counter already seen, or older than the replay window. */
+  replayed: number;
+}
+
+/** Counters of a link. */
+export interface LinkStats {
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  keepalivesSent: number;
+  dropped: LinkDropCounts;
+}
+
+/** Events of {@link PeerLink}. */
+export interface PeerLinkEvents {
+  /** The peer opened a stream. */
+  stream: [stream: LinkStream];
+  /** The link closed; `error` says why unless it was closed locally. */
+  close: [error: PeerLinkError | undefined];
+}
+
+// The first byte of each datagram handed to the path.
+const HS1 = 0x01;
+const HS2 = 0x02;
+const HS3 = 0x03;
+const SEALED = 0x04;
+// The first byte of a sealed plaintext.
+const INNER_UDX = 0x00;
+const INNER_KEEPALIVE = 0x01;
+const INNER_CLOSE = 0x02;
+// Control stream messages: type, then two 32-bit stream ids.
+const CTRL_OPEN = 1;
+const CTRL_ACCEPT = 2;
+const CTRL_BYTES = 9;
+
+const PROLOGUE = Buffer.from('nat-peer-link/1');
+const LOOPBACK = '127.0.0.1';
+const SOCKET_BUFFER = 4 << 20;
+const MAX_EARLY = 256;
+
+let nextStreamId = randomBytes(2).readUInt16BE() + 1;
+/** udx stream ids are unique within the process's udx instance. */
+function allocStreamId(): number {
+  nextStreamId = nextStreamId >= 0x7fffffff ? 1 : nextStreamId + 1;
+  return nextStreamId;
+}
+
+/** The libsodium-layout key pair of a node:crypto Ed25519 identity. */
+export function sodiumKeyPair(identity: RendezvousIdentity): SodiumKeyPair {
+  const jwk = identity.privateKey.export({ format: 'jwk' });
+  if (typeof jwk.d !== 'string') throw new TypeError('not an Ed25519 private key');
+  return curveEd.generateKeyPair(Buffer.from(jwk.d, 'base64url'));
+}
+
+const u32 = (type: number, a: number, b: number): Buffer => {
+  const out = Buffer.alloc(CTRL_BYTES);
+  out[0] = type;
+  out.writeUInt32BE(a, 1);
+  out.writeUInt32BE(b, 5);
+  return out;
+};
+
+/**
+ * An open peer link: encrypted, mutually authenticated, multiplexed byte streams. Get one with
+ * {@link openLink}.
+ */
+export class PeerLink extends EventEmitter<PeerLinkEvents> {
+  /** The peer's authenticated id. */
+  readonly remotePeerId: string;
+  /** The peer's raw Ed25519 public key. */
+  readonly remotePublicKey: Buffer;
+  readonly stats: LinkStats;
+  readonly #path: LinkPath;
+  readonly #options: PeerLinkOptions;
+  readonly #sealer: PacketSealer;
+  readonly #opener: PacketOpener;
+  readonly #socket: UdxSocket;
+  readonly #shim: Socket;
+  readonly #udxPort: number;
+  readonly #shimPort: number;
+  readonly #control: UdxStream;
+  readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
+  readonly #streams = new Set<LinkStream>();
+  readonly #retransmitHs: Buffer | undefined;
+  #ctrlBuffer = Buffer.alloc(0);
+  #lastSent = performance.now();
+  #lastReceived = performance.now();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #onData = (d: Uint8Array): void => this.#receive(d);
+  readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
+  readonly #onAbort = (): void => this.close();
+
+  /** @internal use {@link openLink} */
+  constructor(init: {
+    path: LinkPath;
+    options: PeerLinkOptions;
+    remotePublicKey: Buffer;
+    tx: Buffer;
+    rx: Buffer;
+    socket: UdxSocket;
+    shim: Socket;
+    control: UdxStream;
+    remoteControlId: number;
+    stats: LinkStats;
+    retransmitHs: Buffer | undefined;
+    earlySealed: Uint8Array[];
+  }) {
+    super();
+    this.#path = init.path;
+    this.#options = init.options;
+    this.remotePublicKey = init.remotePublicKey;
+    this.remotePeerId = peerIdFromPublicKey(init.remotePublicKey);
+    this.#sealer = new PacketSealer(init.tx);
+    this.#opener = new PacketOpener(init.rx);
+    this.#socket = init.socket;
+    this.#shim = init.shim;
+    this.#udxPort = init.socket.address().port;
+    this.#shimPort = (init.shim.address() as { port: number }).port;
+    this.stats = init.stats;
+    this.#retransmitHs = init.retransmitHs;
+    this.#control = init.control;
+    this.#control.connect(this.#socket, init.remoteControlId, this.#shimPort, LOOPBACK);
+    this.#control.on('data', (chunk) => this.#onControl(chunk));
+    this.#control.on('error', () => {});
+    this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
+    this.#shim.on('message', (msg, from) => {
+      // only udx's own socket may send through the link
+      if (from.port !== this.#udxPort || from.address !== LOOPBACK) return;
+      this.#sendSealed(INNER_UDX, msg);
+    });
+    this.#path.on('data', this.#onData);
+    this.#path.on('close', this.#onPathClose);
+    const signal = init.options.signal;
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    const keepalive = init.options.keepaliveMs ?? 15_000;
+    const idle = init.options.idleTimeoutMs ?? 45_000;
+    const tick = Math.max(50, Math.min(keepalive > 0 ? keepalive / 3 : Infinity, idle > 0 ? idle / 3 : Infinity, 5_000));
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      if (idle > 0 && now - this.#lastReceived > idle) {
+        this.#end(new PeerLinkError('IDLE_TIMEOUT', `nothing from peer ${this.remotePeerId} for ${Math.round(now - this.#lastReceived)} ms`));
+        return;
+      }
+      if (keepalive > 0 && now - this.#lastSent >= keepalive) {
+        this.stats.keepalivesSent++;
+        this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0));
+      }
+    }, tick);
+    this.#timer.unref();
+    for (const d of init.earlySealed) this.#receive(d);
+    if (signal?.aborted) this.close();
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Open streams. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /**
+   * Opens a stream to the peer: resolves once the peer accepted it (one round trip). Rejects
+   * with {@link PeerLinkError} when the link closes first.
+   */
+  openStream(): Promise<LinkStream> {
+    if (this.#closed) return Promise.reject(new PeerLinkError('CLOSED', 'the peer link is closed'));
+    const id = allocStreamId();
+    const stream = udx().createStream(id);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { stream, resolve, reject });
+      this.#control.write(u32(CTRL_OPEN, id, 0));
+    });
+  }
+
+  /** Closes every stream and the link, tells the peer, and leaves the path open. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#sendSealed(INNER_CLOSE, Buffer.alloc(0));
+    this.#end(undefined);
+  }
+
+  #track(raw: UdxStream): LinkStream {
+    const s = new LinkStream(raw);
+    this.#streams.add(s);
+    s.on('close', () => this.#streams.delete(s));
+    return s;
+  }
+
+  #onControl(chunk: Buffer): void {
+    let buf = this.#ctrlBuffer.length === 0 ? chunk : Buffer.concat([this.#ctrlBuffer, chunk]);
+    while (buf.length >= CTRL_BYTES) {
+      const type = buf[0];
+      const a = buf.readUInt32BE(1);
+      const b = buf.readUInt32BE(5);
+      buf = buf.subarray(CTRL_BYTES);
+      if (type === CTRL_OPEN) {
+        const id = allocStreamId();
+        const raw = udx().createStream(id);
+        raw.connect(this.#socket, a, this.#shimPort, LOOPBACK);
+        this.#control.write(u32(CTRL_ACCEPT, a, id));
+        this.emit('stream', this.#track(raw));
+      } else if (type === CTRL_ACCEPT) {
+        const p = this.#pending.get(a);
+        if (p === undefined) continue;
+        this.#pending.delete(a);
+        p.stream.connect(this.#socket, b, this.#shimPort, LOOPBACK);
+        p.resolve(this.#track(p.stream));
+      } else {
+        this.#end(new PeerLinkError('CLOSED', `the peer sent an unknown control message ${type}`));
+        return;
+      }
+    }
+    this.#ctrlBuffer = Buffer.from(buf);
+  }
+
+  #sendSealed(inner: number, payload: Uint8Array): void {
+    if (this.#closed && inner !== INNER_CLOSE) return;
+    // plaintext = inner type + payload; sealed datagram = SEALED + counter + ciphertext
+    const plain = Buffer.allocUnsafe(payload.length + 1);
+    plain[0] = inner;
+    plain.set(payload, 1);
+    const out = this.#sealer.seal(plain, 1);
+    out[0] = SEALED;
+    this.#lastSent = performance.now();
+    this.stats.packetsSent++;
+    this.stats.bytesSent += out.length;
+    this.#path.send(out);
+  }
+
+  #receive(d: Uint8Array): void {
+    if (this.#closed || d.length === 0) return;
+    const type = d[0];
+    if (type !== SEALED) {
+      // a late handshake message: the peer missed our last one
+      if (type === HS2 && this.#retransmitHs !== undefined) this.#path.send(this.#retransmitHs);
+      else if (type !== HS1 && type !== HS2 && type !== HS3) this.stats.dropped.malformed++;
+      return;
+    }
+    const plain = this.#opener.open(d.subarray(1));
+    if (typeof plain === 'string') {
+      this.stats.dropped[plain satisfies DropReason]++;
+      return;
+    }
+    this.#lastReceived = performance.now();
+    this.stats.packetsReceived++;
+    this.stats.bytesReceived += d.length;
+    const inner = plain[0];
+    if (inner === INNER_UDX) this.#shim.send(plain.subarray(1), this.#udxPort, LOOPBACK);
+    else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
+  }
+
+  #end(error: PeerLinkError | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#path.off('data', this.#onData);
+    this.#path.off('close', this.#onPathClose);
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    const why = error ?? new PeerLinkError('ABORTED', 'the peer link was closed');
+    for (const p of this.#pending.values()) {
+      p.reject(why);
+      p.stream.destroy();
+    }
+    this.#pending.clear();
+    for (const s of this.#streams) s.destroy(error);
+    this.#control.destroy();
+    this.#shim.close();
+    void this.#socket.close().catch(() => {});
+    this.emit('close', error);
+  }
+}
+
+/**
+ * Runs the Noise XX handshake (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`, the static keys being the
+ * peers' Ed25519 identity keys) over `path` and resolves with the open link. The remote static
+ * key must hash to `remotePeerId` and pass `allow`, else the link is refused. Handshake messages
+ * are resent until answered: the path is lossy.
+ *
+ *     -> e
+ *     <- e, ee, s, es          (payload: the responder's control stream id)
+ *     -> s, se                 (payload: the initiator's control stream id)
+ *
+ * Rejects with {@link PeerLinkError}: `REFUSED`, `HANDSHAKE_TIMEOUT`, `CLOSED`, `ABORTED`.
+ */
+export async function openLink(path: LinkPath, options: PeerLinkOptions): Promise<PeerLink> {
+  const { signal } = options;
+  if (signal?.aborted) throw new PeerLinkError('ABORTED', 'peer link aborted');
+  const noise: NoiseState = new Noise('XX', options.initiator, sodiumKeyPair(options.identity), { curve: curveEd });
+  noise.initialise(PROLOGUE);
+  const stats: LinkStats = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, keepalivesSent: 0, dropped: { malformed: 0, tampered: 0, replayed: 0 } };
+  const controlId = allocStreamId();
+  const control = udx().createStream(controlId);
+  const idPayload = Buffer.alloc(4);
+  idPayload.writeUInt32BE(controlId);
+  const early: Uint8Array[] = [];
+
+  const frame = (type: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.from([type]), body]);
+  const checkKey = (rs: Buffer | null): Buffer => {
+    if (rs === null) throw new PeerLinkError('REFUSED', 'the peer sent no static key');
+    const id = peerIdFromPublicKey(rs);
+    if (id !== options.remotePeerId) throw new PeerLinkError('REFUSED', `the peer's key is for ${id}, not the expected peer ${options.remotePeerId}`);
+    if (options.allow !== undefined && !options.allow(id)) throw new PeerLinkError('REFUSED', `peer ${id} is not allowed`);
+    return Buffer.from(rs);
+  };
+
+  const socket = udx().createSocket();
+  socket.bind(0, LOOPBACK);
+  socket.setRecvBufferSize(SOCKET_BUFFER);
+  socket.setSendBufferSize(SOCKET_BUFFER);
+  socket.on('error', () => {});
+  const shim = createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+  shim.on('error', () => {});
+  await new Promise<void>((resolve) => shim.bind(0, LOOPBACK, resolve));
+
+  let resend: Buffer | undefined;
+  let finalMessage: Buffer | undefined;
+  let retransmit: NodeJS.Timeout | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  let onData: ((d: Uint8Array) => void) | undefined;
+  let onClose: (() => void) | undefined;
+  let onAbort: (() => void) | undefined;
+
+  try {
+    const result = await new Promise<{ remoteStatic: Buffer; remoteControlId: number }>((resolve, reject) => {
+      const every = options.handshakeRetransmitMs ?? 250;
+      retransmit = setInterval(() => {
+        if (resend !== undefined) path.send(resend);
+      }, every);
+      deadline = setTimeout(() => reject(new PeerLinkError('HANDSHAKE_TIMEOUT', `no peer link handshake with ${options.remotePeerId} within ${options.handshakeTimeoutMs ?? 10_000} ms`)), options.handshakeTimeoutMs ?? 10_000);
+      onClose = () => reject(new PeerLinkError('CLOSED', 'the path closed during the peer link handshake'));
+      onAbort = () => reject(new PeerLinkError('ABORTED', 'peer link aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const fail = (e: unknown): void => reject(e instanceof PeerLinkError ? e : new PeerLinkError('REFUSED', `peer link handshake failed: ${(e as Error).message}`, { cause: e }));
+      onData = (d: Uint8Array): void => {
+        if (d.length === 0) return;
+        const type = d[0];
+        const body = d.subarray(1);
+        try {
+          if (options.initiator) {
+            if (type === HS2 && !noise.complete) {
+              const payload = noise.recv(body);
+              const remoteStatic = checkKey(noise.rs);
+              if (payload.length !== 4) throw new PeerLinkError('REFUSED', 'bad handshake payload');
+              finalMessage = frame(HS3, noise.send(idPayload));
+              path.send(finalMessage);
+              resolve({ remoteStatic, remoteControlId: payload.readUInt32BE(0) });
+            }
+          } else if (type === HS1 && resend === undefined) {
+            noise.recv(body);
+            resend = frame(HS2, noise.send(idPayload));
+            path.send(resend);
+          } else if (type === HS1 && !noise.complete && resend !== undefined) {
+            path.send(resend);
+          } else if (type === HS3 && resend !== undefined && !noise.complete) {
+            const payload = noise.recv(body);
+            const remoteStatic = checkKey(noise.rs);
+            if (payload.length !== 4) throw new PeerLinkError('REFUSED', 'bad handshake payload');
+            resolve({ remoteStatic, remoteControlId: payload.readUInt32BE(0) });
+          } else if (type === SEALED && !options.initiator) {
+            if (early.length < MAX_EARLY) early.push(d); // data that overtook HS3
+          }
+        } catch (e) {
+          fail(e);
+        }
+      };
+      path.on('data', onData);
+      path.on('close', onClose);
+      if (options.initiator) {
+        resend = frame(HS1, noise.send());
+        path.send(resend);
+      }
+    });
+    if (noise.tx === null || noise.rx === null) throw new PeerLinkError('REFUSED', 'the handshake produced no keys');
+    return new PeerLink({
+      path,
+      options,
+      remotePublicKey: result.remoteStatic,
+      tx: noise.tx,
+      rx: noise.rx,
+      socket,
+      shim,
+      control,
+      remoteControlId: result.remoteControlId,
+      stats,
+      retransmitHs: finalMessage,
+      earlySealed: early,
+    });
+  } catch (error) {
+    control.destroy();
+    shim.close();
+    void socket.close().catch(() => {});
+    throw error;
+  } finally {
+    clearInterval(retransmit);
+    clearTimeout(deadline);
+    if (onData !== undefined) path.off('data', onData);
+    if (onClose !== undefined) path.off('close', onClose);
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+  }
+}
+

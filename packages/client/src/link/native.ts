@@ -1,0 +1,88 @@
+/**
+ * The CommonJS native modules the link is built on, loaded with `createRequire` and typed with
+ * just the surface this module uses: udx-native (reliable, congestion-controlled streams over
+ * UDP, libudx), noise-handshake with noise-curve-ed (the Noise framework over Ed25519 keys, as
+ * Hyperswarm uses it) and sodium-native (libsodium's ChaCha20-Poly1305).
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/** The few members of a udx-native socket this module uses. */
+export interface UdxSocket {
+  bind(port: number, host: string): void;
+  address(): { host: string; family: number; port: number };
+  close(): Promise<void>;
+  setRecvBufferSize(size: number): void;
+  setSendBufferSize(size: number): void;
+  on(event: 'error', listener: (error: Error) => void): this;
+}
+
+/** The few members of a udx-native stream (a streamx Duplex) this module uses. */
+export interface UdxStream {
+  readonly id: number;
+  readonly rtt: number;
+  readonly cwnd: number;
+  readonly inflight: number;
+  readonly retransmits: number;
+  readonly destroyed: boolean;
+  connect(socket: UdxSocket, remoteId: number, port: number, host: string): void;
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+  destroy(error?: Error): void;
+  pause(): void;
+  resume(): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'close' | 'drain' | 'finish', listener: () => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  once(event: 'drain' | 'close' | 'finish', listener: () => void): this;
+  off(event: 'drain' | 'close' | 'finish', listener: () => void): this;
+}
+
+/** A udx-native instance: the libuv-backed factory of sockets and streams. */
+export interface Udx {
+  createSocket(options?: { ipv6Only?: boolean }): UdxSocket;
+  createStream(id: number, options?: { firewall?: (socket: UdxSocket, port: number, host: string) => boolean }): UdxStream;
+}
+
+/** An Ed25519 key pair in libsodium's layout: 64-byte secret key = seed || public key. */
+export interface SodiumKeyPair {
+  readonly publicKey: Buffer;
+  readonly secretKey: Buffer;
+}
+
+/** A noise-handshake handshake state. */
+export interface NoiseState {
+  initialise(prologue: Uint8Array, remoteStatic?: Uint8Array): void;
+  send(payload?: Uint8Array): Buffer;
+  recv(message: Uint8Array): Buffer;
+  readonly complete: boolean;
+  readonly rs: Buffer | null;
+  readonly tx: Buffer | null;
+  readonly rx: Buffer | null;
+}
+
+interface NoiseConstructor {
+  new (pattern: string, initiator: boolean, staticKeyPair: SodiumKeyPair, options: { curve: unknown }): NoiseState;
+}
+
+interface Sodium {
+  crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+}
+
+const UdxClass = require('udx-native') as new () => Udx;
+let shared: Udx | undefined;
+
+/** The process's one udx-native instance (stream ids are unique within it). */
+export function udx(): Udx {
+  shared ??= new UdxClass();
+  return shared;
+}
+
+/** noise-handshake's handshake state constructor. */
+export const Noise = require('noise-handshake') as NoiseConstructor;
+/** noise-curve-ed: Noise DH over Ed25519 keys. */
+export const curveEd = require('noise-curve-ed') as { generateKeyPair(seed?: Uint8Array): SodiumKeyPair };
+/** libsodium (sodium-native). */
+export const sodium = require('sodium-native') as Sodium;
