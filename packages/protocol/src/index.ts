@@ -6,3 +6,4 @@ export * from './ice/index.js';
 export * from './framing/index.js';
 export * from './signalling/index.js';
 export * from './credentials/index.js';
+export * from './portmap/index.js';

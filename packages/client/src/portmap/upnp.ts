@@ -1,0 +1,354 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { request as httpRequest } from 'node:http';
+import { IGD_SEARCH_TARGETS, SSDP_MULTICAST_V4, decodeSsdpResponse, encodeMSearch, type MappingProtocol } from '@nat/protocol';
+import { PortMapError } from './errors.js';
+import { ipv4Interfaces } from './gateway.js';
+import {
+  UPNP_ERROR,
+  UPNP_MAX_DOCUMENT,
+  WAN_IPV6_FIREWALL_SERVICE,
+  decodeSoapResponse,
+  encodeSoapRequest,
+  parseDeviceDescription,
+  soapAction,
+  wanConnectionService,
+  type DeviceDescription,
+  type UpnpService,
+} from './soap.js';
+import { DEFAULT_LIFETIME, type MappingGrant, type MappingRequest, type MethodClient } from './types.js';
+
+/** Options of {@link discoverIgd}. */
+export interface IgdDiscoveryOptions {
+  /** Also search by unicast at this address (a router that ignores multicast still answers). */
+  readonly gateway?: string;
+  /** How long to collect answers, ms (default 2000). */
+  readonly timeoutMs?: number;
+  /** Local IPv4 addresses to search from (default: every non-internal interface). */
+  readonly interfaces?: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+/** An Internet Gateway Device found by SSDP, with its WAN connection service. */
+export interface IgdDevice {
+  readonly location: string;
+  readonly description: DeviceDescription;
+  readonly service: UpnpService;
+  /** The IPv6 firewall control service, where offered (IGD v2). */
+  readonly firewall: UpnpService | undefined;
+  /** The local address the description was fetched from (this host's address on that LAN). */
+  readonly localAddress: string;
+}
+
+/** Result of an HTTP exchange with a device. */
+interface HttpResult {
+  readonly status: number;
+  readonly body: string;
+  readonly localAddress: string;
+}
+
+/** One bounded HTTP/1.1 request (no redirects, body capped at {@link UPNP_MAX_DOCUMENT}). */
+function http(url: string, o: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; timeoutMs: number; signal?: AbortSignal }): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: o.method, headers: { Connection: 'close', ...o.headers }, timeout: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > UPNP_MAX_DOCUMENT) {
+          req.destroy();
+          reject(new PortMapError('BAD_RESPONSE', `${url}: answer larger than ${UPNP_MAX_DOCUMENT} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), localAddress: req.socket?.localAddress ?? '' }));
+      res.on('error', (e) => reject(new PortMapError('SOCKET', `${url}: ${e.message}`, { cause: e })));
+    });
+    req.on('timeout', () => req.destroy(new PortMapError('TIMEOUT', `${url}: no answer in ${o.timeoutMs} ms`)));
+    req.on('error', (e) => {
+      if (e instanceof PortMapError) reject(e);
+      else if (o.signal?.aborted) reject(new PortMapError('ABORTED', `${url}: aborted`, { cause: o.signal.reason }));
+      else reject(new PortMapError('SOCKET', `${url}: ${e.message}`, { cause: e }));
+    });
+    req.end(o.body);
+  });
+}
+
+/**
+ * Searches for Internet Gateway Devices with SSDP M-SEARCH (IGD v1 and v2 targets) from every
+ * IPv4 interface (and by unicast to `gateway`), fetches each answering device's description and
+ * returns those with a WAN connection service, the one at `gateway` first.
+ */
+export async function discoverIgd(options: IgdDiscoveryOptions = {}): Promise<IgdDevice[]> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const locations = new Set<string>();
+  const sockets: Socket[] = [];
+  const sources = options.interfaces ?? ipv4Interfaces().map((i) => i.address);
+  const mx = Math.max(1, Math.min(5, Math.floor(timeoutMs / 1000)));
+  await Promise.all(
+    sources.map(
+      (address) =>
+        new Promise<void>((resolve) => {
+          const s = createSocket({ type: 'udp4' });
+          sockets.push(s);
+          s.on('error', () => resolve());
+          s.on('message', (msg: Buffer) => {
+            try {
+              locations.add(decodeSsdpResponse(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength)).location);
+            } catch {
+              /* a NOTIFY, another M-SEARCH, or garbage: ignore */
+            }
+          });
+          s.bind({ port: 0, address }, () => {
+            try {
+              s.setMulticastInterface(address);
+              s.setMulticastTTL(2);
+            } catch {
+              /* unicast only */
+            }
+            for (const st of IGD_SEARCH_TARGETS) {
+              s.send(encodeMSearch(st, { mx }), SSDP_MULTICAST_V4.port, SSDP_MULTICAST_V4.address, () => {});
+              if (options.gateway) s.send(encodeMSearch(st, { mx, host: `${options.gateway}:1900` }), 1900, options.gateway, () => {});
+            }
+            resolve();
+          });
+        }),
+    ),
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      // Stop early once a device answered and a short grace period for others passed.
+      const tick = setInterval(() => {
+        if (options.signal?.aborted) {
+          clearInterval(tick);
+          reject(new PortMapError('ABORTED', 'SSDP search aborted', { cause: options.signal.reason }));
+        } else if (Date.now() >= deadline || (locations.size > 0 && Date.now() >= deadline - timeoutMs / 2)) {
+          clearInterval(tick);
+          resolve();
+        }
+      }, 50);
+    });
+  } finally {
+    for (const s of sockets) {
+      try {
+        s.close();
+      } catch {
+        /* closed */
+      }
+    }
+  }
+  const devices: IgdDevice[] = [];
+  await Promise.all(
+    [...locations].slice(0, 8).map(async (location) => {
+      try {
+        const r = await http(location, { method: 'GET', timeoutMs: 3000, ...(options.signal ? { signal: options.signal } : {}) });
+        if (r.status !== 200) return;
+        const description = parseDeviceDescription(r.body, location);
+        const service = wanConnectionService(description);
+        if (!service) return;
+        const firewall = description.services.find((s) => s.serviceType === WAN_IPV6_FIREWALL_SERVICE);
+        devices.push({ location, description, service, firewall, localAddress: r.localAddress });
+      } catch {
+        /* a device we cannot use */
+      }
+    }),
+  );
+  const atGateway = (d: IgdDevice): boolean => options.gateway !== undefined && new URL(d.location).hostname === options.gateway;
+  return devices.sort((a, b) => Number(atGateway(b)) - Number(atGateway(a)));
+}
+
+/** A port mapping entry as GetSpecificPortMappingEntry returns it. */
+export interface UpnpMappingEntry {
+  readonly internalClient: string;
+  readonly internalPort: number;
+  readonly enabled: boolean;
+  readonly description: string;
+  readonly leaseDuration: number;
+}
+
+/** What GetFirewallStatus says (WANIPv6FirewallControl:1). */
+export interface UpnpFirewallStatus {
+  readonly firewallEnabled: boolean;
+  readonly inboundPinholeAllowed: boolean;
+}
+
+/** Options of {@link UpnpClient}. */
+export interface UpnpClientInit {
+  readonly device: IgdDevice;
+  /** Per-request timeout, ms (default 5000). */
+  readonly timeoutMs?: number;
+  /** Tries of another external port when the wanted one is taken on an IGD v1 (default 5). */
+  readonly portTries?: number;
+}
+
+const upper = (p: MappingProtocol): string => p.toUpperCase();
+
+/** A UPnP IGD (v1 and v2) client of one device's WAN connection service. */
+export class UpnpClient implements MethodClient {
+  readonly method = 'upnp' as const;
+  readonly gateway: string;
+  readonly device: IgdDevice;
+  readonly #timeoutMs: number;
+  readonly #portTries: number;
+  #external: string | undefined;
+
+  constructor(init: UpnpClientInit) {
+    this.device = init.device;
+    this.gateway = new URL(init.device.location).hostname;
+    this.#timeoutMs = init.timeoutMs ?? 5000;
+    this.#portTries = init.portTries ?? 5;
+  }
+
+  /** True for WANIPConnection:2 (AddAnyPortMapping, finite leases required). */
+  get igdV2(): boolean {
+    return this.device.service.serviceType.endsWith('WANIPConnection:2');
+  }
+
+  /** Calls a SOAP action on a service and returns the response's arguments. */
+  async call(action: string, args: readonly (readonly [string, string | number])[], service: UpnpService = this.device.service, signal?: AbortSignal): Promise<Record<string, string>> {
+    const r = await http(service.controlURL, {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/xml; charset="utf-8"', SOAPAction: soapAction(service.serviceType, action) },
+      body: encodeSoapRequest(service.serviceType, action, args),
+      timeoutMs: this.#timeoutMs,
+      ...(signal ? { signal } : {}),
+    });
+    // Faults come with status 500; decodeSoapResponse turns them into REFUSED.
+    if (r.status !== 200 && r.status !== 500) throw new PortMapError('BAD_RESPONSE', `${action}: HTTP status ${r.status}`);
+    return decodeSoapResponse(r.body, action);
+  }
+
+  async externalAddress(signal?: AbortSignal): Promise<string> {
+    const r = await this.call('GetExternalIPAddress', [], undefined, signal);
+    const ip = r['NewExternalIPAddress'] ?? '';
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new PortMapError('BAD_RESPONSE', `GetExternalIPAddress: ${JSON.stringify(ip.slice(0, 60))} is not an IPv4 address`);
+    this.#external = ip;
+    return ip;
+  }
+
+  #addArgs(request: MappingRequest, externalPort: number, lease: number): [string, string | number][] {
+    return [
+      ['NewRemoteHost', ''],
+      ['NewExternalPort', externalPort],
+      ['NewProtocol', upper(request.protocol)],
+      ['NewInternalPort', request.internalPort],
+      ['NewInternalClient', this.device.localAddress],
+      ['NewEnabled', 1],
+      ['NewPortMappingDescription', request.description ?? 'nat'],
+      ['NewLeaseDuration', lease],
+    ];
+  }
+
+  async map(request: MappingRequest, previous?: MappingGrant, signal?: AbortSignal): Promise<MappingGrant> {
+    const wanted = previous?.externalPort ?? request.externalPort ?? request.internalPort;
+    let lease = request.lifetime ?? DEFAULT_LIFETIME;
+    let externalPort: number | undefined;
+    const tryAdd = async (port: number): Promise<boolean> => {
+      try {
+        await this.call('AddPortMapping', this.#addArgs(request, port, lease), undefined, signal);
+        return true;
+      } catch (e) {
+        if (e instanceof PortMapError && e.resultCode === UPNP_ERROR.ONLY_PERMANENT_LEASES_SUPPORTED && lease !== 0) {
+          // IGD v1 routers that refuse finite leases: map "forever", renewed and removed by us.
+          lease = 0;
+          return tryAdd(port);
+        }
+        if (e instanceof PortMapError && e.resultCode === UPNP_ERROR.CONFLICT_IN_MAPPING_ENTRY) return false;
+        throw e;
+      }
+    };
+    if (await tryAdd(wanted)) externalPort = wanted;
+    else if (request.exactPort) throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} is taken`, { resultCode: UPNP_ERROR.CONFLICT_IN_MAPPING_ENTRY });
+    else if (this.igdV2) {
+      // IGD v2: the device picks a free port (WANIPConnection:2 section 2.5.16).
+      const r = await this.call('AddAnyPortMapping', this.#addArgs(request, wanted, lease), undefined, signal);
+      const reserved = Number(r['NewReservedPort']);
+      if (!Number.isInteger(reserved) || reserved < 1 || reserved > 0xffff) throw new PortMapError('BAD_RESPONSE', 'AddAnyPortMapping: no NewReservedPort');
+      externalPort = reserved;
+    } else {
+      for (let i = 0; i < this.#portTries && externalPort === undefined; i++) {
+        const port = 1024 + Math.floor(Math.random() * (65536 - 1024));
+        if (await tryAdd(port)) externalPort = port;
+      }
+      if (externalPort === undefined) throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} and ${this.#portTries} others are taken`);
+    }
+    return {
+      method: 'upnp',
+      gateway: this.gateway,
+      protocol: request.protocol,
+      internalAddress: this.device.localAddress,
+      internalPort: request.internalPort,
+      externalAddress: this.#external ?? (await this.externalAddress(signal).catch(() => undefined)),
+      externalPort,
+      lifetime: lease,
+      epochReset: false,
+      controlURL: this.device.service.controlURL,
+      serviceType: this.device.service.serviceType,
+    };
+  }
+
+  async unmap(grant: MappingGrant, signal?: AbortSignal): Promise<void> {
+    await this.call('DeletePortMapping', [['NewRemoteHost', ''], ['NewExternalPort', grant.externalPort], ['NewProtocol', upper(grant.protocol)]], undefined, signal);
+  }
+
+  /** GetSpecificPortMappingEntry; undefined when there is no such entry (error 714). */
+  async getSpecificPortMappingEntry(externalPort: number, protocol: MappingProtocol, signal?: AbortSignal): Promise<UpnpMappingEntry | undefined> {
+    try {
+      const r = await this.call('GetSpecificPortMappingEntry', [['NewRemoteHost', ''], ['NewExternalPort', externalPort], ['NewProtocol', upper(protocol)]], undefined, signal);
+      return {
+        internalClient: r['NewInternalClient'] ?? '',
+        internalPort: Number(r['NewInternalPort']),
+        enabled: r['NewEnabled'] === '1' || r['NewEnabled'] === 'true',
+        description: r['NewPortMappingDescription'] ?? '',
+        leaseDuration: Number(r['NewLeaseDuration']),
+      };
+    } catch (e) {
+      if (e instanceof PortMapError && e.resultCode === UPNP_ERROR.NO_SUCH_ENTRY) return undefined;
+      throw e;
+    }
+  }
+
+  /** WANIPv6FirewallControl GetFirewallStatus; undefined when the device has no such service. */
+  async firewallStatus(signal?: AbortSignal): Promise<UpnpFirewallStatus | undefined> {
+    const fw = this.device.firewall;
+    if (!fw) return undefined;
+    const r = await this.call('GetFirewallStatus', [], fw, signal);
+    const yes = (v: string | undefined): boolean => v === '1' || v === 'true';
+    return { firewallEnabled: yes(r['FirewallEnabled']), inboundPinholeAllowed: yes(r['InboundPinholeAllowed']) };
+  }
+
+  /** Opens an IPv6 pinhole (AddPinhole); returns its UniqueID. `protocol` is an IANA number (6 TCP, 17 UDP). */
+  async addPinhole(
+    p: { remoteHost?: string; remotePort?: number; internalClient: string; internalPort: number; protocol: number; leaseTime: number },
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const fw = this.device.firewall;
+    if (!fw) throw new PortMapError('UNSUPPORTED', 'the device offers no WANIPv6FirewallControl service');
+    const r = await this.call(
+      'AddPinhole',
+      [['RemoteHost', p.remoteHost ?? ''], ['RemotePort', p.remotePort ?? 0], ['InternalClient', p.internalClient], ['InternalPort', p.internalPort], ['Protocol', p.protocol], ['LeaseTime', p.leaseTime]],
+      fw,
+      signal,
+    );
+    const id = Number(r['UniqueID']);
+    if (!Number.isInteger(id)) throw new PortMapError('BAD_RESPONSE', 'AddPinhole: no UniqueID');
+    return id;
+  }
+
+  /** Renews a pinhole's lease (UpdatePinhole). */
+  async updatePinhole(id: number, leaseTime: number, signal?: AbortSignal): Promise<void> {
+    const fw = this.device.firewall;
+    if (!fw) throw new PortMapError('UNSUPPORTED', 'the device offers no WANIPv6FirewallControl service');
+    await this.call('UpdatePinhole', [['UniqueID', id], ['NewLeaseTime', leaseTime]], fw, signal);
+  }
+
+  /** Closes a pinhole (DeletePinhole). */
+  async deletePinhole(id: number, signal?: AbortSignal): Promise<void> {
+    const fw = this.device.firewall;
+    if (!fw) throw new PortMapError('UNSUPPORTED', 'the device offers no WANIPv6FirewallControl service');
+    await this.call('DeletePinhole', [['UniqueID', id]], fw, signal);
+  }
+
+  close(): void {}
+}
