@@ -125,5 +125,3 @@ export * from './rendezvous/index.js';
 export * from './ice/index.js';
 export * from './connect/index.js';
 export * from './link/index.js';
-export * from './portmap/index.js';
-export * from './portmap/index.js';
