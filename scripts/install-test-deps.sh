@@ -21,6 +21,7 @@ declare -A PROVIDES=(
   [conntrack]=conntrack          # inspect/flush NAT mappings
   [procps]=pgrep                 # pgrep/sysctl, used by the lab and its tests
   [chromium]=chromium            # real browser for the WebRTC-through-TURN test (playwright-core)
+  [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
