@@ -125,3 +125,5 @@ export * from './rendezvous/index.js';
 export * from './ice/index.js';
 export * from './connect/index.js';
 export * from './link/index.js';
+export * from './portmap/index.js';
+export * from './expose/index.js';
