@@ -126,4 +126,3 @@ export * from './ice/index.js';
 export * from './connect/index.js';
 export * from './link/index.js';
 export * from './portmap/index.js';
-export * from './expose/index.js';
