@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
 import { listenCommand } from './commands/listen.js';
+import { mapAddCommand, mapListCommand, mapRemoveCommand } from './commands/map.js';
 import { pingCommand } from './commands/ping.js';
 import { stunCommand } from './commands/stun.js';
 import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
@@ -119,6 +120,51 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--json', 'print {"id": ...} and then one JSON line per event')
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);
+    });
+
+  const portArg = (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port (1-65535)');
+    return n;
+  };
+  const map = program
+    .command('map')
+    .description('open a port on the router with PCP, NAT-PMP or UPnP IGD (tried at once; the first that works is used)')
+    .enablePositionalOptions();
+  map
+    .command('add')
+    .description('map PORT on the router to this host, renew the lease until Ctrl-C (or SIGTERM), then remove it')
+    .argument('<port>', 'local port of the service', portArg)
+    .addOption(new Option('-p, --protocol <protocol>', 'transport').choices(['udp', 'tcp']).default('udp'))
+    .option('-e, --external <port>', 'wanted external port (default PORT; another is taken when it is in use)', portArg)
+    .option('--exact', 'fail instead of taking another external port')
+    .option('-l, --lifetime <s>', 'lease in seconds, renewed at half-life (default 7200)', positiveInt('seconds'))
+    .addOption(new Option('-m, --method <method>', 'use only this method').choices(['pcp', 'natpmp', 'upnp']))
+    .option('-g, --gateway <ip>', 'router address (default: the IPv4 default gateway)')
+    .option('--state <file>', 'where mappings are remembered, so that a crashed run\'s are removed (default ~/.local/state/nat/portmap.json)')
+    .option('--json', 'one JSON line per event: mapped, renewed, restored, error, removed')
+    .addHelpText('after', '\nExamples:\n  nat map add 15441 --protocol tcp\n  nat map add 7000 --external 17000 --lifetime 600 --json')
+    .action(async (port: number, opts) => {
+      code = await mapAddCommand(port, opts, io, signal);
+    });
+  map
+    .command('list')
+    .description('show which methods the router offers and the mappings held by this host')
+    .option('-g, --gateway <ip>', 'router address (default: the IPv4 default gateway)')
+    .option('--state <file>', 'state file (default ~/.local/state/nat/portmap.json)')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      code = await mapListCommand(opts, io);
+    });
+  map
+    .command('remove')
+    .description('remove the mapping of PORT (internal or external) held by this host')
+    .argument('<port>', 'the port', portArg)
+    .addOption(new Option('-p, --protocol <protocol>', 'only this transport').choices(['udp', 'tcp']))
+    .option('--state <file>', 'state file (default ~/.local/state/nat/portmap.json)')
+    .option('--json', 'print JSON')
+    .action(async (port: number, opts) => {
+      code = await mapRemoveCommand(port, opts, io);
     });
 
   try {
