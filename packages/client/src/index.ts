@@ -126,3 +126,4 @@ export * from './ice/index.js';
 export * from './connect/index.js';
 export * from './link/index.js';
 export * from './portmap/index.js';
+export * from './expose/index.js';

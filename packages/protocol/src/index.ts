@@ -7,3 +7,4 @@ export * from './framing/index.js';
 export * from './signalling/index.js';
 export * from './credentials/index.js';
 export * from './portmap/index.js';
+export * from './expose/index.js';

@@ -38,3 +38,4 @@ export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS
 export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
 export * from './rendezvous/index.js';
+export * from './expose/index.js';

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
@@ -11,6 +11,8 @@ export interface RendezvousServer {
   readonly url: string;
   /** The address it listens on (port resolved when 0 was asked). */
   readonly address: TransportAddress;
+  /** The HTTP server it runs on: other upgrade services (e.g. `attachExpose`) can share its address. */
+  readonly httpServer: HttpServer;
   /** Counters. */
   stats(): RendezvousStats;
   /** Closes every connection and stops listening. Idempotent. */
@@ -53,6 +55,7 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   return {
     url: `ws://${hostPart}:${info.port}${service.path}`,
     address,
+    httpServer: http,
     stats: () => service.stats(),
     close() {
       closing ??= (async () => {

@@ -1,0 +1,6 @@
+/**
+ * Public exposure through a nat-server (frp/ngrok style): {@link exposePublic}.
+ * @module
+ */
+export { exposePublic, type ExposeInit, type ExposeCredentials, type ExposeTunnel, type ExposeEvents, type ExposedAddress } from './client.js';
+export { exposeEndpoint, openExposeConnection, type ExposeTlsOptions } from './connect.js';

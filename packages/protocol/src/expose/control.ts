@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { DecodeError, EncodeError } from '../errors.js';
+import { ChallengeNonce, Ed25519PublicKeyBase64url, Ed25519SignatureBase64url } from '../signalling/fields.js';
+
+/**
+ * Control messages of the expose protocol: JSON objects on the first stream the client opens,
+ * each framed as a 32-bit big-endian length and that many bytes of UTF-8 (at most 64 KiB).
+ *
+ *     server: challenge -> client: hello -> server: welcome | error (then the server closes)
+ *     client: expose {id} -> server: exposed {ref} | refused {ref}
+ *     client: unexpose;  server: revoked (a port taken away, e.g. on shutdown)
+ */
+export const EXPOSE_PROTOCOL = 'nat-expose';
+export const EXPOSE_VERSION = 1;
+export const MAX_CONTROL_MESSAGE_BYTES = 64 * 1024;
+/** The most allow or deny prefixes a client may attach to one port. */
+export const MAX_EXPOSE_CIDRS = 32;
+
+const v = z.literal(EXPOSE_VERSION);
+const Port = z.number().int().min(1).max(65535);
+const Cidr = z.string().min(1).max(64).regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/);
+export const ExposeTransport = z.enum(['tcp', 'udp']);
+export type ExposeTransport = z.infer<typeof ExposeTransport>;
+
+/** Why a request was refused; `unauthorized` and `bad-message` also end the connection. */
+export const ExposeRefusal = z.enum(['taken', 'out-of-range', 'over-quota', 'forbidden', 'unavailable', 'bad-message', 'unauthorized']);
+export type ExposeRefusal = z.infer<typeof ExposeRefusal>;
+
+export const ExposeChallenge = z.object({ v, type: z.literal('challenge'), nonce: ChallengeNonce, realm: z.string().min(1).max(127) }).strict();
+
+/** Password proof: HMAC-SHA256 over {@link exposeSigningPayload} keyed with the long-term key (RFC 8489 section 9.2.2, SHA-256). */
+export const PasswordAuth = z.object({ method: z.literal('password'), username: z.string().min(1).max(513), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict();
+/** Peer-key proof: an Ed25519 signature over {@link exposeSigningPayload} with the peer id as name. */
+export const PeerKeyAuth = z.object({ method: z.literal('peer-key'), publicKey: Ed25519PublicKeyBase64url, signature: Ed25519SignatureBase64url }).strict();
+export const ExposeHello = z.object({ v, type: z.literal('hello'), auth: z.discriminatedUnion('method', [PasswordAuth, PeerKeyAuth]) }).strict();
+export const ExposeWelcome = z.object({ v, type: z.literal('welcome'), user: z.string().max(513), publicIp: z.string().max(64) }).strict();
+export const ExposeRequest = z
+  .object({
+    v,
+    type: z.literal('expose'),
+    id: z.number().int().min(0).max(2 ** 31 - 1),
+    transport: ExposeTransport,
+    /** A specific public port; absent = any free one in the server's range. */
+    port: Port.optional(),
+    /** Only these source prefixes may connect (default: any). */
+    allow: z.array(Cidr).max(MAX_EXPOSE_CIDRS).optional(),
+    /** These source prefixes may not connect. */
+    deny: z.array(Cidr).max(MAX_EXPOSE_CIDRS).optional(),
+  })
+  .strict();
+export const ExposeGranted = z.object({ v, type: z.literal('exposed'), ref: z.number().int(), transport: ExposeTransport, port: Port, address: z.string().max(80) }).strict();
+export const ExposeRefused = z.object({ v, type: z.literal('refused'), ref: z.number().int(), code: ExposeRefusal, message: z.string().max(512) }).strict();
+export const ExposeRelease = z.object({ v, type: z.literal('unexpose'), transport: ExposeTransport, port: Port }).strict();
+export const ExposeRevoked = z.object({ v, type: z.literal('revoked'), transport: ExposeTransport, port: Port, reason: z.string().max(512) }).strict();
+export const ExposeErrorMessage = z.object({ v, type: z.literal('error'), code: ExposeRefusal, message: z.string().max(512) }).strict();
+
+export const ExposeControlMessage = z.discriminatedUnion('type', [
+  ExposeChallenge,
+  ExposeHello,
+  ExposeWelcome,
+  ExposeRequest,
+  ExposeGranted,
+  ExposeRefused,
+  ExposeRelease,
+  ExposeRevoked,
+  ExposeErrorMessage,
+]);
+export type ExposeControlMessage = z.infer<typeof ExposeControlMessage>;
+export type ExposeRequest = z.infer<typeof ExposeRequest>;
+
+/** Frames a control message (validated against the schema). Throws EncodeError when it is not valid. */
+export function encodeControlMessage(message: ExposeControlMessage): Uint8Array {
+  const r = ExposeControlMessage.safeParse(message);
+  if (!r.success) throw new EncodeError('BAD_VALUE', `expose control message: ${r.error.issues[0]?.message ?? 'invalid'}`);
+  const json = Buffer.from(JSON.stringify(r.data), 'utf8');
+  if (json.length > MAX_CONTROL_MESSAGE_BYTES) throw new EncodeError('BAD_VALUE', 'expose control message too large');
+  const out = Buffer.allocUnsafe(4 + json.length);
+  out.writeUInt32BE(json.length, 0);
+  json.copy(out, 4);
+  return out;
+}
+
+/**
+ * Sans-I/O reader of framed control messages. `push` returns the complete messages; throws
+ * DecodeError for a frame over 64 KiB (checked before buffering it), bad JSON or a message the
+ * schema refuses.
+ */
+export class ControlMessageReader {
+  #buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Uint8Array): ExposeControlMessage[] {
+    this.#buf = this.#buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buf, chunk]);
+    const out: ExposeControlMessage[] = [];
+    while (this.#buf.length >= 4) {
+      const len = this.#buf.readUInt32BE(0);
+      if (len > MAX_CONTROL_MESSAGE_BYTES) throw new DecodeError('BAD_LENGTH', `expose control message of ${len} bytes (at most ${MAX_CONTROL_MESSAGE_BYTES})`);
+      if (this.#buf.length < 4 + len) break;
+      const text = this.#buf.subarray(4, 4 + len).toString('utf8');
+      this.#buf = this.#buf.subarray(4 + len);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        throw new DecodeError('BAD_SYNTAX', 'expose control message is not JSON');
+      }
+      const r = ExposeControlMessage.safeParse(value);
+      if (!r.success) throw new DecodeError('BAD_ATTRIBUTE', `expose control message: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 300)}`);
+      out.push(r.data);
+    }
+    return out;
+  }
+}
+
+/** The domain-separation prefix of expose authentication proofs. */
+export const EXPOSE_SIGNING_CONTEXT = 'nat-expose-v1:';
+
+/**
+ * The bytes a client proves knowledge of its secret over: UTF-8("nat-expose-v1:" + nonce + ":" +
+ * name), `name` being the username (password) or the peer id (peer key). The prefix keeps a
+ * rendezvous `register` signature from being replayed here and the other way round.
+ */
+export function exposeSigningPayload(nonce: string, name: string): Uint8Array {
+  if (!ChallengeNonce.safeParse(nonce).success) throw new EncodeError('BAD_VALUE', 'exposeSigningPayload: nonce is not a challenge nonce');
+  return new TextEncoder().encode(`${EXPOSE_SIGNING_CONTEXT}${nonce}:${name}`);
+}
+

@@ -1,0 +1,36 @@
+/**
+ * The expose protocol (public exposure through a server, frp/ngrok style): yamux framing, a
+ * sans-I/O session with TCP-like streams, stream preambles, UDP datagram framing, the control
+ * messages and the PROXY protocol v2 header. No sockets, no clocks.
+ * @module
+ */
+export * from './frame.js';
+export { MuxSession, MuxStream, MuxStreamError, type MuxSessionInit } from './session.js';
+export * from './preamble.js';
+export * from './datagram.js';
+export * from './proxy-v2.js';
+export {
+  EXPOSE_PROTOCOL,
+  EXPOSE_VERSION,
+  MAX_CONTROL_MESSAGE_BYTES,
+  MAX_EXPOSE_CIDRS,
+  ExposeTransport,
+  ExposeRefusal,
+  ExposeChallenge,
+  PasswordAuth,
+  PeerKeyAuth,
+  ExposeHello,
+  ExposeWelcome,
+  ExposeRequest,
+  ExposeGranted,
+  ExposeRefused,
+  ExposeRelease,
+  ExposeRevoked,
+  ExposeErrorMessage,
+  ExposeControlMessage,
+  encodeControlMessage,
+  ControlMessageReader,
+  EXPOSE_SIGNING_CONTEXT,
+  exposeSigningPayload,
+} from './control.js';
+export { spliceTcp, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';

@@ -1,0 +1,86 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * Counts bytes moved by {@link spliceTcp} and may slow it down: returns how many milliseconds
+ * the source should pause after a chunk (0 = go on).
+ */
+export type ByteMeter = (bytes: number) => number;
+
+/** A TCP socket as node:net has it (only what splicing needs). */
+export interface ResettableSocket extends Duplex {
+  resetAndDestroy(): unknown;
+}
+
+/** How a splice ended (passed to `onClose`). */
+export interface SpliceResult {
+  /** Bytes socket -> stream and stream -> socket. */
+  readonly up: number;
+  readonly down: number;
+  /** Why it ended abnormally, or undefined when both directions ended with FIN. */
+  readonly error?: Error;
+}
+
+function pump(src: Duplex, dst: Duplex, meter: ByteMeter | undefined, count: (n: number) => void): void {
+  src.on('data', (chunk: Buffer) => {
+    count(chunk.length);
+    const ok = dst.write(chunk);
+    const wait = meter === undefined ? 0 : meter(chunk.length);
+    if (ok && wait <= 0) return;
+    src.pause();
+    let holds = (ok ? 0 : 1) + (wait > 0 ? 1 : 0);
+    const release = (): void => {
+      if (--holds === 0 && !src.destroyed) src.resume();
+    };
+    if (!ok) dst.once('drain', release);
+    if (wait > 0) setTimeout(release, wait).unref();
+  });
+  // A FIN from one side is a FIN to the other: TCP half-close kept end to end.
+  src.on('end', () => {
+    if (!dst.destroyed && !dst.writableEnded) dst.end();
+  });
+}
+
+/**
+ * Joins a TCP socket and a multiplexed stream with TCP semantics: bytes both ways with
+ * backpressure (a side that does not read pauses the other's source), end of input passed on as
+ * end of input (half-close), an error or reset on one side as a reset of the other
+ * (`resetAndDestroy()` on the socket: the TCP peer sees RST), and an optional meter per
+ * direction for bandwidth limits. The socket must allow half-open connections.
+ */
+export function spliceTcp(
+  socket: ResettableSocket,
+  stream: Duplex,
+  options: { readonly meterUp?: ByteMeter; readonly meterDown?: ByteMeter; readonly onClose?: (result: SpliceResult) => void } = {},
+): void {
+  let up = 0;
+  let down = 0;
+  let error: Error | undefined;
+  let closed = 0;
+  const done = (): void => {
+    if (++closed === 2) options.onClose?.({ up, down, ...(error === undefined ? {} : { error }) });
+  };
+  pump(socket, stream, options.meterUp, (n) => (up += n));
+  pump(stream, socket, options.meterDown, (n) => (down += n));
+  socket.on('error', (e) => {
+    error ??= e;
+    if (!stream.destroyed) stream.destroy(); // -> RST on the stream
+  });
+  stream.on('error', (e) => {
+    error ??= e;
+    if (!socket.destroyed) socket.resetAndDestroy(); // -> TCP RST
+  });
+  socket.on('close', () => {
+    if (!stream.destroyed && !(socket.writableFinished && socket.readableEnded)) {
+      error ??= new Error('socket closed before both directions ended');
+      stream.destroy();
+    }
+    done();
+  });
+  stream.on('close', () => {
+    if (!socket.destroyed && !(stream.writableFinished && stream.readableEnded)) {
+      error ??= new Error('stream closed before both directions ended');
+      socket.resetAndDestroy();
+    }
+    done();
+  });
+}

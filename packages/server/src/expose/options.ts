@@ -1,0 +1,91 @@
+import { ServerError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { TurnAuthenticator } from '../turn/auth.js';
+import { type Cidr, parseCidr } from '../turn/cidr.js';
+
+/** Limits of the expose service. */
+export interface ExposeLimits {
+  /** Public ports (TCP and UDP together) one user may hold, held ones included. Default 4. */
+  readonly portsPerUser?: number;
+  /** Inbound connections open at once on one public TCP port; more are reset. Default 256. */
+  readonly connectionsPerPort?: number;
+  /** Bytes per second per user, both directions together, over all its ports; 0 = unlimited. Default 0. */
+  readonly bandwidthPerUser?: number;
+  /** An inbound connection with no byte either way for this long is closed. Default 300,000 ms. */
+  readonly idleTimeoutMs?: number;
+  /** A disconnected client's ports are held for it this long, then released. Default 30,000 ms. */
+  readonly graceMs?: number;
+  /** A control connection that has not authenticated in this long is closed. Default 10,000 ms. */
+  readonly authTimeoutMs?: number;
+  /** Keepalive round: a ping every interval; a connection silent for a whole round is dropped. Default 15,000 ms. */
+  readonly heartbeatMs?: number;
+  /** Control connections at once. Default 1,000. */
+  readonly maxSessions?: number;
+  /** Receive window per multiplexed stream, bytes (bounds the memory per connection). Default 256 KiB. */
+  readonly window?: number;
+}
+
+/** Options of {@link attachExpose}. */
+export interface ExposeOptions {
+  /** The HTTP path of the upgrade (`Upgrade: nat-expose`). Default `/expose`. */
+  readonly path?: string;
+  /** The only public ports ever handed out (inclusive). Required. */
+  readonly ports: { readonly min: number; readonly max: number };
+  /** IP address the public ports are bound on. Required. */
+  readonly host: string;
+  /** The address announced to clients (default `host`; set it when binding 0.0.0.0). */
+  readonly publicIp?: string;
+  /** Realm of the password keys (RFC 8489 long-term keys, as for TURN). Default `nat-expose`. */
+  readonly realm?: string;
+  /** Users and shared secrets, as the TURN server takes them (`staticUsers`, `restApiSecrets`, `anyOf`). */
+  readonly auth?: TurnAuthenticator;
+  /** Accept Ed25519 peer keys (as the rendezvous service does): true = any key, or a list of peer ids. Default false. */
+  readonly peerKeys?: boolean | readonly string[];
+  /** Source prefixes refused on every port. Default none. */
+  readonly denySources?: readonly string[];
+  readonly limits?: ExposeLimits;
+  /** Logger (pino-compatible). Default silent. */
+  readonly logger?: Logger;
+}
+
+export type ResolvedExposeLimits = Required<ExposeLimits>;
+
+export const DEFAULT_EXPOSE_LIMITS: ResolvedExposeLimits = {
+  portsPerUser: 4,
+  connectionsPerPort: 256,
+  bandwidthPerUser: 0,
+  idleTimeoutMs: 300_000,
+  graceMs: 30_000,
+  authTimeoutMs: 10_000,
+  heartbeatMs: 15_000,
+  maxSessions: 1000,
+  window: 256 * 1024,
+};
+
+function bad(message: string): never {
+  throw new ServerError('BAD_CONFIG', `expose: ${message}`);
+}
+
+export function resolveExposeLimits(l: ExposeLimits = {}): ResolvedExposeLimits {
+  const r = { ...DEFAULT_EXPOSE_LIMITS, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) } as ResolvedExposeLimits;
+  for (const [k, v] of Object.entries(r)) if (!Number.isInteger(v) || v < 0) bad(`limits.${k} must be a non-negative integer, got ${v}`);
+  if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1) bad('portsPerUser, connectionsPerPort and maxSessions must be at least 1');
+  if (r.window < 256 * 1024) bad('limits.window must be at least 262144 (the yamux initial window)');
+  return r;
+}
+
+export function resolvePortRange(p: { min: number; max: number }): { min: number; max: number } {
+  if (!Number.isInteger(p.min) || !Number.isInteger(p.max) || p.min < 1 || p.max > 65535 || p.min > p.max) bad(`ports must be a range within 1-65535, got ${p.min}-${p.max}`);
+  return { min: p.min, max: p.max };
+}
+
+/** Parses `20000-20099` or `8080`. Throws ServerError BAD_CONFIG. */
+export function parsePortRange(text: string): { min: number; max: number } {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text.trim());
+  if (!m) bad(`${JSON.stringify(text)} is not a port range (e.g. 20000-20099)`);
+  return resolvePortRange({ min: Number(m[1]), max: Number(m[2] ?? m[1]) });
+}
+
+export function parseCidrs(list: readonly string[] | undefined): Cidr[] {
+  return (list ?? []).map((t) => parseCidr(t));
+}

@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
+import { decode, encode } from '@msgpack/msgpack';
+import { type ExposeHandle, type ExposeOptions, type RendezvousServer, attachExpose, startRendezvous, staticUsers } from '@nat/server';
+
+/** A random block of `n` ports inside 30000-59999 for one test file (public ports must be fixed numbers). */
+export function portBlock(n = 40): { min: number; max: number } {
+  const min = 30_000 + Math.floor(Math.random() * (30_000 - n));
+  return { min, max: min + n - 1 };
+}
+
+export const USERS = { alice: 'alice-pw', bob: 'bob-pw' } as const;
+
+export interface TestServer {
+  rv: RendezvousServer;
+  expose: ExposeHandle;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A rendezvous service with the expose service on its HTTP server, on 127.0.0.1. */
+export async function startExposeServer(opts: Partial<ExposeOptions> & { ports: { min: number; max: number }; rvPort?: number }): Promise<TestServer> {
+  const rv = await startRendezvous({ host: '127.0.0.1', port: opts.rvPort ?? 0 });
+  const expose = attachExpose(rv.httpServer, { host: '127.0.0.1', auth: staticUsers(USERS), ...opts });
+  return {
+    rv,
+    expose,
+    url: rv.url,
+    async close() {
+      await expose.close();
+      await rv.close();
+    },
+  };
+}
+
+/** A TCP echo service (half-close aware: it ends when its peer ends). */
+export async function echoServer(host = '127.0.0.1'): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return { server, port: (server.address() as AddressInfo).port, sockets };
+}
+
+/**
+ * A msgpack request/response service: each request is a 4-byte length and a msgpack map
+ * `{ id, op: 'add' | 'upper', a, b, s }`; the answer is framed the same way, `{ id, result }`.
+ */
+export async function msgpackServer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        const req = decode(buf.subarray(4, 4 + len)) as { id: number; op: string; a?: number; b?: number; s?: string };
+        buf = buf.subarray(4 + len);
+        const result = req.op === 'add' ? (req.a ?? 0) + (req.b ?? 0) : req.op === 'upper' ? String(req.s).toUpperCase() : null;
+        const body = encode({ id: req.id, result });
+        const head = Buffer.alloc(4);
+        head.writeUInt32BE(body.length);
+        s.write(Buffer.concat([head, body]));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Connects a bare node:net socket, sends `data`, half-closes, and collects everything until the end. */
+export function roundTrip(port: number, data: Buffer, host = '127.0.0.1'): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host, allowHalfOpen: true });
+    const got: Buffer[] = [];
+    s.on('data', (c: Buffer) => got.push(c));
+    s.on('end', () => {
+      s.end();
+      resolve(Buffer.concat(got));
+    });
+    s.on('error', reject);
+    s.end(data);
+  });
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A TCP proxy whose connections can be cut (the control connection "drops"). */
+export async function cuttableProxy(targetPort: number): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+  const pairs = new Set<Socket>();
+  const server = createServer((a) => {
+    const b = connect(targetPort, '127.0.0.1');
+    pairs.add(a).add(b);
+    for (const s of [a, b]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        pairs.delete(s);
+        a.destroy();
+        b.destroy();
+      });
+    }
+    a.pipe(b).pipe(a);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut: () => {
+      for (const s of pairs) s.resetAndDestroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of pairs) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
