@@ -39,6 +39,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--lifetime', 'also measure how long an idle mapping lives (RFC 5780 section 4.6; takes minutes)')
     .option('--classic', 'send classic RFC 3489 requests (for servers that only speak RFC 3489)')
     .option('--no-hairpinning', 'skip the hairpinning test')
+    .option('-g, --gateway <ip>', 'router to probe for PCP, NAT-PMP and UPnP IGD (default: the IPv4 default gateway; not probed for a loopback server)')
+    .option('--no-port-mapping', 'skip the port-mapping probes')
     .option('--rto <ms>', 'initial retransmission timeout per test (default 250)', positiveInt('milliseconds'))
     .option('--rc <n>', 'requests per test before giving up (default 4)', positiveInt('a count'))
     .addHelpText('after', '\nExample:\n  nat detect --server 127.0.0.1:3478\n  nat detect --server stun.example.org --json | jq .classic')

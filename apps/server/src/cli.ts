@@ -59,7 +59,7 @@ export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; 
     .option('--alternate-server <ip:port>', 'TURN: redirect Allocate requests there with 300 Try Alternate')
     .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one)', portArg)
     .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
-    .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server)', collect)
+    .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
     .addHelpText(
@@ -162,7 +162,11 @@ alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls. 
   if (config.rendezvousPort !== undefined) {
     const first = config.listen[0]!;
     const host = first.includes(':') ? `[${first}]` : first;
-    const urls = config.rendezvousIceUrls ?? [`stun:${host}:${config.port}`, ...(config.realm ? [`turn:${host}:${config.port}`] : [])];
+    // TURN over TCP too (when served) for peers whose network blocks UDP.
+    const urls = config.rendezvousIceUrls ?? [
+      `stun:${host}:${config.port}`,
+      ...(config.realm ? [`turn:${host}:${config.port}`, ...(config.tcp ? [`turn:${host}:${config.port}?transport=tcp`] : [])] : []),
+    ];
     try {
       rendezvous = await startRendezvous({
         host: config.rendezvousHost ?? first,

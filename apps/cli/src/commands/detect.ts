@@ -1,6 +1,7 @@
-import { type DiscoveryProgress, type NatReport, StunClientError, detectNat } from '@nat/client';
+import { type DiscoveryProgress, type NatReport, PortMapError, PortMapper, type PortMapProbe, StunClientError, detectNat, isDoubleNat } from '@nat/client';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { type Io, progressReporter } from '../io.js';
+import { probeJson, renderProbe } from './map.js';
 
 /** Options of `nat detect`. */
 export interface DetectCommandOptions {
@@ -13,6 +14,79 @@ export interface DetectCommandOptions {
   readonly hairpinning?: boolean;
   readonly rto?: number;
   readonly rc?: number;
+  /** Router to probe for PCP / NAT-PMP / UPnP (default: the IPv4 default gateway). */
+  readonly gateway?: string;
+  /** False: skip the port-mapping probes (`--no-port-mapping`). */
+  readonly portMapping?: boolean;
+}
+
+/** What `nat detect` learned about port mapping on the router. */
+export interface PortMappingReport {
+  readonly gateway: string | null;
+  readonly probe: PortMapProbe | undefined;
+  /** Why nothing was probed (no gateway, a loopback server, --no-port-mapping). */
+  readonly skipped: string | undefined;
+  /** The router's external address differs from the STUN-observed one (null: unknown). */
+  readonly doubleNat: boolean | null;
+  /** A mapping on this router would make this host reachable from the internet (null: unknown). */
+  readonly reachable: boolean | null;
+}
+
+/** Probe bound: detect stays fast when no router answers (the probes run beside the STUN tests). */
+const PORT_MAP_PROBE_MS = 2500;
+
+const isLoopback = (host: string): boolean => /^(127\.|localhost\b|\[?::1\]?(:|$))/i.test(host);
+
+/** Probes PCP, NAT-PMP and UPnP on the router, concurrently and bounded. */
+export async function probePortMapping(o: DetectCommandOptions): Promise<Omit<PortMappingReport, 'doubleNat' | 'reachable'>> {
+  if (o.portMapping === false) return { gateway: null, probe: undefined, skipped: 'skipped (--no-port-mapping)' };
+  if (o.gateway === undefined && (isLoopback(o.server) || (o.local !== undefined && isLoopback(o.local)))) {
+    return { gateway: null, probe: undefined, skipped: 'skipped: the STUN server is on loopback, no router in between (--gateway IP probes one)' };
+  }
+  let mapper: PortMapper;
+  try {
+    mapper = await PortMapper.create({ ...(o.gateway ? { gateway: o.gateway } : {}), probeTimeoutMs: PORT_MAP_PROBE_MS });
+  } catch (e) {
+    if (e instanceof PortMapError && e.code === 'NO_GATEWAY') return { gateway: null, probe: undefined, skipped: e.message };
+    throw e;
+  }
+  try {
+    return { gateway: mapper.gateway, probe: await mapper.probe(), skipped: undefined };
+  } finally {
+    await mapper.close().catch(() => {});
+  }
+}
+
+/** Adds the double-NAT verdict: the router's external address against the STUN-observed one. */
+export function portMappingVerdict(p: Omit<PortMappingReport, 'doubleNat' | 'reachable'>, publicAddress: string | null): PortMappingReport {
+  const stunIp = publicAddress === null ? null : publicAddress.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const available = p.probe?.methods.filter((m) => m.available) ?? [];
+  const routerIp = available[0]?.externalAddress;
+  const doubleNat = isDoubleNat(routerIp, stunIp);
+  const reachable = p.probe === undefined ? null : available.length === 0 ? false : doubleNat === null ? null : !doubleNat;
+  return { ...p, doubleNat, reachable };
+}
+
+/** The `portMapping` key of `--json`. */
+export function portMappingJson(p: PortMappingReport): Record<string, unknown> {
+  return {
+    gateway: p.gateway,
+    methods: p.probe ? probeJson(p.probe) : [],
+    externalAddress: p.probe?.externalAddress ?? null,
+    doubleNat: p.doubleNat,
+    reachable: p.reachable,
+    skipped: p.skipped ?? null,
+  };
+}
+
+/** The port-mapping lines of the human report. */
+export function renderPortMapping(p: PortMappingReport): string {
+  if (!p.probe) return `Port mapping: ${p.skipped ?? 'not probed'}\n`;
+  const lines = [`Port mapping on ${p.gateway}:`, ...renderProbe(p.probe).map((l) => `  ${l}`)];
+  if (p.doubleNat === true) lines.push(`  Double NAT: the router's external address ${p.probe.externalAddress} is not the public address; a mapping here does not make this host reachable`);
+  else if (p.reachable === true) lines.push('  A mapping makes this host reachable from the internet (nat map add PORT)');
+  else if (p.reachable === false) lines.push('  The router offers no port mapping');
+  return `${lines.join('\n')}\n`;
 }
 
 const yesNo = (v: boolean | null, yes = 'yes', no = 'no', unknown = 'not measurable'): string => (v === null ? unknown : v ? yes : no);
@@ -84,6 +158,11 @@ export async function detectCommand(o: DetectCommandOptions, io: Io, signal: Abo
     progress.update(`${t}  ${now}`, p.state === 'start' || p.state === 'probe' ? `${t}  ${p.state === 'probe' ? now : name}` : undefined);
   };
   let report: NatReport;
+  const mapping = probePortMapping(o).catch((e: unknown): Omit<PortMappingReport, 'doubleNat' | 'reachable'> => ({
+    gateway: o.gateway ?? null,
+    probe: undefined,
+    skipped: `failed: ${e instanceof Error ? e.message : String(e)}`,
+  }));
   try {
     report = await detectNat({
       server: o.server,
@@ -101,7 +180,12 @@ export async function detectCommand(o: DetectCommandOptions, io: Io, signal: Abo
     if (e instanceof StunClientError && e.code === 'BAD_ADDRESS') throw new UsageError(`--server: ${e.message}`);
     throw e;
   }
+  const portMapping = portMappingVerdict(await mapping, report.publicAddress);
   progress.done();
-  io.stdout.write(o.json ? `${JSON.stringify(reportJson(report), null, 2)}\n` : renderReport(report));
+  io.stdout.write(
+    o.json
+      ? `${JSON.stringify({ ...reportJson(report), portMapping: portMappingJson(portMapping) }, null, 2)}\n`
+      : `${renderReport(report)}\n${renderPortMapping(portMapping)}`,
+  );
   return report.publicAddress === null ? ExitCode.NoAnswer : ExitCode.Ok;
 }

@@ -111,8 +111,9 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
   const rv = await openRendezvous(o, identity, io, signal, 'ping');
   if (typeof rv === 'number') return rv;
   try {
-    const started = performance.now();
     const punch = await punchOptions(o, rv, signal);
+    // connectMs counts from here: the NAT probe is a once-per-process cost (`nat.probeMs`).
+    const started = performance.now();
     let conn;
     try {
       conn = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }) });

@@ -31,7 +31,7 @@ import type { BaseId, CandidatePairInfo, IceAgentOptions, IceFailureReason, IceP
 import { punchInfoFromApp } from '../ice/birthday.js';
 import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
 import { resolveServer } from '../resolve.js';
-import { TurnClient } from '../turn/client.js';
+import { TurnClient, type TurnClientInit } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
@@ -52,8 +52,18 @@ export interface IceConnectionOptions {
   readonly hostCandidates?: boolean;
   /** Ask the STUN servers for server-reflexive candidates. Default true. */
   readonly serverReflexive?: boolean;
-  /** Allocate a relayed candidate on the first TURN server that grants one. Default true. */
+  /**
+   * Allocate a relayed candidate on the first TURN server that grants one: over UDP, or over
+   * TCP/TLS (`turn:...?transport=tcp`, `turns:`) when UDP to the server fails. Default true.
+   */
   readonly relay?: boolean;
+  /**
+   * How long UDP TURN servers get before TCP/TLS ones are tried too, ms; 0 tries all at once.
+   * TCP/TLS start at once anyway when every UDP attempt failed. Default 250.
+   */
+  readonly tcpRelayDelayMs?: number;
+  /** TLS options for `turns:` servers (a private CA, say). Default: the system's trust store, checking the server name. */
+  readonly turnTls?: TurnClientInit['tls'];
   /** STUN/TURN servers. Default: the rendezvous client's `iceServers`. */
   readonly iceServers?: readonly SignallingIceServer[];
   /** Gathering (server-reflexive and relayed) gives up after this long, ms. Default 5000. */
@@ -443,37 +453,78 @@ export class IceConnection {
     this.#trickle(c);
   }
 
+  /**
+   * One relayed candidate, from the first TURN server that grants an allocation. UDP servers go
+   * first; TCP and TLS ones (`?transport=tcp`, `turns:`) join {@link IceConnectionOptions.tcpRelayDelayMs}
+   * later, or at once when every UDP attempt has failed (happy eyeballs, as RFC 8305 does for
+   * address families): UDP to the server is the better relay when it works (no head-of-line
+   * blocking, no TCP connection per peer), but a network that blocks UDP must not wait out
+   * UDP's retransmissions (seconds) before it gets any candidate. The first allocation wins;
+   * a later one is released.
+   */
   async #relay(servers: readonly TurnServerRef[], signal: AbortSignal): Promise<void> {
-    for (const s of servers) {
-      if (signal.aborted || this.#closed) return;
-      let turn: TurnClient;
-      try {
-        turn = await TurnClient.connect({
-          server: s.server,
-          username: s.username,
-          password: s.password,
-          transport: 'udp',
-          retransmission: { rto: 250, rc: 4, rm: 4 },
-          closeTimeoutMs: 1000,
-          signal,
-        });
-      } catch {
-        continue;
-      }
-      if (this.#closed) {
-        await turn.close();
+    const udp = servers.filter((s) => s.transport === 'udp');
+    const stream = servers.filter((s) => s.transport !== 'udp');
+    const won = new AbortController();
+    const attemptSignal = AbortSignal.any([signal, won.signal]);
+    const attempt = async (list: readonly TurnServerRef[]): Promise<void> => {
+      for (const s of list) {
+        if (attemptSignal.aborted || this.#closed || this.#turn !== undefined) return;
+        let turn: TurnClient;
+        try {
+          turn = await TurnClient.connect({
+            server: s.server,
+            username: s.username,
+            password: s.password,
+            transport: s.transport,
+            retransmission: { rto: 250, rc: 4, rm: 4, ti: 3000 },
+            connectTimeoutMs: 3000,
+            closeTimeoutMs: 1000,
+            ...(s.transport === 'tls' && this.#options.turnTls !== undefined ? { tls: this.#options.turnTls } : {}),
+            signal: attemptSignal,
+          });
+        } catch {
+          continue;
+        }
+        if (this.#closed || this.#turn !== undefined) {
+          await turn.close();
+          return;
+        }
+        won.abort();
+        this.#useRelay(turn);
         return;
       }
-      this.#turn = turn;
-      turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
-      const relayed = { ...turn.relayedAddress, address: canonicalIp(turn.relayedAddress.address) };
-      const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, 65535, turn.serverAddress.address);
-      for (const r of this.#agent.remoteCandidates()) this.#permit(r.address);
-      this.#agent.addLocalCandidate(c, RELAY_BASE);
-      this.#trickle(c);
-      this.#flush();
-      return;
-    }
+    };
+    const udpDone = attempt(udp);
+    const delay = this.#options.tcpRelayDelayMs ?? 250;
+    const streamDone = (async () => {
+      if (stream.length === 0) return;
+      if (udp.length > 0 && delay > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, delay);
+          function done(): void {
+            clearTimeout(timer);
+            attemptSignal.removeEventListener('abort', done);
+            resolve();
+          }
+          attemptSignal.addEventListener('abort', done, { once: true });
+          void udpDone.then(done);
+        });
+      }
+      await attempt(stream);
+    })();
+    await Promise.all([udpDone, streamDone]);
+  }
+
+  #useRelay(turn: TurnClient): void {
+    this.#turn = turn;
+    turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
+    const relayed = { ...turn.relayedAddress, address: canonicalIp(turn.relayedAddress.address) };
+    const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, 65535, turn.serverAddress.address);
+    for (const r of this.#agent.remoteCandidates()) this.#permit(r.address);
+    this.#agent.addLocalCandidate(c, RELAY_BASE);
+    this.#trickle(c);
+    this.#flush();
   }
 
   #trickle(c: IceCandidate): void {

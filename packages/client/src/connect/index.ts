@@ -47,4 +47,4 @@ export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } f
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 export { hostInterfaceAddresses, explicitHostAddresses } from './hosts.js';
-export { type IceServerRefs, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';
+export { type IceServerRefs, type ParsedIceServerUrl, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';

@@ -1,0 +1,121 @@
+// Relayed candidates over TURN on a TCP connection (RFC 8656 section 3.1) in the ICE driver, on
+// loopback: the rendezvous hands out `turn:...?transport=tcp`, peers without host candidates
+// connect through it and exchange data; with a UDP TURN URI that never answers beside it, the
+// TCP allocation still comes promptly (the UDP one gets a 250 ms head start, not its whole
+// retransmission budget).
+import { createSocket, type Socket } from 'node:dgram';
+import { type IceConnection, type IceConnectionOptions, RendezvousClient, acceptPeers, connectPeer, generateIdentity, iceServerRefs, parseIceServerUrl } from '@nat/client';
+import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SECRET = 'turn-tcp-test-secret';
+let stun: StunServer;
+let tcpOnly: RendezvousServer;
+let mixed: RendezvousServer;
+let silent: Socket;
+
+beforeAll(async () => {
+  stun = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: true,
+    turn: { realm: 'tcp.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } },
+  });
+  const tcp = stun.listeners.find((l) => l.transport === 'tcp')!.address.port;
+  silent = createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+  const silentPort = silent.address().port;
+  tcpOnly = await startRendezvous({ host: '127.0.0.1', port: 0, turn: { urls: [`turn:127.0.0.1:${tcp}?transport=tcp`], secret: SECRET, ttl: 300 } });
+  mixed = await startRendezvous({
+    host: '127.0.0.1',
+    port: 0,
+    turn: { urls: [`turn:127.0.0.1:${silentPort}`, `turn:127.0.0.1:${tcp}?transport=tcp`], secret: SECRET, ttl: 300 },
+  });
+});
+
+afterAll(async () => {
+  await tcpOnly?.close();
+  await mixed?.close();
+  await stun?.close();
+  silent?.close();
+});
+
+async function pair(rv: RendezvousServer, options: IceConnectionOptions) {
+  const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+  const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+  const accepted: IceConnection[] = [];
+  const stop = acceptPeers(bob, (c) => {
+    accepted.push(c);
+    c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
+  }, options);
+  const started = performance.now();
+  const conn = await connectPeer(alice, bob.id, options);
+  const connectMs = performance.now() - started;
+  return {
+    conn,
+    connectMs,
+    cleanup: async (): Promise<void> => {
+      stop();
+      await conn.close();
+      await Promise.all(accepted.map((c) => c.close()));
+      await Promise.all([alice.close(), bob.close()]);
+    },
+  };
+}
+
+function echo(conn: IceConnection, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no echo')), 3000);
+    conn.on('data', (d) => {
+      clearTimeout(timer);
+      resolve(Buffer.from(d).toString());
+    });
+    expect(conn.send(Buffer.from(text))).toBe(true);
+  });
+}
+
+describe('parseIceServerUrl and iceServerRefs', () => {
+  it('reads transports and secure schemes', () => {
+    expect(parseIceServerUrl('turn:h.example:3478')).toEqual({ scheme: 'turn', secure: false, transport: 'udp', server: 'h.example:3478' });
+    expect(parseIceServerUrl('turn:h.example:3478?transport=tcp')).toMatchObject({ transport: 'tcp', secure: false });
+    expect(parseIceServerUrl('TURNS:h.example?transport=tcp')).toMatchObject({ scheme: 'turn', transport: 'tls', secure: true, server: 'h.example' });
+    expect(parseIceServerUrl('stuns:h.example:5349')).toMatchObject({ scheme: 'stun', transport: 'tls' });
+    expect(parseIceServerUrl('turns:h.example?transport=udp')).toBeUndefined(); // DTLS: not supported
+    expect(parseIceServerUrl('turn:h.example?transport=sctp')).toBeUndefined();
+    expect(parseIceServerUrl('turn:/x')).toBeUndefined();
+  });
+
+  it('STUN servers come from UDP URIs only; TURN servers keep their transport', () => {
+    const refs = iceServerRefs([
+      { urls: ['stun:a:3478', 'turn:a:3478', 'turn:a:3478?transport=tcp', 'turns:a:5349'], username: 'u', credential: 'p' },
+    ]);
+    expect(refs.stun).toEqual([{ server: 'a:3478' }]);
+    expect(refs.turn.map((t) => t.transport)).toEqual(['udp', 'tcp', 'tls']);
+  });
+});
+
+describe('ICE over a TURN allocation on TCP (loopback)', () => {
+  it('relay-only peers connect through TURN over TCP and exchange data both ways', async () => {
+    const p = await pair(tcpOnly, { hostCandidates: false });
+    try {
+      expect(p.conn.path).toMatchObject({ path: 'relay', localCandidate: { type: 'relay' }, remoteCandidate: { type: 'relay' } });
+      expect(await echo(p.conn, 'over tcp')).toBe('over tcp!');
+      expect(await p.conn.ping()).toBeGreaterThan(0);
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('does not wait out a silent UDP TURN server before allocating over TCP', async () => {
+    const p = await pair(mixed, { hostCandidates: false });
+    try {
+      expect(p.conn.path?.path).toBe('relay');
+      // UDP's retransmissions alone would take 2.75 s; TCP starts 250 ms in.
+      expect(p.connectMs).toBeLessThan(1500);
+      expect(await echo(p.conn, 'eyeballs')).toBe('eyeballs!');
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
