@@ -119,6 +119,9 @@ const SAMPLES: Record<SignallingMessage['type'], SignallingMessage> = {
   error: { v: 1, type: 'error', code: 'peer-offline', message: 'peer mzuh... is not connected', ref: 'o1' },
   ping: { v: 1, type: 'ping', id: 'hb-7' },
   pong: { v: 1, type: 'pong', ref: 'hb-7' },
+  'claim-name': { v: 1, type: 'claim-name', id: 'n1', name: 'zeronet-home' },
+  'resolve-name': { v: 1, type: 'resolve-name', id: 'n2', name: 'zeronet-home' },
+  name: { v: 1, type: 'name', ref: 'n1', name: 'zeronet-home', peerId: ALICE, online: true },
 };
 
 describe('base32 and peer ids', () => {

@@ -8,6 +8,7 @@ import {
   type EndOfCandidatesMessage,
   type ErrorMessage,
   MAX_SIGNALLING_MESSAGE_BYTES,
+  type NameMessage,
   type OfferMessage,
   SIGNALLING_VERSION,
   type SignallingIceServer,
@@ -102,6 +103,7 @@ export class RendezvousClient {
   readonly #ws: WebSocket;
   readonly #listeners: { [E in keyof RendezvousClientEvents]: Set<RendezvousClientEvents[E]> } = { message: new Set(), close: new Set() };
   readonly #pings = new Map<string, (answered: boolean) => void>();
+  readonly #nameRequests = new Map<string, (answer: NameMessage | ErrorMessage | undefined) => void>();
   readonly #maxBytes: number;
   #iceServers: readonly SignallingIceServer[] = [];
   #iceServersExpireAt: number | undefined;
@@ -123,6 +125,8 @@ export class RendezvousClient {
         this.#closeInfo = { code, reason: reason.toString('utf8') };
         for (const wake of this.#pings.values()) wake(false);
         this.#pings.clear();
+        for (const wake of this.#nameRequests.values()) wake(undefined);
+        this.#nameRequests.clear();
         for (const l of this.#listeners.close) l(this.#closeInfo);
         resolve(this.#closeInfo);
       });
@@ -274,6 +278,45 @@ export class RendezvousClient {
   }
 
   /**
+   * Claims `name` for this peer (`claim-name`): afterwards others find this peer by the name
+   * with {@link resolveName}, and no other key can claim it. Resolves with the owner (this peer).
+   * Rejects with `ERROR_RESPONSE` (`reason` `name-taken`, or `bad-message` for a name that is
+   * not a DNS label), `TIMEOUT` (default 5,000 ms), `SOCKET`.
+   */
+  claimName(name: string, options: { readonly timeoutMs?: number } = {}): Promise<{ readonly peerId: string; readonly online: boolean }> {
+    return this.#nameRequest('claim-name', name, options.timeoutMs ?? 5000);
+  }
+
+  /**
+   * The peer that claimed `name` (`resolve-name`), and whether it is connected now. Rejects with
+   * `ERROR_RESPONSE` (`reason` `unknown-name`), `TIMEOUT` (default 5,000 ms), `SOCKET`.
+   */
+  resolveName(name: string, options: { readonly timeoutMs?: number } = {}): Promise<{ readonly peerId: string; readonly online: boolean }> {
+    return this.#nameRequest('resolve-name', name, options.timeoutMs ?? 5000);
+  }
+
+  #nameRequest(type: 'claim-name' | 'resolve-name', name: string, timeoutMs: number): Promise<{ readonly peerId: string; readonly online: boolean }> {
+    const id = this.#newId();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(undefined, new StunClientError('TIMEOUT', `rendezvous ${type} ${name}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const done = (answer: NameMessage | ErrorMessage | undefined, error?: StunClientError): void => {
+        clearTimeout(timer);
+        this.#nameRequests.delete(id);
+        if (error !== undefined) reject(error);
+        else if (answer === undefined) reject(new StunClientError('SOCKET', 'rendezvous connection closed'));
+        else if (answer.type === 'error') reject(new StunClientError('ERROR_RESPONSE', `rendezvous ${type} ${name}: ${answer.code}: ${answer.message}`, { reason: answer.code }));
+        else resolve({ peerId: answer.peerId, online: answer.online });
+      };
+      this.#nameRequests.set(id, (answer) => done(answer));
+      try {
+        this.#sendRaw({ v: SIGNALLING_VERSION, type, id, name });
+      } catch (e) {
+        done(undefined, e instanceof StunClientError ? e : new StunClientError('ERROR_RESPONSE', `rendezvous ${type}: ${(e as Error).message}`, { reason: 'bad-message', cause: e }));
+      }
+    });
+  }
+
+  /**
    * The incoming messages (relayed ones and the server's errors) as an async iterator; it ends
    * when the connection closes or `signal` fires.
    */
@@ -352,6 +395,10 @@ export class RendezvousClient {
     }
     if (m.type === 'pong') {
       if (m.ref !== undefined) this.#pings.get(m.ref)?.(true);
+      return;
+    }
+    if ((m.type === 'name' || m.type === 'error') && m.ref !== undefined && this.#nameRequests.has(m.ref)) {
+      this.#nameRequests.get(m.ref)?.(m);
       return;
     }
     if (m.type === 'error' || (RELAYED_TYPES.has(m.type) && 'to' in m && m.to === this.id)) {

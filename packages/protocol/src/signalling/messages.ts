@@ -137,6 +137,53 @@ export const ByeMessage = message('bye', {
 /** See {@link ByeMessage}. */
 export type ByeMessage = z.infer<typeof ByeMessage>;
 
+/**
+ * A service name a peer claims with {@link ClaimNameMessage}: a DNS label (RFC 1035 section
+ * 2.3.1, lower case): 1 to 63 letters, digits and inner hyphens.
+ */
+export const ServiceName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/, 'not a service name (1-63 lower-case letters, digits and inner hyphens)');
+/** See {@link ServiceName}. */
+export type ServiceName = z.infer<typeof ServiceName>;
+
+/**
+ * `claim-name`, client -> server (after `registered`): bind `name` to the sender's peer id, so
+ * that others can find the peer by name. The first peer to claim a name owns it for as long as
+ * the service keeps its names; a claim by another peer is answered `name-taken`, a repeated
+ * claim by the owner is confirmed again. Answered with {@link NameMessage}.
+ */
+export const ClaimNameMessage = message('claim-name', {
+  name: ServiceName,
+});
+/** See {@link ClaimNameMessage}. */
+export type ClaimNameMessage = z.infer<typeof ClaimNameMessage>;
+
+/**
+ * `resolve-name`, client -> server (after `registered`): which peer owns `name`? Answered with
+ * {@link NameMessage}, or `unknown-name`.
+ */
+export const ResolveNameMessage = message('resolve-name', {
+  name: ServiceName,
+});
+/** See {@link ResolveNameMessage}. */
+export type ResolveNameMessage = z.infer<typeof ResolveNameMessage>;
+
+/**
+ * `name`, server -> client: `name` belongs to `peerId` (the answer to `claim-name` and
+ * `resolve-name`; `ref` is the request's `id`). `online` says whether that peer is connected now.
+ */
+export const NameMessage = message('name', {
+  ref: SignallingMessageId.optional(),
+  name: ServiceName,
+  peerId: PeerId,
+  online: z.boolean(),
+});
+/** See {@link NameMessage}. */
+export type NameMessage = z.infer<typeof NameMessage>;
+
 /** The stable error codes of an `error` message. */
 export const SIGNALLING_ERROR_CODES = [
   /** the message was not JSON, too large, or did not match its schema */
@@ -153,6 +200,10 @@ export const SIGNALLING_ERROR_CODES = [
   'internal',
   /** `v` is a version the server does not speak */
   'version-unsupported',
+  /** `claim-name`: another peer owns the name, or the sender holds too many names */
+  'name-taken',
+  /** `resolve-name`: nobody claimed the name */
+  'unknown-name',
 ] as const;
 
 /** A stable error code (see {@link SIGNALLING_ERROR_CODES}). */
@@ -197,6 +248,9 @@ export const SignallingMessage = z.discriminatedUnion('type', [
   ErrorMessage,
   PingMessage,
   PongMessage,
+  ClaimNameMessage,
+  ResolveNameMessage,
+  NameMessage,
 ]);
 /** A version 1 signalling message. */
 export type SignallingMessage = z.infer<typeof SignallingMessage>;
@@ -223,4 +277,7 @@ export const SIGNALLING_DIRECTIONS: Readonly<Record<SignallingMessageType, Signa
   error: 'server-to-client',
   ping: 'either',
   pong: 'either',
+  'claim-name': 'client-to-server',
+  'resolve-name': 'client-to-server',
+  name: 'server-to-client',
 };

@@ -2,8 +2,10 @@ import { type KeyObject, createPublicKey, randomBytes, verify } from 'node:crypt
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  type ClaimNameMessage,
   type ErrorMessage,
   type RegisterMessage,
+  type ResolveNameMessage,
   SIGNALLING_DIRECTIONS,
   SIGNALLING_VERSION,
   type SignallingErrorCode,
@@ -79,6 +81,11 @@ function encode(message: SignallingMessage): string {
   return encodeSignallingMessage(message);
 }
 
+/** Names one peer may hold (`claim-name`). */
+export const MAX_NAMES_PER_PEER = 16;
+/** Names the service holds in all; claims beyond are refused with `name-taken`. */
+export const MAX_NAMES = 100_000;
+
 const RELAYED = new Set(Object.entries(SIGNALLING_DIRECTIONS).filter(([, d]) => d === 'relayed').map(([t]) => t));
 
 /** One connection, from the upgrade to the close. */
@@ -109,8 +116,14 @@ class RendezvousService implements RendezvousHandle {
   readonly #log: Logger;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
-  /** Live presence: the only state kept about peers. */
+  /** Live presence. */
   readonly #peers = new Map<string, Connection>();
+  /**
+   * Claimed names -> owner peer id, kept (in memory) after the owner disconnects, so that
+   * nobody else can take a name while its owner is away; only the owner's key re-claims it.
+   */
+  readonly #names = new Map<string, string>();
+  readonly #namesOf = new Map<string, Set<string>>();
   readonly #heartbeat: NodeJS.Timeout;
   readonly #http: HttpServer;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -293,6 +306,10 @@ class RendezvousService implements RendezvousHandle {
       case 'register':
         this.#register(c, m);
         return;
+      case 'claim-name':
+      case 'resolve-name':
+        this.#name(c, m);
+        return;
       default:
         if (RELAYED.has(m.type) && 'from' in m) this.#relay(c, m, text);
     }
@@ -337,6 +354,38 @@ class RendezvousService implements RendezvousHandle {
     this.#stats.registrations++;
     this.#log.debug({ peerId, remote: c.remote }, 'rendezvous peer registered');
     this.#send(c, this.#registered(peerId, m.id));
+  }
+
+  #name(c: Connection, m: ClaimNameMessage | ResolveNameMessage): void {
+    if (c.peerId === undefined) {
+      this.#stats.unauthorized++;
+      this.#error(c, 'unauthorized', 'register first', m.id);
+      return;
+    }
+    let owner = this.#names.get(m.name);
+    if (m.type === 'claim-name') {
+      if (owner !== undefined && owner !== c.peerId) {
+        this.#error(c, 'name-taken', `the name ${m.name} belongs to another peer`, m.id);
+        return;
+      }
+      if (owner === undefined) {
+        const mine = this.#namesOf.get(c.peerId) ?? new Set<string>();
+        if (mine.size >= MAX_NAMES_PER_PEER || this.#names.size >= MAX_NAMES) {
+          this.#error(c, 'name-taken', `no more names for this peer (at most ${MAX_NAMES_PER_PEER})`, m.id);
+          return;
+        }
+        mine.add(m.name);
+        this.#namesOf.set(c.peerId, mine);
+        this.#names.set(m.name, c.peerId);
+        this.#log.debug({ peerId: c.peerId, name: m.name }, 'rendezvous name claimed');
+        owner = c.peerId;
+      }
+    } else if (owner === undefined) {
+      this.#error(c, 'unknown-name', `nobody claimed the name ${m.name}`, m.id);
+      return;
+    }
+    const online = this.#peers.get(owner)?.ws.readyState === 1;
+    this.#send(c, { v: SIGNALLING_VERSION, type: 'name', ...(m.id === undefined ? {} : { ref: m.id }), name: m.name, peerId: owner, online });
   }
 
   #registered(peerId: string, ref: string | undefined): SignallingMessage {
