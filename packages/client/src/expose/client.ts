@@ -168,7 +168,7 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
   #retryTimer: NodeJS.Timeout | undefined;
   #attempt = 0;
   readonly #tcp = new Set<Socket>();
-  readonly #udpFlows = new Map<string, { socket: UdpSocket; last: number }>();
+  readonly #udpFlows = new Map<string, { socket: UdpSocket; last: number; connected: boolean; queue: Uint8Array[] }>();
   #udpSweep: NodeJS.Timeout | undefined;
   #closedPromise: Promise<void> | undefined;
 
@@ -419,16 +419,18 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
               const s = this.#currentUdp;
               if (s !== undefined && !s.destroyed && !s.writableNeedDrain) s.write(encodeExposedDatagram(from, reply));
             });
-            socket.connect(target.port, target.host);
-            f = { socket, last: performance.now() };
+            const flow = { socket, last: performance.now(), connected: false, queue: [] as Uint8Array[] };
+            socket.connect(target.port, target.host, () => {
+              flow.connected = true;
+              for (const q of flow.queue.splice(0)) socket.send(q);
+            });
+            f = flow;
             this.#udpFlows.set(key, f);
             this.emit('connection', { source: from, transport: 'udp' });
           }
           f.last = performance.now();
-          const send = (s: UdpSocket): void => void s.send(payload, (err) => void err);
-          const fs = f.socket;
-          if (fs.remoteAddress === undefined) fs.once('connect', () => send(fs));
-          else send(fs);
+          if (f.connected) f.socket.send(payload);
+          else if (f.queue.length < 64) f.queue.push(Buffer.from(payload)); // until connect() resolves the target
         });
       } catch {
         stream.destroy();
