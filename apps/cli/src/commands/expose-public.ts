@@ -1,0 +1,99 @@
+import { StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
+import { ipFamily } from '@nat/protocol';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+
+/** Flags of `nat expose TARGET --public`. */
+export interface ExposePublicOptions {
+  readonly rendezvous?: string;
+  readonly user?: string;
+  readonly identity?: string;
+  readonly publicPort?: number;
+  readonly udp?: boolean;
+  readonly proxyProtocol?: boolean;
+  readonly allowSource?: readonly string[];
+  readonly denySource?: readonly string[];
+  readonly insecure?: boolean;
+  readonly json?: boolean;
+}
+
+/** `IP:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). Throws UsageError. */
+export function parseTarget(text: string | undefined): { host: string; port: number } {
+  if (text === undefined) throw new UsageError('nat expose --public needs TARGET, the local service as IP:PORT or PORT (e.g. 127.0.0.1:15441)');
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
+  const host = m?.[1] || m?.[2] || '127.0.0.1';
+  const port = Number(m?.[3]);
+  if (!m || ipFamily(host) === undefined || port < 1 || port > 65535) throw new UsageError(`TARGET ${JSON.stringify(text)}: expected IP:PORT or PORT, e.g. 127.0.0.1:15441`);
+  return { host, port };
+}
+
+/**
+ * `nat expose TARGET --public`: asks the server behind `--rendezvous` for a public port and
+ * carries every public connection (or UDP datagram) to TARGET until Ctrl-C; reconnects with
+ * backoff and asks for the same port again. Prints the public address (stdout: `ip:port`, or
+ * one JSON line per event with --json). Exit codes: 0 stopped by Ctrl-C, 1 refused by the
+ * server, 2 bad usage, 3 the server did not answer.
+ */
+export async function exposePublicCommand(targetText: string | undefined, o: ExposePublicOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const target = parseTarget(targetText);
+  if (!o.rendezvous) throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service)');
+  let credentials: ExposeCredentials;
+  if (o.user !== undefined) {
+    const colon = o.user.indexOf(':');
+    if (colon <= 0) throw new UsageError('--user expects NAME:PASSWORD');
+    credentials = { username: o.user.slice(0, colon), password: o.user.slice(colon + 1) };
+  } else if (o.identity !== undefined) {
+    credentials = { identity: await loadOrCreateIdentity(o.identity) };
+  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD (a user of the server) or --identity FILE (a peer key the server accepts)');
+  const transport = o.udp ? 'udp' : 'tcp';
+  const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
+    if (o.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+    else if (text !== undefined) (toStdout ? io.stdout : io.stderr).write(`${text}\n`);
+  };
+  const tunnel = exposePublic({
+    url: o.rendezvous,
+    credentials,
+    target,
+    transport,
+    ...(o.publicPort !== undefined ? { publicPort: o.publicPort } : {}),
+    ...(o.proxyProtocol ? { proxyProtocol: true } : {}),
+    ...(o.allowSource?.length ? { allow: o.allowSource } : {}),
+    ...(o.denySource?.length ? { deny: o.denySource } : {}),
+    ...(o.insecure ? { tls: { insecure: true } } : {}),
+    signal,
+  });
+  const json = (a: ExposedAddress): Record<string, unknown> => ({ event: 'exposed', transport: a.transport, address: a.address, port: a.port, user: a.user, target: `${target.host}:${target.port}` });
+  let first = true;
+  tunnel.on('exposed', (a) => {
+    out(json(a), first ? a.address : `reconnected: ${a.transport} ${a.address}`, first);
+    if (first && !o.json) io.stderr.write(`public ${a.transport} ${a.address} -> ${target.host}:${target.port} (as ${a.user}); Ctrl-C stops\n`);
+    first = false;
+  });
+  tunnel.on('connection', (c) => out({ event: 'connection', transport: c.transport, source: `${c.source.address}:${c.source.port}` }, undefined));
+  tunnel.on('disconnected', (d) =>
+    out({ event: 'disconnected', error: d.error.message, retryInMs: d.retryInMs ?? null }, d.retryInMs === undefined ? undefined : `connection to the server lost (${d.error.message}); retrying in ${d.retryInMs} ms`),
+  );
+  const closed = new Promise<StunClientError | undefined>((resolve) => tunnel.once('closed', (c) => resolve(c.error)));
+  try {
+    await tunnel.ready;
+  } catch (e) {
+    const err = e as StunClientError;
+    if (err.code === 'ABORTED') return ExitCode.Ok;
+    out({ event: 'failed', code: err.reason ?? err.code, error: err.message }, `nat expose: ${err.message}`);
+    if (err.code === 'ERROR_RESPONSE') {
+      const hint: Record<string, string> = {
+        unauthorized: 'check --user NAME:PASSWORD (or the key behind --identity) with the server operator',
+        taken: 'another user holds that port: choose another --public-port, or omit it',
+        'out-of-range': 'ask the server operator which ports it hands out (nat-server --expose-ports)',
+        'over-quota': 'stop another of your exposures first',
+      };
+      if (!o.json && err.reason && hint[err.reason]) io.stderr.write(`  ${hint[err.reason]}\n`);
+      return ExitCode.Failure;
+    }
+    return ExitCode.NoAnswer;
+  }
+  const error = await closed;
+  if (error === undefined || error.code === 'ABORTED') return ExitCode.Ok;
+  out({ event: 'failed', code: error.reason ?? error.code, error: error.message }, `nat expose: ${error.message}`);
+  return ExitCode.Failure;
+}
