@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ServerError, startRendezvous, startStunServer, type StunServer } from '@nat/server';
+import { ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
-import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
+import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
 
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
@@ -60,6 +60,8 @@ export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; 
     .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one)', portArg)
     .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
     .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
+    .option('--expose-ports <range>', 'expose: hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
+    .option('--expose-public-ip <ip>', 'expose: the address announced for public ports (default: the rendezvous address)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
     .addHelpText(
@@ -77,7 +79,8 @@ Config file keys: listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKe
 rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, legacyChannelNumbers,
-alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
+alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
+exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
     )
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
@@ -120,6 +123,8 @@ alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls. 
     rendezvousPort?: number;
     rendezvousHost?: string;
     rendezvousIceUrl?: string[];
+    exposePorts?: string;
+    exposePublicIp?: string;
   }>();
   const fromFile = o.config ? await readConfigFile(o.config) : {};
   const flags: Record<string, unknown> = {
@@ -151,6 +156,8 @@ alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls. 
     rendezvousPort: o.rendezvousPort,
     rendezvousHost: o.rendezvousHost,
     rendezvousIceUrls: o.rendezvousIceUrl,
+    exposePorts: o.exposePorts,
+    exposePublicIp: o.exposePublicIp,
   };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
@@ -181,9 +188,31 @@ alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls. 
     }
     out.stderr.write(`rendezvous ${rendezvous.url}\n`);
   }
+  let expose: ReturnType<typeof attachExpose> | undefined;
+  if (config.exposePorts !== undefined && rendezvous !== undefined) {
+    const host = rendezvous.address.address;
+    expose = attachExpose(rendezvous.httpServer, {
+      host,
+      ports: parsePortRange(config.exposePorts),
+      ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
+      ...(config.realm ? { realm: config.realm } : {}),
+      ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
+      peerKeys: config.exposePeerKeys,
+      limits: {
+        portsPerUser: config.exposePortsPerUser,
+        connectionsPerPort: config.exposeConnectionsPerPort,
+        bandwidthPerUser: config.exposeBandwidth,
+        idleTimeoutMs: config.exposeIdleTimeout * 1000,
+        graceMs: config.exposeGrace * 1000,
+      },
+      logger,
+    });
+    out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
+  }
   return {
     stun,
     async stop() {
+      await expose?.close();
       await rendezvous?.close();
       await stun.close();
       logger.info({ stats: stun.stats(), ...(rendezvous ? { rendezvous: rendezvous.stats() } : {}) }, 'stopped');

@@ -55,6 +55,21 @@ export const ServerConfig = z
     rendezvousHost: ip.optional(),
     /** stun:/turn: URIs handed to registered peers (default: this server's own). */
     rendezvousIceUrls: z.array(z.string().regex(/^(stun|stuns|turn|turns):/, { message: 'expected a stun: or turn: URI' })).max(8).optional(),
+    // ---- expose (public ports, frp/ngrok style; on the rendezvous HTTP server; users as for TURN)
+    /** Public ports handed out, `MIN-MAX` or one port. */
+    exposePorts: z.string().regex(/^\d{1,5}(-\d{1,5})?$/, { message: 'expected a port range, e.g. 20000-20099' }).optional(),
+    /** The address announced for exposed ports (default: the rendezvous address). */
+    exposePublicIp: ip.optional(),
+    exposePortsPerUser: z.number().int().min(1).default(4),
+    exposeConnectionsPerPort: z.number().int().min(1).default(256),
+    /** Bytes per second per user; 0 = unlimited. */
+    exposeBandwidth: z.number().int().min(0).default(0),
+    /** Seconds without traffic before an inbound connection is closed. */
+    exposeIdleTimeout: z.number().int().min(1).default(300),
+    /** Seconds a disconnected client's ports are held for it. */
+    exposeGrace: z.number().int().min(0).default(30),
+    /** Accept Ed25519 peer keys as expose credentials. */
+    exposePeerKeys: z.boolean().default(false),
   })
   .strict()
   .refine((c) => c.minPort <= c.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] })
@@ -62,11 +77,16 @@ export const ServerConfig = z
     message: 'TURN needs credentials: users, usersFile or authSecrets',
     path: ['realm'],
   })
-  .refine((c) => c.realm !== undefined || (c.users.length === 0 && c.authSecrets.length === 0 && c.usersFile === undefined), {
+  .refine((c) => c.realm !== undefined || c.exposePorts !== undefined || (c.users.length === 0 && c.authSecrets.length === 0 && c.usersFile === undefined), {
     message: 'credentials given without a realm: set realm to serve TURN',
     path: ['realm'],
   })
-  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsCert'] });
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsCert'] })
+  .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, { message: 'expose runs on the rendezvous service: set rendezvousPort too', path: ['exposePorts'] })
+  .refine((c) => c.exposePorts === undefined || c.exposePeerKeys || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
+    message: 'expose needs credentials: users, usersFile, authSecrets or exposePeerKeys',
+    path: ['exposePorts'],
+  });
 
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
