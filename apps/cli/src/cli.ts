@@ -1,9 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
+import { exposePublicCommand } from './commands/expose-public.js';
 import { listenCommand } from './commands/listen.js';
 import { mapAddCommand, mapListCommand, mapRemoveCommand } from './commands/map.js';
 import { pingCommand } from './commands/ping.js';
 import { stunCommand } from './commands/stun.js';
+import { connectCommand, exposeCommand } from './commands/tunnel.js';
 import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import type { Io } from './io.js';
@@ -122,6 +124,54 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--json', 'print {"id": ...} and then one JSON line per event')
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);
+    });
+
+  program
+    .command('expose')
+    .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed)')
+    .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
+    .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
+    .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+    .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
+    .option('--allow-any', 'allow every peer registered with the rendezvous service')
+    .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}')
+    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+    .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime (default 15000)', positiveInt('milliseconds'))
+    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
+    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
+    .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
+    .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
+    .option('--udp', '--public: expose a UDP service (datagrams keep their sender address)')
+    .option('--proxy-protocol', '--public: send a PROXY protocol v2 header to TARGET on each connection (the real source address)')
+    .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
+    .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
+    .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')
+    .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "refused", ...)')
+    .addHelpText('after', '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441')
+    .action(async (target: string | undefined, opts) => {
+      if (opts.public === true) {
+        code = await exposePublicCommand(target, opts, io, signal);
+        return;
+      }
+      code = await exposeCommand(target, opts, io, signal);
+    });
+
+  program
+    .command('connect')
+    .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
+    .argument('<name-or-peer-id>', 'the name given to nat expose --name, or the exposing peer\'s id')
+    .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
+    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+    .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')
+    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+    .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime (default 15000)', positiveInt('milliseconds'))
+    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
+    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--json', 'one JSON status line per event ({"event": "listening"}, "path", "link", "link-lost", "reconnected", ...)')
+    .addHelpText('after', '\nExample:\n  nat connect zeronet-home --listen 127.0.0.1:15442 --rendezvous ws://rv.example.org:8443/')
+    .action(async (nameOrPeer: string, opts) => {
+      code = await connectCommand(nameOrPeer, opts, io, signal);
     });
 
   const portArg = (value: string): number => {

@@ -1,0 +1,531 @@
+/**
+ * `nat expose` and `nat connect`: TCP over peer links.
+ *
+ * `nat expose TARGET --name NAME` registers with a rendezvous service, claims NAME (bound to this
+ * peer's key, so no other key can take it), and accepts peer links from the peers allowed; each
+ * stream a peer opens becomes a TCP connection to TARGET. `nat connect NAME_OR_PEER_ID --listen
+ * 127.0.0.1:PORT` opens a local TCP port; each connection to it becomes a stream over one peer
+ * link to the exposing peer. Half-closes travel both ways; a link that drops is reopened.
+ *
+ * Each stream starts with a header from the connecting side, `[1][name length][name]` (an empty
+ * name asks for the only service), and one status byte from the exposing side (see
+ * {@link StreamStatus}) before the bytes of the TCP connection.
+ */
+import { readFile } from 'node:fs/promises';
+import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import {
+  type ConnectionPath,
+  type IceConnection,
+  type LoadedIdentity,
+  type PeerLink,
+  PeerLinkError,
+  type RendezvousClient,
+  RendezvousClient as Rendezvous,
+  StunClientError,
+  acceptPeers,
+  connectPeer,
+  linkOverConnection,
+} from '@nat/client';
+import { PeerId, ServiceName, parseTransportAddress } from '@nat/protocol';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity } from './ping.js';
+
+/** The status byte the exposing side answers a stream header with. */
+export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
+const STATUS_TEXT: Record<number, string> = {
+  1: 'the peer exposes no such service',
+  2: 'the peer does not allow this peer id to use the service',
+  3: 'the peer could not reach its target',
+  4: 'the peer did not understand the stream header',
+};
+const HEADER_VERSION = 1;
+
+/** Options shared by `nat expose` and `nat connect`. */
+export interface TunnelCommonOptions extends PeerCommandOptions {
+  /** `--keepalive MS`: peer link keepalive interval. */
+  readonly keepalive?: number;
+}
+
+/** Options of `nat expose`. */
+export interface ExposeOptions extends TunnelCommonOptions {
+  readonly name?: string;
+  readonly allow?: readonly string[];
+  readonly allowAny?: boolean;
+  /** `--config FILE`: several services (JSON). */
+  readonly config?: string;
+}
+
+/** Options of `nat connect`. */
+export interface ConnectOptions extends TunnelCommonOptions {
+  readonly listen: string;
+  /** `--service NAME`: with a peer id, which of its services (default: its only one). */
+  readonly service?: string;
+}
+
+/** One exposed service. */
+export interface ExposedService {
+  readonly name: string;
+  readonly target: { readonly host: string; readonly port: number };
+  /** Peer ids allowed; `undefined` with `allowAny`. */
+  readonly allow: ReadonlySet<string> | undefined;
+}
+
+type Emit = (event: Record<string, unknown>, text: string) => void;
+
+function emitter(o: { json?: boolean }, io: Io): Emit {
+  return (event, text) => {
+    if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+    else io.stderr.write(`${text}\n`);
+  };
+}
+
+function parseTarget(text: string, what: string, portZero = false): { host: string; port: number } {
+  try {
+    const a = parseTransportAddress(text);
+    if (a.port === 0 && !portZero) throw new Error('port 0');
+    return { host: a.address, port: a.port };
+  } catch {
+    throw new UsageError(`${what}: ${JSON.stringify(text)} is not IP:PORT (e.g. 127.0.0.1:15441)`);
+  }
+}
+
+function checkName(name: string, what: string): string {
+  if (!ServiceName.safeParse(name).success) throw new UsageError(`${what}: ${JSON.stringify(name)} is not a service name (1-63 lower-case letters, digits and inner hyphens)`);
+  return name;
+}
+
+function checkPeerIds(ids: readonly string[], what: string): Set<string> {
+  for (const id of ids) if (!PeerId.safeParse(id).success) throw new UsageError(`${what}: ${JSON.stringify(id)} is not a peer id (32 lower-case base32 characters, as nat listen/expose print it)`);
+  return new Set(ids);
+}
+
+/**
+ * The services of `nat expose`: from the command line (TARGET, --name, --allow, --allow-any)
+ * and/or a JSON config file:
+ *
+ *     { "rendezvous": "ws://...", "identity": "FILE",
+ *       "services": [ { "name": "zeronet", "target": "127.0.0.1:15441", "allow": ["PEER_ID"] },
+ *                     { "name": "web", "target": "127.0.0.1:8080", "allowAny": true } ] }
+ */
+export async function exposeServices(target: string | undefined, o: ExposeOptions): Promise<{ services: ExposedService[]; rendezvous: string | undefined; identity: string | undefined }> {
+  const services: ExposedService[] = [];
+  let rendezvous: string | undefined;
+  let identity: string | undefined;
+  if (o.config !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(o.config, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`--config ${o.config}: ${(e as Error).message}`);
+    }
+    const bad = (why: string): never => {
+      throw new UsageError(`--config ${o.config}: ${why}`);
+    };
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('expected a JSON object with "services"');
+    const c = raw as Record<string, unknown>;
+    for (const k of Object.keys(c)) if (!['rendezvous', 'identity', 'services'].includes(k)) bad(`unknown key ${JSON.stringify(k)}`);
+    if (c['rendezvous'] !== undefined && typeof c['rendezvous'] !== 'string') bad('"rendezvous" must be a URL string');
+    if (c['identity'] !== undefined && typeof c['identity'] !== 'string') bad('"identity" must be a file name');
+    rendezvous = c['rendezvous'] as string | undefined;
+    identity = c['identity'] as string | undefined;
+    if (!Array.isArray(c['services']) || c['services'].length === 0) bad('"services" must be a non-empty array');
+    for (const [i, s] of (c['services'] as unknown[]).entries()) {
+      if (typeof s !== 'object' || s === null) bad(`services[${i}] must be an object`);
+      const e = s as Record<string, unknown>;
+      for (const k of Object.keys(e)) if (!['name', 'target', 'allow', 'allowAny'].includes(k)) bad(`services[${i}]: unknown key ${JSON.stringify(k)}`);
+      if (typeof e['name'] !== 'string' || typeof e['target'] !== 'string') bad(`services[${i}] needs "name" and "target" strings`);
+      const allow = e['allow'] ?? [];
+      if (!Array.isArray(allow) || allow.some((a) => typeof a !== 'string')) bad(`services[${i}].allow must be an array of peer ids`);
+      if (e['allowAny'] !== undefined && typeof e['allowAny'] !== 'boolean') bad(`services[${i}].allowAny must be true or false`);
+      const allowAny = e['allowAny'] === true;
+      if (!allowAny && (allow as string[]).length === 0) bad(`services[${i}] allows nobody: give "allow": [PEER_ID, ...] or "allowAny": true`);
+      services.push({
+        name: checkName(e['name'] as string, `services[${i}].name`),
+        target: parseTarget(e['target'] as string, `services[${i}].target`),
+        allow: allowAny ? undefined : checkPeerIds(allow as string[], `services[${i}].allow`),
+      });
+    }
+  }
+  if (target !== undefined) {
+    if (o.name === undefined) throw new UsageError('--name NAME is required with TARGET (the name peers connect to)');
+    const allow = o.allow ?? [];
+    if (!o.allowAny && allow.length === 0) throw new UsageError('say who may connect: --allow PEER_ID (repeatable) or --allow-any (every peer of the rendezvous service)');
+    services.push({ name: checkName(o.name, '--name'), target: parseTarget(target, 'TARGET'), allow: o.allowAny ? undefined : checkPeerIds(allow, '--allow') });
+  } else if (o.config === undefined) {
+    throw new UsageError('give TARGET (IP:PORT) with --name, or --config FILE');
+  }
+  const names = new Set<string>();
+  for (const s of services) {
+    if (names.has(s.name)) throw new UsageError(`the name ${s.name} is given twice`);
+    names.add(s.name);
+  }
+  return { services, rendezvous, identity };
+}
+
+/** Reads exactly `n` bytes from a readable stream (or undefined when it ends first). */
+function readExactly(s: Readable, n: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const done = (v: Buffer | undefined): void => {
+      s.off('readable', tryRead);
+      s.off('end', onEnd);
+      s.off('close', onEnd);
+      signal?.removeEventListener('abort', onEnd);
+      resolve(v);
+    };
+    const onEnd = (): void => done(undefined);
+    const tryRead = (): void => {
+      const b = s.read(n) as Buffer | null;
+      if (b !== null) done(b);
+    };
+    s.on('readable', tryRead);
+    s.once('end', onEnd);
+    s.once('close', onEnd);
+    signal?.addEventListener('abort', onEnd, { once: true });
+    tryRead();
+  });
+}
+
+/** Pipes `a` and `b` both ways; an end on one side half-closes the other; an error tears both down. */
+export function splice(a: Duplex, b: Duplex, onClose: (error: Error | undefined) => void): void {
+  let failed: Error | undefined;
+  let closed = 0;
+  const fail = (e: Error): void => {
+    failed ??= e;
+    a.destroy();
+    b.destroy();
+  };
+  const close = (): void => {
+    if (++closed === 2) onClose(failed);
+  };
+  a.on('error', fail);
+  b.on('error', fail);
+  a.on('close', close);
+  b.on('close', close);
+  a.pipe(b);
+  b.pipe(a);
+}
+
+function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
+  return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }) };
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => ({
+  event: 'path',
+  peer,
+  path: p.path,
+  localCandidate: endpointJson(p.localCandidate),
+  remoteCandidate: endpointJson(p.remoteCandidate),
+});
+
+// ---------------------------------------------------------------------------------------------
+// nat expose
+
+/**
+ * `nat expose`: claims the names, accepts links from allowed peers, and connects each stream to
+ * its service's target. Runs until `signal` (Ctrl-C); reconnects to the rendezvous service when
+ * it drops.
+ */
+export async function exposeCommand(target: string | undefined, o: ExposeOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const { services, rendezvous, identity: identityFile } = await exposeServices(target, o);
+  const url = o.rendezvous ?? rendezvous;
+  if (url === undefined) throw new UsageError('--rendezvous URL is required (or "rendezvous" in --config)');
+  const options = connectionOptions(o, signal);
+  const identity = await loadIdentity(o.identity ?? identityFile);
+  const emit = emitter(o, io);
+  const byName = new Map(services.map((s) => [s.name, s]));
+  const allowedSomewhere = (peer: string): boolean => services.some((s) => s.allow === undefined || s.allow.has(peer));
+  const links = new Set<PeerLink>();
+  const conns = new Set<IceConnection>();
+  let first = true;
+  let backoff = 1000;
+
+  const handleStream = async (link: PeerLink, stream: Duplex): Promise<void> => {
+    stream.on('error', () => {});
+    const head = await readExactly(stream, 2, signal);
+    const answer = (status: number): void => {
+      stream.end(Buffer.from([status]));
+    };
+    if (head === undefined) return void stream.destroy();
+    if (head[0] !== HEADER_VERSION) return answer(StreamStatus.BadHeader);
+    const nameBytes = head[1]! === 0 ? Buffer.alloc(0) : await readExactly(stream, head[1]!, signal);
+    if (nameBytes === undefined) return void stream.destroy();
+    const name = nameBytes.toString('utf8');
+    const service = name === '' ? (services.length === 1 ? services[0] : undefined) : byName.get(name);
+    if (service === undefined) {
+      emit({ event: 'refused', peer: link.remotePeerId, service: name, reason: 'unknown-service' }, `${link.remotePeerId} asked for an unknown service ${JSON.stringify(name)}`);
+      return answer(StreamStatus.UnknownService);
+    }
+    if (service.allow !== undefined && !service.allow.has(link.remotePeerId)) {
+      emit({ event: 'refused', peer: link.remotePeerId, service: service.name, reason: 'not-allowed' }, `${link.remotePeerId} is not allowed to use ${service.name}`);
+      return answer(StreamStatus.NotAllowed);
+    }
+    const tcp = tcpConnect({ host: service.target.host, port: service.target.port, allowHalfOpen: true });
+    tcp.setNoDelay(true);
+    let connected = false;
+    tcp.once('error', (e) => {
+      if (connected) return;
+      emit({ event: 'target-error', service: service.name, error: e.message }, `${service.name}: cannot reach ${service.target.host}:${service.target.port}: ${e.message}`);
+      answer(StreamStatus.TargetUnreachable);
+    });
+    tcp.once('connect', () => {
+      connected = true;
+      stream.write(Buffer.from([StreamStatus.Ok]));
+      splice(stream, tcp, () => {});
+    });
+  };
+
+  const accept = (rv: RendezvousClient): (() => void) =>
+    acceptPeers(
+      rv,
+      (conn) => {
+        conns.add(conn);
+        conn.on('close', () => conns.delete(conn));
+        const peer = conn.peerId;
+        if (!allowedSomewhere(peer)) {
+          emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
+          void conn.close('not allowed');
+          return;
+        }
+        conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
+        void (async () => {
+          try {
+            await conn.ready;
+            const link = await linkOverConnection(conn, { ...linkOptions(identity, o), allow: allowedSomewhere, signal });
+            links.add(link);
+            emit({ event: 'link', peer }, `${peer}: peer link up (Noise XX, key verified)`);
+            link.on('stream', (s) => void handleStream(link, s));
+            link.on('close', (e) => {
+              links.delete(link);
+              emit({ event: 'link-closed', peer, reason: e?.message ?? 'closed' }, `${peer}: peer link closed${e === undefined ? '' : `: ${e.message}`}`);
+              void conn.close('link closed');
+            });
+          } catch (e) {
+            if (signal.aborted) return;
+            emit({ event: 'link-failed', peer, error: (e as Error).message }, `${peer}: ${(e as Error).message}`);
+            void conn.close('link failed');
+          }
+        })();
+      },
+      options,
+    );
+
+  try {
+    while (!signal.aborted) {
+      let rv: RendezvousClient;
+      try {
+        rv = await Rendezvous.connect({ url, identity, signal });
+      } catch (e) {
+        if (signal.aborted) break;
+        if (e instanceof StunClientError && e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
+        if (first) {
+          io.stderr.write(`nat expose: ${(e as Error).message}\n`);
+          return ExitCode.NoAnswer;
+        }
+        emit({ event: 'rendezvous-retry', error: (e as Error).message, retryMs: backoff }, `rendezvous unreachable (${(e as Error).message}); retrying in ${backoff / 1000} s`);
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 30_000);
+        continue;
+      }
+      backoff = 1000;
+      try {
+        for (const s of services) await rv.claimName(s.name);
+      } catch (e) {
+        await rv.close();
+        if (e instanceof StunClientError && e.reason === 'name-taken') {
+          io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
+          return ExitCode.Failure;
+        }
+        throw e;
+      }
+      const stop = accept(rv);
+      const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
+      if (first) {
+        if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })) }, '');
+        else {
+          io.stdout.write(`${rv.id}\n`);
+          io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${url}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+        }
+      } else emit({ event: 'rendezvous-reconnected', id: rv.id }, `rendezvous reconnected; names claimed again`);
+      first = false;
+      const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
+        if (signal.aborted) return resolve('signal');
+        signal.addEventListener('abort', () => resolve('signal'), { once: true });
+        void rv.closed.then(() => resolve('rendezvous'));
+      });
+      stop();
+      await rv.close();
+      if (ended === 'signal') break;
+      emit({ event: 'rendezvous-lost', code: rv.closeInfo?.code ?? null }, `the rendezvous connection dropped (${rv.closeInfo?.code ?? '?'}); reconnecting (open links stay up)`);
+    }
+    return ExitCode.Ok;
+  } finally {
+    for (const l of links) l.close();
+    await Promise.all([...conns].map((c) => c.close('expose stopped')));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// nat connect
+
+/**
+ * `nat connect`: resolves the name (or takes the peer id), listens on `--listen`, and carries
+ * each TCP connection as a stream over one peer link, reopening the link when it drops.
+ */
+export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const isPeerId = PeerId.safeParse(nameOrPeer).success;
+  if (!isPeerId) checkName(nameOrPeer, 'NAME_OR_PEER_ID');
+  const service = o.service !== undefined ? checkName(o.service, '--service') : isPeerId ? '' : nameOrPeer;
+  const listen = parseTarget(o.listen, '--listen', true);
+  const options = connectionOptions(o, signal);
+  const identity = await loadIdentity(o.identity);
+  const emit = emitter(o, io);
+  const header = Buffer.concat([Buffer.from([HEADER_VERSION, Buffer.byteLength(service)]), Buffer.from(service)]);
+
+  let rv: RendezvousClient;
+  try {
+    rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
+  } catch (e) {
+    if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
+    if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
+    io.stderr.write(`nat connect: ${e.message}\n`);
+    return ExitCode.NoAnswer;
+  }
+  let peerId = nameOrPeer;
+  if (!isPeerId) {
+    try {
+      peerId = (await rv.resolveName(nameOrPeer)).peerId;
+    } catch (e) {
+      await rv.close();
+      if (e instanceof StunClientError && e.reason === 'unknown-name') {
+        io.stderr.write(`nat connect: nobody exposes the name ${nameOrPeer} on ${o.rendezvous} (check the name, or run nat expose first)\n`);
+        return ExitCode.NoAnswer;
+      }
+      throw e;
+    }
+  }
+
+  let link: PeerLink | undefined;
+  let conn: IceConnection | undefined;
+  let linkWaiters: Array<(l: PeerLink | undefined) => void> = [];
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+
+  const openOnce = async (): Promise<PeerLink> => {
+    if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
+    const c = await connectPeer(rv, peerId, options);
+    conn = c;
+    const peer = peerId;
+    emit({ ...pathEvent(peer, c.path!), event: 'path' }, `path: ${describePath(c.path!)}`);
+    c.on('path', (p) => emit(pathEvent(peer, p), `path changed: ${describePath(p)}`));
+    try {
+      return await linkOverConnection(c, { ...linkOptions(identity, o), signal });
+    } catch (e) {
+      await c.close('link failed');
+      throw e;
+    }
+  };
+
+  const handle = async (tcp: Socket): Promise<void> => {
+    sockets.add(tcp);
+    tcp.on('close', () => sockets.delete(tcp));
+    tcp.on('error', () => {});
+    tcp.setNoDelay(true);
+    tcp.pause();
+    const l = link ?? (await new Promise<PeerLink | undefined>((resolve) => linkWaiters.push(resolve)));
+    if (l === undefined || tcp.destroyed) return void tcp.destroy();
+    let stream: Duplex;
+    try {
+      stream = await l.openStream();
+    } catch {
+      return void tcp.destroy();
+    }
+    stream.on('error', () => {});
+    stream.write(header);
+    const status = await readExactly(stream, 1, signal);
+    if (status === undefined || status[0] !== StreamStatus.Ok) {
+      const why = status === undefined ? 'the stream closed before the peer answered' : (STATUS_TEXT[status[0]!] ?? `status ${status[0]}`);
+      emit({ event: 'stream-refused', reason: why }, `a connection was refused: ${why}`);
+      stream.destroy();
+      return void tcp.destroy();
+    }
+    splice(tcp, stream, () => {});
+    tcp.resume();
+  };
+
+  try {
+    // the local port opens at once; connections wait for the link
+    server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void handle(s));
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(listen.port, listen.host, () => resolve());
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`--listen ${o.listen}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`);
+    });
+    const bound = server.address() as AddressInfo;
+    const where = `${bound.address}:${bound.port}`;
+    const what = isPeerId ? peerId : `${nameOrPeer} (peer ${peerId})`;
+    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null }, '');
+    else {
+      io.stdout.write(`${where}\n`);
+      io.stderr.write(`listening on ${where} -> ${what}; Ctrl-C stops\n`);
+    }
+
+    let attempt = 0;
+    let backoff = 1000;
+    while (!signal.aborted) {
+      try {
+        link = await openOnce();
+      } catch (e) {
+        if (signal.aborted) break;
+        const message = e instanceof Error ? e.message : String(e);
+        if (attempt === 0) {
+          io.stderr.write(`nat connect: could not open a peer link to ${what}: ${message}\n`);
+          return e instanceof PeerLinkError && e.code === 'REFUSED' ? ExitCode.Failure : ExitCode.NoAnswer;
+        }
+        emit({ event: 'reconnect-failed', error: message, retryMs: backoff }, `reconnecting failed (${message}); next try in ${backoff / 1000} s`);
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, 30_000);
+        continue;
+      }
+      backoff = 1000;
+      emit({ event: attempt === 0 ? 'link' : 'reconnected', peer: peerId }, attempt === 0 ? `peer link up to ${what} (Noise XX, key verified)` : `peer link reopened to ${what}`);
+      attempt++;
+      const waiters = linkWaiters;
+      linkWaiters = [];
+      for (const w of waiters) w(link);
+      const current = link;
+      const why = await new Promise<PeerLinkError | undefined>((resolve) => {
+        if (signal.aborted) return resolve(undefined);
+        signal.addEventListener('abort', () => resolve(undefined), { once: true });
+        current.once('close', resolve);
+      });
+      link = undefined;
+      current.close();
+      await conn?.close('link closed');
+      if (signal.aborted) break;
+      emit({ event: 'link-lost', reason: why?.message ?? 'closed' }, `peer link lost (${why?.message ?? 'closed'}); reconnecting`);
+    }
+    return ExitCode.Ok;
+  } finally {
+    for (const w of linkWaiters) w(undefined);
+    link?.close();
+    await conn?.close('connect stopped');
+    for (const s of sockets) s.destroy();
+    server?.close();
+    await rv.close();
+  }
+}
