@@ -38,6 +38,7 @@ import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { WakeTimer } from '../driver/wake-timer.js';
+import { eventIterator } from '../event-iterator.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
 export interface IceConnectionOptions {
@@ -52,6 +53,14 @@ export interface IceConnectionOptions {
   readonly hostCandidates?: boolean;
   /** Ask the STUN servers for server-reflexive candidates. Default true. */
   readonly serverReflexive?: boolean;
+  /**
+   * Another source of server-reflexive candidates, such as a port mapping the router made on
+   * request (UPnP IGD, NAT-PMP, PCP): called once per host candidate with its base (the bound
+   * address) while gathering; the address it resolves with (if any, and unless it is the base
+   * itself) becomes a server-reflexive candidate of that base, trickled like a STUN one.
+   * Rejections are ignored; it is given up on with the rest of gathering. Default: none.
+   */
+  readonly mappedAddress?: (hostCandidateBase: TransportAddress) => Promise<TransportAddress | undefined>;
   /**
    * Allocate a relayed candidate on the first TURN server that grants one: over UDP, or over
    * TCP/TLS (`turn:...?transport=tcp`, `turns:`) when UDP to the server fails. Default true.
@@ -117,6 +126,20 @@ export interface IceConnectionEvents {
 }
 
 type Listeners = { [E in keyof IceConnectionEvents]: Set<IceConnectionEvents[E]> };
+
+/** One event of {@link IceConnection.events}, in the order they happened. */
+export type IceConnectionEvent =
+  | { readonly type: 'path'; readonly path: ConnectionPath }
+  | { readonly type: 'data'; readonly data: Uint8Array }
+  | { readonly type: 'close'; readonly reason: 'bye' | 'closed' | IceFailureReason };
+
+/** Options of the iterators of {@link IceConnection}. */
+export interface IceIteratorOptions {
+  /** Ends the iteration (not the connection). */
+  readonly signal?: AbortSignal;
+  /** Items held for a slow reader; beyond this the newest are dropped. Default 1024. */
+  readonly bufferSize?: number;
+}
 
 const RELAY_BASE = 'relay';
 const SRFLX_TRIES = 4;
@@ -300,6 +323,59 @@ export class IceConnection {
     return this;
   }
 
+  /**
+   * Every event from now on (`path`, `data`, then a last `close`) as an async iterator; it ends
+   * after `close`, when `signal` fires, or on `break`. Ended at once on a closed connection.
+   */
+  events(options: IceIteratorOptions = {}): AsyncIterableIterator<IceConnectionEvent> {
+    return eventIterator<IceConnectionEvent>({
+      ended: this.#closed,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
+      subscribe: (push, end) => {
+        const onPath = (path: ConnectionPath): void => push({ type: 'path', path });
+        const onData = (data: Uint8Array): void => push({ type: 'data', data });
+        const onClose = (reason: 'bye' | 'closed' | IceFailureReason): void => {
+          push({ type: 'close', reason });
+          end();
+        };
+        this.on('path', onPath).on('data', onData).on('close', onClose);
+        return () => void this.off('path', onPath).off('data', onData).off('close', onClose);
+      },
+    });
+  }
+
+  /**
+   * The selected path and each change of it (relay first, then a direct upgrade), starting with
+   * the current one when there is one; ends when the connection closes or `signal` fires.
+   */
+  paths(options: IceIteratorOptions = {}): AsyncIterableIterator<ConnectionPath> {
+    const current = this.#path;
+    return eventIterator<ConnectionPath>({
+      ended: this.#closed,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
+      subscribe: (push, end) => {
+        if (current !== undefined && !this.#closed) push(current);
+        this.on('path', push).on('close', end);
+        return () => void this.off('path', push).off('close', end);
+      },
+    });
+  }
+
+  /** Application datagrams from the peer as an async iterator; ends when the connection closes or `signal` fires. */
+  data(options: IceIteratorOptions = {}): AsyncIterableIterator<Uint8Array> {
+    return eventIterator<Uint8Array>({
+      ended: this.#closed,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
+      subscribe: (push, end) => {
+        this.on('data', push).on('close', end);
+        return () => void this.off('data', push).off('close', end);
+      },
+    });
+  }
+
   /** Sends one application datagram on the selected pair; false when there is none (yet) or the connection is closed. */
   send(data: Uint8Array): boolean {
     return this.#sendFrame(encodeDataFrame(data));
@@ -416,8 +492,35 @@ export class IceConnection {
         for (const s of refs.stun) tasks.push(this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}));
       }
     }
+    const mapper = o.mappedAddress;
+    if (mapper !== undefined) {
+      for (const [i, h] of hosts.entries()) tasks.push(this.#mapped(h, mapper, 65535 - i, signal).catch(() => {}));
+    }
     if (o.relay !== false && refs.turn.length > 0) tasks.push(this.#relay(refs.turn, signal).catch(() => {}));
     await Promise.all(tasks);
+  }
+
+  /** A server-reflexive candidate from {@link IceConnectionOptions.mappedAddress}, given up on with gathering. */
+  async #mapped(
+    host: { base: string; address: TransportAddress },
+    mapper: (base: TransportAddress) => Promise<TransportAddress | undefined>,
+    localPreference: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const aborted = new Promise<undefined>((resolve) => {
+      if (signal.aborted) resolve(undefined);
+      signal.addEventListener('abort', () => resolve(undefined), { once: true });
+    });
+    const mapped = await Promise.race([mapper({ ...host.address }), aborted]);
+    if (mapped === undefined || signal.aborted || this.#closed) return;
+    let ip: string;
+    try {
+      ip = canonicalIp(mapped.address);
+    } catch {
+      return;
+    }
+    if (ipFamily(ip) !== host.address.family || !Number.isInteger(mapped.port) || mapped.port < 1 || mapped.port > 65535) return;
+    this.#addReflexive(host, { family: host.address.family, address: ip, port: mapped.port }, localPreference, undefined);
   }
 
   async #reflexive(host: { base: string; address: TransportAddress; socket: Socket }, server: string, localPreference: number, signal: AbortSignal): Promise<void> {
@@ -445,10 +548,15 @@ export class IceConnection {
       send();
     });
     if (mapped === undefined || this.#closed) return;
-    const m = { ...mapped, address: canonicalIp(mapped.address) };
-    if (m.address === host.address.address && m.port === host.address.port) return; // no NAT: the host candidate says it all
+    this.#addReflexive(host, { ...mapped, address: canonicalIp(mapped.address) }, localPreference, dest.address);
+  }
+
+  #addReflexive(host: { base: string; address: TransportAddress }, m: TransportAddress, localPreference: number, server: string | undefined): void {
+    if (this.#closed) return;
+    // RFC 8445 section 5.1.3: a server-reflexive candidate equal to its base is redundant (no NAT).
+    if (m.address === host.address.address && m.port === host.address.port) return;
     if (this.#agent.localCandidates().some((l) => l.candidate.type === 'srflx' && l.candidate.address === m.address && l.candidate.port === m.port)) return;
-    const c = candidate('srflx', m, host.address, host.address, localPreference, dest.address);
+    const c = candidate('srflx', m, host.address, host.address, localPreference, server);
     this.#agent.addLocalCandidate(c, host.base);
     this.#trickle(c);
   }
@@ -753,6 +861,28 @@ export function acceptOffer(rv: RendezvousClient, offer: OfferMessage, options: 
   const conn = new IceConnection({ rv, peerId: offer.from, sessionId: offer.sessionId, role: 'controlled', offer, options });
   void conn.start();
   return conn;
+}
+
+/**
+ * {@link acceptPeers} as an async iterator: yields each new {@link IceConnection} as soon as its
+ * offer arrives (await its `ready`); ends when `options.signal` fires, the rendezvous
+ * connection closes, or on `break`. Connections already yielded stay open.
+ */
+export function acceptedConnections(rv: RendezvousClient, options: IceConnectionOptions & { readonly bufferSize?: number } = {}): AsyncIterableIterator<IceConnection> {
+  const { bufferSize, ...connOptions } = options;
+  return eventIterator<IceConnection>({
+    ended: rv.closeInfo !== undefined,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(bufferSize === undefined ? {} : { bufferSize }),
+    subscribe: (push, end) => {
+      const stop = acceptPeers(rv, push, connOptions);
+      rv.on('close', end);
+      return () => {
+        stop();
+        rv.off('close', end);
+      };
+    },
+  });
 }
 
 /**

@@ -5,31 +5,52 @@
  *
  * ```ts
  * const rv = await RendezvousClient.connect({ url, identity });
+ * const punch = await learnPunchOptions(rv.iceServers, { signal }); // optional: birthday punching
  * // caller (controlling)
- * const conn = await connectPeer(rv, peerId, { signal });
- * conn.path;                 // { path: 'direct' | 'relay', localCandidate, remoteCandidate, rttMs }
+ * const conn = await connectPeer(rv, peerId, { signal, punch });
+ * conn.path;                 // { path: 'direct' | 'relay', localCandidate, remoteCandidate, rttMs, punched }
  * conn.send(bytes);          // application datagrams on the selected pair
- * conn.on('data', (d) => ...);
- * const rtt = await conn.ping();
+ * for await (const p of conn.paths({ signal })) ...;   // relay first, then a direct upgrade
+ * for await (const d of conn.data({ signal })) ...;    // or conn.on('data', ...), conn.events()
+ * const rtt = await conn.ping({ signal });
  * await conn.close();        // sends `bye`, closes the sockets and the TURN allocation
  * // callee (controlled)
- * acceptPeers(rv, (conn) => conn.on('data', (d) => conn.send(d)));
+ * for await (const c of acceptedConnections(rv, { signal, punch })) c.on('data', (d) => c.send(d));
+ * // or: const stop = acceptPeers(rv, (c) => ..., options);
  * ```
  *
  * Gathering: one UDP socket per host address (every interface address, loopback only with
  * `includeLoopback`, or exactly `hostAddresses`); a server-reflexive candidate per socket and
  * STUN server, learned on that same socket (responses are matched by transaction id before the
- * agent sees the datagram); one relayed candidate from the first TURN server of `iceServers`
- * (the rendezvous client's by default). Host candidates go in the offer or answer, the others
- * trickle (RFC 8838) followed by `end-of-candidates`.
+ * agent sees the datagram), and per socket from `mappedAddress` (a port mapping) when given;
+ * one relayed candidate from the TURN servers of `iceServers` (the rendezvous client's by
+ * default): UDP ones first, TCP/TLS ones (`turn:...?transport=tcp`, `turns:`) after
+ * `tcpRelayDelayMs` or as soon as UDP failed, the first allocation wins. Host candidates go in
+ * the offer or answer, the others trickle (RFC 8838) followed by `end-of-candidates`.
  *
- * Birthday punching (opt-in, `punch`): each side's NAT mapping goes in the offer or answer
- * `app` payload; a hard side facing an easy one opens extra sockets and both probe (see
- * `ice/birthday.ts`); `conn.punch` reports what it did, `path.punched` whether the selected pair
- * is the punched path.
+ * Birthday punching (`punch`, from {@link learnPunchOptions}): each side's NAT mapping goes in
+ * the offer or answer `app` payload; a hard side (endpoint-dependent mapping) facing an easy one
+ * opens extra sockets and both probe (see `ice/birthday.ts`); two hard sides do not punch (the
+ * relay is the path at once). `conn.punch` reports what it did, `path.punched` whether the
+ * selected pair is the punched path.
  *
- * Defaults: gathering gives up after 5 s; the agent fails after `agent.failureTimeout` (10 s)
- * without a selected pair, and connecting then rejects with StunClientError `TIMEOUT`.
+ * Defaults (every option has one):
+ *
+ * | option | default |
+ * |---|---|
+ * | `hostAddresses` / `includeLoopback` | every non-loopback interface address / false |
+ * | `hostCandidates`, `serverReflexive`, `relay` | true |
+ * | `iceServers` | the rendezvous client's |
+ * | `mappedAddress` | none |
+ * | `gatherTimeoutMs` | 5000 (server-reflexive, mapped and relayed gathering) |
+ * | `tcpRelayDelayMs` | 250 |
+ * | `turnTls` | system trust store, server name checked |
+ * | `agent.failureTimeout` | 10,000 ms: connecting rejects with StunClientError `TIMEOUT` |
+ * | `punch` | none (no punching, no `app` keys); budgets: 256 sockets (at most 1024), 2000 probes at 400/s, give up after 6 s |
+ * | `learnPunchOptions` probe | 1000 ms at most |
+ * | `ping({ timeoutMs })` | 2000 |
+ * | iterators' `bufferSize` | 1024 |
+ * | `signal` | none; aborting rejects connecting with `ABORTED` and closes the connection |
  *
  * @module
  */
@@ -37,11 +58,14 @@ export {
   IceConnection,
   type IceConnectionOptions,
   type IceConnectionEvents,
+  type IceConnectionEvent,
+  type IceIteratorOptions,
   type ConnectionEndpoint,
   type ConnectionPath,
   connectPeer,
   acceptOffer,
   acceptPeers,
+  acceptedConnections,
 } from './connection.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
