@@ -81,6 +81,8 @@ interface Pair {
   validAt: number | undefined;
   consentAt: number;
   lastSentAt: number;
+  /** When the pair's current connectivity check first went out (undefined before any). */
+  checkStartedAt: number | undefined;
 }
 
 type TransactionKind = 'check' | 'consent';
@@ -406,6 +408,7 @@ export class IceAgent {
       validAt: undefined,
       consentAt: this.now,
       lastSentAt: this.now,
+      checkStartedAt: undefined,
     };
     this.pairList.push(pair);
     this.sortPairs();
@@ -542,7 +545,10 @@ export class IceAgent {
       cancelled: false,
     };
     this.transactions.set(tx.key, tx);
-    if (kind === 'check' && pair.state !== 'succeeded') this.setPairState(pair, 'in-progress');
+    if (kind === 'check' && pair.state !== 'succeeded') {
+      if (pair.state !== 'in-progress') pair.checkStartedAt = this.now;
+      this.setPairState(pair, 'in-progress');
+    }
     this.send(pair, bytes);
   }
 
@@ -767,8 +773,26 @@ export class IceAgent {
     if (best === undefined || best.validAt === undefined) return undefined;
     const relay = pathOf(best.local.candidate.type, best.remote.candidate.type) === 'relay';
     if (relay && current === undefined && this.opts.relayFirst) return { pair: best, at: best.validAt };
-    const higherPending = this.pairList.some((p) => p.priority > best.priority && isPending(p));
-    return { pair: best, at: higherPending ? best.validAt + this.opts.nominationDelay : best.validAt };
+    return { pair: best, at: this.nominationTime(best, best.validAt) };
+  }
+
+  /**
+   * When to nominate `best` (valid since `validAt`) while pairs of higher priority are pending
+   * (RFC 8445 section 8.1.1 leaves this to the controlling agent): at most `nominationDelay`
+   * later, and for a pair already being checked no longer than it could still answer, two round
+   * trips of `best` plus Ta after its check went out. A higher-priority pair that never answers
+   * (a host candidate in the other side's private network) then costs a few ms, not the whole
+   * delay; one not yet checked keeps the whole delay.
+   */
+  private nominationTime(best: Pair, validAt: number): number {
+    const latest = validAt + this.opts.nominationDelay;
+    let at = validAt;
+    for (const p of this.pairList) {
+      if (p.priority <= best.priority || !isPending(p)) continue;
+      if (p.state !== 'in-progress' || p.checkStartedAt === undefined) return latest;
+      at = Math.max(at, p.checkStartedAt + 2 * (best.rttMs ?? 0) + this.opts.ta);
+    }
+    return Math.min(at, latest);
   }
 
   /** The controlling agent nominates: a check with USE-CANDIDATE on a valid pair (RFC 8445 section 8.1.1). */

@@ -105,8 +105,10 @@ export interface IceAgentOptions {
    */
   readonly failureTimeout?: number;
   /**
-   * How long the controlling agent waits, after a direct pair succeeds, for higher-priority pairs
-   * still in progress before nominating it, ms. Default 200.
+   * How long at most the controlling agent waits, after a direct pair succeeds, for higher-priority
+   * pairs still pending before nominating it, ms. Default 200. A higher-priority pair already
+   * being checked is waited for only two round trips of the succeeded pair plus `ta` after its
+   * check went out (longer, it would not answer on a path as good).
    */
   readonly nominationDelay?: number;
   /**
