@@ -98,7 +98,7 @@ const CTRL_BYTES = 9;
 
 const PROLOGUE = Buffer.from('nat-peer-link/1');
 const LOOPBACK = '127.0.0.1';
-const SOCKET_BUFFER = 4 << 20;
+const SOCKET_BUFFER = 1 << 20;
 const MAX_EARLY = 256;
 
 let nextStreamId = randomBytes(2).readUInt16BE() + 1;
