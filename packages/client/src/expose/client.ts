@@ -52,6 +52,12 @@ export interface ExposeInit {
   /** Reconnect with exponential backoff after losing an established connection. Default { minMs: 250, maxMs: 30,000 }; false = never. */
   readonly reconnect?: false | { readonly minMs?: number; readonly maxMs?: number };
   readonly connectTimeoutMs?: number;
+  /**
+   * Receive window per stream, bytes: how much a public client may have in flight towards the
+   * service before the server stops reading from it. Default 1 MiB (the server's own window,
+   * towards the public client, is its `limits.window`).
+   */
+  readonly window?: number;
   readonly tls?: ExposeTlsOptions;
   /** Aborting closes the tunnel. */
   readonly signal?: AbortSignal;
@@ -210,6 +216,7 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     let alive = true;
     const mux = new MuxSession({
       client: true,
+      window: this.#init.window ?? 1024 * 1024,
       write: (h, p) => {
         if (socket.destroyed) return true;
         if (p === undefined) return socket.write(h);
