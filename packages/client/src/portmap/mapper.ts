@@ -91,8 +91,8 @@ export class PortMapping {
   schedule(delayMs: number): void {
     clearTimeout(this.#timer);
     if (this.#removed) return;
-    this.#timer = setTimeout(() => void this.renew(), Math.max(500, delayMs));
-    this.#timer.unref?.();
+    // Not unref'd: a live mapping keeps the process alive until it is removed (close()).
+    this.#timer = setTimeout(() => void this.renew().catch(() => {}), Math.max(500, delayMs));
   }
 
   /** Renews now (also done automatically); resolves to the new grant. */

@@ -123,7 +123,12 @@ export async function discoverIgd(options: IgdDiscoveryOptions = {}): Promise<Ig
         if (options.signal?.aborted) {
           clearInterval(tick);
           reject(new PortMapError('ABORTED', 'SSDP search aborted', { cause: options.signal.reason }));
-        } else if (Date.now() >= deadline || (locations.size > 0 && Date.now() >= deadline - timeoutMs / 2)) {
+        } else if (
+          Date.now() >= deadline ||
+          // The gateway itself answered: no need to wait for others.
+          (options.gateway !== undefined && [...locations].some((l) => new URL(l).hostname === options.gateway)) ||
+          (locations.size > 0 && Date.now() >= deadline - timeoutMs / 2)
+        ) {
           clearInterval(tick);
           resolve();
         }
@@ -258,18 +263,26 @@ export class UpnpClient implements MethodClient {
         throw e;
       }
     };
-    if (await tryAdd(wanted)) externalPort = wanted;
+    // AddPortMapping overwrites an entry of the same internal client (even for another
+    // internal port: our own other mapping), so look before writing.
+    const free = async (port: number): Promise<boolean> => {
+      const e = await this.getSpecificPortMappingEntry(port, request.protocol, signal);
+      return e === undefined || (e.internalClient === this.device.localAddress && e.internalPort === request.internalPort);
+    };
+    if ((await free(wanted)) && (await tryAdd(wanted))) externalPort = wanted;
     else if (request.exactPort) throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} is taken`, { resultCode: UPNP_ERROR.CONFLICT_IN_MAPPING_ENTRY });
-    else if (this.igdV2) {
-      // IGD v2: the device picks a free port (WANIPConnection:2 section 2.5.16).
-      const r = await this.call('AddAnyPortMapping', this.#addArgs(request, wanted, lease), undefined, signal);
-      const reserved = Number(r['NewReservedPort']);
-      if (!Number.isInteger(reserved) || reserved < 1 || reserved > 0xffff) throw new PortMapError('BAD_RESPONSE', 'AddAnyPortMapping: no NewReservedPort');
-      externalPort = reserved;
-    } else {
+    else {
       for (let i = 0; i < this.#portTries && externalPort === undefined; i++) {
         const port = 1024 + Math.floor(Math.random() * (65536 - 1024));
-        if (await tryAdd(port)) externalPort = port;
+        if (port === wanted || !(await free(port))) continue;
+        if (this.igdV2) {
+          // IGD v2: the device moves to a free port itself when this one is taken by another
+          // host (WANIPConnection:2 section 2.5.16) and says which.
+          const r = await this.call('AddAnyPortMapping', this.#addArgs(request, port, lease), undefined, signal);
+          const reserved = Number(r['NewReservedPort']);
+          if (!Number.isInteger(reserved) || reserved < 1 || reserved > 0xffff) throw new PortMapError('BAD_RESPONSE', 'AddAnyPortMapping: no NewReservedPort');
+          externalPort = reserved;
+        } else if (await tryAdd(port)) externalPort = port;
       }
       if (externalPort === undefined) throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} and ${this.#portTries} others are taken`);
     }
