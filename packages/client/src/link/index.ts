@@ -25,8 +25,8 @@
  * retransmissions.
  *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
- * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after 45 s without an authentic
- * datagram (`idleTimeoutMs`); the handshake gives up after 10 s, resending every 250 ms.
+ * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after three keepalive intervals
+ * (45 s) without an authentic datagram (`idleTimeoutMs`); the handshake gives up after 10 s, resending every 250 ms.
  *
  * @module
  */

@@ -44,7 +44,11 @@ export interface PeerLinkOptions {
    * for at least 120 s, Linux conntrack gives 30 s to a one-way flow). Default 15,000; 0 disables.
    */
   readonly keepaliveMs?: number;
-  /** Close the link with `IDLE_TIMEOUT` when nothing authentic arrived for this long, ms. Default 45,000; 0 disables. */
+  /**
+   * Close the link with `IDLE_TIMEOUT` when nothing authentic arrived for this long, ms (the peer
+   * keeps sending keepalives, so silence means the path or the peer is gone). Default 3 x
+   * `keepaliveMs` (45,000), or 45,000 when keepalives are off; 0 disables.
+   */
   readonly idleTimeoutMs?: number;
   /** Give up the handshake after this long, ms (`HANDSHAKE_TIMEOUT`). Default 10,000. */
   readonly handshakeTimeoutMs?: number;
@@ -197,7 +201,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const signal = init.options.signal;
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     const keepalive = init.options.keepaliveMs ?? 15_000;
-    const idle = init.options.idleTimeoutMs ?? 45_000;
+    const idle = init.options.idleTimeoutMs ?? (keepalive > 0 ? 3 * keepalive : 45_000);
     const tick = Math.max(50, Math.min(keepalive > 0 ? keepalive / 3 : Infinity, idle > 0 ? idle / 3 : Infinity, 5_000));
     this.#timer = setInterval(() => {
       const now = performance.now();
