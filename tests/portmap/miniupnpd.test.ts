@@ -218,6 +218,38 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
     expect(await daemon.natRules()).toEqual([]);
   }, 90_000);
 
+  it('mappedAddressSource gives ICE a server-reflexive address the internet side reaches (the mapped candidate)', async () => {
+    const script = `
+      const { PortMapper, mappedAddressSource } = await import(${JSON.stringify(`${repo}packages/client/dist/index.js`)});
+      const dgram = await import('node:dgram');
+      const sock = dgram.createSocket('udp4');
+      await new Promise((r) => sock.bind(0, '${lab.client.lanAddress}', r));
+      sock.on('message', (m, r) => sock.send(Buffer.concat([Buffer.from('ice:'), m]), r.port, r.address));
+      const mapper = await PortMapper.create({ gateway: '${gateway}' });
+      const source = mappedAddressSource(mapper, { lifetime: 600 });
+      const base = { family: 'IPv4', address: '${lab.client.lanAddress}', port: sock.address().port };
+      const mapped = await source(base);
+      const again = await source(base);
+      const loop = await source({ family: 'IPv4', address: '127.0.0.1', port: 9 });
+      console.log(JSON.stringify({ base, mapped, same: JSON.stringify(again) === JSON.stringify(mapped), loop: loop ?? null }));
+      process.on('SIGTERM', async () => { await mapper.close(); sock.close(); console.log('closed'); });
+    `;
+    const p = lab.spawn('client', [NODE, '--input-type=module', '-e', script]);
+    live.push(p);
+    const deadline = Date.now() + 25_000;
+    while (!p.output().includes('"mapped"')) {
+      if (p.hasExited() || Date.now() > deadline) throw new Error(p.output());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const out = JSON.parse(p.output().split('\n').find((l) => l.startsWith('{'))!) as { base: { port: number }; mapped: { address: string; port: number }; same: boolean; loop: null };
+    expect(out.mapped.address).toBe(lab.router.wan);
+    expect(out.same).toBe(true);
+    expect(out.loop).toBeNull();
+    expect(await probe('udp', out.mapped.port, 'cand')).toBe('ice:cand');
+    await p.stop(5000);
+    expect(await daemon.natRules()).toEqual([]);
+  }, 60_000);
+
   it('nat detect reports all three methods, the external address each reports, and that a mapping makes this host reachable', async () => {
     const r = await lab.exec('client', [NODE, NAT_CLI, 'detect', '--server', lab.server.primary, '--json'], { timeoutMs: 30_000 });
     const j = JSON.parse(r.stdout) as { classic: string; publicAddress: string; portMapping: { gateway: string; methods: { method: string; available: boolean; externalAddress: string }[]; doubleNat: boolean; reachable: boolean } };

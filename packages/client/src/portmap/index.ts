@@ -45,3 +45,4 @@ export {
   isDoubleNat,
   sameMapping,
 } from './mapper.js';
+export { mappedAddressSource, type MappedAddressSourceOptions } from './ice.js';
