@@ -143,7 +143,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #opener: PacketOpener;
   readonly #socket: UdxSocket;
   readonly #shim: Socket;
-  readonly #udxPort: number;
   readonly #shimPort: number;
   readonly #control: UdxStream;
   readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
@@ -182,7 +181,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#opener = new PacketOpener(init.rx);
     this.#socket = init.socket;
     this.#shim = init.shim;
-    this.#udxPort = init.socket.address().port;
     this.#shimPort = (init.shim.address() as { port: number }).port;
     this.stats = init.stats;
     this.#retransmitHs = init.retransmitHs;
@@ -191,11 +189,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#control.on('data', (chunk) => this.#onControl(chunk));
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
-    this.#shim.on('message', (msg, from) => {
-      // only udx's own socket may send through the link
-      if (from.port !== this.#udxPort || from.address !== LOOPBACK) return;
-      this.#sendSealed(INNER_UDX, msg);
-    });
+    // the shim is connected to udx's socket: the kernel lets only udx's packets in
+    this.#shim.on('message', (msg) => this.#sendSealed(INNER_UDX, msg));
     this.#path.on('data', this.#onData);
     this.#path.on('close', this.#onPathClose);
     const signal = init.options.signal;
@@ -316,7 +311,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.packetsReceived++;
     this.stats.bytesReceived += d.length;
     const inner = plain[0];
-    if (inner === INNER_UDX) this.#shim.send(plain.subarray(1), this.#udxPort, LOOPBACK);
+    if (inner === INNER_UDX) this.#shim.send(plain.subarray(1));
     else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
   }
 
@@ -382,6 +377,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   const shim = createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
   shim.on('error', () => {});
   await new Promise<void>((resolve) => shim.bind(0, LOOPBACK, resolve));
+  await new Promise<void>((resolve) => shim.connect(socket.address().port, LOOPBACK, resolve));
 
   let resend: Buffer | undefined;
   let finalMessage: Buffer | undefined;

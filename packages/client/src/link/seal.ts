@@ -72,8 +72,12 @@ export class PacketSealer {
     const key = this.#keys.key(Math.floor(n / REKEY_INTERVAL));
     if (key === undefined) throw new Error('unreachable: sender epochs only grow');
     const out = Buffer.allocUnsafe(prefix + COUNTER_BYTES + plain.length + TAG_BYTES);
-    out.writeBigUInt64BE(BigInt(n), prefix);
-    this.#nonce.writeBigUInt64LE(BigInt(n), 4);
+    const hi = Math.floor(n / 2 ** 32);
+    const lo = n >>> 0;
+    out.writeUInt32BE(hi, prefix);
+    out.writeUInt32BE(lo, prefix + 4);
+    this.#nonce.writeUInt32LE(lo, 4);
+    this.#nonce.writeUInt32LE(hi, 8);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(prefix + COUNTER_BYTES), plain, null, null, this.#nonce, key);
     return out;
   }
@@ -93,13 +97,15 @@ export class PacketOpener {
   open(sealed: Uint8Array): Buffer | DropReason {
     if (sealed.length < COUNTER_BYTES + TAG_BYTES) return 'malformed';
     const view = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
-    const big = view.readBigUInt64BE(0);
-    if (big > BigInt(Number.MAX_SAFE_INTEGER)) return 'tampered';
-    const n = Number(big);
+    const hi = view.readUInt32BE(0);
+    const lo = view.readUInt32BE(4);
+    if (hi >= 2 ** 21) return 'tampered'; // beyond 2^53: never sent
+    const n = hi * 2 ** 32 + lo;
     if (this.#isReplay(n)) return 'replayed';
     const key = this.#keys.key(Math.floor(n / REKEY_INTERVAL));
     if (key === undefined) return 'tampered';
-    this.#nonce.writeBigUInt64LE(big, 4);
+    this.#nonce.writeUInt32LE(lo, 4);
+    this.#nonce.writeUInt32LE(hi, 8);
     const plain = Buffer.allocUnsafe(sealed.length - COUNTER_BYTES - TAG_BYTES);
     try {
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plain, null, view.subarray(COUNTER_BYTES), null, this.#nonce, key);
