@@ -21,7 +21,7 @@ let range: { min: number; max: number };
 let echo: Awaited<ReturnType<typeof echoServer>>;
 beforeAll(async () => {
   range = portBlock();
-  srv = await startExposeServer({ ports: range, limits: { connectionsPerPort: 300, portsPerUser: 6, idleTimeoutMs: 1500, graceMs: 3000, authTimeoutMs: 1000 } });
+  srv = await startExposeServer({ ports: range, limits: { connectionsPerPort: 300, portsPerUser: 6, idleTimeoutMs: 30_000, graceMs: 3000, authTimeoutMs: 1000 } });
   echo = await echoServer();
 });
 afterAll(async () => {

@@ -214,17 +214,24 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     socket.setNoDelay(true);
     this.#socket = socket;
     let alive = true;
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      socket.uncork();
+    };
     const mux = new MuxSession({
       client: true,
       window: this.#init.window ?? 1024 * 1024,
       write: (h, p) => {
         if (socket.destroyed) return true;
-        if (p === undefined) return socket.write(h);
-        socket.cork();
+        // One writev per turn of the event loop for all the frames written in it.
+        if (!corked) {
+          corked = true;
+          socket.cork();
+          process.nextTick(uncork);
+        }
         socket.write(h);
-        const ok = socket.write(p);
-        socket.uncork();
-        return ok;
+        return p === undefined ? socket.writableLength < 1 << 20 : socket.write(p) || socket.writableLength < 1 << 20;
       },
       onStream: (s) => this.#incoming(s),
       onClose: (err) => {
