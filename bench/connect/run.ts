@@ -154,9 +154,6 @@ interface Settings {
 
 async function runPair(a: Behaviour, b: Behaviour, s: Settings): Promise<PairResult> {
   const t = Date.now();
-  if (a === 'udp-blocked' || b === 'udp-blocked') {
-    return { a, b, runs: [], error: 'n/a: a UDP-blocked side needs TURN over TCP, which connectPeer does not use', wallMs: 0 };
-  }
   let lab: PairLab | undefined;
   try {
     lab = await createPairLab({ a, b });
@@ -262,6 +259,11 @@ function summarize(r: PairResult): Summary {
 }
 
 const ms = (x: number): string => `${Math.round(x)}`;
+/** The first line of an error, at most 60 characters, for a table cell (the whole one is printed below). */
+const shortError = (e: string): string => {
+  const first = e.split('\n')[0] ?? '';
+  return e.startsWith('n/a') ? 'n/a (needs TURN over TCP)' : `FAILED: ${first.length > 52 ? `${first.slice(0, 51)}...` : first}`;
+};
 
 function printTables(summaries: readonly Summary[], s: Settings): void {
   const head = ['A (peer.ts) -> B (nat listen)', 'ok', 'connect p50/p95', 'cold', 'first path', 'direct p50/p95 (n)', 'final path', 'probe', 'targets'];
@@ -270,7 +272,7 @@ function printTables(summaries: readonly Summary[], s: Settings): void {
     x.error !== undefined && x.total === 0 ? '-' : `${x.ok}/${x.total}`,
     x.connect ? `${ms(x.connect.p50)}/${ms(x.connect.p95)}` : '-',
     x.coldMs === null ? '-' : ms(x.coldMs),
-    x.error !== undefined && x.total === 0 ? x.error : x.firstPath,
+    x.error !== undefined && x.total === 0 ? shortError(x.error) : x.firstPath,
     x.direct ? `${ms(x.direct.p50)}/${ms(x.direct.p95)} (${x.direct.n})` : '-',
     x.finalPath,
     x.probeMs === null ? '-' : ms(x.probeMs),
@@ -284,7 +286,9 @@ function printTables(summaries: readonly Summary[], s: Settings): void {
   );
   console.log(line(head));
   for (const r of rows) console.log(line(r));
-  for (const x of summaries) if (x.error !== undefined && x.total > 0) console.log(`  ${x.a} -> ${x.b}: ${x.error}`);
+  for (const x of summaries) {
+    if (x.error !== undefined && !x.error.startsWith('n/a')) console.log(`  ${x.a} -> ${x.b}: ${x.error}`);
+  }
   // Matrix of medians.
   const as = BEHAVIOURS.filter((k) => summaries.some((x) => x.a === k));
   const bs = BEHAVIOURS.filter((k) => summaries.some((x) => x.b === k));
@@ -294,7 +298,7 @@ function printTables(summaries: readonly Summary[], s: Settings): void {
     if (x.connect === null) return x.error?.startsWith('n/a') ? 'n/a' : 'FAIL';
     return `${ms(x.connect.p50)}${x.direct ? ` / d${ms(x.direct.p50)}${x.punched > 0 ? 'p' : ''}` : ' / relay'}`;
   };
-  const w = 22;
+  const w = 24;
   console.log('\nmedian connectMs / median directMs (d = direct upgrade, p = birthday-punched; relay = no direct path)');
   console.log(`${'A \\ B'.padEnd(24)}${bs.map((b) => b.padEnd(w)).join('')}`);
   for (const a of as) console.log(`${a.padEnd(24)}${bs.map((b) => cell(a, b).padEnd(w)).join('')}`);
