@@ -6,7 +6,7 @@
  * processes, and nat-server for the relayed run) and the ratios the targets are stated in.
  * Traffic stays on 127.0.0.1; every process started here is killed on the way out.
  *
- *   pnpm bench:tunnel [-- --mb 200 --runs 1 --json --targets tcp,udx,direct,relay]
+ *   pnpm bench:tunnel [-- --mb 200 --runs 1 --json --targets tcp,udx,direct,relay --profile DIR]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,11 +30,12 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '1' },
     targets: { type: 'string', default: 'tcp,udx,direct,relay' },
     json: { type: 'boolean', default: false },
+    profile: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  process.stdout.write('pnpm bench:tunnel [-- --mb 200 --runs 1 --targets tcp,udx,direct,relay --json]\n');
+  process.stdout.write('pnpm bench:tunnel [-- --mb 200 --runs 1 --targets tcp,udx,direct,relay --json --profile DIR]\n  --profile DIR: the nat and nat-server processes write V8 CPU profiles there\n');
   process.exit(0);
 }
 const BYTES = Number(args.mb) * 1024 * 1024;
@@ -70,7 +71,8 @@ async function freePort(): Promise<number> {
 }
 
 function start(cmd: string, argv: string[]): { child: ChildProcess; lines: AsyncIterator<string>; stderr: () => string } {
-  const child = spawn(process.execPath, [cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const prof = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(args.profile)];
+  const child = spawn(process.execPath, [...prof, cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   let err = '';
@@ -263,7 +265,12 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
   const c0 = selfCpu();
   const secs = await push(port, k.done());
   const cpu = selfCpu() - c0 + pids.map(cpuOf).reduce((s, v, i) => s + v - before[i]!, 0);
-  for (const p of [conn, expose, server]) p.child.kill('SIGINT');
+  await Promise.all([conn, expose, server].map((p) => new Promise<void>((r) => {
+    if (p.child.exitCode !== null) return r();
+    p.child.once('exit', () => r());
+    p.child.kill('SIGINT');
+    setTimeout(() => p.child.kill('SIGKILL'), 3000).unref();
+  })));
   k.server.close();
   return row(`tunnel, ${path.path} (${relay ? 'relay-only: through nat-server TURN' : 'host candidates on 127.0.0.1'})`, secs, cpu);
 }
