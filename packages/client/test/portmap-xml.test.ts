@@ -18,7 +18,10 @@ import {
   wanConnectionService,
   WAN_IPV6_FIREWALL_SERVICE,
   isDoubleNat,
+  EpochTracker,
 } from '../src/index.js';
+import { natPmpEpochValid } from '@nat/protocol';
+
 
 const ROOT_DESC = readFileSync(new URL('./fixtures/portmap/miniupnpd-rootDesc.xml', import.meta.url), 'utf8');
 const LOCATION = 'http://198.18.0.1:40117/rootDesc.xml';
@@ -164,6 +167,17 @@ describe('retransmission schedules and double NAT', () => {
       expect(hi[i]!).toBeGreaterThan(lo[i]!);
     }
     expect(lo.at(-1)).toBe(Math.round(0.9 * 1_024_000));
+  });
+  it('EpochTracker flags a reset on the first epoch that breaks the rule, not on the first one seen', () => {
+    let t = 0;
+    const epochs = new EpochTracker(natPmpEpochValid, () => t);
+    expect(epochs.observe(500)).toBe(false);
+    t = 10;
+    expect(epochs.observe(510)).toBe(false);
+    t = 20;
+    expect(epochs.observe(2)).toBe(true); // the router restarted
+    t = 30;
+    expect(epochs.observe(12)).toBe(false);
   });
   it('double NAT when the router external address is not the STUN-observed one', () => {
     expect(isDoubleNat('198.18.100.2', '203.0.113.254')).toBe(true);

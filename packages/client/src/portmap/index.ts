@@ -5,7 +5,7 @@
  */
 export { PortMapError, type PortMapErrorCode, isPortMapError } from './errors.js';
 export { type PortMapMethod, PORT_MAP_METHODS, type MappingRequest, type MappingGrant, type MethodClient, DEFAULT_LIFETIME } from './types.js';
-export { type RetransmissionSchedule, natPmpSchedule, pcpSchedule, UdpExchange } from './udp-exchange.js';
+export { type RetransmissionSchedule, natPmpSchedule, pcpSchedule, UdpExchange, EpochTracker } from './udp-exchange.js';
 export { defaultGateways, resolveGateway, ipv4Interfaces } from './gateway.js';
 export { NatPmpClient, type NatPmpClientInit } from './natpmp.js';
 export { PcpClient, type PcpClientInit } from './pcp.js';

@@ -6,12 +6,11 @@ import {
   encodeNatPmpMapRequest,
   natPmpEpochValid,
   natPmpResultName,
-  type EpochObservation,
   type NatPmpResponse,
 } from '@nat/protocol';
 import { PortMapError } from './errors.js';
 import { DEFAULT_LIFETIME, type MappingGrant, type MappingRequest, type MethodClient } from './types.js';
-import { UdpExchange, natPmpSchedule, type RetransmissionSchedule } from './udp-exchange.js';
+import { EpochTracker, UdpExchange, natPmpSchedule, type RetransmissionSchedule } from './udp-exchange.js';
 
 /** Options of {@link NatPmpClient}. */
 export interface NatPmpClientInit {
@@ -30,24 +29,16 @@ export class NatPmpClient implements MethodClient {
   readonly gateway: string;
   readonly #exchange: UdpExchange;
   readonly #schedule: RetransmissionSchedule;
-  readonly #now: () => number;
-  #last: EpochObservation | undefined;
+  readonly #epochs: EpochTracker;
   #external: string | undefined;
 
   constructor(init: NatPmpClientInit) {
     this.gateway = init.gateway;
     this.#exchange = UdpExchange.open(init.gateway, init.port ?? NATPMP_SERVER_PORT);
     this.#schedule = init.schedule ?? natPmpSchedule();
-    this.#now = init.now ?? (() => performance.now() / 1000);
+    this.#epochs = new EpochTracker(natPmpEpochValid, init.now);
   }
 
-  /** Records an epoch; true when it shows the gateway lost its state. */
-  #epoch(epoch: number): boolean {
-    const now = { epoch, clientTime: this.#now() };
-    const reset = this.#last !== undefined && !natPmpEpochValid(this.#last, now);
-    this.#last = now;
-    return reset;
-  }
 
   async #request(bytes: Uint8Array, accept: (r: NatPmpResponse) => boolean, signal?: AbortSignal): Promise<NatPmpResponse> {
     const response = await this.#exchange.request(
@@ -73,7 +64,7 @@ export class NatPmpClient implements MethodClient {
 
   async externalAddress(signal?: AbortSignal): Promise<string> {
     const r = await this.#request(encodeNatPmpExternalAddressRequest(), (x) => x.op === 'external-address', signal);
-    this.#epoch(r.epoch);
+    this.#epochs.observe(r.epoch);
     if (r.op !== 'external-address' || r.externalAddress === undefined) throw new PortMapError('BAD_RESPONSE', 'NAT-PMP: no external address');
     this.#external = r.externalAddress;
     return r.externalAddress;
@@ -89,7 +80,7 @@ export class NatPmpClient implements MethodClient {
     });
     const r = await this.#request(bytes, (x) => x.op === 'map' && x.protocol === request.protocol && x.internalPort === request.internalPort, signal);
     if (r.op !== 'map') throw new PortMapError('BAD_RESPONSE', 'NAT-PMP: not a map response');
-    const epochReset = this.#epoch(r.epoch);
+    const epochReset = this.#epochs.observe(r.epoch);
     if (r.lifetime === 0 || r.externalPort === 0) throw new PortMapError('BAD_RESPONSE', 'NAT-PMP: a mapping of lifetime 0 or port 0 was granted');
     const grant: MappingGrant = {
       method: 'natpmp',
@@ -113,7 +104,7 @@ export class NatPmpClient implements MethodClient {
     // RFC 6886 section 3.4: lifetime 0 and suggested external port 0 delete the mapping.
     const bytes = encodeNatPmpMapRequest({ protocol: grant.protocol, internalPort: grant.internalPort, suggestedExternalPort: 0, lifetime: 0 });
     const r = await this.#request(bytes, (x) => x.op === 'map' && x.protocol === grant.protocol && x.internalPort === grant.internalPort, signal);
-    this.#epoch(r.epoch);
+    this.#epochs.observe(r.epoch);
   }
 
   close(): void {

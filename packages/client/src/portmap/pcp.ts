@@ -6,12 +6,11 @@ import {
   encodePcpRequest,
   pcpEpochValid,
   pcpResultName,
-  type EpochObservation,
   type PcpResponse,
 } from '@nat/protocol';
 import { PortMapError } from './errors.js';
 import { DEFAULT_LIFETIME, type MappingGrant, type MappingRequest, type MethodClient } from './types.js';
-import { UdpExchange, pcpSchedule, type RetransmissionSchedule } from './udp-exchange.js';
+import { EpochTracker, UdpExchange, pcpSchedule, type RetransmissionSchedule } from './udp-exchange.js';
 
 /** Options of {@link PcpClient}. */
 export interface PcpClientInit {
@@ -37,22 +36,15 @@ export class PcpClient implements MethodClient {
   readonly gateway: string;
   readonly #exchange: UdpExchange;
   readonly #schedule: RetransmissionSchedule;
-  readonly #now: () => number;
-  #last: EpochObservation | undefined;
+  readonly #epochs: EpochTracker;
 
   constructor(init: PcpClientInit) {
     this.gateway = init.gateway;
     this.#exchange = UdpExchange.open(init.gateway, init.port ?? NATPMP_SERVER_PORT);
     this.#schedule = init.schedule ?? pcpSchedule();
-    this.#now = init.now ?? (() => performance.now() / 1000);
+    this.#epochs = new EpochTracker(pcpEpochValid, init.now);
   }
 
-  #epoch(epoch: number): boolean {
-    const now = { epoch, clientTime: this.#now() };
-    const reset = this.#last !== undefined && !pcpEpochValid(this.#last, now);
-    this.#last = now;
-    return reset;
-  }
 
   async #map(
     o: { protocol: 'udp' | 'tcp'; internalPort: number; suggestedExternalPort: number; lifetime: number; nonce: Uint8Array; suggestedExternalAddress?: string },
@@ -80,7 +72,7 @@ export class PcpClient implements MethodClient {
       this.#schedule,
       signal,
     );
-    const epochReset = this.#epoch(r.epoch);
+    const epochReset = this.#epochs.observe(r.epoch);
     if (r.resultCode !== PCP_RESULT.SUCCESS) {
       const code = r.resultCode === PCP_RESULT.UNSUPP_VERSION || r.resultCode === PCP_RESULT.UNSUPP_OPCODE ? 'UNSUPPORTED' : 'REFUSED';
       throw new PortMapError(code, `PCP: ${pcpResultName(r.resultCode)}`, { resultCode: r.resultCode });

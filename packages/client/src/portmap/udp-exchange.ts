@@ -1,4 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
+import type { EpochObservation } from '@nat/protocol';
 import { PortMapError } from './errors.js';
 
 /**
@@ -148,5 +149,26 @@ export class UdpExchange {
     } catch {
       /* already closed */
     }
+  }
+}
+
+/**
+ * Remembers the last epoch a gateway sent (with the client's clock) and says, for each new one,
+ * whether it shows that the gateway lost its state: the shared part of the NAT-PMP and PCP
+ * clients, with the protocol's own rule (`natPmpEpochValid` or `pcpEpochValid`).
+ */
+export class EpochTracker {
+  #last: EpochObservation | undefined;
+  constructor(
+    private readonly valid: (previous: EpochObservation, current: EpochObservation) => boolean,
+    private readonly now: () => number = () => performance.now() / 1000,
+  ) {}
+
+  /** Records `epoch`; true when it is a reset. */
+  observe(epoch: number): boolean {
+    const current = { epoch, clientTime: this.now() };
+    const reset = this.#last !== undefined && !this.valid(this.#last, current);
+    this.#last = current;
+    return reset;
   }
 }
