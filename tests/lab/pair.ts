@@ -85,6 +85,25 @@ export const PAIR_ADDRESSES = {
 
 let counter = 0;
 
+/** What {@link reconfigurePairSide} needs of a lab {@link createPairLab} built. */
+const internals = new WeakMap<PairLab, { names: Record<PairNsRef, string>; set: ReturnType<typeof openNamespaceSet> }>();
+
+/** The side of behaviour `behaviour` (`which` of the lab `names`). */
+function makeSide(which: 'a' | 'b', behaviour: Behaviour, names: Record<PairNsRef, string>): PairSide & { pub: boolean } {
+  const s = PAIR_ADDRESSES[which];
+  const pub = isPublicBehaviour(behaviour);
+  return {
+    behaviour,
+    pub,
+    router: { ns: which === 'a' ? names.routerA : names.routerB, wan: s.routerWan, lan: s.routerLan },
+    client: { ns: which === 'a' ? names.clientA : names.clientB, address: pub ? s.clientPublic : s.clientLan, lanAddress: s.clientLan },
+    publicAddress: pub ? s.clientPublic : s.routerWan,
+    ruleset: routerRuleset(behaviour, {
+      wanIf: 'wan0', lanIf: 'lan0', publicAddress: s.routerWan, hostAddress: s.clientLan, filterTimeoutSeconds: 120,
+    }),
+  };
+}
+
 /**
  * Builds a two-LAN lab with router A of behaviour `a` and router B of behaviour `b`. Throws
  * (after removing what it had built) when a step fails.
@@ -100,20 +119,7 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
   const { must, batch } = set;
 
   const A = PAIR_ADDRESSES;
-  const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => {
-    const s = A[which];
-    const pub = isPublicBehaviour(behaviour);
-    return {
-      behaviour,
-      pub,
-      router: { ns: which === 'a' ? names.routerA : names.routerB, wan: s.routerWan, lan: s.routerLan },
-      client: { ns: which === 'a' ? names.clientA : names.clientB, address: pub ? s.clientPublic : s.clientLan, lanAddress: s.clientLan },
-      publicAddress: pub ? s.clientPublic : s.routerWan,
-      ruleset: routerRuleset(behaviour, {
-        wanIf: 'wan0', lanIf: 'lan0', publicAddress: s.routerWan, hostAddress: s.clientLan, filterTimeoutSeconds: 120,
-      }),
-    };
-  };
+  const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => makeSide(which, behaviour, names);
   const sa = side('a', options.a);
   const sb = side('b', options.b);
 
@@ -176,6 +182,7 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
       await must(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], s.ruleset);
       await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     }
+    internals.set(lab, { names, set });
     return lab;
   } catch (e) {
     await set.destroy();
@@ -192,4 +199,48 @@ export async function injectForwardLoss(lab: PairLab, router: 'routerA' | 'route
   await lab.exec(router, ['nft', `insert rule inet natlab forward meta l4proto udp numgen random mod 100 < ${percent} drop`], {
     check: true,
   });
+}
+
+/**
+ * Gives side `which` of a built lab a new behaviour in place, without rebuilding namespaces:
+ * its router's ruleset (and any rule added since, such as loss) is replaced and its connection
+ * tracking flushed (no mapping or filter state survives), the client's public address and
+ * routes follow the behaviour, and the server and the other router route the side's public
+ * subnet as {@link createPairLab} would. The other side keeps its state. Returns the lab with
+ * the new side; stop the side's processes before (their sockets would be behind the old NAT).
+ */
+export async function reconfigurePairSide(lab: PairLab, which: 'a' | 'b', behaviour: Behaviour): Promise<PairLab> {
+  const inner = internals.get(lab);
+  if (inner === undefined) throw new Error('reconfigurePairSide needs a lab made by createPairLab');
+  const { names, set } = inner;
+  const addr = PAIR_ADDRESSES[which];
+  const side = makeSide(which, behaviour, names);
+  const router = which === 'a' ? names.routerA : names.routerB;
+  const client = which === 'a' ? names.clientA : names.clientB;
+  const otherRouter = which === 'a' ? names.routerB : names.routerA;
+  // Undo what the old behaviour added (a missing route is not an error: -force goes on).
+  const undo = (ns: string, lines: readonly string[]): Promise<ExecResult> =>
+    set.exec(ns, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  await Promise.all([
+    undo(names.server, [`route del ${addr.publicNet}`]),
+    undo(otherRouter, [`route del ${addr.publicNet}`]),
+    undo(router, ['addr flush dev lan0']),
+    undo(client, ['route flush default', 'addr flush dev eth0']),
+  ]);
+  await Promise.all([
+    side.pub ? set.batch(names.server, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
+    side.pub ? set.batch(otherRouter, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
+    set.batch(router, [`addr add ${addr.routerLan}/${addr.lanPrefix} dev lan0`, ...(side.pub ? [`addr add ${addr.routerPublicLan}/28 dev lan0`] : [])]),
+    set.batch(client, [
+      `addr add ${addr.clientLan}/${addr.lanPrefix} dev eth0`,
+      ...(side.pub ? [`addr add ${addr.clientPublic}/28 dev eth0`] : []),
+      side.pub ? `route add default via ${addr.routerPublicLan} src ${addr.clientPublic}` : `route add default via ${addr.routerLan}`,
+    ]),
+    set.must(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], `flush ruleset\n${side.ruleset}`),
+  ]);
+  // Forget every mapping and filter entry of the old behaviour (after the new rules are in).
+  await set.exec(router, ['conntrack', '-F'], { timeoutMs: 5000 });
+  const updated: PairLab = { ...lab, [which]: side };
+  internals.set(updated, inner);
+  return updated;
 }

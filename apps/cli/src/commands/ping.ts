@@ -56,20 +56,23 @@ export function natJson(p: LearnedPunchOptions | undefined): { mapping: string |
 }
 
 /**
- * Waits (at most `maxMs`) while a relayed connection may still get a direct path from birthday
- * punching: until the path is direct, punching ended without a hit, or 2 s after a hit.
+ * Waits while a relayed connection may still get its direct path, so the path printed is the
+ * one the connection settles on: at most `checksMs` (2 s) for ordinary ICE checks still in
+ * flight, the punching budget (up to 8 s) while birthday punching runs, and 2 s after a punch
+ * hit for the agent to validate and select the punched pair. Not at all when a direct path is
+ * hopeless: both NATs are symmetric (punch role `relay`), or UDP to the STUN server got no
+ * answer at all.
  */
-export async function settlePunching(conn: IceConnection, signal: AbortSignal, maxMs = 8000): Promise<void> {
-  const end = performance.now() + maxMs;
+export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions | undefined, signal: AbortSignal, checksMs = 2000): Promise<void> {
+  if (conn.punch?.role === 'relay' || punch?.probe?.publicAddress === null) return;
+  const start = performance.now();
   let hitAt: number | undefined;
-  while (!signal.aborted && !conn.closed && conn.path?.path !== 'direct' && performance.now() < end) {
+  while (!signal.aborted && !conn.closed && conn.path?.path !== 'direct' && conn.upgrading) {
     const p = conn.punch;
-    if (p === undefined || (p.role !== 'hard' && p.role !== 'easy')) return;
-    if (p.outcome !== undefined && p.outcome !== 'hit') return;
-    if (p.outcome === 'hit') {
-      hitAt ??= performance.now();
-      if (performance.now() - hitAt > 2000) return;
-    }
+    const punching = p !== undefined && p.started && p.outcome === undefined;
+    if (p?.outcome === 'hit') hitAt ??= performance.now();
+    const limit = punching ? 8000 : hitAt !== undefined ? hitAt - start + 2000 : checksMs;
+    if (performance.now() - start > limit) return;
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -135,7 +138,7 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
       const count = o.count ?? 4;
       const interval = o.interval ?? 200;
       const rttMs: number[] = [];
-      await settlePunching(conn, signal);
+      await settlePath(conn, punch, signal);
       for (let i = 0; i < count && !signal.aborted && !conn.closed; i++) {
         if (i > 0) await new Promise((r) => setTimeout(r, interval));
         try {

@@ -287,6 +287,19 @@ export class IceConnection {
     return this.#agent.state;
   }
 
+  /**
+   * True while a relayed connection may still be upgraded to a direct path: a direct pair is
+   * still being checked (or succeeded and awaits nomination), or birthday punching runs.
+   */
+  get upgrading(): boolean {
+    if (this.#closed) return false;
+    const selected = this.#agent.selectedPair();
+    if (selected === undefined || selected.path === 'direct') return false;
+    const p = this.#punch?.report();
+    if (p !== undefined && (p.role === 'hard' || p.role === 'easy') && p.outcome === undefined) return true;
+    return this.#agent.pairs().some((q) => q.path === 'direct' && (q.state === 'frozen' || q.state === 'waiting' || q.state === 'in-progress' || (q.state === 'succeeded' && !q.nominated)));
+  }
+
   /** What birthday punching did, when {@link IceConnectionOptions.punch} asked for it. */
   get punch(): PunchReport | undefined {
     return this.#punch?.report();
@@ -328,20 +341,15 @@ export class IceConnection {
    * after `close`, when `signal` fires, or on `break`. Ended at once on a closed connection.
    */
   events(options: IceIteratorOptions = {}): AsyncIterableIterator<IceConnectionEvent> {
-    return eventIterator<IceConnectionEvent>({
-      ended: this.#closed,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
-      subscribe: (push, end) => {
-        const onPath = (path: ConnectionPath): void => push({ type: 'path', path });
-        const onData = (data: Uint8Array): void => push({ type: 'data', data });
-        const onClose = (reason: 'bye' | 'closed' | IceFailureReason): void => {
-          push({ type: 'close', reason });
-          end();
-        };
-        this.on('path', onPath).on('data', onData).on('close', onClose);
-        return () => void this.off('path', onPath).off('data', onData).off('close', onClose);
-      },
+    return this.#iterate<IceConnectionEvent>(options, (push, end) => {
+      const onPath = (path: ConnectionPath): void => push({ type: 'path', path });
+      const onData = (data: Uint8Array): void => push({ type: 'data', data });
+      const onClose = (reason: 'bye' | 'closed' | IceFailureReason): void => {
+        push({ type: 'close', reason });
+        end();
+      };
+      this.on('path', onPath).on('data', onData).on('close', onClose);
+      return () => void this.off('path', onPath).off('data', onData).off('close', onClose);
     });
   }
 
@@ -351,28 +359,28 @@ export class IceConnection {
    */
   paths(options: IceIteratorOptions = {}): AsyncIterableIterator<ConnectionPath> {
     const current = this.#path;
-    return eventIterator<ConnectionPath>({
-      ended: this.#closed,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
-      subscribe: (push, end) => {
-        if (current !== undefined && !this.#closed) push(current);
-        this.on('path', push).on('close', end);
-        return () => void this.off('path', push).off('close', end);
-      },
+    return this.#iterate<ConnectionPath>(options, (push, end) => {
+      if (current !== undefined && !this.#closed) push(current);
+      this.on('path', push).on('close', end);
+      return () => void this.off('path', push).off('close', end);
     });
   }
 
   /** Application datagrams from the peer as an async iterator; ends when the connection closes or `signal` fires. */
   data(options: IceIteratorOptions = {}): AsyncIterableIterator<Uint8Array> {
-    return eventIterator<Uint8Array>({
+    return this.#iterate<Uint8Array>(options, (push, end) => {
+      this.on('data', push).on('close', end);
+      return () => void this.off('data', push).off('close', end);
+    });
+  }
+
+  /** An iterator over this connection's events that ends with it, `signal` or `break`. */
+  #iterate<T>(options: IceIteratorOptions, subscribe: (push: (item: T) => void, end: () => void) => () => void): AsyncIterableIterator<T> {
+    return eventIterator<T>({
       ended: this.#closed,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
-      subscribe: (push, end) => {
-        this.on('data', push).on('close', end);
-        return () => void this.off('data', push).off('close', end);
-      },
+      subscribe,
     });
   }
 
