@@ -139,6 +139,18 @@ describe('nat expose / nat connect on loopback', () => {
     await stranger.done;
   });
 
+  it('exits 1 when the exposing peer refuses this key outright', async () => {
+    const only = start(['expose', `127.0.0.1:${hashService.port}`, '--name', 'private-svc', '--allow', 'a'.repeat(32), '--rendezvous', rv.url, '--identity', join(dir, 'private.pem'), '--host-address', '127.0.0.1', '--json']);
+    await only.waitFor((l) => l.event === 'ready');
+    const io = capture();
+    const code = await runCli(['connect', 'private-svc', '--listen', '127.0.0.1:0', '--rendezvous', rv.url, '--identity', join(dir, 'stranger.pem'), '--host-address', '127.0.0.1', '--json'], io.io);
+    expect(code, io.err()).toBe(1);
+    expect(io.err()).toMatch(/--allow list/);
+    await only.waitFor((l) => l.event === 'refused' && l.reason === 'not-allowed');
+    only.stop.abort();
+    expect(await only.done).toBe(0);
+  });
+
   it('will not let another key claim a name in use', async () => {
     const thief = start(['expose', `127.0.0.1:${hashService.port}`, '--name', 'hash-svc', '--allow-any', '--rendezvous', rv.url, '--identity', join(dir, 'thief.pem'), '--json']);
     expect(await thief.done).toBe(1);

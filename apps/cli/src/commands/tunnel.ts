@@ -478,10 +478,10 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
     const bound = server.address() as AddressInfo;
     const where = `${bound.address}:${bound.port}`;
     const what = isPeerId ? peerId : `${nameOrPeer} (peer ${peerId})`;
-    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null }, '');
+    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null, id: rv.id }, '');
     else {
       io.stdout.write(`${where}\n`);
-      io.stderr.write(`listening on ${where} -> ${what}; Ctrl-C stops\n`);
+      io.stderr.write(`listening on ${where} -> ${what}; this peer is ${rv.id}; Ctrl-C stops\n`);
     }
 
     let attempt = 0;
@@ -493,8 +493,9 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
         if (signal.aborted) break;
         const message = e instanceof Error ? e.message : String(e);
         if (attempt === 0) {
-          io.stderr.write(`nat connect: could not open a peer link to ${what}: ${message}\n`);
-          return e instanceof PeerLinkError && e.code === 'REFUSED' ? ExitCode.Failure : ExitCode.NoAnswer;
+          const refused = (e instanceof PeerLinkError && e.code === 'REFUSED') || (e instanceof StunClientError && e.reason === 'bye');
+          io.stderr.write(`nat connect: could not open a peer link to ${what}: ${message}\n${refused ? `(is this peer, ${rv.id}, in the other side's --allow list?)\n` : ''}`);
+          return refused ? ExitCode.Failure : ExitCode.NoAnswer;
         }
         emit({ event: 'reconnect-failed', error: message, retryMs: backoff }, `reconnecting failed (${message}); next try in ${backoff / 1000} s`);
         await sleep(backoff, signal);
