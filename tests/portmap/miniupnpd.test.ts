@@ -214,7 +214,11 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
     const rules = await daemon.natRules();
     expect(rules.some((r) => r.includes('dport 7002 '))).toBe(false);
     expect(rules.some((r) => r.includes('dport 7003 '))).toBe(true);
-    await next.stop(5000);
+    // `nat map remove` stops the live holder, which removes its mapping.
+    const rm = await lab.exec('client', [NODE, NAT_CLI, 'map', 'remove', '7003', '--json', '--state', state], { timeoutMs: 20_000 });
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(JSON.parse(rm.stdout)).toMatchObject({ removed: [{ internalPort: 7003, method: 'pcp' }] });
+    await waitFor(next, (x) => count(x, 'removed') === 1, 'holder removed', 5000);
     expect(await daemon.natRules()).toEqual([]);
   }, 90_000);
 
@@ -294,6 +298,10 @@ describe.skipIf(skipReason !== undefined)('double NAT: miniupnpd on the inner of
     // Each probe is bounded (2.5 s) and they run beside the STUN tests; slack for a loaded CI.
     for (const m of json.portMapping.methods) expect(m.durationMs).toBeLessThan(6000);
     expect(ms).toBeLessThan(15_000);
+    // `nat map add` says no router answered: exit code 3.
+    const r = await lab.exec(lab.ns.client, [NODE, NAT_CLI, 'map', 'add', '7000', '--json', '--state', join(lab.tmpDir, 'none.json')], { timeoutMs: 30_000 });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'failed', code: 'UNSUPPORTED' });
   }, 30_000);
 
   it('reports double NAT: the router maps, but its external address is not the public one', async () => {

@@ -60,6 +60,10 @@ export type PortMapEvent =
   | { readonly type: 'error'; readonly grant: MappingGrant; readonly error: PortMapError }
   | { readonly type: 'stale-removed'; readonly grant: MappingGrant; readonly error?: PortMapError };
 
+/** How often a permanent lease is checked, ms. */
+const PERMANENT_LEASE_CHECK_MS = 30 * 60_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const asPortMapError = (e: unknown): PortMapError =>
   e instanceof PortMapError ? e : new PortMapError('SOCKET', e instanceof Error ? e.message : String(e), { cause: e });
 
@@ -118,7 +122,7 @@ export class PortMapping {
       const error = asPortMapError(e);
       this.mapper.emit({ type: 'error', grant: previous, error });
       // Retry well before the lease ends, never in a tight loop.
-      this.schedule(Math.min(30_000, Math.max(1000, (previous.lifetime * 1000) / 4)));
+      this.schedule(previous.lifetime === 0 ? 30_000 : Math.min(30_000, Math.max(1000, (previous.lifetime * 1000) / 4)));
       throw error;
     }
   }
@@ -171,7 +175,10 @@ export class PortMapper {
   }
   /** @internal */
   renewDelay(lifetime: number): number {
-    return lifetime * 1000 * (this.#init.renewAt ?? 0.5);
+    // A permanent UPnP lease (an IGD v1 that refuses finite ones) is still checked now and then,
+    // so that a router reboot that lost it is noticed; timers cannot wait past 2^31-1 ms.
+    if (lifetime === 0) return PERMANENT_LEASE_CHECK_MS;
+    return Math.min(lifetime * 1000 * (this.#init.renewAt ?? 0.5), MAX_TIMER_MS);
   }
   /** @internal */
   emit(e: PortMapEvent): void {
