@@ -40,6 +40,15 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
     }
   };
   const url = (): string => `ws://${lab.server.primary}:8443/`;
+  /** Echo through port 15441 until `n` connections succeed at once, for up to `ms`. */
+  const echoUntilOk = async (n: number, ms: number): Promise<unknown> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const r = await plain('echo', lab.server.primary, '15441', String(n));
+      if (r.ok === n || Date.now() > end) return r.ok;
+      await new Promise((res) => setTimeout(res, 300));
+    }
+  };
 
   beforeAll(async () => {
     lab = await createLab({ behaviour: 'port-restricted-cone', name: 'expose' });
@@ -79,14 +88,7 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
 
   test('the NAT forgets its mappings (conntrack flush): new connections work again after the client reconnects', async () => {
     await lab.flushMappings();
-    const end = Date.now() + 20_000;
-    let r: Record<string, unknown> = {};
-    for (;;) {
-      r = await plain('echo', lab.server.primary, '15441', '5');
-      if (r.ok === 5 || Date.now() > end) break;
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    expect(r.ok).toBe(5);
+    expect(await echoUntilOk(5, 20_000)).toBe(5);
   }, 30_000);
 
   test('the server restarts: the client reconnects and gets port 15441 back', async () => {
@@ -94,13 +96,6 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
     server = startServer();
     await waitFor(server, /expose ws:/);
     await waitFor(tcp, /reconnected|"event":"exposed"[^\n]*\n[\s\S]*"event":"exposed"/, 15_000);
-    const end = Date.now() + 15_000;
-    let r: Record<string, unknown> = {};
-    for (;;) {
-      r = await plain('echo', lab.server.primary, '15441', '3');
-      if (r.ok === 3 || Date.now() > end) break;
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    expect(r.ok).toBe(3);
+    expect(await echoUntilOk(3, 15_000)).toBe(3);
   }, 40_000);
 });

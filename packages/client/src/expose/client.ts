@@ -19,6 +19,7 @@ import {
   encodeProxyV2Header,
   exposeSigningPayload,
   formatTransportAddress,
+  frameWriter,
   ipFamily,
   longTermKey,
   peerIdFromPublicKey,
@@ -214,25 +215,10 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     socket.setNoDelay(true);
     this.#socket = socket;
     let alive = true;
-    let corked = false;
-    const uncork = (): void => {
-      corked = false;
-      socket.uncork();
-    };
     const mux = new MuxSession({
       client: true,
       window: this.#init.window ?? 1024 * 1024,
-      write: (h, p) => {
-        if (socket.destroyed) return true;
-        // One writev per turn of the event loop for all the frames written in it.
-        if (!corked) {
-          corked = true;
-          socket.cork();
-          process.nextTick(uncork);
-        }
-        socket.write(h);
-        return p === undefined ? socket.writableLength < 1 << 20 : socket.write(p) || socket.writableLength < 1 << 20;
-      },
+      write: frameWriter(socket),
       onStream: (s) => this.#incoming(s),
       onClose: (err) => {
         if (!socket.destroyed) socket.end();

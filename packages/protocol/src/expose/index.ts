@@ -9,28 +9,5 @@ export { MuxSession, MuxStream, MuxStreamError, type MuxSessionInit } from './se
 export * from './preamble.js';
 export * from './datagram.js';
 export * from './proxy-v2.js';
-export {
-  EXPOSE_PROTOCOL,
-  EXPOSE_VERSION,
-  MAX_CONTROL_MESSAGE_BYTES,
-  MAX_EXPOSE_CIDRS,
-  ExposeTransport,
-  ExposeRefusal,
-  ExposeChallenge,
-  PasswordAuth,
-  PeerKeyAuth,
-  ExposeHello,
-  ExposeWelcome,
-  ExposeRequest,
-  ExposeGranted,
-  ExposeRefused,
-  ExposeRelease,
-  ExposeRevoked,
-  ExposeErrorMessage,
-  ExposeControlMessage,
-  encodeControlMessage,
-  ControlMessageReader,
-  EXPOSE_SIGNING_CONTEXT,
-  exposeSigningPayload,
-} from './control.js';
-export { spliceTcp, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';
+export * from './control.js';
+export { spliceTcp, frameWriter, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';

@@ -20,6 +20,7 @@ import {
   encodeExposedDatagram,
   encodeStreamPreamble,
   exposeSigningPayload,
+  frameWriter,
   ipFamily,
   ipToBytes,
   peerIdFromPublicKey,
@@ -228,11 +229,6 @@ class ExposeService implements ExposeHandle {
     const raw = socket as Socket;
     raw.setNoDelay?.(true);
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    let corked = false;
-    const uncork = (): void => {
-      corked = false;
-      raw.uncork?.();
-    };
     const s: Session = {
       socket,
       remote,
@@ -248,18 +244,7 @@ class ExposeService implements ExposeHandle {
       mux: new MuxSession({
         client: false,
         window: this.#limits.window,
-        write: (h, p) => {
-          if (socket.destroyed) return true;
-          // Frames written in one turn of the event loop leave in one writev (a new connection
-          // costs a SYN, a preamble and data: one syscall instead of three).
-          if (!corked) {
-            corked = true;
-            raw.cork?.();
-            process.nextTick(uncork);
-          }
-          socket.write(h);
-          return p === undefined ? socket.writableLength < 1 << 20 : socket.write(p) || socket.writableLength < 1 << 20;
-        },
+        write: frameWriter(socket),
         onStream: (stream) => this.#incomingStream(s, stream),
         onPong: () => (s.alive = true),
         onClose: () => this.#endSession(s, 'mux closed'),
