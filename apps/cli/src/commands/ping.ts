@@ -167,6 +167,10 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
         })}\n`);
       } else {
         io.stdout.write(`${rttMs.length}/${count} pings answered${directMs === null ? '; no direct path' : `; direct path after ${directMs} ms`}\n`);
+        const nat = natJson(punch);
+        if (nat !== null) io.stdout.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (probed in ${nat.probeMs ?? '-'} ms)\n`);
+        const p = conn.punch;
+        if (p?.started === true) io.stdout.write(`birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}\n`);
       }
       return rttMs.length > 0 ? ExitCode.Ok : ExitCode.NoAnswer;
     } finally {
