@@ -323,3 +323,68 @@ describe('hostility and policy', () => {
     await t.close();
   });
 });
+
+describe('credentials and per-port options', () => {
+  test('Ed25519 peer keys (as the rendezvous uses them) and TURN REST API credentials', async () => {
+    const { generateIdentity, peerIdOf } = await import('@nat/client');
+    const { restApiCredentials, restApiSecrets, staticUsers, anyOf } = await import('@nat/server');
+    const key = generateIdentity();
+    const other = generateIdentity();
+    const s5 = await startExposeServer({ ports: portBlock(10), peerKeys: [peerIdOf(key)], auth: anyOf(staticUsers({ alice: 'alice-pw' }), restApiSecrets(['S3CRET'])) });
+    const byKey = tunnel({ url: s5.url, credentials: { identity: key }, target: { host: '127.0.0.1', port: echo.port } });
+    expect((await byKey.ready).user).toBe(`peer:${peerIdOf(key)}`);
+    const notListed = tunnel({ url: s5.url, credentials: { identity: other }, target: { host: '127.0.0.1', port: echo.port } });
+    await expect(notListed.ready).rejects.toMatchObject({ reason: 'unauthorized' });
+    const rest = restApiCredentials('S3CRET', 'carol', 600);
+    const byRest = tunnel({ url: s5.url, credentials: { username: rest.username, password: rest.password }, target: { host: '127.0.0.1', port: echo.port } });
+    expect((await byRest.ready).user).toBe('carol');
+    const expired = restApiCredentials('S3CRET', 'carol', -10);
+    const late = tunnel({ url: s5.url, credentials: { username: expired.username, password: expired.password }, target: { host: '127.0.0.1', port: echo.port } });
+    await expect(late.ready).rejects.toMatchObject({ reason: 'unauthorized' });
+    const msg = randomBytes(3000);
+    expect((await roundTrip((await byRest.ready).port, msg)).equals(msg)).toBe(true);
+    await Promise.all([byKey, byRest].map((t) => t.close()));
+    await s5.close();
+  });
+
+  test('PROXY protocol v2: the service learns the public client\'s address', async () => {
+    const seen: Buffer[] = [];
+    const svc = createServer((s) => s.on('data', (c: Buffer) => seen.push(c)));
+    await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r));
+    const t = tunnel({ url: srv.url, credentials: bob, proxyProtocol: true, target: { host: '127.0.0.1', port: (svc.address() as AddressInfo).port } });
+    const a = await t.ready;
+    const c = connect({ port: a.port, host: '127.0.0.1', localAddress: '127.0.0.7' });
+    await new Promise((r) => c.on('connect', r));
+    c.write('payload');
+    while (Buffer.concat(seen).length < 28 + 7) await new Promise((r) => setTimeout(r, 20));
+    const got = Buffer.concat(seen);
+    expect(got.subarray(0, 16).toString('hex')).toBe('0d0a0d0a000d0a515549540a' + '2111000c');
+    expect([...got.subarray(16, 20)]).toEqual([127, 0, 0, 7]);
+    expect([...got.subarray(20, 24)]).toEqual([127, 0, 0, 1]);
+    expect(got.readUInt16BE(24)).toBe(c.localPort);
+    expect(got.readUInt16BE(26)).toBe(a.port);
+    expect(got.subarray(28).toString()).toBe('payload');
+    c.destroy();
+    svc.close();
+  });
+
+  test('bandwidth per user: 512 KiB/s holds a 1.5 MiB transfer to about two seconds', async () => {
+    const s6 = await startExposeServer({ ports: portBlock(10), limits: { bandwidthPerUser: 512 * 1024 } });
+    const sink = createServer((s) => {
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const t = tunnel({ url: s6.url, credentials: alice, target: { host: '127.0.0.1', port: (sink.address() as AddressInfo).port } });
+    const a = await t.ready;
+    const t0 = performance.now();
+    await roundTrip(a.port, randomBytes(1536 * 1024));
+    const seconds = (performance.now() - t0) / 1000;
+    // One second of burst, then 512 KiB/s: at least ~2 s for 1.5 MiB.
+    expect(seconds).toBeGreaterThan(1.6);
+    expect(seconds).toBeLessThan(6);
+    await t.close();
+    await s6.close();
+    sink.close();
+  });
+});
