@@ -2,10 +2,10 @@
 // mechanics, not the odds: the NAT info travels in the offer and answer `app` payload, the roles
 // come out of it, the hard side opens its extra sockets on the ICE socket's address and closes
 // them once the connection is up, and the connection works throughout.
-import { type IceConnection, type IceConnectionOptions, RendezvousClient, acceptPeers, connectPeer, generateIdentity } from '@nat/client';
-import type { AnswerMessage, OfferMessage } from '@nat/protocol';
+import type { IceConnectionOptions } from '@nat/client';
 import { type RendezvousServer, startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectPair, echo } from './peers.js';
 
 let rv: RendezvousServer;
 
@@ -20,46 +20,6 @@ afterAll(async () => {
 const SOCKETS = 16;
 const base: IceConnectionOptions = { hostAddresses: ['127.0.0.1'], iceServers: [] };
 
-/** Alice connects with `aliceOptions`; bob accepts with `bobOptions` and echoes. */
-async function pair(aliceOptions: IceConnectionOptions, bobOptions: IceConnectionOptions) {
-  const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const offers: OfferMessage[] = [];
-  const answers: AnswerMessage[] = [];
-  alice.on('message', (m) => {
-    if (m.type === 'answer') answers.push(m);
-  });
-  bob.on('message', (m) => {
-    if (m.type === 'offer') offers.push(m);
-  });
-  const accepted: IceConnection[] = [];
-  const stop = acceptPeers(bob, (c) => {
-    accepted.push(c);
-    c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
-  }, bobOptions);
-  const conn = await connectPeer(alice, bob.id, aliceOptions);
-  const cleanup = async (): Promise<void> => {
-    stop();
-    await conn.close();
-    await Promise.all(accepted.map((c) => c.close()));
-    await Promise.all([alice.close(), bob.close()]);
-  };
-  return { conn, accepted, offers, answers, cleanup };
-}
-
-function echo(conn: IceConnection, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no echo')), 3000);
-    const onData = (d: Uint8Array): void => {
-      clearTimeout(timer);
-      conn.off('data', onData);
-      resolve(Buffer.from(d).toString());
-    };
-    conn.on('data', onData);
-    expect(conn.send(Buffer.from(text))).toBe(true);
-  });
-}
-
 async function until(what: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!what()) {
@@ -70,7 +30,7 @@ async function until(what: () => boolean, ms = 5000): Promise<void> {
 
 describe('birthday punching in the socket driver (loopback)', () => {
   it('hard side opens its extra sockets, closes them once connected, and the connection works', async () => {
-    const p = await pair(
+    const p = await connectPair(rv.url, 
       { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, options: { sockets: SOCKETS } } },
       { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, options: { sockets: SOCKETS } } },
     );
@@ -105,7 +65,7 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('works the other way round: the callee is hard, opens its sockets on its ICE address and closes them', async () => {
-    const p = await pair(
+    const p = await connectPair(rv.url, 
       { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true } },
       { ...base, punch: { mapping: 'address-dependent', ports: 'sequential', privateTargets: true, options: { sockets: SOCKETS } } },
     );
@@ -128,7 +88,7 @@ describe('birthday punching in the socket driver (loopback)', () => {
 
   it('opens no extra sockets when both sides are hard (relay role), but still sends its NAT info', async () => {
     const hard = { ...base, punch: { mapping: 'address-and-port-dependent', privateTargets: true, options: { sockets: SOCKETS } } } as const;
-    const p = await pair(hard, hard);
+    const p = await connectPair(rv.url, hard, hard);
     try {
       const bob = p.accepted[0]!;
       await bob.ready;
@@ -142,7 +102,7 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('without the punch option: no app keys, no report, and a peer that punches falls back to role none', async () => {
-    const p = await pair(base, { ...base, punch: { mapping: 'endpoint-independent', privateTargets: true } });
+    const p = await connectPair(rv.url, base, { ...base, punch: { mapping: 'endpoint-independent', privateTargets: true } });
     try {
       const bob = p.accepted[0]!;
       await bob.ready;

@@ -5,9 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { type IceConnection, type IceConnectionOptions, RendezvousClient, acceptPeers, connectPeer, generateIdentity, peerIdOf } from '@nat/client';
+import { RendezvousClient, connectPeer, generateIdentity, peerIdOf } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectPair, echo } from './peers.js';
 import { runCli } from '@nat/cli';
 
 const SECRET = 'ice-connect-test-secret';
@@ -39,44 +40,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Two registered peers; bob accepts and echoes; alice connects. */
-async function pair(options: IceConnectionOptions) {
-  const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const accepted: IceConnection[] = [];
-  const stop = acceptPeers(bob, (c) => {
-    accepted.push(c);
-    c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
-  }, options);
-  const started = performance.now();
-  const conn = await connectPeer(alice, bob.id, options);
-  const connectMs = performance.now() - started;
-  const cleanup = async (): Promise<void> => {
-    stop();
-    await conn.close();
-    await Promise.all(accepted.map((c) => c.close()));
-    await Promise.all([alice.close(), bob.close()]);
-  };
-  return { alice, bob, conn, accepted, connectMs, cleanup };
-}
-
-/** Sends `text` and waits for the echo (with the `!` the echoing side appends). */
-function echo(conn: IceConnection, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no echo')), 3000);
-    const onData = (d: Uint8Array): void => {
-      clearTimeout(timer);
-      conn.off('data', onData);
-      resolve(Buffer.from(d).toString());
-    };
-    conn.on('data', onData);
-    expect(conn.send(Buffer.from(text))).toBe(true);
-  });
-}
-
 describe('ICE connections through the rendezvous service (loopback)', () => {
   it('connects directly over loopback host candidates and exchanges data both ways', async () => {
-    const p = await pair({ hostAddresses: ['127.0.0.1'] });
+    const p = await connectPair(rv.url, { hostAddresses: ['127.0.0.1'] });
     try {
       expect(p.connectMs).toBeLessThan(3000);
       expect(p.conn.path).toMatchObject({
@@ -106,7 +72,7 @@ describe('ICE connections through the rendezvous service (loopback)', () => {
   });
 
   it('connects through our TURN relay when host candidates are disabled, and exchanges data', async () => {
-    const p = await pair({ hostCandidates: false });
+    const p = await connectPair(rv.url, { hostCandidates: false });
     try {
       expect(p.conn.path).toMatchObject({
         path: 'relay',
@@ -157,7 +123,7 @@ describe('ICE connections through the rendezvous service (loopback)', () => {
   });
 
   it('reports the peer\'s bye, and aborts connecting with its signal', async () => {
-    const p = await pair({ hostAddresses: ['127.0.0.1'] });
+    const p = await connectPair(rv.url, { hostAddresses: ['127.0.0.1'] });
     try {
       const closed = new Promise<string>((resolve) => p.conn.on('close', resolve));
       await p.accepted[0]!.close('done');

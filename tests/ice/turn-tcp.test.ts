@@ -4,9 +4,10 @@
 // TCP allocation still comes promptly (the UDP one gets a 250 ms head start, not its whole
 // retransmission budget).
 import { createSocket, type Socket } from 'node:dgram';
-import { type IceConnection, type IceConnectionOptions, RendezvousClient, acceptPeers, connectPeer, generateIdentity, iceServerRefs, parseIceServerUrl } from '@nat/client';
+import { iceServerRefs, parseIceServerUrl } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectPair, echo } from './peers.js';
 
 const SECRET = 'turn-tcp-test-secret';
 let stun: StunServer;
@@ -41,40 +42,6 @@ afterAll(async () => {
   silent?.close();
 });
 
-async function pair(rv: RendezvousServer, options: IceConnectionOptions) {
-  const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
-  const accepted: IceConnection[] = [];
-  const stop = acceptPeers(bob, (c) => {
-    accepted.push(c);
-    c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
-  }, options);
-  const started = performance.now();
-  const conn = await connectPeer(alice, bob.id, options);
-  const connectMs = performance.now() - started;
-  return {
-    conn,
-    connectMs,
-    cleanup: async (): Promise<void> => {
-      stop();
-      await conn.close();
-      await Promise.all(accepted.map((c) => c.close()));
-      await Promise.all([alice.close(), bob.close()]);
-    },
-  };
-}
-
-function echo(conn: IceConnection, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no echo')), 3000);
-    conn.on('data', (d) => {
-      clearTimeout(timer);
-      resolve(Buffer.from(d).toString());
-    });
-    expect(conn.send(Buffer.from(text))).toBe(true);
-  });
-}
-
 describe('parseIceServerUrl and iceServerRefs', () => {
   it('reads transports and secure schemes', () => {
     expect(parseIceServerUrl('turn:h.example:3478')).toEqual({ scheme: 'turn', secure: false, transport: 'udp', server: 'h.example:3478' });
@@ -97,7 +64,7 @@ describe('parseIceServerUrl and iceServerRefs', () => {
 
 describe('ICE over a TURN allocation on TCP (loopback)', () => {
   it('relay-only peers connect through TURN over TCP and exchange data both ways', async () => {
-    const p = await pair(tcpOnly, { hostCandidates: false });
+    const p = await connectPair(tcpOnly.url, { hostCandidates: false });
     try {
       expect(p.conn.path).toMatchObject({ path: 'relay', localCandidate: { type: 'relay' }, remoteCandidate: { type: 'relay' } });
       expect(await echo(p.conn, 'over tcp')).toBe('over tcp!');
@@ -108,7 +75,7 @@ describe('ICE over a TURN allocation on TCP (loopback)', () => {
   });
 
   it('does not wait out a silent UDP TURN server before allocating over TCP', async () => {
-    const p = await pair(mixed, { hostCandidates: false });
+    const p = await connectPair(mixed.url, { hostCandidates: false });
     try {
       expect(p.conn.path?.path).toBe('relay');
       // UDP's retransmissions alone would take 2.75 s; TCP starts 250 ms in.
