@@ -12,6 +12,7 @@
  * {@link StreamStatus}) before the bytes of the TCP connection.
  */
 import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import {
@@ -211,17 +212,8 @@ function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
   return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }) };
 }
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` fires. */
+const sleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => {});
 
 const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => ({
   event: 'path',
