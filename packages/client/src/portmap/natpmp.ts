@@ -62,6 +62,11 @@ export class NatPmpClient implements MethodClient {
     return response;
   }
 
+  /** Whether a response answers a map request; an error may stop after the epoch (no port, section 3.5). */
+  #answers(x: NatPmpResponse, protocol: MappingRequest['protocol'], internalPort: number): boolean {
+    return x.op === 'map' && x.protocol === protocol && (x.internalPort === internalPort || (x.resultCode !== 0 && x.internalPort === 0));
+  }
+
   async externalAddress(signal?: AbortSignal): Promise<string> {
     const r = await this.#request(encodeNatPmpExternalAddressRequest(), (x) => x.op === 'external-address', signal);
     this.#epochs.observe(r.epoch);
@@ -78,7 +83,7 @@ export class NatPmpClient implements MethodClient {
       suggestedExternalPort: wanted,
       lifetime: request.lifetime ?? DEFAULT_LIFETIME,
     });
-    const r = await this.#request(bytes, (x) => x.op === 'map' && x.protocol === request.protocol && x.internalPort === request.internalPort, signal);
+    const r = await this.#request(bytes, (x) => this.#answers(x, request.protocol, request.internalPort), signal);
     if (r.op !== 'map') throw new PortMapError('BAD_RESPONSE', 'NAT-PMP: not a map response');
     const epochReset = this.#epochs.observe(r.epoch);
     if (r.lifetime === 0 || r.externalPort === 0) throw new PortMapError('BAD_RESPONSE', 'NAT-PMP: a mapping of lifetime 0 or port 0 was granted');
@@ -103,7 +108,7 @@ export class NatPmpClient implements MethodClient {
   async unmap(grant: MappingGrant, signal?: AbortSignal): Promise<void> {
     // RFC 6886 section 3.4: lifetime 0 and suggested external port 0 delete the mapping.
     const bytes = encodeNatPmpMapRequest({ protocol: grant.protocol, internalPort: grant.internalPort, suggestedExternalPort: 0, lifetime: 0 });
-    const r = await this.#request(bytes, (x) => x.op === 'map' && x.protocol === grant.protocol && x.internalPort === grant.internalPort, signal);
+    const r = await this.#request(bytes, (x) => this.#answers(x, grant.protocol, grant.internalPort), signal);
     this.#epochs.observe(r.epoch);
   }
 
