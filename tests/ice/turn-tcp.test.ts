@@ -1,4 +1,4 @@
-// Relayed candidates over TURN on a TCP connection (RFC 8656 section 3.1) in the ICE driver, on
+// Relayed candidates over TURN on a TCP or TLS connection (RFC 8656 section 3.1) in the ICE driver, on
 // loopback: the rendezvous hands out `turn:...?transport=tcp`, peers without host candidates
 // connect through it and exchange data; with a UDP TURN URI that never answers beside it, the
 // TCP allocation still comes promptly (the UDP one gets a 250 ms head start, not its whole
@@ -11,8 +11,10 @@ import { connectPair, echo } from './peers.js';
 
 const SECRET = 'turn-tcp-test-secret';
 let stun: StunServer;
+let tlsServer: StunServer;
 let tcpOnly: RendezvousServer;
 let mixed: RendezvousServer;
+let tlsOnly: RendezvousServer;
 let silent: Socket;
 
 beforeAll(async () => {
@@ -24,6 +26,16 @@ beforeAll(async () => {
     turn: { realm: 'tcp.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } },
   });
   const tcp = stun.listeners.find((l) => l.transport === 'tcp')!.address.port;
+  tlsServer = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    tlsPort: 0,
+    turn: { realm: 'tcp.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } },
+  });
+  const tls = tlsServer.listeners.find((l) => l.transport === 'tls')!.address.port;
+  tlsOnly = await startRendezvous({ host: '127.0.0.1', port: 0, turn: { urls: [`turns:127.0.0.1:${tls}?transport=tcp`], secret: SECRET, ttl: 300 } });
   silent = createSocket('udp4');
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
   const silentPort = silent.address().port;
@@ -38,7 +50,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await tcpOnly?.close();
   await mixed?.close();
+  await tlsOnly?.close();
   await stun?.close();
+  await tlsServer?.close();
   silent?.close();
 });
 
@@ -69,6 +83,17 @@ describe('ICE over a TURN allocation on TCP (loopback)', () => {
       expect(p.conn.path).toMatchObject({ path: 'relay', localCandidate: { type: 'relay' }, remoteCandidate: { type: 'relay' } });
       expect(await echo(p.conn, 'over tcp')).toBe('over tcp!');
       expect(await p.conn.ping()).toBeGreaterThan(0);
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('relay-only peers connect through TURN over TLS (turns:), with the TLS options given', async () => {
+    // the server's certificate is a generated self-signed one
+    const p = await connectPair(tlsOnly.url, { hostCandidates: false, turnTls: { rejectUnauthorized: false } });
+    try {
+      expect(p.conn.path).toMatchObject({ path: 'relay', localCandidate: { type: 'relay' } });
+      expect(await echo(p.conn, 'over tls')).toBe('over tls!');
     } finally {
       await p.cleanup();
     }
