@@ -186,8 +186,9 @@ async function main(): Promise<void> {
   const server = await start([NAT_SERVER, '--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${base}-${base + 9}`, '--user', 'bench:bench', '--log-level', 'warn'], /expose ws:/);
   const url = /rendezvous (ws:\S+)/.exec(server.output())![1]!;
   const expose = async (port: number): Promise<number> => {
-    const p = await start([NAT_CLI, 'expose', String(port), '--public', '--rendezvous', url, '--user', 'bench:bench', '--json'], /"event":"exposed"/);
-    return Number(/"port":(\d+)/.exec(p.output())![1]);
+    // Human output: the public address on stdout, nothing per connection (as a user would run it).
+    const p = await start([NAT_CLI, 'expose', String(port), '--public', '--rendezvous', url, '--user', 'bench:bench'], /127\.0\.0\.1:\d+\n/);
+    return Number(/127\.0\.0\.1:(\d+)\n/.exec(p.output())![1]);
   };
   const pub = { sink: await expose(svc.sink), source: await expose(svc.source), echo: await expose(svc.echo) };
   const results: Record<string, Record<string, number>> = {};
@@ -204,14 +205,15 @@ async function main(): Promise<void> {
   const d = results['direct loopback']!;
   const p = results['through the public port']!;
   const summary = { ...results, addedLatencyMedianUs: p.latencyMedianUs! - d.latencyMedianUs!, params: { mb: MB, conns: CONNS, conc: CONC, rounds: ROUNDS } };
-  if (args.json) console.log(JSON.stringify(summary, null, 2));
+  const load = (await import('node:os')).loadavg()[0]!.toFixed(1);
+  if (args.json) console.log(JSON.stringify({ ...summary, loadAverage: Number(load) }, null, 2));
   else {
     console.log(`expose benchmark: ${MB} MB each way, ${CONNS} connections (${CONC} at a time), ${ROUNDS} 1-byte round trips`);
     console.log('                          upload MB/s  download MB/s  new conn/s  failed  RTT median us  RTT p99 us');
     for (const [name, r] of Object.entries(results)) {
       console.log(`${name.padEnd(26)}${String(r.uploadMBps).padStart(11)}${String(r.downloadMBps).padStart(15)}${String(r.connectionsPerSecond).padStart(12)}${String(r.connectionsFailed).padStart(8)}${String(r.latencyMedianUs).padStart(15)}${String(r.latencyP99Us).padStart(12)}`);
     }
-    console.log(`added latency (median): ${summary.addedLatencyMedianUs} us`);
+    console.log(`added latency (median): ${summary.addedLatencyMedianUs} us; load average at the end ${load} (${(await import('node:os')).cpus().length} cores)`);
   }
   cleanup();
   process.exit(0);

@@ -120,7 +120,7 @@ function readPreamble(stream: MuxStream): Promise<StreamPreamble> {
     const onReadable = (): void => {
       let chunk: Buffer | null;
       while ((chunk = stream.read() as Buffer | null) !== null) {
-        buf = Buffer.concat([buf, chunk]);
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         let got;
         try {
           got = decodeStreamPreamble(buf);

@@ -478,6 +478,7 @@ class ExposeService implements ExposeHandle {
   }
 
   #sourceAllowed(e: Exposure, ip: string): boolean {
+    if (this.#deny.length === 0 && e.deny.length === 0 && e.allow.length === 0) return true;
     let bytes: Uint8Array;
     try {
       bytes = ipToBytes(ip);
