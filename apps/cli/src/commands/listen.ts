@@ -24,6 +24,8 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
     else {
       io.stdout.write(`${rv.id}\n`);
       io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+      const nat = natJson(punch);
+      if (nat !== null) io.stderr.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`);
     }
     const stop = acceptPeers(
       rv,
