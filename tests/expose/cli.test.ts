@@ -1,0 +1,73 @@
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runCli } from '@nat/cli';
+import { ConfigError, resolveConfig, run as runServer, type RunningServer } from '@nat/server-app';
+import { echoServer, portBlock, roundTrip } from './harness.js';
+
+function io() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => (out += d));
+  stderr.on('data', (d: Buffer) => (err += d));
+  return { io: { stdout, stderr }, out: () => out, err: () => err };
+}
+
+describe('nat-server --expose-ports', () => {
+  test('config: expose needs the rendezvous service and credentials; users need no realm for it', () => {
+    expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', users: ['a:b'] }, 'flags')).toThrow(/rendezvousPort/);
+    expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0 }, 'flags')).toThrow(/credentials/);
+    expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-', rendezvousPort: 0, users: ['a:b'] }, 'flags')).toThrow(ConfigError);
+    expect(resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0, users: ['a:b'] }, 'flags').exposePorts).toBe('20000-20009');
+  });
+});
+
+describe('nat expose TARGET --public', () => {
+  let server: RunningServer;
+  let url: string;
+  let range: { min: number; max: number };
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+  beforeAll(async () => {
+    range = portBlock(10);
+    const s = io();
+    server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--log-level', 'silent'], s.io))!;
+    url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
+    echo = await echoServer();
+  });
+  afterAll(async () => {
+    await server.stop();
+    echo.server.close();
+  });
+
+  test('prints the public address (--json events), carries connections, stops on abort with exit 0', async () => {
+    const s = io();
+    const ac = new AbortController();
+    const done = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.min), '--json'], s.io, ac.signal);
+    while (!s.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
+    const ev = JSON.parse(s.out().split('\n')[0]!) as Record<string, unknown>;
+    expect(ev).toMatchObject({ event: 'exposed', transport: 'tcp', address: `127.0.0.1:${range.min}`, port: range.min, user: 'alice', target: `127.0.0.1:${echo.port}` });
+    expect((await roundTrip(range.min, Buffer.from('cli'))).toString()).toBe('cli');
+    ac.abort();
+    expect(await done).toBe(0);
+    expect(s.out()).toContain('"event":"connection"');
+  });
+
+  test('exit codes: 2 bad usage, 1 refused (with what to do), 3 no server', async () => {
+    const bad = io();
+    expect(await runCli(['expose', 'not-an-address', '--public', '--rendezvous', url, '--user', 'alice:pw'], bad.io)).toBe(2);
+    expect(bad.err()).toMatch(/IP:PORT/);
+    const noUser = io();
+    expect(await runCli(['expose', '8080', '--public', '--rendezvous', url], noUser.io)).toBe(2);
+    expect(noUser.err()).toMatch(/--user NAME:PASSWORD/);
+    const refused = io();
+    expect(await runCli(['expose', '8080', '--public', '--rendezvous', url, '--user', 'alice:wrong'], refused.io)).toBe(1);
+    expect(refused.err()).toMatch(/unauthorized[\s\S]*check --user/);
+    const range2 = io();
+    expect(await runCli(['expose', '8080', '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.max + 1)], range2.io)).toBe(1);
+    expect(range2.err()).toMatch(/out-of-range/);
+    const none = io();
+    expect(await runCli(['expose', '8080', '--public', '--rendezvous', 'ws://127.0.0.1:1/', '--user', 'alice:pw'], none.io)).toBe(3);
+    expect(none.err()).toMatch(/cannot connect/);
+  });
+});
