@@ -8,6 +8,8 @@
  *   are in flight and the path upgrades to direct mid-transfer; the transfer is verified by hash.
  *   Then 100 concurrent connections, a conntrack flush on both routers mid-transfer (NAT
  *   rebinding), and 10% UDP loss on both routers.
+ * - symmetric behind A, port-restricted cone behind B (direct only through birthday punching,
+ *   which the tunnel does as nat ping does): 8 MB by hash on the punched direct path.
  * - symmetric on both sides (relay): a transfer through TURN, then nat-server (TURN and
  *   rendezvous) restarted mid-transfer: the transfer completes or fails with an error, never
  *   with wrong bytes, and the tunnel reconnects by itself and carries the next one.
@@ -57,7 +59,7 @@ const events = (p: LabProcess): Array<Record<string, unknown>> =>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /** A lab with nat-server, the service and `nat expose` behind B, `nat connect` behind A. */
-async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restricted-cone' | 'symmetric', beforeStart?: (lab: PairLab) => Promise<void>) {
+async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restricted-cone' | 'symmetric' | 'full-cone', beforeStart?: (lab: PairLab) => Promise<void>) {
   const lab = await createPairLab({ a, b });
   const startServer = (): LabProcess => lab.spawn('server', [
     process.execPath, NAT_SERVER, '--listen', lab.server.primary, '--alternate', lab.server.secondary,
@@ -155,6 +157,19 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
       await injectForwardLoss(t.lab, 'routerA', 10);
       await injectForwardLoss(t.lab, 'routerB', 10);
       expect(await t.send(4 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
+    } finally {
+      await t.lab.destroy();
+    }
+  });
+
+  it('symmetric -> port-restricted cone: direct through birthday punching', { timeout: 90_000 }, async () => {
+    const t = await tunnelLab('symmetric', 'port-restricted-cone');
+    namespaces.push(...t.namespaces);
+    try {
+      await waitFor(() => events(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
+      await waitFor(() => events(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 20_000, 'the punched direct path', t.log);
+      expect(await t.send(8 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
+      expect(events(t.connect).filter((e) => e.event === 'path').at(-1)?.path).toBe('direct');
     } finally {
       await t.lab.destroy();
     }

@@ -139,6 +139,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'))
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
     .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
     .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
@@ -168,6 +169,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'))
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
     .option('--json', 'one JSON status line per event ({"event": "listening"}, "path", "link", "link-lost", "reconnected", ...)')
     .addHelpText('after', '\nExample:\n  nat connect zeronet-home --listen 127.0.0.1:15442 --rendezvous ws://rv.example.org:8443/')
     .action(async (nameOrPeer: string, opts) => {

@@ -31,7 +31,7 @@ import {
 import { PeerId, ServiceName, parseTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
-import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity } from './ping.js';
+import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity, punchOptions } from './ping.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -280,7 +280,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     });
   };
 
-  const accept = (rv: RendezvousClient): (() => void) =>
+  const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) =>
     acceptPeers(
       rv,
       (conn) => {
@@ -312,7 +312,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
           }
         })();
       },
-      options,
+      { ...options, ...(punch === undefined ? {} : { punch }) },
     );
 
   try {
@@ -343,7 +343,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         }
         throw e;
       }
-      const stop = accept(rv);
+      const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
       const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
       if (first) {
         if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })) }, '');
@@ -418,7 +418,8 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
 
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
-    const c = await connectPeer(rv, peerId, options);
+    const punch = await punchOptions(o, rv, signal).catch(() => undefined);
+    const c = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }) });
     conn = c;
     const peer = peerId;
     emit({ ...pathEvent(peer, c.path!), event: 'path' }, `path: ${describePath(c.path!)}`);
