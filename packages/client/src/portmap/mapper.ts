@@ -302,27 +302,29 @@ export class PortMapper {
   async removeStale(): Promise<MappingGrant[]> {
     if (!this.#state) return [];
     const stale = this.#state.read().filter((m) => m.pid !== process.pid && !processAlive(m.pid));
-    const removed: MappingGrant[] = [];
-    for (const { grant } of stale) {
-      let client: MethodClient | undefined;
-      try {
-        if (grant.method === 'upnp') {
-          if (!grant.controlURL || !grant.serviceType) throw new PortMapError('BAD_RESPONSE', 'state entry without control URL');
-          const service = { serviceType: grant.serviceType, serviceId: '', controlURL: grant.controlURL };
-          client = new UpnpClient({
-            device: { location: grant.controlURL, description: { deviceType: '', friendlyName: '', services: [service] }, service, firewall: undefined, localAddress: grant.internalAddress },
-          });
-        } else client = grant.method === 'pcp' ? new PcpClient({ gateway: grant.gateway }) : new NatPmpClient({ gateway: grant.gateway });
-        await client.unmap(grant, this.requestSignal());
-        this.emit({ type: 'stale-removed', grant });
-      } catch (e) {
-        this.emit({ type: 'stale-removed', grant, error: asPortMapError(e) });
-      } finally {
-        client?.close();
-        this.#state.remove(grant);
-        removed.push(grant);
-      }
-    }
+    // Concurrently: a router that is gone costs one request timeout, not one per entry.
+    await Promise.all(
+      stale.map(async ({ grant }) => {
+        let client: MethodClient | undefined;
+        try {
+          if (grant.method === 'upnp') {
+            if (!grant.controlURL || !grant.serviceType) throw new PortMapError('BAD_RESPONSE', 'state entry without control URL');
+            const service = { serviceType: grant.serviceType, serviceId: '', controlURL: grant.controlURL };
+            client = new UpnpClient({
+              device: { location: grant.controlURL, description: { deviceType: '', friendlyName: '', services: [service] }, service, firewall: undefined, localAddress: grant.internalAddress },
+            });
+          } else client = grant.method === 'pcp' ? new PcpClient({ gateway: grant.gateway }) : new NatPmpClient({ gateway: grant.gateway });
+          await client.unmap(grant, this.requestSignal());
+          this.emit({ type: 'stale-removed', grant });
+        } catch (e) {
+          this.emit({ type: 'stale-removed', grant, error: asPortMapError(e) });
+        } finally {
+          client?.close();
+          this.#state?.remove(grant);
+        }
+      }),
+    );
+    const removed = stale.map((m) => m.grant);
     return removed;
   }
 
