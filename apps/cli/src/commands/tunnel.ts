@@ -295,7 +295,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
         void (async () => {
           try {
-            await conn.ready;
+            // listen for the initiator's first handshake message at once, not after our own pair selection
             const link = await linkOverConnection(conn, { ...linkOptions(identity, o), allow: allowedSomewhere, signal });
             links.add(link);
             emit({ event: 'link', peer }, `${peer}: peer link up (Noise XX, key verified)`);
