@@ -182,7 +182,7 @@ async function latency(port: number): Promise<{ medianUs: number; p99Us: number 
 
 async function main(): Promise<void> {
   const svc = await services();
-  const base = 40_000 + Math.floor(Math.random() * 10_000);
+  const base = 20_000 + Math.floor(Math.random() * 10_000); // below the ephemeral port range
   const server = await start([NAT_SERVER, '--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${base}-${base + 9}`, '--user', 'bench:bench', '--log-level', 'warn'], /expose ws:/);
   const url = /rendezvous (ws:\S+)/.exec(server.output())![1]!;
   const expose = async (port: number): Promise<number> => {

@@ -3,9 +3,12 @@ import { type AddressInfo, type Server, type Socket, connect, createServer } fro
 import { decode, encode } from '@msgpack/msgpack';
 import { type ExposeHandle, type ExposeOptions, type RendezvousServer, attachExpose, startRendezvous, staticUsers } from '@nat/server';
 
-/** A random block of `n` ports inside 30000-59999 for one test file (public ports must be fixed numbers). */
+/**
+ * A random block of `n` ports inside 12000-32767 for one server (public ports are fixed numbers):
+ * below Linux's ephemeral range (32768-60999), where outgoing connections take their local ports.
+ */
 export function portBlock(n = 40): { min: number; max: number } {
-  const min = 30_000 + Math.floor(Math.random() * (30_000 - n));
+  const min = 12_000 + Math.floor(Math.random() * (32_768 - 12_000 - n));
   return { min, max: min + n - 1 };
 }
 

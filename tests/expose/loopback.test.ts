@@ -388,3 +388,61 @@ describe('credentials and per-port options', () => {
     sink.close();
   });
 });
+
+describe('transport and the other direction', () => {
+  test('wss://: the control connection over TLS (an https server with the rendezvous and expose services)', async () => {
+    const { createServer: createHttps } = await import('node:https');
+    const { attachExpose, attachRendezvous, loadTlsCredentials, staticUsers } = await import('@nat/server');
+    const creds = await loadTlsCredentials({ selfSigned: true, altIps: ['127.0.0.1'] });
+    const https = createHttps({ cert: creds.cert, key: creds.key });
+    const rv = attachRendezvous(https);
+    const ex = attachExpose(https, { host: '127.0.0.1', ports: portBlock(10), auth: staticUsers({ alice: 'alice-pw' }) });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    const url = `wss://127.0.0.1:${(https.address() as AddressInfo).port}/`;
+    const strict = tunnel({ url, credentials: alice, target: { host: '127.0.0.1', port: echo.port } });
+    await expect(strict.ready).rejects.toMatchObject({ code: 'SOCKET' }); // self-signed: refused unless told
+    const t = tunnel({ url, credentials: alice, tls: { insecure: true }, target: { host: '127.0.0.1', port: echo.port } });
+    const a = await t.ready;
+    const msg = randomBytes(200_000);
+    expect((await roundTrip(a.port, msg)).equals(msg)).toBe(true);
+    await t.close();
+    await ex.close();
+    await rv.close();
+    https.closeAllConnections();
+    https.close();
+  });
+
+  test('backpressure the other way: a public client that does not read slows the service', async () => {
+    let sent = 0;
+    let svcSocket: Socket | undefined;
+    const chunk = randomBytes(64 * 1024);
+    const src = createServer((s) => {
+      svcSocket = s;
+      s.on('error', () => {});
+      const pump = (): void => {
+        while (sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((r) => src.listen(0, '127.0.0.1', r));
+    const t = tunnel({ url: srv.url, credentials: bob, target: { host: '127.0.0.1', port: (src.address() as AddressInfo).port } });
+    const a = await t.ready;
+    const c = connect(a.port, '127.0.0.1');
+    c.on('error', () => {});
+    c.pause();
+    await new Promise((r) => setTimeout(r, 1500));
+    // Socket buffers on the way plus one 256 KiB window on the server: far from 64 MB.
+    expect(sent).toBeLessThan(24 * 1024 * 1024);
+    expect(srv.expose.stats().connections).toBeGreaterThanOrEqual(1);
+    let got = 0;
+    c.on('data', (d: Buffer) => (got += d.length));
+    c.resume();
+    while (got < 8 * 1024 * 1024) await new Promise((r) => setTimeout(r, 20));
+    c.destroy();
+    svcSocket?.destroy();
+    src.close();
+  });
+});
