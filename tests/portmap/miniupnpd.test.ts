@@ -256,7 +256,11 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
 
   it('nat detect reports all three methods, the external address each reports, and that a mapping makes this host reachable', async () => {
     const r = await lab.exec('client', [NODE, NAT_CLI, 'detect', '--server', lab.server.primary, '--json'], { timeoutMs: 30_000 });
-    const j = JSON.parse(r.stdout) as { classic: string; publicAddress: string; portMapping: { gateway: string; methods: { method: string; available: boolean; externalAddress: string }[]; doubleNat: boolean; reachable: boolean } };
+    const j = JSON.parse(r.stdout) as {
+      classic: string;
+      publicAddress: string;
+      portMapping: { gateway: string; methods: { method: string; available: boolean; externalAddress: string; upnp?: { serviceType: string; firewall?: unknown } }[]; doubleNat: boolean; reachable: boolean };
+    };
     expect(j.classic).toBe('port-restricted-cone');
     expect(j.portMapping.gateway).toBe(gateway);
     expect(j.portMapping.methods.map((m) => [m.method, m.available, m.externalAddress])).toEqual([
@@ -266,6 +270,11 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
     ]);
     expect(j.portMapping.doubleNat).toBe(false);
     expect(j.portMapping.reachable).toBe(true);
+    // IGD v2 with the IPv6 firewall control service (GetFirewallStatus answered).
+    expect(j.portMapping.methods[2]?.upnp).toMatchObject({
+      serviceType: 'urn:schemas-upnp-org:service:WANIPConnection:2',
+      firewall: { firewallEnabled: true, inboundPinholeAllowed: true },
+    });
   }, 40_000);
 });
 

@@ -24,6 +24,7 @@ import {
   pcpEpochValid,
   pcpIsShortLifetimeError,
   pcpResultName,
+  type PcpResponse,
 } from '../src/index.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -230,6 +231,35 @@ describe('SSDP search', () => {
         check(b);
       }),
       { numRuns: runs },
+    );
+  });
+});
+
+describe('PCP round trips', () => {
+  const port = fc.integer({ min: 1, max: 65535 });
+  const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) => a.join('.'));
+  it('every MAP/PEER response the encoder makes decodes to the same fields', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('map' as const, 'peer' as const),
+        fc.nat(255),
+        fc.nat(0xffffffff),
+        fc.nat(0xffffffff),
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.constantFrom('udp' as const, 'tcp' as const),
+        port,
+        port,
+        ipv4,
+        fc.array(fc.record({ code: fc.integer({ min: 2, max: 255 }), data: fc.uint8Array({ maxLength: 40 }) }), { maxLength: 4 }),
+        (opcode, resultCode, lifetime, epoch, nonce, protocol, internalPort, assignedExternalPort, assignedExternalAddress, options) => {
+          const r = decodePcpResponse(
+            encodePcpResponse({ opcode, resultCode, lifetime, epoch, nonce, protocol, internalPort, assignedExternalPort, assignedExternalAddress, remotePeerPort: 1, remotePeerAddress: '203.0.113.1', options }),
+          );
+          expect(r).toMatchObject({ opcode, resultCode, lifetime, epoch, protocol, internalPort, assignedExternalPort, assignedExternalAddress });
+          expect((r as PcpResponse).options.map((o) => [o.code, [...o.data]])).toEqual(options.map((o) => [o.code, [...o.data]]));
+        },
+      ),
+      { numRuns: Math.min(runs, 1000) },
     );
   });
 });
