@@ -242,6 +242,29 @@ describe('hostility and policy', () => {
     expect(srv.expose.stats().authRefused).toBeGreaterThanOrEqual(2);
   });
 
+  test('a flood of idle control connections from one address cannot take the slots of others', async () => {
+    const idle: Socket[] = [];
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        new Promise<string>((resolve) => {
+          const s = connect({ port: srv.rv.address.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
+          idle.push(s);
+          s.on('error', () => resolve('error'));
+          s.once('data', (d: Buffer) => resolve(d.toString('latin1').split('\r\n')[0]!));
+          s.write('GET /expose HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: nat-expose\r\n\r\n');
+        }),
+      ),
+    );
+    expect(answers.filter((a) => a.startsWith('HTTP/1.1 101'))).toHaveLength(8);
+    expect(answers.filter((a) => a.startsWith('HTTP/1.1 503'))).toHaveLength(4);
+    // Someone else still gets in while those eight sit idle.
+    const t = tunnel({ url: srv.url, credentials: bob, target: { host: '127.0.0.1', port: echo.port } });
+    const msg = randomBytes(100);
+    expect((await roundTrip((await t.ready).port, msg)).equals(msg)).toBe(true);
+    idle.forEach((s) => s.destroy());
+    await t.close();
+  });
+
   test('ports outside the range, and another user\'s port, are refused; held ports come back to their owner only', async () => {
     const range = portBlock(10);
     const srv = await startExposeServer({ ports: range, limits: { graceMs: 3000 } });

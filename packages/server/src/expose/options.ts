@@ -21,6 +21,11 @@ export interface ExposeLimits {
   readonly heartbeatMs?: number;
   /** Control connections at once. Default 1,000. */
   readonly maxSessions?: number;
+  /**
+   * Control connections from one IP address that have not authenticated yet; more are answered
+   * 503, so that a flood of idle connections cannot take every session slot. Default 8.
+   */
+  readonly maxPendingPerIp?: number;
   /** Receive window per multiplexed stream, bytes (bounds the memory per connection). Default 256 KiB. */
   readonly window?: number;
 }
@@ -59,6 +64,7 @@ export const DEFAULT_EXPOSE_LIMITS: ResolvedExposeLimits = {
   authTimeoutMs: 10_000,
   heartbeatMs: 15_000,
   maxSessions: 1000,
+  maxPendingPerIp: 8,
   window: 256 * 1024,
 };
 
@@ -69,7 +75,7 @@ function bad(message: string): never {
 export function resolveExposeLimits(l: ExposeLimits = {}): ResolvedExposeLimits {
   const r = { ...DEFAULT_EXPOSE_LIMITS, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) } as ResolvedExposeLimits;
   for (const [k, v] of Object.entries(r)) if (!Number.isInteger(v) || v < 0) bad(`limits.${k} must be a non-negative integer, got ${v}`);
-  if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1) bad('portsPerUser, connectionsPerPort and maxSessions must be at least 1');
+  if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1 || r.maxPendingPerIp < 1) bad('portsPerUser, connectionsPerPort, maxSessions and maxPendingPerIp must be at least 1');
   if (r.window < 256 * 1024) bad('limits.window must be at least 262144 (the yamux initial window)');
   return r;
 }

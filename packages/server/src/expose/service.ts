@@ -45,6 +45,8 @@ export interface ExposeStats {
   /** Control connections that authenticated / were refused. */
   authenticated: number;
   authRefused: number;
+  /** Upgrades refused because their IP address already had `maxPendingPerIp` unauthenticated connections. */
+  pendingRefused: number;
   /** Requests granted / refused. */
   granted: number;
   refused: number;
@@ -98,6 +100,7 @@ interface Exposure {
 /** One control connection. */
 interface Session {
   readonly socket: Duplex;
+  readonly ip: string;
   readonly mux: MuxSession;
   readonly remote: string;
   control: MuxStream | undefined;
@@ -163,6 +166,7 @@ class ExposeService implements ExposeHandle {
   readonly #stats: Omit<ExposeStats, 'sessions' | 'ports' | 'connections'> = {
     authenticated: 0,
     authRefused: 0,
+    pendingRefused: 0,
     granted: 0,
     refused: 0,
     connectionsOverLimit: 0,
@@ -225,12 +229,20 @@ class ExposeService implements ExposeHandle {
     if (!upgrade.split(',').some((t) => t.trim() === EXPOSE_PROTOCOL)) return reject('400 Bad Request');
     if (this.#closing !== undefined) return reject('503 Service Unavailable');
     if (this.#sessions.size >= this.#limits.maxSessions) return reject('503 Service Unavailable');
+    const ip = req.socket.remoteAddress ?? '?';
+    let pending = 0;
+    for (const other of this.#sessions) if (other.user === undefined && other.ip === ip) pending++;
+    if (pending >= this.#limits.maxPendingPerIp) {
+      this.#stats.pendingRefused++;
+      return reject('503 Service Unavailable');
+    }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${EXPOSE_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
     const raw = socket as Socket;
     raw.setNoDelay?.(true);
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
     const s: Session = {
       socket,
+      ip,
       remote,
       control: undefined,
       nonce: randomBytes(32).toString('base64url'),
