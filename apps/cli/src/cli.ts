@@ -128,7 +128,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
 
   program
     .command('expose')
-    .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed)')
+    .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed); with --public, to anyone through a public TCP or UDP port of the server')
     .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
     .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
     .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
