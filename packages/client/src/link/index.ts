@@ -24,6 +24,12 @@
  * (relay first, then direct; a NAT rebinding) without a stream noticing anything but a few
  * retransmissions.
  *
+ * Limits: the udx socket and the shim listen on 127.0.0.1, and the shim is connected to the
+ * udx socket, so only udx's packets enter the link; but another process on the same host can
+ * still send datagrams to the udx socket's port (what libudx makes of them for a connected
+ * stream is its own check, not the link's). Throughput is bounded by two extra loopback hops
+ * per packet (see bench/tunnel/README.md).
+ *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
  * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after three keepalive intervals
  * (45 s) without an authentic datagram (`idleTimeoutMs`); the handshake gives up after 10 s, resending every 250 ms.
