@@ -515,11 +515,13 @@ export class IceConnection {
     localPreference: number,
     signal: AbortSignal,
   ): Promise<void> {
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<undefined>((resolve) => {
-      if (signal.aborted) resolve(undefined);
-      signal.addEventListener('abort', () => resolve(undefined), { once: true });
+      onAbort = () => resolve(undefined);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
     });
-    const mapped = await Promise.race([mapper({ ...host.address }), aborted]);
+    const mapped = await Promise.race([mapper({ ...host.address }), aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
     if (mapped === undefined || signal.aborted || this.#closed) return;
     let ip: string;
     try {
