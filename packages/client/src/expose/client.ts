@@ -116,7 +116,7 @@ function authOf(c: ExposeCredentials, nonce: string, realm: string): Extract<Exp
 /** Reads the stream preamble without switching the stream to flowing mode. */
 function readPreamble(stream: MuxStream): Promise<StreamPreamble> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const onReadable = (): void => {
       let chunk: Buffer | null;
       while ((chunk = stream.read() as Buffer | null) !== null) {
