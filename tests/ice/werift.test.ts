@@ -12,6 +12,9 @@
 // happens (see WERIFT_LOOPBACK_OPTIONS), and the tests check that every candidate it signals is on
 // 127.0.0.1.
 //
+// Cases: each role; our agent learning werift as peer-reflexive (its candidates revealed late),
+// with each role; our side reachable only through our TURN relay; and a role conflict.
+//
 // Application data: our connection frames each datagram with a 1-byte type (framing.ts); the
 // werift side sends and expects those frames, so both ends verify exact bytes.
 import { randomBytes } from 'node:crypto';
@@ -26,13 +29,16 @@ import {
   encodeDataFrame,
   generateIdentity,
 } from '@nat/client';
-import { type RendezvousServer, type StunServer, startRendezvous, startStunServer } from '@nat/server';
+import { type RendezvousServer, type StunServer, startRendezvous, startStunServer, staticUsers } from '@nat/server';
 import { type Candidate as WeriftCandidate, Candidate, Connection, type IceOptions, type IceState } from 'werift-ice';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let stun: StunServer;
 let rendezvous: RendezvousServer;
 let stunPort: number;
+
+const TURN_USER = 'werift';
+const TURN_PASSWORD = 'werift-interop';
 
 /** Our side: host candidates on 127.0.0.1 only (no STUN/TURN servers are advertised by the rendezvous). */
 const OURS: IceConnectionOptions = { hostAddresses: ['127.0.0.1'], agent: { failureTimeout: 8000 } };
@@ -59,7 +65,13 @@ function weriftLoopbackOptions(): Partial<IceOptions> {
 }
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false });
+  stun = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    turn: { realm: 'werift.test', auth: staticUsers({ [TURN_USER]: TURN_PASSWORD }), peers: { allow: ['127.0.0.0/8'] } },
+  });
   stunPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   rendezvous = await startRendezvous({ host: '127.0.0.1', port: 0 });
 });
@@ -343,6 +355,36 @@ describe('werift-ice against our ICE driver (loopback)', () => {
       stop();
       await conn?.close();
       await Promise.all(accepted.map((c) => c.close()));
+      await werift.close();
+      await us.close();
+    }
+  });
+
+  it("through our TURN relay: our side has only a relayed candidate; werift's checks and data cross the relay", async () => {
+    const werift = await WeriftPeer.create({ controlling: false });
+    const us = await RendezvousClient.connect({ url: rendezvous.url, identity: generateIdentity() });
+    let conn: IceConnection | undefined;
+    try {
+      conn = await connectPeer(us, werift.id, {
+        hostCandidates: false,
+        iceServers: [{ urls: `turn:127.0.0.1:${stunPort}`, username: TURN_USER, credential: TURN_PASSWORD }],
+        agent: { failureTimeout: 8000 },
+      });
+      const got = collect(conn);
+      await until(() => werift.connected !== undefined, 3000, 'werift to call connect()');
+      await werift.connected;
+      const weriftHost = werift.gathered.find((c) => c.type === 'host')!;
+      const relayed = conn.path!.localCandidate.address;
+      expect(conn.path).toMatchObject({
+        path: 'relay',
+        localCandidate: { type: 'relay', address: { address: '127.0.0.1' } },
+        remoteCandidate: { address: { address: '127.0.0.1', port: weriftHost.port } },
+      });
+      // werift sent its checks to our relayed address and nominated that pair
+      expect(werift.nominated).toEqual({ local: ['127.0.0.1', weriftHost.port], remote: ['127.0.0.1', relayed.port], remoteType: 'relay' });
+      await exchangeData(conn, got, werift);
+    } finally {
+      await conn?.close();
       await werift.close();
       await us.close();
     }
