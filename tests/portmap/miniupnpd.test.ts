@@ -71,6 +71,13 @@ async function waitFor(p: LabProcess, pred: (e: MapEvent[]) => boolean, what: st
 
 const count = (e: MapEvent[], type: string): number => e.filter((x) => x.event === type).length;
 
+/** Kills miniupnpd, removes the lab's namespaces, and checks that none is left. */
+async function teardown(daemon: Miniupnpd | undefined, lab: { namespaces: readonly string[]; destroy(): Promise<void> } | undefined): Promise<void> {
+  await daemon?.stop();
+  await lab?.destroy();
+  for (const ns of lab?.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
+}
+
 describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the kernel-NAT lab', () => {
   let lab: Lab;
   let daemon: Miniupnpd;
@@ -110,11 +117,7 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
     await Promise.all(live.splice(0).map((p) => p.stop(5000)));
   }, 20_000);
 
-  afterAll(async () => {
-    await daemon?.stop();
-    await lab?.destroy();
-    for (const ns of lab?.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
-  }, 30_000);
+  afterAll(() => teardown(daemon, lab), 30_000);
 
   it('nothing reaches the LAN service before a mapping exists', async () => {
     expect(await probe('udp', 7001, 'before', 800)).toBeNull();
@@ -294,11 +297,7 @@ describe.skipIf(skipReason !== undefined)('double NAT: miniupnpd on the inner of
     await startStunIn(lab, lab.ns.outer, A.outerLan, A.outerLanStun);
   }, 40_000);
 
-  afterAll(async () => {
-    await daemon?.stop();
-    await lab?.destroy();
-    for (const ns of lab?.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
-  }, 30_000);
+  afterAll(() => teardown(daemon, lab), 30_000);
 
   it('detect stays fast when no router answers port-mapping requests', async () => {
     const { ms, json } = await detect();
