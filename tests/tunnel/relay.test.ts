@@ -6,7 +6,7 @@
  * netns.test.ts: on loopback the direct pair wins before the relay is even allocated.)
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { type IceConnectionOptions, type LinkStream, type PeerLink, RendezvousClient, acceptPeers, connectPeer, generateIdentity, linkOverConnection, type IceConnection } from '@nat/client';
+import { type IceConnectionOptions, type LinkStream, type PeerLink, RendezvousClient, acceptPeers, connectPeer, generateIdentity, linkOverConnection, openLink, peerIdOf, type IceConnection } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { payloadWithMarker, sha256 } from './helpers.js';
@@ -130,3 +130,29 @@ it('the relay sees only ciphertext; tampered and replayed datagrams are dropped 
     await cleanup();
   }
 }, 60_000);
+
+it('over a real ICE connection, a peer whose key is not the expected one is refused on both sides', async () => {
+  const ia = generateIdentity();
+  const ib = generateIdentity();
+  const a = await RendezvousClient.connect({ url: rv.url, identity: ia });
+  const b = await RendezvousClient.connect({ url: rv.url, identity: ib });
+  const conns: IceConnection[] = [];
+  try {
+    // B answers, but its link expects a third key on the other end (as if A's id were someone else's)
+    const bLink = new Promise<PeerLink>((resolve, reject) => {
+      acceptPeers(b, (c) => {
+        conns.push(c);
+        openLink(c, { identity: ib, initiator: false, remotePeerId: peerIdOf(generateIdentity()), handshakeTimeoutMs: 3000 }).then(resolve, reject);
+      }, { hostAddresses: ['127.0.0.1'] });
+    });
+    const conn = await connectPeer(a, b.id, { hostAddresses: ['127.0.0.1'] });
+    conns.push(conn);
+    const aLink = linkOverConnection(conn, { identity: ia, handshakeTimeoutMs: 3000 });
+    await expect(bLink).rejects.toMatchObject({ code: 'REFUSED' });
+    // A never gets the confirmation, so it never reports a link that B refused
+    await expect(aLink).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
+  } finally {
+    await Promise.all(conns.map((c) => c.close()));
+    await Promise.all([a.close(), b.close()]);
+  }
+}, 30_000);

@@ -158,7 +158,13 @@ describe('peer link over an in-memory path', () => {
 
   it('refuses an initiator the allow list does not name', async () => {
     const [pa, pb] = pathPair();
-    await expect(linkPair(pa, pb, { allow: () => false })).rejects.toMatchObject({ code: 'REFUSED' });
+    const ia = generateIdentity();
+    const ib = generateIdentity();
+    const a = openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib), handshakeTimeoutMs: 1000 });
+    const b = openLink(pb, { identity: ib, initiator: false, remotePeerId: peerIdOf(ia), allow: () => false });
+    await expect(b).rejects.toMatchObject({ code: 'REFUSED' });
+    // the initiator is never confirmed: it does not report a link the responder refused
+    await expect(a).rejects.toMatchObject({ code: 'HANDSHAKE_TIMEOUT' });
   });
 
   it('survives a path change mid-transfer (the datagrams go another way, some lost in the switch)', async () => {

@@ -148,6 +148,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
   readonly #streams = new Set<LinkStream>();
   readonly #retransmitHs: Buffer | undefined;
+  readonly #initiator: boolean;
   #ctrlBuffer = Buffer.alloc(0);
   #lastSent = performance.now();
   #lastReceived = performance.now();
@@ -163,7 +164,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     options: PeerLinkOptions;
     remotePublicKey: Buffer;
     tx: Buffer;
-    rx: Buffer;
+    /** Opens the peer's sealed datagrams (the initiator's has opened the confirmation already). */
+    opener: PacketOpener;
+    /** The initiator: the first sealed plaintext from the responder, which confirmed the handshake. */
+    confirmation: Buffer | undefined;
     socket: UdxSocket;
     shim: Socket;
     control: UdxStream;
@@ -178,7 +182,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.remotePublicKey = init.remotePublicKey;
     this.remotePeerId = peerIdFromPublicKey(init.remotePublicKey);
     this.#sealer = new PacketSealer(init.tx);
-    this.#opener = new PacketOpener(init.rx);
+    this.#opener = init.opener;
+    this.#initiator = init.options.initiator;
     this.#socket = init.socket;
     this.#shim = init.shim;
     this.#shimPort = (init.shim.address() as { port: number }).port;
@@ -210,6 +215,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       }
     }, tick);
     this.#timer.unref();
+    // the responder confirms the handshake: the initiator waits for this before it opens
+    if (!this.#initiator) this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0));
+    if (init.confirmation !== undefined) this.#deliver(init.confirmation, 0);
     for (const d of init.earlySealed) this.#receive(d);
     if (signal?.aborted) this.close();
   }
@@ -299,6 +307,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (type !== SEALED) {
       // a late handshake message: the peer missed our last one
       if (type === HS2 && this.#retransmitHs !== undefined) this.#path.send(this.#retransmitHs);
+      else if (type === HS3 && !this.#initiator) this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0)); // the confirmation was lost
       else if (type !== HS1 && type !== HS2 && type !== HS3) this.stats.dropped.malformed++;
       return;
     }
@@ -307,9 +316,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       this.stats.dropped[plain satisfies DropReason]++;
       return;
     }
+    this.#deliver(plain, d.length);
+  }
+
+  #deliver(plain: Buffer, bytes: number): void {
     this.#lastReceived = performance.now();
     this.stats.packetsReceived++;
-    this.stats.bytesReceived += d.length;
+    this.stats.bytesReceived += bytes;
     const inner = plain[0];
     if (inner === INNER_UDX) this.#shim.send(plain.subarray(1));
     else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
@@ -345,7 +358,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
  *     -> e
  *     <- e, ee, s, es          (payload: the responder's control stream id)
  *     -> s, se                 (payload: the initiator's control stream id)
+ *     <- a sealed keepalive    (confirmation: the responder accepted the initiator's key)
  *
+ * The initiator resends its last message until the confirmation comes, so it never reports a
+ * link the responder refused; a refused initiator fails with `HANDSHAKE_TIMEOUT`, or `CLOSED`
+ * when the responder closes the path (as `nat expose` does).
  * Rejects with {@link PeerLinkError}: `REFUSED`, `HANDSHAKE_TIMEOUT`, `CLOSED`, `ABORTED`.
  */
 export async function openLink(path: LinkPath, options: PeerLinkOptions): Promise<PeerLink> {
@@ -380,6 +397,9 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   await new Promise<void>((resolve) => shim.connect(socket.address().port, LOOPBACK, resolve));
 
   let resend: Buffer | undefined;
+  let pending: { remoteStatic: Buffer; remoteControlId: number } | undefined;
+  let opener: PacketOpener | undefined;
+  let confirmation: Buffer | undefined;
   let finalMessage: Buffer | undefined;
   let retransmit: NodeJS.Timeout | undefined;
   let deadline: NodeJS.Timeout | undefined;
@@ -410,7 +430,16 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
               if (payload.length !== 4) throw new PeerLinkError('REFUSED', 'bad handshake payload');
               finalMessage = frame(HS3, noise.send(idPayload));
               path.send(finalMessage);
-              resolve({ remoteStatic, remoteControlId: payload.readUInt32BE(0) });
+              // resent until the responder confirms: it may still refuse our key
+              resend = finalMessage;
+              pending = { remoteStatic, remoteControlId: payload.readUInt32BE(0) };
+              opener = new PacketOpener(noise.rx!);
+            } else if (type === SEALED && pending !== undefined && opener !== undefined) {
+              const plain = opener.open(body);
+              if (typeof plain !== 'string') {
+                confirmation = plain;
+                resolve(pending);
+              }
             }
           } else if (type === HS1 && resend === undefined) {
             noise.recv(body);
@@ -443,7 +472,8 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
       options,
       remotePublicKey: result.remoteStatic,
       tx: noise.tx,
-      rx: noise.rx,
+      opener: opener ?? new PacketOpener(noise.rx),
+      confirmation,
       socket,
       shim,
       control,
