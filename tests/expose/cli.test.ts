@@ -20,6 +20,7 @@ describe('nat-server --expose-ports', () => {
     expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0 }, 'flags')).toThrow(/credentials/);
     expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-', rendezvousPort: 0, users: ['a:b'] }, 'flags')).toThrow(ConfigError);
     expect(resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0, users: ['a:b'] }, 'flags').exposePorts).toBe('20000-20009');
+    expect(() => resolveConfig({ exposeDenySources: ['not a prefix'] }, { listen: ['127.0.0.1'], exposePorts: '20000', rendezvousPort: 0, users: ['a:b'] }, 'flags')).toThrow(/exposeDenySources/);
   });
 });
 

@@ -80,7 +80,8 @@ rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], user
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, legacyChannelNumbers,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
-exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
+exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
+exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
     )
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
@@ -198,6 +199,7 @@ exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout
       ...(config.realm ? { realm: config.realm } : {}),
       ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
       peerKeys: config.exposePeerKeys,
+      denySources: config.exposeDenySources,
       limits: {
         portsPerUser: config.exposePortsPerUser,
         connectionsPerPort: config.exposeConnectionsPerPort,

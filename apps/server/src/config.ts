@@ -70,6 +70,8 @@ export const ServerConfig = z
     exposeGrace: z.number().int().min(0).default(30),
     /** Accept Ed25519 peer keys as expose credentials. */
     exposePeerKeys: z.boolean().default(false),
+    /** Source prefixes refused on every exposed port (clients add their own per port). */
+    exposeDenySources: z.array(cidr).default([]),
   })
   .strict()
   .refine((c) => c.minPort <= c.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] })
