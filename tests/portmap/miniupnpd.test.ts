@@ -327,4 +327,25 @@ describe.skipIf(skipReason !== undefined)('double NAT: miniupnpd on the inner of
     expect(json.portMapping.doubleNat).toBe(true);
     expect(json.portMapping.reachable).toBe(false);
   }, 40_000);
+
+  it('and the verdict is right: the mapping opens the inner router only, the internet side still cannot reach the host', async () => {
+    const echo = lab.spawn(lab.ns.client, [NODE, '-e', ECHO_SERVICE, '7001']);
+    const map = lab.spawn(lab.ns.client, [NODE, NAT_CLI, 'map', 'add', '7001', '--method', 'natpmp', '--json', '--gateway', A.innerLan, '--state', join(lab.tmpDir, 'dn.json')]);
+    try {
+      const mapped = (await waitFor(map, (e) => count(e, 'mapped') === 1, 'mapped')).find((e) => e.event === 'mapped')!;
+      expect(mapped).toMatchObject({ externalAddress: A.innerWan, externalPort: 7001 });
+      const probeFrom = async (ns: string, host: string): Promise<string | null> => {
+        const r = await lab.exec(ns, [NODE, '-e', PROBE, 'udp', host, '7001', 'dn', '1500'], { timeoutMs: 10_000 });
+        return r.code === 0 ? r.stdout.trim() : null;
+      };
+      // From the segment between the routers the mapped port is open ...
+      expect(await probeFrom(lab.ns.outer, A.innerWan)).toBe('echo:7001:dn');
+      // ... from the internet nothing gets through the outer NAT.
+      expect(await probeFrom(lab.ns.server, A.outerWan)).toBeNull();
+    } finally {
+      await map.stop(5000);
+      await echo.stop();
+    }
+    await waitFor(map, (e) => count(e, 'removed') === 1, 'removed', 5000);
+  }, 60_000);
 });
