@@ -242,6 +242,23 @@ describe('hostility and policy', () => {
     expect(srv.expose.stats().authRefused).toBeGreaterThanOrEqual(2);
   });
 
+  test('upgrades that no service takes are refused with 404, rendezvous WebSockets still work', async () => {
+    const ask = (path: string, upgrade: string): Promise<string> =>
+      new Promise((resolve) => {
+        const s = connect(srv.rv.address.port, '127.0.0.1');
+        s.on('error', () => resolve('error'));
+        s.once('data', (d: Buffer) => {
+          resolve(d.toString('latin1').split('\r\n')[0]!);
+          s.destroy();
+        });
+        s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+      });
+    expect(await ask('/nope', 'websocket')).toBe('HTTP/1.1 404 Not Found');
+    expect(await ask('/nope', 'nat-expose')).toBe('HTTP/1.1 404 Not Found');
+    expect(await ask('/', 'websocket')).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(await ask('/expose', 'websocket')).toBe('HTTP/1.1 400 Bad Request');
+  });
+
   test('a flood of idle control connections from one address cannot take the slots of others', async () => {
     const idle: Socket[] = [];
     const answers = await Promise.all(

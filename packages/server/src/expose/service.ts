@@ -220,7 +220,18 @@ class ExposeService implements ExposeHandle {
   // ---- control connections
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if ((req.url ?? '/').split('?')[0] !== this.path) return; // another listener's path
+    if ((req.url ?? '/').split('?')[0] !== this.path) {
+      // Another listener's path. The rendezvous service answers 404 only when it is the sole
+      // listener; once this one is attached too, an upgrade that no listener took is refused
+      // here, after every listener had its turn, instead of hanging.
+      setImmediate(() => {
+        if (!socket.destroyed && (socket as Socket).bytesWritten === 0) {
+          socket.on('error', () => {});
+          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        }
+      });
+      return;
+    }
     const reject = (status: string): void => {
       socket.on('error', () => {});
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
