@@ -111,6 +111,11 @@ export class PortMapping {
         if (entry === undefined) reason = 'mapping-lost';
       }
       const grant = await this.client.map(this.request, previous, this.mapper.requestSignal());
+      if (this.#removed) {
+        // remove() ran while this renewal was on the wire: undo what the renewal re-created.
+        await this.client.unmap(grant, this.mapper.requestSignal()).catch(() => {});
+        return grant;
+      }
       if (grant.epochReset) reason = 'epoch-reset';
       this.#grant = grant;
       this.#grantedAt = Date.now();
