@@ -3,7 +3,6 @@ import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import {
-  ControlMessageReader,
   EXPOSE_VERSION,
   type ExposeControlMessage,
   type ExposeRefusal,
@@ -23,6 +22,7 @@ import {
   ipFamily,
   longTermKey,
   peerIdFromPublicKey,
+  readControlMessages,
   spliceTcp,
 } from '@nat/protocol';
 import { StunClientError } from '../errors.js';
@@ -250,17 +250,11 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     const control = mux.open();
     this.#control = control;
     control.on('error', () => {});
-    const reader = new ControlMessageReader();
-    control.on('data', (chunk: Buffer) => {
-      let messages: ExposeControlMessage[];
-      try {
-        messages = reader.push(chunk);
-      } catch (e) {
-        socket.destroy(e as Error);
-        return;
-      }
-      for (const m of messages) this.#message(m);
-    });
+    readControlMessages(
+      control,
+      (m) => this.#message(m),
+      (e) => socket.destroy(e),
+    );
     if (conn.head.length > 0) mux.receive(conn.head);
   }
 

@@ -10,4 +10,4 @@ export * from './preamble.js';
 export * from './datagram.js';
 export * from './proxy-v2.js';
 export * from './control.js';
-export { spliceTcp, frameWriter, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';
+export { spliceTcp, frameWriter, readControlMessages, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';

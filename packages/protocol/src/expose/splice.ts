@@ -1,4 +1,6 @@
 import type { Duplex } from 'node:stream';
+import type { DecodeError } from '../errors.js';
+import { ControlMessageReader, type ExposeControlMessage } from './control.js';
 
 /**
  * Counts bytes moved by {@link spliceTcp} and may slow it down: returns how many milliseconds
@@ -108,4 +110,25 @@ export function frameWriter(socket: Duplex, maxBuffered = 1 << 20): (header: Uin
     const ok = payload === undefined || socket.write(payload);
     return ok || socket.writableLength < maxBuffered;
   };
+}
+
+/**
+ * Reads framed control messages from a stream: `onMessage` per message, in order; the first
+ * undecodable frame calls `onError` (with the DecodeError) and nothing after it is read.
+ */
+export function readControlMessages(stream: Duplex, onMessage: (m: ExposeControlMessage) => void, onError: (e: DecodeError) => void): void {
+  const reader = new ControlMessageReader();
+  let failed = false;
+  stream.on('data', (chunk: Buffer) => {
+    if (failed) return;
+    let messages: ExposeControlMessage[];
+    try {
+      messages = reader.push(chunk);
+    } catch (e) {
+      failed = true;
+      onError(e as DecodeError);
+      return;
+    }
+    for (const m of messages) onMessage(m);
+  });
 }

@@ -4,7 +4,6 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
-  ControlMessageReader,
   EXPOSE_PROTOCOL,
   EXPOSE_VERSION,
   type ExposeControlMessage,
@@ -24,6 +23,7 @@ import {
   ipFamily,
   ipToBytes,
   peerIdFromPublicKey,
+  readControlMessages,
   spliceTcp,
 } from '@nat/protocol';
 import { ServerError } from '../errors.js';
@@ -292,17 +292,13 @@ class ExposeService implements ExposeHandle {
       return;
     }
     s.control = stream;
-    const reader = new ControlMessageReader();
-    stream.on('data', (chunk: Buffer) => {
-      let messages: ExposeControlMessage[];
-      try {
-        messages = reader.push(chunk);
-      } catch (e) {
-        this.#refuseSession(s, 'bad-message', (e as Error).message);
-        return;
-      }
-      for (const m of messages) if (!s.closed) this.#control(s, m);
-    });
+    readControlMessages(
+      stream,
+      (m) => {
+        if (!s.closed) this.#control(s, m);
+      },
+      (e) => this.#refuseSession(s, 'bad-message', e.message),
+    );
     stream.on('end', () => this.#endSession(s, 'control stream ended'));
     this.#send(s, { v: EXPOSE_VERSION, type: 'challenge', nonce: s.nonce, realm: this.#realm });
   }
