@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runCli } from '@nat/cli';
+import { exposePublicCommand, runCli } from '@nat/cli';
 import { ConfigError, resolveConfig, run as runServer, type RunningServer } from '@nat/server-app';
 import { echoServer, portBlock, roundTrip } from './harness.js';
 
@@ -61,6 +61,13 @@ describe('nat expose TARGET --public', () => {
     const noUser = io();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', url], noUser.io)).toBe(2);
     expect(noUser.err()).toMatch(/--user NAME:PASSWORD/);
+    const fromEnv = io();
+    const ac = new AbortController();
+    const envRun = exposePublicCommand(`127.0.0.1:${echo.port}`, { rendezvous: url, json: true }, fromEnv.io, ac.signal, { NAT_EXPOSE_USER: 'alice:pw' });
+    while (!fromEnv.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
+    expect(fromEnv.out()).toContain('"user":"alice"');
+    ac.abort();
+    expect(await envRun).toBe(0);
     const refused = io();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', url, '--user', 'alice:wrong'], refused.io)).toBe(1);
     expect(refused.err()).toMatch(/unauthorized[\s\S]*check --user/);

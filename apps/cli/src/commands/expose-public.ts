@@ -34,17 +34,19 @@ export function parseTarget(text: string | undefined): { host: string; port: num
  * one JSON line per event with --json). Exit codes: 0 stopped by Ctrl-C, 1 refused by the
  * server, 2 bad usage, 3 the server did not answer.
  */
-export async function exposePublicCommand(targetText: string | undefined, o: ExposePublicOptions, io: Io, signal: AbortSignal): Promise<number> {
+export async function exposePublicCommand(targetText: string | undefined, o: ExposePublicOptions, io: Io, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const target = parseTarget(targetText);
   if (!o.rendezvous) throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service)');
   let credentials: ExposeCredentials;
-  if (o.user !== undefined) {
-    const colon = o.user.indexOf(':');
-    if (colon <= 0) throw new UsageError('--user expects NAME:PASSWORD');
-    credentials = { username: o.user.slice(0, colon), password: o.user.slice(colon + 1) };
+  // NAT_EXPOSE_USER keeps the password off the command line (where `ps` shows it).
+  const user = o.user ?? env['NAT_EXPOSE_USER'];
+  if (user !== undefined && user !== '') {
+    const colon = user.indexOf(':');
+    if (colon <= 0) throw new UsageError(`${o.user !== undefined ? '--user' : 'NAT_EXPOSE_USER'} expects NAME:PASSWORD`);
+    credentials = { username: user.slice(0, colon), password: user.slice(colon + 1) };
   } else if (o.identity !== undefined) {
     credentials = { identity: await loadOrCreateIdentity(o.identity) };
-  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD (a user of the server) or --identity FILE (a peer key the server accepts)');
+  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD or NAT_EXPOSE_USER=NAME:PASSWORD in the environment (a user of the server), or --identity FILE (a peer key the server accepts)');
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
     if (o.json) io.stdout.write(`${JSON.stringify(event)}\n`);
