@@ -31,8 +31,8 @@ async function until(what: () => boolean, ms = 5000): Promise<void> {
 describe('birthday punching in the socket driver (loopback)', () => {
   it('hard side opens its extra sockets, closes them once connected, and the connection works', async () => {
     const p = await connectPair(rv.url, 
-      { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, options: { sockets: SOCKETS } } },
-      { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, options: { sockets: SOCKETS } } },
+      { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
+      { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
     );
     try {
       // the offer carried alice's NAT info
@@ -66,8 +66,8 @@ describe('birthday punching in the socket driver (loopback)', () => {
 
   it('works the other way round: the callee is hard, opens its sockets on its ICE address and closes them', async () => {
     const p = await connectPair(rv.url, 
-      { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true } },
-      { ...base, punch: { mapping: 'address-dependent', ports: 'sequential', privateTargets: true, options: { sockets: SOCKETS } } },
+      { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, plainCheckWaitMs: 0 } },
+      { ...base, punch: { mapping: 'address-dependent', ports: 'sequential', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
     );
     try {
       const bob = p.accepted[0]!;
@@ -86,8 +86,27 @@ describe('birthday punching in the socket driver (loopback)', () => {
     }
   });
 
+  it('by default does not punch once the plain checks connect directly (as against a cone NAT that filters by address only)', async () => {
+    const p = await connectPair(rv.url,
+      { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, options: { sockets: SOCKETS } } },
+      { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true } },
+    );
+    try {
+      const bob = p.accepted[0]!;
+      await bob.ready;
+      expect(p.conn.path).toMatchObject({ path: 'direct', punched: false });
+      // longer than the wait (MAX_PLAIN_CHECK_WAIT_MS): punching would have started by now
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(p.conn.punch).toMatchObject({ role: 'hard', started: false, socketsOpened: 0, probesSent: 0 });
+      expect(bob.punch).toMatchObject({ role: 'easy', started: false, socketsOpened: 0, probesSent: 0 });
+      expect(await echo(p.conn, 'plain ICE')).toBe('plain ICE!');
+    } finally {
+      await p.cleanup();
+    }
+  });
+
   it('opens no extra sockets when both sides are hard (relay role), but still sends its NAT info', async () => {
-    const hard = { ...base, punch: { mapping: 'address-and-port-dependent', privateTargets: true, options: { sockets: SOCKETS } } } as const;
+    const hard = { ...base, punch: { mapping: 'address-and-port-dependent', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } } as const;
     const p = await connectPair(rv.url, hard, hard);
     try {
       const bob = p.accepted[0]!;
@@ -102,7 +121,7 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('without the punch option: no app keys, no report, and a peer that punches falls back to role none', async () => {
-    const p = await connectPair(rv.url, base, { ...base, punch: { mapping: 'endpoint-independent', privateTargets: true } });
+    const p = await connectPair(rv.url, base, { ...base, punch: { mapping: 'endpoint-independent', privateTargets: true, plainCheckWaitMs: 0 } });
     try {
       const bob = p.accepted[0]!;
       await bob.ready;

@@ -36,6 +36,7 @@ import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
+import type { learnPunchOptions } from './nat-info.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
@@ -85,13 +86,14 @@ export interface IceConnectionOptions {
   /** Aborts connecting (rejects with `ABORTED`), and closes the connection once connected. */
   readonly signal?: AbortSignal;
   /**
-   * Opt-in birthday punching for a peer behind an endpoint-dependent mapping (see
-   * `ice/birthday.ts`): this side's NAT mapping (from `detectNat`) goes in the offer or answer
-   * `app` payload (`nat.mapping`, `nat.ports`); when the peer sent its own and one side is hard
-   * and the other easy, the hard side opens `options.sockets` extra sockets (at most
-   * MAX_PUNCH_SOCKETS, 1024) on the ICE socket's host address and both probe. Absent: no
-   * punching, no `app` keys. Punching stops once a direct pair is selected; the relay still
-   * comes first.
+   * Birthday punching for a peer behind an endpoint-dependent mapping (see `ice/birthday.ts`;
+   * `nat ping` and `nat listen` pass {@link learnPunchOptions}' result unless `--no-punch`): this
+   * side's NAT mapping goes in the offer or answer `app` payload (`nat.mapping`, `nat.ports`);
+   * when the peer sent its own, one side is hard and the other easy, and the plain checks toward
+   * the peer's public address found no direct path within `plainCheckWaitMs`, the hard side
+   * opens `options.sockets` extra sockets (at most MAX_PUNCH_SOCKETS, 1024) on the ICE socket's
+   * host address and both probe. Absent: no punching, no `app` keys. Punching stops once a
+   * direct pair is selected; the relay still comes first.
    */
   readonly punch?: IcePunchOptions;
 }

@@ -24,12 +24,13 @@ import {
   punchTarget,
 } from '../ice/birthday.js';
 import type { BaseId } from '../ice/types.js';
+import type { learnPunchOptions } from './nat-info.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 
 /** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
 export const MAX_PUNCH_SOCKETS = 1024;
 
-/** Opt-in birthday punching of {@link IceConnectionOptions.punch}. */
+/** Birthday punching of {@link IceConnectionOptions.punch} (what {@link learnPunchOptions} returns). */
 export interface IcePunchOptions {
   /** This side's NAT mapping behaviour, as `detectNat` reported it; null: unknown (no punching). */
   readonly mapping: PunchMapping;
@@ -42,7 +43,22 @@ export interface IcePunchOptions {
    * server-reflexive one (see {@link punchTarget}). Default false; for LAN and loopback tests.
    */
   readonly privateTargets?: boolean;
+  /**
+   * How long the ordinary ICE checks toward the peer's punch target get before punching starts,
+   * ms, counted from the first check to it (at most {@link MAX_PLAIN_CHECK_WAIT_MS} after the
+   * target is known, if the agent never checks it); punching does not start while a direct pair
+   * has succeeded. Against a NAT that filters by address only, or not at all, the checks connect
+   * in one round trip and the 256 sockets are never bound. 0: punch as soon as the target is
+   * known, whatever the checks do. Default: two round trips of the fastest succeeded pair, at
+   * least {@link MIN_PLAIN_CHECK_WAIT_MS} (twice that before any pair succeeded).
+   */
+  readonly plainCheckWaitMs?: number;
 }
+
+/** The least default {@link IcePunchOptions.plainCheckWaitMs}, ms. */
+export const MIN_PLAIN_CHECK_WAIT_MS = 100;
+/** Punching starts at the latest this long after its target is known (unless a direct pair succeeded), ms. */
+export const MAX_PLAIN_CHECK_WAIT_MS = 1000;
 
 /** What punching did on one side of a connection. */
 export interface PunchReport {
@@ -111,6 +127,11 @@ export class SocketPunch {
   #keep: number | undefined;
   #opened = 0;
   #started = false;
+  /** Punching is ready to start (role, target, bases known) since then; it waits for the plain checks. */
+  #armed: { role: 'hard' | 'easy'; target: TransportAddress; at: number } | undefined;
+  /** When a check toward the target was first seen in flight. */
+  #checkSeenAt: number | undefined;
+  readonly #waitTimer = new WakeTimer(() => this.#considerStart(), () => performance.now());
   readonly #timer = new WakeTimer(() => {
     if (this.#closed) return;
     this.#puncher?.handleTimeout(performance.now());
@@ -199,6 +220,7 @@ export class SocketPunch {
   /** The agent changed its selected pair, or may have: stop punching once a direct path works. */
   onFlush(): void {
     if (!this.#started) this.#maybeStart();
+    if (!this.#started) this.#considerStart();
     const puncher = this.#puncher;
     const pair = this.#host.agent.selectedPair();
     if (pair === undefined || pair.path !== 'direct') return;
@@ -219,6 +241,7 @@ export class SocketPunch {
   close(): void {
     this.#closed = true;
     this.#timer.cancel();
+    this.#waitTimer.cancel();
     for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
   }
 
@@ -226,7 +249,7 @@ export class SocketPunch {
     const role = this.#role;
     const primary = this.#primary;
     const credentials = this.#credentials;
-    if (this.#started || this.#closed || (role !== 'hard' && role !== 'easy') || primary === undefined || credentials === undefined) return;
+    if (this.#started || this.#armed !== undefined || this.#closed || (role !== 'hard' && role !== 'easy') || primary === undefined || credentials === undefined) return;
     if (primary.address.family !== 'IPv4') return;
     const target = punchTarget(this.#remoteCandidates) ?? (this.#options.privateTargets === true ? anyIPv4(this.#remoteCandidates) : undefined);
     if (target === undefined) return;
@@ -236,6 +259,38 @@ export class SocketPunch {
     const own = this.#ownBase();
     if (own !== undefined) this.#primary = own;
     else if (this.#options.privateTargets !== true) return; // our srflx candidate is still to come
+    this.#armed ??= { role, target, at: performance.now() };
+    this.#considerStart();
+  }
+
+  /**
+   * Starts punching once the plain checks toward the target had their chance
+   * ({@link IcePunchOptions.plainCheckWaitMs}) and no direct pair succeeded: the hard side's
+   * sockets and the easy side's probes compete with the checks for the event loop, so a pair of
+   * NATs that ICE connects by itself (one side filtering by address only, or not at all) must not
+   * pay for them. The mapping probe cannot tell filtering (that needs RFC 5780 section 4.4's
+   * tests), so the checks are the test.
+   */
+  #considerStart(): void {
+    const armed = this.#armed;
+    if (armed === undefined || this.#started || this.#closed) return;
+    const wait = this.#options.plainCheckWaitMs;
+    if (wait === 0) return this.#start(armed.role, armed.target);
+    const pairs = this.#host.agent.pairs();
+    if (pairs.some((p) => p.path === 'direct' && p.state === 'succeeded')) return this.#waitTimer.cancel();
+    const now = performance.now();
+    const toTarget = (a: TransportAddress): boolean => a.address === armed.target.address && a.port === armed.target.port;
+    if (this.#checkSeenAt === undefined && pairs.some((p) => toTarget(p.remoteAddress) && p.state !== 'frozen' && p.state !== 'waiting')) this.#checkSeenAt = now;
+    const rtts = pairs.map((p) => p.rttMs).filter((r): r is number => r !== undefined);
+    const grace = wait ?? (rtts.length > 0 ? Math.max(MIN_PLAIN_CHECK_WAIT_MS, 2 * Math.min(...rtts)) : 2 * MIN_PLAIN_CHECK_WAIT_MS);
+    const at = Math.min(this.#checkSeenAt === undefined ? Infinity : this.#checkSeenAt + grace, armed.at + Math.max(grace, MAX_PLAIN_CHECK_WAIT_MS));
+    if (now < at) return this.#waitTimer.set(at);
+    this.#start(armed.role, armed.target);
+  }
+
+  #start(role: 'hard' | 'easy', target: TransportAddress): void {
+    const credentials = this.#credentials!;
+    this.#waitTimer.cancel();
     this.#started = true;
     const given = this.#options.options ?? {};
     const sockets = Math.min(given.sockets ?? 256, MAX_PUNCH_SOCKETS);
