@@ -4,7 +4,7 @@
 // TCP allocation still comes promptly (the UDP one gets a 250 ms head start, not its whole
 // retransmission budget).
 import { createSocket, type Socket } from 'node:dgram';
-import { iceServerRefs, parseIceServerUrl } from '@nat/client';
+import { iceServerRefs, learnPunchOptions, parseIceServerUrl } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
@@ -106,6 +106,21 @@ describe('ICE over a TURN allocation on TCP (loopback)', () => {
       // UDP's retransmissions alone would take 2.75 s; TCP starts 250 ms in.
       expect(p.connectMs).toBeLessThan(1500);
       expect(await echo(p.conn, 'eyeballs')).toBe('eyeballs!');
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('starts TCP at once, without the UDP head start, when the NAT probe got no UDP answer', async () => {
+    // The probe asks the silent UDP "server": no answer, so learnPunchOptions says UDP is blocked.
+    const punch = await learnPunchOptions([{ urls: [`stun:127.0.0.1:${silent.address().port}`] }], { localAddress: '127.0.0.1', timeoutMs: 200 });
+    expect(punch).toMatchObject({ mapping: null, udpBlocked: true });
+    // A head start longer than UDP's whole retransmission budget (2.75 s): only udpBlocked makes this fast.
+    const p = await connectPair(mixed.url, { hostCandidates: false, tcpRelayDelayMs: 5000, punch });
+    try {
+      expect(p.conn.path?.path).toBe('relay');
+      expect(p.connectMs).toBeLessThan(1500);
+      expect(await echo(p.conn, 'no head start')).toBe('no head start!');
     } finally {
       await p.cleanup();
     }

@@ -69,7 +69,8 @@ export interface IceConnectionOptions {
   readonly relay?: boolean;
   /**
    * How long UDP TURN servers get before TCP/TLS ones are tried too, ms; 0 tries all at once.
-   * TCP/TLS start at once anyway when every UDP attempt failed. Default 250.
+   * TCP/TLS start at once anyway when every UDP attempt failed, or when the NAT probe found UDP
+   * blocked ({@link IcePunchOptions.udpBlocked}). Default 250.
    */
   readonly tcpRelayDelayMs?: number;
   /** TLS options for `turns:` servers (a private CA, say). Default: the system's trust store, checking the server name. */
@@ -576,7 +577,7 @@ export class IceConnection {
   /**
    * One relayed candidate, from the first TURN server that grants an allocation. UDP servers go
    * first; TCP and TLS ones (`?transport=tcp`, `turns:`) join {@link IceConnectionOptions.tcpRelayDelayMs}
-   * later, or at once when every UDP attempt has failed (happy eyeballs, as RFC 8305 does for
+   * later, or at once when every UDP attempt has failed or the NAT probe got no UDP answer (happy eyeballs, as RFC 8305 does for
    * address families): UDP to the server is the better relay when it works (no head-of-line
    * blocking, no TCP connection per peer), but a network that blocks UDP must not wait out
    * UDP's retransmissions (seconds) before it gets any candidate. The first allocation wins;
@@ -616,7 +617,7 @@ export class IceConnection {
       }
     };
     const udpDone = attempt(udp);
-    const delay = this.#options.tcpRelayDelayMs ?? 250;
+    const delay = this.#options.punch?.udpBlocked === true ? 0 : this.#options.tcpRelayDelayMs ?? 250;
     const streamDone = (async () => {
       if (stream.length === 0) return;
       if (udp.length > 0 && delay > 0) {

@@ -47,5 +47,8 @@ export async function learnPunchOptions(iceServers: readonly SignallingIceServer
     if (options.signal?.aborted === true) throw e;
     return { mapping: null, probe: undefined, ...budgets };
   }
-  return { mapping: probe.mapping, ports: probe.portAllocation ?? 'unknown', probe, ...budgets };
+  // No answer to Test I within the deadline: UDP to the server does not pass (or the server is
+  // down); the connection then starts TURN over TCP/TLS at once (IcePunchOptions.udpBlocked).
+  const udpBlocked = probe.publicAddress === null;
+  return { mapping: probe.mapping, ports: probe.portAllocation ?? 'unknown', probe, ...(udpBlocked ? { udpBlocked } : {}), ...budgets };
 }

@@ -53,6 +53,12 @@ export interface IcePunchOptions {
    * least {@link MIN_PLAIN_CHECK_WAIT_MS} (twice that before any pair succeeded).
    */
   readonly plainCheckWaitMs?: number;
+  /**
+   * The NAT probe got no answer from the STUN server over UDP ({@link learnPunchOptions} sets
+   * it): UDP is most likely blocked, so TURN over TCP/TLS is tried at once instead of after
+   * {@link IceConnectionOptions.tcpRelayDelayMs}. Default false.
+   */
+  readonly udpBlocked?: boolean;
 }
 
 /** The least default {@link IcePunchOptions.plainCheckWaitMs}, ms. */
