@@ -107,7 +107,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
     .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs, punched, nat')
+    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map this peer\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct path even when both NATs are hard; off by default because it opens ports on your real router (removed on exit)')
+    .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs, punched, nat, portMapping')
     .addHelpText('after', '\nExample:\n  nat ping 3xk2...9f --rendezvous ws://rv.example.org:8443/ --json')
     .action(async (peerId: string, opts) => {
       code = await pingCommand(peerId, opts, io, signal);
@@ -121,6 +122,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
     .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
+    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map this peer\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct path even when both NATs are hard; off by default because it opens ports on your real router (removed on exit)')
     .option('--json', 'print {"id": ...} and then one JSON line per event')
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);

@@ -1,7 +1,56 @@
-import { type IceConnection, StunClientError, acceptPeers } from '@nat/client';
+import { type IceConnection, type IceConnectionOptions, PortMapper, type RendezvousClient, type RendezvousInbound, StunClientError, acceptOffer, acceptPeers } from '@nat/client';
 import { ExitCode } from '../exit-codes.js';
 import type { Io } from '../io.js';
-import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity, natJson, openRendezvous, punchOptions } from './ping.js';
+import {
+  ConnectionPortMap,
+  type PeerCommandOptions,
+  type PortMapReport,
+  closePortMapper,
+  connectionOptions,
+  describePath,
+  describePortMap,
+  endpointJson,
+  loadIdentity,
+  natJson,
+  openPortMapper,
+  openRendezvous,
+  punchOptions,
+} from './ping.js';
+
+/**
+ * {@link acceptPeers} with `--port-map`: each connection gets its own {@link ConnectionPortMap}
+ * (its host candidates' ports mapped on the router), whose mappings are removed when the
+ * connection closes, so that a listener that runs for days does not fill the router's table.
+ */
+function acceptPeersMapped(
+  rv: RendezvousClient,
+  mapper: PortMapper,
+  onConnection: (conn: IceConnection) => void,
+  onReport: (peer: string, sessionId: string, r: PortMapReport) => void,
+  options: IceConnectionOptions,
+): () => void {
+  const sessions = new Set<string>();
+  const onMessage = (m: RendezvousInbound): void => {
+    if (m.type !== 'offer') return;
+    const key = `${m.from} ${m.sessionId}`;
+    if (sessions.has(key)) return;
+    sessions.add(key);
+    const portMap = new ConnectionPortMap(mapper, (r) => onReport(m.from, m.sessionId, r));
+    const conn = acceptOffer(rv, m, { ...options, mappedAddress: portMap.mappedAddress });
+    conn.on('close', () => {
+      sessions.delete(key);
+      void portMap.release();
+    });
+    onConnection(conn);
+  };
+  const stop = (): void => {
+    rv.off('message', onMessage);
+    options.signal?.removeEventListener('abort', stop);
+  };
+  rv.on('message', onMessage);
+  options.signal?.addEventListener('abort', stop, { once: true });
+  return stop;
+}
 
 /**
  * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts every
@@ -18,41 +67,48 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
     else io.stderr.write(`${text}\n`);
   };
   const live = new Set<IceConnection>();
+  let mapper: PortMapper | PortMapReport | undefined;
   try {
+    mapper = await openPortMapper(o);
     const punch = await punchOptions(o, rv, signal);
-    if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch) })}\n`);
+    // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
+    const portMapping = mapper === undefined ? null : mapper instanceof PortMapper ? { gateway: mapper.gateway } : mapper;
+    if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
     else {
       io.stdout.write(`${rv.id}\n`);
       io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
       const nat = natJson(punch);
       if (nat !== null) io.stderr.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`);
+      if (mapper instanceof PortMapper) io.stderr.write(`port mapping: each connection's ports are mapped on ${mapper.gateway} and unmapped when it ends\n`);
+      else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);
     }
-    const stop = acceptPeers(
-      rv,
-      (conn) => {
-        live.add(conn);
-        const peer = conn.peerId;
-        event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
-        conn.on('path', (p) => {
-          event(
-            { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 100) / 100 },
-            `${peer}: ${describePath(p)}`,
-          );
-        });
-        conn.on('data', (d) => conn.send(d));
-        conn.on('close', (reason) => {
-          live.delete(conn);
-          const p = conn.punch;
-          if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
-          if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
-          else if (reason !== 'closed') event({ event: 'failed', peer, sessionId: conn.sessionId, reason }, `${peer}: ICE failed (${reason})`);
-        });
-        conn.ready.catch((e: unknown) => {
-          if (e instanceof StunClientError && e.code === 'ABORTED') return;
-        });
-      },
-      { ...options, ...(punch === undefined ? {} : { punch }) },
-    );
+    const onConnection = (conn: IceConnection): void => {
+      live.add(conn);
+      const peer = conn.peerId;
+      event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
+      conn.on('path', (p) => {
+        event(
+          { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 100) / 100 },
+          `${peer}: ${describePath(p)}`,
+        );
+      });
+      conn.on('data', (d) => conn.send(d));
+      conn.on('close', (reason) => {
+        live.delete(conn);
+        const p = conn.punch;
+        if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
+        if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
+        else if (reason !== 'closed') event({ event: 'failed', peer, sessionId: conn.sessionId, reason }, `${peer}: ICE failed (${reason})`);
+      });
+      conn.ready.catch((e: unknown) => {
+        if (e instanceof StunClientError && e.code === 'ABORTED') return;
+      });
+    };
+    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    const stop =
+      mapper instanceof PortMapper
+        ? acceptPeersMapped(rv, mapper, onConnection, (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`), acceptOptions)
+        : acceptPeers(rv, onConnection, acceptOptions);
     const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
       if (signal.aborted) return resolve('signal');
       signal.addEventListener('abort', () => resolve('signal'), { once: true });
@@ -66,6 +122,8 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
     return ExitCode.Ok;
   } finally {
     await Promise.all([...live].map((c) => c.close('listener stopped')));
+    // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
+    await closePortMapper(mapper, io, 'listen');
     await rv.close();
   }
 }

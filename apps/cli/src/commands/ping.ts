@@ -1,5 +1,22 @@
-import { type ConnectionEndpoint, type ConnectionPath, type IceConnection, type IceConnectionOptions, type LearnedPunchOptions, type LoadedIdentity, RendezvousClient, StunClientError, connectPeer, defaultIdentityPath, learnPunchOptions, loadOrCreateIdentity } from '@nat/client';
-import { PeerId, formatTransportAddress, ipFamily } from '@nat/protocol';
+import {
+  type ConnectionEndpoint,
+  type ConnectionPath,
+  type IceConnection,
+  type IceConnectionOptions,
+  type LearnedPunchOptions,
+  type LoadedIdentity,
+  PortMapError,
+  PortMapper,
+  type PortMapMethod,
+  RendezvousClient,
+  StunClientError,
+  connectPeer,
+  defaultIdentityPath,
+  learnPunchOptions,
+  loadOrCreateIdentity,
+  mappedAddressSource,
+} from '@nat/client';
+import { PeerId, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 
@@ -14,6 +31,8 @@ export interface PeerCommandOptions {
   readonly relayOnly?: boolean;
   /** `--no-punch` (false): no NAT mapping probe and no birthday punching. Default true. */
   readonly punch?: boolean;
+  /** `--port-map [GATEWAY]`: map the host candidates' ports on the router (true: the default gateway). Off by default. */
+  readonly portMap?: boolean | string;
 }
 
 /** Options of `nat ping`. */
@@ -100,6 +119,112 @@ export function describePath(p: ConnectionPath): string {
   return `${p.path} (${end(p.localCandidate)} -> ${end(p.remoteCandidate)})`;
 }
 
+/**
+ * What `--port-map` reports for one host candidate: the mapping the router granted (a
+ * server-reflexive candidate at `externalAddress`), or why there is none (`error`, a
+ * {@link PortMapError} code, and `message`).
+ */
+export interface PortMapReport {
+  readonly gateway: string | null;
+  readonly method: PortMapMethod | null;
+  /** The host candidate's base, `ip:port`. */
+  readonly internalAddress: string | null;
+  /** The mapped candidate, `ip:port`. */
+  readonly externalAddress: string | null;
+  readonly error: string | null;
+  readonly message: string | null;
+}
+
+/** A failure of `--port-map` as a report. */
+function portMapFailure(gateway: string | null, base: TransportAddress | undefined, e: PortMapError): PortMapReport {
+  return { gateway, method: null, internalAddress: base === undefined ? null : formatTransportAddress(base), externalAddress: null, error: e.code, message: e.message };
+}
+
+/** A report in words: `upnp 203.0.113.7:40000 -> 10.0.0.2:40000 (gateway 10.0.0.1)`. */
+export function describePortMap(r: PortMapReport): string {
+  if (r.error !== null) return `failed${r.gateway === null ? '' : ` (gateway ${r.gateway})`}: ${r.message ?? r.error}`;
+  return `${r.method ?? '?'} ${r.externalAddress} -> ${r.internalAddress} (gateway ${r.gateway})`;
+}
+
+/**
+ * `--port-map [GATEWAY]`: the router's port mapper, or the report of why there is none (no
+ * default gateway); undefined without the flag. A gateway that is not an IPv4 address is a
+ * usage error. Opt-in, because it asks the user's real router to open ports.
+ */
+export async function openPortMapper(o: PeerCommandOptions): Promise<PortMapper | PortMapReport | undefined> {
+  if (o.portMap === undefined || o.portMap === false) return undefined;
+  const gateway = typeof o.portMap === 'string' ? o.portMap : undefined;
+  if (gateway !== undefined && ipFamily(gateway) !== 'IPv4') throw new UsageError(`--port-map: ${JSON.stringify(gateway)} is not an IPv4 address (the router's)`);
+  try {
+    // Bounded well below the process's life: ICE gathering gives up on a mapping after 5 s,
+    // and closing must not hang on a router that stopped answering.
+    return await PortMapper.create({ ...(gateway === undefined ? {} : { gateway }), probeTimeoutMs: 2000, requestTimeoutMs: 5000 });
+  } catch (e) {
+    if (e instanceof PortMapError) return portMapFailure(gateway ?? null, undefined, e);
+    throw e;
+  }
+}
+
+/**
+ * The port mappings of one connection: its `mappedAddress` option (each IPv4 host candidate's
+ * port mapped on the router, becoming a server-reflexive candidate), the reports of what was
+ * mapped or refused, and {@link release} to remove the connection's mappings when it ends (so
+ * a long `nat listen` does not pile up mappings on the router).
+ */
+export class ConnectionPortMap {
+  readonly reports: PortMapReport[] = [];
+  readonly mappedAddress: (base: TransportAddress) => Promise<TransportAddress | undefined>;
+  readonly #mapper: PortMapper;
+  readonly #ports = new Set<number>();
+  #released = false;
+
+  constructor(mapper: PortMapper, onReport?: (r: PortMapReport) => void) {
+    this.#mapper = mapper;
+    const report = (r: PortMapReport): void => {
+      this.reports.push(r);
+      onReport?.(r);
+    };
+    const source = mappedAddressSource(mapper, { onError: (base, e) => report(portMapFailure(mapper.gateway, base, e)) });
+    this.mappedAddress = async (base) => {
+      this.#ports.add(base.port);
+      const external = await source(base);
+      if (external === undefined) return undefined;
+      if (this.#released) {
+        await this.release();
+        return undefined;
+      }
+      const m = this.#mine().find((x) => x.grant.internalPort === base.port && x.grant.internalAddress === base.address);
+      report({ gateway: mapper.gateway, method: m?.grant.method ?? null, internalAddress: formatTransportAddress(base), externalAddress: formatTransportAddress(external), error: null, message: null });
+      return external;
+    };
+  }
+
+  /** The first mapping made, else the first failure, else undefined (none tried or finished yet). */
+  get summary(): PortMapReport | undefined {
+    return this.reports.find((r) => r.error === null) ?? this.reports[0];
+  }
+
+  #mine(): ReturnType<PortMapper['mappings']> {
+    return this.#mapper.mappings().filter((m) => m.request.protocol === 'udp' && this.#ports.has(m.grant.internalPort));
+  }
+
+  /** Removes this connection's mappings (and any that completes later). */
+  async release(): Promise<void> {
+    this.#released = true;
+    await Promise.all(this.#mine().map((m) => m.remove().catch(() => {})));
+  }
+}
+
+/** Closes the mapper of `--port-map` (removing every mapping it made); a failure is a warning. */
+export async function closePortMapper(mapper: PortMapper | PortMapReport | undefined, io: Io, command: string): Promise<void> {
+  if (!(mapper instanceof PortMapper)) return;
+  try {
+    await mapper.close();
+  } catch (e) {
+    io.stderr.write(`nat ${command}: could not remove a port mapping on ${mapper.gateway}: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
+
 const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 /**
@@ -113,18 +238,24 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
   const identity = await loadIdentity(o.identity);
   const rv = await openRendezvous(o, identity, io, signal, 'ping');
   if (typeof rv === 'number') return rv;
+  let mapper: PortMapper | PortMapReport | undefined;
   try {
+    mapper = await openPortMapper(o);
+    const portMap = mapper instanceof PortMapper ? new ConnectionPortMap(mapper) : undefined;
+    /** `portMapping` of the JSON output: null without --port-map. */
+    const portMapping = (): PortMapReport | null =>
+      mapper === undefined ? null : !(mapper instanceof PortMapper) ? mapper : (portMap?.summary ?? { gateway: mapper.gateway, method: null, internalAddress: null, externalAddress: null, error: 'PENDING', message: 'the router had not answered yet' });
     const punch = await punchOptions(o, rv, signal);
     // connectMs counts from here: the NAT probe is a once-per-process cost (`nat.probeMs`).
     const started = performance.now();
     let conn;
     try {
-      conn = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }) });
+      conn = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }), ...(portMap === undefined ? {} : { mappedAddress: portMap.mappedAddress }) });
     } catch (e) {
       if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
       const offline = e.code === 'ERROR_RESPONSE' && (e.reason === 'peer-offline' || e.reason === 'unknown-peer');
       const silent = e.code === 'TIMEOUT' && e.reason === 'no-remote-candidates';
-      if (o.json) io.stdout.write(`${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message })}\n`);
+      if (o.json) io.stdout.write(`${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }) })}\n`);
       io.stderr.write(`nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}\n`);
       return offline || silent ? ExitCode.NoAnswer : ExitCode.Failure;
     }
@@ -163,6 +294,7 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
           rttMs,
           punched: path.punched,
           nat: natJson(punch),
+          portMapping: portMapping(),
           ...(conn.punch === undefined ? {} : { punch: { role: conn.punch.role ?? null, outcome: conn.punch.outcome ?? null, probesSent: conn.punch.probesSent, socketsOpened: conn.punch.socketsOpened } }),
         })}\n`);
       } else {
@@ -171,12 +303,16 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
         if (nat !== null) io.stdout.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (probed in ${nat.probeMs ?? '-'} ms)\n`);
         const p = conn.punch;
         if (p?.started === true) io.stdout.write(`birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}\n`);
+        const pm = portMapping();
+        if (pm !== null) io.stdout.write(`port mapping: ${describePortMap(pm)}\n`);
       }
       return rttMs.length > 0 ? ExitCode.Ok : ExitCode.NoAnswer;
     } finally {
       await conn.close();
     }
   } finally {
+    // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
+    await closePortMapper(mapper, io, 'ping');
     await rv.close();
   }
 }
