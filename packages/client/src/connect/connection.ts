@@ -30,11 +30,11 @@ import { IceAgent } from '../ice/agent.js';
 import type { BaseId, CandidatePairInfo, IceAgentOptions, IceFailureReason, IcePath, IceRole } from '../ice/types.js';
 import { punchInfoFromApp } from '../ice/birthday.js';
 import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
-import { resolveServer } from '../resolve.js';
+import { resolveServer, routeSourceAddress } from '../resolve.js';
 import { TurnClient, type TurnClientInit } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
-import { explicitHostAddresses, hostInterfaceAddresses } from './hosts.js';
+import { explicitHostAddresses, hostInterfaceAddresses, rankHostAddresses } from './hosts.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import type { learnPunchOptions } from './nat-info.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
@@ -464,11 +464,35 @@ export class IceConnection {
   async #bindHosts(): Promise<{ base: string; address: TransportAddress; socket: Socket }[]> {
     const o = this.#options;
     if (o.hostCandidates === false) return [];
-    const addresses = o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : hostInterfaceAddresses(o.includeLoopback === true);
+    // Explicit addresses keep the caller's order; the interfaces' are ranked (rankHostAddresses).
+    const addresses =
+      o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(o.includeLoopback === true), await this.#routeSource());
     const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
     const out: { base: string; address: TransportAddress; socket: Socket }[] = [];
     for (const b of bound) if (b !== undefined) out.push(b);
     return out;
+  }
+
+  /**
+   * The local IP the kernel sends from toward the first STUN (else TURN) server, without sending
+   * anything ({@link routeSourceAddress}); undefined when there is none or it takes over 200 ms
+   * (a DNS name that resolves slowly).
+   */
+  async #routeSource(): Promise<string | undefined> {
+    const refs = iceServerRefs(this.#options.iceServers ?? this.#rv.iceServers);
+    const server = refs.stun[0]?.server ?? refs.turn[0]?.server;
+    if (server === undefined) return undefined;
+    const lookup = resolveServer(server).then(({ address }) => routeSourceAddress(address));
+    lookup.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, 200, undefined)));
+    try {
+      return await Promise.race([lookup, late]);
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #bind(ip: string): Promise<{ base: string; address: TransportAddress; socket: Socket }> {

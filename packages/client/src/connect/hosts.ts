@@ -3,7 +3,8 @@
  * usable interface address.
  */
 import { networkInterfaces } from 'node:os';
-import { canonicalIp, ipFamily } from '@nat/protocol';
+import { canonicalIp, ipFamily, ipToBytes } from '@nat/protocol';
+import { isPublicIPv4 } from '../ice/birthday.js';
 
 /**
  * The addresses of this host's interfaces that make useful host candidates: IPv4 and IPv6,
@@ -36,4 +37,34 @@ export function explicitHostAddresses(addresses: readonly string[]): string[] {
     if (!out.includes(ip)) out.push(ip);
   }
   return out;
+}
+
+/** An address the internet can reach: IPv4 outside the RFC 6890 special ranges, IPv6 outside loopback, link-local (fe80::/10), unique local (fc00::/7) and IPv4-mapped. */
+export function isPublicAddress(ip: string): boolean {
+  if (ipFamily(ip) === 'IPv4') return isPublicIPv4(ip);
+  const b = ipToBytes(ip);
+  if (b.length !== 16) return false;
+  const zeroPrefix = b.subarray(0, 10).every((x) => x === 0);
+  if (zeroPrefix) return false; // ::, ::1, ::ffff:a.b.c.d
+  return !((b[0]! & 0xfe) === 0xfc || (b[0] === 0xfe && (b[1]! & 0xc0) === 0x80));
+}
+
+/**
+ * The host addresses in the order of their local preference, highest first (RFC 8445 section
+ * 5.1.2.1: unique per candidate type; a multihomed agent SHOULD follow RFC 8421). First the
+ * address the kernel sends from toward the STUN/rendezvous server (`routeSource`: RFC 6724 source
+ * address selection, so with no NAT in between it is the address the server saw us from), then
+ * addresses the internet can reach ({@link isPublicAddress}), then private ones; interface order
+ * within each. The local preference orders the checks (RFC 8445 section 6.1.2.3) and the
+ * nomination waits for pending pairs of higher priority, so a private address first (as
+ * `os.networkInterfaces()` lists a host with a LAN and a public address) makes every peer spend
+ * its first checks on a LAN it cannot reach. RFC 8421 section 4 also interleaves IPv6 and IPv4;
+ * this keeps the interface order between the families.
+ */
+export function rankHostAddresses(addresses: readonly string[], routeSource: string | undefined): string[] {
+  const rank = (ip: string): number => (ip === routeSource ? 0 : isPublicAddress(ip) ? 1 : 2);
+  return addresses
+    .map((ip, i) => ({ ip, i, r: rank(ip) }))
+    .sort((x, y) => x.r - y.r || x.i - y.i)
+    .map((x) => x.ip);
 }

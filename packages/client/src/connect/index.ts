@@ -70,5 +70,5 @@ export {
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
-export { hostInterfaceAddresses, explicitHostAddresses } from './hosts.js';
+export { hostInterfaceAddresses, explicitHostAddresses, isPublicAddress, rankHostAddresses } from './hosts.js';
 export { type IceServerRefs, type ParsedIceServerUrl, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';

@@ -127,8 +127,8 @@ export function punchRole(local: PunchMapping, remote: PunchMapping): PunchRole 
   return 'none';
 }
 
-/** Ranges that are not reachable across the internet (RFC 6890), for {@link punchTarget}. */
-function isPublicIPv4(ip: string): boolean {
+/** False for IPv4 ranges that are not reachable across the internet (RFC 6890), for {@link punchTarget} and host ranking. */
+export function isPublicIPv4(ip: string): boolean {
   const b = ipToBytes(ip);
   if (b.length !== 4) return false;
   const [a, c] = [b[0]!, b[1]!];
