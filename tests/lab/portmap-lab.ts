@@ -309,3 +309,21 @@ if (proto === 'udp') {
   const c = require('node:net').connect(Number(port), host, () => c.write(payload));
   c.on('data', (d) => done(true, d.toString())); c.on('error', (e) => done(false, e.code));
 }`;
+
+/**
+ * The {@link NamespaceHost} of a lab whose `exec`/`spawn` take role names (such as the pair lab
+ * of pair.ts, whose roles are `server`, `routerA`, ...): namespace names are mapped back to
+ * their roles, so that the miniupnpd helpers run in any of its namespaces.
+ */
+export function namespaceHostByRole<R extends string>(lab: {
+  readonly tmpDir: string;
+  exec(ref: R, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  spawn(ref: R, argv: readonly string[]): LabProcess;
+}, roles: Readonly<Record<R, string>>): NamespaceHost {
+  const role = (ns: string): R => {
+    const r = (Object.keys(roles) as R[]).find((k) => roles[k] === ns);
+    if (r === undefined) throw new Error(`namespace ${ns} is not one of this lab's`);
+    return r;
+  };
+  return { tmpDir: lab.tmpDir, exec: (ns, argv, opts) => lab.exec(role(ns), argv, opts), spawn: (ns, argv) => lab.spawn(role(ns), argv) };
+}

@@ -79,11 +79,13 @@ export function natJson(p: LearnedPunchOptions | undefined): { mapping: string |
  * one the connection settles on: at most `checksMs` (2 s) for ordinary ICE checks still in
  * flight, the punching budget (up to 8 s) while birthday punching runs, and 2 s after a punch
  * hit for the agent to validate and select the punched pair. Not at all when a direct path is
- * hopeless: both NATs are symmetric (punch role `relay`), or UDP to the STUN server got no
- * answer at all.
+ * hopeless: UDP to the STUN server got no answer at all. Both NATs symmetric (punch role
+ * `relay`) is not hopeless: a port mapping on either side (`--port-map`, which this side cannot
+ * see on the other) is a server-reflexive candidate that ordinary checks reach, a little after
+ * the relayed pair, so those checks get their `checksMs` too.
  */
 export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions | undefined, signal: AbortSignal, checksMs = 2000): Promise<void> {
-  if (conn.punch?.role === 'relay' || punch?.probe?.publicAddress === null) return;
+  if (punch?.probe?.publicAddress === null) return;
   const start = performance.now();
   let hitAt: number | undefined;
   while (!signal.aborted && !conn.closed && conn.path?.path !== 'direct' && conn.upgrading) {
@@ -158,7 +160,11 @@ export async function openPortMapper(o: PeerCommandOptions): Promise<PortMapper 
   try {
     // Bounded well below the process's life: ICE gathering gives up on a mapping after 5 s,
     // and closing must not hang on a router that stopped answering.
-    return await PortMapper.create({ ...(gateway === undefined ? {} : { gateway }), probeTimeoutMs: 2000, requestTimeoutMs: 5000 });
+    const mapper = await PortMapper.create({ ...(gateway === undefined ? {} : { gateway }), probeTimeoutMs: 2000, requestTimeoutMs: 5000 });
+    // Probe the router now, beside the rendezvous and NAT probes: the first mapping then waits for
+    // one request instead of the slowest method's probe (a router without PCP costs its timeout).
+    void mapper.probe().catch(() => {});
+    return mapper;
   } catch (e) {
     if (e instanceof PortMapError) return portMapFailure(gateway ?? null, undefined, e);
     throw e;
