@@ -51,6 +51,7 @@ export async function loadIdentity(file: string | undefined): Promise<LoadedIden
 /** The connection options the peer commands' flags ask for. */
 export function connectionOptions(o: PeerCommandOptions, signal: AbortSignal, failureTimeout?: number): IceConnectionOptions {
   for (const a of o.hostAddress ?? []) if (ipFamily(a) === undefined) throw new UsageError(`--host-address: ${JSON.stringify(a)} is not an IP address`);
+  if (typeof o.portMap === 'string' && ipFamily(o.portMap) !== 'IPv4') throw new UsageError(`--port-map: ${JSON.stringify(o.portMap)} is not an IPv4 address (the router's; omit it for the default gateway)`);
   return {
     signal,
     ...(o.relayOnly ? { hostCandidates: false } : o.hostAddress !== undefined && o.hostAddress.length > 0 ? { hostAddresses: o.hostAddress } : {}),
@@ -150,13 +151,12 @@ export function describePortMap(r: PortMapReport): string {
 
 /**
  * `--port-map [GATEWAY]`: the router's port mapper, or the report of why there is none (no
- * default gateway); undefined without the flag. A gateway that is not an IPv4 address is a
- * usage error. Opt-in, because it asks the user's real router to open ports.
+ * default gateway); undefined without the flag. Opt-in, because it asks the user's real router
+ * to open ports.
  */
 export async function openPortMapper(o: PeerCommandOptions): Promise<PortMapper | PortMapReport | undefined> {
   if (o.portMap === undefined || o.portMap === false) return undefined;
-  const gateway = typeof o.portMap === 'string' ? o.portMap : undefined;
-  if (gateway !== undefined && ipFamily(gateway) !== 'IPv4') throw new UsageError(`--port-map: ${JSON.stringify(gateway)} is not an IPv4 address (the router's)`);
+  const gateway = typeof o.portMap === 'string' ? o.portMap : undefined; // checked by connectionOptions()
   try {
     // Bounded well below the process's life: ICE gathering gives up on a mapping after 5 s,
     // and closing must not hang on a router that stopped answering.
