@@ -13,19 +13,15 @@
  * Needs root, `ip`, `nft` and a build (`pnpm bench:connect` builds first).
  */
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { BEHAVIOURS, type Behaviour } from '../../tests/lab/recipes.js';
 import { destroyAllLabsSync, labAvailable, listLabNamespaces, sweepStaleLabs } from '../../tests/lab/netns.js';
 import { createPairLab, type PairLab } from '../../tests/lab/pair.js';
+import { RENDEZVOUS, startIceServices } from '../../tests/lab/ice-lab.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const NAT_SERVER = join(repo, 'apps/server/dist/main.js');
-const NAT_CLI = join(repo, 'apps/cli/dist/main.js');
-const PEER = join(repo, 'bench/connect/peer.ts');
+const PEER = fileURLToPath(new URL('peer.ts', import.meta.url));
 const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
-const RENDEZVOUS = 'ws://203.0.113.1:8080/';
 
 const HELP = `pnpm bench:connect [-- options]
 
@@ -135,14 +131,6 @@ function int(name: string, v: string | undefined, min: number): number {
   return n;
 }
 
-async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 interface Settings {
   runs: number;
   warmup: number;
@@ -157,23 +145,7 @@ async function runPair(a: Behaviour, b: Behaviour, s: Settings): Promise<PairRes
   let lab: PairLab | undefined;
   try {
     lab = await createPairLab({ a, b });
-    const server = lab.spawn('server', [
-      process.execPath, NAT_SERVER,
-      '--listen', lab.server.primary, '--alternate', lab.server.secondary,
-      '--realm', 'lab', '--auth-secret', 'bench-secret', '--rendezvous-port', '8080',
-      '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24', '--allow-peer', '198.51.100.0/24',
-      '--log-level', 'warn',
-    ]);
-    await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 10_000, 'nat-server');
-    if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
-    const listener = lab.spawn('clientB', [
-      process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'),
-      ...(s.punch ? [] : ['--no-punch']),
-    ]);
-    await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), 10_000, 'nat listen id');
-    const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
-    if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
-    const { id } = JSON.parse(idLine) as { id: string };
+    const { id } = await startIceServices(lab, { listenArgs: s.punch ? [] : ['--no-punch'] });
     // Bounded: every run ends within failureTimeout + the longest wait + two 2 s pings + a pause.
     const perRun = FAILURE_TIMEOUT_MS + Math.max(s.directWait, s.punchWait) + 4_000 + 500;
     const r = await lab.exec(

@@ -10,18 +10,11 @@
  * (the rendezvous hands out `turn:...?transport=tcp` beside the UDP URIs), so every pair with
  * one must connect through the relay.
  */
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { NAT_CLI, RENDEZVOUS, startIceServices } from './ice-lab.js';
 import { BEHAVIOURS, labAvailable, listLabNamespaces, type Behaviour } from './index.js';
 import { createPairLab, injectForwardLoss, reconfigurePairSide, type PairLab } from './pair.js';
-
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const NAT_SERVER = `${repo}apps/server/dist/main.js`;
-const NAT_CLI = `${repo}apps/cli/dist/main.js`;
-const RENDEZVOUS = 'ws://203.0.113.1:8080/';
-/** What the rendezvous hands out: STUN, TURN over UDP, and TURN over TCP for networks that block UDP. */
-const ICE_URLS = ['stun:203.0.113.1:3478', 'turn:203.0.113.1:3478', 'turn:203.0.113.1:3478?transport=tcp'];
 
 const availability = labAvailable();
 if (!availability.ok) console.warn(`[lab] ICE matrix skipped: ${availability.reason}`);
@@ -70,14 +63,6 @@ interface PairOutcome {
   namespaces: readonly string[];
 }
 
-async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /**
  * One column of the matrix: NAT B of behaviour `b` with `nat listen` behind it and `nat-server`
  * on the internet side, started once; then for each behaviour of `as` in turn, NAT A gets that
@@ -96,23 +81,7 @@ async function runColumn(b: Behaviour, as: readonly Behaviour[], lossPercent = 0
         await injectForwardLoss(lab, 'routerA', lossPercent);
         await injectForwardLoss(lab, 'routerB', lossPercent);
       }
-      const server = lab.spawn('server', [
-        process.execPath, NAT_SERVER,
-        '--listen', lab.server.primary, '--alternate', lab.server.secondary,
-        '--realm', 'lab', '--auth-secret', 'lab-secret', '--rendezvous-port', '8080',
-        ...ICE_URLS.flatMap((u) => ['--rendezvous-ice-url', u]),
-        '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24', '--allow-peer', '198.51.100.0/24',
-        '--log-level', 'warn',
-      ]);
-      await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 20_000, 'nat-server');
-      if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
-      const listener = lab.spawn('clientB', [
-        process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'),
-      ]);
-      await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), 20_000, 'nat listen id');
-      const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
-      if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
-      const { id } = JSON.parse(idLine) as { id: string };
+      const { server, listener, id } = await startIceServices(lab);
       const outcomes: PairOutcome[] = [];
       let t = started;
       for (const [i, a] of as.entries()) {

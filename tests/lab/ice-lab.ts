@@ -1,0 +1,71 @@
+/**
+ * The ICE services of a pair lab (tests/lab/pair.ts), started the same way for the kernel-NAT
+ * matrix (ice-matrix.test.ts) and the connect-time benchmark (bench/connect/run.ts):
+ * `nat-server` (STUN on two addresses, TURN over UDP and TCP, rendezvous) in the server
+ * namespace and `nat listen --json` behind NAT B, whose peer id is read from its first line.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LabProcess } from './netns.js';
+import type { PairLab } from './pair.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+/** The built `nat-server` and `nat` entry points (build first). */
+export const NAT_SERVER = join(repo, 'apps/server/dist/main.js');
+export const NAT_CLI = join(repo, 'apps/cli/dist/main.js');
+/** The rendezvous URL on the lab's server. */
+export const RENDEZVOUS = 'ws://203.0.113.1:8080/';
+/** What the rendezvous hands out: STUN, TURN over UDP, and TURN over TCP for networks that block UDP. */
+export const ICE_URLS: readonly string[] = ['stun:203.0.113.1:3478', 'turn:203.0.113.1:3478', 'turn:203.0.113.1:3478?transport=tcp'];
+
+/** Polls `pred` every 25 ms; throws after `timeoutMs`. */
+export async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Options of {@link startIceServices}. */
+export interface IceServicesOptions {
+  /** More arguments of `nat listen` (e.g. `--no-punch`). */
+  readonly listenArgs?: readonly string[];
+  /** How long each of the two gets to come up, ms. Default 20000. */
+  readonly timeoutMs?: number;
+}
+
+/** The running services. */
+export interface IceServices {
+  readonly server: LabProcess;
+  readonly listener: LabProcess;
+  /** The listener's peer id, to ping. */
+  readonly id: string;
+}
+
+/**
+ * Starts `nat-server` in the lab's server namespace and `nat listen` behind NAT B (identity in
+ * the lab's temporary directory), and waits for the listener's id. Throws with the process's
+ * output when either exits or does not come up in time; the lab's `destroy()` kills both.
+ */
+export async function startIceServices(lab: PairLab, options: IceServicesOptions = {}): Promise<IceServices> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const server = lab.spawn('server', [
+    process.execPath, NAT_SERVER,
+    '--listen', lab.server.primary, '--alternate', lab.server.secondary,
+    '--realm', 'lab', '--auth-secret', 'lab-secret', '--rendezvous-port', '8080',
+    ...ICE_URLS.flatMap((u) => ['--rendezvous-ice-url', u]),
+    '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24', '--allow-peer', '198.51.100.0/24',
+    '--log-level', 'warn',
+  ]);
+  await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), timeoutMs, 'nat-server');
+  if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
+  const listener = lab.spawn('clientB', [
+    process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'), ...(options.listenArgs ?? []),
+  ]);
+  await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), timeoutMs, 'nat listen id');
+  const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
+  if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
+  const { id } = JSON.parse(idLine) as { id: string };
+  return { server, listener, id };
+}
