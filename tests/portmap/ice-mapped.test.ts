@@ -127,6 +127,13 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
     expect(jsonLines(plainListener)[0]?.portMapping).toBeUndefined();
 
     const t = Date.now();
+    // Beside them, a human-readable ping that asks router A, which maps nothing, for a mapping too:
+    // the failure is reported and the ping still goes direct through the listener's mapping.
+    const humanPing = l.exec(
+      'clientA',
+      [NODE, NAT_CLI, 'ping', mappedId, '--rendezvous', RENDEZVOUS, '--count', '12', '--interval', '250', '--port-map', '--identity', join(l.tmpDir, 'a-human.key')],
+      { timeoutMs: 30_000 },
+    );
     const [mapped, plain] = await Promise.all([ping(mappedId, 'a-mapped'), ping(plainId, 'a-plain')]);
     const log = (which: string, r: { log: string }, p: LabProcess): string => `${which} ping ${r.log}\nlistener: ${p.output()}\nminiupnpd: ${daemon?.process.output().slice(-2000)}`;
     console.log(
@@ -135,7 +142,7 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
 
     // The mapping the listener made: miniupnpd's grant of its host candidate's port, on router B's WAN address.
     const reports = jsonLines(mappedListener).filter((j) => j.event === 'port-mapping').map((j) => j.portMapping as PortMapReport);
-    const granted = reports.find((r) => r.error === null);
+    const granted = reports.find((r) => r.error === null && r.externalAddress === mapped.json?.remoteCandidate.address);
     expect(granted, log('mapped', mapped, mappedListener)).toBeDefined();
     expect(granted!.method).toMatch(/^(pcp|natpmp|upnp)$/);
     expect(granted!.gateway).toBe(l.b.router.lan);
@@ -158,8 +165,17 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
     expect(plain.json?.rttMs.length ?? 0).toBeGreaterThan(0);
     expect(jsonLines(plainListener).some((j) => j.event === 'port-mapping')).toBe(false);
 
-    // The connection ended (the pinger said bye): its mapping is gone from the router while the listener still runs.
-    await waitFor(async () => (await daemon!.natRules()).length === 0, 8_000, 'the listener to remove its mapping').catch(async (e: unknown) => {
+    const human = await humanPing;
+    expect(human.code, human.stdout + human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^connected to \S+ in [\d.]+ ms: (direct|relay) \(/m);
+    expect(human.stdout).toMatch(/^ping \d+: [\d.]+ ms over direct$/m);
+    expect(human.stdout).toContain(`port mapping: failed (gateway ${l.a.router.lan}): no port mapping method works with ${l.a.router.lan}`);
+    const grants = reports.filter((r) => r.error === null);
+    expect(grants.length).toBe(2);
+    expect(new Set(grants.map((r) => r.externalAddress)).size).toBe(2);
+
+    // The connections ended (the pingers said bye): their mappings are gone from the router while the listener still runs.
+    await waitFor(async () => (await daemon!.natRules()).length === 0, 8_000, 'the listener to remove its mappings').catch(async (e: unknown) => {
       throw new Error(`${(e as Error).message}: ${(await daemon!.natRules()).join('\n')}\n${mappedListener.output()}`);
     });
     expect(mappedListener.hasExited()).toBe(false);
