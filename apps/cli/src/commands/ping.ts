@@ -171,6 +171,9 @@ export async function openPortMapper(o: PeerCommandOptions): Promise<PortMapper 
   }
 }
 
+/** Lease asked for the mappings of `--port-map`, seconds. */
+const MAPPING_LIFETIME_S = 600;
+
 /**
  * The port mappings of one connection: its `mappedAddress` option (each IPv4 host candidate's
  * port mapped on the router, becoming a server-reflexive candidate), the reports of what was
@@ -190,7 +193,8 @@ export class ConnectionPortMap {
       this.reports.push(r);
       onReport?.(r);
     };
-    const source = mappedAddressSource(mapper, { onError: (base, e) => report(portMapFailure(mapper.gateway, base, e)) });
+    // 10-minute leases renewed at half-life: what a killed process leaves open closes soon.
+    const source = mappedAddressSource(mapper, { lifetime: MAPPING_LIFETIME_S, onError: (base, e) => report(portMapFailure(mapper.gateway, base, e)) });
     this.mappedAddress = async (base) => {
       this.#ports.add(base.port);
       const external = await source(base);
