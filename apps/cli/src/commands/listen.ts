@@ -22,7 +22,7 @@ import {
  * (its host candidates' ports mapped on the router), whose mappings are removed when the
  * connection closes, so that a listener that runs for days does not fill the router's table.
  */
-function acceptPeersMapped(
+export function acceptPeersMapped(
   rv: RendezvousClient,
   mapper: PortMapper,
   onConnection: (conn: IceConnection) => void,
