@@ -182,7 +182,7 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
 
     // Ctrl-C: the listener exits (no renewal timer keeps it alive).
     for (const p of [mappedListener, plainListener]) process.kill(p.pid, 'SIGINT');
-    const exits = await Promise.race([Promise.all([mappedListener.exited, plainListener.exited]), new Promise<undefined>((r) => setTimeout(r, 8000))]);
+    const exits = await Promise.race([Promise.all([mappedListener.exited, plainListener.exited]), new Promise<undefined>((r) => setTimeout(() => r(undefined), 8000))]);
     expect(exits?.map((e) => e.code), `${mappedListener.output()}\n${plainListener.output()}`).toEqual([0, 0]);
   });
 });
