@@ -1,6 +1,15 @@
 #!/usr/bin/env node
 import { runCli } from './cli.js';
 
+// Ctrl-C and SIGTERM both stop the running command the same way: the signal aborts, the command
+// closes its connections and removes its port mappings, then exits. A second signal while that
+// cleanup runs exits at once (128 + signal number, as a shell reports it).
 const controller = new AbortController();
-process.once('SIGINT', () => controller.abort());
+const stop = (signal: NodeJS.Signals, code: number) => (): void => {
+  if (controller.signal.aborted) process.exit(code);
+  controller.abort();
+  process.once(signal, stop(signal, code));
+};
+process.once('SIGINT', stop('SIGINT', 130));
+process.once('SIGTERM', stop('SIGTERM', 143));
 process.exitCode = await runCli(process.argv.slice(2), process, controller.signal);
