@@ -26,7 +26,7 @@ export interface StunServerInit {
   readonly alternate?: readonly string[];
   /** Primary port for UDP and TCP. Default 3478; 0 picks a free one. */
   readonly port?: number;
-  /** Alternate port (RFC 5780 change-port). Default 3479; 0 picks a free one; null disables. */
+  /** Alternate port (RFC 5780 change-port). Default 3479, or a free one when `port` is 0; 0 picks a free one; null disables. */
   readonly altPort?: number | null;
   /** Also serve STUN over TCP on the same addresses and ports (RFC 8489 section 6.2.2). Default true. */
   readonly tcp?: boolean;
@@ -95,6 +95,65 @@ function bindUdp(ip: string, port: number): Promise<UdpSocket> {
       resolve(socket);
     });
   });
+}
+
+/** How often {@link bindEndpointSet} tries again with new system-chosen ports. */
+const PORT_PICK_TRIES = 8;
+
+/**
+ * Binds the UDP sockets of one family's endpoint set (primary and alternate IP, primary and
+ * alternate port) and, unless `tcp` is false, its TCP listeners on the same addresses.
+ *
+ * A port of 0 is resolved once, by the primary IP's UDP socket, and the same number is then
+ * bound on the alternate IP and over TCP. The system only checked that number for UDP on the
+ * primary IP: TCP's port space is separate, so the TCP listener (or the alternate IP's socket)
+ * can find it taken (EADDRINUSE) by an unrelated socket, most likely on a busy host whose TCP
+ * connections use the same ephemeral range. Then everything bound so far is closed and the set
+ * is bound again with new ports, up to {@link PORT_PICK_TRIES} times; a port given explicitly
+ * fails at once. The alternate port defaults to 3479, or to a system-chosen one when `port` is 0
+ * (a fixed 3479 beside a chosen primary port would collide between two such servers).
+ */
+async function bindEndpointSet(
+  init: StunServerInit,
+  family: AddressFamily,
+  primary: string,
+  alternate: string | undefined,
+): Promise<{ set: EndpointSet; sockets: Partial<Record<SocketRole, UdpSocket>>; tcpServers: Map<SocketRole, NetServer> }> {
+  const chosenPort = init.port ?? 3478;
+  const chosenAlt = init.altPort === null ? null : (init.altPort ?? (chosenPort === 0 ? 0 : 3479));
+  const systemPicked = chosenPort === 0 || chosenAlt === 0;
+  for (let attempt = 1; ; attempt++) {
+    const sockets: Partial<Record<SocketRole, UdpSocket>> = {};
+    const tcpServers = new Map<SocketRole, NetServer>();
+    try {
+      sockets.PP = await bindUdp(primary, chosenPort);
+      const port = sockets.PP.address().port;
+      let altPort: number | undefined;
+      if (chosenAlt !== null) {
+        sockets.PA = await bindUdp(primary, chosenAlt);
+        altPort = sockets.PA.address().port;
+      }
+      const set: EndpointSet = { family, primary, alternate, port, altPort };
+      if (alternate !== undefined) {
+        sockets.AP = await bindUdp(alternate, port);
+        if (altPort !== undefined) sockets.AA = await bindUdp(alternate, altPort);
+      }
+      if (init.tcp !== false) {
+        for (const role of availableRoles(set)) {
+          const addr = roleAddress(set, role)!;
+          const server = createTcpServer();
+          tcpServers.set(role, server);
+          await listenStream(server, addr.address, addr.port, 'TCP');
+        }
+      }
+      return { set, sockets, tcpServers };
+    } catch (e) {
+      for (const socket of Object.values(sockets)) socket.close();
+      await Promise.all([...tcpServers.values()].map((server) => new Promise<void>((r) => server.close(() => r()))));
+      const inUse = (e as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE';
+      if (!systemPicked || !inUse || attempt >= PORT_PICK_TRIES) throw e;
+    }
+  }
 }
 
 function listenStream(server: NetServer, ip: string, port: number, what: string): Promise<void> {
@@ -381,27 +440,9 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     for (const primary of init.listen) {
       const family = ipFamily(primary)!;
       const alternate = init.alternate?.find((a) => ipFamily(a) === family);
-      // Bind the primary IP first so that port 0 resolves to one number shared by both IPs.
-      const pp = await bindUdp(primary, init.port ?? 3478);
-      udpSockets.push(pp);
-      const port = pp.address().port;
-      let altPort: number | undefined;
-      let pa: UdpSocket | undefined;
-      if (init.altPort !== null) {
-        pa = await bindUdp(primary, init.altPort ?? 3479);
-        udpSockets.push(pa);
-        altPort = pa.address().port;
-      }
-      const set: EndpointSet = { family, primary, alternate, port, altPort };
-      const sockets: Partial<Record<SocketRole, UdpSocket>> = { PP: pp, PA: pa };
-      if (alternate !== undefined) {
-        sockets.AP = await bindUdp(alternate, port);
-        udpSockets.push(sockets.AP);
-        if (altPort !== undefined) {
-          sockets.AA = await bindUdp(alternate, altPort);
-          udpSockets.push(sockets.AA);
-        }
-      }
+      const { set, sockets, tcpServers } = await bindEndpointSet(init, family, primary, alternate);
+      udpSockets.push(...Object.values(sockets));
+      streamServers.push(...tcpServers.values());
       endpoints.push(set);
       const responder = new StunResponder({ endpoints: set, software: init.software, rateLimit: init.rateLimit });
       responders.push(responder);
@@ -494,14 +535,9 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
         });
       };
 
-      if (init.tcp !== false) {
-        for (const role of availableRoles(set)) {
-          const addr = roleAddress(set, role)!;
-          const server = createTcpServer((s) => serveStream(s, role));
-          streamServers.push(server);
-          await listenStream(server, addr.address, addr.port, 'TCP');
-          listeners.push({ transport: 'tcp', role, address: addr });
-        }
+      for (const [role, server] of tcpServers) {
+        server.on('connection', (s: NetSocket) => serveStream(s, role));
+        listeners.push({ transport: 'tcp', role, address: roleAddress(set, role)! });
       }
       if (tlsCredentials !== undefined) {
         tlsPort = init.tlsPort ?? 5349;
