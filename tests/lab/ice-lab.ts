@@ -50,6 +50,23 @@ export interface IceServices {
  */
 export async function startIceServices(lab: PairLab, options: IceServicesOptions = {}): Promise<IceServices> {
   const timeoutMs = options.timeoutMs ?? 20_000;
+  const server = await startNatServer(lab, timeoutMs);
+  const listener = lab.spawn('clientB', [
+    process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'), ...(options.listenArgs ?? []),
+  ]);
+  await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), timeoutMs, 'nat listen id');
+  const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
+  if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
+  const { id } = JSON.parse(idLine) as { id: string };
+  return { server, listener, id };
+}
+
+/**
+ * Starts `nat-server` (STUN on the server's two addresses, TURN over UDP and TCP, rendezvous on
+ * port 8080 handing out {@link ICE_URLS}) in the lab's server namespace and waits until it
+ * listens; throws with its output when it exits or does not come up in `timeoutMs`.
+ */
+export async function startNatServer(lab: PairLab, timeoutMs = 20_000): Promise<LabProcess> {
   const server = lab.spawn('server', [
     process.execPath, NAT_SERVER,
     '--listen', lab.server.primary, '--alternate', lab.server.secondary,
@@ -60,12 +77,5 @@ export async function startIceServices(lab: PairLab, options: IceServicesOptions
   ]);
   await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), timeoutMs, 'nat-server');
   if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
-  const listener = lab.spawn('clientB', [
-    process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'), ...(options.listenArgs ?? []),
-  ]);
-  await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), timeoutMs, 'nat listen id');
-  const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
-  if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
-  const { id } = JSON.parse(idLine) as { id: string };
-  return { server, listener, id };
+  return server;
 }

@@ -33,6 +33,7 @@ import { routerRuleset } from './recipes.js';
 import { LAB_PREFIX, openNamespaceSet, veth, type ExecOptions, type ExecResult, type LabProcess } from './netns.js';
 import { waitForUdpListeners } from './classifiers.js';
 import type { Lab } from './netns.js';
+import { PAIR_ADDRESSES, type PairLab } from './pair.js';
 
 /** The miniupnpd binary (package miniupnpd-nftables). */
 export const MINIUPNPD = '/usr/sbin/miniupnpd';
@@ -326,4 +327,23 @@ export function namespaceHostByRole<R extends string>(lab: {
     return r;
   };
   return { tmpDir: lab.tmpDir, exec: (ns, argv, opts) => lab.exec(role(ns), argv, opts), spawn: (ns, argv) => lab.spawn(role(ns), argv) };
+}
+
+/**
+ * miniupnpd (PCP, NAT-PMP, UPnP IGD) on router B of a pair lab (tests/lab/pair.ts), mapping for
+ * client B's LAN. Start nat-server on the lab's server first: miniupnpd checks with its STUN
+ * (RFC 5780 answers from both addresses) that its WAN address is public. Router B's own traffic
+ * is no longer translated, as the symmetric recipe's `snat fully-random` would also randomize
+ * the router's own source ports and miniupnpd would take itself for a host behind a NAT.
+ * Stop the daemon before destroying the lab.
+ */
+export async function startPairMiniupnpd(lab: PairLab): Promise<Miniupnpd> {
+  const host = namespaceHostByRole(lab, { server: lab.server.ns, routerA: lab.a.router.ns, clientA: lab.a.client.ns, routerB: lab.b.router.ns, clientB: lab.b.client.ns });
+  const router = lab.b.router.ns;
+  await allowStunAnswers(host, router, 'wan0', [lab.server.primary, lab.server.secondary]);
+  await host.exec(router, ['nft', `insert rule inet natlab postrouting ip saddr ${lab.b.router.wan} accept`], { check: true });
+  await installMiniupnpdTables(host, router);
+  const b = PAIR_ADDRESSES.b;
+  const lanPrefix = `${b.routerLan.split('.').slice(0, 3).join('.')}.0/${b.lanPrefix}`;
+  return startMiniupnpd(host, { ns: router, extIf: 'wan0', lanIf: 'lan0', lanPrefix, stunHost: lab.server.primary });
 }

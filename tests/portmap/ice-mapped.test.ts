@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labAvailable, listLabNamespaces, type LabProcess } from '../lab/index.js';
 import { createPairLab, type PairLab } from '../lab/pair.js';
-import { allowStunAnswers, installMiniupnpdTables, miniupnpdAvailable, namespaceHostByRole, startMiniupnpd, type Miniupnpd } from '../lab/portmap-lab.js';
+import { miniupnpdAvailable, startPairMiniupnpd, type Miniupnpd } from '../lab/portmap-lab.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const NAT_SERVER = `${repo}apps/server/dist/main.js`;
@@ -82,16 +82,8 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
     ]);
     await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 20_000, 'nat-server');
     if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
-    const l = lab;
-    const host = namespaceHostByRole(l, { server: l.server.ns, routerA: l.a.router.ns, clientA: l.a.client.ns, routerB: l.b.router.ns, clientB: l.b.client.ns });
-    const router = l.b.router.ns;
     // miniupnpd checks with STUN (nat-server's RFC 5780 answers) that its WAN address is public.
-    await allowStunAnswers(host, router, 'wan0', [l.server.primary, l.server.secondary]);
-    // The symmetric recipe's `snat fully-random` would also randomize the router's own source
-    // ports, and miniupnpd would take itself for a host behind a NAT: only LAN traffic is translated.
-    await host.exec(router, ['nft', `insert rule inet natlab postrouting ip saddr ${l.b.router.wan} accept`], { check: true });
-    await installMiniupnpdTables(host, router);
-    daemon = await startMiniupnpd(host, { ns: router, extIf: 'wan0', lanIf: 'lan0', lanPrefix: '198.19.1.0/24', stunHost: l.server.primary });
+    daemon = await startPairMiniupnpd(lab);
   }, 45_000);
 
   afterAll(async () => {

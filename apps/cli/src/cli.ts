@@ -142,6 +142,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
     .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
+    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map each peer link\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct link even when both NATs are hard; off by default because it opens ports on your real router (removed when the link ends and on exit)')
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
     .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
     .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
@@ -150,10 +151,11 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
     .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
     .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')
-    .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "refused", ...)')
+    .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "port-mapping", "refused", ...)')
     .addHelpText('after', '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441')
     .action(async (target: string | undefined, opts) => {
       if (opts.public === true) {
+        if (opts.portMap !== undefined) throw new UsageError('--port-map maps the ports of peer links; nat expose --public opens none (plain clients come in through the server\'s public port)');
         code = await exposePublicCommand(target, opts, io, signal);
         return;
       }
@@ -172,7 +174,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
     .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--json', 'one JSON status line per event ({"event": "listening"}, "path", "link", "link-lost", "reconnected", ...)')
+    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map the peer link\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct link even when both NATs are hard; off by default because it opens ports on your real router (removed when the link ends and on exit)')
+    .option('--json', 'one JSON status line per event ({"event": "listening"}, "path", "link", "port-mapping", "link-lost", "reconnected", ...)')
     .addHelpText('after', '\nExample:\n  nat connect zeronet-home --listen 127.0.0.1:15442 --rendezvous ws://rv.example.org:8443/')
     .action(async (nameOrPeer: string, opts) => {
       code = await connectCommand(nameOrPeer, opts, io, signal);

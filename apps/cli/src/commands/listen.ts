@@ -14,6 +14,7 @@ import {
   natJson,
   openPortMapper,
   openRendezvous,
+  portMapperJson,
   punchOptions,
 } from './ping.js';
 
@@ -72,7 +73,7 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
     mapper = await openPortMapper(o);
     const punch = await punchOptions(o, rv, signal);
     // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
-    const portMapping = mapper === undefined ? null : mapper instanceof PortMapper ? { gateway: mapper.gateway } : mapper;
+    const portMapping = portMapperJson(mapper);
     if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
     else {
       io.stdout.write(`${rv.id}\n`);

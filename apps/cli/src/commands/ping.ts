@@ -225,6 +225,14 @@ export class ConnectionPortMap {
   }
 }
 
+/**
+ * `portMapping` of a long-running command's first status line: null without `--port-map`,
+ * `{ gateway }` when each connection's ports will be mapped on that router, or why none will be.
+ */
+export function portMapperJson(mapper: PortMapper | PortMapReport | undefined): { gateway: string } | PortMapReport | null {
+  return mapper === undefined ? null : mapper instanceof PortMapper ? { gateway: mapper.gateway } : mapper;
+}
+
 /** Closes the mapper of `--port-map` (removing every mapping it made); a failure is a warning. */
 export async function closePortMapper(mapper: PortMapper | PortMapReport | undefined, io: Io, command: string): Promise<void> {
   if (!(mapper instanceof PortMapper)) return;

@@ -19,8 +19,10 @@ import {
   type ConnectionPath,
   type IceConnection,
   type LoadedIdentity,
+  type IceConnectionOptions,
   type PeerLink,
   PeerLinkError,
+  PortMapper,
   type RendezvousClient,
   RendezvousClient as Rendezvous,
   StunClientError,
@@ -31,7 +33,21 @@ import {
 import { PeerId, ServiceName, parseTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
-import { type PeerCommandOptions, connectionOptions, describePath, endpointJson, loadIdentity, punchOptions } from './ping.js';
+import { acceptPeersMapped } from './listen.js';
+import {
+  ConnectionPortMap,
+  type PeerCommandOptions,
+  type PortMapReport,
+  closePortMapper,
+  connectionOptions,
+  describePath,
+  describePortMap,
+  endpointJson,
+  loadIdentity,
+  openPortMapper,
+  portMapperJson,
+  punchOptions,
+} from './ping.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -215,6 +231,20 @@ function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
 /** Waits `ms`, or less when `signal` fires. */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => {});
 
+/** `--port-map` in words, for the first lines of human output; undefined without it. */
+function describePortMapper(mapper: PortMapper | PortMapReport | undefined): string | undefined {
+  if (mapper === undefined) return undefined;
+  if (mapper instanceof PortMapper) return `port mapping: each peer link's ports are mapped on ${mapper.gateway} and unmapped when the link ends`;
+  return `port mapping: ${describePortMap(mapper)}`;
+}
+
+const portMapEvent = (peer: string, r: PortMapReport, sessionId?: string): Record<string, unknown> => ({
+  event: 'port-mapping',
+  peer,
+  ...(sessionId === undefined ? {} : { sessionId }),
+  portMapping: r,
+});
+
 const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => ({
   event: 'path',
   peer,
@@ -244,6 +274,8 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const conns = new Set<IceConnection>();
   let first = true;
   let backoff = 1000;
+  /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
+  let mapper: PortMapper | PortMapReport | undefined;
 
   const handleStream = async (link: PeerLink, stream: Duplex): Promise<void> => {
     stream.on('error', () => {});
@@ -280,40 +312,42 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     });
   };
 
-  const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) =>
-    acceptPeers(
-      rv,
-      (conn) => {
-        conns.add(conn);
-        conn.on('close', () => conns.delete(conn));
-        const peer = conn.peerId;
-        if (!allowedSomewhere(peer)) {
-          emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
-          void conn.close('not allowed');
-          return;
-        }
-        conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
-        void (async () => {
-          try {
-            // listen for the initiator's first handshake message at once, not after our own pair selection
-            const link = await linkOverConnection(conn, { ...linkOptions(identity, o), allow: allowedSomewhere, signal });
-            links.add(link);
-            emit({ event: 'link', peer }, `${peer}: peer link up (Noise XX, key verified)`);
-            link.on('stream', (s) => void handleStream(link, s));
-            link.on('close', (e) => {
-              links.delete(link);
-              emit({ event: 'link-closed', peer, reason: e?.message ?? 'closed' }, `${peer}: peer link closed${e === undefined ? '' : `: ${e.message}`}`);
-              void conn.close('link closed');
-            });
-          } catch (e) {
-            if (signal.aborted) return;
-            emit({ event: 'link-failed', peer, error: (e as Error).message }, `${peer}: ${(e as Error).message}`);
-            void conn.close('link failed');
-          }
-        })();
-      },
-      { ...options, ...(punch === undefined ? {} : { punch }) },
-    );
+  const onConnection = (conn: IceConnection): void => {
+    conns.add(conn);
+    conn.on('close', () => conns.delete(conn));
+    const peer = conn.peerId;
+    if (!allowedSomewhere(peer)) {
+      emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
+      void conn.close('not allowed');
+      return;
+    }
+    conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
+    void (async () => {
+      try {
+        // listen for the initiator's first handshake message at once, not after our own pair selection
+        const link = await linkOverConnection(conn, { ...linkOptions(identity, o), allow: allowedSomewhere, signal });
+        links.add(link);
+        emit({ event: 'link', peer }, `${peer}: peer link up (Noise XX, key verified)`);
+        link.on('stream', (s) => void handleStream(link, s));
+        link.on('close', (e) => {
+          links.delete(link);
+          emit({ event: 'link-closed', peer, reason: e?.message ?? 'closed' }, `${peer}: peer link closed${e === undefined ? '' : `: ${e.message}`}`);
+          void conn.close('link closed');
+        });
+      } catch (e) {
+        if (signal.aborted) return;
+        emit({ event: 'link-failed', peer, error: (e as Error).message }, `${peer}: ${(e as Error).message}`);
+        void conn.close('link failed');
+      }
+    })();
+  };
+
+  const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
+    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
+    const onReport = (peer: string, sessionId: string, r: PortMapReport): void => emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
+    return acceptPeersMapped(rv, mapper, onConnection, onReport, acceptOptions);
+  };
 
   try {
     while (!signal.aborted) {
@@ -343,13 +377,17 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         }
         throw e;
       }
+      if (first) mapper = await openPortMapper(o);
       const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
       const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
       if (first) {
-        if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })) }, '');
+        const portMapping = portMapperJson(mapper);
+        if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })), ...(portMapping === null ? {} : { portMapping }) }, '');
         else {
           io.stdout.write(`${rv.id}\n`);
           io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${url}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+          const pm = describePortMapper(mapper);
+          if (pm !== undefined) io.stderr.write(`${pm}\n`);
         }
       } else emit({ event: 'rendezvous-reconnected', id: rv.id }, `rendezvous reconnected; names claimed again`);
       first = false;
@@ -367,6 +405,8 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   } finally {
     for (const l of links) l.close();
     await Promise.all([...conns].map((c) => c.close('expose stopped')));
+    // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
+    await closePortMapper(mapper, io, 'expose');
   }
 }
 
@@ -412,6 +452,8 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
 
   let link: PeerLink | undefined;
   let conn: IceConnection | undefined;
+  /** `--port-map`: one mapper for the process; each connection (one per link attempt) maps its own ports and unmaps them when it closes. */
+  let mapper: PortMapper | PortMapReport | undefined;
   let linkWaiters: Array<(l: PeerLink | undefined) => void> = [];
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -419,9 +461,18 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
-    const c = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }) });
-    conn = c;
     const peer = peerId;
+    const pm = mapper instanceof PortMapper ? new ConnectionPortMap(mapper, (r) => emit(portMapEvent(peer, r), `port mapping: ${describePortMap(r)}`)) : undefined;
+    let c: IceConnection;
+    try {
+      c = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }), ...(pm === undefined ? {} : { mappedAddress: pm.mappedAddress }) });
+    } catch (e) {
+      await pm?.release();
+      throw e;
+    }
+    // The link lives on this connection: when it closes (link lost, link failed, stopped), so do its mappings.
+    if (pm !== undefined) c.on('close', () => void pm.release());
+    conn = c;
     emit({ ...pathEvent(peer, c.path!), event: 'path' }, `path: ${describePath(c.path!)}`);
     c.on('path', (p) => emit(pathEvent(peer, p), `path changed: ${describePath(p)}`));
     try {
@@ -460,6 +511,7 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
   };
 
   try {
+    mapper = await openPortMapper(o);
     // the local port opens at once; connections wait for the link
     server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void handle(s));
     await new Promise<void>((resolve, reject) => {
@@ -471,10 +523,13 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
     const bound = server.address() as AddressInfo;
     const where = `${bound.address}:${bound.port}`;
     const what = isPeerId ? peerId : `${nameOrPeer} (peer ${peerId})`;
-    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null, id: rv.id }, '');
+    const portMapping = portMapperJson(mapper);
+    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null, id: rv.id, ...(portMapping === null ? {} : { portMapping }) }, '');
     else {
       io.stdout.write(`${where}\n`);
       io.stderr.write(`listening on ${where} -> ${what}; this peer is ${rv.id}; Ctrl-C stops\n`);
+      const pm = describePortMapper(mapper);
+      if (pm !== undefined) io.stderr.write(`${pm}\n`);
     }
 
     let attempt = 0;
@@ -520,6 +575,8 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
     await conn?.close('connect stopped');
     for (const s of sockets) s.destroy();
     server?.close();
+    // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
+    await closePortMapper(mapper, io, 'connect');
     await rv.close();
   }
 }
