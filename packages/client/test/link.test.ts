@@ -145,6 +145,29 @@ describe('peer link over an in-memory path', () => {
     expect(tampered).toBeGreaterThan(10);
   });
 
+  it("carries udx's acknowledgements batched: the receiver sends far fewer datagrams than it gets", async () => {
+    const [pa, pb] = pathPair();
+    const { a, b } = await linkPair(pa, pb);
+    let largestBack = 0;
+    pb.tap = (d, deliver) => {
+      largestBack = Math.max(largestBack, d.length);
+      deliver(d);
+    };
+    const data = randomBytes(4 << 20);
+    const received = new Promise<Buffer>((resolve) => b.once('stream', (s) => void readAll(s).then(resolve)));
+    const s = await a.openStream();
+    const [aSent, bSent] = [pa.sent, pb.sent];
+    s.end(data);
+    const got = await received;
+    expect(got.equals(data)).toBe(true);
+    // udx acknowledges every data packet; one sealed datagram carries many of those acks
+    const dataDatagrams = pa.sent - aSent;
+    const ackDatagrams = pb.sent - bSent;
+    expect(dataDatagrams).toBeGreaterThan((4 << 20) / 1500);
+    expect(ackDatagrams).toBeLessThan(dataDatagrams / 3);
+    expect(largestBack).toBeLessThanOrEqual(1 + 8 + 1 + 512 + 16); // SEALED, counter, inner type, batch, tag
+  });
+
   it('refuses a peer whose key is not the expected peer id, on both sides', async () => {
     const [pa, pb] = pathPair();
     const ia = generateIdentity();

@@ -95,6 +95,8 @@ const SEALED = 0x04;
 const INNER_UDX = 0x00;
 const INNER_KEEPALIVE = 0x01;
 const INNER_CLOSE = 0x02;
+/** Several small udx packets (acknowledgements, mostly), each as a 16-bit length and the packet. */
+const INNER_UDX_BATCH = 0x03;
 // Control stream messages: type, then two 32-bit stream ids.
 const CTRL_OPEN = 1;
 const CTRL_ACCEPT = 2;
@@ -104,6 +106,15 @@ const PROLOGUE = Buffer.from('nat-peer-link/1');
 const LOOPBACK = '127.0.0.1';
 const SOCKET_BUFFER = 1 << 20;
 const MAX_EARLY = 256;
+/**
+ * udx acknowledges every data packet, so half of what crosses the shim are acks of a few dozen
+ * bytes: udx packets up to {@link BATCH_SMALL} bytes that arrive in one event-loop turn travel
+ * together in one sealed datagram of at most {@link BATCH_MAX} bytes of plaintext (well
+ * below udx's own full packets, so within any path MTU udx works with; sealed and framed, still
+ * below the 576-byte IPv4 datagram every host must accept, RFC 791).
+ */
+const BATCH_SMALL = 256;
+const BATCH_MAX = 512;
 
 let nextStreamId = randomBytes(2).readUInt16BE() + 1;
 /** udx stream ids are unique within the process's udx instance. */
@@ -154,6 +165,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #lastReceived = performance.now();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  #batchTimer: NodeJS.Immediate | undefined;
+  readonly #flushSoon = (): void => {
+    this.#batchTimer = undefined;
+    this.#flushBatch();
+  };
   readonly #onData = (d: Uint8Array): void => this.#receive(d);
   readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
   readonly #onAbort = (): void => this.close();
@@ -195,7 +213,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
     // the shim is connected to udx's socket: the kernel lets only udx's packets in
-    this.#shim.on('message', (msg) => this.#sendSealed(INNER_UDX, msg));
+    this.#shim.on('message', (msg) => this.#fromUdx(msg));
     this.#path.on('data', this.#onData);
     this.#path.on('close', this.#onPathClose);
     const signal = init.options.signal;
@@ -287,6 +305,42 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#ctrlBuffer = Buffer.from(buf);
   }
 
+  #fromUdx(packet: Buffer): void {
+    if (packet.length > BATCH_SMALL) {
+      this.#flushBatch(); // keep udx's order
+      this.#sendSealed(INNER_UDX, packet);
+      return;
+    }
+    if (this.#batchBytes + 2 + packet.length > BATCH_MAX) this.#flushBatch();
+    this.#batch.push(packet);
+    this.#batchBytes += 2 + packet.length;
+    this.#batchTimer ??= setImmediate(this.#flushSoon);
+  }
+
+  #flushBatch(): void {
+    if (this.#batchTimer !== undefined) {
+      clearImmediate(this.#batchTimer);
+      this.#batchTimer = undefined;
+    }
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const bytes = this.#batchBytes;
+    this.#batchBytes = 0;
+    if (batch.length === 1) {
+      this.#sendSealed(INNER_UDX, batch[0]!);
+      return;
+    }
+    const payload = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const p of batch) {
+      payload.writeUInt16BE(p.length, at);
+      payload.set(p, at + 2);
+      at += 2 + p.length;
+    }
+    this.#sendSealed(INNER_UDX_BATCH, payload);
+  }
+
   #sendSealed(inner: number, payload: Uint8Array): void {
     if (this.#closed && inner !== INNER_CLOSE) return;
     // plaintext = inner type + payload; sealed datagram = SEALED + counter + ciphertext
@@ -325,6 +379,17 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.bytesReceived += bytes;
     const inner = plain[0];
     if (inner === INNER_UDX) this.#shim.send(plain.subarray(1));
+    else if (inner === INNER_UDX_BATCH) {
+      for (let at = 1; at < plain.length; ) {
+        const length = at + 2 <= plain.length ? plain.readUInt16BE(at) : Infinity;
+        if (at + 2 + length > plain.length) {
+          this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
+          return;
+        }
+        this.#shim.send(plain.subarray(at + 2, at + 2 + length));
+        at += 2 + length;
+      }
+    }
     else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
   }
 
@@ -332,6 +397,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#batchTimer !== undefined) clearImmediate(this.#batchTimer);
+    this.#batch = [];
     this.#path.off('data', this.#onData);
     this.#path.off('close', this.#onPathClose);
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
