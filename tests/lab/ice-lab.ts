@@ -27,6 +27,15 @@ export async function waitFor(pred: () => boolean, timeoutMs: number, what: stri
   }
 }
 
+/** The JSON lines (`--json` status lines) a process has printed so far. */
+export function jsonLines(p: LabProcess): Record<string, unknown>[] {
+  return p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 /** Options of {@link startIceServices}. */
 export interface IceServicesOptions {
   /** More arguments of `nat listen` (e.g. `--no-punch`). */

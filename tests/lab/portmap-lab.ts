@@ -29,11 +29,12 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { routerRuleset } from './recipes.js';
+import { routerRuleset, type Behaviour } from './recipes.js';
 import { LAB_PREFIX, openNamespaceSet, veth, type ExecOptions, type ExecResult, type LabProcess } from './netns.js';
 import { waitForUdpListeners } from './classifiers.js';
 import type { Lab } from './netns.js';
-import { PAIR_ADDRESSES, type PairLab } from './pair.js';
+import { startNatServer } from './ice-lab.js';
+import { PAIR_ADDRESSES, createPairLab, type PairLab } from './pair.js';
 
 /** The miniupnpd binary (package miniupnpd-nftables). */
 export const MINIUPNPD = '/usr/sbin/miniupnpd';
@@ -346,4 +347,47 @@ export async function startPairMiniupnpd(lab: PairLab): Promise<Miniupnpd> {
   const b = PAIR_ADDRESSES.b;
   const lanPrefix = `${b.routerLan.split('.').slice(0, 3).join('.')}.0/${b.lanPrefix}`;
   return startMiniupnpd(host, { ns: router, extIf: 'wan0', lanIf: 'lan0', lanPrefix, stunHost: lab.server.primary });
+}
+
+/** `portMapping` of the `nat` commands' --json output (apps/cli/src/commands/ping.ts), one mapping or why there is none. */
+export interface PortMapReport {
+  gateway: string | null;
+  method: string | null;
+  internalAddress: string | null;
+  externalAddress: string | null;
+  error: string | null;
+  message: string | null;
+}
+
+/** A pair lab whose router B maps ports: {@link createMappedPairLab}. */
+export interface MappedPairLab {
+  readonly lab: PairLab;
+  /** nat-server (STUN, TURN, rendezvous) on the lab's server. */
+  readonly server: LabProcess;
+  /** miniupnpd on router B. */
+  readonly daemon: Miniupnpd;
+  /** Stops miniupnpd and destroys the lab (idempotent). */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A pair lab of the given behaviours (default: symmetric on both sides, the pair ICE otherwise
+ * relays) with nat-server on the internet side and miniupnpd on router B; everything is torn
+ * down again when a step fails.
+ */
+export async function createMappedPairLab(a: Behaviour = 'symmetric', b: Behaviour = 'symmetric'): Promise<MappedPairLab> {
+  const lab = await createPairLab({ a, b });
+  let daemon: Miniupnpd | undefined;
+  const destroy = async (): Promise<void> => {
+    await daemon?.stop();
+    await lab.destroy();
+  };
+  try {
+    const server = await startNatServer(lab);
+    daemon = await startPairMiniupnpd(lab);
+    return { lab, server, daemon, destroy };
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
 }

@@ -12,15 +12,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labAvailable, listLabNamespaces, type LabProcess } from '../lab/index.js';
-import { createPairLab, type PairLab } from '../lab/pair.js';
-import { miniupnpdAvailable, startPairMiniupnpd, type Miniupnpd } from '../lab/portmap-lab.js';
+import { jsonLines } from '../lab/ice-lab.js';
+import type { PairLab } from '../lab/pair.js';
+import { createMappedPairLab, miniupnpdAvailable, type MappedPairLab, type Miniupnpd, type PortMapReport } from '../lab/portmap-lab.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const NAT_SERVER = `${repo}apps/server/dist/main.js`;
 const NAT_CLI = `${repo}apps/cli/dist/main.js`;
 const NODE = process.execPath;
 const RENDEZVOUS = 'ws://203.0.113.1:8080/';
-const ICE_URLS = ['stun:203.0.113.1:3478', 'turn:203.0.113.1:3478'];
 
 const lab0 = labAvailable();
 const daemon0 = miniupnpdAvailable();
@@ -30,14 +29,6 @@ if (skipReason) console.warn(`[portmap] ICE mapped-candidate test skipped: ${ski
 interface Endpoint {
   type: string;
   address: string;
-}
-interface PortMapReport {
-  gateway: string | null;
-  method: string | null;
-  internalAddress: string | null;
-  externalAddress: string | null;
-  error: string | null;
-  message: string | null;
 }
 interface PingJson {
   path: 'direct' | 'relay';
@@ -57,38 +48,19 @@ async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number
   }
 }
 
-/** The JSON lines a process has printed so far. */
-const jsonLines = (p: LabProcess): Record<string, unknown>[] =>
-  p
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
 describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (miniupnpd) between two symmetric NATs', () => {
+  let mapped: MappedPairLab | undefined;
   let lab: PairLab | undefined;
   let daemon: Miniupnpd | undefined;
-  let server: LabProcess;
 
   beforeAll(async () => {
-    lab = await createPairLab({ a: 'symmetric', b: 'symmetric' });
-    server = lab.spawn('server', [
-      NODE, NAT_SERVER,
-      '--listen', lab.server.primary, '--alternate', lab.server.secondary,
-      '--realm', 'lab', '--auth-secret', 'lab-secret', '--rendezvous-port', '8080',
-      ...ICE_URLS.flatMap((u) => ['--rendezvous-ice-url', u]),
-      '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24',
-      '--log-level', 'warn',
-    ]);
-    await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 20_000, 'nat-server');
-    if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
-    // miniupnpd checks with STUN (nat-server's RFC 5780 answers) that its WAN address is public.
-    daemon = await startPairMiniupnpd(lab);
+    // nat-server on the internet side, miniupnpd on router B
+    mapped = await createMappedPairLab('symmetric', 'symmetric');
+    ({ lab, daemon } = mapped);
   }, 45_000);
 
   afterAll(async () => {
-    await daemon?.stop();
-    await lab?.destroy();
+    await mapped?.destroy();
     for (const ns of lab?.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
   }, 30_000);
 

@@ -13,12 +13,10 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '@nat/cli';
 import { labAvailable, listLabNamespaces, type LabProcess } from '../lab/index.js';
-import { NAT_CLI, RENDEZVOUS, startNatServer, waitFor } from '../lab/ice-lab.js';
-import { createPairLab, type PairLab, type PairNsRef } from '../lab/pair.js';
-import { miniupnpdAvailable, startPairMiniupnpd, type Miniupnpd } from '../lab/portmap-lab.js';
-import { capture } from '../tunnel/helpers.js';
+import { NAT_CLI, RENDEZVOUS, jsonLines as events, waitFor } from '../lab/ice-lab.js';
+import type { PairNsRef } from '../lab/pair.js';
+import { createMappedPairLab, miniupnpdAvailable, type MappedPairLab, type PortMapReport } from '../lab/portmap-lab.js';
 
 const TOOL = fileURLToPath(new URL('../tunnel/tcp-tool.mjs', import.meta.url));
 const NODE = process.execPath;
@@ -31,70 +29,21 @@ const daemon0 = miniupnpdAvailable();
 const skipReason = !lab0.ok ? lab0.reason : !daemon0.ok ? daemon0.reason : undefined;
 if (skipReason) console.warn(`[portmap] tunnel mapped-candidate test skipped: ${skipReason}`);
 
-interface PortMapReport {
-  gateway: string | null;
-  method: string | null;
-  internalAddress: string | null;
-  externalAddress: string | null;
-  error: string | null;
-  message: string | null;
-}
-
-/** The JSON status lines a process has printed so far. */
-const events = (p: LabProcess): Record<string, unknown>[] =>
-  p
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
-describe('--port-map of nat expose and nat connect: usage', () => {
-  it.each([
-    ['expose', ['127.0.0.1:15441', '--name', 'svc', '--allow-any']],
-    ['connect', ['svc', '--listen', '127.0.0.1:0']],
-  ])('nat %s: a gateway that is not an IPv4 address is a usage error (exit 2) before any traffic', async (command, args) => {
-    const c = capture();
-    // Port 9 of loopback: were the rendezvous tried first, the exit code would be 3.
-    const code = await runCli([command, ...args, '--rendezvous', 'ws://127.0.0.1:9/', '--port-map', 'router.lan'], c.io);
-    expect(c.err()).toMatch(/--port-map: "router\.lan" is not an IPv4 address/);
-    expect(code).toBe(2);
-  });
-
-  it('nat expose --public --port-map is a usage error: a public port needs no peer link', async () => {
-    const c = capture();
-    const code = await runCli(['expose', '127.0.0.1:15441', '--public', '--rendezvous', 'ws://127.0.0.1:9/', '--user', 'a:b', '--port-map'], c.io);
-    expect(c.err()).toMatch(/--port-map maps the ports of peer links/);
-    expect(code).toBe(2);
-  });
-
-  it.each(['expose', 'connect'])('nat %s --help says the option is opt-in and touches the real router', async (command) => {
-    const c = capture();
-    expect(await runCli([command, '--help'], c.io)).toBe(0);
-    const help = c.out().replace(/\s+/g, ' ');
-    expect(help).toContain('--port-map [gateway]');
-    expect(help).toMatch(/off by default because it opens ports on your real router/);
-  });
-});
-
 describe.skipIf(skipReason !== undefined)('the tunnel through a port-mapped candidate (miniupnpd) between two symmetric NATs', () => {
-  let lab: PairLab | undefined;
-  let daemon: Miniupnpd | undefined;
+  let mapped: MappedPairLab | undefined;
 
   beforeAll(async () => {
-    lab = await createPairLab({ a: 'symmetric', b: 'symmetric' });
-    await startNatServer(lab);
-    daemon = await startPairMiniupnpd(lab);
+    mapped = await createMappedPairLab();
   }, 45_000);
 
   afterAll(async () => {
-    await daemon?.stop();
-    await lab?.destroy();
-    for (const ns of lab?.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
+    await mapped?.destroy();
+    for (const ns of mapped?.lab.namespaces ?? []) expect(listLabNamespaces()).not.toContain(ns);
   }, 30_000);
 
   it('expose --port-map behind B: connect behind A links directly, 4 MB by hash; mappings end with their links', { timeout: 60_000 }, async () => {
-    const l = lab!;
-    const d = daemon!;
+    const l = mapped!.lab;
+    const d = mapped!.daemon;
     const cli = (ns: PairNsRef, key: string, args: readonly string[]): LabProcess =>
       l.spawn(ns, [NODE, NAT_CLI, ...args, '--rendezvous', RENDEZVOUS, '--identity', join(l.tmpDir, `${key}.key`), '--keepalive', '2000']);
     const service = l.spawn('clientB', [NODE, TOOL, 'serve', String(SERVICE_PORT)]);
