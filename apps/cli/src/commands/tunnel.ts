@@ -18,8 +18,8 @@ import type { Duplex, Readable } from 'node:stream';
 import {
   type ConnectionPath,
   type IceConnection,
-  type LoadedIdentity,
   type IceConnectionOptions,
+  type LoadedIdentity,
   type PeerLink,
   PeerLinkError,
   PortMapper,
