@@ -168,6 +168,33 @@ describe('peer link over an in-memory path', () => {
     expect(largestBack).toBeLessThanOrEqual(1 + 8 + 1 + 512 + 16); // SEALED, counter, inner type, batch, tag
   });
 
+  it('carries full data packets together where batchBytes allows (a loopback path), never above it', async () => {
+    const [pa, pb] = pathPair();
+    const ia = generateIdentity();
+    const ib = generateIdentity();
+    const batchBytes = (): number => 16 * 1024;
+    const [a, b] = await Promise.all([
+      openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib), batchBytes }),
+      openLink(pb, { identity: ib, initiator: false, remotePeerId: peerIdOf(ia), batchBytes }),
+    ]);
+    links.push(a, b);
+    let largest = 0;
+    pa.tap = (d, deliver) => {
+      largest = Math.max(largest, d.length);
+      deliver(d);
+    };
+    const data = randomBytes(4 << 20);
+    const received = new Promise<Buffer>((resolve) => b.once('stream', (s) => void readAll(s).then(resolve)));
+    const s = await a.openStream();
+    const before = pa.sent;
+    s.end(data);
+    const got = await received;
+    expect(got.equals(data)).toBe(true);
+    expect(pa.sent - before).toBeLessThan((4 << 20) / 1500 / 3); // several udx packets a datagram
+    expect(largest).toBeGreaterThan(3000);
+    expect(largest).toBeLessThanOrEqual(1 + 8 + 1 + 16 * 1024 + 16);
+  });
+
   it('refuses a peer whose key is not the expected peer id, on both sides', async () => {
     const [pa, pb] = pathPair();
     const ia = generateIdentity();

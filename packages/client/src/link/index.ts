@@ -38,9 +38,9 @@
  */
 import type { IceConnection } from '../connect/connection.js';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
-import { type PeerLink, type PeerLinkOptions, openLink } from './link.js';
+import { BATCH_BYTES, LOOPBACK_BATCH_BYTES, type PeerLink, type PeerLinkOptions, openLink } from './link.js';
 
-export { PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, openLink, sodiumKeyPair } from './link.js';
+export { BATCH_BYTES, LOOPBACK_BATCH_BYTES, PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, openLink, sodiumKeyPair } from './link.js';
 export { LinkStream } from './stream.js';
 export { PeerLinkError, type PeerLinkErrorCode } from './errors.js';
 export { PacketSealer, PacketOpener, rekey, type DropReason, REKEY_INTERVAL, REPLAY_WINDOW } from './seal.js';
@@ -53,5 +53,13 @@ export function linkOverConnection(
   conn: IceConnection,
   options: Omit<PeerLinkOptions, 'initiator' | 'remotePeerId'> & { readonly identity: RendezvousIdentity },
 ): Promise<PeerLink> {
-  return openLink(conn, { ...options, initiator: conn.role === 'controlling', remotePeerId: conn.peerId });
+  const batchBytes = (): number => {
+    const p = conn.path;
+    const loopback = p !== undefined && p.path === 'direct' && isLoopback(p.localCandidate.address.address) && isLoopback(p.remoteCandidate.address.address);
+    return loopback ? LOOPBACK_BATCH_BYTES : BATCH_BYTES;
+  };
+  return openLink(conn, { batchBytes, ...options, initiator: conn.role === 'controlling', remotePeerId: conn.peerId });
 }
+
+/** 127.0.0.0/8 (RFC 1122 section 3.2.1.3) or ::1. */
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';

@@ -56,6 +56,15 @@ export interface PeerLinkOptions {
   readonly handshakeRetransmitMs?: number;
   /** Aborts the handshake, and closes the link once open. */
   readonly signal?: AbortSignal;
+  /**
+   * How many bytes of udx packets one sealed datagram may carry on the path as it is now; asked
+   * for each udx packet. udx packets that arrive in one event-loop turn and fit travel together.
+   * Default {@link BATCH_BYTES} (512: small packets, udx's acknowledgements, within any path MTU).
+   * {@link linkOverConnection} allows {@link LOOPBACK_BATCH_BYTES} while the selected pair is
+   * direct between two loopback addresses (MTU 65,536), so that full data packets travel
+   * together too.
+   */
+  readonly batchBytes?: () => number;
 }
 
 /** Datagrams refused by a link, by reason. */
@@ -108,13 +117,15 @@ const SOCKET_BUFFER = 1 << 20;
 const MAX_EARLY = 256;
 /**
  * udx acknowledges every data packet, so half of what crosses the shim are acks of a few dozen
- * bytes: udx packets up to {@link BATCH_SMALL} bytes that arrive in one event-loop turn travel
- * together in one sealed datagram of at most {@link BATCH_MAX} bytes of plaintext (well
- * below udx's own full packets, so within any path MTU udx works with; sealed and framed, still
- * below the 576-byte IPv4 datagram every host must accept, RFC 791).
+ * bytes: by default udx packets that arrive in one event-loop turn travel together in one sealed
+ * datagram of at most this many bytes of plaintext (well below udx's own full packets, so within
+ * any path MTU udx works with; sealed and framed, still below the 576-byte IPv4 datagram every
+ * host must accept, RFC 791).
  */
-const BATCH_SMALL = 256;
-const BATCH_MAX = 512;
+export const BATCH_BYTES = 512;
+/** The batch on a loopback path: a dozen of udx's full packets in one datagram. */
+export const LOOPBACK_BATCH_BYTES = 16 * 1024;
+const defaultBatch = (): number => BATCH_BYTES;
 
 let nextStreamId = randomBytes(2).readUInt16BE() + 1;
 /** udx stream ids are unique within the process's udx instance. */
@@ -168,6 +179,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #batch: Buffer[] = [];
   #batchBytes = 0;
   #batchTimer: NodeJS.Immediate | undefined;
+  readonly #batchLimit: () => number;
   readonly #flushSoon = (): void => {
     this.#batchTimer = undefined;
     this.#flushBatch();
@@ -207,6 +219,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#shimPort = (init.shim.address() as { port: number }).port;
     this.stats = init.stats;
     this.#retransmitHs = init.retransmitHs;
+    this.#batchLimit = init.options.batchBytes ?? defaultBatch;
     this.#control = init.control;
     this.#control.connect(this.#socket, init.remoteControlId, this.#shimPort, LOOPBACK);
     this.#control.on('data', (chunk) => this.#onControl(chunk));
@@ -306,12 +319,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   #fromUdx(packet: Buffer): void {
-    if (packet.length > BATCH_SMALL) {
+    const limit = this.#batchLimit();
+    if (2 + packet.length > limit) {
       this.#flushBatch(); // keep udx's order
       this.#sendSealed(INNER_UDX, packet);
       return;
     }
-    if (this.#batchBytes + 2 + packet.length > BATCH_MAX) this.#flushBatch();
+    if (this.#batchBytes + 2 + packet.length > limit) this.#flushBatch();
     this.#batch.push(packet);
     this.#batchBytes += 2 + packet.length;
     this.#batchTimer ??= setImmediate(this.#flushSoon);
