@@ -37,11 +37,12 @@ afterEach(() => {
   for (const l of links.splice(0)) l.close();
 });
 
-async function linkPair(pa: LinkPath, pb: LinkPath, opts: { allow?: (id: string) => boolean } = {}) {
+async function linkPair(pa: LinkPath, pb: LinkPath, opts: { allow?: (id: string) => boolean; batchBytes?: () => number } = {}) {
   const ia = generateIdentity();
   const ib = generateIdentity();
+  const both = opts.batchBytes === undefined ? {} : { batchBytes: opts.batchBytes };
   const [a, b] = await Promise.all([
-    openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib) }),
+    openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib), ...both }),
     openLink(pb, { identity: ib, initiator: false, remotePeerId: peerIdOf(ia), ...opts }),
   ]);
   links.push(a, b);
@@ -145,54 +146,35 @@ describe('peer link over an in-memory path', () => {
     expect(tampered).toBeGreaterThan(10);
   });
 
-  it("carries udx's acknowledgements batched: the receiver sends far fewer datagrams than it gets", async () => {
+  /** Sends `bytes` from a to b on one stream; counts the datagrams each way and the largest. */
+  async function oneWay(bytes: number, batchBytes?: () => number) {
     const [pa, pb] = pathPair();
-    const { a, b } = await linkPair(pa, pb);
-    let largestBack = 0;
-    pb.tap = (d, deliver) => {
-      largestBack = Math.max(largestBack, d.length);
-      deliver(d);
-    };
-    const data = randomBytes(4 << 20);
+    const { a, b } = await linkPair(pa, pb, batchBytes === undefined ? {} : { batchBytes });
+    const largest = { a: 0, b: 0 };
+    pa.tap = (d, deliver) => void ((largest.a = Math.max(largest.a, d.length)), deliver(d));
+    pb.tap = (d, deliver) => void ((largest.b = Math.max(largest.b, d.length)), deliver(d));
+    const data = randomBytes(bytes);
     const received = new Promise<Buffer>((resolve) => b.once('stream', (s) => void readAll(s).then(resolve)));
     const s = await a.openStream();
     const [aSent, bSent] = [pa.sent, pb.sent];
     s.end(data);
-    const got = await received;
-    expect(got.equals(data)).toBe(true);
+    expect((await received).equals(data)).toBe(true);
+    return { fromA: pa.sent - aSent, fromB: pb.sent - bSent, largest };
+  }
+
+  it("carries udx's acknowledgements batched: the receiver sends far fewer datagrams than it gets", async () => {
+    const { fromA, fromB, largest } = await oneWay(4 << 20);
     // udx acknowledges every data packet; one sealed datagram carries many of those acks
-    const dataDatagrams = pa.sent - aSent;
-    const ackDatagrams = pb.sent - bSent;
-    expect(dataDatagrams).toBeGreaterThan((4 << 20) / 1500);
-    expect(ackDatagrams).toBeLessThan(dataDatagrams / 3);
-    expect(largestBack).toBeLessThanOrEqual(1 + 8 + 1 + 512 + 16); // SEALED, counter, inner type, batch, tag
+    expect(fromA).toBeGreaterThan((4 << 20) / 1500);
+    expect(fromB).toBeLessThan(fromA / 3);
+    expect(largest.b).toBeLessThanOrEqual(1 + 8 + 1 + 512 + 16); // SEALED, counter, inner type, batch, tag
   });
 
   it('carries full data packets together where batchBytes allows (a loopback path), never above it', async () => {
-    const [pa, pb] = pathPair();
-    const ia = generateIdentity();
-    const ib = generateIdentity();
-    const batchBytes = (): number => 16 * 1024;
-    const [a, b] = await Promise.all([
-      openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib), batchBytes }),
-      openLink(pb, { identity: ib, initiator: false, remotePeerId: peerIdOf(ia), batchBytes }),
-    ]);
-    links.push(a, b);
-    let largest = 0;
-    pa.tap = (d, deliver) => {
-      largest = Math.max(largest, d.length);
-      deliver(d);
-    };
-    const data = randomBytes(4 << 20);
-    const received = new Promise<Buffer>((resolve) => b.once('stream', (s) => void readAll(s).then(resolve)));
-    const s = await a.openStream();
-    const before = pa.sent;
-    s.end(data);
-    const got = await received;
-    expect(got.equals(data)).toBe(true);
-    expect(pa.sent - before).toBeLessThan((4 << 20) / 1500 / 3); // several udx packets a datagram
-    expect(largest).toBeGreaterThan(3000);
-    expect(largest).toBeLessThanOrEqual(1 + 8 + 1 + 16 * 1024 + 16);
+    const { fromA, largest } = await oneWay(4 << 20, () => 16 * 1024);
+    expect(fromA).toBeLessThan((4 << 20) / 1500 / 3); // several udx packets a datagram
+    expect(largest.a).toBeGreaterThan(3000);
+    expect(largest.a).toBeLessThanOrEqual(1 + 8 + 1 + 16 * 1024 + 16);
   });
 
   it('refuses a peer whose key is not the expected peer id, on both sides', async () => {
