@@ -16,10 +16,12 @@
  * noise-curve-ed) over the connection's datagrams authenticates both identity keys; a key that
  * does not hash to the expected peer id is refused (`REFUSED`). The streams are udx-native
  * (libudx: per-stream reliability and ordering, BBR congestion control, half-close), bound to a
- * private socket on 127.0.0.1 that talks only to a shim socket; the shim seals each udx packet as
- * one Noise transport message with an explicit counter (`seal.ts`: ChaCha20-Poly1305, an RFC 6479
- * replay window, Noise `Rekey()` every 2^20 messages) and hands it to the connection, and opens
- * what comes back. Tampered and replayed datagrams are dropped and counted (`stats.dropped`),
+ * private socket on 127.0.0.1 that talks only to a shim socket; the shim seals udx's packets as
+ * Noise transport messages with an explicit counter (`seal.ts`: ChaCha20-Poly1305, an RFC 6479
+ * replay window, Noise `Rekey()` every 2^20 messages) and hands them to the connection, and opens
+ * what comes back. One message carries one udx packet, or several that arrived in one event-loop
+ * turn: small ones (udx's acknowledgements) on every path, full ones too while the selected pair
+ * is between two loopback addresses (`batchBytes`). Tampered and replayed datagrams are dropped and counted (`stats.dropped`),
  * never passed to udx. Because udx only sees the shim, the selected pair can change under it
  * (relay first, then direct; a NAT rebinding) without a stream noticing anything but a few
  * retransmissions.
@@ -27,8 +29,8 @@
  * Limits: the udx socket and the shim listen on 127.0.0.1, and the shim is connected to the
  * udx socket, so only udx's packets enter the link; but another process on the same host can
  * still send datagrams to the udx socket's port (what libudx makes of them for a connected
- * stream is its own check, not the link's). Throughput is bounded by two extra loopback hops
- * per packet (see bench/tunnel/README.md).
+ * stream is its own check, not the link's). Throughput is bounded by the two extra loopback
+ * hops of every udx packet through the shim (see bench/tunnel/README.md).
  *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
  * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after three keepalive intervals

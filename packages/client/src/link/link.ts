@@ -1,6 +1,7 @@
 /**
  * The peer link: a Noise XX handshake over the path's datagrams, then udx-native streams whose
- * UDP packets are sealed one by one (`seal.ts`) and carried over the path. The path is any
+ * UDP packets are sealed (`seal.ts`; one, or several gathered in one event-loop turn, to a
+ * datagram) and carried over the path. The path is any
  * datagram carrier with `send(bytes)` and `data` events, such as an {@link IceConnection}: its
  * selected pair may be direct or through a TURN relay, and may change (relay first, then a direct
  * upgrade, or a NAT rebinding) without udx noticing, because udx only ever talks to a local
