@@ -50,7 +50,8 @@ export interface IcePunchOptions {
    * has succeeded. Against a NAT that filters by address only, or not at all, the checks connect
    * in one round trip and the 256 sockets are never bound. 0: punch as soon as the target is
    * known, whatever the checks do. Default: two round trips of the fastest succeeded pair, at
-   * least {@link MIN_PLAIN_CHECK_WAIT_MS} (twice that before any pair succeeded).
+   * least {@link MIN_PLAIN_CHECK_WAIT_MS} (twice that before any pair succeeded), at most
+   * {@link MAX_PLAIN_CHECK_WAIT_MS}.
    */
   readonly plainCheckWaitMs?: number;
   /**
@@ -288,7 +289,8 @@ export class SocketPunch {
     const toTarget = (a: TransportAddress): boolean => a.address === armed.target.address && a.port === armed.target.port;
     if (this.#checkSeenAt === undefined && pairs.some((p) => toTarget(p.remoteAddress) && p.state !== 'frozen' && p.state !== 'waiting')) this.#checkSeenAt = now;
     const rtts = pairs.map((p) => p.rttMs).filter((r): r is number => r !== undefined);
-    const grace = wait ?? (rtts.length > 0 ? Math.max(MIN_PLAIN_CHECK_WAIT_MS, 2 * Math.min(...rtts)) : 2 * MIN_PLAIN_CHECK_WAIT_MS);
+    const auto = rtts.length > 0 ? Math.max(MIN_PLAIN_CHECK_WAIT_MS, 2 * Math.min(...rtts)) : 2 * MIN_PLAIN_CHECK_WAIT_MS;
+    const grace = wait ?? Math.min(auto, MAX_PLAIN_CHECK_WAIT_MS);
     const at = Math.min(this.#checkSeenAt === undefined ? Infinity : this.#checkSeenAt + grace, armed.at + Math.max(grace, MAX_PLAIN_CHECK_WAIT_MS));
     if (now < at) return this.#waitTimer.set(at);
     this.#start(armed.role, armed.target);
