@@ -8,12 +8,11 @@
  * shim socket on 127.0.0.1 that hands its packets to the path and the path's packets back to it.
  */
 import { randomBytes } from 'node:crypto';
-import { type Socket, createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { peerIdFromPublicKey } from '@nat/protocol';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { PeerLinkError } from './errors.js';
-import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, curveEd, udx } from './native.js';
+import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, curveEd, shimUdx, udx } from './native.js';
 import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
 import { LinkStream } from './stream.js';
 
@@ -165,8 +164,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #sealer: PacketSealer;
   readonly #opener: PacketOpener;
   readonly #socket: UdxSocket;
-  readonly #shim: Socket;
+  readonly #shim: UdxSocket;
   readonly #shimPort: number;
+  readonly #udxPort: number;
   readonly #control: UdxStream;
   readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
   readonly #streams = new Set<LinkStream>();
@@ -200,7 +200,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     /** The initiator: the first sealed plaintext from the responder, which confirmed the handshake. */
     confirmation: Buffer | undefined;
     socket: UdxSocket;
-    shim: Socket;
+    shim: UdxSocket;
     control: UdxStream;
     remoteControlId: number;
     stats: LinkStats;
@@ -217,7 +217,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#initiator = init.options.initiator;
     this.#socket = init.socket;
     this.#shim = init.shim;
-    this.#shimPort = (init.shim.address() as { port: number }).port;
+    this.#shimPort = init.shim.address().port;
+    this.#udxPort = init.socket.address().port;
     this.stats = init.stats;
     this.#retransmitHs = init.retransmitHs;
     this.#batchLimit = init.options.batchBytes ?? defaultBatch;
@@ -226,8 +227,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#control.on('data', (chunk) => this.#onControl(chunk));
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
-    // the shim is connected to udx's socket: the kernel lets only udx's packets in
-    this.#shim.on('message', (msg) => this.#fromUdx(msg));
+    // only udx's packets: the shim listens on 127.0.0.1, and takes what comes from udx's port
+    this.#shim.on('message', (msg, from) => {
+      if (from.port === this.#udxPort && from.host === LOOPBACK) this.#fromUdx(msg);
+    });
     this.#path.on('data', this.#onData);
     this.#path.on('close', this.#onPathClose);
     const signal = init.options.signal;
@@ -393,7 +396,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.packetsReceived++;
     this.stats.bytesReceived += bytes;
     const inner = plain[0];
-    if (inner === INNER_UDX) this.#shim.send(plain.subarray(1));
+    if (inner === INNER_UDX) this.#shim.trySend(plain.subarray(1), this.#udxPort, LOOPBACK);
     else if (inner === INNER_UDX_BATCH) {
       for (let at = 1; at < plain.length; ) {
         const length = at + 2 <= plain.length ? plain.readUInt16BE(at) : Infinity;
@@ -401,7 +404,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
           this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
           return;
         }
-        this.#shim.send(plain.subarray(at + 2, at + 2 + length));
+        this.#shim.trySend(plain.subarray(at + 2, at + 2 + length), this.#udxPort, LOOPBACK);
         at += 2 + length;
       }
     }
@@ -425,7 +428,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#pending.clear();
     for (const s of this.#streams) s.destroy(error);
     this.#control.destroy();
-    this.#shim.close();
+    void this.#shim.close().catch(() => {});
     void this.#socket.close().catch(() => {});
     this.emit('close', error);
   }
@@ -473,10 +476,11 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   socket.setRecvBufferSize(SOCKET_BUFFER);
   socket.setSendBufferSize(SOCKET_BUFFER);
   socket.on('error', () => {});
-  const shim = createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+  const shim = shimUdx().createSocket();
+  shim.bind(0, LOOPBACK);
+  shim.setRecvBufferSize(SOCKET_BUFFER);
+  shim.setSendBufferSize(SOCKET_BUFFER);
   shim.on('error', () => {});
-  await new Promise<void>((resolve) => shim.bind(0, LOOPBACK, resolve));
-  await new Promise<void>((resolve) => shim.connect(socket.address().port, LOOPBACK, resolve));
 
   let resend: Buffer | undefined;
   let pending: { remoteStatic: Buffer; remoteControlId: number } | undefined;
@@ -566,7 +570,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     });
   } catch (error) {
     control.destroy();
-    shim.close();
+    void shim.close().catch(() => {});
     void socket.close().catch(() => {});
     throw error;
   } finally {

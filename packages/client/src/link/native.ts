@@ -16,6 +16,9 @@ export interface UdxSocket {
   setRecvBufferSize(size: number): void;
   setSendBufferSize(size: number): void;
   on(event: 'error', listener: (error: Error) => void): this;
+  /** Datagrams that are not for one of the socket's streams. */
+  on(event: 'message', listener: (message: Buffer, from: { host: string; port: number }) => void): this;
+  trySend(data: Uint8Array, port: number, host: string): void;
 }
 
 /** The few members of a udx-native stream (a streamx Duplex) this module uses. */
@@ -73,11 +76,21 @@ interface Sodium {
 
 const UdxClass = require('udx-native') as new () => Udx;
 let shared: Udx | undefined;
+let forShims: Udx | undefined;
 
 /** The process's one udx-native instance (stream ids are unique within it). */
 export function udx(): Udx {
   shared ??= new UdxClass();
   return shared;
+}
+
+/**
+ * A second instance for the links' shim sockets: their stream table stays empty, so every
+ * datagram they receive (udx packets addressed to the peer's stream ids) comes out as `message`.
+ */
+export function shimUdx(): Udx {
+  forShims ??= new UdxClass();
+  return forShims;
 }
 
 /** noise-handshake's handshake state constructor. */
