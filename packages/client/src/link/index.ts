@@ -26,10 +26,10 @@
  * (relay first, then direct; a NAT rebinding) without a stream noticing anything but a few
  * retransmissions.
  *
- * Limits: the udx socket and the shim listen on 127.0.0.1, and the shim is connected to the
- * udx socket, so only udx's packets enter the link; but another process on the same host can
- * still send datagrams to the udx socket's port (what libudx makes of them for a connected
- * stream is its own check, not the link's). Throughput is bounded by the two extra loopback
+ * Limits: the udx socket and the shim listen on 127.0.0.1, and the shim takes only datagrams
+ * from the udx socket's address, so only udx's packets enter the link; but another process on
+ * the same host can still send datagrams to the udx socket's port (what libudx makes of them
+ * for a connected stream is its own check, not the link's). Throughput is bounded by the two extra loopback
  * hops of every udx packet through the shim (see bench/tunnel/README.md).
  *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
