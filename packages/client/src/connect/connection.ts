@@ -33,7 +33,7 @@ import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.j
 import { resolveServer, routeSourceAddress } from '../resolve.js';
 import { TurnClient, type TurnClientInit } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
-import { FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
+import { FRAME_DATA, FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 import { explicitHostAddresses, hostInterfaceAddresses, rankHostAddresses } from './hosts.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import type { learnPunchOptions } from './nat-info.js';
@@ -222,6 +222,12 @@ export class IceConnection {
   readonly #permitted = new Set<string>();
   readonly #pings = new Map<number, { sentAt: number; done: (rtt: number | StunClientError) => void }>();
   readonly #listeners: Listeners = { data: new Set(), path: new Set(), close: new Set() };
+  /**
+   * The source (base, address as the socket reported it, port) of the last data frame accepted
+   * on a validated pair: later data frames from it skip the address parsing and pair lookup
+   * (pairs never lose their validation, so this needs no invalidation).
+   */
+  #lastDataFrom: { base: BaseId; ip: string; port: number } | undefined;
   readonly #gather = new AbortController();
   readonly #onMessage = (m: RendezvousInbound): void => this.#signal(m);
   readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
@@ -390,6 +396,16 @@ export class IceConnection {
   /** Sends one application datagram on the selected pair; false when there is none (yet) or the connection is closed. */
   send(data: Uint8Array): boolean {
     return this.#sendFrame(encodeDataFrame(data));
+  }
+
+  /**
+   * {@link send} without a copy: `frame[0]` is left free by the caller and overwritten with the
+   * data frame type; the datagram sent is `frame` itself (its payload is `frame.subarray(1)`).
+   */
+  sendFrame(frame: Uint8Array): boolean {
+    if (frame.length === 0) return false;
+    frame[0] = FRAME_DATA;
+    return this.#sendFrame(frame);
   }
 
   /**
@@ -740,6 +756,10 @@ export class IceConnection {
   #onDatagram(base: BaseId, socket: Socket, msg: Buffer, fromIp: string, fromPort: number): void {
     if (this.#closed) return;
     const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    if (bytes[0] === FRAME_DATA && this.#fromLastData(base, fromIp, fromPort)) {
+      this.#emitData(bytes.subarray(1));
+      return;
+    }
     if (this.#stunPending.size > 0 && looksLikeStun(bytes)) {
       try {
         const m = decodeStunMessage(bytes);
@@ -760,30 +780,50 @@ export class IceConnection {
     }
     const from: TransportAddress = { family: ipFamily(ip) ?? 'IPv4', address: ip, port: fromPort };
     if (this.#punch?.intercept(base, bytes, from) === true) return; // a birthday probe
-    if (!this.#agent.handlePacket(bytes, { base, from }, performance.now())) this.#application(base, from, bytes, socket);
+    if (!this.#agent.handlePacket(bytes, { base, from }, performance.now()) && this.#application(base, from, bytes, socket)) {
+      this.#lastDataFrom = { base, ip: fromIp, port: fromPort };
+    }
     this.#flush();
   }
 
   #onRelayData(m: TurnPeerData): void {
     if (this.#closed) return;
+    const { data } = m;
+    if (data[0] === FRAME_DATA && this.#fromLastData(RELAY_BASE, m.peer.address, m.peer.port)) {
+      this.#emitData(data.subarray(1));
+      return;
+    }
     const from: TransportAddress = { ...m.peer, address: canonicalIp(m.peer.address) };
-    if (!this.#agent.handlePacket(m.data, { base: RELAY_BASE, from }, performance.now())) this.#application(RELAY_BASE, from, m.data, undefined);
+    if (!this.#agent.handlePacket(data, { base: RELAY_BASE, from }, performance.now()) && this.#application(RELAY_BASE, from, data, undefined)) {
+      this.#lastDataFrom = { base: RELAY_BASE, ip: m.peer.address, port: m.peer.port };
+    }
     this.#flush();
   }
 
-  /** A non-STUN datagram: accepted only on a pair that passed its checks. */
-  #application(base: BaseId, from: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): void {
-    if (!this.#valid.has(addressKey(base, from))) return;
+  #fromLastData(base: BaseId, ip: string, port: number): boolean {
+    const last = this.#lastDataFrom;
+    return last !== undefined && last.port === port && last.ip === ip && last.base === base;
+  }
+
+  #emitData(payload: Uint8Array): void {
+    for (const l of this.#listeners.data) l(payload);
+  }
+
+  /** A non-STUN datagram: accepted only on a pair that passed its checks. True when it was a data frame. */
+  #application(base: BaseId, from: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): boolean {
+    if (!this.#valid.has(addressKey(base, from))) return false;
     const frame = decodeFrame(bytes);
-    if (frame === undefined) return;
+    if (frame === undefined) return false;
     if (frame.kind === 'data') {
-      for (const l of this.#listeners.data) l(frame.payload);
+      this.#emitData(frame.payload);
+      return true;
     } else if (frame.kind === 'ping') {
       this.#transmit(base, from, encodePingFrame(FRAME_PONG, frame.seq), socket);
     } else {
       const p = this.#pings.get(frame.seq);
       p?.done(performance.now() - p.sentAt);
     }
+    return false;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -803,7 +843,8 @@ export class IceConnection {
       return;
     }
     const s = socket ?? this.#sockets.get(base)?.socket;
-    s?.send(bytes, to.port, to.address, () => {});
+    // no callback: send errors reach the socket's 'error' listener, and a callback costs ~1.4 us a datagram
+    s?.send(bytes, to.port, to.address);
   }
 
   /** Acts on what the agent wants after every input: transmits, events, and the next wake-up. */

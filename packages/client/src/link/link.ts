@@ -19,6 +19,11 @@ import { LinkStream } from './stream.js';
 /** What the link needs from the path: an {@link IceConnection} is one. */
 export interface LinkPath {
   send(data: Uint8Array): boolean;
+  /**
+   * Optional: sends `frame.subarray(1)` as one datagram without copying it; `frame[0]` is the
+   * path's own (IceConnection.sendFrame writes its frame type there).
+   */
+  sendFrame?(frame: Uint8Array): boolean;
   on(event: 'data', listener: (data: Uint8Array) => void): unknown;
   on(event: 'close', listener: (reason: string) => void): unknown;
   off(event: 'data', listener: (data: Uint8Array) => void): unknown;
@@ -365,10 +370,18 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const plain = Buffer.allocUnsafe(payload.length + 1);
     plain[0] = inner;
     plain.set(payload, 1);
-    const out = this.#sealer.seal(plain, 1);
-    out[0] = SEALED;
     this.#lastSent = performance.now();
     this.stats.packetsSent++;
+    if (this.#path.sendFrame !== undefined) {
+      // one byte of room for the path's frame type, so the datagram is not copied again
+      const out = this.#sealer.seal(plain, 2);
+      out[1] = SEALED;
+      this.stats.bytesSent += out.length - 1;
+      this.#path.sendFrame(out);
+      return;
+    }
+    const out = this.#sealer.seal(plain, 1);
+    out[0] = SEALED;
     this.stats.bytesSent += out.length;
     this.#path.send(out);
   }
