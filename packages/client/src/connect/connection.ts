@@ -151,6 +151,8 @@ const SRFLX_RTO = 200;
 /** base64 of random bytes: ice-chars only (RFC 8445 section 5.3) when the length is a multiple of 3. */
 const iceChars = (bytes: number): string => randomBytes(bytes).toString('base64');
 const addressKey = (base: BaseId, a: TransportAddress): string => `${base}|${a.address}|${a.port}`;
+/** 127.0.0.0/8 (RFC 1122 section 3.2.1.3) or ::1. */
+const isLoopbackIp = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 function toEndpoint(c: IceCandidate): ConnectionEndpoint {
   const family = ipFamily(c.address) ?? 'IPv4';
@@ -228,6 +230,7 @@ export class IceConnection {
    * (pairs never lose their validation, so this needs no invalidation).
    */
   #lastDataFrom: { base: BaseId; ip: string; port: number } | undefined;
+  #pathIsLoopback = false;
   readonly #gather = new AbortController();
   readonly #onMessage = (m: RendezvousInbound): void => this.#signal(m);
   readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
@@ -284,6 +287,15 @@ export class IceConnection {
   /** The current path (the selected pair), once connected. */
   get path(): ConnectionPath | undefined {
     return this.#path;
+  }
+
+  /**
+   * True when every hop of the selected pair stays on this host: both candidates' addresses, and
+   * the related address of a relayed one (the TURN server saw its client there), are loopback.
+   * Such a path carries datagrams of up to 64 KiB (loopback MTU); a real network's does not.
+   */
+  get pathIsLoopback(): boolean {
+    return this.#pathIsLoopback;
   }
 
   /** True once closed (locally, by the peer's `bye`, or by an ICE failure). */
@@ -873,6 +885,9 @@ export class IceConnection {
     if (pair.path === 'direct') this.directAt ??= now;
     const path = pathOfPair(pair, this.#punch?.isPunched(pair.base, pair.remoteAddress) ?? false);
     this.#path = path;
+    this.#pathIsLoopback = [pair.mappedLocal, pair.remote].every(
+      (c) => isLoopbackIp(c.address) && (c.type !== 'relay' || (c.relatedAddress !== undefined && isLoopbackIp(c.relatedAddress))),
+    );
     if (!this.#readySettled) {
       this.#readySettled = true;
       this.#resolveReady(path);

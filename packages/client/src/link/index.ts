@@ -55,13 +55,8 @@ export function linkOverConnection(
   conn: IceConnection,
   options: Omit<PeerLinkOptions, 'initiator' | 'remotePeerId'> & { readonly identity: RendezvousIdentity },
 ): Promise<PeerLink> {
-  const batchBytes = (): number => {
-    const p = conn.path;
-    const loopback = p !== undefined && p.path === 'direct' && isLoopback(p.localCandidate.address.address) && isLoopback(p.remoteCandidate.address.address);
-    return loopback ? LOOPBACK_BATCH_BYTES : BATCH_BYTES;
-  };
+  // direct or relayed: a TURN server on this host relays loopback-sized datagrams too
+  const batchBytes = (): number => (conn.pathIsLoopback ? LOOPBACK_BATCH_BYTES : BATCH_BYTES);
   return openLink(conn, { batchBytes, ...options, initiator: conn.role === 'controlling', remotePeerId: conn.peerId });
 }
 
-/** 127.0.0.0/8 (RFC 1122 section 3.2.1.3) or ::1. */
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';

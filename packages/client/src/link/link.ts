@@ -65,9 +65,10 @@ export interface PeerLinkOptions {
    * How many bytes of udx packets one sealed datagram may carry on the path as it is now; asked
    * for each udx packet. udx packets that arrive in one event-loop turn and fit travel together.
    * Default {@link BATCH_BYTES} (512: small packets, udx's acknowledgements, within any path MTU).
-   * {@link linkOverConnection} allows {@link LOOPBACK_BATCH_BYTES} while the selected pair is
-   * direct between two loopback addresses (MTU 65,536), so that full data packets travel
-   * together too.
+   * {@link linkOverConnection} allows {@link LOOPBACK_BATCH_BYTES} while every hop of the
+   * selected pair is on loopback (MTU 65,536; direct, or through a TURN server on this host), so
+   * that full data packets travel together too. Over a real network (MTU 1500) a datagram has
+   * room for one full udx packet: only acknowledgements batch there.
    */
   readonly batchBytes?: () => number;
 }
