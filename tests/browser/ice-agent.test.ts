@@ -143,7 +143,7 @@ describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (cont
     const a = r.agent!;
     expect(r.browserStateAfterHold).toBe('connected');
     expect(a.finalState).toBe('completed');
-    // One triggered check, then at least one consent check (mean 5 s, 4 to 6 s) within 6 s.
+    // One triggered check, then at least one consent check (every 2.4 to 3.6 s, ice-driver.ts) within 6 s.
     expect(a.sent.requests).toBeGreaterThanOrEqual(2);
     expect(a.responsesIn.success).toBe(a.sent.requests);
     // Chromium keeps pinging the selected pair as well, and the agent answers each.
