@@ -104,6 +104,7 @@ it('the relay sees only ciphertext; tampered and replayed datagrams are dropped 
     const bytesFrom = new Map<string, number>();
     let sender: string | undefined;
     let seen = 0;
+    let seenBytes = 0;
     let tampered = 0;
     let replayed = 0;
     clientToServer = (d, send, from) => {
@@ -114,6 +115,7 @@ it('the relay sees only ciphertext; tampered and replayed datagrams are dropped 
       }
       if (from !== sender || d.length <= 600) return send(d);
       seen++;
+      seenBytes += d.length;
       if (seen % PERIOD === 0) {
         const t = Buffer.from(d);
         t[t.length - 40]! ^= 0x20; // inside the sealed payload, before the tag
@@ -140,6 +142,9 @@ it('the relay sees only ciphertext; tampered and replayed datagrams are dropped 
     expect(all.indexOf(data.subarray(100, 132))).toBe(-1);
     expect(seen).toBeGreaterThanOrEqual(PERIOD * 5); // so at least 5 were tampered with
     expect(bLink.stats.dropped.tampered).toBe(tampered);
+    // every hop is on loopback (TURN on this host), so full udx packets travel batched
+    expect(conn.pathIsLoopback).toBe(true);
+    expect(seenBytes / seen).toBeGreaterThan(4096);
     expect(bLink.stats.dropped.replayed).toBeGreaterThanOrEqual(replayed);
   } finally {
     await cleanup();
