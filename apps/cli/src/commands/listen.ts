@@ -1,4 +1,4 @@
-import { type IceConnection, type IceConnectionOptions, PortMapper, type RendezvousClient, type RendezvousInbound, StunClientError, acceptOffer, acceptPeers } from '@nat/client';
+import { type IceConnection, type IceConnectionOptions, PortMapper, type RendezvousClient, StunClientError, acceptPeers } from '@nat/client';
 import { ExitCode } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import {
@@ -30,27 +30,13 @@ export function acceptPeersMapped(
   onReport: (peer: string, sessionId: string, r: PortMapReport) => void,
   options: IceConnectionOptions,
 ): () => void {
-  const sessions = new Set<string>();
-  const onMessage = (m: RendezvousInbound): void => {
-    if (m.type !== 'offer') return;
-    const key = `${m.from} ${m.sessionId}`;
-    if (sessions.has(key)) return;
-    sessions.add(key);
-    const portMap = new ConnectionPortMap(mapper, (r) => onReport(m.from, m.sessionId, r));
-    const conn = acceptOffer(rv, m, { ...options, mappedAddress: portMap.mappedAddress });
-    conn.on('close', () => {
-      sessions.delete(key);
-      void portMap.release();
-    });
-    onConnection(conn);
-  };
-  const stop = (): void => {
-    rv.off('message', onMessage);
-    options.signal?.removeEventListener('abort', stop);
-  };
-  rv.on('message', onMessage);
-  options.signal?.addEventListener('abort', stop, { once: true });
-  return stop;
+  return acceptPeers(rv, onConnection, {
+    ...options,
+    perOffer: ({ from, sessionId }) => {
+      const portMap = new ConnectionPortMap(mapper, (r) => onReport(from, sessionId, r));
+      return { options: { mappedAddress: portMap.mappedAddress }, onClose: () => void portMap.release() };
+    },
+  });
 }
 
 /**

@@ -978,6 +978,20 @@ export function acceptedConnections(rv: RendezvousClient, options: IceConnection
   });
 }
 
+/** What {@link AcceptPeersOptions.perOffer} adds to one accepted connection. */
+export interface PerOfferSetup {
+  /** Merged over the shared options for this connection only (e.g. its own `mappedAddress`). */
+  readonly options?: IceConnectionOptions;
+  /** Called once when this connection closes (e.g. to remove what `options` set up). */
+  readonly onClose?: () => void;
+}
+
+/** Options of {@link acceptPeers}: the connection options every accepted connection gets, and a per-offer hook. */
+export interface AcceptPeersOptions extends IceConnectionOptions {
+  /** Called for each new offer before its connection is made; see {@link PerOfferSetup}. */
+  readonly perOffer?: (offer: { readonly from: string; readonly sessionId: string }) => PerOfferSetup;
+}
+
 /**
  * Accepts every offer that arrives on `rv` until the returned function is called (or `signal`
  * fires): calls `onConnection` with each new {@link IceConnection} as soon as the offer arrives
@@ -986,23 +1000,28 @@ export function acceptedConnections(rv: RendezvousClient, options: IceConnection
 export function acceptPeers(
   rv: RendezvousClient,
   onConnection: (conn: IceConnection) => void,
-  options: IceConnectionOptions = {},
+  options: AcceptPeersOptions = {},
 ): () => void {
+  const { perOffer, ...shared } = options;
   const sessions = new Set<string>();
   const onMessage = (m: RendezvousInbound): void => {
     if (m.type !== 'offer') return;
     const key = `${m.from} ${m.sessionId}`;
     if (sessions.has(key)) return;
     sessions.add(key);
-    const conn = acceptOffer(rv, m, options);
-    conn.on('close', () => sessions.delete(key));
+    const setup = perOffer?.({ from: m.from, sessionId: m.sessionId });
+    const conn = acceptOffer(rv, m, setup?.options === undefined ? shared : { ...shared, ...setup.options });
+    conn.on('close', () => {
+      sessions.delete(key);
+      setup?.onClose?.();
+    });
     onConnection(conn);
   };
   const stop = (): void => {
     rv.off('message', onMessage);
-    options.signal?.removeEventListener('abort', stop);
+    shared.signal?.removeEventListener('abort', stop);
   };
   rv.on('message', onMessage);
-  options.signal?.addEventListener('abort', stop, { once: true });
+  shared.signal?.addEventListener('abort', stop, { once: true });
   return stop;
 }

@@ -65,6 +65,8 @@ export {
   connectPeer,
   acceptOffer,
   acceptPeers,
+  type AcceptPeersOptions,
+  type PerOfferSetup,
   acceptedConnections,
 } from './connection.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
