@@ -5,20 +5,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { defaultStateFile } from '../src/commands/map.js';
 import { runCli } from '../src/index.js';
-
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += String(c)));
-  stderr.on('data', (c) => (err += String(c)));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
+import { capture } from './capture.js';
 
 describe('nat map', () => {
   it('bad ports, protocols, methods and gateways are usage errors (exit 2)', async () => {

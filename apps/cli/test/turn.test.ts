@@ -1,19 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { PassThrough } from 'node:stream';
 import { startStunServer, staticUsers, type StunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/index.js';
-
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += String(c)));
-  stderr.on('data', (c) => (err += String(c)));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
+import { capture } from './capture.js';
 
 let server: StunServer;
 let echo: Socket;
