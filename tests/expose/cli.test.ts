@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exposePublicCommand, runCli } from '@nat/cli';
@@ -52,6 +55,39 @@ describe('nat expose TARGET --public', () => {
     ac.abort();
     expect(await done).toBe(0);
     expect(s.out()).toContain('"event":"connection"');
+  });
+
+  test('--config FILE gives the rendezvous URL and the user (flags win); a readable password file is warned about; bad files are usage errors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nat-expose-config-'));
+    const file = join(dir, 'expose.json');
+    writeFileSync(file, JSON.stringify({ rendezvous: url, user: 'alice:pw' }), { mode: 0o600 });
+    const s = io();
+    const ac = new AbortController();
+    const done = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--config', file, '--public-port', String(range.min + 1), '--json'], s.io, ac.signal);
+    while (!s.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
+    expect(s.out()).toContain('"user":"alice"');
+    expect(s.err()).not.toMatch(/other users may read/);
+    expect((await roundTrip(range.min + 1, Buffer.from('from config'))).toString()).toBe('from config');
+    ac.abort();
+    expect(await done).toBe(0);
+    // --user on the command line wins over the file's user: a wrong one is refused (exit 1).
+    const flagWins = io();
+    expect(await runCli(['expose', '8080', '--public', '--config', file, '--user', 'alice:wrong'], flagWins.io)).toBe(1);
+    expect(flagWins.err()).toMatch(/unauthorized/);
+    // A password file others may read: still used (here a wrong password, refused: no port
+    // held), with a warning that says what to do.
+    writeFileSync(file, JSON.stringify({ rendezvous: url, user: 'alice:wrong' }));
+    chmodSync(file, 0o644);
+    const readable = io();
+    expect(await runCli(['expose', '8080', '--public', '--config', file], readable.io)).toBe(1);
+    expect(readable.err()).toMatch(/other users may read it \(chmod 600/);
+    expect(readable.err()).toMatch(/unauthorized/);
+    for (const [content, why] of [['{"user": 5}', /"user" must be a string/], ['{"password": "x"}', /unknown key "password"/], ['not json', /--config/], ['[]', /JSON object/]] as const) {
+      writeFileSync(file, content);
+      const bad = io();
+      expect(await runCli(['expose', '8080', '--public', '--config', file], bad.io)).toBe(2);
+      expect(bad.err()).toMatch(why);
+    }
   });
 
   test('exit codes: 2 bad usage, 1 refused (with what to do), 3 no server', async () => {

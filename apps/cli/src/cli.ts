@@ -136,7 +136,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
     .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
     .option('--allow-any', 'allow every peer registered with the rendezvous service')
-    .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}')
+    .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}')
     .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
     .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'))
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])

@@ -1,3 +1,4 @@
+import { readFile, stat } from 'node:fs/promises';
 import { StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
@@ -15,6 +16,44 @@ export interface ExposePublicOptions {
   readonly denySource?: readonly string[];
   readonly insecure?: boolean;
   readonly json?: boolean;
+  /** `--config FILE`: rendezvous URL and credentials from a JSON file ({@link readPublicConfig}). */
+  readonly config?: string;
+}
+
+/** What a `--config FILE` of `nat expose --public` may hold; the command line wins over it. */
+export interface PublicExposeConfig {
+  readonly rendezvous?: string;
+  /** `NAME:PASSWORD` of a user of the server. */
+  readonly user?: string;
+  /** An Ed25519 identity key file the server accepts. */
+  readonly identity?: string;
+  readonly insecure?: boolean;
+}
+
+const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = { rendezvous: 'string', user: 'string', identity: 'string', insecure: 'boolean' };
+
+/**
+ * Reads `{"rendezvous": "wss://...", "user": "NAME:PASSWORD", "identity": "FILE", "insecure":
+ * false}` (every key optional, no other key allowed), so the password stays off the command line.
+ * A file with a password that other users may read gets a warning on `warn`.
+ */
+export async function readPublicConfig(file: string, warn: (line: string) => void): Promise<PublicExposeConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`--config ${file}: expected a JSON object with "rendezvous", "user" or "identity"`);
+  const config: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const type = CONFIG_KEYS[k as keyof PublicExposeConfig];
+    if (type === undefined) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure)`);
+    if (typeof v !== type) throw new UsageError(`--config ${file}: ${JSON.stringify(k)} must be a ${type}`);
+    config[k] = v;
+  }
+  if (config['user'] !== undefined && ((await stat(file)).mode & 0o077) !== 0) warn(`nat expose: ${file} holds a password and other users may read it (chmod 600 ${file})`);
+  return config as PublicExposeConfig;
 }
 
 /** `IP:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). Throws UsageError. */
@@ -36,17 +75,21 @@ export function parseTarget(text: string | undefined): { host: string; port: num
  */
 export async function exposePublicCommand(targetText: string | undefined, o: ExposePublicOptions, io: Io, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const target = parseTarget(targetText);
-  if (!o.rendezvous) throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service)');
+  const config = o.config === undefined ? {} : await readPublicConfig(o.config, (line) => io.stderr.write(`${line}\n`));
+  o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure };
+  if (!o.rendezvous) throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
   let credentials: ExposeCredentials;
-  // NAT_EXPOSE_USER keeps the password off the command line (where `ps` shows it).
-  const user = o.user ?? env['NAT_EXPOSE_USER'];
+  // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
+  const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
+  const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
+  const identity = o.identity ?? config.identity;
   if (user !== undefined && user !== '') {
     const colon = user.indexOf(':');
-    if (colon <= 0) throw new UsageError(`${o.user !== undefined ? '--user' : 'NAT_EXPOSE_USER'} expects NAME:PASSWORD`);
+    if (colon <= 0) throw new UsageError(`${o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`} expects NAME:PASSWORD`);
     credentials = { username: user.slice(0, colon), password: user.slice(colon + 1) };
-  } else if (o.identity !== undefined) {
-    credentials = { identity: await loadOrCreateIdentity(o.identity) };
-  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD or NAT_EXPOSE_USER=NAME:PASSWORD in the environment (a user of the server), or --identity FILE (a peer key the server accepts)');
+  } else if (identity !== undefined) {
+    credentials = { identity: await loadOrCreateIdentity(identity) };
+  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)');
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
     if (o.json) io.stdout.write(`${JSON.stringify(event)}\n`);
