@@ -14,8 +14,8 @@
  *   rendezvous) restarted mid-transfer: the transfer completes or fails with an error, never
  *   with wrong bytes, and the tunnel reconnects by itself and carries the next one.
  *
- * The full 36-pair path matrix is ICE's (tests/lab/ice-matrix.test.ts); the tunnel adds nothing
- * per pair that these two do not exercise (the link only sees datagrams on the selected pair).
+ * The tunnel's full 49-pair matrix (1 MiB each way through `nat connect`/`nat expose`, path as
+ * ICE's) runs on the ICE matrix's labs (tests/lab/ice-matrix.test.ts).
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
