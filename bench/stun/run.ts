@@ -10,24 +10,20 @@
  *                       --targets nat-server,coturn,bare-node --json --profile DIR ...]
  *   (--help lists every option)
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { type CpuSample, LISTEN_IP, ROOT, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, start, stop, waitForStun } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '../..');
 const BUILD = join(ROOT, 'bench/.build');
 const LOADGEN_SRC = join(HERE, 'loadgen.c');
 const LOADGEN_BIN = join(BUILD, 'loadgen');
 const NAT_SERVER = join(ROOT, 'apps/server/dist/main.js');
 const BARE_SERVER = join(HERE, 'bare-server.ts');
-const LISTEN_IP = '127.0.0.1';
-const MAGIC_COOKIE = 0x2112a442;
 
 const TARGETS = ['nat-server', 'coturn', 'bare-node'] as const;
 type Target = (typeof TARGETS)[number];
@@ -152,103 +148,7 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes: every child is tracked so that it is killed on any exit path.
-
-const children = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    killAll();
-    process.stderr.write(`\nbench:stun: ${sig}, servers stopped\n`);
-    process.exit(130);
-  });
-}
-
-interface Started {
-  child: ChildProcess;
-  /** The last few kilobytes of its stdout and stderr, for error messages. */
-  output(): string;
-  exited: Promise<void>;
-}
-
-function start(command: string, args: string[]): Started {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-4096);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<void>((r) => {
-    child.once('exit', () => r());
-    child.once('error', (e) => {
-      tail += `\n${e.message}`;
-      r();
-    });
-  });
-  void exited.then(() => children.delete(child));
-  return { child, output: () => tail, exited };
-}
-
-async function stop(s: Started): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 3000);
-  await s.exited;
-  clearTimeout(timer);
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/** A UDP port on LISTEN_IP that is free right now (the kernel picks it). */
-function freePort(): Promise<number> {
-  return new Promise<number>((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, LISTEN_IP, () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-  });
-}
-
-/** Sends Binding requests until one is answered with a Binding success response. */
-async function waitForStun(port: number, s: Started, what: string, deadlineMs = 15_000): Promise<void> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, LISTEN_IP, () => r()));
-  const request = Buffer.alloc(20);
-  request.writeUInt16BE(0x0001, 0);
-  request.writeUInt32BE(MAGIC_COOKIE, 4);
-  for (let i = 8; i < 20; i++) request[i] = (Math.random() * 256) | 0;
-  let answered = false;
-  socket.on('message', (m) => {
-    if (m.length >= 20 && m.readUInt16BE(0) === 0x0101 && m.subarray(8, 20).equals(request.subarray(8, 20))) answered = true;
-  });
-  socket.on('error', () => {}); // ICMP port unreachable before the server binds
-  let dead = false;
-  void s.exited.then(() => (dead = true));
-  const until = Date.now() + deadlineMs;
-  try {
-    while (!answered) {
-      if (dead) throw new Error(`${what} exited before answering:\n${s.output()}`);
-      if (Date.now() > until) throw new Error(`${what} did not answer a Binding request within ${deadlineMs / 1000} s:\n${s.output()}`);
-      socket.send(request, port, LISTEN_IP);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    socket.close();
-  }
-}
-
-function pinned(cpu: string, command: string, args: string[]): [string, string[]] {
-  return haveTaskset ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
-}
+killChildrenOnExit('stun', 'servers stopped');
 
 function serverCommand(target: Target, port: number, o: Options, tmp: string): [string, string[]] {
   // One directory per target: Node names each thread's profile itself (tsx adds a loader thread).
@@ -267,71 +167,6 @@ function serverCommand(target: Target, port: number, o: Options, tmp: string): [
         '--log-file', 'stdout', '--simple-log',
       ]);
   }
-}
-
-/** CPU time (clock ticks) a process has used, all threads: utime + stime of /proc/PID/stat. */
-function processTicks(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPUs named by a taskset list such as "0", "0,2" or "0-3". */
-function cpuList(list: string): number[] {
-  const out: number[] = [];
-  for (const part of list.split(',')) {
-    const [a, b] = part.split('-').map(Number);
-    if (a === undefined || !Number.isInteger(a)) continue;
-    for (let c = a; c <= (b !== undefined && Number.isInteger(b) ? b : a); c++) out.push(c);
-  }
-  return out;
-}
-
-/** Busy ticks (everything but idle and iowait) of the given CPUs, from /proc/stat. */
-function cpuBusyTicks(cpus: number[]): number | undefined {
-  try {
-    let busy = 0;
-    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
-      const m = /^cpu(\d+) (.*)$/.exec(line);
-      if (!m || !cpus.includes(Number(m[1]))) continue;
-      const v = m[2]!.trim().split(/\s+/).map(Number);
-      busy += v.reduce((x, y) => x + y, 0) - (v[3] ?? 0) - (v[4] ?? 0);
-    }
-    return busy;
-  } catch {
-    return undefined;
-  }
-}
-
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
-interface CpuSample {
-  at: number;
-  /** CPU ticks of the process. */
-  process: number | undefined;
-  /** Busy ticks of the cores it is pinned to. */
-  cores: number | undefined;
-}
-
-function sampleCpu(pid: number | undefined, cpus: number[]): CpuSample {
-  return { at: performance.now(), process: processTicks(pid), cores: cpuBusyTicks(cpus) };
-}
-
-/**
- * Cores' worth of CPU a process used between two samples, and the share of its cores used by
- * everything else (other processes, interrupts): a check that the run was clean.
- */
-function cpuShares(a: CpuSample, b: CpuSample, ncpus: number): { used: number | null; other: number | null } {
-  const wall = (b.at - a.at) / 1000;
-  if (wall <= 0) return { used: null, other: null };
-  const used = a.process !== undefined && b.process !== undefined ? (b.process - a.process) / TICKS_PER_SECOND / wall : null;
-  const cores = a.cores !== undefined && b.cores !== undefined ? (b.cores - a.cores) / TICKS_PER_SECOND / wall / ncpus : null;
-  return { used, other: cores !== null && used !== null ? Math.max(0, cores - used / ncpus) : null };
 }
 
 async function runLoadgen(target: Target, port: number, o: Options, serverPid: number | undefined): Promise<LoadResult> {
@@ -394,10 +229,6 @@ function buildLoadgen(): void {
   const r = spawnSync('gcc', ['-O2', '-Wall', '-o', LOADGEN_BIN, LOADGEN_SRC], { stdio: 'inherit' });
   if (r.error || r.status !== 0) fail(`could not compile ${LOADGEN_SRC} with gcc${r.error ? `: ${r.error.message}` : ''}`, 1);
 }
-
-/** True when `cmd` is on PATH (asked of the shell, so nothing is started). */
-const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', 'command -v "$0"', cmd], { stdio: 'ignore' }).status === 0;
-const haveTaskset = onPath('taskset');
 
 const CLEAN_LIMIT = 0.1;
 
