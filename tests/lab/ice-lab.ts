@@ -18,11 +18,11 @@ export const RENDEZVOUS = 'ws://203.0.113.1:8080/';
 /** What the rendezvous hands out: STUN, TURN over UDP, and TURN over TCP for networks that block UDP. */
 export const ICE_URLS: readonly string[] = ['stun:203.0.113.1:3478', 'turn:203.0.113.1:3478', 'turn:203.0.113.1:3478?transport=tcp'];
 
-/** Polls `pred` every 25 ms; throws after `timeoutMs`. */
-export async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Polls `pred` every 25 ms; throws after `timeoutMs` (with what `log` returns, if given). */
+export async function waitFor(pred: () => boolean, timeoutMs: number, what: string, log?: () => string): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${log === undefined ? '' : `\n${log()}`}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

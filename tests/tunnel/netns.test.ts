@@ -23,13 +23,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { labAvailable, listLabNamespaces } from '../lab/index.js';
 import { type PairLab, type PairNsRef, createPairLab, injectForwardLoss } from '../lab/pair.js';
 import type { LabProcess } from '../lab/netns.js';
+import { NAT_CLI, RENDEZVOUS, jsonLines, startNatServer, waitFor } from '../lab/ice-lab.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const NAT_SERVER = `${repo}apps/server/dist/main.js`;
-const NAT_CLI = `${repo}apps/cli/dist/main.js`;
 const TOOL = `${repo}tests/tunnel/tcp-tool.mjs`;
-const RENDEZVOUS = 'ws://203.0.113.1:8080/';
-const ICE_URLS = ['stun:203.0.113.1:3478', 'turn:203.0.113.1:3478'];
 const SERVICE_PORT = 15441;
 const LOCAL_PORT = 15442;
 
@@ -43,43 +40,22 @@ interface SendResult {
   ms: number;
 }
 
-async function waitFor(pred: () => boolean, timeoutMs: number, what: string, log: () => string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${log()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const events = (p: LabProcess): Array<Record<string, unknown>> =>
-  p
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
 /** A lab with nat-server, the service and `nat expose` behind B, `nat connect` behind A. */
 async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restricted-cone' | 'symmetric' | 'full-cone', beforeStart?: (lab: PairLab) => Promise<void>) {
   const lab = await createPairLab({ a, b });
-  const startServer = (): LabProcess => lab.spawn('server', [
-    process.execPath, NAT_SERVER, '--listen', lab.server.primary, '--alternate', lab.server.secondary,
-    '--realm', 'lab', '--auth-secret', 'lab-secret', '--rendezvous-port', '8080',
-    ...ICE_URLS.flatMap((u) => ['--rendezvous-ice-url', u]),
-    '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24', '--log-level', 'warn',
-  ]);
-  let server = startServer();
-  const log = (): string => `server: ${server.output()}\nexpose: ${expose?.output() ?? ''}\nconnect: ${connect?.output() ?? ''}`;
+  let server: LabProcess | undefined;
+  const log = (): string => `server: ${server?.output() ?? ''}\nexpose: ${expose?.output() ?? ''}\nconnect: ${connect?.output() ?? ''}`;
   let expose: LabProcess | undefined;
   let connect: LabProcess | undefined;
   try {
-    await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 20_000, 'nat-server', log);
+    server = await startNatServer(lab);
     await beforeStart?.(lab);
     const service = lab.spawn('clientB', [process.execPath, TOOL, 'serve', String(SERVICE_PORT)]);
     await waitFor(() => /serving/.test(service.output()), 10_000, 'the service', () => service.output());
     expose = lab.spawn('clientB', [process.execPath, NAT_CLI, 'expose', `127.0.0.1:${SERVICE_PORT}`, '--name', 'lab-svc', '--allow-any', '--rendezvous', RENDEZVOUS, '--identity', join(lab.tmpDir, 'b.key'), '--keepalive', '2000', '--json']);
-    await waitFor(() => events(expose!).some((e) => e.event === 'ready'), 20_000, 'nat expose ready', log);
+    await waitFor(() => jsonLines(expose!).some((e) => e.event === 'ready'), 20_000, 'nat expose ready', log);
     connect = lab.spawn('clientA', [process.execPath, NAT_CLI, 'connect', 'lab-svc', '--listen', `127.0.0.1:${LOCAL_PORT}`, '--rendezvous', RENDEZVOUS, '--identity', join(lab.tmpDir, 'a.key'), '--keepalive', '2000', '--json']);
-    await waitFor(() => events(connect!).some((e) => e.event === 'listening'), 20_000, 'nat connect listening', log);
+    await waitFor(() => jsonLines(connect!).some((e) => e.event === 'listening'), 20_000, 'nat connect listening', log);
   } catch (e) {
     await lab.destroy();
     throw e;
@@ -93,9 +69,8 @@ async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restr
   const sendStart = (bytes: number, count = 1): Promise<SendResult> => send(bytes, count);
   const exec = (ns: PairNsRef, argv: string[]) => lab.exec(ns, argv, { timeoutMs: 10_000, check: true });
   const restartServer = async (): Promise<void> => {
-    await server.stop();
-    server = startServer();
-    await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), 20_000, 'nat-server again', log);
+    await server!.stop();
+    server = await startNatServer(lab);
   };
   return { lab, connect: connect!, expose: expose!, send, sendStart, exec, log, restartServer, namespaces: lab.namespaces };
 }
@@ -123,22 +98,22 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
     try {
       // the transfer starts at once: the connection waits for the link, which comes up relayed
       const transfer = t.sendStart(50 << 20);
-      await waitFor(() => events(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
-      expect(events(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
+      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
+      expect(jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
       await new Promise((r) => setTimeout(r, 1500));
       await t.exec('routerA', ['nft', 'delete', 'table', 'inet', 'tunnelblock']);
-      await waitFor(() => events(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 30_000, 'the direct path', t.log);
+      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 30_000, 'the direct path', t.log);
       const upgradedAt = Date.now();
       const r = await transfer;
       expect(r, t.log()).toMatchObject({ ok: 1, bad: 0 });
       // the upgrade happened while bytes were flowing
       expect(Date.now()).toBeGreaterThan(upgradedAt);
-      const paths = events(t.connect).filter((e) => e.event === 'path').map((e) => e.path);
+      const paths = jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path);
       expect(paths[0]).toBe('relay');
       expect(paths.at(-1)).toBe('direct');
 
       expect(await t.send(20_000, 100), t.log()).toMatchObject({ ok: 100, bad: 0, errors: [] });
-      expect(events(t.connect).filter((e) => e.event === 'link' || e.event === 'reconnected')).toHaveLength(1);
+      expect(jsonLines(t.connect).filter((e) => e.event === 'link' || e.event === 'reconnected')).toHaveLength(1);
 
       // NAT rebinding: both routers forget every mapping mid-transfer
       const rebind = t.sendStart(8 << 20);
@@ -166,10 +141,10 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
     const t = await tunnelLab('symmetric', 'port-restricted-cone');
     namespaces.push(...t.namespaces);
     try {
-      await waitFor(() => events(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
-      await waitFor(() => events(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 20_000, 'the punched direct path', t.log);
+      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
+      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 20_000, 'the punched direct path', t.log);
       expect(await t.send(8 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
-      expect(events(t.connect).filter((e) => e.event === 'path').at(-1)?.path).toBe('direct');
+      expect(jsonLines(t.connect).filter((e) => e.event === 'path').at(-1)?.path).toBe('direct');
     } finally {
       await t.lab.destroy();
     }
@@ -180,7 +155,7 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
     namespaces.push(...t.namespaces);
     try {
       expect(await t.send(8 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
-      expect(events(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
+      expect(jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
       const during = t.sendStart(16 << 20);
       await new Promise((r) => setTimeout(r, 1000));
       await t.restartServer();
@@ -189,8 +164,8 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
       expect(r.bad, t.log()).toBe(0);
       expect(r.ok + r.errors.length).toBe(1);
       // connect notices, says so, and reopens the link through the new TURN server
-      await waitFor(() => events(t.connect).some((e) => e.event === 'reconnected'), 60_000, 'the reconnection', t.log);
-      expect(events(t.connect).some((e) => e.event === 'link-lost')).toBe(true);
+      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'reconnected'), 60_000, 'the reconnection', t.log);
+      expect(jsonLines(t.connect).some((e) => e.event === 'link-lost')).toBe(true);
       expect(await t.send(2 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
     } finally {
       await t.lab.destroy();
