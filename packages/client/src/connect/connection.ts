@@ -1,12 +1,11 @@
 /**
- * The node:dgram driver of the sans-I/O {@link IceAgent}, with a rendezvous service as the
+ * The UDP socket driver (udx-native sockets, host-socket.ts) of the sans-I/O {@link IceAgent}, with a rendezvous service as the
  * signalling channel: {@link connectPeer} (the caller, controlling) and {@link acceptOffer}
  * (the callee, controlled) gather host, server-reflexive and relayed candidates, trickle them
  * (RFC 8838), run the agent's checks on real sockets and timers, and then carry application
  * datagrams and pings over the selected pair.
  */
 import { randomBytes } from 'node:crypto';
-import { type Socket, createSocket } from 'node:dgram';
 import {
   Attr,
   type CandidateType,
@@ -35,6 +34,9 @@ import { TurnClient, type TurnClientInit } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_DATA, FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
 import { explicitHostAddresses, hostInterfaceAddresses, rankHostAddresses } from './hosts.js';
+import type { UdxRoute } from '../link/link.js';
+import type { UdxSocket } from '../link/native.js';
+import { type DatagramSocket, UdxHostSocket } from './host-socket.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import type { learnPunchOptions } from './nat-info.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
@@ -218,7 +220,9 @@ export class IceConnection {
   readonly #rv: RendezvousClient;
   readonly #agent: IceAgent;
   readonly #options: IceConnectionOptions;
-  readonly #sockets = new Map<BaseId, { socket: Socket; address: TransportAddress }>();
+  readonly #sockets = new Map<BaseId, { socket: DatagramSocket; address: TransportAddress }>();
+  /** The host sockets in their ranking order. */
+  readonly #hostOrder: UdxHostSocket[] = [];
   readonly #stunPending = new Map<string, (mapped: TransportAddress | undefined) => void>();
   readonly #valid = new Set<string>();
   readonly #permitted = new Set<string>();
@@ -287,6 +291,27 @@ export class IceConnection {
   /** The current path (the selected pair), once connected. */
   get path(): ConnectionPath | undefined {
     return this.#path;
+  }
+
+  /**
+   * The selected pair as a udx route, when it is direct on one of the host sockets (all udx-native
+   * sockets of the process's udx instance): the socket and the peer's address. A peer link runs
+   * its streams there. Undefined while nothing is selected, and for relayed pairs and pairs on
+   * birthday punching's extra sockets.
+   */
+  get udxRoute(): UdxRoute | undefined {
+    const pair = this.#closed ? undefined : this.#agent.selectedPair();
+    // a relayed pair (either end a TURN relay): the datagrams must go through TURN as frames
+    if (pair === undefined || pair.base === RELAY_BASE || pair.path !== 'direct') return undefined;
+    const socket = this.#sockets.get(pair.base)?.socket;
+    if (!(socket instanceof UdxHostSocket)) return undefined;
+    return { socket: socket.udx, host: pair.remoteAddress.address, port: pair.remoteAddress.port };
+  }
+
+  /** The udx socket of the selected direct pair, else the first (best-ranked) host socket. */
+  get udxHome(): UdxSocket | undefined {
+    if (this.#closed) return undefined;
+    return this.udxRoute?.socket ?? this.#hostOrder[0]?.udx;
   }
 
   /**
@@ -489,14 +514,14 @@ export class IceConnection {
     }
   }
 
-  async #bindHosts(): Promise<{ base: string; address: TransportAddress; socket: Socket }[]> {
+  async #bindHosts(): Promise<{ base: string; address: TransportAddress; socket: DatagramSocket }[]> {
     const o = this.#options;
     if (o.hostCandidates === false) return [];
     // Explicit addresses keep the caller's order; the interfaces' are ranked (rankHostAddresses).
     const addresses =
       o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(o.includeLoopback === true), await this.#routeSource());
     const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
-    const out: { base: string; address: TransportAddress; socket: Socket }[] = [];
+    const out: { base: string; address: TransportAddress; socket: DatagramSocket }[] = [];
     for (const b of bound) if (b !== undefined) out.push(b);
     return out;
   }
@@ -523,29 +548,19 @@ export class IceConnection {
     }
   }
 
-  #bind(ip: string): Promise<{ base: string; address: TransportAddress; socket: Socket }> {
+  /** A host socket: a udx-native one, so a peer link's streams can run on it (host-socket.ts). */
+  async #bind(ip: string): Promise<{ base: string; address: TransportAddress; socket: DatagramSocket }> {
+    if (this.#closed) throw new StunClientError('ABORTED', 'closed');
     const family = ipFamily(ip) ?? 'IPv4';
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4' });
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address: ip, port: 0 }, () => {
-        socket.off('error', reject);
-        socket.on('error', () => {}); // send errors (unreachable routes) are not fatal
-        if (this.#closed) {
-          socket.close();
-          reject(new StunClientError('ABORTED', 'closed'));
-          return;
-        }
-        const address: TransportAddress = { family, address: ip, port: socket.address().port };
-        const base = `host:${ip}`;
-        this.#sockets.set(base, { socket, address });
-        socket.on('message', (msg, rinfo) => this.#onDatagram(base, socket, msg, rinfo.address, rinfo.port));
-        resolve({ base, address, socket });
-      });
-    });
+    const base = `host:${ip}`;
+    const socket: UdxHostSocket = new UdxHostSocket(ip, (msg, fromIp, fromPort) => this.#onDatagram(base, socket, msg, fromIp, fromPort));
+    const address: TransportAddress = { family, address: ip, port: socket.port };
+    this.#sockets.set(base, { socket, address });
+    this.#hostOrder.push(socket);
+    return { base, address, socket };
   }
 
-  async #gatherServers(hosts: readonly { base: string; address: TransportAddress; socket: Socket }[]): Promise<void> {
+  async #gatherServers(hosts: readonly { base: string; address: TransportAddress; socket: DatagramSocket }[]): Promise<void> {
     const o = this.#options;
     const refs = iceServerRefs(o.iceServers ?? this.#rv.iceServers);
     const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
@@ -588,7 +603,7 @@ export class IceConnection {
     this.#addReflexive(host, { family: host.address.family, address: ip, port: mapped.port }, localPreference, undefined);
   }
 
-  async #reflexive(host: { base: string; address: TransportAddress; socket: Socket }, server: string, localPreference: number, signal: AbortSignal): Promise<void> {
+  async #reflexive(host: { base: string; address: TransportAddress; socket: DatagramSocket }, server: string, localPreference: number, signal: AbortSignal): Promise<void> {
     const { address: dest } = await resolveServer(server, { family: host.address.family });
     if (dest.family !== host.address.family || signal.aborted || this.#closed) return;
     const request = encodeBindingRequest();
@@ -605,7 +620,7 @@ export class IceConnection {
       const onAbort = (): void => done(undefined);
       const send = (): void => {
         if (tries >= SRFLX_TRIES) return done(undefined);
-        host.socket.send(request, dest.port, dest.address, () => {});
+        host.socket.send(request, dest.port, dest.address);
         timer = setTimeout(send, SRFLX_RTO * 2 ** tries++);
       };
       this.#stunPending.set(key, done);
@@ -765,7 +780,7 @@ export class IceConnection {
     this.#flush();
   }
 
-  #onDatagram(base: BaseId, socket: Socket, msg: Buffer, fromIp: string, fromPort: number): void {
+  #onDatagram(base: BaseId, socket: DatagramSocket, msg: Buffer, fromIp: string, fromPort: number): void {
     if (this.#closed) return;
     const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
     if (bytes[0] === FRAME_DATA && this.#fromLastData(base, fromIp, fromPort)) {
@@ -822,7 +837,7 @@ export class IceConnection {
   }
 
   /** A non-STUN datagram: accepted only on a pair that passed its checks. True when it was a data frame. */
-  #application(base: BaseId, from: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): boolean {
+  #application(base: BaseId, from: TransportAddress, bytes: Uint8Array, socket: DatagramSocket | undefined): boolean {
     if (!this.#valid.has(addressKey(base, from))) return false;
     const frame = decodeFrame(bytes);
     if (frame === undefined) return false;
@@ -849,7 +864,7 @@ export class IceConnection {
     return true;
   }
 
-  #transmit(base: BaseId, to: TransportAddress, bytes: Uint8Array, socket: Socket | undefined): void {
+  #transmit(base: BaseId, to: TransportAddress, bytes: Uint8Array, socket: DatagramSocket | undefined): void {
     if (base === RELAY_BASE) {
       this.#turn?.send(to, bytes);
       return;

@@ -1,12 +1,12 @@
 /**
- * Birthday punching on real sockets: the node:dgram driver of the sans-I/O
+ * Birthday punching on real sockets: the UDP socket driver of the sans-I/O
  * {@link BirthdayPuncher}, beside an {@link IceConnection}'s agent. It learns the peer's NAT
  * info (the `app` payload of its offer or answer) and candidates, picks a role
  * ({@link punchRole}), opens the hard side's extra sockets on the ICE socket's host address,
  * moves probes, turns a hit into an agent base or remote candidate ({@link addPunchedPath}) and
  * closes every extra socket once punching is over and the agent has a direct path.
  */
-import { type Socket, createSocket } from 'node:dgram';
+import { type DatagramSocket, UdxHostSocket } from './host-socket.js';
 import { type IceCandidate, type TransportAddress, candidateTransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
 import type { IceAgent } from '../ice/agent.js';
 import {
@@ -88,22 +88,22 @@ export interface PunchReport {
 export interface PunchHost {
   readonly agent: IceAgent;
   /** Makes extra socket `socket` a base of the connection: it sends the agent's packets on it. */
-  addBase(base: BaseId, socket: Socket, address: TransportAddress): void;
+  addBase(base: BaseId, socket: DatagramSocket, address: TransportAddress): void;
   /** Forgets a base added with {@link addBase} (its socket is being closed). */
   removeBase(base: BaseId): void;
   /** Hands a datagram that arrived on an extra socket (now a base) to the connection's input path. */
-  deliver(base: BaseId, socket: Socket, bytes: Buffer, from: TransportAddress): void;
+  deliver(base: BaseId, socket: DatagramSocket, bytes: Buffer, from: TransportAddress): void;
   /** Acts on what the agent wants now. */
   flush(): void;
   /** The socket of a base, for probes from the primary socket. */
-  socketOf(base: BaseId | undefined): Socket | undefined;
+  socketOf(base: BaseId | undefined): DatagramSocket | undefined;
 }
 
 /** The agent base id of the hard side's extra socket `i`. */
 export const punchBase = (i: number): BaseId => `bday-${i}`;
 
 interface Extra {
-  readonly socket: Socket;
+  readonly socket: UdxHostSocket;
   readonly address: TransportAddress;
   open: boolean;
 }
@@ -117,7 +117,7 @@ function anyIPv4(candidates: readonly IceCandidate[]): TransportAddress | undefi
   return undefined;
 }
 
-/** The node:dgram driver of one connection's {@link BirthdayPuncher}. */
+/** The UDP socket driver of one connection's {@link BirthdayPuncher}. */
 export class SocketPunch {
   readonly #host: PunchHost;
   readonly #options: IcePunchOptions;
@@ -328,23 +328,19 @@ export class SocketPunch {
     if (this.#closed) this.close();
   }
 
-  #bindExtra(i: number, ip: string): Promise<Extra | undefined> {
-    const socket = createSocket({ type: 'udp4' });
-    return new Promise((resolve) => {
-      const failed = (): void => {
-        socket.close();
-        resolve(undefined);
-      };
-      socket.once('error', failed);
-      socket.bind({ address: ip, port: 0 }, () => {
-        socket.off('error', failed);
-        socket.on('error', () => {}); // send errors are not fatal
-        this.#opened++;
-        const extra: Extra = { socket, address: { family: 'IPv4', address: ip, port: socket.address().port }, open: true };
-        socket.on('message', (msg, rinfo) => this.#onExtra(i, extra, msg, rinfo.address, rinfo.port));
-        resolve(extra);
+  /** An extra socket: a udx-native one like the host sockets, so a peer link's streams can run on a punched path too. */
+  async #bindExtra(i: number, ip: string): Promise<Extra | undefined> {
+    let extra: Extra | undefined;
+    try {
+      const socket: UdxHostSocket = new UdxHostSocket(ip, (msg, fromIp, fromPort) => {
+        if (extra !== undefined) this.#onExtra(i, extra, msg, fromIp, fromPort);
       });
-    });
+      extra = { socket, address: { family: 'IPv4', address: ip, port: socket.port }, open: true };
+    } catch {
+      return undefined;
+    }
+    this.#opened++;
+    return extra;
   }
 
   #onExtra(i: number, extra: Extra, msg: Buffer, fromIp: string, fromPort: number): void {
@@ -386,7 +382,7 @@ export class SocketPunch {
       for (let t = puncher.pollTransmit(); t !== undefined; t = puncher.pollTransmit()) {
         const socket = t.socket === 'primary' ? this.#host.socketOf(this.#primary?.base) : this.#extras[t.socket]?.open === true ? this.#extras[t.socket]!.socket : undefined;
         try {
-          socket?.send(t.bytes, t.to.port, t.to.address, () => {});
+          socket?.send(t.bytes, t.to.port, t.to.address);
         } catch {
           // closed meanwhile
         }

@@ -9,7 +9,13 @@ export type PeerLinkErrorCode =
   /** the path underneath closed, or the peer closed the link */
   | 'CLOSED'
   /** the link was closed locally, or its AbortSignal fired */
-  | 'ABORTED';
+  | 'ABORTED'
+  /**
+   * a stream's bytes did not authenticate (altered, replayed, reordered or forged on the way), or
+   * the stream ended without its sender's authenticated end: the stream is destroyed, no byte of
+   * it is delivered
+   */
+  | 'TAMPERED';
 
 /** The peer link's one error type. */
 export class PeerLinkError extends Error {

@@ -1,11 +1,22 @@
 /**
  * The peer link: a Noise XX handshake over the path's datagrams, then udx-native streams whose
- * UDP packets are sealed (`seal.ts`; one, or several gathered in one event-loop turn, to a
- * datagram) and carried over the path. The path is any
- * datagram carrier with `send(bytes)` and `data` events, such as an {@link IceConnection}: its
- * selected pair may be direct or through a TURN relay, and may change (relay first, then a direct
- * upgrade, or a NAT rebinding) without udx noticing, because udx only ever talks to a local
- * shim socket on 127.0.0.1 that hands its packets to the path and the path's packets back to it.
+ * bytes are sealed records (`records.ts`, keys from the handshake). The path is any datagram
+ * carrier with `send(bytes)` and `data` events, such as an {@link IceConnection}; its selected
+ * pair may be direct or through a TURN relay, and may change (relay first, then a direct upgrade,
+ * or a NAT rebinding).
+ *
+ * Where the udx packets go:
+ * - On a direct pair whose local socket is a udx-native socket (an IceConnection's host sockets
+ *   are), the streams run on that very socket, to the peer's address of the pair: no JavaScript
+ *   touches their packets, which is what makes the direct path fast.
+ * - Otherwise (a relayed pair, a punched socket, a path without udx sockets) the streams send to
+ *   a local shim socket on loopback, which seals their packets (`seal.ts`; one, or several
+ *   gathered in one event-loop turn, to a datagram) and hands them to the path, and hands the
+ *   path's opened packets back to the streams' socket.
+ *
+ * When the selected pair changes, every stream is moved (`changeRemote`) to the new place; the
+ * streams stay on one "home" socket where they can, which takes their packets from any source
+ * (the shim or the peer directly), so a move on one side before the other loses nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -13,8 +24,17 @@ import { peerIdFromPublicKey } from '@nat/protocol';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { PeerLinkError } from './errors.js';
 import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, curveEd, shimUdx, udx } from './native.js';
+import { RecordOpener, RecordSealer, streamKey } from './records.js';
 import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
 import { LinkStream } from './stream.js';
+
+/** Where a link's udx streams send: a udx socket and the address on the other side. */
+export interface UdxRoute {
+  /** A socket of the link's udx instance ({@link udx}). */
+  readonly socket: UdxSocket;
+  readonly host: string;
+  readonly port: number;
+}
 
 /** What the link needs from the path: an {@link IceConnection} is one. */
 export interface LinkPath {
@@ -24,10 +44,25 @@ export interface LinkPath {
    * path's own (IceConnection.sendFrame writes its frame type there).
    */
   sendFrame?(frame: Uint8Array): boolean;
+  /**
+   * Optional: the selected pair as a udx route (its local udx socket and the peer's address),
+   * when the pair is direct and its local socket is a udx socket of {@link udx}; undefined
+   * otherwise (relayed). The link's streams then run on it without the shim.
+   */
+  readonly udxRoute?: UdxRoute | undefined;
+  /**
+   * Optional: the udx socket the link's streams live on while no direct route exists (they send
+   * to the shim from it): the socket of the selected pair when direct, else the path's first
+   * udx host socket. Without one, the link binds a private socket on loopback.
+   */
+  readonly udxHome?: UdxSocket | undefined;
   on(event: 'data', listener: (data: Uint8Array) => void): unknown;
   on(event: 'close', listener: (reason: string) => void): unknown;
+  /** The selected pair changed: the link asks `udxRoute` again. */
+  on(event: 'path', listener: () => void): unknown;
   off(event: 'data', listener: (data: Uint8Array) => void): unknown;
   off(event: 'close', listener: (reason: string) => void): unknown;
+  off(event: 'path', listener: () => void): unknown;
 }
 
 /** Options of {@link openLink}. */
@@ -91,6 +126,12 @@ export interface LinkStats {
   bytesReceived: number;
   keepalivesSent: number;
   dropped: LinkDropCounts;
+  /** Streams destroyed because their bytes failed authentication (records.ts). */
+  streamsTampered: number;
+  /** Times the streams moved to another route (relay -> direct, a new remote address, ...). */
+  routeChanges: number;
+  /** The streams' current route: `direct` on the pair's own socket, or `shim` (sealed packets over the path). */
+  route: 'direct' | 'shim';
 }
 
 /** Events of {@link PeerLink}. */
@@ -117,8 +158,9 @@ const CTRL_OPEN = 1;
 const CTRL_ACCEPT = 2;
 const CTRL_BYTES = 9;
 
-const PROLOGUE = Buffer.from('nat-peer-link/1');
+const PROLOGUE = Buffer.from('nat-peer-link/2');
 const LOOPBACK = '127.0.0.1';
+const LOOPBACK6 = '::1';
 const SOCKET_BUFFER = 1 << 20;
 const MAX_EARLY = 256;
 /**
@@ -133,12 +175,29 @@ export const BATCH_BYTES = 512;
 export const LOOPBACK_BATCH_BYTES = 16 * 1024;
 const defaultBatch = (): number => BATCH_BYTES;
 
-let nextStreamId = randomBytes(2).readUInt16BE() + 1;
-/** udx stream ids are unique within the process's udx instance. */
+const liveStreamIds = new Set<number>();
+/**
+ * A udx stream id, unique within the process's udx instance while its stream lives, and random,
+ * so that a host off the path cannot guess it to inject packets into a direct stream (which the
+ * records would refuse, but at the cost of the stream).
+ */
 function allocStreamId(): number {
-  nextStreamId = nextStreamId >= 0x7fffffff ? 1 : nextStreamId + 1;
-  return nextStreamId;
+  for (;;) {
+    const id = randomBytes(4).readUInt32BE() >>> 1;
+    if (id !== 0 && !liveStreamIds.has(id)) {
+      liveStreamIds.add(id);
+      return id;
+    }
+  }
 }
+function createRawStream(): UdxStream {
+  const id = allocStreamId();
+  const raw = udx().createStream(id);
+  raw.once('close', () => liveStreamIds.delete(id));
+  return raw;
+}
+
+const sameRoute = (a: UdxRoute, b: UdxRoute): boolean => a.socket === b.socket && a.port === b.port && a.host === b.host;
 
 /** The libsodium-layout key pair of a node:crypto Ed25519 identity. */
 export function sodiumKeyPair(identity: RendezvousIdentity): SodiumKeyPair {
@@ -169,11 +228,25 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #options: PeerLinkOptions;
   readonly #sealer: PacketSealer;
   readonly #opener: PacketOpener;
-  readonly #socket: UdxSocket;
+  /** The Noise transport keys: stream keys derive from them (records.ts). */
+  readonly #tx: Buffer;
+  readonly #rx: Buffer;
+  /** The link's own loopback socket, when the path has no udx home socket. */
+  readonly #privateSocket: UdxSocket | undefined;
+  readonly #home: UdxSocket;
+  readonly #homeHost: string;
+  readonly #homePort: number;
   readonly #shim: UdxSocket;
-  readonly #shimPort: number;
-  readonly #udxPort: number;
+  /** Streams send here when no direct route exists: the shim, from the home socket. */
+  readonly #shimRoute: UdxRoute;
+  /** Where the streams send now. */
+  #route: UdxRoute;
+  /** The local address of the route's socket: where the shim hands the path's packets. */
+  #routeLocal: { host: string; port: number };
+  readonly #raws = new Set<UdxStream>();
   readonly #control: UdxStream;
+  readonly #controlSealer: RecordSealer;
+  readonly #controlOpener: RecordOpener;
   readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
   readonly #streams = new Set<LinkStream>();
   readonly #retransmitHs: Buffer | undefined;
@@ -192,6 +265,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#flushBatch();
   };
   readonly #onData = (d: Uint8Array): void => this.#receive(d);
+  readonly #onPath = (): void => this.#reroute();
   readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
   readonly #onAbort = (): void => this.close();
 
@@ -201,11 +275,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     options: PeerLinkOptions;
     remotePublicKey: Buffer;
     tx: Buffer;
+    rx: Buffer;
     /** Opens the peer's sealed datagrams (the initiator's has opened the confirmation already). */
     opener: PacketOpener;
     /** The initiator: the first sealed plaintext from the responder, which confirmed the handshake. */
     confirmation: Buffer | undefined;
-    socket: UdxSocket;
+    privateSocket: UdxSocket | undefined;
+    home: UdxSocket;
     shim: UdxSocket;
     control: UdxStream;
     remoteControlId: number;
@@ -220,25 +296,37 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.remotePeerId = peerIdFromPublicKey(init.remotePublicKey);
     this.#sealer = new PacketSealer(init.tx);
     this.#opener = init.opener;
+    this.#tx = init.tx;
+    this.#rx = init.rx;
     this.#initiator = init.options.initiator;
-    this.#socket = init.socket;
+    this.#privateSocket = init.privateSocket;
+    this.#home = init.home;
+    const home = init.home.address();
+    this.#homeHost = home.host;
+    this.#homePort = home.port;
     this.#shim = init.shim;
-    this.#shimPort = init.shim.address().port;
-    this.#udxPort = init.socket.address().port;
+    const shim = init.shim.address();
+    this.#shimRoute = { socket: this.#home, host: shim.host, port: shim.port };
+    this.#route = this.#path.udxRoute ?? this.#shimRoute;
+    this.#routeLocal = this.#route.socket.address();
     this.stats = init.stats;
+    this.stats.route = this.#route === this.#shimRoute ? 'shim' : 'direct';
     this.#retransmitHs = init.retransmitHs;
     this.#batchLimit = init.options.batchBytes ?? defaultBatch;
     this.#control = init.control;
-    this.#control.connect(this.#socket, init.remoteControlId, this.#shimPort, LOOPBACK);
+    this.#controlSealer = new RecordSealer(streamKey(this.#tx, init.control.id, init.remoteControlId));
+    this.#controlOpener = new RecordOpener(streamKey(this.#rx, init.remoteControlId, init.control.id));
+    this.#connect(this.#control, init.remoteControlId);
     this.#control.on('data', (chunk) => this.#onControl(chunk));
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
-    // only udx's packets: the shim listens on 127.0.0.1, and takes what comes from udx's port
+    // only udx's packets: the shim listens on loopback, and takes what comes from the home socket
     this.#shim.on('message', (msg, from) => {
-      if (from.port === this.#udxPort && from.host === LOOPBACK) this.#fromUdx(msg);
+      if (from.port === this.#homePort && from.host === this.#homeHost) this.#fromUdx(msg);
     });
     this.#path.on('data', this.#onData);
     this.#path.on('close', this.#onPathClose);
+    this.#path.on('path', this.#onPath);
     const signal = init.options.signal;
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     const keepalive = init.options.keepaliveMs ?? 15_000;
@@ -279,11 +367,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
    */
   openStream(): Promise<LinkStream> {
     if (this.#closed) return Promise.reject(new PeerLinkError('CLOSED', 'the peer link is closed'));
-    const id = allocStreamId();
-    const stream = udx().createStream(id);
+    const stream = createRawStream();
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { stream, resolve, reject });
-      this.#control.write(u32(CTRL_OPEN, id, 0));
+      this.#pending.set(stream.id, { stream, resolve, reject });
+      this.#sendControl(u32(CTRL_OPEN, stream.id, 0));
     });
   }
 
@@ -294,14 +381,72 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#end(undefined);
   }
 
-  #track(raw: UdxStream): LinkStream {
-    const s = new LinkStream(raw);
+  /** Connects a raw stream to the peer's stream `remoteId` on the current route. */
+  #connect(raw: UdxStream, remoteId: number): void {
+    raw.connect(this.#route.socket, remoteId, this.#route.port, this.#route.host);
+    this.#raws.add(raw);
+    raw.once('close', () => this.#raws.delete(raw));
+  }
+
+  /** The selected pair changed: move every stream where the path now says. */
+  #reroute(): void {
+    if (this.#closed) return;
+    const next = this.#path.udxRoute ?? this.#shimRoute;
+    if (sameRoute(next, this.#route)) return;
+    this.#route = next;
+    this.#routeLocal = next.socket.address();
+    this.stats.routeChanges++;
+    this.stats.route = next === this.#shimRoute ? 'shim' : 'direct';
+    for (const raw of this.#raws) this.#move(raw);
+  }
+
+  #move(raw: UdxStream): void {
+    const to = this.#route;
+    if (raw.destroyed || raw.socket === null || (raw.socket === to.socket && raw.remotePort === to.port && raw.remoteHost === to.host)) return;
+    try {
+      raw.changeRemote(to.socket, raw.remoteId, to.port, to.host)?.catch(() => {});
+    } catch {
+      // the previous move is not complete (its packets are unacknowledged): move once it is,
+      // to wherever the route is by then; a closed socket means the path is going away
+      raw.once('remote-changed', () => this.#move(raw));
+    }
+  }
+
+  #protection(raw: UdxStream, remoteId: number): { sealer: RecordSealer; opener: RecordOpener; onTampered: (e: PeerLinkError) => void } {
+    return {
+      sealer: new RecordSealer(streamKey(this.#tx, raw.id, remoteId)),
+      opener: new RecordOpener(streamKey(this.#rx, remoteId, raw.id)),
+      onTampered: () => void this.stats.streamsTampered++,
+    };
+  }
+
+  #track(raw: UdxStream, remoteId: number): LinkStream {
+    const s = new LinkStream(raw, this.#protection(raw, remoteId));
     this.#streams.add(s);
     s.on('close', () => this.#streams.delete(s));
     return s;
   }
 
-  #onControl(chunk: Buffer): void {
+  #sendControl(message: Buffer): void {
+    this.#control.write(this.#controlSealer.seal(message));
+  }
+
+  #onControl(sealed: Buffer): void {
+    let plains: Buffer[];
+    try {
+      plains = this.#controlOpener.push(sealed);
+    } catch (error) {
+      this.stats.streamsTampered++;
+      this.#end(error as PeerLinkError);
+      return;
+    }
+    for (const p of plains) {
+      this.#onControlBytes(p);
+      if (this.#closed) return;
+    }
+  }
+
+  #onControlBytes(chunk: Buffer): void {
     let buf = this.#ctrlBuffer.length === 0 ? chunk : Buffer.concat([this.#ctrlBuffer, chunk]);
     while (buf.length >= CTRL_BYTES) {
       const type = buf[0];
@@ -309,17 +454,16 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       const b = buf.readUInt32BE(5);
       buf = buf.subarray(CTRL_BYTES);
       if (type === CTRL_OPEN) {
-        const id = allocStreamId();
-        const raw = udx().createStream(id);
-        raw.connect(this.#socket, a, this.#shimPort, LOOPBACK);
-        this.#control.write(u32(CTRL_ACCEPT, a, id));
-        this.emit('stream', this.#track(raw));
+        const raw = createRawStream();
+        this.#connect(raw, a);
+        this.#sendControl(u32(CTRL_ACCEPT, a, raw.id));
+        this.emit('stream', this.#track(raw, a));
       } else if (type === CTRL_ACCEPT) {
         const p = this.#pending.get(a);
         if (p === undefined) continue;
         this.#pending.delete(a);
-        p.stream.connect(this.#socket, b, this.#shimPort, LOOPBACK);
-        p.resolve(this.#track(p.stream));
+        this.#connect(p.stream, b);
+        p.resolve(this.#track(p.stream, b));
       } else {
         this.#end(new PeerLinkError('CLOSED', `the peer sent an unknown control message ${type}`));
         return;
@@ -410,7 +554,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.packetsReceived++;
     this.stats.bytesReceived += bytes;
     const inner = plain[0];
-    if (inner === INNER_UDX) this.#shim.trySend(plain.subarray(1), this.#udxPort, LOOPBACK);
+    // to the socket the streams are on now (it takes their packets from any source)
+    const to = this.#routeLocal;
+    if (inner === INNER_UDX) this.#shim.trySend(plain.subarray(1), to.port, to.host);
     else if (inner === INNER_UDX_BATCH) {
       for (let at = 1; at < plain.length; ) {
         const length = at + 2 <= plain.length ? plain.readUInt16BE(at) : Infinity;
@@ -418,7 +564,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
           this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
           return;
         }
-        this.#shim.trySend(plain.subarray(at + 2, at + 2 + length), this.#udxPort, LOOPBACK);
+        this.#shim.trySend(plain.subarray(at + 2, at + 2 + length), to.port, to.host);
         at += 2 + length;
       }
     }
@@ -433,6 +579,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#batch = [];
     this.#path.off('data', this.#onData);
     this.#path.off('close', this.#onPathClose);
+    this.#path.off('path', this.#onPath);
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     const why = error ?? new PeerLinkError('ABORTED', 'the peer link was closed');
     for (const p of this.#pending.values()) {
@@ -443,7 +590,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     for (const s of this.#streams) s.destroy(error);
     this.#control.destroy();
     void this.#shim.close().catch(() => {});
-    void this.#socket.close().catch(() => {});
+    // the home socket belongs to the path, unless it is the link's own
+    void this.#privateSocket?.close().catch(() => {});
     this.emit('close', error);
   }
 }
@@ -469,11 +617,20 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   if (signal?.aborted) throw new PeerLinkError('ABORTED', 'peer link aborted');
   const noise: NoiseState = new Noise('XX', options.initiator, sodiumKeyPair(options.identity), { curve: curveEd });
   noise.initialise(PROLOGUE);
-  const stats: LinkStats = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, keepalivesSent: 0, dropped: { malformed: 0, tampered: 0, replayed: 0 } };
-  const controlId = allocStreamId();
-  const control = udx().createStream(controlId);
+  const stats: LinkStats = {
+    packetsSent: 0,
+    packetsReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    keepalivesSent: 0,
+    dropped: { malformed: 0, tampered: 0, replayed: 0 },
+    streamsTampered: 0,
+    routeChanges: 0,
+    route: 'shim',
+  };
+  const control = createRawStream();
   const idPayload = Buffer.alloc(4);
-  idPayload.writeUInt32BE(controlId);
+  idPayload.writeUInt32BE(control.id);
   const early: Uint8Array[] = [];
 
   const frame = (type: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.from([type]), body]);
@@ -485,13 +642,19 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     return Buffer.from(rs);
   };
 
-  const socket = udx().createSocket();
-  socket.bind(0, LOOPBACK);
-  socket.setRecvBufferSize(SOCKET_BUFFER);
-  socket.setSendBufferSize(SOCKET_BUFFER);
-  socket.on('error', () => {});
+  let privateSocket: UdxSocket | undefined;
+  let home = path.udxHome;
+  if (home === undefined) {
+    privateSocket = udx().createSocket();
+    privateSocket.bind(0, LOOPBACK);
+    privateSocket.setRecvBufferSize(SOCKET_BUFFER);
+    privateSocket.setSendBufferSize(SOCKET_BUFFER);
+    privateSocket.on('error', () => {});
+    home = privateSocket;
+  }
   const shim = shimUdx().createSocket();
-  shim.bind(0, LOOPBACK);
+  // a socket bound to any local address reaches loopback (and is reached from it) on this host
+  shim.bind(0, home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
   shim.setRecvBufferSize(SOCKET_BUFFER);
   shim.setSendBufferSize(SOCKET_BUFFER);
   shim.on('error', () => {});
@@ -572,9 +735,11 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
       options,
       remotePublicKey: result.remoteStatic,
       tx: noise.tx,
+      rx: noise.rx,
       opener: opener ?? new PacketOpener(noise.rx),
       confirmation,
-      socket,
+      privateSocket,
+      home,
       shim,
       control,
       remoteControlId: result.remoteControlId,
@@ -585,7 +750,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   } catch (error) {
     control.destroy();
     void shim.close().catch(() => {});
-    void socket.close().catch(() => {});
+    void privateSocket?.close().catch(() => {});
     throw error;
   } finally {
     clearInterval(retransmit);

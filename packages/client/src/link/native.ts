@@ -29,16 +29,28 @@ export interface UdxStream {
   readonly inflight: number;
   readonly retransmits: number;
   readonly destroyed: boolean;
+  /** The peer's stream id, once connected. */
+  readonly remoteId: number;
+  readonly remoteHost: string | null;
+  readonly remotePort: number;
+  /** The socket the stream is on, once connected (null once closed). */
+  readonly socket: UdxSocket | null;
   connect(socket: UdxSocket, remoteId: number, port: number, host: string): void;
+  /**
+   * Moves a connected stream to another socket of the same udx instance and/or another remote
+   * address; packets sent before the move and not yet acknowledged are resent there. Throws while
+   * a previous move is not complete; resolves (or returns null at once) when it is.
+   */
+  changeRemote(socket: UdxSocket, remoteId: number, port: number, host: string): Promise<void> | null;
   write(chunk: Uint8Array): boolean;
   end(): void;
   destroy(error?: Error): void;
   pause(): void;
   resume(): void;
   on(event: 'data', listener: (chunk: Buffer) => void): this;
-  on(event: 'end' | 'close' | 'drain' | 'finish', listener: () => void): this;
+  on(event: 'end' | 'close' | 'drain' | 'finish' | 'remote-changed', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
-  once(event: 'drain' | 'close' | 'finish', listener: () => void): this;
+  once(event: 'drain' | 'close' | 'finish' | 'remote-changed', listener: () => void): this;
   off(event: 'drain' | 'close' | 'finish', listener: () => void): this;
 }
 
@@ -72,6 +84,17 @@ interface NoiseConstructor {
 interface Sodium {
   crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
   crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+  readonly crypto_secretstream_xchacha20poly1305_STATEBYTES: number;
+  readonly crypto_secretstream_xchacha20poly1305_HEADERBYTES: number;
+  readonly crypto_secretstream_xchacha20poly1305_ABYTES: number;
+  readonly crypto_secretstream_xchacha20poly1305_TAG_MESSAGE: number;
+  readonly crypto_secretstream_xchacha20poly1305_TAG_FINAL: number;
+  crypto_secretstream_xchacha20poly1305_init_push(state: Uint8Array, header: Uint8Array, key: Uint8Array): void;
+  crypto_secretstream_xchacha20poly1305_init_pull(state: Uint8Array, header: Uint8Array, key: Uint8Array): void;
+  crypto_secretstream_xchacha20poly1305_push(state: Uint8Array, c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, tag: number): number;
+  /** Throws when the record does not authenticate. */
+  crypto_secretstream_xchacha20poly1305_pull(state: Uint8Array, m: Uint8Array, tag: Uint8Array, c: Uint8Array, ad: Uint8Array | null): number;
 }
 
 const UdxClass = require('udx-native') as new () => Udx;

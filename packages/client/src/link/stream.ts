@@ -1,43 +1,57 @@
 import { Duplex } from 'node:stream';
+import { PeerLinkError } from './errors.js';
 import type { UdxStream } from './native.js';
+import { type RecordOpener, type RecordSealer } from './records.js';
 
-/** Received bytes are pushed at the latest once this many have gathered. */
-const FLUSH_BYTES = 64 * 1024;
+/** The two directions' protection of a stream (records.ts). */
+export interface StreamProtection {
+  readonly sealer: RecordSealer;
+  readonly opener: RecordOpener;
+  /** Called once when the peer's bytes fail authentication (the stream is then destroyed). */
+  readonly onTampered: (error: PeerLinkError) => void;
+}
 
 /**
- * A Node duplex over one udx-native stream (a streamx duplex): writes wait for udx's `drain`,
- * reads pause udx when Node's buffer is full, `end()` half-closes (udx sends its END and keeps
- * reading), and the duplex closes once udx has closed, i.e. once both directions ended and every
- * byte was acknowledged, so a graceful close never drops data in flight.
+ * A Node duplex over one udx-native stream (a streamx duplex) whose bytes are sealed records
+ * (records.ts): writes are sealed and wait for udx's `drain`, reads are opened record by record
+ * and pause udx when Node's buffer is full, `end()` sends the authenticated end and half-closes
+ * (udx sends its END and keeps reading), and the duplex closes once udx has closed, i.e. once
+ * both directions ended and every byte was acknowledged, so a graceful close never drops data in
+ * flight. A record that fails authentication, or an end the sender did not seal, destroys the
+ * stream with {@link PeerLinkError} `TAMPERED`: no unauthenticated byte is ever delivered.
  */
 export class LinkStream extends Duplex {
   /** The udx stream's local id (diagnostics). */
   readonly id: number;
   readonly #raw: UdxStream;
+  readonly #protection: StreamProtection;
   #rawClosed = false;
   #pendingWrite: ((error?: Error | null) => void) | undefined;
-  #inbox: Buffer[] = [];
-  #inboxBytes = 0;
-  #flushTimer: NodeJS.Immediate | undefined;
-  readonly #flushSoon = (): void => {
-    this.#flushTimer = undefined;
-    this.#flush();
-  };
 
-  constructor(raw: UdxStream) {
+  constructor(raw: UdxStream, protection: StreamProtection) {
     super({ allowHalfOpen: true });
     this.id = raw.id;
     this.#raw = raw;
-    // udx hands over one chunk per packet (about 1.2 KB): gather the packets of one event-loop
-    // turn and push them as one, so that a pipe writes them with one syscall instead of one each
+    this.#protection = protection;
     raw.on('data', (chunk) => {
-      this.#inbox.push(chunk);
-      this.#inboxBytes += chunk.length;
-      if (this.#inboxBytes >= FLUSH_BYTES) this.#flush();
-      else if (this.#flushTimer === undefined) this.#flushTimer = setImmediate(this.#flushSoon);
+      if (this.destroyed) return;
+      let plains: Buffer[];
+      try {
+        plains = protection.opener.push(chunk);
+      } catch (error) {
+        this.#tampered(error as PeerLinkError);
+        return;
+      }
+      let more = true;
+      for (const p of plains) more = this.push(p);
+      if (!more) this.#raw.pause();
     });
     raw.on('end', () => {
-      this.#flush();
+      if (this.destroyed) return;
+      if (!protection.opener.ended || protection.opener.buffered > 0) {
+        this.#tampered(new PeerLinkError('TAMPERED', 'the stream ended without its sender\'s authenticated end (a forged or cut-short END)'));
+        return;
+      }
       this.push(null);
     });
     raw.on('drain', () => this.#drained());
@@ -54,16 +68,9 @@ export class LinkStream extends Duplex {
     return { rttMs: this.#raw.rtt, cwnd: this.#raw.cwnd, inflight: this.#raw.inflight, retransmits: this.#raw.retransmits };
   }
 
-  #flush(): void {
-    if (this.#flushTimer !== undefined) {
-      clearImmediate(this.#flushTimer);
-      this.#flushTimer = undefined;
-    }
-    if (this.#inboxBytes === 0 || this.destroyed) return;
-    const chunk = this.#inbox.length === 1 ? this.#inbox[0]! : Buffer.concat(this.#inbox, this.#inboxBytes);
-    this.#inbox = [];
-    this.#inboxBytes = 0;
-    if (!this.push(chunk)) this.#raw.pause();
+  #tampered(error: PeerLinkError): void {
+    this.#protection.onTampered(error);
+    this.destroy(error);
   }
 
   #drained(error?: Error): void {
@@ -72,25 +79,33 @@ export class LinkStream extends Duplex {
     cb?.(error ?? null);
   }
 
+  #send(bytes: Buffer, callback: (error?: Error | null) => void): void {
+    if (this.#rawClosed) return callback(new Error('stream closed'));
+    if (this.#raw.write(bytes)) callback();
+    else this.#pendingWrite = callback;
+  }
+
   override _read(): void {
     this.#raw.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.#rawClosed) return callback(new Error('stream closed'));
-    if (this.#raw.write(chunk)) callback();
-    else this.#pendingWrite = callback;
+    this.#send(this.#protection.sealer.seal(chunk), callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    const plain = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.#send(this.#protection.sealer.seal(plain), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
     if (this.#rawClosed) return callback();
     this.#raw.once('finish', () => callback());
+    this.#raw.write(this.#protection.sealer.seal(Buffer.alloc(0), true));
     this.#raw.end();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.#flushTimer !== undefined) clearImmediate(this.#flushTimer);
-    this.#flushTimer = undefined;
     if (error !== null || this.#rawClosed || !(this.readableEnded && this.writableFinished)) {
       if (!this.#rawClosed) this.#raw.destroy();
       return callback(error);
