@@ -166,13 +166,17 @@ interface Row {
   mbps: number;
   cpuSecPerGb: number;
   seconds: number;
+  /** CPU s/GB of each process of a tunnel target: where the time goes. */
+  cpuSecPerGbBy?: Record<string, number>;
 }
 
-const row = (target: string, secs: number, cpu: number): Row => ({
+const perGb = (cpu: number): number => Math.round((cpu / (BYTES / 2 ** 30)) * 10) / 10;
+const row = (target: string, secs: number, cpu: number, by?: Record<string, number>): Row => ({
   target,
   seconds: Math.round(secs * 100) / 100,
   mbps: Math.round((BYTES / 1048576 / secs) * 10) / 10,
-  cpuSecPerGb: Math.round((cpu / (BYTES / 2 ** 30)) * 10) / 10,
+  cpuSecPerGb: perGb(cpu),
+  ...(by === undefined ? {} : { cpuSecPerGbBy: Object.fromEntries(Object.entries(by).map(([k, v]) => [k, perGb(v)])) }),
 });
 
 async function benchTcp(): Promise<Row> {
@@ -264,7 +268,10 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
   const before = pids.map(cpuOf);
   const c0 = selfCpu();
   const secs = await push(port, k.done());
-  const cpu = selfCpu() - c0 + pids.map(cpuOf).reduce((s, v, i) => s + v - before[i]!, 0);
+  const self = selfCpu() - c0;
+  const spent = pids.map((p, i) => cpuOf(p) - before[i]!);
+  const cpu = self + spent.reduce((s, v) => s + v, 0);
+  const by = { 'bench TCP ends': self, 'nat connect': spent[1]!, 'nat expose': spent[0]!, 'nat-server': spent[2]! };
   await Promise.all([conn, expose, server].map((p) => new Promise<void>((r) => {
     if (p.child.exitCode !== null) return r();
     p.child.once('exit', () => r());
@@ -272,7 +279,7 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
     setTimeout(() => p.child.kill('SIGKILL'), 3000).unref();
   })));
   k.server.close();
-  return row(`tunnel, ${path.path} (${relay ? 'relay-only: through nat-server TURN' : 'host candidates on 127.0.0.1'})`, secs, cpu);
+  return row(`tunnel, ${path.path} (${relay ? 'relay-only: through nat-server TURN' : 'host candidates on 127.0.0.1'})`, secs, cpu, by);
 }
 
 const results: Row[][] = [];
@@ -299,6 +306,10 @@ else {
   process.stdout.write(`${Number(args.mb)} MB one way, best of ${RUNS} run(s)\n\n`);
   process.stdout.write('| what | MB/s | CPU s/GB | s |\n|---|---:|---:|---:|\n');
   for (const r of best) process.stdout.write(`| ${r.target} | ${r.mbps} | ${r.cpuSecPerGb} | ${r.seconds} |\n`);
+  for (const r of best) {
+    if (r.cpuSecPerGbBy !== undefined) process.stdout.write(`\n${r.target}, CPU s/GB by process: ${Object.entries(r.cpuSecPerGbBy).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  process.stdout.write('\n');
   process.stdout.write(`\nratios: direct/raw transport ${ratios.directVsRawTransport ?? '-'} (target >= 0.6), relay/direct ${ratios.relayVsDirect ?? '-'} (target >= 0.5), direct/TCP ${ratios.directVsTcp ?? '-'}; target direct >= 100 MB/s\n`);
 }
 cleanup();

@@ -42,7 +42,8 @@ import type { IceConnection } from '../connect/connection.js';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { BATCH_BYTES, LOOPBACK_BATCH_BYTES, type PeerLink, type PeerLinkOptions, openLink } from './link.js';
 
-export { BATCH_BYTES, LOOPBACK_BATCH_BYTES, PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, openLink, sodiumKeyPair } from './link.js';
+export { BATCH_BYTES, LOOPBACK_BATCH_BYTES, PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, type UdxRoute, openLink, sodiumKeyPair } from './link.js';
+export { MAX_RECORD, RecordOpener, RecordSealer, streamKey } from './records.js';
 export { LinkStream } from './stream.js';
 export { PeerLinkError, type PeerLinkErrorCode } from './errors.js';
 export { PacketSealer, PacketOpener, rekey, type DropReason, REKEY_INTERVAL, REPLAY_WINDOW } from './seal.js';

@@ -588,6 +588,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     }
     this.#pending.clear();
     for (const s of this.#streams) s.destroy(error);
+    // a stream closing gracefully waits for the peer's acknowledgements, which a closed link
+    // will not carry: end them all now, so that the socket they are on can close
+    for (const raw of this.#raws) raw.destroy();
     this.#control.destroy();
     void this.#shim.close().catch(() => {});
     // the home socket belongs to the path, unless it is the link's own

@@ -88,6 +88,8 @@ export class RecordOpener {
   #ended = false;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  /** The ciphertext length of the record being gathered, once its length prefix arrived. */
+  #length: number | undefined;
 
   constructor(key: Uint8Array) {
     this.#key = key;
@@ -98,9 +100,9 @@ export class RecordOpener {
     return this.#ended;
   }
 
-  /** Bytes held waiting for the rest of their record. */
+  /** Bytes held waiting for the rest of their record (its length prefix included). */
   get buffered(): number {
-    return this.#bytes;
+    return this.#bytes + (this.#length === undefined ? 0 : LENGTH_BYTES);
   }
 
   /** The plaintexts of the records `chunk` completes (often none, or one). */
@@ -116,12 +118,17 @@ export class RecordOpener {
         this.#started = true;
         continue;
       }
-      if (this.#bytes < LENGTH_BYTES) return out;
-      const length = this.#peekLength();
-      if (length < ABYTES || length > MAX_RECORD + ABYTES) throw new PeerLinkError('TAMPERED', `a stream record of impossible length ${length}`);
-      if (this.#bytes < LENGTH_BYTES + length) return out;
+      if (this.#length === undefined) {
+        if (this.#bytes < LENGTH_BYTES) return out;
+        const length = this.#take(LENGTH_BYTES).readUIntBE(0, LENGTH_BYTES);
+        if (length < ABYTES || length > MAX_RECORD + ABYTES) throw new PeerLinkError('TAMPERED', `a stream record of impossible length ${length}`);
+        this.#length = length;
+      }
+      const length = this.#length;
+      if (this.#bytes < length) return out;
       if (this.#ended) throw new PeerLinkError('TAMPERED', 'bytes after the end of the stream');
-      const record = this.#take(LENGTH_BYTES + length).subarray(LENGTH_BYTES);
+      this.#length = undefined;
+      const record = this.#take(length);
       const plain = Buffer.allocUnsafe(length - ABYTES);
       try {
         sodium.crypto_secretstream_xchacha20poly1305_pull(this.#state, plain, this.#tag, record, null);
@@ -131,13 +138,6 @@ export class RecordOpener {
       if (this.#tag[0] === TAG_FINAL) this.#ended = true;
       if (plain.length > 0) out.push(plain);
     }
-  }
-
-  #peekLength(): number {
-    const first = this.#chunks[0]!;
-    if (first.length >= LENGTH_BYTES) return first.readUIntBE(0, LENGTH_BYTES);
-    const head = Buffer.concat(this.#chunks, Math.min(this.#bytes, 8));
-    return head.readUIntBE(0, LENGTH_BYTES);
   }
 
   /** The next `n` bytes (held ones: `n` <= this.#bytes). */
