@@ -112,6 +112,14 @@ async function setup(direct: boolean): Promise<{ a: PeerLink; b: PeerLink; pa: R
   return { a, b, pa, pb, box, routeA, routeB };
 }
 
+async function until(what: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -136,8 +144,8 @@ async function echo(a: PeerLink, b: PeerLink, data: Buffer, during?: (written: n
 describe('peer link on a direct udx route', () => {
   it('runs its streams on the route: 16 MB echoed intact, with no stream byte sealed onto the path', async () => {
     const { a, b, pa, pb, box } = await setup(true);
-    expect(a.stats.route).toBe('direct');
-    expect(b.stats.route).toBe('direct');
+    // each side goes direct once the peer said its streams take direct packets too
+    await until(() => a.stats.route === 'direct' && b.stats.route === 'direct');
     const data = randomBytes(16 << 20);
     const back = await echo(a, b, data);
     expect(sha(back)).toBe(sha(data));
@@ -148,14 +156,14 @@ describe('peer link on a direct udx route', () => {
     expect(pa.bytesSent + pb.bytesSent).toBeLessThan(4096);
   });
 
-  it('moves open streams shim -> direct -> shim mid-transfer, one side before the other, losing nothing', async () => {
+  it('moves open streams shim -> direct -> shim mid-transfer as the pairs change on each side at different times, losing nothing', async () => {
     const { a, b, pa, pb, box, routeA, routeB } = await setup(false);
     expect(a.stats.route).toBe('shim');
     const data = randomBytes(24 << 20);
     const moves: Record<number, () => void> = {
-      [4 << 20]: () => pa.use(routeA), // a goes direct; b still sends through the shim
-      [5 << 20]: () => pb.use(routeB),
-      [14 << 20]: () => pb.use(undefined), // b back to the shim first
+      [4 << 20]: () => pa.use(routeA), // a's pair is direct; b's is not yet: both stay on the shim
+      [5 << 20]: () => pb.use(routeB), // both direct: both move
+      [14 << 20]: () => pb.use(undefined), // b's pair relayed again: both back to the shim
       [15 << 20]: () => pa.use(undefined),
     };
     let viaShimWhileDirect = 0;
@@ -167,6 +175,7 @@ describe('peer link on a direct udx route', () => {
     expect(a.stats.routeChanges).toBe(2);
     expect(b.stats.routeChanges).toBe(2);
     expect(a.stats.route).toBe('shim');
+    expect(b.stats.route).toBe('shim');
     // the middle of the transfer went direct, the start and the end through the shim
     expect(box.counts.abBytes).toBeGreaterThan(4 << 20);
     expect(pa.bytesSent + pb.bytesSent).toBeGreaterThan(viaShimWhileDirect + (4 << 20));
@@ -174,6 +183,7 @@ describe('peer link on a direct udx route', () => {
 
   it('an altered datagram on the direct route destroys the stream with TAMPERED, counted, and no altered byte is delivered', async () => {
     const { a, b, box } = await setup(true);
+    await until(() => a.stats.route === 'direct' && b.stats.route === 'direct');
     const data = randomBytes(4 << 20);
     let big = 0;
     box.tapAb = (d) => {

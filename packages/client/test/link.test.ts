@@ -219,6 +219,25 @@ describe('peer link over an in-memory path', () => {
     expect(switched).toBe(true);
   });
 
+  it('keeps every datagram within a 1280-byte IPv6 packet off loopback: larger udx packets travel in pieces', async () => {
+    const [pa, pb] = pathPair();
+    let largest = 0;
+    let pieces = 0;
+    pa.tap = (d, deliver) => {
+      largest = Math.max(largest, d.length);
+      if (d.length > 1100) pieces++;
+      deliver(d);
+    };
+    const { a, b } = await linkPair(pa, pb);
+    const data = randomBytes(2 << 20);
+    const received = new Promise<Buffer>((resolve) => b.once('stream', (s) => void readAll(s).then(resolve)));
+    (await a.openStream()).end(data);
+    expect((await received).equals(data)).toBe(true);
+    // sealed piece: 1180 + 4 (piece header) + 26 (type, counter, inner type, tag); + 48 of IPv6/UDP = 1258
+    expect(largest).toBeLessThanOrEqual(1210);
+    expect(pieces).toBeGreaterThan(500);
+  });
+
   it('closes the streams with CLOSED when the peer closes the link', async () => {
     const [pa, pb] = pathPair();
     const { a, b } = await linkPair(pa, pb);

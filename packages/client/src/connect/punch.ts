@@ -6,7 +6,8 @@
  * moves probes, turns a hit into an agent base or remote candidate ({@link addPunchedPath}) and
  * closes every extra socket once punching is over and the agent has a direct path.
  */
-import { type DatagramSocket, UdxHostSocket } from './host-socket.js';
+import { type Socket, createSocket } from 'node:dgram';
+import type { DatagramSocket } from './host-socket.js';
 import { type IceCandidate, type TransportAddress, candidateTransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
 import type { IceAgent } from '../ice/agent.js';
 import {
@@ -103,7 +104,7 @@ export interface PunchHost {
 export const punchBase = (i: number): BaseId => `bday-${i}`;
 
 interface Extra {
-  readonly socket: UdxHostSocket;
+  readonly socket: Socket;
   readonly address: TransportAddress;
   open: boolean;
 }
@@ -328,19 +329,27 @@ export class SocketPunch {
     if (this.#closed) this.close();
   }
 
-  /** An extra socket: a udx-native one like the host sockets, so a peer link's streams can run on a punched path too. */
-  async #bindExtra(i: number, ip: string): Promise<Extra | undefined> {
-    let extra: Extra | undefined;
-    try {
-      const socket: UdxHostSocket = new UdxHostSocket(ip, (msg, fromIp, fromPort) => {
-        if (extra !== undefined) this.#onExtra(i, extra, msg, fromIp, fromPort);
+  /**
+   * An extra socket: a node:dgram one. A peer link never runs its streams on it (only on the
+   * socket it started on), so it needs nothing of udx.
+   */
+  #bindExtra(i: number, ip: string): Promise<Extra | undefined> {
+    const socket = createSocket({ type: 'udp4' });
+    return new Promise((resolve) => {
+      const failed = (): void => {
+        socket.close();
+        resolve(undefined);
+      };
+      socket.once('error', failed);
+      socket.bind({ address: ip, port: 0 }, () => {
+        socket.off('error', failed);
+        socket.on('error', () => {}); // send errors are not fatal
+        this.#opened++;
+        const extra: Extra = { socket, address: { family: 'IPv4', address: ip, port: socket.address().port }, open: true };
+        socket.on('message', (msg, rinfo) => this.#onExtra(i, extra, msg, rinfo.address, rinfo.port));
+        resolve(extra);
       });
-      extra = { socket, address: { family: 'IPv4', address: ip, port: socket.port }, open: true };
-    } catch {
-      return undefined;
-    }
-    this.#opened++;
-    return extra;
+    });
   }
 
   #onExtra(i: number, extra: Extra, msg: Buffer, fromIp: string, fromPort: number): void {

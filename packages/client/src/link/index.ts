@@ -15,22 +15,42 @@
  * How: a Noise XX handshake (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`, noise-handshake with
  * noise-curve-ed) over the connection's datagrams authenticates both identity keys; a key that
  * does not hash to the expected peer id is refused (`REFUSED`). The streams are udx-native
- * (libudx: per-stream reliability and ordering, BBR congestion control, half-close), bound to a
- * private socket on 127.0.0.1 that talks only to a shim socket; the shim seals udx's packets as
- * Noise transport messages with an explicit counter (`seal.ts`: ChaCha20-Poly1305, an RFC 6479
- * replay window, Noise `Rekey()` every 2^20 messages) and hands them to the connection, and opens
- * what comes back. One message carries one udx packet, or several that arrived in one event-loop
- * turn: small ones (udx's acknowledgements) on every path, full ones too while the selected pair
- * is between two loopback addresses (`batchBytes`). Tampered and replayed datagrams are dropped and counted (`stats.dropped`),
- * never passed to udx. Because udx only sees the shim, the selected pair can change under it
- * (relay first, then direct; a NAT rebinding) without a stream noticing anything but a few
- * retransmissions.
+ * (libudx: per-stream reliability and ordering, congestion control, half-close).
  *
- * Limits: the udx socket and the shim listen on 127.0.0.1, and the shim takes only datagrams
- * from the udx socket's address, so only udx's packets enter the link; but another process on
- * the same host can still send datagrams to the udx socket's port (what libudx makes of them
- * for a connected stream is its own check, not the link's). Throughput is bounded by the two extra loopback
- * hops of every udx packet through the shim (see bench/tunnel/README.md).
+ * Stream protection: each stream's bytes, in each direction, are a libsodium secretstream
+ * (`records.ts`: XChaCha20-Poly1305 records of up to 64 KiB, as @hyperswarm/secret-stream over
+ * udx) under a key derived from the Noise transport key and both stream ids, ending with an
+ * authenticated FINAL record. A record that does not authenticate (altered, replayed, reordered,
+ * spliced from another stream) or an END without the FINAL record destroys that stream with
+ * `TAMPERED` (`stats.streamsTampered`); no unauthenticated byte is ever delivered.
+ *
+ * Routes (`stats.route`):
+ * - `direct`: on a direct pair, the streams run on the pair's own host socket (the connection's
+ *   host sockets are udx-native sockets of the same udx instance) and send to the peer's address
+ *   of the pair. libudx handles their packets natively; no JavaScript touches them. The streams
+ *   never change sockets (a udx stream moved to another socket while its peer moves too can
+ *   stall for good): a direct pair on another socket than the one the link started on (a
+ *   birthday-punched socket, a second interface) takes the shim route.
+ * - `shim`: on a relayed pair, the streams send from that socket to a shim socket on loopback,
+ *   which seals each udx packet again as a Noise transport message with an explicit counter
+ *   (`seal.ts`: ChaCha20-Poly1305, an RFC 6479 replay window, Noise `Rekey()` every 2^20
+ *   messages) and hands it to the connection (so through TURN), and opens what comes back;
+ *   tampered and replayed datagrams are dropped and counted (`stats.dropped`) before udx sees
+ *   them, so the relay cannot even disturb a stream. One message carries one udx packet, or
+ *   several that arrived in one event-loop turn: small ones (udx's acknowledgements) on every
+ *   path, full ones too while every hop is on loopback (`batchBytes`).
+ * When the selected pair changes (relay first, then direct; a NAT rebinding) every stream moves
+ * (udx `changeRemote`, the remote address only); the socket the streams are on takes their
+ * packets from any source, so whichever side moves first, packets still arrive, through the shim
+ * or directly.
+ *
+ * Limits: on the direct route, udx's own headers (stream ids, sequence numbers, acknowledgements)
+ * travel in clear and are not authenticated: an on-path attacker who alters or forges udx
+ * packets can end a stream (`TAMPERED`) or disturb its congestion control, but can neither read
+ * nor alter nor replay its bytes; stream ids are random 31-bit numbers, so an off-path host must
+ * also guess them and the 5-tuple. A stream destroyed while the peer's side is already gone takes
+ * libudx about 13 s to give up, and the socket it is on closes only after that. Speed: see
+ * bench/tunnel/README.md.
  *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
  * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after three keepalive intervals

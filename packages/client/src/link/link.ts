@@ -15,8 +15,11 @@
  *   path's opened packets back to the streams' socket.
  *
  * When the selected pair changes, every stream is moved (`changeRemote`) to the new place; the
- * streams stay on one "home" socket where they can, which takes their packets from any source
- * (the shim or the peer directly), so a move on one side before the other loses nothing.
+ * streams stay on one "home" socket, which takes their packets from any source (the shim or the
+ * peer directly), so a move on one side before the other loses nothing. A side sends directly
+ * only while its own pair is direct on the home socket and the peer said the same of its own
+ * (`INNER_ROUTE`), so neither sends udx packets where the other's streams are not (a direct pair
+ * on another socket, see `#wanted`, takes the shim route on both sides).
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -153,6 +156,28 @@ const INNER_KEEPALIVE = 0x01;
 const INNER_CLOSE = 0x02;
 /** Several small udx packets (acknowledgements, mostly), each as a 16-bit length and the packet. */
 const INNER_UDX_BATCH = 0x03;
+/**
+ * One byte, 1 or 0: whether the sender's selected pair is direct on the socket its streams are
+ * on, so that udx packets sent straight to the pair's remote address reach its streams. A side
+ * sends its streams directly only while both its own pair and the peer's say so.
+ */
+const INNER_ROUTE = 0x04;
+/**
+ * A piece of a udx packet too large for one datagram of the path: a 16-bit packet number, the
+ * piece's index and the number of pieces, then its bytes. udx probes the path MTU toward the shim
+ * (loopback: 1500, udx's maximum), so its packets are larger than a sealed datagram may be on a
+ * real path (and an ICE host socket is a udx socket, which sets Don't Fragment).
+ */
+const INNER_UDX_FRAGMENT = 0x05;
+/**
+ * udx packets larger than this travel in pieces unless the path takes loopback-sized datagrams:
+ * a sealed piece (this + 4 + 26 bytes of framing and tag, + 1 of the ICE frame) fits in a 1280-byte
+ * IPv6 packet, the smallest MTU any IPv6 path has (RFC 8200 section 5), and so any IPv4 path udx
+ * works on.
+ */
+export const FRAGMENT_BYTES = 1180;
+/** Packets being reassembled at most (the oldest is dropped: udx resends the whole packet). */
+const MAX_REASSEMBLY = 64;
 // Control stream messages: type, then two 32-bit stream ids.
 const CTRL_OPEN = 1;
 const CTRL_ACCEPT = 2;
@@ -259,6 +284,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #batch: Buffer[] = [];
   #batchBytes = 0;
   #batchTimer: NodeJS.Immediate | undefined;
+  #nextPacketNumber = 0;
+  readonly #reassembly = new Map<number, { pieces: (Buffer | undefined)[]; got: number }>();
   readonly #batchLimit: () => number;
   readonly #flushSoon = (): void => {
     this.#batchTimer = undefined;
@@ -266,6 +293,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   };
   readonly #onData = (d: Uint8Array): void => this.#receive(d);
   readonly #onPath = (): void => this.#reroute();
+  /** What we last told the peer: whether our streams' socket takes its udx packets directly. */
+  #toldDirect: boolean | undefined;
+  /** What the peer last told us (INNER_ROUTE). */
+  #peerDirect = false;
+  #routeResend: NodeJS.Timeout | undefined;
   readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
   readonly #onAbort = (): void => this.close();
 
@@ -307,7 +339,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#shim = init.shim;
     const shim = init.shim.address();
     this.#shimRoute = { socket: this.#home, host: shim.host, port: shim.port };
-    this.#route = this.#path.udxRoute ?? this.#shimRoute;
+    this.#route = this.#wanted();
     this.#routeLocal = this.#route.socket.address();
     this.stats = init.stats;
     this.stats.route = this.#route === this.#shimRoute ? 'shim' : 'direct';
@@ -347,6 +379,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     // the responder confirms the handshake: the initiator waits for this before it opens
     if (!this.#initiator) this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0));
     if (init.confirmation !== undefined) this.#deliver(init.confirmation, 0);
+    this.#tellRoute();
     for (const d of init.earlySealed) this.#receive(d);
     if (signal?.aborted) this.close();
   }
@@ -388,10 +421,53 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     raw.once('close', () => this.#raws.delete(raw));
   }
 
-  /** The selected pair changed: move every stream where the path now says. */
+  /**
+   * The path's direct route when it is on the home socket, else the shim. The streams never move
+   * to another socket: measured with udx-native 1.21.3, a stream moved to another socket while
+   * the peer's stream changes its remote at about the same time (within a millisecond) stalls
+   * for good, retransmitting one packet; moves that keep the socket and change only the remote
+   * address recover in every order. So a direct pair on another socket (birthday punching's, or
+   * a second interface's) is carried through the shim.
+   */
+  #wanted(): UdxRoute {
+    const direct = this.#localDirect();
+    return direct !== undefined && this.#peerDirect ? direct : this.#shimRoute;
+  }
+
+  #localDirect(): UdxRoute | undefined {
+    const direct = this.#path.udxRoute;
+    return direct !== undefined && direct.socket === this.#home ? direct : undefined;
+  }
+
+  /**
+   * Tells the peer whether our streams take its udx packets directly now, when that changed;
+   * resent a few times (the path is lossy), 0.25, 1 and 3 s later.
+   */
+  #tellRoute(): void {
+    const direct = this.#localDirect() !== undefined;
+    if (direct === this.#toldDirect) return;
+    this.#toldDirect = direct;
+    clearTimeout(this.#routeResend);
+    const send = (): void => this.#sendSealed(INNER_ROUTE, Buffer.from([direct ? 1 : 0]));
+    send();
+    const later = [250, 750, 2000];
+    const next = (): void => {
+      const wait = later.shift();
+      if (wait === undefined || this.#closed) return;
+      this.#routeResend = setTimeout(() => {
+        send();
+        next();
+      }, wait);
+      this.#routeResend.unref();
+    };
+    next();
+  }
+
+  /** The selected pair changed, or the peer's route did: move every stream where both allow. */
   #reroute(): void {
     if (this.#closed) return;
-    const next = this.#path.udxRoute ?? this.#shimRoute;
+    this.#tellRoute();
+    const next = this.#wanted();
     if (sameRoute(next, this.#route)) return;
     this.#route = next;
     this.#routeLocal = next.socket.address();
@@ -476,13 +552,53 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const limit = this.#batchLimit();
     if (2 + packet.length > limit) {
       this.#flushBatch(); // keep udx's order
-      this.#sendSealed(INNER_UDX, packet);
+      if (packet.length > FRAGMENT_BYTES && limit < LOOPBACK_BATCH_BYTES) this.#sendPieces(packet);
+      else this.#sendSealed(INNER_UDX, packet);
       return;
     }
     if (this.#batchBytes + 2 + packet.length > limit) this.#flushBatch();
     this.#batch.push(packet);
     this.#batchBytes += 2 + packet.length;
     this.#batchTimer ??= setImmediate(this.#flushSoon);
+  }
+
+  #sendPieces(packet: Buffer): void {
+    const id = this.#nextPacketNumber;
+    this.#nextPacketNumber = (id + 1) & 0xffff;
+    const count = Math.ceil(packet.length / FRAGMENT_BYTES);
+    for (let i = 0; i < count; i++) {
+      const bytes = packet.subarray(i * FRAGMENT_BYTES, (i + 1) * FRAGMENT_BYTES);
+      const piece = Buffer.allocUnsafe(4 + bytes.length);
+      piece.writeUInt16BE(id, 0);
+      piece[2] = i;
+      piece[3] = count;
+      piece.set(bytes, 4);
+      this.#sendSealed(INNER_UDX_FRAGMENT, piece);
+    }
+  }
+
+  /** An authentic piece of a udx packet: the packet goes to the streams once every piece is here. */
+  #onPiece(plain: Buffer, to: { host: string; port: number }): void {
+    if (plain.length < 6) return;
+    const id = plain.readUInt16BE(1);
+    const index = plain[3]!;
+    const count = plain[4]!;
+    if (count < 2 || index >= count) {
+      this.stats.dropped.malformed++;
+      return;
+    }
+    let entry = this.#reassembly.get(id);
+    if (entry === undefined || entry.pieces.length !== count) {
+      entry = { pieces: new Array<Buffer | undefined>(count).fill(undefined), got: 0 };
+      this.#reassembly.delete(id);
+      this.#reassembly.set(id, entry);
+      if (this.#reassembly.size > MAX_REASSEMBLY) this.#reassembly.delete(this.#reassembly.keys().next().value!);
+    }
+    if (entry.pieces[index] !== undefined) return;
+    entry.pieces[index] = plain.subarray(5);
+    if (++entry.got < count) return;
+    this.#reassembly.delete(id);
+    this.#shim.trySend(Buffer.concat(entry.pieces as Buffer[]), to.port, to.host);
   }
 
   #flushBatch(): void {
@@ -568,7 +684,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         at += 2 + length;
       }
     }
-    else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
+    else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
+    else if (inner === INNER_ROUTE) {
+      if (plain.length < 2) return;
+      this.#peerDirect = plain[1] === 1;
+      this.#reroute();
+    } else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
   }
 
   #end(error: PeerLinkError | undefined): void {
@@ -580,6 +701,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#path.off('data', this.#onData);
     this.#path.off('close', this.#onPathClose);
     this.#path.off('path', this.#onPath);
+    clearTimeout(this.#routeResend);
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     const why = error ?? new PeerLinkError('ABORTED', 'the peer link was closed');
     for (const p of this.#pending.values()) {
@@ -646,21 +768,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
   };
 
   let privateSocket: UdxSocket | undefined;
-  let home = path.udxHome;
-  if (home === undefined) {
-    privateSocket = udx().createSocket();
-    privateSocket.bind(0, LOOPBACK);
-    privateSocket.setRecvBufferSize(SOCKET_BUFFER);
-    privateSocket.setSendBufferSize(SOCKET_BUFFER);
-    privateSocket.on('error', () => {});
-    home = privateSocket;
-  }
-  const shim = shimUdx().createSocket();
-  // a socket bound to any local address reaches loopback (and is reached from it) on this host
-  shim.bind(0, home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
-  shim.setRecvBufferSize(SOCKET_BUFFER);
-  shim.setSendBufferSize(SOCKET_BUFFER);
-  shim.on('error', () => {});
+  let shim: UdxSocket | undefined;
 
   let resend: Buffer | undefined;
   let pending: { remoteStatic: Buffer; remoteControlId: number } | undefined;
@@ -733,6 +841,23 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
       }
     });
     if (noise.tx === null || noise.rx === null) throw new PeerLinkError('REFUSED', 'the handshake produced no keys');
+    // the home socket is chosen now, not before the handshake: the path has selected a pair by
+    // now (the handshake crossed it), and its socket is where a direct route will run
+    let home = path.udxHome;
+    if (home === undefined) {
+      privateSocket = udx().createSocket();
+      privateSocket.bind(0, LOOPBACK);
+      privateSocket.setRecvBufferSize(SOCKET_BUFFER);
+      privateSocket.setSendBufferSize(SOCKET_BUFFER);
+      privateSocket.on('error', () => {});
+      home = privateSocket;
+    }
+    shim = shimUdx().createSocket();
+    // a socket bound to any local address reaches loopback (and is reached from it) on this host
+    shim.bind(0, home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
+    shim.setRecvBufferSize(SOCKET_BUFFER);
+    shim.setSendBufferSize(SOCKET_BUFFER);
+    shim.on('error', () => {});
     return new PeerLink({
       path,
       options,
@@ -752,7 +877,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     });
   } catch (error) {
     control.destroy();
-    void shim.close().catch(() => {});
+    void shim?.close().catch(() => {});
     void privateSocket?.close().catch(() => {});
     throw error;
   } finally {
