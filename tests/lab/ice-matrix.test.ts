@@ -14,7 +14,9 @@
  * NAT B, and for every pair `nat connect` behind NAT A; one TCP connection through the tunnel
  * carries 1 MiB each way (SHA-256 of what came back equals that of what went out) and the link's
  * last path (`path` events of `nat connect --json`) must be {@link expectedIcePath}'s, a relay
- * pair never going direct. Its matrix (path and time to first byte) is printed too.
+ * pair never going direct. The link's route (`link`/`route` events) must end `direct` (its udx
+ * streams on the ICE socket itself) on every direct pair but a punched one, which keeps the shim
+ * route, and a relay pair's never be `direct`. Its matrix (path and time to first byte) is printed too.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -78,6 +80,10 @@ interface EchoJson {
 interface TunnelOutcome {
   echo?: EchoJson;
   paths: string[];
+  /** Whether the last path is one birthday punching opened. */
+  punched: boolean;
+  /** The link's routes in order (`link` and `route` events): `shim`, then `direct` once both sides are on a direct pair's own socket. */
+  routes: string[];
   /** From starting `nat connect` to its `listening` line (the rendezvous and the link), ms. */
   upMs?: number;
   log: string;
@@ -173,6 +179,10 @@ async function tunnelThrough(lab: PairLab, want: 'direct' | 'relay', expose: Lab
     '--identity', join(lab.tmpDir, 'connect.key'), '--json',
   ]);
   const paths = (): string[] => jsonLines(connect).filter((e) => e.event === 'path').map((e) => String(e.path));
+  const punched = (): boolean => jsonLines(connect).filter((e) => e.event === 'path').at(-1)?.punched === true;
+  const routes = (): string[] => jsonLines(connect).filter((e) => (e.event === 'link' || e.event === 'route') && typeof e.route === 'string').map((e) => String(e.route));
+  // a direct pair on both sides' host sockets carries the streams directly; a punched one (an extra socket) through the shim
+  const settled = (): boolean => paths().at(-1) === want && (want === 'relay' || routes().at(-1) === (punched() ? 'shim' : 'direct'));
   let echo: EchoJson | undefined;
   let error = '';
   try {
@@ -180,7 +190,7 @@ async function tunnelThrough(lab: PairLab, want: 'direct' | 'relay', expose: Lab
     upMs = Date.now() - started;
     const [r] = await Promise.all([
       lab.exec('clientA', [process.execPath, TCP_TOOL, 'roundtrip', String(TUNNEL_PORT), String(TUNNEL_BYTES)], { timeoutMs: 40_000 }),
-      waitFor(() => paths().at(-1) === want || connect.hasExited(), 20_000, `the ${want} path`).catch(() => undefined),
+      waitFor(() => settled() || connect.hasExited(), 20_000, `the ${want} path`).catch(() => undefined),
     ]);
     const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
     if (line !== undefined) echo = JSON.parse(line) as EchoJson;
@@ -191,7 +201,7 @@ async function tunnelThrough(lab: PairLab, want: 'direct' | 'relay', expose: Lab
     await connect.stop();
   }
   const log = `tunnel: ${error}\necho: ${JSON.stringify(echo)}\nconnect: ${connect.output()}\nexpose: ${expose.output().slice(exposeFrom)}`;
-  return { ...(echo ? { echo } : {}), paths: paths(), ...(upMs === undefined ? {} : { upMs }), log };
+  return { ...(echo ? { echo } : {}), paths: paths(), punched: punched(), routes: routes(), ...(upMs === undefined ? {} : { upMs }), log };
 }
 
 /** Whether a pair's tunnel carried the bytes intact on the path it must take. */
@@ -199,7 +209,10 @@ function tunnelOk(o: PairOutcome): boolean {
   const t = o.tunnel;
   if (t?.echo?.ok !== true || t.echo.received !== TUNNEL_BYTES) return false;
   const want = expectedIcePath(o.a, o.b);
-  return t.paths.at(-1) === want && (want === 'direct' || t.paths.every((p) => p === 'relay'));
+  if (t.paths.at(-1) !== want) return false;
+  // relayed: never a direct path, never udx packets sent straight to the peer
+  if (want === 'relay') return t.paths.every((p) => p === 'relay') && !t.routes.includes('direct');
+  return t.routes.at(-1) === (t.punched ? 'shim' : 'direct');
 }
 
 /** Runs `tasks` with at most `limit` at a time, keeping their order. */
@@ -224,11 +237,11 @@ function printTunnelMatrix(outcomes: readonly PairOutcome[]): void {
     if (!o || !t) return '-';
     if (t.echo?.ok !== true) return `FAIL (${t.paths.join('>') || 'no path'})`;
     const want = expectedIcePath(a, b);
-    return `${t.paths.join('>')} ${t.echo.firstByteMs}ms (up ${t.upMs})${tunnelOk(o) ? '' : ` [want ${want}]`}`;
+    return `${t.paths.join('>')}${t.routes.at(-1) === 'direct' ? '+udx' : ''} ${t.echo.firstByteMs}ms (up ${t.upMs})${tunnelOk(o) ? '' : ` [want ${want}]`}`;
   };
   const w = 30;
   const lines = [
-    `Tunnel matrix on kernel NATs (rows: NAT A, nat connect; columns: NAT B, nat expose): paths, time to first byte of a ${TUNNEL_BYTES >> 20} MiB echo (up: nat connect start to listening, ms)`,
+    `Tunnel matrix on kernel NATs (rows: NAT A, nat connect; columns: NAT B, nat expose): paths (+udx: the link's streams ran directly on the ICE socket), time to first byte of a ${TUNNEL_BYTES >> 20} MiB echo (up: nat connect start to listening, ms)`,
     `${'A \\ B'.padEnd(24)}${MATRIX.map((c) => c.padEnd(w)).join('')}`,
     ...MATRIX.map((a) => `${a.padEnd(24)}${MATRIX.map((b) => cell(a, b).padEnd(w)).join('')}`),
   ];
@@ -282,7 +295,7 @@ describe.skipIf(!availability.ok)('ICE across two kernel NATs', () => {
     if (!tunnelMatrix) return;
     const tunnelFailures = outcomes
       .filter((o) => !tunnelOk(o))
-      .map((o) => `tunnel ${o.a} -> ${o.b}: want ${expectedIcePath(o.a, o.b)}, paths ${o.tunnel?.paths.join(' > ') ?? 'none'}, echo ${o.tunnel?.echo?.ok === true ? 'ok' : (o.tunnel?.echo?.error ?? 'none')}\n${o.tunnel?.log ?? o.log}`);
+      .map((o) => `tunnel ${o.a} -> ${o.b}: want ${expectedIcePath(o.a, o.b)}, paths ${o.tunnel?.paths.join(' > ') ?? 'none'}${o.tunnel?.punched ? ' (punched)' : ''}, routes ${o.tunnel?.routes.join(' > ') ?? 'none'}, echo ${o.tunnel?.echo?.ok === true ? 'ok' : (o.tunnel?.echo?.error ?? 'none')}\n${o.tunnel?.log ?? o.log}`);
     expect(tunnelFailures, tunnelFailures.join('\n\n')).toEqual([]);
   });
 

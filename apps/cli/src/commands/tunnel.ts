@@ -245,10 +245,15 @@ const portMapEvent = (peer: string, r: PortMapReport, sessionId?: string): Recor
   portMapping: r,
 });
 
+/** The link's route, for people. */
+const describeRoute = (route: 'direct' | 'shim'): string =>
+  route === 'direct' ? 'streams run directly on the path (udx on the ICE socket)' : 'streams go through the link shim (each packet sealed and carried by the path)';
+
 const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => ({
   event: 'path',
   peer,
   path: p.path,
+  ...(p.punched ? { punched: true } : {}),
   localCandidate: endpointJson(p.localCandidate),
   remoteCandidate: endpointJson(p.remoteCandidate),
 });
@@ -327,7 +332,8 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         // listen for the initiator's first handshake message at once, not after our own pair selection
         const link = await linkOverConnection(conn, { ...linkOptions(identity, o), allow: allowedSomewhere, signal });
         links.add(link);
-        emit({ event: 'link', peer }, `${peer}: peer link up (Noise XX, key verified)`);
+        emit({ event: 'link', peer, route: link.stats.route }, `${peer}: peer link up (Noise XX, key verified)`);
+        link.on('route', (route) => emit({ event: 'route', peer, route }, `${peer}: ${describeRoute(route)}`));
         link.on('stream', (s) => void handleStream(link, s));
         link.on('close', (e) => {
           links.delete(link);
@@ -551,7 +557,8 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
         continue;
       }
       backoff = 1000;
-      emit({ event: attempt === 0 ? 'link' : 'reconnected', peer: peerId }, attempt === 0 ? `peer link up to ${what} (Noise XX, key verified)` : `peer link reopened to ${what}`);
+      emit({ event: attempt === 0 ? 'link' : 'reconnected', peer: peerId, route: link.stats.route }, attempt === 0 ? `peer link up to ${what} (Noise XX, key verified)` : `peer link reopened to ${what}`);
+      link.on('route', (route) => emit({ event: 'route', peer: peerId, route }, describeRoute(route)));
       attempt++;
       const waiters = linkWaiters;
       linkWaiters = [];

@@ -141,6 +141,11 @@ export interface LinkStats {
 export interface PeerLinkEvents {
   /** The peer opened a stream. */
   stream: [stream: LinkStream];
+  /**
+   * The streams' route changed: `direct` (on the selected pair's socket, straight to the peer) or
+   * `shim` (sealed packets carried by the path, e.g. through TURN). Links start on `shim`.
+   */
+  route: [route: 'direct' | 'shim'];
   /** The link closed; `error` says why unless it was closed locally. */
   close: [error: PeerLinkError | undefined];
 }
@@ -474,6 +479,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.routeChanges++;
     this.stats.route = next === this.#shimRoute ? 'shim' : 'direct';
     for (const raw of this.#raws) this.#move(raw);
+    this.emit('route', this.stats.route);
   }
 
   #move(raw: UdxStream): void {
