@@ -24,7 +24,12 @@ export class UdxHostSocket implements DatagramSocket {
   /** Binds to `ip` (port 0); throws when the address cannot be bound. */
   constructor(ip: string, onMessage: (message: Buffer, fromIp: string, fromPort: number) => void) {
     const socket = udx().createSocket();
-    socket.bind(0, ip);
+    try {
+      socket.bind(0, ip);
+    } catch (error) {
+      void socket.close().catch(() => {});
+      throw error;
+    }
     socket.setRecvBufferSize(SOCKET_BUFFER);
     socket.setSendBufferSize(SOCKET_BUFFER);
     socket.on('error', () => {}); // send errors (unreachable routes) are not fatal

@@ -36,21 +36,32 @@
  *   (`seal.ts`: ChaCha20-Poly1305, an RFC 6479 replay window, Noise `Rekey()` every 2^20
  *   messages) and hands it to the connection (so through TURN), and opens what comes back;
  *   tampered and replayed datagrams are dropped and counted (`stats.dropped`) before udx sees
- *   them, so the relay cannot even disturb a stream. One message carries one udx packet, or
+ *   them, so the relay cannot disturb a stream. One message carries one udx packet, or
  *   several that arrived in one event-loop turn: small ones (udx's acknowledgements) on every
- *   path, full ones too while every hop is on loopback (`batchBytes`).
+ *   path, full ones too while every hop is on loopback (`batchBytes`); off loopback, a udx
+ *   packet over 1180 bytes travels in two sealed pieces, so no datagram exceeds a 1280-byte
+ *   IPv6 packet (a udx socket sets Don't Fragment, and udx probes its MTU toward the shim).
  * When the selected pair changes (relay first, then direct; a NAT rebinding) every stream moves
  * (udx `changeRemote`, the remote address only); the socket the streams are on takes their
  * packets from any source, so whichever side moves first, packets still arrive, through the shim
  * or directly.
  *
- * Limits: on the direct route, udx's own headers (stream ids, sequence numbers, acknowledgements)
- * travel in clear and are not authenticated: an on-path attacker who alters or forges udx
- * packets can end a stream (`TAMPERED`) or disturb its congestion control, but can neither read
- * nor alter nor replay its bytes; stream ids are random 31-bit numbers, so an off-path host must
- * also guess them and the 5-tuple. A stream destroyed while the peer's side is already gone takes
- * libudx about 13 s to give up, and the socket it is on closes only after that. Speed: see
- * bench/tunnel/README.md.
+ * Limits:
+ * - On the direct route, udx's own headers (stream ids, sequence numbers, acknowledgements)
+ *   travel in clear and are not authenticated: an on-path attacker who alters or forges udx
+ *   packets can end a stream (`TAMPERED`) or disturb its congestion control, but can neither
+ *   read nor alter nor replay its bytes.
+ * - The streams' socket is the ICE host socket on either route, and libudx takes a stream's
+ *   packets from any source: a host anywhere that knows the socket's address (it is a candidate)
+ *   and guesses a stream id (random, 31 bits) and a sequence number in the window could end a
+ *   stream the same way, even while the link is relayed.
+ * - libudx completes a move (`changeRemote`) only once every packet sent before it is
+ *   acknowledged; a stream whose new route dies before that cannot move again and ends when udx
+ *   gives up.
+ * - A stream destroyed while the peer's side is already gone takes libudx about 13 s to give
+ *   up, and the socket it is on closes only after that.
+ *
+ * Speed: see bench/tunnel/README.md.
  *
  * Defaults: keepalive after 15 s without sending (`keepaliveMs`, below Linux conntrack's 30 s
  * for a one-way UDP flow); the link closes with `IDLE_TIMEOUT` after three keepalive intervals

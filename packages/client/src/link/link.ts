@@ -303,6 +303,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   /** What the peer last told us (INNER_ROUTE). */
   #peerDirect = false;
   #routeResend: NodeJS.Timeout | undefined;
+  #routeSeq = 0;
+  #peerRouteSeq: number | undefined;
+  /** Streams whose move waits for their previous one to complete (see #move). */
+  readonly #moveQueued = new WeakSet<UdxStream>();
   readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
   readonly #onAbort = (): void => this.close();
 
@@ -357,6 +361,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#control.on('data', (chunk) => this.#onControl(chunk));
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
+    // the control stream is never ended, only destroyed with the link: an END is forged or a bug
+    this.#control.on('end', () => this.#end(new PeerLinkError('TAMPERED', 'the peer link control stream ended')));
     // only udx's packets: the shim listens on loopback, and takes what comes from the home socket
     this.#shim.on('message', (msg, from) => {
       if (from.port === this.#homePort && from.host === this.#homeHost) this.#fromUdx(msg);
@@ -376,8 +382,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         return;
       }
       if (keepalive > 0 && now - this.#lastSent >= keepalive) {
+        // the keepalive carries our route, so a peer that missed every resend still learns it
         this.stats.keepalivesSent++;
-        this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0));
+        this.#sendRoute();
       }
     }, tick);
     this.#timer.unref();
@@ -444,16 +451,24 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     return direct !== undefined && direct.socket === this.#home ? direct : undefined;
   }
 
+  /** INNER_ROUTE: our current route bit under the next sequence number (the peer keeps the newest). */
+  #sendRoute(): void {
+    const m = Buffer.allocUnsafe(5);
+    m[0] = this.#toldDirect === true ? 1 : 0;
+    m.writeUInt32BE(this.#routeSeq++ >>> 0, 1);
+    this.#sendSealed(INNER_ROUTE, m);
+  }
+
   /**
    * Tells the peer whether our streams take its udx packets directly now, when that changed;
-   * resent a few times (the path is lossy), 0.25, 1 and 3 s later.
+   * resent a few times (the path is lossy), 0.25, 1 and 3 s later, and with every keepalive.
    */
   #tellRoute(): void {
     const direct = this.#localDirect() !== undefined;
     if (direct === this.#toldDirect) return;
     this.#toldDirect = direct;
     clearTimeout(this.#routeResend);
-    const send = (): void => this.#sendSealed(INNER_ROUTE, Buffer.from([direct ? 1 : 0]));
+    const send = (): void => this.#sendRoute();
     send();
     const later = [250, 750, 2000];
     const next = (): void => {
@@ -488,9 +503,16 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     try {
       raw.changeRemote(to.socket, raw.remoteId, to.port, to.host)?.catch(() => {});
     } catch {
-      // the previous move is not complete (its packets are unacknowledged): move once it is,
-      // to wherever the route is by then; a closed socket means the path is going away
-      raw.once('remote-changed', () => this.#move(raw));
+      // The previous move is not complete (libudx completes a move once every packet sent
+      // before it is acknowledged): move once it is, to wherever the route is by then; one
+      // queued move per stream. If the route moved to died before acknowledging them, the
+      // stream cannot move again and ends when udx gives up (a libudx limit).
+      if (this.#moveQueued.has(raw)) return;
+      this.#moveQueued.add(raw);
+      raw.once('remote-changed', () => {
+        this.#moveQueued.delete(raw);
+        this.#move(raw);
+      });
     }
   }
 
@@ -595,6 +617,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     }
     let entry = this.#reassembly.get(id);
     if (entry === undefined || entry.pieces.length !== count) {
+      // packet numbers wrap at 2^16: forget every packet more than MAX_REASSEMBLY numbers
+      // behind this one, so a number's next use never meets a leftover piece of its last
+      for (const old of this.#reassembly.keys()) if (((id - old) & 0xffff) > MAX_REASSEMBLY) this.#reassembly.delete(old);
       entry = { pieces: new Array<Buffer | undefined>(count).fill(undefined), got: 0 };
       this.#reassembly.delete(id);
       this.#reassembly.set(id, entry);
@@ -692,7 +717,14 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     }
     else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
     else if (inner === INNER_ROUTE) {
-      if (plain.length < 2) return;
+      if (plain.length < 6) {
+        this.stats.dropped.malformed++;
+        return;
+      }
+      // datagrams may arrive reordered: an older route message must not undo a newer one
+      const seq = plain.readUInt32BE(2);
+      if (this.#peerRouteSeq !== undefined && ((seq - this.#peerRouteSeq) | 0) <= 0) return;
+      this.#peerRouteSeq = seq;
       this.#peerDirect = plain[1] === 1;
       this.#reroute();
     } else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
