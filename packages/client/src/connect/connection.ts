@@ -221,8 +221,6 @@ export class IceConnection {
   readonly #agent: IceAgent;
   readonly #options: IceConnectionOptions;
   readonly #sockets = new Map<BaseId, { socket: DatagramSocket; address: TransportAddress }>();
-  /** The host sockets in their ranking order. */
-  readonly #hostOrder: UdxHostSocket[] = [];
   readonly #stunPending = new Map<string, (mapped: TransportAddress | undefined) => void>();
   readonly #valid = new Set<string>();
   readonly #permitted = new Set<string>();
@@ -311,7 +309,11 @@ export class IceConnection {
   /** The udx socket of the selected direct pair, else the first (best-ranked) host socket. */
   get udxHome(): UdxSocket | undefined {
     if (this.#closed) return undefined;
-    return this.udxRoute?.socket ?? this.#hostOrder[0]?.udx;
+    const route = this.udxRoute;
+    if (route !== undefined) return route.socket;
+    // host sockets are bound in their ranking order, and are the only udx sockets of the map
+    for (const { socket } of this.#sockets.values()) if (socket instanceof UdxHostSocket) return socket.udx;
+    return undefined;
   }
 
   /**
@@ -556,7 +558,6 @@ export class IceConnection {
     const socket: UdxHostSocket = new UdxHostSocket(ip, (msg, fromIp, fromPort) => this.#onDatagram(base, socket, msg, fromIp, fromPort));
     const address: TransportAddress = { family, address: ip, port: socket.port };
     this.#sockets.set(base, { socket, address });
-    this.#hostOrder.push(socket);
     return { base, address, socket };
   }
 

@@ -4,7 +4,7 @@
  * NAT binding) a direct pair uses: libudx takes the packets of its streams itself, and hands every
  * other datagram (STUN, the connection's frames) to the `message` listener here.
  */
-import { type UdxSocket, udx } from '../link/native.js';
+import { type UdxSocket, bindUdxSocket, udx } from '../link/native.js';
 
 /** What the connection needs of a UDP socket: node:dgram's `Socket` is one too (punching's extra sockets). */
 export interface DatagramSocket {
@@ -12,8 +12,6 @@ export interface DatagramSocket {
   send(bytes: Uint8Array, port: number, address: string): void;
   close(): unknown;
 }
-
-const SOCKET_BUFFER = 1 << 20;
 
 /** A host candidate's socket: a udx-native socket with node:dgram's calling convention. */
 export class UdxHostSocket implements DatagramSocket {
@@ -23,16 +21,7 @@ export class UdxHostSocket implements DatagramSocket {
 
   /** Binds to `ip` (port 0); throws when the address cannot be bound. */
   constructor(ip: string, onMessage: (message: Buffer, fromIp: string, fromPort: number) => void) {
-    const socket = udx().createSocket();
-    try {
-      socket.bind(0, ip);
-    } catch (error) {
-      void socket.close().catch(() => {});
-      throw error;
-    }
-    socket.setRecvBufferSize(SOCKET_BUFFER);
-    socket.setSendBufferSize(SOCKET_BUFFER);
-    socket.on('error', () => {}); // send errors (unreachable routes) are not fatal
+    const socket = bindUdxSocket(udx(), ip);
     socket.on('message', (message, from) => onMessage(message, from.host, from.port));
     this.udx = socket;
     this.port = socket.address().port;

@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { peerIdFromPublicKey } from '@nat/protocol';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { PeerLinkError } from './errors.js';
-import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, curveEd, shimUdx, udx } from './native.js';
+import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, bindUdxSocket, curveEd, shimUdx, udx } from './native.js';
 import { RecordOpener, RecordSealer, streamKey } from './records.js';
 import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
 import { LinkStream } from './stream.js';
@@ -191,7 +191,6 @@ const CTRL_BYTES = 9;
 const PROLOGUE = Buffer.from('nat-peer-link/2');
 const LOOPBACK = '127.0.0.1';
 const LOOPBACK6 = '::1';
-const SOCKET_BUFFER = 1 << 20;
 const MAX_EARLY = 256;
 /**
  * udx acknowledges every data packet, so half of what crosses the shim are acks of a few dozen
@@ -883,19 +882,11 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     // now (the handshake crossed it), and its socket is where a direct route will run
     let home = path.udxHome;
     if (home === undefined) {
-      privateSocket = udx().createSocket();
-      privateSocket.bind(0, LOOPBACK);
-      privateSocket.setRecvBufferSize(SOCKET_BUFFER);
-      privateSocket.setSendBufferSize(SOCKET_BUFFER);
-      privateSocket.on('error', () => {});
+      privateSocket = bindUdxSocket(udx(), LOOPBACK);
       home = privateSocket;
     }
-    shim = shimUdx().createSocket();
     // a socket bound to any local address reaches loopback (and is reached from it) on this host
-    shim.bind(0, home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
-    shim.setRecvBufferSize(SOCKET_BUFFER);
-    shim.setSendBufferSize(SOCKET_BUFFER);
-    shim.on('error', () => {});
+    shim = bindUdxSocket(shimUdx(), home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
     return new PeerLink({
       path,
       options,

@@ -116,6 +116,27 @@ export function shimUdx(): Udx {
   return forShims;
 }
 
+const SOCKET_BUFFER = 1 << 20;
+
+/**
+ * A socket of `instance` bound to `host` (port 0) with 1 MiB send and receive buffers, whose
+ * send errors (unreachable routes) are not fatal. Throws when `host` cannot be bound, after
+ * closing the half-made socket.
+ */
+export function bindUdxSocket(instance: Udx, host: string): UdxSocket {
+  const socket = instance.createSocket();
+  try {
+    socket.bind(0, host);
+  } catch (error) {
+    void socket.close().catch(() => {});
+    throw error;
+  }
+  socket.setRecvBufferSize(SOCKET_BUFFER);
+  socket.setSendBufferSize(SOCKET_BUFFER);
+  socket.on('error', () => {});
+  return socket;
+}
+
 /** noise-handshake's handshake state constructor. */
 export const Noise = require('noise-handshake') as NoiseConstructor;
 /** noise-curve-ed: Noise DH over Ed25519 keys. */
