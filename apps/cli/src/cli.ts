@@ -19,6 +19,25 @@ const positiveInt = (what: string) => (value: string): number => {
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /**
+ * The options of every command that opens ICE connections (ping, listen, expose, connect): the
+ * peer link's keepalive (`links`), host candidates, relay only, punching, and port mapping, whose
+ * help says whose ports are mapped and, for links, that a link's mapping ends with it.
+ */
+function withIceOptions(command: Command, o: { readonly mapped: string; readonly links?: boolean }): Command {
+  if (o.links === true) {
+    command.option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'));
+  }
+  return command
+    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
+    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
+    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
+    .option(
+      '--port-map [gateway]',
+      `ask the router (default: the IPv4 default gateway) to map ${o.mapped} UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct ${o.links === true ? 'link' : 'path'} even when both NATs are hard; off by default because it opens ports on your real router (removed ${o.links === true ? 'when the link ends and on exit' : 'on exit'})`,
+    );
+}
+
+/**
  * Runs `nat` with `argv` (without node and script) and resolves to the exit code. Nothing here
  * calls process.exit, so tests run it in-process.
  */
@@ -95,54 +114,50 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       code = turnCredentialsCommand(opts, io);
     });
 
-  program
-    .command('ping')
-    .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
-    .argument('<peer-id>', 'the id `nat listen` printed')
-    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
-    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
-    .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
-    .option('--interval <ms>', 'time between pings (default 200)', positiveInt('milliseconds'))
-    .option('--timeout <ms>', 'give up connecting after this long (default 10000)', positiveInt('milliseconds'))
-    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
-    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map this peer\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct path even when both NATs are hard; off by default because it opens ports on your real router (removed on exit)')
+  withIceOptions(
+    program
+      .command('ping')
+      .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
+      .argument('<peer-id>', 'the id `nat listen` printed')
+      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+      .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
+      .option('--interval <ms>', 'time between pings (default 200)', positiveInt('milliseconds'))
+      .option('--timeout <ms>', 'give up connecting after this long (default 10000)', positiveInt('milliseconds')),
+    { mapped: "this peer's" },
+  )
     .option('--json', 'print one JSON object: path, localCandidate, remoteCandidate, connectMs, directMs, rttMs, punched, nat, portMapping')
     .addHelpText('after', '\nExample:\n  nat ping 3xk2...9f --rendezvous ws://rv.example.org:8443/ --json')
     .action(async (peerId: string, opts) => {
       code = await pingCommand(peerId, opts, io, signal);
     });
 
-  program
-    .command('listen')
-    .description('register with a rendezvous service, print this peer\'s id, and answer connections and pings until Ctrl-C')
-    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
-    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
-    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
-    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map this peer\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct path even when both NATs are hard; off by default because it opens ports on your real router (removed on exit)')
+  withIceOptions(
+    program
+      .command('listen')
+      .description('register with a rendezvous service, print this peer\'s id, and answer connections and pings until Ctrl-C')
+      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
+    { mapped: "this peer's" },
+  )
     .option('--json', 'print {"id": ...} and then one JSON line per event')
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);
     });
 
-  program
-    .command('expose')
-    .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed); with --public, to anyone through a public TCP or UDP port of the server')
-    .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
-    .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
-    .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
-    .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
-    .option('--allow-any', 'allow every peer registered with the rendezvous service')
-    .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}')
-    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
-    .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'))
-    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
-    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map each peer link\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct link even when both NATs are hard; off by default because it opens ports on your real router (removed when the link ends and on exit)')
+  withIceOptions(
+    program
+      .command('expose')
+      .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed); with --public, to anyone through a public TCP or UDP port of the server')
+      .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
+      .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
+      .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
+      .option('--allow-any', 'allow every peer registered with the rendezvous service')
+      .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}')
+      .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
+    { mapped: "each peer link's", links: true },
+  )
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
     .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
     .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
@@ -162,19 +177,17 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       code = await exposeCommand(target, opts, io, signal);
     });
 
-  program
-    .command('connect')
-    .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
-    .argument('<name-or-peer-id>', 'the name given to nat expose --name, or the exposing peer\'s id')
-    .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
-    .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
-    .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')
-    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
-    .option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'))
-    .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
-    .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
-    .option('--port-map [gateway]', 'ask the router (default: the IPv4 default gateway) to map the peer link\'s UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct link even when both NATs are hard; off by default because it opens ports on your real router (removed when the link ends and on exit)')
+  withIceOptions(
+    program
+      .command('connect')
+      .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
+      .argument('<name-or-peer-id>', 'the name given to nat expose --name, or the exposing peer\'s id')
+      .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
+      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')
+      .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
+    { mapped: "the peer link's", links: true },
+  )
     .option('--json', 'one JSON status line per event ({"event": "listening"}, "path", "link", "port-mapping", "link-lost", "reconnected", ...)')
     .addHelpText('after', '\nExample:\n  nat connect zeronet-home --listen 127.0.0.1:15442 --rendezvous ws://rv.example.org:8443/')
     .action(async (nameOrPeer: string, opts) => {
