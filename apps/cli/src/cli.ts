@@ -88,7 +88,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .description('allocate a relayed address on a TURN server (RFC 8656); with --peer, relay stdin/stdout or run an echo test')
     .enablePositionalOptions()
     .option('-s, --server <host[:port]>', 'TURN server (port 3478, or 5349 for TLS)')
-    .option('-u, --user <name:password>', 'long-term credentials (for REST API secrets, see `nat turn credentials`)')
+    .option('-u, --user <name:password>', 'long-term credentials; for a server with --auth-secret, EXPIRY:USER:PASSWORD (the username and password `nat turn credentials` prints, joined by a colon)')
     .option('-p, --peer <ip:port>', 'peer to relay to')
     .addOption(new Option('-t, --transport <transport>', 'transport to the server').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--echo', 'send probes to an echoing peer and print round-trip times')
@@ -159,7 +159,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     { mapped: "each peer link's", links: true },
   )
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
-    .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
+    .option('-u, --user <name:password>', '--public: a user of the server (static NAME:PASSWORD, or TURN REST EXPIRY:USER:PASSWORD from `nat turn credentials`); or --identity for a peer key')
     .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
     .option('--udp', '--public: expose a UDP service (datagrams keep their sender address)')
     .option('--proxy-protocol', '--public: send a PROXY protocol v2 header to TARGET on each connection (the real source address)')

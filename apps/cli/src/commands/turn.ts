@@ -3,6 +3,7 @@ import { formatTransportAddress, parseTransportAddress, type TransportAddress } 
 import { restApiCredentials } from '@nat/server';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { parseUser } from '../user.js';
 
 /** Options of `nat turn`. */
 export interface TurnCommandOptions {
@@ -17,12 +18,6 @@ export interface TurnCommandOptions {
   readonly json?: boolean;
   readonly insecure?: boolean;
   readonly hold?: boolean;
-}
-
-function splitUser(user: string): { username: string; password: string } {
-  const i = user.indexOf(':');
-  if (i <= 0 || i === user.length - 1) throw new UsageError('--user: expected NAME:PASSWORD');
-  return { username: user.slice(0, i), password: user.slice(i + 1) };
 }
 
 function parsePeer(text: string): TransportAddress {
@@ -59,7 +54,7 @@ function explain(e: StunClientError, server: string): { message: string; code: n
  * round-trip times.
  */
 export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: NodeJS.ReadableStream }, signal: AbortSignal): Promise<number> {
-  const { username, password } = splitUser(o.user);
+  const { username, password } = parseUser(o.user, '--user');
   const peer = o.peer ? parsePeer(o.peer) : undefined;
   let client: TurnClient;
   try {
