@@ -58,6 +58,8 @@ describe('nat expose --public with TURN REST credentials', () => {
     const deadline = Date.now() + 15_000;
     while (!s.out().includes('"exposed"') && !s.out().includes('"failed"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(s.out()).toContain('"event":"exposed"');
+    // --json events carry `time` like the other commands' events.
+    expect((JSON.parse(s.out().split('\n')[0]!) as { time: string }).time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect((await roundTrip(publicPort, Buffer.from('rest'))).toString()).toBe('rest');
     ac.abort();
     expect(await done).toBe(0);

@@ -91,7 +91,7 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
   } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)');
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
-    if (o.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+    if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
     else if (text !== undefined) (toStdout ? io.stdout : io.stderr).write(`${text}\n`);
   };
   const tunnel = exposePublic({

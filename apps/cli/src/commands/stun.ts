@@ -1,7 +1,7 @@
 import { StunClientError, stunBinding, type StunBindingResult } from '@nat/client';
 import { formatTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
-import type { Io } from '../io.js';
+import { type Io, roundMs } from '../io.js';
 
 /** Options of `nat stun`. */
 export interface StunCommandOptions {
@@ -25,7 +25,7 @@ function toJson(server: string, transport: string, r: StunBindingResult): Record
     responseOrigin: fmt(r.responseOrigin),
     otherAddress: fmt(r.otherAddress),
     localAddress: fmt(r.localAddress),
-    rttMs: Math.round(r.rttMs * 100) / 100,
+    rttMs: roundMs(r.rttMs),
     transmissions: r.transmissions,
     software: r.software ?? null,
   };

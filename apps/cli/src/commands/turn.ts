@@ -2,7 +2,7 @@ import { StunClientError, TurnClient } from '@nat/client';
 import { formatTransportAddress, parseTransportAddress, type TransportAddress } from '@nat/protocol';
 import { restApiCredentials } from '@nat/server';
 import { ExitCode, UsageError } from '../exit-codes.js';
-import type { Io } from '../io.js';
+import { type Io, roundMs } from '../io.js';
 import { parseUser } from '../user.js';
 
 /** Options of `nat turn`. */
@@ -142,7 +142,7 @@ async function echoTest(client: TurnClient, peer: TransportAddress, o: TurnComma
     sent: count,
     received: rtts.length,
     lossPercent: Math.round(((count - rtts.length) / count) * 1000) / 10,
-    rttMs: sorted.length ? { min: sorted[0], median: percentile(sorted, 50), max: sorted[sorted.length - 1] } : null,
+    rttMs: sorted.length ? { min: roundMs(sorted[0]!), median: roundMs(percentile(sorted, 50)), max: roundMs(sorted[sorted.length - 1]!) } : null,
   };
   if (o.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else io.stdout.write(`${result.received}/${count} echoed through ${result.relayedAddress}${sorted.length ? `, round trip min ${sorted[0]!.toFixed(2)} / median ${percentile(sorted, 50).toFixed(2)} / max ${sorted[sorted.length - 1]!.toFixed(2)} ms` : ''}\n`);
