@@ -77,9 +77,15 @@ describe('nat stun', () => {
     expect(r.responseOrigin).toBe(`127.0.0.1:${port}`);
   });
 
-  it('exits 3 when the server does not answer', async () => {
+  it('exits 3 when the server does not answer, showing each retransmission and a final count on stderr', async () => {
     const c = capture();
-    expect(await runCli(['stun', '127.0.0.1:9', '--rto', '50', '--rc', '2'], c.io)).toBe(3);
-    expect(c.err()).toMatch(/no usable answer/);
+    expect(await runCli(['stun', '127.0.0.1:9', '--rto', '50', '--rc', '3'], c.io)).toBe(3);
+    expect(c.err()).toMatch(/no answer from 127\.0\.0\.1:9 yet after [\d.]+ s: request 2 of 3 sent\n/);
+    expect(c.err()).toMatch(/request 3 of 3 sent\n/);
+    expect(c.err()).toMatch(/nat stun: no answer came after 3 requests over [\d.]+ s from 127\.0\.0\.1:9 over udp/);
+    const j = capture();
+    expect(await runCli(['stun', '127.0.0.1:9', '--rto', '50', '--rc', '2', '--json'], j.io)).toBe(3);
+    expect(JSON.parse(j.out())).toMatchObject({ error: 'TIMEOUT', requests: 2 }); // stdout: one JSON object, progress on stderr only
+    expect(j.err()).toMatch(/request 2 of 2 sent/);
   });
 });
