@@ -40,13 +40,13 @@ describe('nat detect', () => {
     expect(c.err()).toMatch(/Test I/);
   });
 
-  it('exits 3 when nothing answers, within the retransmission budget', async () => {
+  it('exits 3 when nothing answers, within the retransmission budget (no server: no verdict; see detect-no-server.test.ts)', async () => {
     const c = capture();
     const started = Date.now();
     const code = await runCli(['detect', '--server', '127.0.0.1:9', '--json', '--rto', '50', '--rc', '2'], c.io);
     expect(code).toBe(3);
-    expect(JSON.parse(c.out()).classic).toBe('udp-blocked');
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(JSON.parse(c.out()).classic).toBeNull();
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('exits 2 on bad usage with a message that says what to do', async () => {
