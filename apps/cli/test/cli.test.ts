@@ -89,3 +89,19 @@ describe('nat stun', () => {
     expect(j.err()).toMatch(/request 2 of 2 sent/);
   });
 });
+
+describe('nat stun without a port', () => {
+  it('shows the port it reached (the default 3478) in the line on stderr, over TCP and UDP', async () => {
+    // A unique loopback alias, so the default port collides with nothing.
+    const s = await startStunServer({ listen: ['127.0.0.57'], port: 3478, altPort: null, tcp: true, rateLimit: { perSecond: 0 } });
+    try {
+      for (const transport of ['tcp', 'udp']) {
+        const c = capture();
+        expect(await runCli(['stun', '127.0.0.57', '--transport', transport], c.io)).toBe(0);
+        expect(c.err()).toMatch(new RegExp(`^from 127\\.[\\d.]+:\\d+ via ${transport} to 127\\.0\\.0\\.57:3478, `));
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -69,7 +69,10 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
   if (o.json) io.stdout.write(`${JSON.stringify(toJson(server, transport, r), null, 2)}\n`);
   else {
     io.stdout.write(`${formatTransportAddress(r.mappedAddress)}\n`);
-    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${server}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
+    // The server's address and port as answered (a bare HOST means port 3478, or 5349 for TLS).
+    const from = formatTransportAddress(r.sourceAddress);
+    const to = server === r.sourceAddress.address || server === `[${r.sourceAddress.address}]` || server === from ? from : `${server} (${from})`;
+    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${to}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
   }
   return ExitCode.Ok;
 }
