@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
 import { exposePublicCommand } from './commands/expose-public.js';
+import { idCommand } from './commands/id.js';
 import { listenCommand } from './commands/listen.js';
 import { mapAddCommand, mapListCommand, mapRemoveCommand } from './commands/map.js';
 import { pingCommand } from './commands/ping.js';
@@ -15,6 +17,33 @@ const positiveInt = (what: string) => (value: string): number => {
   if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected ${what}`);
   return n;
 };
+
+/** The version in this package's package.json (one folder above src/ and dist/). */
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
+/**
+ * Commander checks required options before unknown ones, so `nat detect --bogus` would complain
+ * about --server first. The required options of every command are checked here instead, after
+ * commander has refused unknown options and bad arguments.
+ */
+function checkRequiredLast(program: Command): void {
+  const required = new Map<Command, Option[]>();
+  const walk = (c: Command): void => {
+    const opts = c.options.filter((o) => o.mandatory);
+    for (const o of opts) o.mandatory = false;
+    if (opts.length > 0) required.set(c, opts);
+    c.commands.forEach(walk);
+  };
+  walk(program);
+  program.hook('preAction', (_program, command) => {
+    for (const o of required.get(command) ?? []) {
+      if (command.getOptionValue(o.attributeName()) === undefined) throw new UsageError(`required option '${o.flags}' not specified (run nat ${command.name()} --help for usage)`);
+    }
+  });
+}
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -47,6 +76,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .description('NAT traversal from the command line: what NAT am I behind, what address does the world see.')
     .exitOverride()
     .enablePositionalOptions()
+    .version(version(), '-V, --version', 'print the version of nat')
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s), outputError: () => {} })
     .addHelpText('after', '\nExit codes: 0 done, 1 failure, 2 bad usage, 3 no server or peer answered.');
 
@@ -88,7 +118,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .description('allocate a relayed address on a TURN server (RFC 8656); with --peer, relay stdin/stdout or run an echo test')
     .enablePositionalOptions()
     .option('-s, --server <host[:port]>', 'TURN server (port 3478, or 5349 for TLS)')
-    .option('-u, --user <name:password>', 'long-term credentials (for REST API secrets, see `nat turn credentials`)')
+    .option('-u, --user <name:password>', 'long-term credentials; for a server with --auth-secret, EXPIRY:USER:PASSWORD (the username and password `nat turn credentials` prints, joined by a colon)')
     .option('-p, --peer <ip:port>', 'peer to relay to')
     .addOption(new Option('-t, --transport <transport>', 'transport to the server').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--echo', 'send probes to an echoing peer and print round-trip times')
@@ -159,7 +189,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     { mapped: "each peer link's", links: true },
   )
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
-    .option('-u, --user <name:password>', '--public: a user of the server (static or TURN REST API credentials); or --identity for a peer key')
+    .option('-u, --user <name:password>', '--public: a user of the server (static NAME:PASSWORD, or TURN REST EXPIRY:USER:PASSWORD from `nat turn credentials`); or --identity for a peer key')
     .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
     .option('--udp', '--public: expose a UDP service (datagrams keep their sender address)')
     .option('--proxy-protocol', '--public: send a PROXY protocol v2 header to TARGET on each connection (the real source address)')
@@ -239,6 +269,20 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       code = await mapRemoveCommand(port, opts, io);
     });
 
+  program
+    .command('id')
+    .description('print this machine\'s peer id (what other peers name in --allow), from the default identity or --identity FILE (created on first use)')
+    .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+    .option('--json', 'print {"id", "identity", "created"}')
+    .action(async (opts) => {
+      code = await idCommand(opts, io);
+    });
+
+  checkRequiredLast(program);
+  if (argv.length === 0) {
+    io.stderr.write(program.helpInformation());
+    return ExitCode.Usage;
+  }
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
   } catch (e) {

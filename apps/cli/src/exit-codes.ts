@@ -6,7 +6,7 @@ export const ExitCode = {
   Failure: 1,
   /** Bad flags or arguments: see `nat --help`. */
   Usage: 2,
-  /** No STUN server answered (for `detect`: no test got an answer, so the verdict is udp-blocked). */
+  /** No server answered (for `detect`: no UDP test got an answer; the verdict is udp-blocked when STUN over TCP to the same port answers, none when nothing answers at all). */
   NoAnswer: 3,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

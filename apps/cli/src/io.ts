@@ -29,3 +29,6 @@ export function progressReporter(io: Io, enabled: boolean): { update(text: strin
     },
   };
 }
+
+/** A duration in milliseconds rounded to microseconds (3 decimals), as every `--json` prints RTTs. */
+export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -41,6 +41,8 @@ describe('nat turn', () => {
     expect(r.received).toBe(4);
     expect(r.lossPercent).toBe(0);
     expect(r.rttMs.median).toBeGreaterThan(0);
+    // RTTs in --json are rounded to microseconds (3 decimals of a millisecond).
+    for (const v of Object.values(r.rttMs) as number[]) expect(Math.round(v * 1000) / 1000).toBe(v);
   });
 
   it('says what to do when the password is wrong', async () => {

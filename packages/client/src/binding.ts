@@ -150,6 +150,8 @@ export interface StunBindingOptions extends BindingRequestOptions, Retransmissio
   readonly connectTimeoutMs?: number;
   /** Aborts the request: rejects with code `ABORTED`. */
   readonly signal?: AbortSignal;
+  /** Called each time a copy of the request is sent: 1 for the first, 2 for the first retransmission, ... */
+  readonly onTransmit?: (transmission: number) => void;
 }
 
 function pickTiming(o: RetransmissionOptions): RetransmissionOptions {
@@ -190,7 +192,11 @@ export async function stunBinding(server: ServerAddress, options: StunBindingOpt
     ...(family ? { family } : {}),
   });
   const request = encodeBindingRequest(options);
-  const requestOptions: RequestOptions = { ...pickTiming(options), ...(options.signal ? { signal: options.signal } : {}) };
+  const requestOptions: RequestOptions = {
+    ...pickTiming(options),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onTransmit ? { onTransmit: options.onTransmit } : {}),
+  };
 
   if (transport !== 'udp') {
     const conn = await StunStreamSocket.connect(dest, {

@@ -15,6 +15,7 @@ import { isStunClientError } from '../src/errors.js';
 import {
   RendezvousClient,
   type RendezvousInbound,
+  IdentityFileError,
   defaultIdentityPath,
   generateIdentity,
   loadOrCreateIdentity,
@@ -228,8 +229,34 @@ describe('identity files', () => {
     dir = mkdtempSync(join(tmpdir(), 'nat-identity-'));
     const file = join(dir, 'identity.pem');
     writeFileSync(file, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
-    await expect(loadOrCreateIdentity(file)).rejects.toThrow(TypeError);
+    const e = await loadOrCreateIdentity(file).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(IdentityFileError);
+    expect((e as IdentityFileError).code).toBe('INVALID');
+    expect((e as Error).message).toContain(file);
   });
+
+  it('names the file when it is not a key at all', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nat-identity-'));
+    const file = join(dir, 'identity.pem');
+    writeFileSync(file, 'garbage\n');
+    const e = await loadOrCreateIdentity(file).catch((x: unknown) => x);
+    expect((e as IdentityFileError).code).toBe('INVALID');
+    expect((e as Error).message).toContain(file);
+  });
+
+  it('fails at once, naming the path, where the folder cannot be created (procfs answers ENOENT to mkdir)', async () => {
+    const started = Date.now();
+    const e = await loadOrCreateIdentity('/proc/nat-test/id.key').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(IdentityFileError);
+    expect((e as IdentityFileError).code).toBe('CREATE');
+    expect((e as Error).message).toContain('/proc/nat-test/id.key');
+    expect(Date.now() - started).toBeLessThan(5000);
+    dir = mkdtempSync(join(tmpdir(), 'nat-identity-'));
+    writeFileSync(join(dir, 'file'), '');
+    const f = await loadOrCreateIdentity(join(dir, 'file', 'sub', 'id.pem')).catch((x: unknown) => x);
+    expect(f).toBeInstanceOf(IdentityFileError);
+    expect((f as Error).message).toContain(join(dir, 'file', 'sub', 'id.pem'));
+  }, 10_000);
 
   it('puts the default identity in the XDG config directory, else ~/.config', () => {
     expect(defaultIdentityPath({ XDG_CONFIG_HOME: '/x/conf' })).toBe('/x/conf/nat/identity.pem');

@@ -1,4 +1,4 @@
-import { type DiscoveryProgress, type NatReport, PortMapError, PortMapper, type PortMapProbe, StunClientError, detectNat, isDoubleNat } from '@nat/client';
+import { type DiscoveryProgress, type NatReport, PortMapError, PortMapper, type PortMapProbe, StunClientError, detectNat, isDoubleNat, stunBinding } from '@nat/client';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { type Io, progressReporter } from '../io.js';
 import { probeJson, renderProbe } from './map.js';
@@ -145,6 +145,38 @@ const TEST_NAMES: Record<string, string> = {
   'binding-lifetime': 'binding lifetime',
 };
 
+/** What a STUN Binding over TCP to the server's port said, after UDP got no answer at all. */
+export type TcpCheck = { readonly answered: true } | { readonly answered: false; readonly error: string };
+
+/** Bound on the TCP check: a firewall that drops the SYN must not stall detect for long. */
+const TCP_CHECK_MS = 3000;
+
+/**
+ * Tells "UDP blocked" (TCP answers) from "no server at all" (TCP does not either): one STUN
+ * Binding request over TCP to the same host and port.
+ */
+export async function checkTcp(o: DetectCommandOptions, signal: AbortSignal): Promise<TcpCheck> {
+  try {
+    await stunBinding(o.server, { transport: 'tcp', ...(o.local ? { localAddress: o.local } : {}), connectTimeoutMs: TCP_CHECK_MS, ti: TCP_CHECK_MS, signal });
+    return { answered: true };
+  } catch (e) {
+    if (e instanceof StunClientError && e.code === 'ABORTED') throw e;
+    return { answered: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The no-server outcome: JSON (the report's keys, no verdict) or a message on stderr; exit 3. */
+function reportNoServer(report: NatReport, tcp: TcpCheck & { answered: false }, portMapping: PortMappingReport, o: DetectCommandOptions, io: Io): number {
+  const message = `no server answered at all at ${report.server}: no UDP test got an answer, and a STUN Binding request over TCP to the same port failed (${tcp.error}); check --server HOST:PORT and that the server runs there`;
+  if (o.json) {
+    const notes = [...report.notes, message];
+    const json = { ...reportJson(report), classic: null, classicLetter: null, classicMeaning: null, reachability: 'unknown: no server answered', notes, tcpCheck: { answered: false, error: tcp.error } };
+    io.stdout.write(`${JSON.stringify({ ...json, portMapping: portMappingJson(portMapping) }, null, 2)}\n`);
+  }
+  io.stderr.write(`nat detect: ${message}\n`);
+  return ExitCode.NoAnswer;
+}
+
 /** `nat detect`: runs discovery and prints the report. Returns the exit code. */
 export async function detectCommand(o: DetectCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
   const progress = progressReporter(io, !o.json && !o.quiet);
@@ -181,10 +213,18 @@ export async function detectCommand(o: DetectCommandOptions, io: Io, signal: Abo
     throw e;
   }
   const portMapping = portMappingVerdict(await mapping, report.publicAddress);
+  let tcp: TcpCheck | undefined;
+  if (report.classic === 'udp-blocked') {
+    progress.update('no UDP answer: trying STUN over TCP', 'no UDP answer: trying STUN over TCP to the same port');
+    tcp = await checkTcp(o, signal);
+    progress.done();
+    if (!tcp.answered) return reportNoServer(report, tcp, portMapping, o, io);
+    report = { ...report, notes: [...report.notes, `a STUN Binding request over TCP to ${report.server} was answered: the server is up, UDP does not get through`] };
+  }
   progress.done();
   io.stdout.write(
     o.json
-      ? `${JSON.stringify({ ...reportJson(report), portMapping: portMappingJson(portMapping) }, null, 2)}\n`
+      ? `${JSON.stringify({ ...reportJson(report), ...(tcp === undefined ? {} : { tcpCheck: { answered: true, error: null } }), portMapping: portMappingJson(portMapping) }, null, 2)}\n`
       : `${renderReport(report)}\n${renderPortMapping(portMapping)}`,
   );
   return report.publicAddress === null ? ExitCode.NoAnswer : ExitCode.Ok;

@@ -3,6 +3,7 @@ import { StunClientError, type ExposeCredentials, type ExposedAddress, exposePub
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { parseUser } from '../user.js';
 
 /** Flags of `nat expose TARGET --public`. */
 export interface ExposePublicOptions {
@@ -84,15 +85,13 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
   const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
   const identity = o.identity ?? config.identity;
   if (user !== undefined && user !== '') {
-    const colon = user.indexOf(':');
-    if (colon <= 0) throw new UsageError(`${o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`} expects NAME:PASSWORD`);
-    credentials = { username: user.slice(0, colon), password: user.slice(colon + 1) };
+    credentials = parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
   } else if (identity !== undefined) {
     credentials = { identity: await loadOrCreateIdentity(identity) };
   } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)');
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
-    if (o.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+    if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
     else if (text !== undefined) (toStdout ? io.stdout : io.stderr).write(`${text}\n`);
   };
   const tunnel = exposePublic({

@@ -75,7 +75,7 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
       event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
       conn.on('path', (p) => {
         event(
-          { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 100) / 100 },
+          { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 1000) / 1000 },
           `${peer}: ${describePath(p)}`,
         );
       });

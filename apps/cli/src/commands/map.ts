@@ -85,10 +85,6 @@ export function renderProbe(p: PortMapProbe): string[] {
 const describe = (g: MappingGrant): string =>
   `${g.protocol.toUpperCase()} ${g.externalAddress ?? '?'}:${g.externalPort} -> ${g.internalAddress}:${g.internalPort} via ${NAMES[g.method]}`;
 
-function mapError(e: unknown): never {
-  if (e instanceof PortMapError && e.code === 'NO_GATEWAY') throw new UsageError(`${e.message} (--gateway IP)`);
-  throw e;
-}
 
 /** `nat map add`: maps, renews until `signal` (Ctrl-C) or SIGTERM, then removes. */
 export async function mapAddCommand(port: number, o: MapAddOptions, io: Io, signal: AbortSignal): Promise<number> {
@@ -118,7 +114,12 @@ export async function mapAddCommand(port: number, o: MapAddOptions, io: Io, sign
     });
   } catch (e) {
     process.off('SIGTERM', onTerm);
-    mapError(e);
+    // No router to ask, as for `nat map list`: nothing answered (exit 3), not bad usage.
+    if (!(e instanceof PortMapError && e.code === 'NO_GATEWAY')) throw e;
+    if (o.gateway !== undefined) throw new UsageError(`--gateway: ${e.message}`);
+    if (o.json) io.stdout.write(`${JSON.stringify({ event: 'failed', error: e.message, code: e.code, methods: [] })}\n`);
+    io.stderr.write(`nat: could not map port ${port}: ${e.message} (--gateway IP names the router)\n`);
+    return ExitCode.NoAnswer;
   }
   try {
     await mapper.removeStale();
@@ -171,6 +172,7 @@ export async function mapListCommand(o: MapCommonOptions, io: Io): Promise<numbe
     await mapper.close();
   } catch (e) {
     if (!(e instanceof PortMapError && e.code === 'NO_GATEWAY')) throw e;
+    if (o.gateway !== undefined) throw new UsageError(`--gateway: ${e.message}`);
   }
   if (o.json) {
     io.stdout.write(`${JSON.stringify({ gateway: probe?.gateway ?? null, methods: probe ? probeJson(probe) : [], mappings: held }, null, 2)}\n`);

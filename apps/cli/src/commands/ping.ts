@@ -243,7 +243,7 @@ export async function closePortMapper(mapper: PortMapper | PortMapReport | undef
   }
 }
 
-const round = (ms: number): number => Math.round(ms * 100) / 100;
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /**
  * `nat ping PEER_ID`: connects to a peer through the rendezvous service, prints the path taken

@@ -1,7 +1,7 @@
-import { StunClientError, stunBinding, type StunBindingResult } from '@nat/client';
+import { RFC8489_RETRANSMISSION, StunClientError, stunBinding, type StunBindingResult } from '@nat/client';
 import { formatTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
-import type { Io } from '../io.js';
+import { type Io, roundMs } from '../io.js';
 
 /** Options of `nat stun`. */
 export interface StunCommandOptions {
@@ -25,7 +25,7 @@ function toJson(server: string, transport: string, r: StunBindingResult): Record
     responseOrigin: fmt(r.responseOrigin),
     otherAddress: fmt(r.otherAddress),
     localAddress: fmt(r.localAddress),
-    rttMs: Math.round(r.rttMs * 100) / 100,
+    rttMs: roundMs(r.rttMs),
     transmissions: r.transmissions,
     software: r.software ?? null,
   };
@@ -34,10 +34,19 @@ function toJson(server: string, transport: string, r: StunBindingResult): Record
 /** `nat stun HOST[:PORT]`: one binding request, prints the mapped address. */
 export async function stunCommand(server: string, o: StunCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
   const transport = o.transport ?? 'udp';
+  const started = performance.now();
+  const seconds = (): string => ((performance.now() - started) / 1000).toFixed(1);
+  let sent = 0;
+  // Progress on stderr (stdout stays one JSON object with --json): each retransmission, counted.
+  const onTransmit = (n: number): void => {
+    sent = n;
+    if (n > 1) io.stderr.write(`… no answer from ${server} yet after ${seconds()} s: request ${n}${transport === 'udp' ? ` of ${o.rc ?? RFC8489_RETRANSMISSION.rc}` : ''} sent\n`);
+  };
   let r: StunBindingResult;
   try {
     r = await stunBinding(server, {
       transport,
+      onTransmit,
       ...(o.local ? { localAddress: o.local } : {}),
       ...(o.rto !== undefined ? { rto: o.rto } : {}),
       ...(o.rc !== undefined ? { rc: o.rc } : {}),
@@ -48,9 +57,10 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
     if (e instanceof StunClientError) {
       if (e.code === 'BAD_ADDRESS') throw new UsageError(`${server}: ${e.message}`);
       if (e.code === 'TIMEOUT' || e.code === 'SOCKET' || e.code === 'ERROR_RESPONSE' || e.code === 'BAD_RESPONSE') {
-        const hint = e.code === 'TIMEOUT' ? ' (is the server up, and is UDP allowed? try --transport tcp)' : '';
-        if (o.json) io.stdout.write(`${JSON.stringify({ server, transport, error: e.code, message: e.message })}\n`);
-        io.stderr.write(`nat stun: no usable answer from ${server} over ${transport}: ${e.message}${hint}\n`);
+        const hint = e.code === 'TIMEOUT' && transport === 'udp' ? ' (is the server up, and is UDP allowed on the way? try --transport tcp)' : '';
+        const what = e.code === 'TIMEOUT' ? `no answer came after ${sent} request${sent === 1 ? '' : 's'} over ${seconds()} s from ${server} over ${transport}` : `no usable answer from ${server} over ${transport}: ${e.message}`;
+        if (o.json) io.stdout.write(`${JSON.stringify({ server, transport, error: e.code, message: e.message, requests: sent })}\n`);
+        io.stderr.write(`nat stun: ${what}${hint}\n`);
         return ExitCode.NoAnswer;
       }
     }
@@ -59,7 +69,10 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
   if (o.json) io.stdout.write(`${JSON.stringify(toJson(server, transport, r), null, 2)}\n`);
   else {
     io.stdout.write(`${formatTransportAddress(r.mappedAddress)}\n`);
-    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${server}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
+    // The server's address and port as answered (a bare HOST means port 3478, or 5349 for TLS).
+    const from = formatTransportAddress(r.sourceAddress);
+    const to = server === r.sourceAddress.address || server === `[${r.sourceAddress.address}]` || server === from ? from : `${server} (${from})`;
+    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${to}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
   }
   return ExitCode.Ok;
 }

@@ -2,7 +2,9 @@ import { StunClientError, TurnClient } from '@nat/client';
 import { formatTransportAddress, parseTransportAddress, type TransportAddress } from '@nat/protocol';
 import { restApiCredentials } from '@nat/server';
 import { ExitCode, UsageError } from '../exit-codes.js';
-import type { Io } from '../io.js';
+import { explainTurnFailure } from './turn-errors.js';
+import { type Io, roundMs } from '../io.js';
+import { parseUser } from '../user.js';
 
 /** Options of `nat turn`. */
 export interface TurnCommandOptions {
@@ -19,12 +21,6 @@ export interface TurnCommandOptions {
   readonly hold?: boolean;
 }
 
-function splitUser(user: string): { username: string; password: string } {
-  const i = user.indexOf(':');
-  if (i <= 0 || i === user.length - 1) throw new UsageError('--user: expected NAME:PASSWORD');
-  return { username: user.slice(0, i), password: user.slice(i + 1) };
-}
-
 function parsePeer(text: string): TransportAddress {
   try {
     return parseTransportAddress(text);
@@ -35,31 +31,13 @@ function parsePeer(text: string): TransportAddress {
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
-/** Explains a client failure in words that say what to do, and picks the exit code. */
-function explain(e: StunClientError, server: string): { message: string; code: number } {
-  if (e.code === 'TIMEOUT') return { message: `no answer from ${server} (is it a TURN server, and is this transport allowed? try --transport tcp)`, code: ExitCode.NoAnswer };
-  if (e.code === 'ERROR_RESPONSE') {
-    const c = e.stunErrorCode;
-    const hint =
-      c === 401 ? 'check --user NAME:PASSWORD (and the server realm)' :
-      c === 403 ? 'the server refuses this peer address (its peer policy)' :
-      c === 486 ? 'this user has too many allocations on the server' :
-      c === 508 ? 'the server is out of capacity (allocations or relay ports)' :
-      c === 442 ? 'the server does not relay this transport' :
-      'see the error code in RFC 8656 section 18';
-    return { message: `the server refused: ${c} ${e.reason ?? ''}: ${hint}`, code: ExitCode.Failure };
-  }
-  if (e.code === 'BAD_ADDRESS') return { message: `${server}: ${e.message}`, code: ExitCode.Usage };
-  return { message: e.message, code: ExitCode.Failure };
-}
-
 /**
  * `nat turn`: allocates a relayed address and prints it. With `--peer`, relays stdin to the peer
  * and the peer's data to stdout, or with `--echo` sends probes to an echoing peer and prints
  * round-trip times.
  */
 export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: NodeJS.ReadableStream }, signal: AbortSignal): Promise<number> {
-  const { username, password } = splitUser(o.user);
+  const { username, password } = parseUser(o.user, '--user');
   const peer = o.peer ? parsePeer(o.peer) : undefined;
   let client: TurnClient;
   try {
@@ -73,7 +51,7 @@ export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: Node
     });
   } catch (e) {
     if (e instanceof StunClientError) {
-      const { message, code } = explain(e, o.server);
+      const { message, code } = explainTurnFailure(e, { server: o.server, transport: o.transport ?? 'udp' });
       if (o.json) io.stdout.write(`${JSON.stringify({ server: o.server, error: e.code, stunErrorCode: e.stunErrorCode ?? null, message })}\n`);
       io.stderr.write(`nat turn: ${message}\n`);
       return code;
@@ -106,7 +84,7 @@ export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: Node
     return await pipe(client, peer, io, signal, o);
   } catch (e) {
     if (e instanceof StunClientError && e.code !== 'ABORTED') {
-      const { message, code } = explain(e, o.server);
+      const { message, code } = explainTurnFailure(e, { server: o.server, transport: o.transport ?? 'udp', ...(peer === undefined ? {} : { peer }) });
       io.stderr.write(`nat turn: ${message}\n`);
       return code;
     }
@@ -147,7 +125,7 @@ async function echoTest(client: TurnClient, peer: TransportAddress, o: TurnComma
     sent: count,
     received: rtts.length,
     lossPercent: Math.round(((count - rtts.length) / count) * 1000) / 10,
-    rttMs: sorted.length ? { min: sorted[0], median: percentile(sorted, 50), max: sorted[sorted.length - 1] } : null,
+    rttMs: sorted.length ? { min: roundMs(sorted[0]!), median: roundMs(percentile(sorted, 50)), max: roundMs(sorted[sorted.length - 1]!) } : null,
   };
   if (o.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else io.stdout.write(`${result.received}/${count} echoed through ${result.relayedAddress}${sorted.length ? `, round trip min ${sorted[0]!.toFixed(2)} / median ${percentile(sorted, 50).toFixed(2)} / max ${sorted[sorted.length - 1]!.toFixed(2)} ms` : ''}\n`);

@@ -9,6 +9,8 @@ import { WakeTimer } from './wake-timer.js';
 export interface RequestOptions extends RetransmissionOptions {
   /** Aborts the request: it stops retransmitting and rejects with code `ABORTED`. */
   readonly signal?: AbortSignal;
+  /** Called each time a copy of the request goes to the socket: 1 for the first, 2 for the first retransmission, ... (for progress output). */
+  readonly onTransmit?: (transmission: number) => void;
 }
 
 /** A response to a request made through a driver. */
@@ -28,6 +30,7 @@ interface Pending {
   readonly reject: (e: StunClientError) => void;
   readonly cleanup: () => void;
   readonly transaction: StunTransaction;
+  readonly onTransmit: ((transmission: number) => void) | undefined;
   failure?: StunClientError;
 }
 
@@ -81,6 +84,7 @@ export class TransactionRunner {
         resolve,
         reject,
         transaction,
+        onTransmit: options.onTransmit,
         cleanup: () => signal?.removeEventListener('abort', onAbort),
       });
       this.#drive();
@@ -123,7 +127,10 @@ export class TransactionRunner {
     const now = this.#clock();
     this.manager.handleTimeout(now);
     if (!this.#closed) {
-      for (let tx = this.manager.pollTransmit(now); tx; tx = this.manager.pollTransmit(now)) this.#send(tx);
+      for (let tx = this.manager.pollTransmit(now); tx; tx = this.manager.pollTransmit(now)) {
+        this.#send(tx);
+        this.#pending.get(tx.transaction.key)?.onTransmit?.(tx.transaction.transmissions);
+      }
     }
     for (let t = this.manager.pollCompleted(); t; t = this.manager.pollCompleted()) this.#settle(t);
     this.#arm();

@@ -1,5 +1,5 @@
 import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { peerIdFromPublicKey } from '@nat/protocol';
@@ -60,31 +60,89 @@ export function identityFromPem(pem: string | Buffer): RendezvousIdentity {
   return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
+/** Why an identity file could not be used: `READ` (it exists but cannot be read), `INVALID` (not an Ed25519 PKCS#8 PEM key), `CREATE` (it or its folder cannot be created). */
+export type IdentityFileErrorCode = 'READ' | 'INVALID' | 'CREATE';
+
+/** An identity file that cannot be read, parsed or created; `path` names it, `cause` is the fs or key error. */
+export class IdentityFileError extends Error {
+  override readonly name = 'IdentityFileError';
+  constructor(
+    readonly code: IdentityFileErrorCode,
+    readonly path: string,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+  }
+}
+
+const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
+const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Creates `dir` and its missing parents (mode 0700), one level at a time. Node's own recursive
+ * mkdir never settles (and spins a core) where mkdir answers ENOENT for a folder whose parent
+ * exists, as on /proc; here that is an error naming the folder.
+ */
+async function makeDirectories(dir: string, file: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      if ((await stat(d)).isDirectory()) break;
+      throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${d} is not a folder`);
+    } catch (e) {
+      if (e instanceof IdentityFileError) throw e;
+      if (errnoOf(e) !== 'ENOENT' || dirname(d) === d) throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(e)}`, { cause: e });
+      missing.unshift(d);
+    }
+  }
+  for (const d of missing) {
+    try {
+      await mkdir(d, { mode: 0o700 });
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') continue;
+      throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: cannot create the folder ${d} (${reasonOf(e)}); choose another --identity FILE`, { cause: e });
+    }
+  }
+}
+
 /**
  * Loads the identity from `file` (a PKCS#8 PEM Ed25519 private key), or, when the file does not
  * exist, makes a new one and writes it there with mode 0600, creating the parent directories
  * (mode 0700). Two processes racing to create it end up with the same key: the file is created
- * exclusively and the loser reads the winner's. Rejects (with the fs error, or a TypeError for a
- * file that is not an Ed25519 key) otherwise.
+ * exclusively and the loser reads the winner's. Rejects with an {@link IdentityFileError} naming
+ * the file otherwise (code `READ`, `INVALID` or `CREATE`), at once.
  */
 export async function loadOrCreateIdentity(file: string = defaultIdentityPath()): Promise<LoadedIdentity> {
   const load = async (created: boolean): Promise<LoadedIdentity> => {
-    const identity = identityFromPem(await readFile(file));
+    let pem: Buffer;
+    try {
+      pem = await readFile(file);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') throw e;
+      throw new IdentityFileError('READ', file, `cannot read the identity file ${file}: ${reasonOf(e)}`, { cause: e });
+    }
+    let identity: RendezvousIdentity;
+    try {
+      identity = identityFromPem(pem);
+    } catch (e) {
+      throw new IdentityFileError('INVALID', file, `the identity file ${file} is not an Ed25519 private key in PKCS#8 PEM (${reasonOf(e)}); move it away to get a new identity, or choose another --identity FILE`, { cause: e });
+    }
     return { ...identity, id: peerIdOf(identity), path: file, created };
   };
   try {
     return await load(false);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (errnoOf(error) !== 'ENOENT') throw error;
   }
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await makeDirectories(dirname(file), file);
   const identity = generateIdentity();
   const pem = identity.privateKey.export({ format: 'pem', type: 'pkcs8' });
   try {
     await writeFile(file, pem, { mode: 0o600, flag: 'wx' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return load(false);
-    throw error;
+    if (errnoOf(error) === 'EEXIST') return load(false);
+    throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(error)}; choose another --identity FILE`, { cause: error });
   }
   await chmod(file, 0o600); // whatever the umask
   return { ...identity, id: peerIdOf(identity), path: file, created: true };

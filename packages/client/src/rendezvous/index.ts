@@ -37,6 +37,8 @@ export {
 export {
   type RendezvousIdentity,
   type LoadedIdentity,
+  type IdentityFileErrorCode,
+  IdentityFileError,
   defaultIdentityPath,
   generateIdentity,
   identityFromPem,

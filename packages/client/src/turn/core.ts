@@ -21,6 +21,7 @@ import { LongTermCredentials, type SigningKey, isSigned, verifyResponse } from '
 import type { TurnAllocationInfo, TurnAllocationStats, TurnEvent, TurnSendResult } from './events.js';
 import { TURN_DEFAULTS, type TurnAllocationOptions, type TurnTransport } from './options.js';
 import { type Channel, PeerTable, canonicalPeer, canonicalPeerIp, peerKey } from './peers.js';
+import { refusalError } from './refusal.js';
 
 /** The life of an allocation, as {@link TurnAllocationCore.state} reports it. */
 export type TurnAllocationState =
@@ -566,7 +567,7 @@ export class TurnAllocationCore {
       this.#finish('redirected', { type: 'redirect', alternateServer: alternate, alternateDomain: domain });
       return;
     }
-    this.#failed(plan, errorResponseError(response), now);
+    this.#failed(plan, refusalError(plan.kind, p.signing === undefined, response), now);
   }
 
   #succeeded(plan: Plan, response: StunMessage, now: number): void {

@@ -14,6 +14,7 @@
  * @module
  */
 export { TurnAllocationCore, type TurnAllocationState } from './core.js';
+export { isTurnNotOffered } from './refusal.js';
 export type { TurnAllocationInfo, TurnPeerData, TurnEvent, TurnSendResult, TurnAllocationStats } from './events.js';
 export { TURN_DEFAULTS, type TurnAllocationOptions, type TurnTransport, type TurnPasswordAlgorithm } from './options.js';
 export {
