@@ -346,7 +346,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         });
       } catch (e) {
         if (signal.aborted) return;
-        emit({ event: 'link-failed', peer, error: (e as Error).message }, `${peer}: ${(e as Error).message}`);
+        // the connection never got a path: what ICE observed says why
+        const d = conn.closed && conn.path === undefined ? conn.diagnosis : undefined;
+        emit({ event: 'link-failed', peer, error: (e as Error).message, ...(d === undefined ? {} : { diagnosis: d }) }, explainFailure(`${peer}: ${(e as Error).message}`, d).trimEnd());
         void conn.close('link failed');
       }
     })();
