@@ -73,7 +73,6 @@ describe('connecting to this peer\'s own id', () => {
     // nothing listens on port 9 here: the refusal must come before any connection attempt
     const nowhere = 'ws://127.0.13.10:9/';
     const ping = capture();
-    const started = Date.now();
     expect(await runCli(['ping', me.id, '--rendezvous', nowhere, '--identity', file], ping.io)).toBe(2);
     expect(ping.err()).toMatch(/is this peer's own id/);
     expect(ping.err()).toContain(file);
@@ -81,7 +80,6 @@ describe('connecting to this peer\'s own id', () => {
     const connect = capture();
     expect(await runCli(['connect', me.id, '--listen', '127.0.13.10:0', '--rendezvous', nowhere, '--identity', file], connect.io)).toBe(2);
     expect(connect.err()).toMatch(/is this peer's own id.*--identity FILE/s);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('nat connect NAME where the name is this same identity\'s: connect says so, the exposer says it was replaced', async () => {
@@ -102,16 +100,17 @@ describe('two processes with one identity', () => {
   it('the replaced nat listen stops with a message naming the identity file and --identity; the newer one stays', async () => {
     const url = await startServer('127.0.13.12', ['--auth-secret', 'S3CRET']);
     const file = join(dir, 'twice.pem');
-    const first = start(['listen', '--rendezvous', url, '--identity', file]);
+    // --host-address: this machine's other interfaces stay out of the test (loopback only)
+    const first = start(['listen', '--rendezvous', url, '--identity', file, '--host-address', '127.0.13.12']);
     await until('the first id', () => first.out().length > 0);
-    const second = start(['listen', '--rendezvous', url, '--identity', file]);
+    const second = start(['listen', '--rendezvous', url, '--identity', file, '--host-address', '127.0.13.12']);
     expect(await first.done).toBe(1);
     expect(first.err()).toMatch(new RegExp(`another process registered with the rendezvous under the same identity \\(${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     expect(first.err()).toMatch(/--identity FILE/);
     // the newer one did not get replaced back: it answers a ping
     await until('the second id', () => second.out().length > 0);
     const ping = capture();
-    expect(await runCli(['ping', second.out().trim(), '--rendezvous', url, '--count', '1'], ping.io), ping.err()).toBe(0);
+    expect(await runCli(['ping', second.out().trim(), '--rendezvous', url, '--count', '1', '--host-address', '127.0.13.12'], ping.io), ping.err()).toBe(0);
     expect(second.err()).not.toMatch(/another process/);
     second.stop.abort();
     expect(await second.done).toBe(0);
@@ -124,7 +123,7 @@ describe('nat listen across a rendezvous restart', () => {
     let rv: RendezvousServer = await startRendezvous({ host, port: 0 });
     const port = rv.address.port;
     const file = join(dir, 'restart.pem');
-    const listen = start(['listen', '--rendezvous', rv.url, '--identity', file, '--no-punch', '--json']);
+    const listen = start(['listen', '--rendezvous', rv.url, '--identity', file, '--no-punch', '--json', '--host-address', host]);
     const first = await listen.waitFor((l) => typeof l.id === 'string');
     await rv.close();
     await listen.waitFor((l) => l.event === 'rendezvous-lost');
@@ -132,7 +131,7 @@ describe('nat listen across a rendezvous restart', () => {
     servers.push({ stop: () => rv.close() });
     await listen.waitFor((l) => l.event === 'rendezvous-reconnected' && l.id === first.id, 30_000);
     const ping = capture();
-    expect(await runCli(['ping', String(first.id), '--rendezvous', rv.url, '--count', '1', '--no-punch'], ping.io), ping.err()).toBe(0);
+    expect(await runCli(['ping', String(first.id), '--rendezvous', rv.url, '--count', '1', '--no-punch', '--host-address', host], ping.io), ping.err()).toBe(0);
     listen.stop.abort();
     expect(await listen.done).toBe(0);
   }, 60_000);
@@ -141,7 +140,7 @@ describe('nat listen across a rendezvous restart', () => {
 describe('an ICE failure says what was observed', () => {
   it('a rendezvous with static users only: "no relay was offered", with the server flag; connect does not blame --allow', async () => {
     const url = await startServer('127.0.13.14', ['--user', 'alice:secret']);
-    const listen = start(['listen', '--rendezvous', url, '--identity', join(dir, 'static-listen.pem')]);
+    const listen = start(['listen', '--rendezvous', url, '--identity', join(dir, 'static-listen.pem'), '--host-address', '127.0.13.14']);
     await until('the id', () => listen.out().length > 0);
     const ping = capture();
     expect(await runCli(['ping', listen.out().trim(), '--rendezvous', url, '--relay-only'], ping.io)).toBe(1);
@@ -150,7 +149,7 @@ describe('an ICE failure says what was observed', () => {
     expect(ping.err()).toMatch(/drop --relay-only/);
 
     const connector = await loadOrCreateIdentity(join(dir, 'static-connect.pem'));
-    const expose = start(['expose', '127.0.13.14:9', '--name', 'static-svc', '--allow', connector.id, '--rendezvous', url, '--identity', join(dir, 'static-expose.pem'), '--json']);
+    const expose = start(['expose', '127.0.13.14:9', '--name', 'static-svc', '--allow', connector.id, '--rendezvous', url, '--identity', join(dir, 'static-expose.pem'), '--host-address', '127.0.13.14', '--json']);
     await expose.waitFor((l) => l.event === 'ready');
     const connect = capture();
     const code = await runCli(['connect', 'static-svc', '--listen', '127.0.13.14:0', '--rendezvous', url, '--identity', connector.path, '--relay-only'], connect.io);
