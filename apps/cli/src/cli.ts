@@ -150,7 +150,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
       .argument('<peer-id>', 'the id `nat listen` printed')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
-      .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
+      .option('-i, --identity <file>', 'Ed25519 identity key (default: a new key for this run; nat listen answers any peer)')
       .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
       .option('--interval <ms>', 'time between pings (default 200)', positiveInt('milliseconds'))
       .option('--timeout <ms>', 'give up connecting after this long (default 10000)', positiveInt('milliseconds')),

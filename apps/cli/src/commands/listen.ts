@@ -1,6 +1,6 @@
 import { type IceConnection, type IceConnectionOptions, PortMapper, type RendezvousClient, StunClientError, acceptPeers } from '@nat/client';
-import { ExitCode } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { explainFailure, hints } from './ice-failure.js';
 import {
   ConnectionPortMap,
   type PeerCommandOptions,
@@ -13,10 +13,10 @@ import {
   loadIdentity,
   natJson,
   openPortMapper,
-  openRendezvous,
   portMapperJson,
   punchOptions,
 } from './ping.js';
+import { type Emit, keepRendezvous } from './session.js';
 
 /**
  * {@link acceptPeers} with `--port-map`: each connection gets its own {@link ConnectionPortMap}
@@ -41,76 +41,71 @@ export function acceptPeersMapped(
 
 /**
  * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts every
- * connection offered to it, echoing pings and data, until `signal` fires (Ctrl-C). With `--json`
- * the first line is `{"id": ...}` and every event is one more JSON line.
+ * connection offered to it, echoing pings and data, until `signal` fires (Ctrl-C). Registers
+ * again when the rendezvous connection drops (open connections stay up); stops when another
+ * process registers the same identity. With `--json` the first line is `{"id": ...}` and every
+ * event is one more JSON line.
  */
 export async function listenCommand(o: PeerCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
   const options = connectionOptions(o, signal);
   const identity = await loadIdentity(o.identity);
-  const rv = await openRendezvous(o, identity, io, signal, 'listen');
-  if (typeof rv === 'number') return rv;
-  const event = (e: Record<string, unknown>, text: string): void => {
+  const event: Emit = (e, text) => {
     if (o.json) io.stdout.write(`${JSON.stringify(e)}\n`);
     else io.stderr.write(`${text}\n`);
   };
   const live = new Set<IceConnection>();
   let mapper: PortMapper | PortMapReport | undefined;
-  try {
-    mapper = await openPortMapper(o);
-    const punch = await punchOptions(o, rv, signal);
-    // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
-    const portMapping = portMapperJson(mapper);
-    if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
-    else {
-      io.stdout.write(`${rv.id}\n`);
-      io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
-      const nat = natJson(punch);
-      if (nat !== null) io.stderr.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`);
-      if (mapper instanceof PortMapper) io.stderr.write(`port mapping: each connection's ports are mapped on ${mapper.gateway} and unmapped when it ends\n`);
-      else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);
-    }
-    const onConnection = (conn: IceConnection): void => {
-      live.add(conn);
-      const peer = conn.peerId;
-      event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
-      conn.on('path', (p) => {
-        event(
-          { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 1000) / 1000 },
-          `${peer}: ${describePath(p)}`,
-        );
-      });
-      conn.on('data', (d) => conn.send(d));
-      conn.on('close', (reason) => {
-        live.delete(conn);
-        const p = conn.punch;
-        if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
-        if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
-        else if (reason !== 'closed') event({ event: 'failed', peer, sessionId: conn.sessionId, reason }, `${peer}: ICE failed (${reason})`);
-      });
-      conn.ready.catch((e: unknown) => {
-        if (e instanceof StunClientError && e.code === 'ABORTED') return;
-      });
-    };
-    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
-    const stop =
-      mapper instanceof PortMapper
-        ? acceptPeersMapped(rv, mapper, onConnection, (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`), acceptOptions)
-        : acceptPeers(rv, onConnection, acceptOptions);
-    const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
-      if (signal.aborted) return resolve('signal');
-      signal.addEventListener('abort', () => resolve('signal'), { once: true });
-      void rv.closed.then(() => resolve('rendezvous'));
+  const onConnection = (conn: IceConnection): void => {
+    live.add(conn);
+    const peer = conn.peerId;
+    event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
+    conn.on('path', (p) => {
+      event(
+        { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 1000) / 1000 },
+        `${peer}: ${describePath(p)}`,
+      );
     });
-    stop();
-    if (ended === 'rendezvous') {
-      io.stderr.write(`nat listen: the rendezvous closed the connection (${rv.closeInfo?.code ?? '?'} ${rv.closeInfo?.reason ?? ''})\n`);
-      return ExitCode.Failure;
+    conn.on('data', (d) => conn.send(d));
+    conn.on('close', (reason) => {
+      live.delete(conn);
+      const p = conn.punch;
+      if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
+      if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
+      else if (reason !== 'closed') {
+        const d = conn.diagnosis;
+        event({ event: 'failed', peer, sessionId: conn.sessionId, reason, diagnosis: d, hints: hints(d) }, explainFailure(`${peer}: ICE failed (${reason})`, d).trimEnd());
+      }
+    });
+    conn.ready.catch((e: unknown) => {
+      if (e instanceof StunClientError && e.code === 'ABORTED') return;
+    });
+  };
+  const onRegistered = async (rv: RendezvousClient, first: boolean): Promise<() => void> => {
+    if (first) mapper = await openPortMapper(o);
+    const punch = await punchOptions(o, rv, signal);
+    if (first) {
+      // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
+      const portMapping = portMapperJson(mapper);
+      if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
+      else {
+        io.stdout.write(`${rv.id}\n`);
+        io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+        const nat = natJson(punch);
+        if (nat !== null) io.stderr.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`);
+        if (mapper instanceof PortMapper) io.stderr.write(`port mapping: each connection's ports are mapped on ${mapper.gateway} and unmapped when it ends\n`);
+        else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);
+      }
     }
-    return ExitCode.Ok;
+    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    return mapper instanceof PortMapper
+      ? acceptPeersMapped(rv, mapper, onConnection, (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`), acceptOptions)
+      : acceptPeers(rv, onConnection, acceptOptions);
+  };
+  try {
+    return await keepRendezvous({ url: o.rendezvous, identity, command: 'listen', io, signal, emit: event, keeps: 'open connections', reconnected: 'rendezvous reconnected', onRegistered });
   } finally {
     await Promise.all([...live].map((c) => c.close('listener stopped')));
     // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
     await closePortMapper(mapper, io, 'listen');
-    await rv.close();
   }
 }

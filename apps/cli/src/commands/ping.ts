@@ -1,24 +1,31 @@
 import {
+  type ConnectionDiagnosis,
   type ConnectionEndpoint,
   type ConnectionPath,
   type IceConnection,
   type IceConnectionOptions,
+  IceConnectError,
   type LearnedPunchOptions,
   type LoadedIdentity,
   PortMapError,
   PortMapper,
   type PortMapMethod,
   RendezvousClient,
+  type RendezvousIdentity,
   StunClientError,
   connectPeer,
   defaultIdentityPath,
+  generateIdentity,
   learnPunchOptions,
   loadOrCreateIdentity,
   mappedAddressSource,
+  peerIdOf,
 } from '@nat/client';
 import { PeerId, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { explainFailure, hints } from './ice-failure.js';
+import { type SessionIdentity, checkNotSelf } from './session.js';
 
 /** Options shared by `nat ping` and `nat listen`. */
 export interface PeerCommandOptions {
@@ -46,6 +53,18 @@ export interface PingCommandOptions extends PeerCommandOptions {
 /** The identity of `--identity FILE`, or the default one (created with mode 0600 on first use). */
 export async function loadIdentity(file: string | undefined): Promise<LoadedIdentity> {
   return loadOrCreateIdentity(file ?? defaultIdentityPath());
+}
+
+/**
+ * `nat ping`'s identity: the key of `--identity FILE`, else a new key for this run only. `nat
+ * listen` answers any peer, so a ping needs no stable id; and a key of its own keeps it from
+ * replacing, at the rendezvous, a `nat listen` or `nat expose` of this machine that uses the
+ * default identity.
+ */
+export async function pingIdentity(file: string | undefined): Promise<SessionIdentity> {
+  if (file !== undefined) return loadIdentity(file);
+  const key = generateIdentity();
+  return { ...key, id: peerIdOf(key), path: undefined };
 }
 
 /** The connection options the peer commands' flags ask for. */
@@ -100,7 +119,7 @@ export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions
 }
 
 /** Registers with the rendezvous service; failures become a message and an exit code. */
-export async function openRendezvous(o: PeerCommandOptions, identity: LoadedIdentity, io: Io, signal: AbortSignal, command: string): Promise<RendezvousClient | number> {
+export async function openRendezvous(o: PeerCommandOptions, identity: RendezvousIdentity, io: Io, signal: AbortSignal, command: string): Promise<RendezvousClient | number> {
   try {
     return await RendezvousClient.connect({ url: o.rendezvous, identity, signal });
   } catch (e) {
@@ -253,7 +272,8 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
   if (!PeerId.safeParse(peerId).success) throw new UsageError(`${JSON.stringify(peerId)} is not a peer id (nat listen prints it)`);
   const options = connectionOptions(o, signal, o.timeout);
-  const identity = await loadIdentity(o.identity);
+  const identity = await pingIdentity(o.identity);
+  checkNotSelf(peerId, identity, 'ping');
   const rv = await openRendezvous(o, identity, io, signal, 'ping');
   if (typeof rv === 'number') return rv;
   let mapper: PortMapper | PortMapReport | undefined;
@@ -273,8 +293,9 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
       if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
       const offline = e.code === 'ERROR_RESPONSE' && (e.reason === 'peer-offline' || e.reason === 'unknown-peer');
       const silent = e.code === 'TIMEOUT' && e.reason === 'no-remote-candidates';
-      if (o.json) io.stdout.write(`${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }) })}\n`);
-      io.stderr.write(`nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}\n`);
+      const diagnosis: ConnectionDiagnosis | undefined = e instanceof IceConnectError ? e.diagnosis : undefined;
+      if (o.json) io.stdout.write(`${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }), ...(diagnosis === undefined ? {} : { diagnosis, hints: hints(diagnosis) }) })}\n`);
+      io.stderr.write(explainFailure(`nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}`, offline ? undefined : diagnosis));
       return offline || silent ? ExitCode.NoAnswer : ExitCode.Failure;
     }
     try {

@@ -25,6 +25,7 @@ import {
   PortMapper,
   type RendezvousClient,
   RendezvousClient as Rendezvous,
+  IceConnectError,
   StunClientError,
   acceptPeers,
   connectPeer,
@@ -45,9 +46,12 @@ import {
   endpointJson,
   loadIdentity,
   openPortMapper,
+  openRendezvous,
   portMapperJson,
   punchOptions,
 } from './ping.js';
+import { explainFailure } from './ice-failure.js';
+import { checkNotSelf, keepRendezvous, replacedMessage } from './session.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -58,6 +62,8 @@ const STATUS_TEXT: Record<number, string> = {
   4: 'the peer did not understand the stream header',
 };
 const HEADER_VERSION = 1;
+/** The `bye` reason of an exposing peer that refuses a connecting peer's id (no service allows it). */
+const NOT_ALLOWED_BYE = 'not allowed';
 
 /** Options shared by `nat expose` and `nat connect`. */
 export interface TunnelCommonOptions extends PeerCommandOptions {
@@ -277,8 +283,6 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const allowedSomewhere = (peer: string): boolean => services.some((s) => s.allow === undefined || s.allow.has(peer));
   const links = new Set<PeerLink>();
   const conns = new Set<IceConnection>();
-  let first = true;
-  let backoff = 1000;
   /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
   let mapper: PortMapper | PortMapReport | undefined;
 
@@ -323,7 +327,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     const peer = conn.peerId;
     if (!allowedSomewhere(peer)) {
       emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
-      void conn.close('not allowed');
+      void conn.close(NOT_ALLOWED_BYE);
       return;
     }
     conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
@@ -342,7 +346,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         });
       } catch (e) {
         if (signal.aborted) return;
-        emit({ event: 'link-failed', peer, error: (e as Error).message }, `${peer}: ${(e as Error).message}`);
+        // the connection never got a path: what ICE observed says why
+        const d = conn.closed && conn.path === undefined ? conn.diagnosis : undefined;
+        emit({ event: 'link-failed', peer, error: (e as Error).message, ...(d === undefined ? {} : { diagnosis: d }) }, explainFailure(`${peer}: ${(e as Error).message}`, d).trimEnd());
         void conn.close('link failed');
       }
     })();
@@ -355,59 +361,31 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     return acceptPeersMapped(rv, mapper, onConnection, onReport, acceptOptions);
   };
 
-  try {
-    while (!signal.aborted) {
-      let rv: RendezvousClient;
-      try {
-        rv = await Rendezvous.connect({ url, identity, signal });
-      } catch (e) {
-        if (signal.aborted) break;
-        if (e instanceof StunClientError && e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
-        if (first) {
-          io.stderr.write(`nat expose: ${(e as Error).message}\n`);
-          return ExitCode.NoAnswer;
-        }
-        emit({ event: 'rendezvous-retry', error: (e as Error).message, retryMs: backoff }, `rendezvous unreachable (${(e as Error).message}); retrying in ${backoff / 1000} s`);
-        await sleep(backoff, signal);
-        backoff = Math.min(backoff * 2, 30_000);
-        continue;
-      }
-      backoff = 1000;
-      try {
-        for (const s of services) await rv.claimName(s.name);
-      } catch (e) {
-        await rv.close();
-        if (e instanceof StunClientError && e.reason === 'name-taken') {
-          io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
-          return ExitCode.Failure;
-        }
-        throw e;
-      }
-      if (first) mapper = await openPortMapper(o);
-      const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
-      const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
-      if (first) {
-        const portMapping = portMapperJson(mapper);
-        if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })), ...(portMapping === null ? {} : { portMapping }) }, '');
-        else {
-          io.stdout.write(`${rv.id}\n`);
-          io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${url}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
-          const pm = describePortMapper(mapper);
-          if (pm !== undefined) io.stderr.write(`${pm}\n`);
-        }
-      } else emit({ event: 'rendezvous-reconnected', id: rv.id }, `rendezvous reconnected; names claimed again`);
-      first = false;
-      const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
-        if (signal.aborted) return resolve('signal');
-        signal.addEventListener('abort', () => resolve('signal'), { once: true });
-        void rv.closed.then(() => resolve('rendezvous'));
-      });
-      stop();
-      await rv.close();
-      if (ended === 'signal') break;
-      emit({ event: 'rendezvous-lost', code: rv.closeInfo?.code ?? null }, `the rendezvous connection dropped (${rv.closeInfo?.code ?? '?'}); reconnecting (open links stay up)`);
+  const onRegistered = async (rv: RendezvousClient, first: boolean): Promise<(() => void) | number> => {
+    try {
+      for (const s of services) await rv.claimName(s.name);
+    } catch (e) {
+      if (!(e instanceof StunClientError && e.reason === 'name-taken')) throw e;
+      io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
+      return ExitCode.Failure;
     }
-    return ExitCode.Ok;
+    if (first) mapper = await openPortMapper(o);
+    const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
+    if (!first) return stop;
+    const portMapping = portMapperJson(mapper);
+    if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })), ...(portMapping === null ? {} : { portMapping }) }, '');
+    else {
+      io.stdout.write(`${rv.id}\n`);
+      const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
+      io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${url}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+      const pm = describePortMapper(mapper);
+      if (pm !== undefined) io.stderr.write(`${pm}\n`);
+    }
+    return stop;
+  };
+
+  try {
+    return await keepRendezvous({ url, identity, command: 'expose', io, signal, emit, keeps: 'open links', reconnected: 'rendezvous reconnected; names claimed again', onRegistered });
   } finally {
     for (const l of links) l.close();
     await Promise.all([...conns].map((c) => c.close('expose stopped')));
@@ -430,18 +408,13 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
   const listen = parseTarget(o.listen, '--listen', true);
   const options = connectionOptions(o, signal);
   const identity = await loadIdentity(o.identity);
+  if (isPeerId) checkNotSelf(nameOrPeer, identity, 'connect');
   const emit = emitter(o, io);
   const header = Buffer.concat([Buffer.from([HEADER_VERSION, Buffer.byteLength(service)]), Buffer.from(service)]);
 
-  let rv: RendezvousClient;
-  try {
-    rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
-  } catch (e) {
-    if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
-    if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
-    io.stderr.write(`nat connect: ${e.message}\n`);
-    return ExitCode.NoAnswer;
-  }
+  const opened = await openRendezvous(o, identity, io, signal, 'connect');
+  if (typeof opened === 'number') return opened;
+  let rv = opened;
   let peerId = nameOrPeer;
   if (!isPeerId) {
     try {
@@ -454,6 +427,8 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
       }
       throw e;
     }
+    if (peerId === rv.id) await rv.close(); // a nat expose with this same identity: registering replaced it
+    checkNotSelf(peerId, identity, 'connect', `the name ${nameOrPeer} is exposed by peer ${peerId}, which`);
   }
 
   let link: PeerLink | undefined;
@@ -465,6 +440,7 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
   let server: Server | undefined;
 
   const openOnce = async (): Promise<PeerLink> => {
+    if (rv.replaced) throw new StunClientError('SOCKET', replacedMessage('connect', identity), { reason: 'replaced' });
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
     const peer = peerId;
@@ -546,10 +522,16 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
       } catch (e) {
         if (signal.aborted) break;
         const message = e instanceof Error ? e.message : String(e);
+        if (e instanceof StunClientError && e.reason === 'replaced') {
+          io.stderr.write(message);
+          return ExitCode.Failure;
+        }
         if (attempt === 0) {
-          const refused = (e instanceof PeerLinkError && e.code === 'REFUSED') || (e instanceof StunClientError && e.reason === 'bye');
-          io.stderr.write(`nat connect: could not open a peer link to ${what}: ${message}\n${refused ? `(is this peer, ${rv.id}, in the other side's --allow list?)\n` : ''}`);
-          return refused ? ExitCode.Failure : ExitCode.NoAnswer;
+          const diagnosis = e instanceof IceConnectError ? e.diagnosis : undefined;
+          // the --allow list is named only when the other side said it refused this peer
+          const refused = diagnosis?.peerBye === NOT_ALLOWED_BYE;
+          io.stderr.write(`${explainFailure(`nat connect: could not open a peer link to ${what}: ${message}`, diagnosis)}${refused ? `(the other side refused this peer, ${rv.id}: is it in the other side's --allow list?)\n` : ''}`);
+          return refused || (e instanceof PeerLinkError && e.code === 'REFUSED') ? ExitCode.Failure : ExitCode.NoAnswer;
         }
         emit({ event: 'reconnect-failed', error: message, retryMs: backoff }, `reconnecting failed (${message}); next try in ${backoff / 1000} s`);
         await sleep(backoff, signal);
@@ -564,11 +546,17 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
       linkWaiters = [];
       for (const w of waiters) w(link);
       const current = link;
-      const why = await new Promise<PeerLinkError | undefined>((resolve) => {
+      const registration = rv;
+      const why = await new Promise<PeerLinkError | 'replaced' | undefined>((resolve) => {
         if (signal.aborted) return resolve(undefined);
         signal.addEventListener('abort', () => resolve(undefined), { once: true });
         current.once('close', resolve);
+        void registration.closed.then(() => registration.replaced && resolve('replaced'));
       });
+      if (why === 'replaced') {
+        io.stderr.write(replacedMessage('connect', identity));
+        return ExitCode.Failure;
+      }
       link = undefined;
       current.close();
       await conn?.close('link closed');

@@ -1,6 +1,6 @@
 import { type StunClientError, isTurnNotOffered } from '@nat/client';
 import { type TransportAddress, formatTransportAddress } from '@nat/protocol';
-import { PeerPolicy } from '@nat/server';
+import { deniedRange } from './peer-ranges.js';
 import { ExitCode } from '../exit-codes.js';
 
 /** Socket errors that mean nothing answered at the server's address (exit 3), not a local failure. */
@@ -20,12 +20,6 @@ export interface TurnFailureContext {
   readonly peer?: TransportAddress;
 }
 
-/** Why a relay refuses `peer` by default: the built-in rule it falls under (loopback, RFC 1918, ...), if any. */
-function defaultDeniedRule(peer: TransportAddress): string | undefined {
-  const verdict = new PeerPolicy().check(peer.address);
-  return verdict.allowed ? undefined : verdict.rule;
-}
-
 function refusal(e: StunClientError, o: TurnFailureContext): string {
   const c = e.stunErrorCode;
   const observed = `the server refused: ${c} ${e.reason ?? ''}`.trimEnd();
@@ -33,7 +27,7 @@ function refusal(e: StunClientError, o: TurnFailureContext): string {
     return `${o.server} answered the Allocate request with 400${e.reason ? ` ${e.reason}` : ''} before asking for credentials (a TURN server asks with 401): this server does not offer TURN; its operator turns TURN on with nat-server --realm REALM and --user NAME:PASSWORD, --users-file FILE or --auth-secret SECRET`;
   }
   if (c === 403 && o.peer !== undefined) {
-    const rule = defaultDeniedRule(o.peer);
+    const rule = deniedRange(o.peer.address)?.cidr;
     const peer = formatTransportAddress(o.peer);
     return rule === undefined
       ? `${observed}: the server's peer policy refuses relaying to ${peer}`

@@ -40,6 +40,7 @@ import { type DatagramSocket, UdxHostSocket } from './host-socket.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
 import type { learnPunchOptions } from './nat-info.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
+import { type ConnectionDiagnosis, ConnectionObservations, IceConnectError, isLoopbackIp, serversOnLoopback } from './diagnosis.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
 
@@ -50,7 +51,11 @@ export interface IceConnectionOptions {
    * included. Default: every interface address from node:os, see {@link includeLoopback}.
    */
   readonly hostAddresses?: readonly string[];
-  /** With the default host addresses, also use loopback ones. Default false. */
+  /**
+   * With the default host addresses, also use loopback ones. Default: true when the rendezvous
+   * service or a STUN/TURN server is on a loopback address, or the offer answered has loopback
+   * candidates (the peers then run on one machine, which may have no other address), else false.
+   */
   readonly includeLoopback?: boolean;
   /** Gather host (and so server-reflexive) candidates at all. Default true; false leaves only relayed ones. */
   readonly hostCandidates?: boolean;
@@ -153,8 +158,6 @@ const SRFLX_RTO = 200;
 /** base64 of random bytes: ice-chars only (RFC 8445 section 5.3) when the length is a multiple of 3. */
 const iceChars = (bytes: number): string => randomBytes(bytes).toString('base64');
 const addressKey = (base: BaseId, a: TransportAddress): string => `${base}|${a.address}|${a.port}`;
-/** 127.0.0.0/8 (RFC 1122 section 3.2.1.3) or ::1. */
-const isLoopbackIp = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 function toEndpoint(c: IceCandidate): ConnectionEndpoint {
   const family = ipFamily(c.address) ?? 'IPv4';
@@ -237,6 +240,11 @@ export class IceConnection {
   readonly #onMessage = (m: RendezvousInbound): void => this.#signal(m);
   readonly #onAbort = (): void => void this.#end('closed', abortError(this.#options.signal, 'ICE connect'));
   readonly #punch: SocketPunch | undefined;
+  readonly #observed = new ConnectionObservations();
+  #diagnosis: ConnectionDiagnosis | undefined;
+  #gathering = true;
+  /** The offer answered had a loopback candidate. */
+  readonly #offerLoopback: boolean;
   #turn: TurnClient | undefined;
   readonly #timer = new WakeTimer(() => {
     if (this.#closed) return;
@@ -274,6 +282,7 @@ export class IceConnection {
       ...(init.options.agent === undefined ? {} : { options: init.options.agent }),
     });
     this.#answered = init.offer !== undefined;
+    this.#offerLoopback = init.offer?.candidates.some((l) => / (127\.\d+\.\d+\.\d+|::1) \d+ typ host/.test(l)) ?? false;
     this.#punch = init.options.punch === undefined ? undefined : this.#makePunch(init.options.punch);
     init.rv.on('message', this.#onMessage);
     if (init.offer !== undefined) {
@@ -351,6 +360,22 @@ export class IceConnection {
   /** What birthday punching did, when {@link IceConnectionOptions.punch} asked for it. */
   get punch(): PunchReport | undefined {
     return this.#punch?.report();
+  }
+
+  /** What this connection observed (candidates, servers, relay, refused permissions): frozen when it closed. */
+  get diagnosis(): ConnectionDiagnosis {
+    if (this.#diagnosis !== undefined) return this.#diagnosis;
+    const o = this.#options;
+    const iceServers = o.iceServers ?? this.#rv.iceServers;
+    return this.#observed.snapshot({
+      iceServers,
+      serversOnLoopback: serversOnLoopback(this.#rv.url, iceServers),
+      hostCandidates: o.hostCandidates !== false,
+      relayOption: o.relay !== false,
+      gathering: this.#gathering,
+      local: this.#agent.localCandidates().map((l) => l.candidate),
+      remote: this.#agent.remoteCandidates(),
+    });
   }
 
   #makePunch(options: IcePunchOptions): SocketPunch {
@@ -505,7 +530,13 @@ export class IceConnection {
       if (primary !== undefined) this.#punch?.setPrimary(primary.base, primary.address);
       this.#flush();
       await this.#gatherServers(hosts);
+      this.#gathering = false;
       if (this.#closed) return;
+      if (this.#agent.localCandidates().length === 0) {
+        // no socket at all: neither a signalled nor a peer-reflexive pair can ever form
+        await this.#end('no-local-candidates', new StunClientError('TIMEOUT', 'ICE failed: no-local-candidates', { reason: 'no-local-candidates' }));
+        return;
+      }
       this.#agent.endOfLocalCandidates();
       this.#rv.send({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
       this.#flush();
@@ -520,8 +551,9 @@ export class IceConnection {
     const o = this.#options;
     if (o.hostCandidates === false) return [];
     // Explicit addresses keep the caller's order; the interfaces' are ranked (rankHostAddresses).
+    const loopback = o.includeLoopback ?? (this.#offerLoopback || serversOnLoopback(this.#rv.url, o.iceServers ?? this.#rv.iceServers));
     const addresses =
-      o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(o.includeLoopback === true), await this.#routeSource());
+      o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(loopback), await this.#routeSource());
     const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
     const out: { base: string; address: TransportAddress; socket: DatagramSocket }[] = [];
     for (const b of bound) if (b !== undefined) out.push(b);
@@ -672,7 +704,8 @@ export class IceConnection {
             ...(s.transport === 'tls' && this.#options.turnTls !== undefined ? { tls: this.#options.turnTls } : {}),
             signal: attemptSignal,
           });
-        } catch {
+        } catch (e) {
+          if (!attemptSignal.aborted) this.#observed.relayFailed(`${s.server}/${s.transport}`, e);
           continue;
         }
         if (this.#closed || this.#turn !== undefined) {
@@ -707,6 +740,7 @@ export class IceConnection {
 
   #useRelay(turn: TurnClient): void {
     this.#turn = turn;
+    this.#observed.relayObtained = true;
     turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
     const relayed = { ...turn.relayedAddress, address: canonicalIp(turn.relayedAddress.address) };
     const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, 65535, turn.serverAddress.address);
@@ -731,7 +765,7 @@ export class IceConnection {
     const turn = this.#turn;
     if (turn === undefined || this.#permitted.has(ip) || ipFamily(ip) !== turn.relayedAddress.family) return;
     this.#permitted.add(ip);
-    turn.createPermission(ip).catch(() => {});
+    turn.createPermission(ip).catch((e: unknown) => this.#observed.permissionFailed(ip, e));
   }
 
   #addRemote(line: string): void {
@@ -773,6 +807,8 @@ export class IceConnection {
         this.#agent.endOfRemoteCandidates();
         break;
       case 'bye':
+        this.#observed.peerBye = m.reason;
+        this.#observed.peerEnded = !this.#readySettled;
         void this.#end('bye', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId} ended the session${m.reason ? `: ${m.reason}` : ''}`, { reason: 'bye' }));
         return;
       default:
@@ -913,11 +949,14 @@ export class IceConnection {
 
   #end(why: 'bye' | 'closed' | IceFailureReason, error: StunClientError, byeReason?: string): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
+    this.#diagnosis = this.diagnosis; // before the agent and sockets are gone
     this.#closed = true;
+    // an ICE failure tells the peer why, so its own error can say so
+    const reason = byeReason ?? (why === 'bye' || why === 'closed' ? undefined : `ICE failed: ${why}`);
     this.#closing = (async () => {
       if (why !== 'bye') {
         try {
-          this.#rv.send({ type: 'bye', to: this.peerId, sessionId: this.sessionId, ...(byeReason === undefined ? {} : { reason: byeReason.slice(0, 256) }) });
+          this.#rv.send({ type: 'bye', to: this.peerId, sessionId: this.sessionId, ...(reason === undefined ? {} : { reason: reason.slice(0, 256) }) });
         } catch {
           // the rendezvous connection is gone
         }
@@ -949,95 +988,23 @@ export class IceConnection {
  * sends an offer with the host candidates, trickles server-reflexive and relayed ones, and
  * resolves once a pair is selected.
  *
- * Rejects with StunClientError: `ERROR_RESPONSE` with `reason` `peer-offline` or
- * `unknown-peer` (the rendezvous said so) or `bye` (the peer refused), `TIMEOUT` with `reason`
- * the ICE failure reason (`no-remote-candidates` when the peer never answered, `timeout`,
- * `all-pairs-failed`) after at most the agent's `failureTimeout`, `ABORTED`, `SOCKET`.
+ * Rejects with StunClientError: `BAD_ADDRESS` with `reason` `self` at once when `peerId` is
+ * `rv.id` (this peer's own); `ERROR_RESPONSE` with `reason` `peer-offline` or `unknown-peer`
+ * (the rendezvous said so) or `bye` (the peer ended the session), `TIMEOUT` with `reason` the
+ * ICE failure reason (`no-remote-candidates` when the peer never answered, `timeout`,
+ * `all-pairs-failed`, `no-local-candidates` at once after gathering found none) after at most
+ * the agent's `failureTimeout`, `ABORTED`, `SOCKET`. Once the connection was made, these are
+ * {@link IceConnectError}s carrying what it observed (`diagnosis`).
  */
 export async function connectPeer(rv: RendezvousClient, peerId: string, options: IceConnectionOptions = {}): Promise<IceConnection> {
+  if (peerId === rv.id) throw new StunClientError('BAD_ADDRESS', `peer ${peerId} is this peer's own id: a peer cannot connect to itself (the other end needs another identity)`, { reason: 'self' });
   const conn = new IceConnection({ rv, peerId, sessionId: randomBytes(16).toString('base64url'), role: 'controlling', options });
   void conn.start();
-  await conn.ready;
+  try {
+    await conn.ready;
+  } catch (e) {
+    if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
+    throw new IceConnectError(e.code, e.message, conn.diagnosis, { cause: e, ...(e.reason === undefined ? {} : { reason: e.reason }) });
+  }
   return conn;
-}
-
-/**
- * Answers an offer received on `rv` (a `message` of type `offer`), as the controlled agent.
- * Call it from the `message` listener itself, so the candidates that follow the offer are not
- * missed. Returns at once; `ready` settles when connected or failed.
- */
-export function acceptOffer(rv: RendezvousClient, offer: OfferMessage, options: IceConnectionOptions = {}): IceConnection {
-  const conn = new IceConnection({ rv, peerId: offer.from, sessionId: offer.sessionId, role: 'controlled', offer, options });
-  void conn.start();
-  return conn;
-}
-
-/**
- * {@link acceptPeers} as an async iterator: yields each new {@link IceConnection} as soon as its
- * offer arrives (await its `ready`); ends when `options.signal` fires, the rendezvous
- * connection closes, or on `break`. Connections already yielded stay open.
- */
-export function acceptedConnections(rv: RendezvousClient, options: IceConnectionOptions & { readonly bufferSize?: number } = {}): AsyncIterableIterator<IceConnection> {
-  const { bufferSize, ...connOptions } = options;
-  return eventIterator<IceConnection>({
-    ended: rv.closeInfo !== undefined,
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-    ...(bufferSize === undefined ? {} : { bufferSize }),
-    subscribe: (push, end) => {
-      const stop = acceptPeers(rv, push, connOptions);
-      rv.on('close', end);
-      return () => {
-        stop();
-        rv.off('close', end);
-      };
-    },
-  });
-}
-
-/** What {@link AcceptPeersOptions.perOffer} adds to one accepted connection. */
-export interface PerOfferSetup {
-  /** Merged over the shared options for this connection only (e.g. its own `mappedAddress`). */
-  readonly options?: IceConnectionOptions;
-  /** Called once when this connection closes (e.g. to remove what `options` set up). */
-  readonly onClose?: () => void;
-}
-
-/** Options of {@link acceptPeers}: the connection options every accepted connection gets, and a per-offer hook. */
-export interface AcceptPeersOptions extends IceConnectionOptions {
-  /** Called for each new offer before its connection is made; see {@link PerOfferSetup}. */
-  readonly perOffer?: (offer: { readonly from: string; readonly sessionId: string }) => PerOfferSetup;
-}
-
-/**
- * Accepts every offer that arrives on `rv` until the returned function is called (or `signal`
- * fires): calls `onConnection` with each new {@link IceConnection} as soon as the offer arrives
- * (await its `ready`). Offers repeated for a session already accepted are ignored.
- */
-export function acceptPeers(
-  rv: RendezvousClient,
-  onConnection: (conn: IceConnection) => void,
-  options: AcceptPeersOptions = {},
-): () => void {
-  const { perOffer, ...shared } = options;
-  const sessions = new Set<string>();
-  const onMessage = (m: RendezvousInbound): void => {
-    if (m.type !== 'offer') return;
-    const key = `${m.from} ${m.sessionId}`;
-    if (sessions.has(key)) return;
-    sessions.add(key);
-    const setup = perOffer?.({ from: m.from, sessionId: m.sessionId });
-    const conn = acceptOffer(rv, m, setup?.options === undefined ? shared : { ...shared, ...setup.options });
-    conn.on('close', () => {
-      sessions.delete(key);
-      setup?.onClose?.();
-    });
-    onConnection(conn);
-  };
-  const stop = (): void => {
-    rv.off('message', onMessage);
-    shared.signal?.removeEventListener('abort', stop);
-  };
-  rv.on('message', onMessage);
-  shared.signal?.addEventListener('abort', stop, { once: true });
-  return stop;
 }

@@ -14,13 +14,16 @@
  * for await (const d of conn.data({ signal })) ...;    // or conn.on('data', ...), conn.events()
  * const rtt = await conn.ping({ signal });
  * await conn.close();        // sends `bye`, closes the sockets and the TURN allocation
+ * // a failure to connect is an IceConnectError: e.diagnosis says which candidates each side
+ * // had, whether a relay was offered and obtained, and which permissions the relay refused
  * // callee (controlled)
  * for await (const c of acceptedConnections(rv, { signal, punch })) c.on('data', (d) => c.send(d));
  * // or: const stop = acceptPeers(rv, (c) => ..., options);
  * ```
  *
- * Gathering: one UDP socket per host address (every interface address, loopback only with
- * `includeLoopback`, or exactly `hostAddresses`); a server-reflexive candidate per socket and
+ * Gathering: one UDP socket per host address (every interface address, loopback too with
+ * `includeLoopback`, which is on by default when the rendezvous service or a STUN/TURN server is
+ * on loopback, or exactly `hostAddresses`); a server-reflexive candidate per socket and
  * STUN server, learned on that same socket (responses are matched by transaction id before the
  * agent sees the datagram), and per socket from `mappedAddress` (a port mapping) when given;
  * one relayed candidate from the TURN servers of `iceServers` (the rendezvous client's by
@@ -38,7 +41,7 @@
  *
  * | option | default |
  * |---|---|
- * | `hostAddresses` / `includeLoopback` | every non-loopback interface address / false |
+ * | `hostAddresses` / `includeLoopback` | every interface address / true when the rendezvous or a STUN/TURN server is on loopback (or the offer has loopback candidates), else false |
  * | `hostCandidates`, `serverReflexive`, `relay` | true |
  * | `iceServers` | the rendezvous client's |
  * | `mappedAddress` | none |
@@ -63,12 +66,16 @@ export {
   type ConnectionEndpoint,
   type ConnectionPath,
   connectPeer,
-  acceptOffer,
-  acceptPeers,
-  type AcceptPeersOptions,
-  type PerOfferSetup,
-  acceptedConnections,
 } from './connection.js';
+export { acceptOffer, acceptPeers, type AcceptPeersOptions, type PerOfferSetup, acceptedConnections } from './accept.js';
+export {
+  type CandidateCounts,
+  type ConnectionDiagnosis,
+  IceConnectError,
+  type RefusedPermission,
+  type RelayOutcome,
+  serversOnLoopback,
+} from './diagnosis.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';

@@ -32,7 +32,9 @@ export type IceFailureReason =
   /** the failure timeout elapsed without a selected pair */
   | 'timeout'
   /** the selected pair got no consent response for the consent timeout (RFC 7675 section 5.1) */
-  | 'consent-expired';
+  | 'consent-expired'
+  /** the connection driver's, not the agent's: gathering ended with no local candidate at all (no socket to check from) */
+  | 'no-local-candidates';
 
 /** The state of a candidate pair (RFC 8445 section 6.1.2.6). */
 export type CandidatePairState = 'frozen' | 'waiting' | 'in-progress' | 'succeeded' | 'failed';

@@ -86,6 +86,9 @@ export interface RendezvousMessagesOptions {
   readonly bufferSize?: number;
 }
 
+/** The close code of @nat/server's rendezvous for a connection replaced by a newer one of the same peer id. */
+export const RENDEZVOUS_REPLACED = 4000;
+
 const RELAYED_TYPES: ReadonlySet<string> = new Set(['offer', 'answer', 'candidate', 'end-of-candidates', 'bye']);
 
 /**
@@ -221,6 +224,15 @@ export class RendezvousClient {
   /** How the connection ended, once it has. */
   get closeInfo(): RendezvousCloseInfo | undefined {
     return this.#closeInfo;
+  }
+
+  /**
+   * True when the server closed the connection because another connection registered the same
+   * peer id (close code 4000 "replaced"): another process uses this identity, and connecting
+   * again would only close that one in turn.
+   */
+  get replaced(): boolean {
+    return this.#closeInfo?.code === RENDEZVOUS_REPLACED;
   }
 
   /** Resolves when the connection has ended, whoever ended it. */

@@ -26,6 +26,7 @@
  */
 export {
   RendezvousClient,
+  RENDEZVOUS_REPLACED,
   type RendezvousConnectOptions,
   type RendezvousCloseInfo,
   type RendezvousClientEvents,

@@ -1,0 +1,123 @@
+/**
+ * The rendezvous session of the peer commands: which identity registers, what happens when two
+ * processes register the same one, and the reconnection loop that keeps `nat listen` and
+ * `nat expose` registered across server restarts.
+ */
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { RendezvousClient, type RendezvousIdentity, StunClientError } from '@nat/client';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+
+/** An identity that lives in memory only (`path` undefined). */
+export type SessionIdentity = RendezvousIdentity & { readonly id: string; readonly path: string | undefined };
+
+const identityName = (identity: SessionIdentity): string => (identity.path === undefined ? 'a key made for this run' : identity.path);
+
+/** A file name beside `identity`'s for another process's `--identity` (as an example in messages). */
+export function otherIdentityFile(identity: SessionIdentity, name: string): string {
+  return identity.path === undefined ? `${name}.pem` : join(dirname(identity.path), `${name}.pem`);
+}
+
+/**
+ * Refuses, before anything is sent, to connect to this peer's own id: the rendezvous would hand
+ * the offer back to this very connection (or to the process it replaced).
+ */
+export function checkNotSelf(peerId: string, identity: SessionIdentity, command: string, what = `peer id ${peerId}`): void {
+  if (peerId !== identity.id) return;
+  throw new UsageError(
+    `${what} is this peer's own id (identity ${identityName(identity)}): nat ${command} cannot connect to itself. ` +
+      `When both ends run on this machine, give the other end its own key: --identity FILE (e.g. --identity ${otherIdentityFile(identity, 'other')})`,
+  );
+}
+
+/** What a command prints when the rendezvous closed its connection because another one registered the same id (4000). */
+export function replacedMessage(command: string, identity: SessionIdentity): string {
+  return (
+    `nat ${command}: another process registered with the rendezvous under the same identity (${identityName(identity)}, peer ${identity.id}), ` +
+    `and the rendezvous keeps only the newest connection (close code 4000 "replaced"); stopping rather than taking it back. ` +
+    `Give each process on this machine its own key: --identity FILE (e.g. --identity ${otherIdentityFile(identity, command)})\n`
+  );
+}
+
+/** One event line: JSON on stdout with `--json`, else the text on stderr. */
+export type Emit = (event: Record<string, unknown>, text: string) => void;
+
+/** Options of {@link keepRendezvous}. */
+export interface KeepRendezvousOptions {
+  readonly url: string;
+  readonly identity: SessionIdentity;
+  readonly command: string;
+  readonly io: Io;
+  readonly signal: AbortSignal;
+  readonly emit: Emit;
+  /** What stays up while the rendezvous is away, for the `rendezvous-lost` line: e.g. "open links". */
+  readonly keeps: string;
+  /** Text of the `rendezvous-reconnected` line. */
+  readonly reconnected: string;
+  /**
+   * Called after each registration (`first` on the first one): starts accepting on `rv` and
+   * returns what stops that when the connection drops, or an exit code to end with.
+   */
+  readonly onRegistered: (rv: RendezvousClient, first: boolean) => Promise<(() => void) | number>;
+}
+
+/**
+ * Keeps a command registered until `signal` (Ctrl-C): registers, lets `onRegistered` start its
+ * work, and when the connection drops (a server restart, a network outage) registers again,
+ * retrying every 1 s doubling to 30 s. The first registration's failure ends the command (exit 3
+ * when nothing answered, 1 when the server refused). A connection replaced by another process
+ * with the same identity (4000) ends it with exit 1 and {@link replacedMessage}: reconnecting
+ * would replace the other process in turn, for ever.
+ */
+export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> {
+  const { signal, emit } = o;
+  let first = true;
+  let backoff = 1000;
+  while (!signal.aborted) {
+    let rv: RendezvousClient;
+    try {
+      rv = await RendezvousClient.connect({ url: o.url, identity: o.identity, signal });
+    } catch (e) {
+      if (signal.aborted) break;
+      if (!(e instanceof StunClientError)) throw e;
+      if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
+      if (first) {
+        o.io.stderr.write(`nat ${o.command}: ${e.message}\n`);
+        return e.code === 'SOCKET' || e.code === 'TIMEOUT' ? ExitCode.NoAnswer : ExitCode.Failure;
+      }
+      emit({ event: 'rendezvous-retry', error: e.message, retryMs: backoff }, `rendezvous unreachable (${e.message}); retrying in ${backoff / 1000} s`);
+      await delay(backoff, undefined, { signal }).catch(() => {});
+      backoff = Math.min(backoff * 2, 30_000);
+      continue;
+    }
+    backoff = 1000;
+    let stop: (() => void) | number;
+    try {
+      stop = await o.onRegistered(rv, first);
+    } catch (e) {
+      await rv.close();
+      throw e;
+    }
+    if (typeof stop === 'number') {
+      await rv.close();
+      return stop;
+    }
+    if (!first) emit({ event: 'rendezvous-reconnected', id: rv.id }, o.reconnected);
+    first = false;
+    const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
+      if (signal.aborted) return resolve('signal');
+      signal.addEventListener('abort', () => resolve('signal'), { once: true });
+      void rv.closed.then(() => resolve('rendezvous'));
+    });
+    stop();
+    await rv.close();
+    if (ended === 'signal') break;
+    if (rv.replaced) {
+      o.io.stderr.write(replacedMessage(o.command, o.identity));
+      return ExitCode.Failure;
+    }
+    emit({ event: 'rendezvous-lost', code: rv.closeInfo?.code ?? null }, `the rendezvous connection dropped (${rv.closeInfo?.code ?? '?'}); reconnecting (${o.keeps} stay up)`);
+  }
+  return ExitCode.Ok;
+}
