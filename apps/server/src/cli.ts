@@ -208,7 +208,8 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   } catch (e) {
     const err = e as { code?: string; exitCode?: number; message: string };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
-    throw new ConfigError(err.message.replace(/^error: /, ''));
+    const hint = err.code === 'commander.unknownOption' ? '; nat-server --help lists the options' : '';
+    throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
   const o = program.opts<Flags>();
   const fromFile = o.config ? await readConfigFile(o.config) : {};

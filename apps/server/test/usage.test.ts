@@ -27,6 +27,12 @@ describe('nat-server --version and --help', () => {
     expect(help).toMatch(/--rendezvous-port 8080 --expose-ports/); // an example
     expect(help).not.toMatch(/--legacy-channel-numbers/); // deprecated, hidden
   });
+
+  it('an unknown option exits 2, suggests the near one and points at --help', async () => {
+    const s = start(['--listen', '127.0.0.1', '--realmm', 'x']);
+    expect(await s.exited).toBe(2);
+    expect(s.err()).toBe("nat-server: unknown option '--realmm' (Did you mean --realm?); nat-server --help lists the options\n");
+  });
 });
 
 describe('a rendezvous that can hand out no TURN relay', () => {
