@@ -7,9 +7,9 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { startStunServer, staticUsers, type StunServer } from '@nat/server';
 import { type RunningServer, run as runServer } from '@nat/server-app';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const UCLIENT = ['/usr/bin/turnutils_uclient', '/usr/local/bin/turnutils_uclient'].find((p) => existsSync(p));
