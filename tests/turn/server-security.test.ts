@@ -144,7 +144,7 @@ describe('RFC 8656 error codes', () => {
     expect(codeOf(await c.request(CreatePermission, [attr(Attr.XorPeerAddress, v6peer)]))).toBe(443);
     const p = { family: 'IPv4' as const, address: '198.51.100.1', port: 9 };
     expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x3fff), attr(Attr.XorPeerAddress, p)]))).toBe(400);
-    expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x5000), attr(Attr.XorPeerAddress, p)]))).toBe(400);
+    expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x8000), attr(Attr.XorPeerAddress, p)]))).toBe(400);
     expect((await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x4000), attr(Attr.XorPeerAddress, p)])).class).toBe(StunClass.SuccessResponse);
     // the same channel to another peer, and the same peer on another channel
     expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x4000), attr(Attr.XorPeerAddress, { ...p, port: 10 })]))).toBe(400);

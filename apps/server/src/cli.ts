@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
-import { pino } from 'pino';
-import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
+import { type Logger, pino } from 'pino';
+import { ConfigError, type ServerConfig, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
 
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
@@ -19,18 +20,84 @@ const numberArg = (value: string): number => {
   return n;
 };
 
+/** The version of this package (`nat-server --version`). */
+export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export interface RunningServer {
   stun: StunServer;
   stop(): Promise<void>;
 }
 
-/**
- * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
- * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
- */
-export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process): Promise<RunningServer | undefined> {
-  const program = new Command('nat-server')
-    .description('STUN server with RFC 5780 behaviour discovery (two addresses, two ports), over UDP, TCP and TLS.')
+type Out = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+
+interface Flags {
+  listen?: string[];
+  alternate?: string[];
+  port?: number;
+  altPort?: number | false;
+  tcp: boolean;
+  tlsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  software?: string;
+  rateLimit?: number;
+  rateBurst?: number;
+  logLevel?: string;
+  config?: string;
+  realm?: string;
+  user?: string[];
+  usersFile?: string;
+  authSecret?: string[];
+  relayIp?: string[];
+  minPort?: number;
+  maxPort?: number;
+  allowPeer?: string[];
+  denyPeer?: string[];
+  userQuota?: number;
+  totalQuota?: number;
+  bandwidth?: number;
+  strictChannelRange?: boolean;
+  legacyChannelNumbers?: boolean;
+  alternateServer?: string;
+  rendezvousPort?: number;
+  rendezvousHost?: string;
+  rendezvousIceUrl?: string[];
+  exposePorts?: string;
+  exposePublicIp?: string;
+}
+
+const HELP_AFTER = `
+Examples:
+  nat-server --listen 127.0.0.1 --alternate 127.0.0.2          loopback demo (ports 3478, 3479)
+  nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
+  nat-server --config /etc/nat-server.yaml
+
+  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --relay-ip 203.0.113.1
+                                                              STUN + TURN with REST API credentials
+  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --rendezvous-port 8080
+                                                              + rendezvous: peers (nat connect, listen, ping,
+                                                              expose) meet at ws://203.0.113.1:8080 and get
+                                                              time-limited TURN credentials
+  nat-server --listen 203.0.113.1 --rendezvous-port 8080 --expose-ports 20000-20099 --user alice:secret
+                                                              + public ports for nat expose --public
+
+Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
+listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
+rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
+authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
+maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
+alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
+exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
+exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+
+/** The command line of `nat-server`: its options in groups, with their help. */
+function buildProgram(out: Out): Command {
+  return new Command('nat-server')
+    .description(
+      'The server side of nat: a STUN server with RFC 5780 behaviour discovery (two addresses, two ports) over UDP, TCP and TLS; ' +
+        'optionally a TURN relay (--realm), a rendezvous service where peers meet (--rendezvous-port) and public ports for `nat expose --public` (--expose-ports).',
+    )
+    .optionsGroup('STUN options:')
     .option('-l, --listen <ip>', 'primary IP address to listen on (repeat for IPv4 and IPv6)', collect)
     .option('-a, --alternate <ip>', 'alternate IP address for RFC 5780 change-IP answers (one per family)', collect)
     .option('-p, --port <port>', 'primary UDP/TCP port (default 3478; 0 picks one)', portArg)
@@ -43,92 +110,42 @@ export async function run(argv: string[], out: { stdout: NodeJS.WritableStream; 
     .option('--software <text>', 'SOFTWARE attribute to send when the response size allows')
     .option('--rate-limit <n>', 'requests per second allowed per source IP (default 500; 0 disables)', numberArg)
     .option('--rate-burst <n>', 'burst allowed per source IP (default 2 x rate limit)', numberArg)
-    .option('--realm <realm>', 'TURN: serve TURN (RFC 8656) with this realm; needs --user, --users-file or --auth-secret')
-    .option('-u, --user <name:password>', 'TURN: a static user (repeatable)', collect)
-    .option('--users-file <file>', 'TURN: file of name:password lines')
-    .option('--auth-secret <secret>', 'TURN: REST API shared secret, as coturn use-auth-secret (repeat to rotate)', collect)
-    .option('--relay-ip <ip>', 'TURN: relay address per family (default: the --listen address)', collect)
-    .option('--min-port <port>', 'TURN: lowest relay port (default 49152)', portArg)
-    .option('--max-port <port>', 'TURN: highest relay port (default 65535)', portArg)
-    .option('--allow-peer <cidr>', 'TURN: allow relaying to this prefix even if denied by default (repeatable)', collect)
-    .option('--deny-peer <cidr>', 'TURN: refuse relaying to this prefix (repeatable)', collect)
-    .option('--user-quota <n>', 'TURN: allocations per user (default 10)', numberArg)
-    .option('--total-quota <n>', 'TURN: allocations in total (default 10000)', numberArg)
-    .option('--bandwidth <bytes/s>', 'TURN: relayed bytes per second per allocation (default 0: unlimited)', numberArg)
-    .option('--legacy-channel-numbers', 'TURN: accept RFC 5766 channel numbers 0x4000-0x7FFE (older clients)')
-    .option('--alternate-server <ip:port>', 'TURN: redirect Allocate requests there with 300 Try Alternate')
-    .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one)', portArg)
+    .optionsGroup('TURN relay options (RFC 8656; on with --realm):')
+    .option('--realm <realm>', 'serve TURN with this realm; needs --user, --users-file or --auth-secret')
+    .option('-u, --user <name:password>', 'a static user (repeatable); also an expose user', collect)
+    .option('--users-file <file>', 'file of name:password lines')
+    .option('--auth-secret <secret>', 'REST API shared secret, as coturn use-auth-secret (repeat to rotate); the rendezvous hands peers TURN credentials made with it', collect)
+    .option('--relay-ip <ip>', 'relay address per family (default: the --listen address)', collect)
+    .option('--min-port <port>', 'lowest relay port (default 49152)', portArg)
+    .option('--max-port <port>', 'highest relay port (default 65535)', portArg)
+    .option('--allow-peer <cidr>', 'allow relaying to this prefix even if denied by default, e.g. 127.0.0.0/8 on one machine (repeatable)', collect)
+    .option('--deny-peer <cidr>', 'refuse relaying to this prefix (repeatable)', collect)
+    .option('--user-quota <n>', 'allocations per user (default 10)', numberArg)
+    .option('--total-quota <n>', 'allocations in total (default 10000)', numberArg)
+    .option('--bandwidth <bytes/s>', 'relayed bytes per second per allocation (default 0: unlimited)', numberArg)
+    .option('--strict-channel-range', 'accept only RFC 8656 channel numbers 0x4000-0x4FFF (default: RFC 5766 0x4000-0x7FFF too, as coturn and its clients use)')
+    .addOption(new Option('--legacy-channel-numbers', 'deprecated: RFC 5766 channel numbers are accepted by default').hideHelp())
+    .option('--alternate-server <ip:port>', 'redirect Allocate requests there with 300 Try Alternate')
+    .optionsGroup('Rendezvous options (where peers meet: nat connect, listen, ping, expose):')
+    .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one); with --realm and --auth-secret it hands peers TURN credentials', portArg)
     .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
     .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
-    .option('--expose-ports <range>', 'expose: hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
-    .option('--expose-public-ip <ip>', 'expose: the address announced for public ports (default: the rendezvous address)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .optionsGroup('Expose options (public ports for nat expose --public):')
+    .option('--expose-ports <range>', 'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
+    .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address)')
+    .optionsGroup('General options:')
+    .version(VERSION, '-V, --version', 'print the version and exit')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  nat-server --listen 127.0.0.1 --alternate 127.0.0.2          loopback demo (ports 3478, 3479)
-  nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
-  nat-server --config /etc/nat-server.yaml
-
-  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --relay-ip 203.0.113.1
-                                                              STUN + TURN with REST API credentials
-
-Config file keys: listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
-rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
-authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
-maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, legacyChannelNumbers,
-alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
-exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`,
-    )
+    .helpOption('-h, --help', 'print this help and exit')
+    .addHelpText('after', HELP_AFTER)
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.stdout.write(s), writeErr: (s) => out.stderr.write(s), outputError: () => {} });
+}
 
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    const err = e as { code?: string; exitCode?: number; message: string };
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
-    throw new ConfigError(err.message.replace(/^error: /, ''));
-  }
-  const o = program.opts<{
-    listen?: string[];
-    alternate?: string[];
-    port?: number;
-    altPort?: number | false;
-    tcp: boolean;
-    tlsPort?: number;
-    tlsCert?: string;
-    tlsKey?: string;
-    software?: string;
-    rateLimit?: number;
-    rateBurst?: number;
-    logLevel?: string;
-    config?: string;
-    realm?: string;
-    user?: string[];
-    usersFile?: string;
-    authSecret?: string[];
-    relayIp?: string[];
-    minPort?: number;
-    maxPort?: number;
-    allowPeer?: string[];
-    denyPeer?: string[];
-    userQuota?: number;
-    totalQuota?: number;
-    bandwidth?: number;
-    legacyChannelNumbers?: boolean;
-    alternateServer?: string;
-    rendezvousPort?: number;
-    rendezvousHost?: string;
-    rendezvousIceUrl?: string[];
-    exposePorts?: string;
-    exposePublicIp?: string;
-  }>();
-  const fromFile = o.config ? await readConfigFile(o.config) : {};
-  const flags: Record<string, unknown> = {
+/** Flag values under their config keys (undefined: not given). */
+function flagValues(o: Flags): Record<string, unknown> {
+  return {
     listen: o.listen,
     alternate: o.alternate,
     port: o.port,
@@ -152,6 +169,7 @@ exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usag
     userQuota: o.userQuota,
     totalQuota: o.totalQuota,
     bandwidth: o.bandwidth,
+    strictChannelRange: o.strictChannelRange,
     legacyChannelNumbers: o.legacyChannelNumbers,
     alternateServer: o.alternateServer,
     rendezvousPort: o.rendezvousPort,
@@ -160,56 +178,57 @@ exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usag
     exposePorts: o.exposePorts,
     exposePublicIp: o.exposePublicIp,
   };
+}
+
+/**
+ * The warning printed when the rendezvous service can hand peers no TURN relay (no time-limited
+ * credentials can be made), or undefined when it can. Names the flags that fix it; never the secret.
+ */
+export function noRelayWarning(config: ServerConfig): string | undefined {
+  if (config.realm !== undefined && config.authSecrets.length > 0) return undefined;
+  const why =
+    config.realm === undefined
+      ? 'TURN is off (no --realm)'
+      : 'it hands out time-limited TURN credentials only, made with a REST API secret, and no --auth-secret was given (--user and --users-file users are not handed out)';
+  return (
+    `warning: the rendezvous service will offer peers no TURN relay: ${why}. ` +
+    'Peers that cannot reach each other directly then have no relay to fall back on. ' +
+    `To offer one, start with ${config.realm === undefined ? '--realm REALM ' : ''}--auth-secret SECRET.`
+  );
+}
+
+/**
+ * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
+ * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
+ */
+export async function run(argv: string[], out: Out = process): Promise<RunningServer | undefined> {
+  const program = buildProgram(out);
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
+    const hint = err.code === 'commander.unknownOption' ? '; nat-server --help lists the options' : '';
+    throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
+  }
+  const o = program.opts<Flags>();
+  const fromFile = o.config ? await readConfigFile(o.config) : {};
+  const flags = flagValues(o);
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
   const stun = await startStunServer({ ...(await toServerInit(config)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
-  let rendezvous: Awaited<ReturnType<typeof startRendezvous>> | undefined;
-  if (config.rendezvousPort !== undefined) {
-    const first = config.listen[0]!;
-    const host = first.includes(':') ? `[${first}]` : first;
-    // TURN over TCP too (when served) for peers whose network blocks UDP.
-    const urls = config.rendezvousIceUrls ?? [
-      `stun:${host}:${config.port}`,
-      ...(config.realm ? [`turn:${host}:${config.port}`, ...(config.tcp ? [`turn:${host}:${config.port}?transport=tcp`] : [])] : []),
-    ];
-    try {
-      rendezvous = await startRendezvous({
-        host: config.rendezvousHost ?? first,
-        port: config.rendezvousPort,
-        logger,
-        // Time-limited TURN credentials need a REST API secret: the first one is the current one.
-        ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
-      });
-    } catch (e) {
-      await stun.close();
-      throw e;
-    }
-    out.stderr.write(`rendezvous ${rendezvous.url}\n`);
-  }
+  let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
-  if (config.exposePorts !== undefined && rendezvous !== undefined) {
-    const host = rendezvous.address.address;
-    expose = attachExpose(rendezvous.httpServer, {
-      host,
-      ports: parsePortRange(config.exposePorts),
-      ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
-      ...(config.realm ? { realm: config.realm } : {}),
-      ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
-      peerKeys: config.exposePeerKeys,
-      denySources: config.exposeDenySources,
-      limits: {
-        portsPerUser: config.exposePortsPerUser,
-        connectionsPerPort: config.exposeConnectionsPerPort,
-        bandwidthPerUser: config.exposeBandwidth,
-        idleTimeoutMs: config.exposeIdleTimeout * 1000,
-        graceMs: config.exposeGrace * 1000,
-      },
-      logger,
-    });
-    out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
+  try {
+    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, logger, out);
+    if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, logger, out);
+  } catch (e) {
+    await rendezvous?.close();
+    await stun.close();
+    throw e;
   }
   return {
     stun,
@@ -220,6 +239,53 @@ exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usag
       logger.info({ stats: stun.stats(), ...(rendezvous ? { rendezvous: rendezvous.stats() } : {}) }, 'stopped');
     },
   };
+}
+
+type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
+
+/** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
+async function startRendezvousOf(config: ServerConfig, logger: Logger, out: Out): Promise<Rendezvous> {
+  const first = config.listen[0]!;
+  const host = first.includes(':') ? `[${first}]` : first;
+  // TURN over TCP too (when served) for peers whose network blocks UDP.
+  const urls = config.rendezvousIceUrls ?? [
+    `stun:${host}:${config.port}`,
+    ...(config.realm ? [`turn:${host}:${config.port}`, ...(config.tcp ? [`turn:${host}:${config.port}?transport=tcp`] : [])] : []),
+  ];
+  const rendezvous = await startRendezvous({
+    host: config.rendezvousHost ?? first,
+    port: config.rendezvousPort!,
+    logger,
+    // Time-limited TURN credentials need a REST API secret: the first one is the current one.
+    ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
+  });
+  out.stderr.write(`rendezvous ${rendezvous.url}\n`);
+  const warning = noRelayWarning(config);
+  if (warning !== undefined) out.stderr.write(`${warning}\n`);
+  return rendezvous;
+}
+
+/** The expose service of a configuration, on the rendezvous service's HTTP server. */
+async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logger: Logger, out: Out): Promise<ReturnType<typeof attachExpose>> {
+  const expose = attachExpose(rendezvous.httpServer, {
+    host: rendezvous.address.address,
+    ports: parsePortRange(config.exposePorts!),
+    ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
+    ...(config.realm ? { realm: config.realm } : {}),
+    ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
+    peerKeys: config.exposePeerKeys,
+    denySources: config.exposeDenySources,
+    limits: {
+      portsPerUser: config.exposePortsPerUser,
+      connectionsPerPort: config.exposeConnectionsPerPort,
+      bandwidthPerUser: config.exposeBandwidth,
+      idleTimeoutMs: config.exposeIdleTimeout * 1000,
+      graceMs: config.exposeGrace * 1000,
+    },
+    logger,
+  });
+  out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
+  return expose;
 }
 
 export { ConfigError, ServerError };

@@ -3,90 +3,117 @@ import { ipFamily, parseTransportAddress } from '@nat/protocol';
 import { type StunServerInit, type TurnAuthenticator, anyOf, parseUsersFile, restApiSecrets, staticUsers } from '@nat/server';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { configErrorSentences } from './config-errors.js';
 
 const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { message: 'not an IP prefix (e.g. 10.0.0.0/8)' });
 const ip = z.string().refine((s) => ipFamily(s) !== undefined, { message: 'not an IP address' });
 const port = z.number().int().min(0).max(65535);
+const count = (min: number) => z.number().int().min(min);
+const wrap = (v: unknown): unknown => (v === undefined || v === null || Array.isArray(v) ? v : [v]);
+/** A list key that also takes one value on its own (`listen: 127.0.0.1`). */
+const list = <T extends z.ZodType>(item: T, bounds: { min?: number; max?: number } = {}) => {
+  let array = z.array(item);
+  if (bounds.min !== undefined) array = array.min(bounds.min);
+  if (bounds.max !== undefined) array = array.max(bounds.max);
+  return z.preprocess(wrap, array);
+};
+const hostPort = z.string().refine(
+  (s) => {
+    try {
+      parseTransportAddress(s, 3478);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not IP[:PORT]' },
+);
 
-/** The configuration file (YAML or JSON) of `nat-server`; flags override it key by key. */
+/** `20000-20099` or `20000`, within 1-65535, MIN <= MAX. */
+function isPortRange(text: string): boolean {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text.trim());
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2] ?? m?.[1]);
+  return m !== null && min >= 1 && max <= 65535 && min <= max;
+}
+
+/**
+ * The configuration file (YAML or JSON) of `nat-server`; flags override it key by key. Each key's
+ * description says what it expects, in words: config errors quote it (see config-errors.ts).
+ */
 export const ServerConfig = z
   .object({
-    /** Primary IP addresses, at most one per family. */
-    listen: z.array(ip).min(1).max(2),
-    /** Alternate IP addresses for RFC 5780 (one per family). */
-    alternate: z.array(ip).max(2).default([]),
-    port: port.default(3478),
-    /** null disables the alternate port. */
-    altPort: port.nullable().default(3479),
-    tcp: z.boolean().default(true),
-    tlsPort: port.optional(),
-    tlsCert: z.string().min(1).optional(),
-    tlsKey: z.string().min(1).optional(),
-    software: z.string().max(127).optional(),
+    listen: list(ip, { min: 1, max: 2 }).describe('an IP address or a list of up to 2 IP addresses (one per family)'),
+    alternate: list(ip, { max: 2 }).default([]).describe('an IP address or a list of up to 2 IP addresses (one per family) for RFC 5780 change-IP answers'),
+    port: port.default(3478).describe('a port number 0-65535'),
+    altPort: port.nullable().default(3479).describe('a port number 0-65535, or null for no alternate port'),
+    tcp: z.boolean().default(true).describe('true or false'),
+    tlsPort: port.optional().describe('a port number 0-65535'),
+    tlsCert: z.string().min(1).optional().describe('the path of a PEM certificate chain file'),
+    tlsKey: z.string().min(1).optional().describe('the path of a PEM private key file'),
+    software: z.string().max(127).optional().describe('a text of at most 127 characters'),
     rateLimit: z
-      .object({ perSecond: z.number().min(0), burst: z.number().min(1).optional() })
-      .strict()
-      .default({ perSecond: 500, burst: 1000 }),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      .preprocess((v) => (typeof v === 'number' ? { perSecond: v } : v), z.object({ perSecond: z.number().min(0), burst: z.number().min(1).optional() }).strict())
+      .default({ perSecond: 500, burst: 1000 })
+      .describe('requests per second per source IP (0 disables), or a mapping {perSecond, burst} of non-negative numbers (burst at least 1)'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('one of fatal, error, warn, info, debug, trace, silent'),
     // ---- TURN (on when realm and at least one credential source are given)
-    realm: z.string().min(1).max(127).optional(),
-    /** Static users as `name:password` strings. */
-    users: z.array(z.string().regex(/^[^:]+:.+$/, { message: 'expected name:password' })).default([]),
-    usersFile: z.string().min(1).optional(),
-    /** TURN REST API shared secrets (several for rotation). */
-    authSecrets: z.array(z.string().min(1)).default([]),
-    relayIps: z.array(ip).max(2).optional(),
-    minPort: port.min(1).default(49152),
-    maxPort: port.min(1).default(65535),
-    allowPeers: z.array(cidr).default([]),
-    denyPeers: z.array(cidr).default([]),
-    userQuota: z.number().int().min(1).default(10),
-    totalQuota: z.number().int().min(1).default(10_000),
-    maxPermissions: z.number().int().min(1).default(100),
-    maxChannels: z.number().int().min(1).default(100),
-    /** Bytes per second per allocation; 0 = unlimited. */
-    bandwidth: z.number().int().min(0).default(0),
-    defaultLifetime: z.number().int().min(60).default(600),
-    maxLifetime: z.number().int().min(60).default(3600),
-    legacyChannelNumbers: z.boolean().default(false),
-    alternateServer: z.string().optional(),
+    realm: z.string().min(1).max(127).optional().describe('a realm name of 1-127 characters'),
+    users: list(z.string().regex(/^[^:]+:.+$/, { message: 'not name:password' })).default([]).describe('a name:password user or a list of them'),
+    usersFile: z.string().min(1).optional().describe('the path of a file of name:password lines'),
+    authSecrets: list(z.string().min(1)).default([]).describe('a TURN REST API shared secret or a list of them (the first is current)'),
+    relayIps: list(ip, { max: 2 }).optional().describe('an IP address or a list of up to 2 IP addresses (one per family)'),
+    minPort: port.min(1).default(49152).describe('a port number 1-65535'),
+    maxPort: port.min(1).default(65535).describe('a port number 1-65535'),
+    allowPeers: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
+    denyPeers: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
+    userQuota: count(1).default(10).describe('a whole number of at least 1'),
+    totalQuota: count(1).default(10_000).describe('a whole number of at least 1'),
+    maxPermissions: count(1).default(100).describe('a whole number of at least 1'),
+    maxChannels: count(1).default(100).describe('a whole number of at least 1'),
+    bandwidth: count(0).default(0).describe('bytes per second per allocation, a whole number (0: unlimited)'),
+    defaultLifetime: count(60).default(600).describe('seconds, a whole number of at least 60'),
+    maxLifetime: count(60).default(3600).describe('seconds, a whole number of at least 60'),
+    /** Only RFC 8656 channel numbers 0x4000-0x4FFF (default: RFC 5766's 0x4000-0x7FFF too). */
+    strictChannelRange: z.boolean().default(false).describe('true or false'),
+    /** Deprecated: RFC 5766 channel numbers are accepted by default now. */
+    legacyChannelNumbers: z.boolean().optional().describe('true or false (deprecated: the RFC 5766 range is the default)'),
+    alternateServer: hostPort.optional().describe('an address IP[:PORT]'),
     // ---- rendezvous (WebSocket signalling)
-    rendezvousPort: port.optional(),
-    rendezvousHost: ip.optional(),
-    /** stun:/turn: URIs handed to registered peers (default: this server's own). */
-    rendezvousIceUrls: z.array(z.string().regex(/^(stun|stuns|turn|turns):/, { message: 'expected a stun: or turn: URI' })).max(8).optional(),
+    rendezvousPort: port.optional().describe('a port number 0-65535'),
+    rendezvousHost: ip.optional().describe('an IP address'),
+    rendezvousIceUrls: list(z.string().regex(/^(stun|stuns|turn|turns):/, { message: 'not a stun: or turn: URI' }), { max: 8 })
+      .optional()
+      .describe('a stun: or turn: URI or a list of up to 8 of them'),
     // ---- expose (public ports, frp/ngrok style; on the rendezvous HTTP server; users as for TURN)
-    /** Public ports handed out, `MIN-MAX` or one port. */
-    exposePorts: z.string().regex(/^\d{1,5}(-\d{1,5})?$/, { message: 'expected a port range, e.g. 20000-20099' }).optional(),
-    /** The address announced for exposed ports (default: the rendezvous address). */
-    exposePublicIp: ip.optional(),
-    exposePortsPerUser: z.number().int().min(1).default(4),
-    exposeConnectionsPerPort: z.number().int().min(1).default(256),
-    /** Bytes per second per user; 0 = unlimited. */
-    exposeBandwidth: z.number().int().min(0).default(0),
-    /** Seconds without traffic before an inbound connection is closed. */
-    exposeIdleTimeout: z.number().int().min(1).default(300),
-    /** Seconds a disconnected client's ports are held for it. */
-    exposeGrace: z.number().int().min(0).default(30),
-    /** Accept Ed25519 peer keys as expose credentials. */
-    exposePeerKeys: z.boolean().default(false),
-    /** Source prefixes refused on every exposed port (clients add their own per port). */
-    exposeDenySources: z.array(cidr).default([]),
+    exposePorts: z
+      .preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().refine(isPortRange, { message: 'not a port range within 1-65535' }))
+      .optional()
+      .describe('a port or a port range MIN-MAX, e.g. 20000-20099'),
+    exposePublicIp: ip.optional().describe('an IP address'),
+    exposePortsPerUser: count(1).default(4).describe('a whole number of at least 1'),
+    exposeConnectionsPerPort: count(1).default(256).describe('a whole number of at least 1'),
+    exposeBandwidth: count(0).default(0).describe('bytes per second per user, a whole number (0: unlimited)'),
+    exposeIdleTimeout: count(1).default(300).describe('seconds, a whole number of at least 1'),
+    exposeGrace: count(0).default(30).describe('seconds, a whole number'),
+    exposePeerKeys: z.boolean().default(false).describe('true or false'),
+    exposeDenySources: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
   })
   .strict()
-  .refine((c) => c.minPort <= c.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] })
+  .refine((c) => c.minPort <= c.maxPort, { message: 'must not exceed maxPort (--max-port)', path: ['minPort'] })
   .refine((c) => c.realm === undefined || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
-    message: 'TURN needs credentials: users, usersFile or authSecrets',
+    message: 'TURN needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets)',
     path: ['realm'],
   })
   .refine((c) => c.realm !== undefined || c.exposePorts !== undefined || (c.users.length === 0 && c.authSecrets.length === 0 && c.usersFile === undefined), {
-    message: 'credentials given without a realm: set realm to serve TURN',
+    message: 'credentials were given but no realm: give --realm REALM (config key realm) to serve TURN',
     path: ['realm'],
   })
-  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsCert'] })
-  .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, { message: 'expose runs on the rendezvous service: set rendezvousPort too', path: ['exposePorts'] })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey (--tls-cert, --tls-key) go together', path: ['tlsCert'] })
+  .refine((c) => !(c.strictChannelRange && c.legacyChannelNumbers === true), { message: 'legacyChannelNumbers contradicts it: drop one of them', path: ['strictChannelRange'] })
+  .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, { message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too', path: ['exposePorts'] })
   .refine((c) => c.exposePorts === undefined || c.exposePeerKeys || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
-    message: 'expose needs credentials: users, usersFile, authSecrets or exposePeerKeys',
+    message: 'expose needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets, or exposePeerKeys: true)',
     path: ['exposePorts'],
   });
 
@@ -97,9 +124,17 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** `listen.0: not an IP address; port: Too big: expected number to be <=65535` */
-export function formatZodError(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`).join('; ');
+/**
+ * The problems of a configuration as sentences that name each key (its flag when `fromFlags`
+ * holds it) and say what it expects, joined with "; ".
+ */
+export function formatZodError(error: z.ZodError, input: Record<string, unknown> = {}, fromFlags: ReadonlySet<string> = new Set()): string {
+  return configSentences(error, input, fromFlags).join('; ');
+}
+
+function configSentences(error: z.ZodError, input: Record<string, unknown>, fromFlags: ReadonlySet<string>): string[] {
+  const shape: Record<string, z.ZodType> = ServerConfig.shape;
+  return configErrorSentences(error, { input, fromFlags, expected: (key) => shape[key]?.description, knownKeys: Object.keys(shape) });
 }
 
 /** Reads a YAML or JSON file (JSON is YAML) into a plain object. */
@@ -126,7 +161,11 @@ export function resolveConfig(fromFile: Record<string, unknown>, fromFlags: Reco
   const merged: Record<string, unknown> = { ...fromFile };
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
   const result = ServerConfig.safeParse(merged);
-  if (!result.success) throw new ConfigError(`invalid configuration (${source}): ${formatZodError(result.error)}`);
+  if (!result.success) {
+    const flagKeys = new Set(Object.keys(fromFlags).filter((k) => fromFlags[k] !== undefined));
+    const sentences = configSentences(result.error, merged, flagKeys);
+    throw new ConfigError(`invalid configuration (${source}):${sentences.length === 1 ? ' ' : '\n  '}${sentences.join('\n  ')}`);
+  }
   return result.data;
 }
 
@@ -158,7 +197,7 @@ export async function toServerInit(c: ServerConfig): Promise<StunServerInit> {
     try {
       alternateServer = parseTransportAddress(c.alternateServer, 3478);
     } catch {
-      throw new ConfigError(`invalid configuration: alternateServer: ${JSON.stringify(c.alternateServer)} is not IP[:PORT]`);
+      throw new ConfigError(`config key "alternateServer": expected an address IP[:PORT], got ${JSON.stringify(c.alternateServer)}`);
     }
   }
   return {
@@ -176,7 +215,7 @@ export async function toServerInit(c: ServerConfig): Promise<StunServerInit> {
       bandwidth: c.bandwidth,
       defaultLifetime: c.defaultLifetime,
       maxLifetime: c.maxLifetime,
-      legacyChannelNumbers: c.legacyChannelNumbers,
+      strictChannelNumbers: c.strictChannelRange,
       ...(alternateServer ? { alternateServer } : {}),
       ...(c.software ? { software: c.software } : {}),
     },

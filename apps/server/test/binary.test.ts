@@ -43,7 +43,7 @@ describe('nat-server binary', () => {
   it('exits 2 with a message naming the bad key', async () => {
     const s = start(['--listen', '127.0.0.1', '--alternate', '300.1.1.1']);
     expect(await s.exited).toBe(2);
-    expect(s.err()).toMatch(/alternate\.0: not an IP address/);
+    expect(s.err()).toMatch(/--alternate: expected an IP address or a list of up to 2 IP addresses .*, got the string "300\.1\.1\.1" \(not an IP address\)/);
   });
 
   it('exits 1 when the port is taken', async () => {

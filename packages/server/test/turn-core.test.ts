@@ -103,3 +103,35 @@ describe('TurnCore lifetimes (virtual clock)', () => {
     expect(relayed).toBe(10); // 1000 bytes of burst
   });
 });
+
+describe('TurnCore channel numbers', () => {
+  // each channel to its own peer port
+  const peerOf = (number: number): TransportAddress => ({ ...peer, port: 7000 + (number >> 12) * 1000 + (number % 1000) });
+  const bind = (h: ReturnType<typeof harness>, number: number): StunMessage => h.request(StunMethod.ChannelBind, [attr(Attr.ChannelNumber, number), attr(Attr.XorPeerAddress, peerOf(number))]);
+  const errorCode = (m: StunMessage): number | undefined => (m.class === StunClass.ErrorResponse ? m.get(Attr.ErrorCode)?.code : undefined);
+
+  it('accepts RFC 5766 channel numbers 0x4000-0x7FFF by default (coturn clients bind them) and relays both ways on them', () => {
+    const h = harness({ maxChannels: 10 });
+    h.request(StunMethod.Allocate, [attr(Attr.RequestedTransport, 17)]);
+    for (const n of [0x4000, 0x4fff, 0x5000, 0x6a5b, 0x7fff]) expect(bind(h, n).class, `channel 0x${n.toString(16)}`).toBe(StunClass.SuccessResponse);
+    for (const n of [0x3fff, 0x8000, 0xffff]) expect(errorCode(bind(h, n)), `channel 0x${n.toString(16)}`).toBe(400);
+    // client -> peer on 0x7FFF, and the peer's answer comes back as ChannelData on 0x7FFF
+    h.core.handleChannelData(encodeChannelData(0x7fff, Buffer.from('out'), { legacyChannelNumbers: true }), client, h.now);
+    const sent = h.pump().filter((o) => o.kind === 'to-peer');
+    expect(sent.map((o) => o.kind === 'to-peer' && [o.peer.port, Buffer.from(o.bytes).toString()])).toEqual([[peerOf(0x7fff).port, 'out']]);
+    h.core.handlePeerData(1, Buffer.from('back'), peerOf(0x7fff), h.now);
+    const back = h.pump().find((o) => o.kind === 'to-client');
+    expect(back && back.kind === 'to-client' ? Buffer.from(back.bytes).toString('hex') : undefined).toBe(`7fff0004${Buffer.from('back').toString('hex')}`);
+  });
+
+  it('with strictChannelNumbers accepts only RFC 8656 channel numbers 0x4000-0x4FFF', () => {
+    const h = harness({ strictChannelNumbers: true });
+    h.request(StunMethod.Allocate, [attr(Attr.RequestedTransport, 17)]);
+    expect(bind(h, 0x4fff).class).toBe(StunClass.SuccessResponse);
+    for (const n of [0x5000, 0x7fff]) {
+      const r = bind(h, n);
+      expect(errorCode(r)).toBe(400);
+      expect(r.get(Attr.ErrorCode)?.reason).toMatch(/outside 0x4000-0x4FFF/);
+    }
+  });
+});

@@ -128,6 +128,8 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
       const hint: Record<string, string> = {
         unauthorized: 'check --user NAME:PASSWORD (or the key behind --identity) with the server operator',
         taken: 'another user holds that port: choose another --public-port, or omit it',
+        'port-in-use': 'choose another --public-port, or leave it out (the server picks a free one)',
+        'port-denied': 'choose another --public-port, or ask the server operator to let nat-server bind it',
         'out-of-range': 'ask the server operator which ports it hands out (nat-server --expose-ports)',
         'over-quota': 'stop another of your exposures first',
       };

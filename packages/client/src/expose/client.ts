@@ -99,7 +99,7 @@ export interface ExposeTunnel extends EventEmitter<ExposeEvents> {
 }
 
 /** Refusals after which retrying cannot help. */
-const FATAL: ReadonlySet<ExposeRefusal> = new Set(['unauthorized', 'out-of-range', 'over-quota', 'forbidden', 'bad-message', 'taken']);
+const FATAL: ReadonlySet<ExposeRefusal> = new Set(['unauthorized', 'out-of-range', 'over-quota', 'forbidden', 'bad-message', 'taken', 'port-in-use', 'port-denied']);
 
 function authOf(c: ExposeCredentials, nonce: string, realm: string): Extract<ExposeControlMessage, { type: 'hello' }>['auth'] {
   if ('username' in c) {

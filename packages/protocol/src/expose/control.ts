@@ -22,8 +22,13 @@ const Cidr = z.string().min(1).max(64).regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/);
 export const ExposeTransport = z.enum(['tcp', 'udp']);
 export type ExposeTransport = z.infer<typeof ExposeTransport>;
 
-/** Why a request was refused; `unauthorized` and `bad-message` also end the connection. */
-export const ExposeRefusal = z.enum(['taken', 'out-of-range', 'over-quota', 'forbidden', 'unavailable', 'bad-message', 'unauthorized']);
+/**
+ * Why a request was refused; `unauthorized` and `bad-message` also end the connection. `taken`:
+ * another user of the server holds the port; `port-in-use`: no user holds it but another program
+ * on the server does (EADDRINUSE); `port-denied`: the server may not bind it (EACCES, EPERM);
+ * `unavailable`: no free port in the range, or another bind error (named in the message).
+ */
+export const ExposeRefusal = z.enum(['taken', 'port-in-use', 'port-denied', 'out-of-range', 'over-quota', 'forbidden', 'unavailable', 'bad-message', 'unauthorized']);
 export type ExposeRefusal = z.infer<typeof ExposeRefusal>;
 
 export const ExposeChallenge = z.object({ v, type: z.literal('challenge'), nonce: ChallengeNonce, realm: z.string().min(1).max(127) }).strict();

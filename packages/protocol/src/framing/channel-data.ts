@@ -51,16 +51,16 @@ export interface EncodeChannelDataOptions {
    */
   readonly padded?: boolean;
   /**
-   * Accept the RFC 5766 channel range 0x4000-0x7FFE (RFC 8656 section 12 reserves 0x5000-0x7FFF
+   * Accept the RFC 5766 channel range 0x4000-0x7FFF (RFC 8656 section 12 reserves 0x5000-0x7FFF
    * for RFC 7983 demultiplexing; older clients such as coturn's still use them). Default false.
    */
   readonly legacyChannelNumbers?: boolean;
 }
 
-/** RFC 5766 section 11's channel range, for servers that interoperate with its clients. */
-export const LEGACY_CHANNEL_NUMBER_MAX = 0x7ffe;
+/** The top of RFC 5766 section 11's channel range, for servers that interoperate with its clients. */
+export const LEGACY_CHANNEL_NUMBER_MAX = 0x7fff;
 
-/** True when `channel` is within RFC 5766's 0x4000-0x7FFE. */
+/** True when `channel` is within RFC 5766's 0x4000-0x7FFF. */
 export function isLegacyChannelNumber(channel: number): boolean {
   return Number.isInteger(channel) && channel >= CHANNEL_NUMBER_MIN && channel <= LEGACY_CHANNEL_NUMBER_MAX;
 }

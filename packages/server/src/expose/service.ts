@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, randomBytes, timingSafeEqual, verify } from 'node:crypto';
-import { type Socket as UdpSocket, createSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import { type Server as NetServer, type Socket, createServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   EXPOSE_PROTOCOL,
@@ -30,7 +30,7 @@ import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { restApiExpiry } from '../turn/auth.js';
 import { type Cidr, cidrContains } from '../turn/cidr.js';
-import { literalLookup } from '../udp-lookup.js';
+import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
 
@@ -113,33 +113,6 @@ interface Session {
 }
 
 const keyOf = (t: ExposeTransport, port: number): string => `${t}:${port}`;
-
-function bindTcp(host: string, port: number): Promise<NetServer | undefined> {
-  return new Promise((resolve) => {
-    const s = createServer({ allowHalfOpen: true, noDelay: true });
-    s.once('error', () => resolve(undefined));
-    s.listen({ host, port, exclusive: true, backlog: 1024 }, () => {
-      s.removeAllListeners('error');
-      s.on('error', () => {});
-      resolve(s);
-    });
-  });
-}
-
-function bindUdp(host: string, port: number): Promise<UdpSocket | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket({ type: ipFamily(host) === 'IPv6' ? 'udp6' : 'udp4', lookup: literalLookup });
-    s.once('error', () => {
-      s.close();
-      resolve(undefined);
-    });
-    s.bind({ address: host, port, exclusive: true }, () => {
-      s.removeAllListeners('error');
-      s.on('error', () => {});
-      resolve(s);
-    });
-  });
-}
 
 function addressOf(ip: string | undefined, port: number | undefined): TransportAddress {
   const address = (ip ?? '0.0.0.0').replace(/^::ffff:(?=\d+\.)/, '');
@@ -414,7 +387,7 @@ class ExposeService implements ExposeHandle {
       if (m.port < min || m.port > max) return this.#refuse(s, m, 'out-of-range', `port ${m.port} is outside this server's range ${min}-${max}`);
       const existing = this.#exposures.get(keyOf(m.transport, m.port));
       if (existing !== undefined) {
-        if (existing.user !== user) return this.#refuse(s, m, 'taken', `${m.transport} port ${m.port} is taken`);
+        if (existing.user !== user) return this.#refuse(s, m, 'taken', `${m.transport} port ${m.port} is held by another user of this server`);
         // The same user again (a reconnect, or a newer connection): it gets the port back.
         this.#attach(existing, s, allow, deny);
         return this.#grant(s, m, existing);
@@ -433,10 +406,11 @@ class ExposeService implements ExposeHandle {
         if (!this.#exposures.has(keyOf(m.transport, p))) candidates.push(p);
       }
     }
+    let errno: string | undefined;
     for (const port of candidates) {
       const key = keyOf(m.transport, port);
-      const tcp = m.transport === 'tcp' ? await bindTcp(this.#opts.host, port) : undefined;
-      const udp = m.transport === 'udp' ? await bindUdp(this.#opts.host, port) : undefined;
+      const { tcp, udp, error } = await bindPublicPort(m.transport, this.#opts.host, port);
+      if (error !== undefined) errno = error;
       if (tcp === undefined && udp === undefined) continue;
       if (s.closed || this.#exposures.has(key) || this.#closing !== undefined) {
         // The session went away, or another request won the port while binding.
@@ -452,7 +426,10 @@ class ExposeService implements ExposeHandle {
       this.#attach(e, s, allow, deny);
       return this.#grant(s, m, e);
     }
-    this.#refuse(s, m, m.port !== undefined ? 'taken' : 'unavailable', m.port !== undefined ? `${m.transport} port ${m.port} is in use on the server` : `no free ${m.transport} port in ${min}-${max}`);
+    if (m.port === undefined) return this.#refuse(s, m, 'unavailable', `no free ${m.transport} port in ${min}-${max}`);
+    // Bound by the operating system's refusal, or won by another user's request while binding.
+    const r = errno !== undefined ? bindRefusal(m.transport, m.port, errno) : { code: 'taken' as const, message: `${m.transport} port ${m.port} is held by another user of this server` };
+    this.#refuse(s, m, r.code, r.message);
   }
 
   #grant(s: Session, m: ExposeRequest, e: Exposure): void {

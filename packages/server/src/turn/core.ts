@@ -90,10 +90,10 @@ export interface TurnCoreInit {
   /** Nonce lifetime in ms. Default 600,000. */
   readonly nonceLifetimeMs?: number;
   /**
-   * Accept RFC 5766 channel numbers 0x4000-0x7FFE (coturn's and other older clients use them)
-   * instead of RFC 8656's 0x4000-0x4FFF. Default false.
+   * Accept only RFC 8656's channel numbers 0x4000-0x4FFF. Default false: RFC 5766's 0x4000-0x7FFF
+   * are accepted too, as coturn does (its turnutils_uclient and other older clients bind them).
    */
-  readonly legacyChannelNumbers?: boolean;
+  readonly strictChannelNumbers?: boolean;
   /** Allow TCP relay allocations (RFC 6062) for clients on TCP/TLS. Default true. */
   readonly tcpRelay?: boolean;
   /** Unauthenticated requests per second per client IP (401 answers cost the server). Default 50. */
@@ -199,7 +199,7 @@ export class TurnCore {
     this.#bandwidth = init.bandwidth ?? 0;
     this.#alternate = init.alternateServer;
     this.#software = init.software;
-    this.#legacyChannels = init.legacyChannelNumbers === true;
+    this.#legacyChannels = init.strictChannelNumbers !== true;
     this.#tcpRelay = init.tcpRelay !== false;
     this.#nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000 });
     this.#limiter = new RateLimiter({ perSecond: init.unauthenticatedRate ?? 50 });
@@ -728,7 +728,7 @@ export class TurnCore {
     const peer = m.get(Attr.XorPeerAddress);
     if (number === undefined || peer === undefined) throw new Reject(400, 'Bad Request: CHANNEL-NUMBER and XOR-PEER-ADDRESS are required');
     if (!(this.#legacyChannels ? isLegacyChannelNumber(number) : isValidChannelNumber(number))) {
-      throw new Reject(400, `Bad Request: channel number outside 0x4000-${this.#legacyChannels ? '0x7FFE' : '0x4FFF'}`);
+      throw new Reject(400, `Bad Request: channel number outside 0x4000-${this.#legacyChannels ? '0x7FFF' : '0x4FFF'}`);
     }
     const ip = this.#checkPeer(a, peer);
     const canonicalPeer = { family: peer.family, address: ip, port: peer.port };
