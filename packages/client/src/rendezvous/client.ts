@@ -8,6 +8,7 @@ import {
   type EndOfCandidatesMessage,
   type ErrorMessage,
   MAX_SIGNALLING_MESSAGE_BYTES,
+  RENDEZVOUS_CLOSE_CODES,
   type NameMessage,
   type OfferMessage,
   SIGNALLING_VERSION,
@@ -86,8 +87,8 @@ export interface RendezvousMessagesOptions {
   readonly bufferSize?: number;
 }
 
-/** The close code of @nat/server's rendezvous for a connection replaced by a newer one of the same peer id. */
-export const RENDEZVOUS_REPLACED = 4000;
+/** The close code of the rendezvous for a connection replaced by a newer one of the same peer id. */
+export const RENDEZVOUS_REPLACED = RENDEZVOUS_CLOSE_CODES.replaced;
 
 const RELAYED_TYPES: ReadonlySet<string> = new Set(['offer', 'answer', 'candidate', 'end-of-candidates', 'bye']);
 

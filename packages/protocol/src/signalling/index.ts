@@ -10,3 +10,4 @@ export * from './fields.js';
 export * from './messages.js';
 export * from './register.js';
 export * from './codec.js';
+export * from './close-codes.js';

@@ -45,8 +45,9 @@ export {
   type StartRendezvousOptions,
   DEFAULT_RENDEZVOUS_LIMITS,
   DEFAULT_TURN_CREDENTIAL_TTL,
-  RENDEZVOUS_CLOSE_CODES,
 } from './options.js';
+/** Re-exported from @nat/protocol, where the client reads the same codes. */
+export { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
 export { type RendezvousHandle, type RendezvousStats, attachRendezvous } from './service.js';
 export { type RendezvousServer, startRendezvous } from './server.js';
 export { TokenBucket } from './token-bucket.js';

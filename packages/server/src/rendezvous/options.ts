@@ -90,22 +90,6 @@ export const DEFAULT_RENDEZVOUS_LIMITS: ResolvedLimits = {
 /** Default lifetime of TURN credentials, seconds. */
 export const DEFAULT_TURN_CREDENTIAL_TTL = 86_400;
 
-/**
- * WebSocket close codes the service uses (4000-4999 is the private-use range of RFC 6455
- * section 7.4.2), besides the standard 1008 (policy), 1009 (too big) and 1013 (try later).
- */
-export const RENDEZVOUS_CLOSE_CODES = {
-  /** Another connection registered the same peer id; the newest one wins. */
-  replaced: 4000,
-  /** The connection did not register within `registerTimeoutMs`. */
-  registerTimeout: 4001,
-  /** The `register` signature did not verify (the challenge is single-use). */
-  unauthorized: 4002,
-  /** The connection kept sending over its rate limit. */
-  rateLimited: 4003,
-  /** The service is shutting down. */
-  shutdown: 1001,
-} as const;
 
 function bad(message: string): never {
   throw new ServerError('BAD_CONFIG', `rendezvous: ${message}`);

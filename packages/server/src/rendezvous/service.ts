@@ -2,6 +2,7 @@ import { type KeyObject, createPublicKey, randomBytes, verify } from 'node:crypt
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  RENDEZVOUS_CLOSE_CODES,
   type ClaimNameMessage,
   type ErrorMessage,
   type RegisterMessage,
@@ -20,7 +21,6 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type Logger, silentLogger } from '../logger.js';
 import { restApiCredentials } from '../turn/auth.js';
 import {
-  RENDEZVOUS_CLOSE_CODES,
   type RendezvousOptions,
   type ResolvedLimits,
   type ResolvedTurn,
