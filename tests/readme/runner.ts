@@ -149,16 +149,19 @@ async function startServer(ctx: Context, line: string, argv: string[], args: str
   if (rv !== undefined) await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await tcpOpen(listen, Number(rv))) ? true : undefined));
 }
 
-async function runNat(ctx: Context, line: string, argv: string[], args: string[]): Promise<void> {
-  const o = { cwd: ctx.cwd, env: ctx.env };
-  const run = async (timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const r = await runProc(line, argv, o, timeoutMs);
-    expect(r.timedOut, `still running after ${timeoutMs / 1000} s:\n${output(r)}`).toBe(false);
-    expect(r.code, output(r)).toBe(0);
-    return r;
-  };
-  const sub = args[0];
-  if (sub === 'detect') {
+interface NatCall {
+  ctx: Context;
+  line: string;
+  argv: string[];
+  /** The arguments after the script (args[0] is the subcommand). */
+  args: string[];
+  /** Runs the command to its end; it must exit 0 within the time. */
+  run(timeoutMs?: number): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** What each `nat` subcommand the READMEs use is run as, and what its output must show. */
+export const NAT_COMMANDS: Record<string, (c: NatCall) => Promise<void>> = {
+  async detect({ ctx, args, run }) {
     const r = await run();
     if (has(args, '--json')) {
       const report = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -168,54 +171,75 @@ async function runNat(ctx: Context, line: string, argv: string[], args: string[]
       expect(r.stdout).toMatch(/NAT type\s+[A-G]\s/);
       expect(r.stdout).toMatch(/Public address\s+\d+\.\d+\.\d+\.\d+:\d+/);
     }
-  } else if (sub === 'stun') {
+  },
+  async stun({ run }) {
     expect((await run()).stdout, 'nat stun prints the mapped address').toMatch(ADDRESS_LINE);
-  } else if (sub === 'turn' && args[1] === 'credentials') {
-    const r = await run();
-    const user = flag(args, '--user')!;
-    const username = new RegExp(`^username: (\\d+:${user})$`, 'm').exec(r.stdout)?.[1];
-    const password = /^password: (\S+)$/m.exec(r.stdout)?.[1];
-    expect(username, r.stdout).toBeDefined();
-    expect(password, r.stdout).toBeDefined();
-    ctx.values.set('USERNAME', username!);
-    ctx.values.set('PASSWORD', password!);
-  } else if (sub === 'turn') {
-    const server = hostPort(flag(args, '--server', '-s')!, 3478);
-    const peer = flag(args, '--peer', '-p');
-    if (peer !== undefined) {
-      const pa = hostPort(peer, 0);
-      await ctx.services.udp(pa.host, pa.port); // the echoing peer the README asks for
-      const r = await run();
-      if (has(args, '--echo')) {
-        const m = /^(\d+)\/(\d+) echoed through/m.exec(r.stdout);
-        expect(m, r.stdout).not.toBeNull();
-        expect(m![1], r.stdout).toBe(m![2]);
-      }
-    } else {
-      const r = await run();
-      expect(ADDRESS_LINE.exec(r.stdout)?.[1], `nat turn prints the relayed address (on the server's ${server.host}):\n${output(r)}`).toBe(server.host);
-    }
-  } else if (sub === 'id') {
+  },
+  turn: (c) => (c.args[1] === 'credentials' ? turnCredentials(c) : turn(c)),
+  async id({ ctx, args, run }) {
     const r = await run();
     const id = PEER_ID_LINE.exec(r.stdout)?.[1];
     expect(id, output(r)).toBeDefined();
     if (flag(args, '--identity', '-i') === 'a.pem') ctx.values.set('PEER_ID_OF_A', id!);
-  } else if (sub === 'listen') {
+  },
+  async listen({ ctx, line, argv }) {
     const p = background(ctx, line, argv);
     ctx.values.set('PEER_ID', await waitFor('nat listen prints its peer id', p, () => PEER_ID_LINE.exec(p.stdout())?.[1]));
-  } else if (sub === 'ping') {
+  },
+  async ping({ args, run }) {
     const r = await run(40_000);
     if (has(args, '--json')) {
       const j = JSON.parse(r.stdout) as { path?: string; rttMs?: unknown[] };
       expect(['direct', 'relay'], r.stdout).toContain(j.path);
       expect(j.rttMs?.length, r.stdout).toBeGreaterThan(0);
     } else expect(r.stdout).toMatch(/pings answered/);
-  } else if (sub === 'expose') {
-    await expose(ctx, line, argv, args);
-  } else if (sub === 'connect') {
-    await connectTunnel(ctx, line, argv, args);
+  },
+  expose: ({ ctx, line, argv, args }) => expose(ctx, line, argv, args),
+  connect: ({ ctx, line, argv, args }) => connectTunnel(ctx, line, argv, args),
+};
+
+async function runNat(ctx: Context, line: string, argv: string[], args: string[]): Promise<void> {
+  const handler = NAT_COMMANDS[args[0] ?? ''];
+  if (handler === undefined) throw new Error(`\`${line}\`: the runner does not know \`nat ${args[0]}\`; teach tests/readme/runner.ts or add the line to EXCLUDED`);
+  const run = async (timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const r = await runProc(line, argv, { cwd: ctx.cwd, env: ctx.env }, timeoutMs);
+    expect(r.timedOut, `still running after ${timeoutMs / 1000} s:\n${output(r)}`).toBe(false);
+    expect(r.code, output(r)).toBe(0);
+    return r;
+  };
+  await handler({ ctx, line, argv, args, run });
+}
+
+async function turnCredentials({ ctx, args, run }: NatCall): Promise<void> {
+  const r = await run();
+  const user = flag(args, '--user')!;
+  const username = new RegExp(`^username: (\\d+:${user})$`, 'm').exec(r.stdout)?.[1];
+  const password = /^password: (\S+)$/m.exec(r.stdout)?.[1];
+  expect(username, r.stdout).toBeDefined();
+  expect(password, r.stdout).toBeDefined();
+  ctx.values.set('USERNAME', username!);
+  ctx.values.set('PASSWORD', password!);
+}
+
+async function turn({ ctx, line, argv, args, run }: NatCall): Promise<void> {
+  const server = hostPort(flag(args, '--server', '-s')!, 3478);
+  const peer = flag(args, '--peer', '-p');
+  if (peer !== undefined) {
+    const pa = hostPort(peer, 0);
+    await ctx.services.udp(pa.host, pa.port); // the echoing peer the README asks for
+    const r = await run();
+    if (has(args, '--echo')) {
+      const m = /^(\d+)\/(\d+) echoed through/m.exec(r.stdout);
+      expect(m, r.stdout).not.toBeNull();
+      expect(m![1], r.stdout).toBe(m![2]);
+    }
+  } else if (has(args, '--hold')) {
+    const p = background(ctx, line, argv);
+    const relayed = await waitFor('nat turn --hold prints the relayed address', p, () => ADDRESS_LINE.exec(p.stdout())?.[1]);
+    expect(relayed).toBe(server.host);
   } else {
-    throw new Error(`\`${line}\`: the runner does not know \`nat ${sub}\`; teach tests/readme/runner.ts or add the line to EXCLUDED`);
+    const r = await run();
+    expect(ADDRESS_LINE.exec(r.stdout)?.[1], `nat turn prints the relayed address (on the server's ${server.host}):\n${output(r)}`).toBe(server.host);
   }
 }
 
