@@ -77,8 +77,15 @@ function shownFiles(markdown: string): Array<{ name: string; body: string }> {
   return [...markdown.matchAll(/`([\w.-]+\.(?:yaml|yml|json))`[^\n]*\n\n```(?:yaml|yml|json)\n([\s\S]*?)```/g)].map((m) => ({ name: m[1]!, body: m[2]! }));
 }
 
-const lines = (f: string): Array<{ block: number; line: number; part: string }> =>
-  shBlocks(text(f)).flatMap((b, block) => commandLines(b.text).flatMap((l) => l.split(' && ').map((part) => ({ block, line: b.line, part: part.trim() }))));
+/** A README's command lines by block; a block that is not valid sh gives one line with its error. */
+const lines = (f: string): Array<{ block: number; line: number; part: string; error?: string }> =>
+  shBlocks(text(f)).flatMap((b, block) => {
+    try {
+      return commandLines(b.text).flatMap((l) => l.split(' && ').map((part) => ({ block, line: b.line, part: part.trim() })));
+    } catch (e) {
+      return [{ block, line: b.line, part: '(the whole block)', error: `not valid sh: ${(e as Error).message}` }];
+    }
+  });
 
 let run = 0;
 function newContext(): Context {
@@ -113,7 +120,7 @@ describe('README commands: each one is run here or excluded with a reason', () =
       const r = resolveCommand({ root: ROOT, scripts }, part);
       return r !== undefined && (r.tool !== 'nat' || NAT_COMMANDS[r.argv[2] ?? ''] !== undefined);
     };
-    const unknown = all.filter((l) => EXCLUDED[l.part] === undefined && !runnable(l.part)).map((l) => `${l.file}:${l.line}: ${l.part}`);
+    const unknown = all.filter((l) => EXCLUDED[l.part] === undefined && (l.error !== undefined || !runnable(l.part))).map((l) => `${l.file}:${l.line}: ${l.error ?? l.part}`);
     expect(unknown, 'teach tests/readme/runner.ts to run these, or add them to EXCLUDED with the reason').toEqual([]);
     const stale = Object.keys(EXCLUDED).filter((k) => !all.some((l) => l.part === k));
     expect(stale, 'EXCLUDED names lines no README has any more').toEqual([]);
@@ -140,7 +147,7 @@ for (const file of readmes) {
       const inBlock = fileLines.filter((l) => l.block === block);
       for (const l of inBlock) {
         if (EXCLUDED[l.part] !== undefined) continue;
-        test(`${file}:${l.line}: ${l.part}`, () => runLine(ctx, l.part), 60_000);
+        test(`${file}:${l.line}: ${l.part}`, () => (l.error === undefined ? runLine(ctx, l.part) : Promise.reject(new Error(l.error))), 60_000);
       }
       if (inBlock.some((l) => EXCLUDED[l.part] === undefined)) {
         test(`${file}:${inBlock[0]!.line}: end of the block: its background commands stop`, () => endBlock(ctx), 20_000);
