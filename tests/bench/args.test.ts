@@ -64,7 +64,7 @@ function runnerOf(name: string): string {
   return m[1]!;
 }
 
-describe('bench runners take their flags after pnpm\'s `--`', () => {
+describe.concurrent('bench runners take their flags after pnpm\'s `--`', () => {
   test('every bench:* script of package.json is covered here', () => {
     const names = Object.keys(scripts).filter((s) => s.startsWith('bench:')).map((s) => s.slice('bench:'.length));
     expect(names.sort()).toEqual(Object.keys(RUNNERS).sort());
