@@ -7,7 +7,9 @@
  * exclusion that no README has any more. Blocks run in order, as a reader would: servers keep
  * running until a later server takes their address, other background commands stop at the end
  * of their block. Spawned processes get a fresh HOME and XDG folders, so the user's own
- * identity and port-mapping state are never read or written.
+ * identity and port-mapping state are never read or written, and run in a private network
+ * namespace with only loopback when the test runs as root (tests/readme/net.ts), so the peer
+ * commands, which gather candidates on every interface, reach nothing but loopback.
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +17,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { commandLines, shBlocks } from './markdown.js';
-import { echoServices, killAllProcs } from './processes.js';
+import { openNet } from './net.js';
+import { killAllProcs } from './processes.js';
 import { type Context, NAT_COMMANDS, endBlock, endFile, mapAddresses, resolveCommand, runLine } from './runner.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -88,7 +91,7 @@ const lines = (f: string): Array<{ block: number; line: number; part: string; er
   });
 
 let run = 0;
-function newContext(): Context {
+async function newContext(): Promise<Context> {
   const base = `127.${100 + Math.floor(Math.random() * 100)}.${1 + (run++ * 37 + Math.floor(Math.random() * 200)) % 250}`;
   const cwd = mkdtempSync(join(tmpdir(), 'nat-readme-'));
   const home = join(cwd, 'home');
@@ -102,7 +105,7 @@ function newContext(): Context {
     scripts,
     addresses: new Map(DOC_ADDRESSES.map((a, i) => [a, `${base}.${i + 1}`])),
     values: new Map(),
-    services: echoServices(),
+    net: await openNet(),
     servers: new Map(),
     background: [],
     detectKeys: detectKeys(),
@@ -132,15 +135,17 @@ for (const file of readmes) {
   if (fileLines.length === 0) continue;
   describe(file, () => {
     let ctx: Context;
-    beforeAll(() => {
-      ctx = newContext();
+    beforeAll(async () => {
+      ctx = await newContext();
+      if (ctx.net.note !== undefined) process.stderr.write(`${file}: ${ctx.net.note}\n`);
       for (const f of shownFiles(text(file))) writeFileSync(join(ctx.cwd, f.name), mapAddresses(ctx, f.body));
     });
     afterAll(async () => {
       await endFile(ctx).catch(() => undefined);
       killAllProcs();
+      await ctx.net.close().catch(() => undefined);
       rmSync(ctx.cwd, { recursive: true, force: true });
-    });
+    }, 30_000);
 
     const blocks = [...new Set(fileLines.map((l) => l.block))];
     for (const block of blocks) {

@@ -10,17 +10,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { expect } from 'vitest';
 import { shellWords } from './markdown.js';
-import {
-  type EchoServices,
-  type Proc,
-  runProc,
-  spawnProc,
-  stopProc,
-  tcpOpen,
-  tcpRoundTrip,
-  udpRoundTrip,
-  waitFor,
-} from './processes.js';
+import type { Net } from './net.js';
+import { type Proc, runProc, spawnProc, stopProc, waitFor } from './processes.js';
 
 /** Placeholders the READMEs use and the lines that give them a value. */
 export const PLACEHOLDERS = ['PEER_ID_OF_A', 'PEER_ID', 'USERNAME', 'PASSWORD'] as const;
@@ -33,7 +24,8 @@ export interface Context {
   /** Documentation address -> this run's loopback alias. */
   addresses: Map<string, string>;
   values: Map<string, string>;
-  services: EchoServices;
+  /** Where the commands run, and the test's own services and checks there. */
+  net: Net;
   /** Running nat-servers by their --listen address. */
   servers: Map<string, Proc>;
   /** Other background commands, stopped at the end of their block. */
@@ -101,8 +93,9 @@ function output(r: { code: number | null; stdout: string; stderr: string }): str
 export async function runLine(ctx: Context, line: string): Promise<void> {
   const resolved = resolveCommand(ctx, line);
   if (resolved === undefined) throw new Error(`\`${line}\` is neither run by this test nor excluded: teach tests/readme/runner.ts to run it, or add it to EXCLUDED in recipes.test.ts with the reason`);
-  const argv = resolved.tool === 'sh' ? resolved.argv : resolved.argv.map((w, i) => (i < 2 ? w : mapAddresses(ctx, fill(ctx, w))));
-  const args = argv.slice(2);
+  const mapped = resolved.tool === 'sh' ? resolved.argv : resolved.argv.map((w, i) => (i < 2 ? w : mapAddresses(ctx, fill(ctx, w))));
+  const args = mapped.slice(2);
+  const argv = [...ctx.net.prefix, ...mapped];
   const o = { cwd: ctx.cwd, env: ctx.env };
   switch (resolved.tool) {
     case 'sh': {
@@ -145,8 +138,8 @@ async function startServer(ctx: Context, line: string, argv: string[], args: str
   }
   const p = spawnProc(line, argv, { cwd: ctx.cwd, env: ctx.env });
   ctx.servers.set(listen, p);
-  await waitFor(`nat-server accepts TCP on ${listen}:${port}`, p, async () => ((await tcpOpen(listen, port)) ? true : undefined));
-  if (rv !== undefined) await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await tcpOpen(listen, Number(rv))) ? true : undefined));
+  await waitFor(`nat-server accepts TCP on ${listen}:${port}`, p, async () => ((await ctx.net.tcpOpen(listen, port)) ? true : undefined));
+  if (rv !== undefined) await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await ctx.net.tcpOpen(listen, Number(rv))) ? true : undefined));
 }
 
 interface NatCall {
@@ -226,7 +219,7 @@ async function turn({ ctx, line, argv, args, run }: NatCall): Promise<void> {
   const peer = flag(args, '--peer', '-p');
   if (peer !== undefined) {
     const pa = hostPort(peer, 0);
-    await ctx.services.udp(pa.host, pa.port); // the echoing peer the README asks for
+    await ctx.net.udpEcho(pa.host, pa.port); // the echoing peer the README asks for
     const r = await run();
     if (has(args, '--echo')) {
       const m = /^(\d+)\/(\d+) echoed through/m.exec(r.stdout);
@@ -252,8 +245,8 @@ function background(ctx: Context, line: string, argv: string[]): Proc {
 async function expose(ctx: Context, line: string, argv: string[], args: string[]): Promise<void> {
   const target = hostPort(args[1]!, 0);
   const udp = has(args, '--udp');
-  if (udp) await ctx.services.udp(target.host, target.port);
-  else await ctx.services.tcp(target.host, target.port); // the service behind the NAT (a ZeroNet fileserver)
+  if (udp) await ctx.net.udpEcho(target.host, target.port);
+  else await ctx.net.tcpEcho(target.host, target.port); // the service behind the NAT (a ZeroNet fileserver)
   const p = background(ctx, line, argv);
   if (!has(args, '--public')) {
     await waitFor('nat expose prints its peer id', p, () => PEER_ID_LINE.exec(p.stdout())?.[1]);
@@ -268,7 +261,7 @@ async function expose(ctx: Context, line: string, argv: string[], args: string[]
   const wanted = flag(args, '--public-port');
   if (wanted !== undefined) expect(pub.port, `--public-port ${wanted}`).toBe(Number(wanted));
   const data = Buffer.from(`through ${address}`);
-  const back = await waitFor(`a plain client reaches the service through ${address}`, p, () => (udp ? udpRoundTrip('127.0.0.1', pub.host, pub.port, data) : tcpRoundTrip(pub.host, pub.port, data)), 15_000);
+  const back = await waitFor(`a plain client reaches the service through ${address}`, p, () => (udp ? ctx.net.udpRoundTrip('127.0.0.1', pub.host, pub.port, data) : ctx.net.tcpRoundTrip(pub.host, pub.port, data)), 15_000);
   expect(back.toString()).toBe(data.toString());
 }
 
@@ -277,8 +270,8 @@ async function connectTunnel(ctx: Context, line: string, argv: string[], args: s
   const p = background(ctx, line, argv);
   const data = Buffer.from('through the peer tunnel');
   const back = await waitFor(`bytes through ${local.host}:${local.port} come back from the exposed echo service`, p, async () => {
-    if (!(await tcpOpen(local.host, local.port))) return undefined;
-    return tcpRoundTrip(local.host, local.port, data);
+    if (!(await ctx.net.tcpOpen(local.host, local.port))) return undefined;
+    return ctx.net.tcpRoundTrip(local.host, local.port, data);
   }, 30_000);
   expect(back.toString()).toBe(data.toString());
   if (has(args, '--json')) expect(JSON.parse(p.stdout().split('\n')[0]!)).toMatchObject({ event: 'listening' });
@@ -290,12 +283,10 @@ export async function endBlock(ctx: Context): Promise<void> {
   await Promise.all(procs.map((p) => stopProc(p)));
 }
 
-/** Stops everything; nat-server must exit 0 on SIGTERM ("0 stopped cleanly"). */
+/** Stops every command; nat-server must exit 0 on SIGTERM ("0 stopped cleanly"). */
 export async function endFile(ctx: Context): Promise<Array<{ line: string; code: number | null; stderr: string }>> {
   await endBlock(ctx);
   const servers = [...ctx.servers.values()].filter((p) => p.running()); // one that exited failed its own test
   ctx.servers.clear();
-  const codes = await Promise.all(servers.map(async (p) => ({ line: p.line, code: await stopProc(p), stderr: p.stderr() })));
-  await ctx.services.closeAll();
-  return codes;
+  return Promise.all(servers.map(async (p) => ({ line: p.line, code: await stopProc(p), stderr: p.stderr() })));
 }
