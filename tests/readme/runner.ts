@@ -11,7 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import { expect } from 'vitest';
 import { shellWords } from './markdown.js';
 import type { Net } from './net.js';
-import { type Proc, runProc, spawnProc, stopProc, waitFor } from './processes.js';
+import { type Proc, runProc, sleep, spawnProc, stopProc, waitFor } from './processes.js';
 
 /** Placeholders the READMEs use and the lines that give them a value. */
 export const PLACEHOLDERS = ['PEER_ID_OF_A', 'PEER_ID', 'USERNAME', 'PASSWORD'] as const;
@@ -140,6 +140,11 @@ async function startServer(ctx: Context, line: string, argv: string[], args: str
   ctx.servers.set(listen, p);
   await waitFor(`nat-server accepts TCP on ${listen}:${port}`, p, async () => ((await ctx.net.tcpOpen(listen, port)) ? true : undefined));
   if (rv !== undefined) await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await ctx.net.tcpOpen(listen, Number(rv))) ? true : undefined));
+  // nat-server installs its SIGINT/SIGTERM handlers once it has printed what it serves (the
+  // sockets are open before): wait for those lines, so that stopping it later tests the handler.
+  const printed = ['listening ', ...(rv === undefined ? [] : ['rendezvous ws://']), ...(has(args, '--expose-ports') || /^exposePorts:/m.test(text) ? ['expose '] : [])];
+  await waitFor(`nat-server prints ${printed.join(', ')}`, p, () => (printed.every((w) => p.stderr().includes(w)) ? true : undefined));
+  await sleep(300);
 }
 
 interface NatCall {
