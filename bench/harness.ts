@@ -1,7 +1,8 @@
 /**
- * What the STUN and TURN benchmark runners share: child processes that are killed on every exit
- * path, CPU pinning, a free loopback port, waiting for a STUN server to answer, and CPU
- * accounting from /proc (the process's own ticks and its cores' busy ticks).
+ * What the benchmark runners share: argument parsing (every runner and child script: a leading
+ * `--` from pnpm skipped, `--help`), and for the STUN and TURN runners child processes that are
+ * killed on every exit path, CPU pinning, a free loopback port, waiting for a STUN server to
+ * answer, and CPU accounting from /proc (the process's own ticks and its cores' busy ticks).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -9,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** The repository root (children run there). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -195,4 +197,49 @@ export function cpuShares(a: CpuSample, b: CpuSample, ncpus: number): { used: nu
   const used = a.process !== undefined && b.process !== undefined ? (b.process - a.process) / TICKS_PER_SECOND / wall : null;
   const cores = a.cores !== undefined && b.cores !== undefined ? (b.cores - a.cores) / TICKS_PER_SECOND / wall / ncpus : null;
   return { used, other: cores !== null && used !== null ? Math.max(0, cores - used / ncpus) : null };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments: every runner and every child script that takes flags parses them here.
+
+type BenchOptions = NonNullable<ParseArgsConfig['options']>;
+type BenchValues<O extends BenchOptions> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'];
+
+/**
+ * The script's arguments without the `--` that pnpm passes on: `pnpm bench:tunnel -- --mb 100`
+ * runs `tsx bench/tunnel/run.ts -- --mb 100` (pnpm 12 keeps the separator), and node:util's
+ * parseArgs would take every flag after it for a positional.
+ */
+export function benchArgv(argv: readonly string[] = process.argv.slice(2)): string[] {
+  return argv[0] === '--' ? argv.slice(1) : [...argv];
+}
+
+/** Bad usage: prints `bench:NAME: message` and the usage on stderr, exits 2. */
+export function usageError(name: string, usage: string, message: string): never {
+  process.stderr.write(`bench:${name}: ${message}\n\n${usage}\n`);
+  process.exit(2);
+}
+
+/**
+ * node:util parseArgs with the benchmarks' conventions: a leading `--` skipped (benchArgv),
+ * unknown flags and positionals refused, `-h`/`--help` prints `usage` on stdout and exits 0, and
+ * a bad argument prints `bench:NAME: <what was wrong>` and `usage` on stderr and exits 2.
+ */
+export function parseBenchArgs<const O extends BenchOptions>(name: string, usage: string, options: O, argv?: readonly string[]): BenchValues<O> {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({
+      args: benchArgv(argv),
+      options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    usageError(name, usage, (e as Error).message);
+  }
+  if (values.help === true) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return values as BenchValues<O>;
 }

@@ -18,7 +18,6 @@
  * Usage: peer.ts --rendezvous URL --peer ID [--runs 5] [--warmup 1] [--no-punch] [--direct-wait 3000]
  *        [--punch-wait 8000] [--failure-timeout 10000] [--trace]
  */
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type IceConnection,
@@ -28,20 +27,32 @@ import {
   generateIdentity,
   learnPunchOptions,
 } from '../../packages/client/dist/index.js';
+import { parseBenchArgs } from '../harness.js';
 
-const { values } = parseArgs({
-  options: {
-    rendezvous: { type: 'string' },
-    peer: { type: 'string' },
-    runs: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    'no-punch': { type: 'boolean', default: false },
-    'direct-wait': { type: 'string', default: '3000' },
-    'punch-wait': { type: 'string', default: '8000' },
-    'failure-timeout': { type: 'string', default: '10000' },
-    pause: { type: 'string', default: '200' },
-    trace: { type: 'boolean', default: false },
-  },
+const USAGE = `usage: tsx bench/connect/peer.ts --rendezvous URL --peer ID [options]   (started by bench/connect/run.ts)
+  --rendezvous URL        the rendezvous service
+  --peer ID               the listener's peer id
+  --runs N                measured connections (default 5)
+  --warmup N              connections before those (default 1)
+  --no-punch              no NAT mapping probe, no birthday punching
+  --direct-wait MS        after connecting, wait this long for a direct pair (default 3000)
+  --punch-wait MS         the same while birthday punching runs (default 8000)
+  --failure-timeout MS    a connection not ready by then fails (default 10000)
+  --pause MS              between runs (default 200)
+  --trace                 add each run's timeline to its line
+  -h, --help`;
+
+const values = parseBenchArgs('connect/peer', USAGE, {
+  rendezvous: { type: 'string' },
+  peer: { type: 'string' },
+  runs: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1' },
+  'no-punch': { type: 'boolean', default: false },
+  'direct-wait': { type: 'string', default: '3000' },
+  'punch-wait': { type: 'string', default: '8000' },
+  'failure-timeout': { type: 'string', default: '10000' },
+  pause: { type: 'string', default: '200' },
+  trace: { type: 'boolean', default: false },
 });
 
 const out = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);

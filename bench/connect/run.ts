@@ -14,11 +14,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
 import { BEHAVIOURS, type Behaviour } from '../../tests/lab/recipes.js';
 import { destroyAllLabsSync, labAvailable, listLabNamespaces, sweepStaleLabs } from '../../tests/lab/netns.js';
 import { createPairLab, type PairLab } from '../../tests/lab/pair.js';
 import { RENDEZVOUS, startIceServices } from '../../tests/lab/ice-lab.js';
+import { parseBenchArgs, usageError } from '../harness.js';
 
 const PEER = fileURLToPath(new URL('peer.ts', import.meta.url));
 const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
@@ -42,17 +42,6 @@ Options:
   --json              one JSON object instead of the tables
   -h, --help`;
 
-function parse() {
-  try {
-    return parseArgs({
-      args: process.argv.slice(2).filter((a) => a !== '--'), // pnpm passes the separator on
-      options: OPTIONS,
-    });
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-}
-
 const OPTIONS = {
   runs: { type: 'string', default: '5' },
   warmup: { type: 'string', default: '1' },
@@ -63,7 +52,6 @@ const OPTIONS = {
   'time-limit': { type: 'string', default: '900' },
   json: { type: 'boolean', default: false },
   trace: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 /** Targets of the issue (ms). */
@@ -100,11 +88,10 @@ interface PairResult {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench:connect: ${msg}\n\n${HELP}\n`);
-  process.exit(2);
+  return usageError('connect', HELP, msg);
 }
 
-const { values } = parse();
+const values = parseBenchArgs('connect', HELP, OPTIONS);
 
 function parsePairs(spec: string): [Behaviour, Behaviour][] {
   const kinds = BEHAVIOURS;
@@ -278,10 +265,6 @@ function printTables(summaries: readonly Summary[], s: Settings): void {
 }
 
 async function main(): Promise<void> {
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
   const settings: Settings = {
     runs: int('runs', values.runs, 1),
     warmup: int('warmup', values.warmup, 0),

@@ -19,30 +19,41 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { type AddressInfo, type Server, connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs, usageError } from '../harness.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NAT_SERVER = join(ROOT, 'apps/server/dist/main.js');
 const NAT_CLI = join(ROOT, 'apps/cli/dist/main.js');
 
-const { values: args } = parseArgs({
-  options: {
-    mb: { type: 'string', default: '500' },
-    conns: { type: 'string', default: '5000' },
-    conc: { type: 'string', default: '64' },
-    rounds: { type: 'string', default: '5000' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
+const USAGE = `pnpm bench:expose [-- options]     (or: tsx bench/expose/run.ts [options])
+
+A plain TCP client through a public port of nat-server to a service behind nat expose --public,
+against the same client talking to the service directly on loopback.
+
+Options:
+  --mb N        megabytes each way in the throughput phase (default 500)
+  --conns N     new connections in the connections phase (default 5000)
+  --conc N      of those, how many at a time (default 64)
+  --rounds N    1-byte round trips in the latency phase (default 5000)
+  --json        one JSON object instead of the table
+  -h, --help`;
+
+const args = parseBenchArgs('expose', USAGE, {
+  mb: { type: 'string', default: '500' },
+  conns: { type: 'string', default: '5000' },
+  conc: { type: 'string', default: '64' },
+  rounds: { type: 'string', default: '5000' },
+  json: { type: 'boolean', default: false },
 });
-if (args.help) {
-  console.log('pnpm bench:expose [-- --mb N --conns N --conc N --rounds N --json]');
-  process.exit(0);
-}
-const MB = Number(args.mb);
-const CONNS = Number(args.conns);
-const CONC = Number(args.conc);
-const ROUNDS = Number(args.rounds);
+const positive = (name: 'mb' | 'conns' | 'conc' | 'rounds', integer: boolean): number => {
+  const n = Number(args[name]);
+  if (!(n > 0) || (integer && !Number.isInteger(n))) usageError('expose', USAGE, `--${name}: expected a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(args[name])}`);
+  return n;
+};
+const MB = positive('mb', false);
+const CONNS = positive('conns', true);
+const CONC = positive('conc', true);
+const ROUNDS = positive('rounds', true);
 
 const children: ChildProcess[] = [];
 const cleanup = (): void => {

@@ -15,8 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { type CpuSample, LISTEN_IP, ROOT, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, start, stop, waitForStun } from '../harness.js';
+import { type CpuSample, parseBenchArgs, LISTEN_IP, ROOT, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, start, stop, waitForStun } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BUILD = join(ROOT, 'bench/.build');
@@ -86,7 +85,8 @@ const HELP = `usage: tsx bench/stun/run.ts [options]     (or: pnpm bench:stun --
   --profile DIR     run the Node targets with --cpu-prof into DIR (slows them down)
   --bare-sync-lookup  give the bare server's socket a synchronous lookup (no dns.lookup and
                     next tick per send): the ceiling for a server that does the same
-  --json            print one JSON object instead of the table`;
+  --json            print one JSON object instead of the table
+  -h, --help`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`bench:stun: ${message}\n`);
@@ -94,36 +94,20 @@ function fail(message: string, code = 2): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv.filter((a) => a !== '--'),
-      options: {
-        duration: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '1' },
-        sockets: { type: 'string', default: '8' },
-        window: { type: 'string', default: '32' },
-        timeout: { type: 'string', default: '1' },
-        runs: { type: 'string', default: '1' },
-        targets: { type: 'string', default: TARGETS.join(',') },
-        'server-cpu': { type: 'string', default: '0' },
-        'client-cpu': { type: 'string', default: '1' },
-        profile: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        'bare-sync-lookup': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    fail(`${(e as Error).message}\n${HELP}`);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(`${HELP}\n`);
-    process.exit(0);
-  }
+  const v = parseBenchArgs('stun', HELP, {
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    sockets: { type: 'string', default: '8' },
+    window: { type: 'string', default: '32' },
+    timeout: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '1' },
+    targets: { type: 'string', default: TARGETS.join(',') },
+    'server-cpu': { type: 'string', default: '0' },
+    'client-cpu': { type: 'string', default: '1' },
+    profile: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'bare-sync-lookup': { type: 'boolean', default: false },
+  }, argv);
   const num = (name: string, text: string, min: number, max: number, integer: boolean): number => {
     const n = Number(text);
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);

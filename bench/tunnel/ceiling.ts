@@ -11,6 +11,7 @@ import { createSocket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgv } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(resolve(HERE, '../../packages/client'), 'package.json'));
@@ -21,7 +22,8 @@ const sodium = require('sodium-native') as {
 const KEY = Buffer.alloc(32, 9);
 const SIZE = 1400;
 
-if (process.argv[2] === 'rx') {
+const argv = benchArgv();
+if (argv[0] === 'rx') {
   const s = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
   const nonce = Buffer.alloc(12);
   let n = 0;
@@ -45,7 +47,7 @@ if (process.argv[2] === 'rx') {
     process.exit(0);
   });
 } else {
-  const count = Number(process.argv[2] ?? 60_000);
+  const count = Number(argv[0] ?? 60_000);
   const child = fork(fileURLToPath(import.meta.url), ['rx'], { execArgv: process.execArgv });
   const port = await new Promise<number>((r) => child.once('message', (p) => r(p as number)));
   const s = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 });

@@ -15,7 +15,7 @@ import { type AddressInfo, type Server, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs, usageError } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -23,24 +23,36 @@ const NAT = join(ROOT, 'apps/cli/dist/main.js');
 const NAT_SERVER = join(ROOT, 'apps/server/dist/main.js');
 const HOST = '127.0.0.1';
 const CLK_TCK = 100;
+const ALL_TARGETS = ['tcp', 'udx', 'direct', 'relay'] as const;
 
-const { values: args } = parseArgs({
-  options: {
-    mb: { type: 'string', default: '200' },
-    runs: { type: 'string', default: '1' },
-    targets: { type: 'string', default: 'tcp,udx,direct,relay' },
-    json: { type: 'boolean', default: false },
-    profile: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
+const USAGE = `pnpm bench:tunnel [-- options]     (or: tsx bench/tunnel/run.ts [options])
+
+Bytes one way through nat connect -> peer link -> nat expose on loopback, against plain TCP and
+udx-native alone.
+
+Options:
+  --mb N          megabytes sent one way per target and run (default 200)
+  --runs N        runs of every target; the best of them is reported (default 1)
+  --targets LIST  comma-separated subset of ${ALL_TARGETS.join(',')} (default all)
+  --profile DIR   the nat and nat-server processes write V8 CPU profiles into DIR
+  --json          one JSON object instead of the table
+  -h, --help`;
+
+const args = parseBenchArgs('tunnel', USAGE, {
+  mb: { type: 'string', default: '200' },
+  runs: { type: 'string', default: '1' },
+  targets: { type: 'string', default: ALL_TARGETS.join(',') },
+  json: { type: 'boolean', default: false },
+  profile: { type: 'string' },
 });
-if (args.help) {
-  process.stdout.write('pnpm bench:tunnel [-- --mb 200 --runs 1 --targets tcp,udx,direct,relay --json --profile DIR]\n  --profile DIR: the nat and nat-server processes write V8 CPU profiles there\n');
-  process.exit(0);
-}
+const usage = (message: string): never => usageError('tunnel', USAGE, message);
+if (!(Number(args.mb) > 0)) usage(`--mb: expected a positive number, got ${JSON.stringify(args.mb)}`);
+if (!(Number.isInteger(Number(args.runs)) && Number(args.runs) >= 1)) usage(`--runs: expected an integer >= 1, got ${JSON.stringify(args.runs)}`);
 const BYTES = Number(args.mb) * 1024 * 1024;
-const RUNS = Math.max(1, Number(args.runs));
-const TARGETS = new Set(String(args.targets).split(','));
+const RUNS = Number(args.runs);
+const TARGETS = new Set(args.targets.split(',').map((t) => t.trim()).filter((t) => t !== ''));
+for (const t of TARGETS) if (!(ALL_TARGETS as readonly string[]).includes(t)) usage(`--targets: unknown target ${JSON.stringify(t)} (choose from ${ALL_TARGETS.join(', ')})`);
+if (TARGETS.size === 0) usage('--targets: name at least one target');
 
 const children = new Set<ChildProcess>();
 const tmp = mkdtempSync(join(tmpdir(), 'nat-bench-tunnel-'));

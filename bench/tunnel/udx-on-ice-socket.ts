@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(resolve(HERE, '../../packages/client'), 'package.json'));
@@ -52,7 +52,15 @@ const sodium = require('sodium-native') as {
   crypto_secretstream_xchacha20poly1305_pull(state: Buffer, m: Buffer, tag: Buffer, c: Buffer, ad: null): number;
 };
 
-const { values: args } = parseArgs({ options: { mb: { type: 'string', default: '100' }, plain: { type: 'boolean', default: false }, child: { type: 'boolean', default: false } } });
+const USAGE = `usage: tsx bench/tunnel/udx-on-ice-socket.ts [--mb 100] [--plain]
+  --mb N      megabytes through the stream (default 100)
+  --plain     no encryption
+  -h, --help  (--child is how the script starts its receiving half)`;
+const args = parseBenchArgs('tunnel/udx-on-ice-socket', USAGE, {
+  mb: { type: 'string', default: '100' },
+  plain: { type: 'boolean', default: false },
+  child: { type: 'boolean', default: false },
+});
 const BYTES = Number(args.mb) * 1024 * 1024;
 const HOST = '127.0.0.1';
 const KEY = Buffer.alloc(32, 7); // the Noise handshake's split() would provide it

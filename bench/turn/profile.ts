@@ -9,6 +9,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { benchArgv } from '../harness.js';
 
 interface CallFrame {
   functionName: string;
@@ -34,7 +35,7 @@ function arg(name: string): string | undefined {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined;
 }
 
-const target = process.argv[2];
+const target = benchArgv()[0];
 if (!target || target.startsWith('--')) {
   process.stderr.write('usage: tsx bench/turn/profile.ts PATH [--top N] [--under NAME,NAME...]\n');
   process.exit(2);

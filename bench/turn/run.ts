@@ -17,8 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { type CpuSample, LISTEN_IP, ROOT, type Started, TICKS_PER_SECOND, alive, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, sleep, start, stop, waitForStun } from '../harness.js';
+import { type CpuSample, parseBenchArgs, LISTEN_IP, ROOT, type Started, TICKS_PER_SECOND, alive, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, sleep, start, stop, waitForStun } from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BUILD = join(ROOT, 'bench/.build');
@@ -135,7 +134,8 @@ const HELP = `usage: tsx bench/turn/run.ts [options]     (or: pnpm bench:turn --
   --quiet-wait S      before each measured run, wait up to S seconds for the server's and the
                       load generator's cores to be idle (under 10% busy for half a second);
                       0 = do not wait (default 30)
-  --json              print one JSON object instead of the tables`;
+  --json              print one JSON object instead of the tables
+  -h, --help`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`bench:turn: ${message}\n`);
@@ -143,42 +143,26 @@ function fail(message: string, code = 2): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv.filter((a) => a !== '--'),
-      options: {
-        duration: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '1' },
-        window: { type: 'string', default: '64' },
-        pairs: { type: 'string', default: '1' },
-        size: { type: 'string', default: '100' },
-        timeout: { type: 'string', default: '1' },
-        runs: { type: 'string', default: '1' },
-        targets: { type: 'string', default: TARGETS.join(',') },
-        phases: { type: 'string', default: PHASES.join(',') },
-        allocations: { type: 'string', default: '10000' },
-        'latency-duration': { type: 'string', default: '2' },
-        'node-turn-dir': { type: 'string', default: '/tmp/node-turn-bench' },
-        'server-cpu': { type: 'string', default: '0' },
-        'client-cpu': { type: 'string', default: '1' },
-        profile: { type: 'string' },
-        'bare-dns-lookup': { type: 'boolean', default: false },
-        'quiet-wait': { type: 'string', default: '30' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    fail(`${(e as Error).message}\n${HELP}`);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(`${HELP}\n`);
-    process.exit(0);
-  }
+  const v = parseBenchArgs('turn', HELP, {
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    window: { type: 'string', default: '64' },
+    pairs: { type: 'string', default: '1' },
+    size: { type: 'string', default: '100' },
+    timeout: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '1' },
+    targets: { type: 'string', default: TARGETS.join(',') },
+    phases: { type: 'string', default: PHASES.join(',') },
+    allocations: { type: 'string', default: '10000' },
+    'latency-duration': { type: 'string', default: '2' },
+    'node-turn-dir': { type: 'string', default: '/tmp/node-turn-bench' },
+    'server-cpu': { type: 'string', default: '0' },
+    'client-cpu': { type: 'string', default: '1' },
+    profile: { type: 'string' },
+    'bare-dns-lookup': { type: 'boolean', default: false },
+    'quiet-wait': { type: 'string', default: '30' },
+    json: { type: 'boolean', default: false },
+  }, argv);
   const num = (name: string, text: string, min: number, max: number, integer: boolean): number => {
     const n = Number(text);
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
