@@ -223,7 +223,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   try {
-    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, logger, out);
+    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, logger, out);
     if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, logger, out);
   } catch (e) {
     await rendezvous?.close();
@@ -244,13 +244,16 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
 type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
 
 /** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
-async function startRendezvousOf(config: ServerConfig, logger: Logger, out: Out): Promise<Rendezvous> {
+async function startRendezvousOf(config: ServerConfig, stun: StunServer, logger: Logger, out: Out): Promise<Rendezvous> {
   const first = config.listen[0]!;
   const host = first.includes(':') ? `[${first}]` : first;
+  // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
+  const bound = (transport: 'udp' | 'tcp'): number =>
+    stun.listeners.find((l) => l.transport === transport && l.role === 'PP' && l.address.address === first)?.address.port ?? config.port;
   // TURN over TCP too (when served) for peers whose network blocks UDP.
   const urls = config.rendezvousIceUrls ?? [
-    `stun:${host}:${config.port}`,
-    ...(config.realm ? [`turn:${host}:${config.port}`, ...(config.tcp ? [`turn:${host}:${config.port}?transport=tcp`] : [])] : []),
+    `stun:${host}:${bound('udp')}`,
+    ...(config.realm ? [`turn:${host}:${bound('udp')}`, ...(config.tcp ? [`turn:${host}:${bound('tcp')}?transport=tcp`] : [])] : []),
   ];
   const rendezvous = await startRendezvous({
     host: config.rendezvousHost ?? first,

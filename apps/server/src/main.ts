@@ -1,22 +1,32 @@
 #!/usr/bin/env node
-import { ConfigError, ExitCode, ServerError, run } from './cli.js';
+import { ConfigError, ExitCode, type RunningServer, ServerError, run } from './cli.js';
+
+// SIGINT and SIGTERM are handled from the first moment: a signal that arrives while the server
+// is still opening its sockets is remembered, and the server stops (exit 0) as soon as it is up,
+// instead of dying by the signal with its sockets half open.
+let server: RunningServer | undefined;
+let pending: string | undefined;
+let stopping = false;
+const stop = (signal: string): void => {
+  if (server === undefined) {
+    pending ??= signal;
+    return;
+  }
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`${signal}: closing sockets\n`);
+  server.stop().then(
+    () => process.exit(ExitCode.Ok),
+    () => process.exit(ExitCode.Failure),
+  );
+};
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));
 
 try {
-  const server = await run(process.argv.slice(2));
-  if (server) {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`${signal}: closing sockets\n`);
-      server.stop().then(
-        () => process.exit(ExitCode.Ok),
-        () => process.exit(ExitCode.Failure),
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-  }
+  server = await run(process.argv.slice(2));
+  if (server === undefined) process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
+  else if (pending !== undefined) stop(pending);
 } catch (e) {
   if (e instanceof ConfigError) {
     process.stderr.write(`nat-server: ${e.message}\n`);

@@ -56,6 +56,17 @@ describe('nat-server binary', () => {
   });
 });
 
+describe('nat-server signals', () => {
+  it('a SIGTERM while it is still starting (after its first line, before the rendezvous is up) stops it with exit 0', async () => {
+    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--realm', 'rv.test', '--auth-secret', 'S3CRET', '--rendezvous-port', '0']);
+    const deadline = Date.now() + 15_000;
+    while (!/listening udp/.test(s.err()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    s.child.kill('SIGTERM');
+    const code = await s.exited;
+    expect({ code, signal: s.child.signalCode }).toEqual({ code: 0, signal: null });
+  });
+});
+
 describe('nat-server --rendezvous-port', () => {
   it('serves the rendezvous service and hands out TURN REST credentials to registered peers', async () => {
     const { RendezvousClient, generateIdentity, TurnClient } = await import('@nat/client');
@@ -67,8 +78,11 @@ describe('nat-server --rendezvous-port', () => {
       const client = await RendezvousClient.connect({ url, identity: generateIdentity() });
       const turn = client.iceServers.find((i) => [i.urls].flat().some((u: string) => u.startsWith('turn:')))!;
       expect(turn.username).toMatch(new RegExp(`^\\d+:${client.id}$`));
-      // the credentials work on this server's TURN
+      // with --port 0 the URLs carry the ports actually bound, per transport (never ":0")
       const port = Number(/listening udp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);
+      const tcpPort = Number(/listening tcp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);
+      expect([turn.urls].flat().sort()).toEqual([`turn:127.0.0.1:${port}`, `turn:127.0.0.1:${tcpPort}?transport=tcp`].sort());
+      // the credentials work on this server's TURN
       const relay = await TurnClient.connect({ server: `127.0.0.1:${port}`, username: turn.username!, password: turn.credential! });
       expect(relay.relayedAddress.address).toBe('127.0.0.1');
       await relay.close();
