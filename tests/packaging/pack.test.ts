@@ -129,7 +129,12 @@ describe('installed with plain npm in an empty folder', () => {
     const root = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     const typesNode = `@types/node@${root.devDependencies['@types/node']}`;
     const files = PACKAGES.map((p) => tarballs.get(p)!);
-    const r = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...files, typesNode], consumer, INSTALL_TIMEOUT_MS);
+    const r = await run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...files, typesNode],
+      consumer,
+      INSTALL_TIMEOUT_MS,
+    );
     expect(r.code, `npm install of the tarballs failed:\n${r.stderr}${r.stdout}`).toBe(0);
     await copyFile(join(repo, 'tests/packaging/consumer.ts'), join(consumer, 'consumer.ts'));
     // strict, ESM resolution as Node does it, and no `lib`: the default library of the target.
@@ -158,11 +163,15 @@ describe('installed with plain npm in an empty folder', () => {
   it.each([
     ['nat', /^Usage: nat /],
     ['nat-server', /^Usage: nat-server /],
-  ])('the %s binary of the installed app starts', async (bin, usage) => {
-    const r = await run(join(consumer, 'node_modules/.bin', bin), ['--help'], consumer, 60_000);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(usage);
-  }, 60_000);
+  ])(
+    'the %s binary of the installed app starts',
+    async (bin, usage) => {
+      const r = await run(join(consumer, 'node_modules/.bin', bin), ['--help'], consumer, 60_000);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(usage);
+    },
+    60_000,
+  );
 });
 
 describe('packing with npm', () => {
