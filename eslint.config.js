@@ -56,7 +56,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
       '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
-      'no-throw-literal': 'error',
       // A `let` that a closure reads before its one assignment (a callback that may run first).
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       'max-lines': maxLines(400),
