@@ -21,6 +21,17 @@ const oversized = [
   'packages/server/src/stun/server.ts',
   'packages/server/src/turn/core.ts',
 ];
+// Functions over "about 80 lines" (90, blank and comment lines not counted) before the limit was
+// checked: a warning until they are split.
+const longFunctions = [
+  'apps/cli/src/cli.ts',
+  'apps/cli/src/commands/tunnel.ts',
+  'apps/server/src/cli.ts',
+  'packages/client/src/discovery/detect.ts',
+  'packages/client/src/discovery/lifetime.ts',
+  'packages/client/src/link/link.ts',
+  'packages/server/src/stun/server.ts',
+];
 const maxLines = (max) => ['error', { max, skipBlankLines: false, skipComments: false }];
 
 export default tseslint.config(
@@ -96,6 +107,14 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
+  },
+  {
+    files: ['packages/*/src/**/*.ts', 'apps/*/src/**/*.ts'],
+    rules: { 'max-lines-per-function': ['error', { max: 90, skipBlankLines: true, skipComments: true }] },
+  },
+  {
+    files: longFunctions,
+    rules: { 'max-lines-per-function': ['warn', { max: 90, skipBlankLines: true, skipComments: true }] },
   },
   {
     files: ['packages/*/src/**/*.ts'],
