@@ -26,6 +26,10 @@ const oversized = [
 const longFunctions = [
   'apps/cli/src/cli.ts',
   'apps/cli/src/commands/tunnel.ts',
+  // 81-91 lines today, over 90 once Prettier has wrapped their long lines
+  'apps/cli/src/commands/expose-public.ts',
+  'apps/cli/src/commands/listen.ts',
+  'apps/cli/src/commands/ping.ts',
   'apps/server/src/cli.ts',
   'packages/client/src/discovery/detect.ts',
   'packages/client/src/discovery/lifetime.ts',
