@@ -36,6 +36,18 @@ const longFunctions = [
   'packages/client/src/link/link.ts',
   'packages/server/src/stun/server.ts',
 ];
+// The sans-I/O cores, as in .dependency-cruiser.cjs (which keeps node: modules out of them):
+// here, no timers and no clock either; time and wake-ups come from their driver.
+const cores = [
+  'packages/client/src/transaction/**/*.ts',
+  'packages/client/src/ice/**/*.ts',
+  'packages/client/src/turn/{core,credentials,events,options,peers}.ts',
+  'packages/client/src/link/{records,seal,errors}.ts',
+  'packages/server/src/turn/{core,allocation,cidr,peer-policy}.ts',
+  'packages/server/src/stun/{responder,endpoints,rate-limiter}.ts',
+  'packages/server/src/rendezvous/token-bucket.ts',
+];
+const coreMessage = 'a sans-I/O core is fed the time and asked when to wake up: its driver keeps the timers and the clock';
 const maxLines = (max) => ['error', { max, skipBlankLines: false, skipComments: false }];
 
 export default tseslint.config(
@@ -123,6 +135,19 @@ export default tseslint.config(
   {
     files: ['packages/*/src/**/*.ts'],
     rules: { 'no-console': 'error' },
+  },
+  {
+    files: cores,
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'performance', 'process'].map((name) => ({
+          name,
+          message: coreMessage,
+        })),
+      ],
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: coreMessage }],
+    },
   },
   {
     files: ['packages/client/src/**/*.ts'],

@@ -126,6 +126,18 @@ describe('pnpm lint (eslint.config.js)', () => {
     ]);
   }, 120_000);
 
+  it('keeps timers and the clock out of the sans-I/O cores', async () => {
+    const eslint = new ESLint({ cwd: repo });
+    const code = 'export const wake = (): void => {\n  setTimeout(() => undefined, Date.now());\n};\n';
+    const messages = async (filePath: string): Promise<string[]> => {
+      const [result] = await eslint.lintText(code, { filePath: join(repo, filePath) });
+      return (result?.messages ?? []).map((m) => `${m.line} ${m.ruleId ?? m.message}`).sort();
+    };
+    // the STUN transaction core: flagged; the driver that runs it: not
+    expect(await messages('packages/client/src/transaction/transaction.ts')).toEqual(['2 no-restricted-globals', '2 no-restricted-properties']);
+    expect(await messages('packages/client/src/driver/runner.ts')).toEqual([]);
+  }, 120_000);
+
   it('allows any in tests, and still flags their promise defects', async () => {
     expect(await lint('tests/tooling/checks.test.ts')).toEqual([
       '2 @typescript-eslint/no-floating-promises',
