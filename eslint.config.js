@@ -159,6 +159,10 @@ export default tseslint.config(
     rules: { 'max-lines': ['warn', { max: 400 }] },
   },
   {
+    files: oversized.filter((f) => f.startsWith('packages/client/')),
+    rules: { 'max-lines': ['warn', { max: 500 }] },
+  },
+  {
     // Tests, benchmarks and fuzzers: casts and `any` at the edges of a test are fine.
     files: ['**/test/**/*.ts', 'tests/**/*.ts', 'bench/**/*.ts', 'packages/*/bench/**/*.ts', 'packages/*/fuzz/**/*.ts'],
     rules: {
