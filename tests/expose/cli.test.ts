@@ -12,8 +12,10 @@ function io() {
   const stderr = new PassThrough();
   let out = '';
   let err = '';
-  stdout.on('data', (d: Buffer) => (out += d));
-  stderr.on('data', (d: Buffer) => (err += d));
+  stdout.setEncoding('utf8');
+  stderr.setEncoding('utf8');
+  stdout.on('data', (d: string) => (out += d));
+  stderr.on('data', (d: string) => (err += d));
   return { io: { stdout, stderr }, out: () => out, err: () => err };
 }
 

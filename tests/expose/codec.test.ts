@@ -97,14 +97,13 @@ describe('yamux framing', () => {
 /** Two sessions joined in memory; `pauseBtoA` holds B's bytes (a connection that does not drain). */
 function pair(init: { onStreamB?: (s: MuxStream) => void; maxStreams?: number } = {}) {
   const toB: Uint8Array[] = [];
-  let a!: MuxSession;
   let b!: MuxSession;
   const deliver = (to: () => MuxSession) => (h: Uint8Array, p?: Uint8Array) => {
     const bytes = p === undefined ? h : Buffer.concat([h, p]);
     queueMicrotask(() => to().receive(bytes));
     return true;
   };
-  a = new MuxSession({ client: true, write: deliver(() => b) });
+  const a = new MuxSession({ client: true, write: deliver(() => b) });
   b = new MuxSession({ client: false, write: deliver(() => a), ...(init.onStreamB ? { onStream: init.onStreamB } : {}), ...(init.maxStreams ? { maxStreams: init.maxStreams } : {}) });
   return { a, b, toB };
 }

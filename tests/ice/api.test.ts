@@ -28,27 +28,31 @@ async function portForward(target: TransportAddress): Promise<{ address: Transpo
       s.bind(0, ip, () => resolve(s));
     });
   const outside = await bind('127.0.0.5');
-  const inner = new Map<string, Socket>();
+  // One inner socket per outside source; the map holds the bind in progress, so that a second
+  // packet from the same source while the first bind runs does not open a second socket.
+  const inner = new Map<string, Promise<Socket>>();
   let successes = 0;
-  outside.on('message', async (msg, from) => {
+  outside.on('message', (msg, from) => {
     const key = `${from.address}:${from.port}`;
     let s = inner.get(key);
     if (s === undefined) {
-      s = await bind('127.0.0.5');
-      inner.set(key, s);
-      s.on('message', (back) => {
-        if (back.length >= 20 && back.readUInt16BE(0) === 0x0101) successes++; // Binding success
-        outside.send(back, from.port, from.address);
+      s = bind('127.0.0.5').then((sock) => {
+        sock.on('message', (back) => {
+          if (back.length >= 20 && back.readUInt16BE(0) === 0x0101) successes++; // Binding success
+          outside.send(back, from.port, from.address);
+        });
+        return sock;
       });
+      inner.set(key, s);
     }
-    s.send(msg, target.port, target.address);
+    void s.then((sock) => sock.send(msg, target.port, target.address));
   });
   return {
     address: { family: 'IPv4', address: '127.0.0.5', port: outside.address().port },
     successes: () => successes,
     close: () => {
       outside.close();
-      for (const s of inner.values()) s.close();
+      for (const s of inner.values()) void s.then((sock) => sock.close());
     },
   };
 }

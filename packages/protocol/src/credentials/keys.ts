@@ -66,6 +66,7 @@ function digest(hash: HashName, text: string): Uint8Array {
   return new Uint8Array(createHash(hash).update(text, 'utf8').digest());
 }
 
+// eslint-disable-next-line no-control-regex -- NUL is what this strips
 const TRAILING_NULS = /\u0000+$/;
 
 /**
