@@ -27,8 +27,8 @@ function runTsx(script: string, args: readonly string[]): Promise<Result> {
     const child = spawn(process.execPath, [TSX_CLI, script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.once('error', rej);
     child.once('close', (code) => {

@@ -1,23 +1,10 @@
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exposePublicCommand, runCli } from '@nat/cli';
 import { ConfigError, resolveConfig, run as runServer, type RunningServer } from '@nat/server-app';
-import { echoServer, portBlock, roundTrip } from './harness.js';
-
-function io() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.setEncoding('utf8');
-  stderr.setEncoding('utf8');
-  stdout.on('data', (d: string) => (out += d));
-  stderr.on('data', (d: string) => (err += d));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
+import { captureIo, echoServer, portBlock, roundTrip } from './harness.js';
 
 describe('nat-server --expose-ports', () => {
   test('config: expose needs the rendezvous service and credentials; users need no realm for it', () => {
@@ -36,7 +23,7 @@ describe('nat expose TARGET --public', () => {
   let echo: Awaited<ReturnType<typeof echoServer>>;
   beforeAll(async () => {
     range = portBlock(10);
-    const s = io();
+    const s = captureIo();
     server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--log-level', 'silent'], s.io))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
@@ -47,7 +34,7 @@ describe('nat expose TARGET --public', () => {
   });
 
   test('prints the public address (--json events), carries connections, stops on abort with exit 0', async () => {
-    const s = io();
+    const s = captureIo();
     const ac = new AbortController();
     const done = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.min), '--json'], s.io, ac.signal);
     while (!s.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
@@ -63,7 +50,7 @@ describe('nat expose TARGET --public', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nat-expose-config-'));
     const file = join(dir, 'expose.json');
     writeFileSync(file, JSON.stringify({ rendezvous: url, user: 'alice:pw' }), { mode: 0o600 });
-    const s = io();
+    const s = captureIo();
     const ac = new AbortController();
     const done = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--config', file, '--public-port', String(range.min + 1), '--json'], s.io, ac.signal);
     while (!s.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
@@ -73,46 +60,46 @@ describe('nat expose TARGET --public', () => {
     ac.abort();
     expect(await done).toBe(0);
     // --user on the command line wins over the file's user: a wrong one is refused (exit 1).
-    const flagWins = io();
+    const flagWins = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--config', file, '--user', 'alice:wrong'], flagWins.io)).toBe(1);
     expect(flagWins.err()).toMatch(/unauthorized/);
     // A password file others may read: still used (here a wrong password, refused: no port
     // held), with a warning that says what to do.
     writeFileSync(file, JSON.stringify({ rendezvous: url, user: 'alice:wrong' }));
     chmodSync(file, 0o644);
-    const readable = io();
+    const readable = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--config', file], readable.io)).toBe(1);
     expect(readable.err()).toMatch(/other users may read it \(chmod 600/);
     expect(readable.err()).toMatch(/unauthorized/);
     for (const [content, why] of [['{"user": 5}', /"user" must be a string/], ['{"password": "x"}', /unknown key "password"/], ['not json', /--config/], ['[]', /JSON object/]] as const) {
       writeFileSync(file, content);
-      const bad = io();
+      const bad = captureIo();
       expect(await runCli(['expose', '8080', '--public', '--config', file], bad.io)).toBe(2);
       expect(bad.err()).toMatch(why);
     }
   });
 
   test('exit codes: 2 bad usage, 1 refused (with what to do), 3 no server', async () => {
-    const bad = io();
+    const bad = captureIo();
     expect(await runCli(['expose', 'not-an-address', '--public', '--rendezvous', url, '--user', 'alice:pw'], bad.io)).toBe(2);
     expect(bad.err()).toMatch(/IP:PORT/);
-    const noUser = io();
+    const noUser = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', url], noUser.io)).toBe(2);
     expect(noUser.err()).toMatch(/--user NAME:PASSWORD/);
-    const fromEnv = io();
+    const fromEnv = captureIo();
     const ac = new AbortController();
     const envRun = exposePublicCommand(`127.0.0.1:${echo.port}`, { rendezvous: url, json: true }, fromEnv.io, ac.signal, { NAT_EXPOSE_USER: 'alice:pw' });
     while (!fromEnv.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
     expect(fromEnv.out()).toContain('"user":"alice"');
     ac.abort();
     expect(await envRun).toBe(0);
-    const refused = io();
+    const refused = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', url, '--user', 'alice:wrong'], refused.io)).toBe(1);
     expect(refused.err()).toMatch(/unauthorized[\s\S]*check --user/);
-    const range2 = io();
+    const range2 = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.max + 1)], range2.io)).toBe(1);
     expect(range2.err()).toMatch(/out-of-range/);
-    const none = io();
+    const none = captureIo();
     expect(await runCli(['expose', '8080', '--public', '--rendezvous', 'ws://127.0.0.1:1/', '--user', 'alice:pw'], none.io)).toBe(3);
     expect(none.err()).toMatch(/cannot connect/);
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
 import { type ExposeHandle, type ExposeOptions, type RendezvousServer, attachExpose, startRendezvous, staticUsers } from '@nat/server';
@@ -120,4 +121,17 @@ export async function cuttableProxy(targetPort: number): Promise<{ port: number;
         server.close(() => r());
       }),
   };
+}
+
+/** An `Io` for running the CLI in-process, with what it wrote to stdout and stderr as text. */
+export function captureIo(): { io: { stdout: PassThrough; stderr: PassThrough }; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.setEncoding('utf8');
+  stderr.setEncoding('utf8');
+  stdout.on('data', (d: string) => (out += d));
+  stderr.on('data', (d: string) => (err += d));
+  return { io: { stdout, stderr }, out: () => out, err: () => err };
 }

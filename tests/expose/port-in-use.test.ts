@@ -5,21 +5,10 @@
  */
 import { createSocket } from 'node:dgram';
 import { type Server, createServer } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runCli } from '@nat/cli';
 import { run as runServer, type RunningServer } from '@nat/server-app';
-import { echoServer, portBlock } from './harness.js';
-
-function io() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d));
-  stderr.on('data', (d: Buffer) => (err += d));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
+import { captureIo, echoServer, portBlock } from './harness.js';
 
 describe('nat expose --public --public-port: a port held on the server', () => {
   let server: RunningServer;
@@ -28,7 +17,7 @@ describe('nat expose --public --public-port: a port held on the server', () => {
   let echo: Awaited<ReturnType<typeof echoServer>>;
   beforeAll(async () => {
     range = portBlock(10);
-    const s = io();
+    const s = captureIo();
     server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--user', 'bob:pw', '--log-level', 'silent'], s.io))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
@@ -43,13 +32,13 @@ describe('nat expose --public --public-port: a port held on the server', () => {
     const squatter: Server = createServer();
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
-      const s = io();
+      const s = captureIo();
       const code = await runCli(["expose", `127.0.0.1:${echo.port}`, "--public", "--rendezvous", url, "--user", "alice:pw", "--public-port", String(port)], s.io);
       expect(code, s.err()).toBe(1);
       expect(s.err()).toContain(`tcp port ${port} is in use on the server by another program (not a nat user) (port-in-use)`);
       expect(s.err()).toMatch(/choose another --public-port, or leave it out/);
       expect(s.err()).not.toMatch(/another user/);
-      const j = io();
+      const j = captureIo();
       expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'], j.io)).toBe(1);
       expect(JSON.parse(j.out().trim().split('\n').pop()!)).toMatchObject({ event: 'failed', code: 'port-in-use' });
     } finally {
@@ -62,7 +51,7 @@ describe('nat expose --public --public-port: a port held on the server', () => {
     const squatter = createSocket('udp4');
     await new Promise<void>((r) => squatter.bind(port, '127.0.0.1', r));
     try {
-      const s = io();
+      const s = captureIo();
       expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--udp', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port)], s.io)).toBe(1);
       expect(s.err()).toContain(`udp port ${port} is in use on the server by another program (not a nat user) (port-in-use)`);
     } finally {
@@ -73,11 +62,11 @@ describe('nat expose --public --public-port: a port held on the server', () => {
   test('a port another user of the server holds: "taken", naming the other user as the holder', async () => {
     const port = range.min + 2;
     const ac = new AbortController();
-    const alice = io();
+    const alice = captureIo();
     const holding = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'], alice.io, ac.signal);
     try {
       while (!alice.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
-      const bob = io();
+      const bob = captureIo();
       expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'bob:pw', '--public-port', String(port)], bob.io)).toBe(1);
       expect(bob.err()).toContain(`tcp port ${port} is held by another user of this server (taken)`);
       expect(bob.err()).toMatch(/another user holds that port/);

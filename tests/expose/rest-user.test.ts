@@ -1,22 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exposePublicCommand } from '@nat/cli';
 import { run as runServer, type RunningServer } from '@nat/server-app';
 import { restApiCredentials } from '@nat/server';
-import { echoServer, portBlock, roundTrip } from './harness.js';
-
-function io() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d));
-  stderr.on('data', (d: Buffer) => (err += d));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
+import { captureIo, echoServer, portBlock, roundTrip } from './harness.js';
 
 // `nat turn credentials` prints EXPIRY:USER and a password; joined with a colon they are what
 // NAT_EXPOSE_USER and the config file's "user" take against a server with --auth-secret.
@@ -28,7 +17,7 @@ describe('nat expose --public with TURN REST credentials', () => {
   let dir: string;
   beforeAll(async () => {
     range = portBlock(4);
-    const s = io();
+    const s = captureIo();
     server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--realm', 'rest.test', '--auth-secret', 'S3CRET', '--log-level', 'silent'], s.io))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
@@ -41,7 +30,7 @@ describe('nat expose --public with TURN REST credentials', () => {
   });
 
   const exposeWith = async (user: { env?: string; config?: string }, publicPort: number): Promise<void> => {
-    const s = io();
+    const s = captureIo();
     const ac = new AbortController();
     let config: string | undefined;
     if (user.config !== undefined) {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { EncodeError, type SignallingMessage, peerIdFromPublicKey, registerSigningPayload } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import { WebSocketServer } from 'ws';
 import { isStunClientError } from '../src/errors.js';
 import {
   RendezvousClient,
@@ -40,7 +41,7 @@ async function fakeServer(options: FakeOptions = {}) {
     let me: string | undefined;
     if (!options.noChallenge) ws.send(JSON.stringify({ v: 1, type: 'challenge', nonce }));
     ws.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as SignallingMessage;
+      const m = JSON.parse(String(data as Buffer)) as SignallingMessage;
       if (m.type === 'register') {
         const id = peerIdFromPublicKey(Buffer.from(m.publicKey, 'base64url'));
         const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: m.publicKey }, format: 'jwk' });
@@ -59,7 +60,7 @@ async function fakeServer(options: FakeOptions = {}) {
         ws.send(JSON.stringify({ v: 1, type: 'pong', ref: m.id }));
       } else if ('to' in m && me !== undefined) {
         const target = peers.get(m.to);
-        if (target) target.send(data.toString());
+        if (target) target.send(String(data as Buffer));
         else ws.send(JSON.stringify({ v: 1, type: 'error', code: 'peer-offline', message: 'offline', ref: m.id }));
       }
     });

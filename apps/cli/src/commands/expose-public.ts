@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
+import { type StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';

@@ -212,6 +212,6 @@ export async function mapRemoveCommand(port: number, o: MapRemoveOptions, io: Io
   await mapper.close();
   for (const m of matches) removed.push(grantJson(m.grant));
   if (o.json) io.stdout.write(`${JSON.stringify({ removed }, null, 2)}\n`);
-  else for (const r of removed) io.stdout.write(`removed ${String(r['protocol']).toUpperCase()} ${r['externalAddress'] ?? '?'}:${r['externalPort']} -> ${r['internalAddress']}:${r['internalPort']}\n`);
+  else for (const { grant: g } of matches) io.stdout.write(`removed ${g.protocol.toUpperCase()} ${g.externalAddress ?? '?'}:${g.externalPort} -> ${g.internalAddress}:${g.internalPort}\n`);
   return ExitCode.Ok;
 }

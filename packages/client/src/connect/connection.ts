@@ -38,7 +38,6 @@ import type { UdxRoute } from '../link/link.js';
 import type { UdxSocket } from '../link/native.js';
 import { type DatagramSocket, UdxHostSocket } from './host-socket.js';
 import { type IcePunchOptions, type PunchReport, SocketPunch } from './punch.js';
-import type { learnPunchOptions } from './nat-info.js';
 import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { type ConnectionDiagnosis, ConnectionObservations, IceConnectError, isLoopbackIp, serversOnLoopback } from './diagnosis.js';
 import { WakeTimer } from '../driver/wake-timer.js';
@@ -95,7 +94,7 @@ export interface IceConnectionOptions {
   readonly signal?: AbortSignal;
   /**
    * Birthday punching for a peer behind an endpoint-dependent mapping (see `ice/birthday.ts`;
-   * `nat ping` and `nat listen` pass {@link learnPunchOptions}' result unless `--no-punch`): this
+   * `nat ping` and `nat listen` pass `learnPunchOptions` (nat-info.ts)' result unless `--no-punch`): this
    * side's NAT mapping goes in the offer or answer `app` payload (`nat.mapping`, `nat.ports`);
    * when the peer sent its own, one side is hard and the other easy, and the plain checks toward
    * the peer's public address found no direct path within `plainCheckWaitMs`, the hard side

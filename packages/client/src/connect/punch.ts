@@ -25,13 +25,12 @@ import {
   punchTarget,
 } from '../ice/birthday.js';
 import type { BaseId } from '../ice/types.js';
-import type { learnPunchOptions } from './nat-info.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 
 /** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
 export const MAX_PUNCH_SOCKETS = 1024;
 
-/** Birthday punching of {@link IceConnectionOptions.punch} (what {@link learnPunchOptions} returns). */
+/** Birthday punching of {@link IceConnectionOptions.punch} (what `learnPunchOptions` (nat-info.ts) returns). */
 export interface IcePunchOptions {
   /** This side's NAT mapping behaviour, as `detectNat` reported it; null: unknown (no punching). */
   readonly mapping: PunchMapping;
@@ -56,7 +55,7 @@ export interface IcePunchOptions {
    */
   readonly plainCheckWaitMs?: number;
   /**
-   * The NAT probe got no answer from the STUN server over UDP ({@link learnPunchOptions} sets
+   * The NAT probe got no answer from the STUN server over UDP (`learnPunchOptions` (nat-info.ts) sets
    * it): UDP is most likely blocked, so TURN over TCP/TLS is tried at once instead of after
    * {@link IceConnectionOptions.tcpRelayDelayMs}. Default false.
    */
