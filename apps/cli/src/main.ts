@@ -10,6 +10,12 @@ const stop = (signal: NodeJS.Signals, code: number) => (): void => {
   controller.abort();
   process.once(signal, stop(signal, code));
 };
+// A reader that went away (`nat --help | head -1`, a script that stopped reading --json lines) is
+// not a crash: stop the command as Ctrl-C would (its cleanup still runs), writing nothing more.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  controller.abort();
+});
 process.once('SIGINT', stop('SIGINT', 130));
 process.once('SIGTERM', stop('SIGTERM', 143));
 process.exitCode = await runCli(process.argv.slice(2), process, controller.signal);

@@ -105,3 +105,15 @@ describe('nat map without a router', () => {
     expect(list.code).toBe(3);
   });
 });
+
+describe('a reader that goes away', () => {
+  it('nat --help into a closed pipe (as `nat --help | head -1`) exits 0 without an EPIPE crash', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [main, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect({ code, err }).toEqual({ code: 0, err: '' });
+  });
+});

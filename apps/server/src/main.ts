@@ -20,6 +20,12 @@ const stop = (signal: string): void => {
     () => process.exit(ExitCode.Failure),
   );
 };
+// A reader that went away (`nat-server --help | head -1`) is not a crash: stop as on SIGTERM.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  if (server === undefined) process.exit(ExitCode.Ok);
+  stop('EPIPE on stdout');
+});
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
 

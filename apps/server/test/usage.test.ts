@@ -66,3 +66,12 @@ describe('a rendezvous that can hand out no TURN relay', () => {
     expect(err).not.toContain('T0PSECRET');
   });
 });
+
+describe('a reader that goes away', () => {
+  it('nat-server --help into a closed pipe (as `nat-server --help | head -1`) exits 0 without an EPIPE crash', async () => {
+    const s = start(['--help']);
+    s.child.stdout.destroy();
+    const code = await s.exited;
+    expect({ code, err: s.err() }).toEqual({ code: 0, err: '' });
+  });
+});
