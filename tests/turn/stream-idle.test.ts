@@ -42,7 +42,7 @@ class StreamTurn {
   closed = false;
   realm = '';
   nonce = '';
-  key = new Uint8Array(0);
+  key: Uint8Array = new Uint8Array(0);
   private constructor(readonly socket: Socket) {
     socket.on('data', (d: Buffer) => {
       this.framer.push(new Uint8Array(d));
