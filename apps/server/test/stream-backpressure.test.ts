@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { StunClass, StunMethod, StunStreamFramer, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
 import { describe, expect, it } from 'vitest';
+import { resolveConfig, toStunServerInit } from '../src/config.js';
 import { start, until } from './helpers.js';
 
 const rssBytes = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
@@ -148,4 +149,10 @@ describe('nat-server over TCP', () => {
       await s.exited;
     }
   }, 30_000);
+
+  it('config keys maxConnections, maxConnectionsPerSource, idleTimeout, tlsHandshakeTimeout reach the listeners (seconds to ms)', () => {
+    const c = resolveConfig({ listen: '127.0.0.1', maxConnections: 500, idleTimeout: 2.5 }, { maxConnectionsPerSource: 7, tlsHandshakeTimeout: 4 }, 'test');
+    expect(toStunServerInit(c).streams).toEqual({ maxConnections: 500, maxConnectionsPerSource: 7, idleTimeoutMs: 2500, handshakeTimeoutMs: 4000 });
+    expect(toStunServerInit(resolveConfig({ listen: '127.0.0.1' }, {}, 'test')).streams).toEqual({ maxConnections: 10_000, maxConnectionsPerSource: 256, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000 });
+  });
 });
