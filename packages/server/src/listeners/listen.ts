@@ -22,7 +22,8 @@ export function governTcpServer(server: NetServer, governor: StreamGovernor, ser
 export function createGovernedTlsServer(credentials: TlsCredentials, governor: StreamGovernor, serve: GovernedConnection): TlsServer {
   // The TLS socket wraps the raw one; both report the same remote address and port.
   const pending = new Map<string, StreamLease>();
-  const server = createTlsServer({ cert: credentials.cert, key: credentials.key, handshakeTimeout: governor.limits.handshakeTimeoutMs }, (socket: TLSSocket) => {
+  const options = { cert: credentials.cert, key: credentials.key, handshakeTimeout: governor.limits.handshakeTimeoutMs };
+  const server = createTlsServer(options, (socket: TLSSocket) => {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     const lease = pending.get(key);
     pending.delete(key);

@@ -83,7 +83,17 @@ export interface StreamHooks {
 
 /** Counts, limits and closes the connections of one or more stream listeners. */
 export class StreamGovernor {
-  readonly stats: StreamGovernorStats = { open: 0, refusedTotal: 0, refusedPerSource: 0, handshakeFailed: 0, idleClosed: 0, overflowClosed: 0, paused: 0, errorsRateLimited: 0, relayDropped: 0 };
+  readonly stats: StreamGovernorStats = {
+    open: 0,
+    refusedTotal: 0,
+    refusedPerSource: 0,
+    handshakeFailed: 0,
+    idleClosed: 0,
+    overflowClosed: 0,
+    paused: 0,
+    errorsRateLimited: 0,
+    relayDropped: 0,
+  };
   readonly limits: Required<StreamLimits>;
   readonly log: Logger;
   readonly #perSource = new Map<string, number>();
@@ -109,7 +119,8 @@ export class StreamGovernor {
       const total = this.stats.open >= maxConnections;
       if (total) this.stats.refusedTotal++;
       else this.stats.refusedPerSource++;
-      this.log.debug({ source, open: this.stats.open, held }, total ? 'connection refused: connection cap reached' : 'connection refused: source has its share');
+      const why = total ? 'connection refused: connection cap reached' : 'connection refused: source has its share';
+      this.log.debug({ source, open: this.stats.open, held }, why);
       raw.destroy();
       return undefined;
     }

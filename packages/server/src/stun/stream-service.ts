@@ -42,14 +42,23 @@ export function outputKind(bytes: Uint8Array): 'answer' | 'error' | 'droppable' 
  * are processed only while the lease is not paused for queued output; the rest waits in the
  * framer until the client reads.
  */
-export function serveStunStream(ctx: StunStreamContext, socket: Socket & { encrypted?: boolean }, lease: StreamLease, role: SocketRole, server: TransportAddress): void {
+export function serveStunStream(
+  ctx: StunStreamContext,
+  socket: Socket & { encrypted?: boolean },
+  lease: StreamLease,
+  role: SocketRole,
+  server: TransportAddress,
+): void {
   const { turn, responder } = ctx;
   socket.on('error', () => socket.destroy());
   // A STUN-only server has no use for ChannelData (a stream starting with 0x40-0x4F, such as
   // "GET ..." is one) and no STUN request of more than a few kilobytes: fail such streams
   // at once instead of waiting for the bytes their length fields promise.
-  const framer = turn ? new StunStreamFramer({ legacyChannelNumbers: turn.legacyChannelNumbers }) : new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
-  const from: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+  const framer = turn
+    ? new StunStreamFramer({ legacyChannelNumbers: turn.legacyChannelNumbers })
+    : new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
+  const family = socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4';
+  const from: TransportAddress = { family, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
   const transport = socket.encrypted ? 'tls' : 'tcp';
   const endpoint: ClientEndpoint = { key: `${transport}|${ctx.nextId()}`, client: from, server, transport };
   const conn: StunStreamConnection = { socket, framer, raw: false };
@@ -65,7 +74,8 @@ export function serveStunStream(ctx: StunStreamContext, socket: Socket & { encry
   }
   const pump = (): void => {
     try {
-      for (let frame = conn.raw || lease.paused ? undefined : framer.next(); frame !== undefined; frame = conn.raw || lease.paused ? undefined : framer.next()) {
+      const next = (): ReturnType<StunStreamFramer['next']> => (conn.raw || lease.paused ? undefined : framer.next());
+      for (let frame = next(); frame !== undefined; frame = next()) {
         const now = Date.now();
         if (frame.kind === 'channel-data') {
           turn?.handleChannelData(frame.bytes, endpoint, now);
