@@ -42,6 +42,10 @@ interface Flags {
   software?: string;
   rateLimit?: number;
   rateBurst?: number;
+  maxConnections?: number;
+  maxConnectionsPerSource?: number;
+  idleTimeout?: number;
+  tlsHandshakeTimeout?: number;
   logLevel?: string;
   config?: string;
   realm?: string;
@@ -83,7 +87,8 @@ Examples:
 
 Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
 listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
-rateLimit {perSecond, burst}, logLevel; TURN: realm, users [name:password], usersFile,
+rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
+tlsHandshakeTimeout, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
@@ -110,6 +115,10 @@ function buildProgram(out: Out): Command {
     .option('--software <text>', 'SOFTWARE attribute to send when the response size allows')
     .option('--rate-limit <n>', 'requests per second allowed per source IP (default 500; 0 disables)', numberArg)
     .option('--rate-burst <n>', 'burst allowed per source IP (default 2 x rate limit)', numberArg)
+    .option('--max-connections <n>', 'most TCP/TLS connections at once, counted from accept (default 10000)', numberArg)
+    .option('--max-connections-per-source <n>', 'most TCP/TLS connections from one IPv4 address or IPv6 /64 (default 256)', numberArg)
+    .option('--idle-timeout <seconds>', 'close a silent TCP/TLS connection that carries no TURN allocation or bound data connection (default 30)', numberArg)
+    .option('--tls-handshake-timeout <seconds>', 'close a TLS connection whose handshake has not finished this long after accept (default 10)', numberArg)
     .optionsGroup('TURN relay options (RFC 8656; on with --realm):')
     .option('--realm <realm>', 'serve TURN with this realm; needs --user, --users-file or --auth-secret')
     .option('-u, --user <name:password>', 'a static user (repeatable); also an expose user', collect)
@@ -156,6 +165,10 @@ function flagValues(o: Flags): Record<string, unknown> {
     tlsKey: o.tlsKey,
     software: o.software,
     rateLimit: o.rateLimit === undefined ? undefined : { perSecond: o.rateLimit, ...(o.rateBurst !== undefined ? { burst: o.rateBurst } : {}) },
+    maxConnections: o.maxConnections,
+    maxConnectionsPerSource: o.maxConnectionsPerSource,
+    idleTimeout: o.idleTimeout,
+    tlsHandshakeTimeout: o.tlsHandshakeTimeout,
     logLevel: o.logLevel,
     realm: o.realm,
     users: o.user,

@@ -56,6 +56,10 @@ export const ServerConfig = z
       .preprocess((v) => (typeof v === 'number' ? { perSecond: v } : v), z.object({ perSecond: z.number().min(0), burst: z.number().min(1).optional() }).strict())
       .default({ perSecond: 500, burst: 1000 })
       .describe('requests per second per source IP (0 disables), or a mapping {perSecond, burst} of non-negative numbers (burst at least 1)'),
+    maxConnections: count(1).default(10_000).describe('a whole number of at least 1'),
+    maxConnectionsPerSource: count(1).default(256).describe('a whole number of at least 1'),
+    idleTimeout: z.number().min(0.1).default(30).describe('seconds, a number of at least 0.1'),
+    tlsHandshakeTimeout: z.number().min(0.1).default(10).describe('seconds, a number of at least 0.1'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('one of fatal, error, warn, info, debug, trace, silent'),
     // ---- TURN (on when realm and at least one credential source are given)
     realm: z.string().min(1).max(127).optional().describe('a realm name of 1-127 characters'),
@@ -234,5 +238,6 @@ export function toStunServerInit(c: ServerConfig): StunServerInit {
     tls: c.tlsCert && c.tlsKey ? { certFile: c.tlsCert, keyFile: c.tlsKey } : undefined,
     software: c.software,
     rateLimit: c.rateLimit,
+    streams: { maxConnections: c.maxConnections, maxConnectionsPerSource: c.maxConnectionsPerSource, idleTimeoutMs: c.idleTimeout * 1000, handshakeTimeoutMs: c.tlsHandshakeTimeout * 1000 },
   };
 }

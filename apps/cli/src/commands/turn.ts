@@ -74,7 +74,17 @@ export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: Node
       }
       if (o.hold) {
         io.stderr.write('holding the allocation (refreshed automatically); Ctrl-C releases it\n');
-        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        // The allocation can also end on its own (the server closed the connection, a refresh was
+        // refused): say why instead of leaving Node with nothing to wait for (it exited with 13).
+        const lost = await new Promise<StunClientError | undefined>((resolve) => {
+          signal.addEventListener('abort', () => resolve(undefined), { once: true });
+          client.on('close', (error) => resolve(error ?? new StunClientError('ABORTED', 'the allocation ended')));
+        });
+        if (lost !== undefined && !signal.aborted) {
+          const { message, code } = explainTurnFailure(lost, { server: o.server, transport: info.transport });
+          io.stderr.write(`nat turn: the allocation held on ${o.server} ended: ${message}\n`);
+          return code;
+        }
       }
       return ExitCode.Ok;
     }

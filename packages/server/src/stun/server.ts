@@ -1,7 +1,6 @@
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { type Server as NetServer, type Socket as NetSocket, connect as tcpConnect, createServer as createTcpServer } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
-import { type AddressFamily, StunMethod, StunStreamFramer, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
+import { type AddressFamily, StunMethod, type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import type { ClientEndpoint } from '../turn/allocation.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
 import { TurnCore, type TurnCoreInit, type TurnStats, tryDecodeStun } from '../turn/core.js';
@@ -11,9 +10,12 @@ import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type TlsCredentialsSource, loadTlsCredentials } from '../tls/credentials.js';
 import { literalLookup } from '../udp-lookup.js';
+import { createGovernedTlsServer, governTcpServer } from '../listeners/listen.js';
+import { StreamGovernor, type StreamGovernorStats, type StreamLease, type StreamLimits } from '../listeners/stream.js';
 import { type EndpointSet, type SocketRole, availableRoles, roleAddress } from './endpoints.js';
 import type { RateLimit } from './rate-limiter.js';
 import { StunResponder, type StunResponderStats } from './responder.js';
+import { type StunStreamConnection, type StunStreamContext, serveStunStream } from './stream-service.js';
 
 /** Options of {@link startStunServer}. Every option is documented with its default. */
 export interface StunServerInit {
@@ -38,10 +40,12 @@ export interface StunServerInit {
   readonly software?: string;
   /** Per-source-IP rate limit. Default 500 requests/s, bursts of 1000. `{ perSecond: 0 }` disables. */
   readonly rateLimit?: RateLimit;
-  /** Most simultaneous TCP/TLS connections. Default 10,000. */
+  /** Most simultaneous TCP/TLS connections (same as `streams.maxConnections`). Default 10,000. */
   readonly maxConnections?: number;
-  /** Idle TCP/TLS connections are closed after this many milliseconds. Default 30,000. */
+  /** Idle TCP/TLS connections that carry nothing are closed after this many milliseconds (same as `streams.idleTimeoutMs`). Default 30,000. */
   readonly idleTimeoutMs?: number;
+  /** Governance of TCP/TLS connections: per-source share, TLS handshake deadline, backpressure, error-answer rate. Defaults in {@link StreamLimits}. */
+  readonly streams?: StreamLimits;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
   /** Also serve TURN (RFC 8656) on the same sockets. Default off. */
@@ -73,7 +77,7 @@ export interface StunServer {
   readonly endpoints: readonly EndpointSet[];
   readonly listeners: readonly StunListener[];
   /** Counters summed over families. */
-  stats(): StunResponderStats & { connections: number; turn?: TurnStats };
+  stats(): StunResponderStats & { connections: number; streams: StreamGovernorStats; turn?: TurnStats };
   /** The TURN core, when TURN is on (for inspection and tests). */
   readonly turn: TurnCore | undefined;
   /** Stops listening, closes every connection. Idempotent. */
@@ -197,12 +201,10 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const log = init.logger ?? silentLogger;
   const udpSockets: UdpSocket[] = [];
   const streamServers: NetServer[] = [];
-  const connections = new Set<NetSocket>();
   const listeners: StunListener[] = [];
   const endpoints: EndpointSet[] = [];
   const responders: StunResponder[] = [];
-  const maxConnections = init.maxConnections ?? 10_000;
-  const idleTimeoutMs = init.idleTimeoutMs ?? 30_000;
+  const governor = new StreamGovernor({ maxConnections: init.maxConnections, idleTimeoutMs: init.idleTimeoutMs, ...init.streams }, log);
   let closed = false;
   let tlsPort = init.tlsPort ?? 5349;
 
@@ -218,7 +220,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   // RFC 6062 TCP relays: a listening socket per TCP allocation, and the peer connections.
   const tcpRelays = new Map<number, NetServer>();
   const peerConnections = new Map<number, { socket: NetSocket; data?: NetSocket }>();
-  const streamConnections = new Map<string, { socket: NetSocket; framer: StunStreamFramer; raw: boolean }>();
+  const streamConnections = new Map<string, StunStreamConnection>();
 
   /** Joins a client's data connection and a peer connection into one raw pipe (RFC 6062 section 5.4). */
   const bindPeerConnection = (connectionId: number, endpointKey: string): void => {
@@ -428,7 +430,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     }
     peerConnections.clear();
     relayPorts.close();
-    for (const c of connections) c.destroy();
+    governor.closeAll();
     await Promise.all([
       ...udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
       ...streamServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
@@ -479,72 +481,17 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
         socket.on('error', (e) => log.warn({ err: e.message, role }, 'udp socket error'));
       }
 
-      const serveStream = (socket: NetSocket & { encrypted?: boolean }, role: SocketRole): void => {
-        if (connections.size >= maxConnections) {
-          socket.destroy();
-          return;
-        }
-        connections.add(socket);
-        socket.setTimeout(idleTimeoutMs, () => socket.destroy());
-        socket.on('close', () => connections.delete(socket));
-        socket.on('error', () => socket.destroy());
-        // A STUN-only server has no use for ChannelData (a stream starting with 0x40-0x4F, such as
-        // "GET ..." is one) and no STUN request of more than a few kilobytes: fail such streams
-        // at once instead of waiting for the bytes their length fields promise.
-        const framer = turn ? new StunStreamFramer({ legacyChannelNumbers: turn.legacyChannelNumbers }) : new StunStreamFramer({ maxChannelDataLength: 4, maxStunMessageLength: 8192 });
-        const from: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-        const endpoint: ClientEndpoint = {
-          key: `${socket.encrypted ? 'tls' : 'tcp'}|${nextConnection++}`,
-          client: from,
-          server: roleAddress(set, role)!,
-          transport: (socket as { encrypted?: boolean }).encrypted ? 'tls' : 'tcp',
-        };
-        const conn = { socket, framer, raw: false };
-        if (turn) {
-          senders.set(endpoint.key, (bytes) => socket.write(bytes));
-          streamConnections.set(endpoint.key, conn);
-          socket.on('close', () => {
-            senders.delete(endpoint.key);
-            streamConnections.delete(endpoint.key);
-            turn.handleEndpointClosed(endpoint.key);
-            flushTurn();
-          });
-        }
-        socket.on('data', (chunk: Buffer) => {
-          try {
-            framer.push(chunk);
-            for (let frame = framer.next(); frame !== undefined && !conn.raw; frame = conn.raw ? undefined : framer.next()) {
-              const now = Date.now();
-              if (frame.kind === 'channel-data') {
-                turn?.handleChannelData(frame.bytes, endpoint, now);
-              } else {
-                const message = turn ? tryDecodeStun(frame.bytes) : undefined;
-                if (turn && message !== undefined && message.method !== StunMethod.Binding) {
-                  turn.handleStun(message, endpoint, now);
-                } else {
-                  const reply = responder.handleStreamMessage(frame.bytes, from, role, now);
-                  if (reply !== undefined) socket.write(reply);
-                }
-              }
-              flushTurn();
-            }
-          } catch {
-            // The stream is not STUN (RFC 8489 section 6.2.2 framing lost): close it.
-            socket.destroy();
-          }
-        });
-      };
-
+      const streamContext: StunStreamContext = { turn, responder, senders, streamConnections, flushTurn, nextId: () => nextConnection++ };
+      const serve = (role: SocketRole) => (s: NetSocket, lease: StreamLease) => serveStunStream(streamContext, s, lease, role, roleAddress(set, role)!);
       for (const [role, server] of tcpServers) {
-        server.on('connection', (s: NetSocket) => serveStream(s, role));
+        governTcpServer(server, governor, serve(role));
         listeners.push({ transport: 'tcp', role, address: roleAddress(set, role)! });
       }
       if (tlsCredentials !== undefined) {
         tlsPort = init.tlsPort ?? 5349;
         for (const [role, ip] of [['PP', primary], ['AP', alternate]] as const) {
           if (ip === undefined) continue;
-          const server = createTlsServer({ cert: tlsCredentials.cert, key: tlsCredentials.key, handshakeTimeout: 10_000 }, (s) => serveStream(s, role));
-          server.on('tlsClientError', () => {});
+          const server = createGovernedTlsServer(tlsCredentials, governor, serve(role));
           streamServers.push(server);
           await listenStream(server, ip, tlsPort, 'TLS');
           // When the system picked the port, the alternate IP uses the same one.
@@ -564,7 +511,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     listeners,
     turn,
     stats() {
-      const total: StunResponderStats & { connections: number; turn?: TurnStats } = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0, connections: connections.size };
+      const total: StunResponderStats & { connections: number; streams: StreamGovernorStats; turn?: TurnStats } = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0, connections: governor.stats.open, streams: { ...governor.stats } };
       for (const r of responders) for (const k of Object.keys(r.stats) as (keyof StunResponderStats)[]) total[k] += r.stats[k];
       if (turn) total.turn = { ...turn.stats };
       return total;
