@@ -4,6 +4,7 @@
  * connections of a port (finding 7). Floods are bounded in time and bytes; the server's memory is
  * measured as the RSS of a nat-server child process.
  */
+import { createSocket } from 'node:dgram';
 import { type Socket, connect } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type ExposeTunnel, exposePublic } from '@nat/client';
@@ -195,5 +196,34 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     expect(other.outcome).toBe('open');
     await check();
     expect(srv.expose.stats().connections).toBeGreaterThanOrEqual(2);
+  });
+
+  it('finding 7: on an exposed UDP port one source cannot take more than its share of the flows; its extra datagrams are dropped, another source still gets answers', async () => {
+    await start({ connectionsPerPort: 8 }); // a quarter of 8: 2 flows per source
+    const svc = createSocket('udp4');
+    cleanups.push(() => svc.close());
+    svc.on('message', (m, r) => svc.send(m, r.port, r.address));
+    await new Promise<void>((r) => svc.bind(0, '127.0.0.1', r));
+    const t: ExposeTunnel = exposePublic({ url: srv.url, credentials: { username: 'bob', password: 'bob-pw' }, transport: 'udp', target: { host: '127.0.0.1', port: svc.address().port } });
+    cleanups.push(() => t.close());
+    const port = (await t.ready).port;
+    /** Sends from a new socket on `ip` until an answer comes or about 1.5 s pass; true when answered. */
+    const answered = async (ip: string): Promise<boolean> => {
+      const c = createSocket('udp4');
+      cleanups.push(() => c.close());
+      await new Promise<void>((r) => c.bind(0, ip, r));
+      let got = false;
+      c.on('message', () => (got = true));
+      for (let i = 0; i < 15 && !got; i++) {
+        c.send('ping', port, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return got;
+    };
+    expect(await answered('127.0.14.45')).toBe(true);
+    expect(await answered('127.0.14.45')).toBe(true);
+    expect(await answered('127.0.14.45')).toBe(false); // a third source port of the same address
+    expect(srv.expose.stats().datagramsOverShare).toBeGreaterThan(0);
+    expect(await answered('127.0.14.46')).toBe(true);
   });
 });

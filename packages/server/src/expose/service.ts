@@ -18,7 +18,6 @@ import {
   encodeStreamPreamble,
   exposeSigningPayload,
   ipFamily,
-  ipToBytes,
   peerIdFromPublicKey,
   readControlMessages,
   spliceTcp,
@@ -26,12 +25,13 @@ import {
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { restApiExpiry } from '../turn/auth.js';
-import { type Cidr, cidrContains } from '../turn/cidr.js';
+import type { Cidr } from '../turn/cidr.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
-import { type Exposure, type Session, closeSession, heartbeat, startSession } from './session.js';
+import { type Exposure, type Session, closeSession, heartbeat, sourceAllowed, startSession } from './session.js';
 import { ShareCounter, sourceKey } from './shares.js';
+import { UdpFlowShares } from './udp-flows.js';
 
 /** Counters of an expose service since it started. */
 export interface ExposeStats {
@@ -65,6 +65,8 @@ export interface ExposeStats {
   datagramsIn: number;
   datagramsOut: number;
   datagramsDropped: number;
+  /** Of those dropped, datagrams of a new flow (source address and port) from a source that had `connectionsPerSource` live flows on the port. */
+  datagramsOverShare: number;
 }
 
 /** One public port as {@link ExposeHandle.exposures} lists it. */
@@ -134,6 +136,7 @@ class ExposeService implements ExposeHandle {
     datagramsIn: 0,
     datagramsOut: 0,
     datagramsDropped: 0,
+    datagramsOverShare: 0,
   };
 
   constructor(http: HttpServer, opts: ExposeOptions) {
@@ -276,6 +279,8 @@ class ExposeService implements ExposeHandle {
 
   #beat(): void {
     for (const s of this.#sessions) if (!heartbeat(s, ++this.#pingValue)) this.#endSession(s, 'heartbeat: no answer');
+    const now = performance.now();
+    for (const e of this.#exposures.values()) e.flows?.sweep(now);
   }
 
   #control(s: Session, m: ExposeControlMessage): void {
@@ -394,7 +399,7 @@ class ExposeService implements ExposeHandle {
         if (s.closed || this.#closing !== undefined) return undefined;
         continue;
       }
-      const e: Exposure = { key, transport: m.transport, port, user, session: undefined, allow, deny, conns: new Set(), sources: new ShareCounter(), ...(tcp ? { tcp } : {}), ...(udp ? { udp } : {}) };
+      const e: Exposure = { key, transport: m.transport, port, user, session: undefined, allow, deny, conns: new Set(), sources: new ShareCounter(), ...(udp ? { flows: new UdpFlowShares(this.#limits.connectionsPerSource) } : {}), ...(tcp ? { tcp } : {}), ...(udp ? { udp } : {}) };
       this.#exposures.set(key, e);
       if (tcp) tcp.on('connection', (c) => this.#inbound(e, c));
       if (udp) udp.on('message', (msg, rinfo) => this.#datagram(e, msg, addressOf(rinfo.address, rinfo.port)));
@@ -453,18 +458,6 @@ class ExposeService implements ExposeHandle {
     });
   }
 
-  #sourceAllowed(e: Exposure, ip: string): boolean {
-    if (this.#deny.length === 0 && e.deny.length === 0 && e.allow.length === 0) return true;
-    let bytes: Uint8Array;
-    try {
-      bytes = ipToBytes(ip);
-    } catch {
-      return false;
-    }
-    if (this.#deny.some((c) => cidrContains(c, bytes)) || e.deny.some((c) => cidrContains(c, bytes))) return false;
-    return e.allow.length === 0 || e.allow.some((c) => cidrContains(c, bytes));
-  }
-
   #meter(user: string): ((n: number) => number) | undefined {
     const rate = this.#limits.bandwidthPerUser;
     if (rate === 0) return undefined;
@@ -488,7 +481,7 @@ class ExposeService implements ExposeHandle {
       socket.destroy();
       return;
     }
-    if (!this.#sourceAllowed(e, source.address)) {
+    if (!sourceAllowed(this.#deny, e, source.address)) {
       this.#stats.connectionsDenied++;
       socket.resetAndDestroy();
       return;
@@ -562,8 +555,13 @@ class ExposeService implements ExposeHandle {
   #datagram(e: Exposure, msg: Buffer, from: TransportAddress): void {
     const stream = e.udpStream;
     // UDP keeps its semantics: a datagram the client cannot take now is dropped, not queued.
-    if (stream === undefined || stream.destroyed || stream.writableNeedDrain || !this.#sourceAllowed(e, from.address)) {
+    if (stream === undefined || stream.destroyed || stream.writableNeedDrain || !sourceAllowed(this.#deny, e, from.address)) {
       this.#stats.datagramsDropped++;
+      return;
+    }
+    if (e.flows !== undefined && !e.flows.admit(from.address, from.port, performance.now())) {
+      this.#stats.datagramsDropped++;
+      this.#stats.datagramsOverShare++;
       return;
     }
     const meter = this.#meter(e.user);

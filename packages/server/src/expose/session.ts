@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type ExposeTransport, MuxSession, type MuxStream, frameWriter } from '@nat/protocol';
-import type { Cidr } from '../turn/cidr.js';
+import { type ExposeTransport, MuxSession, type MuxStream, frameWriter, ipToBytes } from '@nat/protocol';
+import { type Cidr, cidrContains } from '../turn/cidr.js';
 import type { ResolvedExposeLimits } from './options.js';
 import { ControlFrameGate } from './preauth.js';
 import type { ShareCounter } from './shares.js';
+import type { UdpFlowShares } from './udp-flows.js';
 
 /** A public port. */
 export interface Exposure {
@@ -23,6 +24,8 @@ export interface Exposure {
   readonly conns: Set<Socket>;
   /** Inbound connections open now per source prefix (see `sourceKey`). */
   readonly sources: ShareCounter;
+  /** UDP flows and their shares per source prefix (UDP ports only). */
+  readonly flows?: UdpFlowShares;
   graceTimer?: NodeJS.Timeout;
 }
 
@@ -141,4 +144,17 @@ export function closeSession(s: Session): void {
   s.socket.pause();
   s.socket.end();
   setTimeout(() => s.socket.destroy(), 1000).unref();
+}
+
+/** True when `ip` may reach exposure `e`: not in the server's `deny` list nor the port's, and in the port's allow list when it has one. */
+export function sourceAllowed(deny: Cidr[], e: Exposure, ip: string): boolean {
+  if (deny.length === 0 && e.deny.length === 0 && e.allow.length === 0) return true;
+  let bytes: Uint8Array;
+  try {
+    bytes = ipToBytes(ip);
+  } catch {
+    return false;
+  }
+  if (deny.some((c) => cidrContains(c, bytes)) || e.deny.some((c) => cidrContains(c, bytes))) return false;
+  return e.allow.length === 0 || e.allow.some((c) => cidrContains(c, bytes));
 }
