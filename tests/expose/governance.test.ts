@@ -226,4 +226,22 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     expect(srv.expose.stats().datagramsOverShare).toBeGreaterThan(0);
     expect(await answered('127.0.14.46')).toBe(true);
   });
+
+  it('finding 7: nat-server --expose-sessions-per-source sets the share, and the refusal says why', async () => {
+    const range = portBlock(4);
+    const server = await startServerChild([
+      ...['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--log-level', 'silent'],
+      ...['--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--expose-sessions-per-source', '1', '--expose-connections-per-source', '1'],
+    ]);
+    cleanups.push(() => server.stop());
+    const a1 = await rawSession(server.url, 'alice', 'pw', '127.0.14.47');
+    cleanups.push(() => a1.socket.destroy());
+    await a1.waitFor((m) => m.type === 'welcome');
+    const a2 = await rawSession(server.url, 'alice', 'pw', '127.0.14.47');
+    cleanups.push(() => a2.socket.destroy());
+    await expect(a2.waitFor((m) => m.type === 'welcome')).rejects.toThrow(/503 Service Unavailable[^]*1 expose control connections from your address already \(its share of this server\)/);
+    const b = await rawSession(server.url, 'alice', 'pw', '127.0.14.48');
+    cleanups.push(() => b.socket.destroy());
+    await b.waitFor((m) => m.type === 'welcome');
+  });
 });

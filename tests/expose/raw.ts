@@ -66,6 +66,7 @@ export async function rawSession(url: string, user: string, password: string, lo
   let head = Buffer.alloc(0);
   let upgraded = false;
   let status = '';
+  let response = '';
   let closed = false;
   const messages: ExposeControlMessage[] = [];
   const waiters = new Set<() => void>();
@@ -76,6 +77,7 @@ export async function rawSession(url: string, user: string, password: string, lo
   socket.on('data', (c: Buffer) => {
     if (upgraded) return mux.receive(c);
     head = Buffer.concat([head, c]);
+    response = head.toString('latin1');
     const end = head.indexOf('\r\n\r\n');
     if (end < 0) return;
     status = head.subarray(0, head.indexOf('\r\n')).toString();
@@ -115,7 +117,7 @@ export async function rawSession(url: string, user: string, password: string, lo
           res(m);
         } else if (closed) {
           done();
-          rej(new Error(`connection closed (${status || 'no HTTP answer'}); messages: ${JSON.stringify(messages)}`));
+          rej(new Error(`connection closed (${upgraded ? status : response || 'no HTTP answer'}); messages: ${JSON.stringify(messages)}`));
         }
       };
       const timer = setTimeout(() => {
