@@ -142,6 +142,18 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     cleanups.push(() => srv.close());
   };
 
+  it('finding 3: a control connection that stops reading while its output piles up is cut; another client is served', async () => {
+    await start({ heartbeatMs: 500 });
+    const raw = await rawSession(srv.url, 'bob', 'bob-pw', '127.0.14.39');
+    cleanups.push(() => raw.socket.destroy());
+    await raw.waitFor((m) => m.type === 'welcome');
+    raw.socket.pause();
+    await flood(raw.socket, (i) => pingFrame(i), 10_000, 16 * MB);
+    expect(raw.closed()).toBe(true); // the flood ended because the server cut the connection, not by its time or byte limit
+    const check = await workingTunnel(srv.url, 'alice', 'alice-pw');
+    await check();
+  }, 30_000);
+
   it('finding 6: 60 expose requests in one write with a quota of 4 get exactly 4 ports', async () => {
     await start({ portsPerUser: 4 });
     const raw = await rawSession(srv.url, 'alice', 'alice-pw', '127.0.14.40');

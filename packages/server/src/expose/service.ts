@@ -155,6 +155,7 @@ class ExposeService implements ExposeHandle {
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
     http.on('upgrade', this.#onUpgrade);
     http.on('connection', this.#onConnection);
+    http.on('secureConnection', this.#onConnection); // https: req.socket is the TLS socket
     this.#heartbeat = setInterval(() => this.#beat(), this.#limits.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -173,6 +174,7 @@ class ExposeService implements ExposeHandle {
     this.#closing ??= (async () => {
       this.#http.off('upgrade', this.#onUpgrade);
       this.#http.off('connection', this.#onConnection);
+      this.#http.off('secureConnection', this.#onConnection);
       clearInterval(this.#heartbeat);
       for (const s of [...this.#sessions]) this.#endSession(s, 'shutting down');
       await Promise.all([...this.#exposures.values()].map((e) => this.#release(e)));

@@ -70,7 +70,13 @@ export function startSession(socket: Duplex, ip: string, source: string, remote:
   raw.setNoDelay?.(true);
   const gate = new ControlFrameGate({ frames: limits.preAuthFrames, bytes: limits.preAuthBytes });
   const write = frameWriter(socket, limits.outputBuffer);
-  const overCap = (): boolean => socket.writableLength > limits.outputHardCap;
+  // A peer that lets more than the hard cap pile up is cut at once (nothing more is flushed to it).
+  let cut: string | undefined;
+  const checkCap = (): void => {
+    if (cut !== undefined || socket.writableLength <= limits.outputHardCap) return;
+    cut = `over ${limits.outputHardCap} bytes of unsent output (the peer does not read)`;
+    socket.destroy();
+  };
   const s: Session = {
     socket,
     ip,
@@ -93,7 +99,7 @@ export function startSession(socket: Duplex, ip: string, source: string, remote:
       admit: (h) => gate.admit(h),
       write: (header, payload) => {
         const ok = write(header, payload);
-        if (overCap()) socket.destroy();
+        checkCap();
         return ok;
       },
       onStream: (stream) => hooks.onStream(s, stream),
@@ -106,7 +112,7 @@ export function startSession(socket: Duplex, ip: string, source: string, remote:
   socket.on('data', (c: Buffer) => {
     s.alive = true;
     s.mux.receive(c);
-    if (overCap()) return hooks.onEnd(s, `over ${limits.outputHardCap} bytes of unsent output`, true);
+    checkCap();
     if (!paused && socket.writableLength >= limits.outputBuffer) {
       paused = true;
       socket.pause();
@@ -120,7 +126,7 @@ export function startSession(socket: Duplex, ip: string, source: string, remote:
     s.mux.drain();
   });
   socket.on('error', () => {});
-  socket.on('close', () => hooks.onEnd(s, 'connection closed', false));
+  socket.on('close', () => hooks.onEnd(s, cut ?? 'connection closed', cut !== undefined));
   return s;
 }
 
