@@ -1,5 +1,5 @@
 /** The yamux session's governance hooks (issue 14, finding 3): admit, pings only under the output bound, maxStreams on open, header coalescing. */
-import { Writable } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import { MuxFlag, MuxFrameReader, type MuxHeader, MuxSession, MuxStreamError, MuxType, encodeMuxHeader, frameWriter } from '@nat/protocol';
 
@@ -60,7 +60,8 @@ describe('finding 3: yamux session governance', () => {
   test('frameWriter: 1,000 answered pings leave as a few chunks, and control output counts against the bound', async () => {
     const chunks: number[] = [];
     let release: (() => void) | undefined;
-    const sink = new Writable({
+    const sink = new Duplex({
+      read() {},
       highWaterMark: 1024,
       writev(list, cb) {
         for (const c of list) chunks.push(c.chunk.length);
