@@ -22,8 +22,9 @@ export interface ExposeLimits {
   /** Control connections at once. Default 1,000. */
   readonly maxSessions?: number;
   /**
-   * Control connections from one IP address that have not authenticated yet; more are answered
-   * 503, so that a flood of idle connections cannot take every session slot. Default 8.
+   * Control connections from one source (an IPv4 address, an IPv6 /64) that have not
+   * authenticated yet; more are answered 503, so that a flood of idle connections cannot take
+   * every session slot. Default 8.
    */
   readonly maxPendingPerIp?: number;
   /** Receive window per multiplexed stream, bytes (bounds the memory per connection). Default 256 KiB. */
