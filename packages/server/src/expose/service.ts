@@ -344,6 +344,7 @@ class ExposeService implements ExposeHandle {
 
   #refuse(s: Session, m: ExposeRequest, code: ExposeRefusal, message: string): void {
     this.#stats.refused++;
+    this.#log.debug({ user: s.user, source: s.source, code }, 'expose: request refused');
     this.#send(s, { v: EXPOSE_VERSION, type: 'refused', ref: m.id, code, message });
   }
 
