@@ -216,7 +216,7 @@ class ExposeService implements ExposeHandle {
     }
     if (!this.#sessionShares.take(source, this.#limits.sessionsPerSource)) {
       this.#stats.sessionsOverShare++;
-      this.#log.info({ source, share: this.#limits.sessionsPerSource }, 'expose: upgrade refused, source over its share of sessions');
+      this.#log.debug({ source, share: this.#limits.sessionsPerSource }, 'expose: upgrade refused, source over its share of sessions');
       return reject('503 Service Unavailable', `${this.#limits.sessionsPerSource} expose control connections from your address already (its share of this server)`);
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${EXPOSE_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
@@ -227,7 +227,7 @@ class ExposeService implements ExposeHandle {
       onEnd: (session, reason, cut) => {
         if (cut && !session.closed) {
           this.#stats.sessionsCut++;
-          this.#log.info({ remote: session.remote, user: session.user, reason }, 'expose: control connection cut');
+          this.#log.debug({ remote: session.remote, user: session.user, reason }, 'expose: control connection cut');
         }
         this.#endSession(session, reason);
       },
