@@ -194,7 +194,13 @@ async function latency(port: number): Promise<{ medianUs: number; p99Us: number 
 async function main(): Promise<void> {
   const svc = await services();
   const base = 20_000 + Math.floor(Math.random() * 10_000); // below the ephemeral port range
-  const server = await start([NAT_SERVER, '--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${base}-${base + 9}`, '--user', 'bench:bench', '--log-level', 'warn'], /expose ws:/);
+  // The one client here stands for many sources: its share of a port's connections is the whole
+  // port (by default one source gets a quarter, 64, and --conc 64 would see resets).
+  const share = ['--expose-connections-per-source', '256'];
+  const server = await start(
+    [NAT_SERVER, '--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${base}-${base + 9}`, ...share, '--user', 'bench:bench', '--log-level', 'warn'],
+    /expose ws:/,
+  );
   const url = /rendezvous (ws:\S+)/.exec(server.output())![1]!;
   const expose = async (port: number): Promise<number> => {
     // Human output: the public address on stdout, nothing per connection (as a user would run it).

@@ -319,7 +319,7 @@ describe('hostility and policy', () => {
   });
 
   test('a flood beyond connections per port is reset; another user\'s port is unaffected; slowloris connections are closed', async () => {
-    const s4 = await startExposeServer({ ports: portBlock(10), limits: { connectionsPerPort: 20, idleTimeoutMs: 800 } });
+    const s4 = await startExposeServer({ ports: portBlock(10), limits: { connectionsPerPort: 20, connectionsPerSource: 20, idleTimeoutMs: 800 } });
     const victim = tunnel({ url: s4.url, credentials: alice, target: { host: '127.0.0.1', port: echo.port } });
     const other = tunnel({ url: s4.url, credentials: bob, target: { host: '127.0.0.1', port: echo.port } });
     const [v, o] = await Promise.all([victim.ready, other.ready]);

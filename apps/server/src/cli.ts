@@ -68,6 +68,8 @@ interface Flags {
   rendezvousIceUrl?: string[];
   exposePorts?: string;
   exposePublicIp?: string;
+  exposeSessionsPerSource?: number;
+  exposeConnectionsPerSource?: number;
 }
 
 const HELP_AFTER = `
@@ -93,7 +95,7 @@ authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, total
 maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -142,6 +144,8 @@ function buildProgram(out: Out): Command {
     .optionsGroup('Expose options (public ports for nat expose --public):')
     .option('--expose-ports <range>', 'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
     .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address)')
+    .option('--expose-sessions-per-source <n>', 'expose control connections from one source address (IPv6: one /64) at most (default 250, a quarter of 1000)', numberArg)
+    .option('--expose-connections-per-source <n>', 'connections (UDP: flows) from one source address (IPv6: one /64) per public port at most (default a quarter of exposeConnectionsPerPort: 64)', numberArg)
     .optionsGroup('General options:')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
@@ -190,6 +194,8 @@ function flagValues(o: Flags): Record<string, unknown> {
     rendezvousIceUrls: o.rendezvousIceUrl,
     exposePorts: o.exposePorts,
     exposePublicIp: o.exposePublicIp,
+    exposeSessionsPerSource: o.exposeSessionsPerSource,
+    exposeConnectionsPerSource: o.exposeConnectionsPerSource,
   };
 }
 
@@ -297,6 +303,8 @@ async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logg
       bandwidthPerUser: config.exposeBandwidth,
       idleTimeoutMs: config.exposeIdleTimeout * 1000,
       graceMs: config.exposeGrace * 1000,
+      ...(config.exposeSessionsPerSource !== undefined ? { sessionsPerSource: config.exposeSessionsPerSource } : {}),
+      ...(config.exposeConnectionsPerSource !== undefined ? { connectionsPerSource: config.exposeConnectionsPerSource } : {}),
     },
     logger,
   });

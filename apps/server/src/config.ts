@@ -102,6 +102,9 @@ export const ServerConfig = z
     exposeGrace: count(0).default(30).describe('seconds, a whole number'),
     exposePeerKeys: z.boolean().default(false).describe('true or false'),
     exposeDenySources: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
+    /** Per source (IPv4 address, IPv6 /64): control connections, and connections (UDP: flows) per public port. Default a quarter of the pool. */
+    exposeSessionsPerSource: count(1).optional().describe('a whole number of at least 1'),
+    exposeConnectionsPerSource: count(1).optional().describe('a whole number of at least 1'),
   })
   .strict()
   .refine((c) => c.minPort <= c.maxPort, { message: 'must not exceed maxPort (--max-port)', path: ['minPort'] })

@@ -31,8 +31,14 @@ export interface MuxSessionInit {
   readonly onClose?: (error: MuxStreamError | undefined) => void;
   /** Receive window per stream, bytes (the most a peer may have in flight). Default 256 KiB. */
   readonly window?: number;
-  /** Streams open at once; an incoming one beyond this is reset. Default 4096. */
+  /** Streams open at once (both sides' together); an incoming one beyond this is reset, {@link MuxSession.open} throws. Default 4096. */
   readonly maxStreams?: number;
+  /**
+   * Called with every frame header before it is acted on (for a Data frame, before its payload):
+   * false ends the session (Go Away, protocol error). A server uses it to accept, before the peer
+   * authenticated, only the frames that authentication needs.
+   */
+  readonly admit?: (header: MuxHeader) => boolean;
 }
 
 /**
@@ -250,9 +256,10 @@ export class MuxSession {
     }
   }
 
-  /** Opens a stream (SYN). Throws MuxStreamError ECONNABORTED once the session is closed. */
+  /** Opens a stream (SYN). Throws MuxStreamError ECONNABORTED once the session is closed or holds `maxStreams` streams. */
   open(): MuxStream {
     if (this.#closed) throw new MuxStreamError('ECONNABORTED', 'mux session closed');
+    if (this.#streams.size >= this.#maxStreams) throw new MuxStreamError('ECONNABORTED', `mux session holds ${this.#streams.size} streams (at most ${this.#maxStreams})`);
     const id = this.#nextId;
     this.#nextId += 2;
     const s = new MuxStream(this, id, this.#window);
@@ -319,9 +326,15 @@ export class MuxSession {
   }
 
   #header(h: MuxHeader): void {
+    if (this.#closed) return;
+    if (this.#init.admit !== undefined && !this.#init.admit(h)) return this.#fail(`frame refused (type ${h.type}, flags ${h.flags}, stream ${h.streamId})`);
     switch (h.type) {
       case MuxType.Ping:
-        if (h.flags & MuxFlag.SYN) this.send(MuxType.Ping, MuxFlag.ACK, 0, h.length);
+        // Answered only while the connection is under its output bound: a peer that pings and
+        // does not read gets no answers queued for it.
+        if (h.flags & MuxFlag.SYN) {
+          if (this.#writable) this.send(MuxType.Ping, MuxFlag.ACK, 0, h.length);
+        }
         else if (h.flags & MuxFlag.ACK) this.#init.onPong?.(h.length);
         return;
       case MuxType.GoAway:
@@ -343,7 +356,7 @@ export class MuxSession {
       return;
     }
     if (this.#init.onStream === undefined || this.#streams.size >= this.#maxStreams) {
-      this.send(MuxType.WindowUpdate, MuxFlag.RST, id, 0);
+      if (this.#writable) this.send(MuxType.WindowUpdate, MuxFlag.RST, id, 0);
       return;
     }
     const s = new MuxStream(this, id, this.#window);

@@ -22,12 +22,28 @@ export interface ExposeLimits {
   /** Control connections at once. Default 1,000. */
   readonly maxSessions?: number;
   /**
-   * Control connections from one IP address that have not authenticated yet; more are answered
-   * 503, so that a flood of idle connections cannot take every session slot. Default 8.
+   * Control connections from one source (an IPv4 address, an IPv6 /64) that have not
+   * authenticated yet; more are answered 503, so that a flood of idle connections cannot take
+   * every session slot. Default 8.
    */
   readonly maxPendingPerIp?: number;
   /** Receive window per multiplexed stream, bytes (bounds the memory per connection). Default 256 KiB. */
   readonly window?: number;
+  /** Control connections from one source (an IPv4 address, an IPv6 /64), authenticated or not. Default a quarter of `maxSessions`. */
+  readonly sessionsPerSource?: number;
+  /** Inbound connections open at once on one public TCP port from one source (IPv4 address, IPv6 /64); more are reset. Default a quarter of `connectionsPerPort`. */
+  readonly connectionsPerSource?: number;
+  /** Frames a control connection may send before it authenticated (opening the control stream, the hello, pings). Default 16. */
+  readonly preAuthFrames?: number;
+  /** Payload bytes a control connection may send before it authenticated. Default 8,192. */
+  readonly preAuthBytes?: number;
+  /**
+   * Unsent output of a control connection, bytes, over which the server stops reading from it,
+   * leaves its pings unanswered and holds its streams' data until it drains. Default 1 MiB.
+   */
+  readonly outputBuffer?: number;
+  /** Unsent output of a control connection over which it is cut (a peer that does not read). Default 8 MiB. */
+  readonly outputHardCap?: number;
 }
 
 /** Options of {@link attachExpose}. */
@@ -66,6 +82,12 @@ export const DEFAULT_EXPOSE_LIMITS: ResolvedExposeLimits = {
   maxSessions: 1000,
   maxPendingPerIp: 8,
   window: 256 * 1024,
+  sessionsPerSource: 250,
+  connectionsPerSource: 64,
+  preAuthFrames: 16,
+  preAuthBytes: 8192,
+  outputBuffer: 1 << 20,
+  outputHardCap: 8 << 20,
 };
 
 function bad(message: string): never {
@@ -73,9 +95,17 @@ function bad(message: string): never {
 }
 
 export function resolveExposeLimits(l: ExposeLimits = {}): ResolvedExposeLimits {
-  const r = { ...DEFAULT_EXPOSE_LIMITS, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) } as ResolvedExposeLimits;
+  const given = Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) as ExposeLimits;
+  // The per-source shares follow their pool's size unless given.
+  const shares = {
+    sessionsPerSource: Math.max(1, Math.floor((given.maxSessions ?? DEFAULT_EXPOSE_LIMITS.maxSessions) / 4)),
+    connectionsPerSource: Math.max(1, Math.floor((given.connectionsPerPort ?? DEFAULT_EXPOSE_LIMITS.connectionsPerPort) / 4)),
+  };
+  const r = { ...DEFAULT_EXPOSE_LIMITS, ...shares, ...given } as ResolvedExposeLimits;
   for (const [k, v] of Object.entries(r)) if (!Number.isInteger(v) || v < 0) bad(`limits.${k} must be a non-negative integer, got ${v}`);
   if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1 || r.maxPendingPerIp < 1) bad('portsPerUser, connectionsPerPort, maxSessions and maxPendingPerIp must be at least 1');
+  if (r.sessionsPerSource < 1 || r.connectionsPerSource < 1 || r.preAuthFrames < 2) bad('sessionsPerSource and connectionsPerSource must be at least 1, preAuthFrames at least 2');
+  if (r.outputBuffer < 64 * 1024 || r.outputHardCap < 2 * r.outputBuffer) bad('limits.outputBuffer must be at least 65536 and outputHardCap at least twice outputBuffer');
   if (r.window < 256 * 1024) bad('limits.window must be at least 262144 (the yamux initial window)');
   return r;
 }

@@ -1,7 +1,6 @@
-import { createHmac, createPublicKey, randomBytes, timingSafeEqual, verify } from 'node:crypto';
-import type { Socket as UdpSocket } from 'node:dgram';
+import { createHmac, createPublicKey, timingSafeEqual, verify } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import type { Server as NetServer, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   EXPOSE_PROTOCOL,
@@ -11,7 +10,6 @@ import {
   type ExposeRequest,
   type ExposeTransport,
   ExposedDatagramReader,
-  MuxSession,
   type MuxStream,
   PasswordAlgorithm,
   type TransportAddress,
@@ -19,9 +17,7 @@ import {
   encodeExposedDatagram,
   encodeStreamPreamble,
   exposeSigningPayload,
-  frameWriter,
   ipFamily,
-  ipToBytes,
   peerIdFromPublicKey,
   readControlMessages,
   spliceTcp,
@@ -29,10 +25,13 @@ import {
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { restApiExpiry } from '../turn/auth.js';
-import { type Cidr, cidrContains } from '../turn/cidr.js';
+import type { Cidr } from '../turn/cidr.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
+import { type Exposure, type Session, closeSession, heartbeat, sourceAllowed, startSession } from './session.js';
+import { ShareCounter, sourceKey } from './shares.js';
+import { UdpFlowShares } from './udp-flows.js';
 
 /** Counters of an expose service since it started. */
 export interface ExposeStats {
@@ -45,13 +44,19 @@ export interface ExposeStats {
   /** Control connections that authenticated / were refused. */
   authenticated: number;
   authRefused: number;
-  /** Upgrades refused because their IP address already had `maxPendingPerIp` unauthenticated connections. */
+  /** Upgrades refused because their source (IPv4 address, IPv6 /64) already had `maxPendingPerIp` unauthenticated connections. */
   pendingRefused: number;
+  /** Upgrades refused because their source already held `sessionsPerSource` control connections. */
+  sessionsOverShare: number;
+  /** Control connections cut for breaking a bound: a frame not allowed (before authenticating, or a second client stream), or unsent output over the hard cap. */
+  sessionsCut: number;
   /** Requests granted / refused. */
   granted: number;
   refused: number;
   /** Inbound connections refused: over the per-port limit, by a source prefix, or while the port was held. */
   connectionsOverLimit: number;
+  /** Inbound connections refused because their source already had `connectionsPerSource` open on the port. */
+  connectionsOverShare: number;
   connectionsDenied: number;
   connectionsWhileHeld: number;
   /** Inbound connections closed for idleness. */
@@ -60,6 +65,8 @@ export interface ExposeStats {
   datagramsIn: number;
   datagramsOut: number;
   datagramsDropped: number;
+  /** Of those dropped, datagrams of a new flow (source address and port) from a source that had `connectionsPerSource` live flows on the port. */
+  datagramsOverShare: number;
 }
 
 /** One public port as {@link ExposeHandle.exposures} lists it. */
@@ -79,37 +86,6 @@ export interface ExposeHandle {
   exposures(): ExposureInfo[];
   /** Closes every control connection and public port; the HTTP server is left alone. Idempotent. */
   close(): Promise<void>;
-}
-
-/** A public port. */
-interface Exposure {
-  readonly key: string;
-  readonly transport: ExposeTransport;
-  readonly port: number;
-  readonly user: string;
-  session: Session | undefined;
-  allow: Cidr[];
-  deny: Cidr[];
-  readonly tcp?: NetServer;
-  readonly udp?: UdpSocket;
-  udpStream?: MuxStream;
-  readonly conns: Set<Socket>;
-  graceTimer?: NodeJS.Timeout;
-}
-
-/** One control connection. */
-interface Session {
-  readonly socket: Duplex;
-  readonly ip: string;
-  readonly mux: MuxSession;
-  readonly remote: string;
-  control: MuxStream | undefined;
-  nonce: string;
-  user: string | undefined;
-  alive: boolean;
-  closed: boolean;
-  authTimer: NodeJS.Timeout;
-  readonly exposures: Set<Exposure>;
 }
 
 const keyOf = (t: ExposeTransport, port: number): string => `${t}:${port}`;
@@ -132,6 +108,14 @@ class ExposeService implements ExposeHandle {
   readonly #sessions = new Set<Session>();
   readonly #exposures = new Map<string, Exposure>();
   readonly #budgets = new Map<string, ByteBudget>();
+  /** Control connections per source, ports per user (bound and being bound). */
+  readonly #sessionShares = new ShareCounter();
+  readonly #ports = new ShareCounter();
+  /** Ports being bound now (`tcp:20001`): another request skips them. */
+  readonly #binding = new Set<string>();
+  /** When each TCP connection of the HTTP server was accepted (performance.now()): the authentication deadline counts from there. */
+  readonly #accepted = new WeakMap<object, number>();
+  readonly #onConnection = (socket: object): void => void this.#accepted.set(socket, performance.now());
   readonly #heartbeat: NodeJS.Timeout;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   #closing: Promise<void> | undefined;
@@ -140,15 +124,19 @@ class ExposeService implements ExposeHandle {
     authenticated: 0,
     authRefused: 0,
     pendingRefused: 0,
+    sessionsOverShare: 0,
+    sessionsCut: 0,
     granted: 0,
     refused: 0,
     connectionsOverLimit: 0,
+    connectionsOverShare: 0,
     connectionsDenied: 0,
     connectionsWhileHeld: 0,
     idleClosed: 0,
     datagramsIn: 0,
     datagramsOut: 0,
     datagramsDropped: 0,
+    datagramsOverShare: 0,
   };
 
   constructor(http: HttpServer, opts: ExposeOptions) {
@@ -166,6 +154,8 @@ class ExposeService implements ExposeHandle {
     this.#log = opts.logger ?? silentLogger;
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
     http.on('upgrade', this.#onUpgrade);
+    http.on('connection', this.#onConnection);
+    http.on('secureConnection', this.#onConnection); // https: req.socket is the TLS socket
     this.#heartbeat = setInterval(() => this.#beat(), this.#limits.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -183,6 +173,8 @@ class ExposeService implements ExposeHandle {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#http.off('upgrade', this.#onUpgrade);
+      this.#http.off('connection', this.#onConnection);
+      this.#http.off('secureConnection', this.#onConnection);
       clearInterval(this.#heartbeat);
       for (const s of [...this.#sessions]) this.#endSession(s, 'shutting down');
       await Promise.all([...this.#exposures.values()].map((e) => this.#release(e)));
@@ -205,56 +197,45 @@ class ExposeService implements ExposeHandle {
       });
       return;
     }
-    const reject = (status: string): void => {
+    const reject = (status: string, why = ''): void => {
       socket.on('error', () => {});
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(why)}\r\n\r\n${why}`);
     };
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     if (!upgrade.split(',').some((t) => t.trim() === EXPOSE_PROTOCOL)) return reject('400 Bad Request');
-    if (this.#closing !== undefined) return reject('503 Service Unavailable');
-    if (this.#sessions.size >= this.#limits.maxSessions) return reject('503 Service Unavailable');
+    if (this.#closing !== undefined) return reject('503 Service Unavailable', 'the expose service is shutting down');
+    if (this.#sessions.size >= this.#limits.maxSessions) return reject('503 Service Unavailable', `the expose service holds ${this.#sessions.size} control connections (at most ${this.#limits.maxSessions})`);
     const ip = req.socket.remoteAddress ?? '?';
+    const source = sourceKey(ip);
     let pending = 0;
-    for (const other of this.#sessions) if (other.user === undefined && other.ip === ip) pending++;
+    for (const other of this.#sessions) if (other.user === undefined && other.source === source) pending++;
     if (pending >= this.#limits.maxPendingPerIp) {
       this.#stats.pendingRefused++;
-      return reject('503 Service Unavailable');
+      this.#log.debug({ source, pending }, 'expose: upgrade refused, too many unauthenticated connections from one source');
+      return reject('503 Service Unavailable', `${pending} unauthenticated expose connections from your address already (at most ${this.#limits.maxPendingPerIp})`);
+    }
+    if (!this.#sessionShares.take(source, this.#limits.sessionsPerSource)) {
+      this.#stats.sessionsOverShare++;
+      this.#log.debug({ source, share: this.#limits.sessionsPerSource }, 'expose: upgrade refused, source over its share of sessions');
+      return reject('503 Service Unavailable', `${this.#limits.sessionsPerSource} expose control connections from your address already (its share of this server)`);
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${EXPOSE_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
-    const raw = socket as Socket;
-    raw.setNoDelay?.(true);
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    const s: Session = {
-      socket,
-      ip,
-      remote,
-      control: undefined,
-      nonce: randomBytes(32).toString('base64url'),
-      user: undefined,
-      alive: true,
-      closed: false,
-      exposures: new Set(),
-      authTimer: setTimeout(() => {
-        if (s.user === undefined) this.#refuseSession(s, 'unauthorized', 'authentication timeout');
-      }, this.#limits.authTimeoutMs),
-      mux: new MuxSession({
-        client: false,
-        window: this.#limits.window,
-        write: frameWriter(socket),
-        onStream: (stream) => this.#incomingStream(s, stream),
-        onPong: () => (s.alive = true),
-        onClose: () => this.#endSession(s, 'mux closed'),
-      }),
-    };
-    s.authTimer.unref();
-    this.#sessions.add(s);
-    socket.on('data', (c: Buffer) => {
-      s.alive = true;
-      s.mux.receive(c);
+    const remote = `${ip}:${req.socket.remotePort ?? 0}`;
+    const acceptedAt = this.#accepted.get(req.socket) ?? performance.now();
+    const s = startSession(socket, ip, source, remote, acceptedAt, this.#limits, {
+      onStream: (session, stream) => this.#incomingStream(session, stream),
+      onEnd: (session, reason, cut) => {
+        if (cut && !session.closed) {
+          this.#stats.sessionsCut++;
+          this.#log.debug({ remote: session.remote, user: session.user, reason }, 'expose: control connection cut');
+        }
+        this.#endSession(session, reason);
+      },
+      onAuthTimeout: (session) => {
+        if (session.user === undefined) this.#refuseSession(session, 'unauthorized', 'authentication timeout');
+      },
     });
-    socket.on('drain', () => s.mux.drain());
-    socket.on('error', () => {});
-    socket.on('close', () => this.#endSession(s, 'connection closed'));
+    this.#sessions.add(s);
     if (head.length > 0) s.mux.receive(head);
   }
 
@@ -290,25 +271,18 @@ class ExposeService implements ExposeHandle {
   #endSession(s: Session, reason: string): void {
     if (s.closed) return;
     s.closed = true;
-    clearTimeout(s.authTimer);
     this.#sessions.delete(s);
-    s.mux.close();
-    s.socket.end();
-    setTimeout(() => s.socket.destroy(), 1000).unref();
+    this.#sessionShares.give(s.source);
+    closeSession(s);
     for (const e of s.exposures) this.#hold(e);
     s.exposures.clear();
     this.#log.debug({ remote: s.remote, user: s.user, reason }, 'expose: control connection ended');
   }
 
   #beat(): void {
-    for (const s of this.#sessions) {
-      if (!s.alive) {
-        this.#endSession(s, 'heartbeat: no answer');
-        continue;
-      }
-      s.alive = false;
-      s.mux.ping(++this.#pingValue);
-    }
+    for (const s of this.#sessions) if (!heartbeat(s, ++this.#pingValue)) this.#endSession(s, 'heartbeat: no answer');
+    const now = performance.now();
+    for (const e of this.#exposures.values()) e.flows?.sweep(now);
   }
 
   #control(s: Session, m: ExposeControlMessage): void {
@@ -317,6 +291,7 @@ class ExposeService implements ExposeHandle {
       const user = this.#authenticate(s, m);
       if (user === undefined) return this.#refuseSession(s, 'unauthorized', 'bad credentials');
       s.user = user;
+      s.gate.authenticated = true;
       clearTimeout(s.authTimer);
       this.#stats.authenticated++;
       this.#send(s, { v: EXPOSE_VERSION, type: 'welcome', user, publicIp: this.#publicIp });
@@ -369,6 +344,7 @@ class ExposeService implements ExposeHandle {
 
   #refuse(s: Session, m: ExposeRequest, code: ExposeRefusal, message: string): void {
     this.#stats.refused++;
+    this.#log.debug({ user: s.user, source: s.source, code }, 'expose: request refused');
     this.#send(s, { v: EXPOSE_VERSION, type: 'refused', ref: m.id, code, message });
   }
 
@@ -393,43 +369,52 @@ class ExposeService implements ExposeHandle {
         return this.#grant(s, m, existing);
       }
     }
-    let owned = 0;
-    for (const e of this.#exposures.values()) if (e.user === user) owned++;
-    if (owned >= this.#limits.portsPerUser) return this.#refuse(s, m, 'over-quota', `${user} already holds ${owned} ports (at most ${this.#limits.portsPerUser})`);
+    // Reserved now, before any await: requests of one write cannot all pass the check first.
+    if (!this.#ports.take(user, this.#limits.portsPerUser)) {
+      return this.#refuse(s, m, 'over-quota', `${user} already holds ${this.#ports.count(user)} ports (at most ${this.#limits.portsPerUser})`);
+    }
+    if ((await this.#bindNew(s, m, user, allow, deny)) === undefined) this.#ports.give(user);
+  }
+
+  /** Binds a new public port for a request whose quota is reserved; undefined when none was bound (refused, or the session went away). */
+  async #bindNew(s: Session, m: ExposeRequest, user: string, allow: Cidr[], deny: Cidr[]): Promise<Exposure | undefined> {
+    const { min, max } = this.#range;
+    const free = (p: number): boolean => !this.#exposures.has(keyOf(m.transport, p)) && !this.#binding.has(keyOf(m.transport, p));
     const candidates: number[] = [];
     if (m.port !== undefined) candidates.push(m.port);
     else {
       const span = max - min + 1;
       const start = Math.floor(Math.random() * span);
-      for (let i = 0; i < span && candidates.length < 64; i++) {
-        const p = min + ((start + i) % span);
-        if (!this.#exposures.has(keyOf(m.transport, p))) candidates.push(p);
-      }
+      for (let i = 0; i < span && candidates.length < 64; i++) if (free(min + ((start + i) % span))) candidates.push(min + ((start + i) % span));
     }
     let errno: string | undefined;
     for (const port of candidates) {
       const key = keyOf(m.transport, port);
-      const { tcp, udp, error } = await bindPublicPort(m.transport, this.#opts.host, port);
+      if (this.#binding.has(key)) continue; // another request of this server is binding it now
+      this.#binding.add(key);
+      const { tcp, udp, error } = await bindPublicPort(m.transport, this.#opts.host, port).finally(() => this.#binding.delete(key));
       if (error !== undefined) errno = error;
       if (tcp === undefined && udp === undefined) continue;
       if (s.closed || this.#exposures.has(key) || this.#closing !== undefined) {
         // The session went away, or another request won the port while binding.
         tcp?.close();
         udp?.close();
-        if (s.closed || this.#closing !== undefined) return;
+        if (s.closed || this.#closing !== undefined) return undefined;
         continue;
       }
-      const e: Exposure = { key, transport: m.transport, port, user, session: undefined, allow, deny, conns: new Set(), ...(tcp ? { tcp } : {}), ...(udp ? { udp } : {}) };
+      const e: Exposure = { key, transport: m.transport, port, user, session: undefined, allow, deny, conns: new Set(), sources: new ShareCounter(), ...(udp ? { flows: new UdpFlowShares(this.#limits.connectionsPerSource) } : {}), ...(tcp ? { tcp } : {}), ...(udp ? { udp } : {}) };
       this.#exposures.set(key, e);
       if (tcp) tcp.on('connection', (c) => this.#inbound(e, c));
       if (udp) udp.on('message', (msg, rinfo) => this.#datagram(e, msg, addressOf(rinfo.address, rinfo.port)));
       this.#attach(e, s, allow, deny);
-      return this.#grant(s, m, e);
+      this.#grant(s, m, e);
+      return e;
     }
-    if (m.port === undefined) return this.#refuse(s, m, 'unavailable', `no free ${m.transport} port in ${min}-${max}`);
-    // Bound by the operating system's refusal, or won by another user's request while binding.
+    if (m.port === undefined) return void this.#refuse(s, m, 'unavailable', `no free ${m.transport} port in ${min}-${max}`);
+    // Bound by the operating system's refusal, or won (or being bound) by another request.
     const r = errno !== undefined ? bindRefusal(m.transport, m.port, errno) : { code: 'taken' as const, message: `${m.transport} port ${m.port} is held by another user of this server` };
     this.#refuse(s, m, r.code, r.message);
+    return undefined;
   }
 
   #grant(s: Session, m: ExposeRequest, e: Exposure): void {
@@ -461,7 +446,10 @@ class ExposeService implements ExposeHandle {
 
   async #release(e: Exposure): Promise<void> {
     clearTimeout(e.graceTimer);
-    if (this.#exposures.get(e.key) === e) this.#exposures.delete(e.key);
+    if (this.#exposures.get(e.key) === e) {
+      this.#exposures.delete(e.key);
+      this.#ports.give(e.user);
+    }
     e.session?.exposures.delete(e);
     e.session = undefined;
     for (const c of e.conns) c.destroy();
@@ -471,18 +459,6 @@ class ExposeService implements ExposeHandle {
       else if (e.udp) e.udp.close(() => resolve());
       else resolve();
     });
-  }
-
-  #sourceAllowed(e: Exposure, ip: string): boolean {
-    if (this.#deny.length === 0 && e.deny.length === 0 && e.allow.length === 0) return true;
-    let bytes: Uint8Array;
-    try {
-      bytes = ipToBytes(ip);
-    } catch {
-      return false;
-    }
-    if (this.#deny.some((c) => cidrContains(c, bytes)) || e.deny.some((c) => cidrContains(c, bytes))) return false;
-    return e.allow.length === 0 || e.allow.some((c) => cidrContains(c, bytes));
   }
 
   #meter(user: string): ((n: number) => number) | undefined {
@@ -508,7 +484,7 @@ class ExposeService implements ExposeHandle {
       socket.destroy();
       return;
     }
-    if (!this.#sourceAllowed(e, source.address)) {
+    if (!sourceAllowed(this.#deny, e, source.address)) {
       this.#stats.connectionsDenied++;
       socket.resetAndDestroy();
       return;
@@ -518,8 +494,18 @@ class ExposeService implements ExposeHandle {
       socket.resetAndDestroy();
       return;
     }
+    const from = sourceKey(source.address);
+    if (!e.sources.take(from, this.#limits.connectionsPerSource)) {
+      this.#stats.connectionsOverShare++;
+      this.#log.debug({ port: e.port, source: from, share: this.#limits.connectionsPerSource }, 'expose: inbound connection refused, source over its share of the port');
+      socket.resetAndDestroy();
+      return;
+    }
     e.conns.add(socket);
-    socket.on('close', () => e.conns.delete(socket));
+    socket.on('close', () => {
+      e.conns.delete(socket);
+      e.sources.give(from);
+    });
     socket.setTimeout(this.#limits.idleTimeoutMs, () => {
       this.#stats.idleClosed++;
       socket.destroy();
@@ -572,8 +558,13 @@ class ExposeService implements ExposeHandle {
   #datagram(e: Exposure, msg: Buffer, from: TransportAddress): void {
     const stream = e.udpStream;
     // UDP keeps its semantics: a datagram the client cannot take now is dropped, not queued.
-    if (stream === undefined || stream.destroyed || stream.writableNeedDrain || !this.#sourceAllowed(e, from.address)) {
+    if (stream === undefined || stream.destroyed || stream.writableNeedDrain || !sourceAllowed(this.#deny, e, from.address)) {
       this.#stats.datagramsDropped++;
+      return;
+    }
+    if (e.flows !== undefined && !e.flows.admit(from.address, from.port, performance.now())) {
+      this.#stats.datagramsDropped++;
+      this.#stats.datagramsOverShare++;
       return;
     }
     const meter = this.#meter(e.user);
