@@ -62,8 +62,20 @@ export function openExposeConnection(endpoint: URL, options: { timeoutMs?: numbe
     });
     req.on('response', (res) => {
       clearTimeout(timer);
-      res.resume();
-      reject(new StunClientError('SOCKET', `${endpoint.href} answered HTTP ${res.statusCode}: is the expose service on (nat-server --expose-ports)?`));
+      // The server's reason (e.g. a 503 for a share or a cap) is a short plain-text body: read at
+      // most 512 bytes of it and say it; only a 404 means no expose service answers this path.
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < 512) body += chunk.slice(0, 512 - body.length);
+      });
+      const done = (): void => {
+        const reason = body.replace(/\s+/g, ' ').trim();
+        const hint = res.statusCode === 404 ? ': is the expose service on (nat-server --expose-ports)?' : reason === '' ? '' : `: ${reason}`;
+        reject(new StunClientError('SOCKET', `${endpoint.href} answered HTTP ${res.statusCode}${hint}`));
+      };
+      res.on('end', done);
+      res.on('error', done);
     });
     req.on('error', (e) => {
       clearTimeout(timer);
