@@ -34,6 +34,7 @@ import {
 import { PeerId, ServiceName, parseTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { type AdmissionFlags, inboundAdmission } from './admission.js';
 import { acceptPeersMapped } from './listen.js';
 import {
   ConnectionPortMap,
@@ -72,7 +73,7 @@ export interface TunnelCommonOptions extends PeerCommandOptions {
 }
 
 /** Options of `nat expose`. */
-export interface ExposeOptions extends TunnelCommonOptions {
+export interface ExposeOptions extends TunnelCommonOptions, AdmissionFlags {
   readonly name?: string;
   readonly allow?: readonly string[];
   readonly allowAny?: boolean;
@@ -281,6 +282,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const emit = emitter(o, io);
   const byName = new Map(services.map((s) => [s.name, s]));
   const allowedSomewhere = (peer: string): boolean => services.some((s) => s.allow === undefined || s.allow.has(peer));
+  const admit = inboundAdmission(o, emit, allowedSomewhere);
   const links = new Set<PeerLink>();
   const conns = new Set<IceConnection>();
   /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
@@ -324,12 +326,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const onConnection = (conn: IceConnection): void => {
     conns.add(conn);
     conn.on('close', () => conns.delete(conn));
-    const peer = conn.peerId;
-    if (!allowedSomewhere(peer)) {
-      emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
-      void conn.close(NOT_ALLOWED_BYE);
-      return;
-    }
+    const peer = conn.peerId; // allowed: admission refused the others before opening anything
     conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
     void (async () => {
       try {
@@ -355,7 +352,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   };
 
   const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
-    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    const acceptOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
     if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
     const onReport = (peer: string, sessionId: string, r: PortMapReport): void => emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
     return acceptPeersMapped(rv, mapper, onConnection, onReport, acceptOptions);
