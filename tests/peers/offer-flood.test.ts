@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '@nat/cli';
 import { RendezvousClient, generateIdentity, peerIdOf } from '@nat/client';
+import { startRendezvous } from '@nat/server';
 import { run as runServer, type RunningServer } from '@nat/server-app';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capture } from '../tunnel/helpers.js';
@@ -185,5 +186,28 @@ describe('nat listen under an offer flood', () => {
     await expose.waitFor((l) => l.event === 'refused' && l.reason === 'not-allowed');
     expose.stop.abort();
     expect(await expose.done).toBe(0);
+  }, 60_000);
+
+  it('finding 5: closed by its rendezvous for its rate (4003), nat listen waits, registers again and stays up', async () => {
+    const host = '127.0.14.32';
+    // a rendezvous with a tiny message rate: answering three offers trips it
+    const rv = await startRendezvous({ host, port: 0, limits: { messagesPerSecond: 1, burst: 3, maxDropped: 2 } });
+    servers.push({ stop: () => rv.close() } as RunningServer);
+    const listen = start(['listen', '--rendezvous', rv.url, '--identity', join(dir, 'limited.pem'), '--no-punch', '--json', '--host-address', host]);
+    const ready = await listen.waitFor((l) => typeof l.id === 'string');
+    const offerers = await Promise.all(Array.from({ length: 3 }, () => flooder(rv.url, String(ready.id))));
+    for (const f of offerers) f.offer();
+    const lost = await listen.waitFor((l) => l.event === 'rendezvous-lost', 20_000);
+    const lostAt = Date.now();
+    expect(lost.code).toBe(4003);
+    expect(lost.retryMs).toBeGreaterThanOrEqual(1000);
+    await listen.waitFor((l) => l.event === 'rendezvous-reconnected' && l.id === ready.id, 30_000);
+    expect(Date.now() - lostAt).toBeGreaterThanOrEqual(900);
+    let ended = false;
+    void listen.done.then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ended).toBe(false);
+    listen.stop.abort();
+    expect(await listen.done).toBe(0);
   }, 60_000);
 });
