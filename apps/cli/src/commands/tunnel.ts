@@ -36,6 +36,7 @@ import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import { type AdmissionFlags, inboundAdmission } from './admission.js';
 import { acceptPeersMapped } from './listen.js';
+import { pinnedTarget, refusePinned } from './name-pin.js';
 import {
   ConnectionPortMap,
   type PeerCommandOptions,
@@ -395,10 +396,11 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
 // nat connect
 
 /**
- * `nat connect`: resolves the name (or takes the peer id), listens on `--listen`, and carries
- * each TCP connection as a stream over one peer link, reopening the link when it drops.
+ * `nat connect`: resolves the name (NAME@PEER_ID: refused unless PEER_ID owns it) or takes the peer id, listens on `--listen`, carries
+ * each TCP connection as a stream over one peer link, and reopens the link when it drops.
  */
-export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: Io, signal: AbortSignal): Promise<number> {
+export async function connectCommand(arg: string, o: ConnectOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const { nameOrPeer, pin } = pinnedTarget(arg);
   const isPeerId = PeerId.safeParse(nameOrPeer).success;
   if (!isPeerId) checkName(nameOrPeer, 'NAME_OR_PEER_ID');
   const service = o.service !== undefined ? checkName(o.service, '--service') : isPeerId ? '' : nameOrPeer;
@@ -424,6 +426,7 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
       }
       throw e;
     }
+    if (pin !== undefined && peerId !== pin) return refusePinned(rv, io, { name: nameOrPeer, resolved: peerId, pin, rendezvous: o.rendezvous });
     if (peerId === rv.id) await rv.close(); // a nat expose with this same identity: registering replaced it
     checkNotSelf(peerId, identity, 'connect', `the name ${nameOrPeer} is exposed by peer ${peerId}, which`);
   }
