@@ -55,7 +55,7 @@ export function assertOnGateway(url: string, gateway: string, what: string): voi
   if (host !== gateway) {
     throw new PortMapError(
       'NOT_GATEWAY',
-      `UPnP: the ${what} ${url.slice(0, 200)} is on ${host.slice(0, 100)}, not on the gateway ${gateway}: refused, no request sent there (--gateway names the router to use)`,
+      `UPnP: the ${what} ${url.slice(0, 200)} is on ${host.slice(0, 100)}, not on the gateway ${gateway}: refused, no request sent there (the gateway is the router being probed: nat map/detect --gateway IP, or --port-map IP)`,
     );
   }
 }
