@@ -21,7 +21,7 @@ import { capture } from '../tunnel/helpers.js';
 let dir: string;
 const stops: AbortController[] = [];
 const runs: Promise<number>[] = [];
-const servers: RunningServer[] = [];
+const servers: Array<{ stop(): Promise<void> }> = [];
 const clients: RendezvousClient[] = [];
 
 beforeAll(async () => {
@@ -192,7 +192,7 @@ describe('nat listen under an offer flood', () => {
     const host = '127.0.14.32';
     // a rendezvous with a tiny message rate: answering three offers trips it
     const rv = await startRendezvous({ host, port: 0, limits: { messagesPerSecond: 1, burst: 3, maxDropped: 2 } });
-    servers.push({ stop: () => rv.close() } as RunningServer);
+    servers.push({ stop: () => rv.close() });
     const listen = start(['listen', '--rendezvous', rv.url, '--identity', join(dir, 'limited.pem'), '--no-punch', '--json', '--host-address', host]);
     const ready = await listen.waitFor((l) => typeof l.id === 'string');
     const offerers = await Promise.all(Array.from({ length: 3 }, () => flooder(rv.url, String(ready.id))));
