@@ -55,7 +55,25 @@ async function freeUdpPort(host: string): Promise<number> {
 async function startServer(host: string): Promise<{ url: string; server: RunningServer }> {
   const io = capture();
   const port = await freeUdpPort(host);
-  const server = (await runServer(['--listen', host, '--port', String(port), '--no-alt-port', '--no-tcp', '--realm', 'example.org', '--auth-secret', 'S3CRET', '--rendezvous-port', '0', '--log-level', 'silent'], io.io))!;
+  const server = (await runServer(
+    [
+      '--listen',
+      host,
+      '--port',
+      String(port),
+      '--no-alt-port',
+      '--no-tcp',
+      '--realm',
+      'example.org',
+      '--auth-secret',
+      'S3CRET',
+      '--rendezvous-port',
+      '0',
+      '--log-level',
+      'silent',
+    ],
+    io.io,
+  ))!;
   servers.push(server);
   return { url: /rendezvous (ws:\S+)/.exec(io.err())![1]!, server };
 }
@@ -103,7 +121,21 @@ describe('nat listen under an offer flood', () => {
   it('finding 5: offers from throwaway keys are capped and refused cheaply; the listener stays registered and answers a real ping', async () => {
     const host = '127.0.14.30';
     const { url, server } = await startServer(host);
-    const listen = start(['listen', '--rendezvous', url, '--identity', join(dir, 'listener.pem'), '--no-punch', '--json', '--host-address', host, ...(process.env.FLOOD_NO_CAPS === '1' ? [] : ['--max-sessions', '8', '--max-offers-per-peer', '2'])]);
+    const listen = start([
+      'listen',
+      '--rendezvous',
+      url,
+      '--identity',
+      join(dir, 'listener.pem'),
+      '--no-punch',
+      '--json',
+      '--host-address',
+      host,
+      '--max-sessions',
+      '8',
+      '--max-offers-per-peer',
+      '2',
+    ]);
     const ready = await listen.waitFor((l) => typeof l.id === 'string');
     const id = String(ready.id);
 
@@ -158,7 +190,22 @@ describe('nat listen under an offer flood', () => {
     const host = '127.0.14.31';
     const { url, server } = await startServer(host);
     const allowed = generateIdentity();
-    const expose = start(['expose', `${host}:9`, '--name', 'flood-svc', '--allow', peerIdOf(allowed), '--rendezvous', url, '--identity', join(dir, 'exposer.pem'), '--no-punch', '--json', '--host-address', host]);
+    const expose = start([
+      'expose',
+      `${host}:9`,
+      '--name',
+      'flood-svc',
+      '--allow',
+      peerIdOf(allowed),
+      '--rendezvous',
+      url,
+      '--identity',
+      join(dir, 'exposer.pem'),
+      '--no-punch',
+      '--json',
+      '--host-address',
+      host,
+    ]);
     const ready = await expose.waitFor((l) => l.event === 'ready');
     const before = allocationsCreated(server);
     const stranger = await flooder(url, String(ready.id));

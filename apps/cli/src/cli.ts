@@ -215,7 +215,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     program
       .command('connect')
       .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
-      .argument('<name-or-peer-id>', 'the name given to nat expose --name (the rendezvous says which peer owns it; NAME@PEER_ID refuses any other owner), or the exposing peer\'s id')
+      .argument(
+        '<name-or-peer-id>',
+        "the name given to nat expose --name (the rendezvous says which peer owns it; NAME@PEER_ID refuses any other owner), or the exposing peer's id",
+      )
       .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
       .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')

@@ -74,7 +74,9 @@ describe('UPnP URLs pinned to the gateway', () => {
 
   it('finding 9b: a description whose control URL is on another host is refused, and no request reaches that host', async () => {
     const other = await httpHost(OTHER, () => EXTERNAL_IP_RESPONSE);
-    const gw = await httpHost(GATEWAY, () => ROOT_DESC.replace('<controlURL>/ctl/IPConn</controlURL>', `<controlURL>http://${OTHER}:${other.port}/ctl/IPConn</controlURL>`));
+    const gw = await httpHost(GATEWAY, () =>
+      ROOT_DESC.replace('<controlURL>/ctl/IPConn</controlURL>', `<controlURL>http://${OTHER}:${other.port}/ctl/IPConn</controlURL>`),
+    );
     const ssdp = await ssdpHost(() => `http://${GATEWAY}:${gw.port}/rootDesc.xml`);
     const e = await rejection(search(ssdp));
     expect(e.code).toBe('NOT_GATEWAY');
@@ -100,7 +102,10 @@ describe('UPnP URLs pinned to the gateway', () => {
   it('finding 9b: a UPnP client never posts SOAP to a control URL off its gateway', async () => {
     const other = await httpHost(OTHER, () => EXTERNAL_IP_RESPONSE);
     const location = `http://${GATEWAY}:1/rootDesc.xml`;
-    const description = parseDeviceDescription(ROOT_DESC.replace('<controlURL>/ctl/IPConn</controlURL>', `<controlURL>http://${OTHER}:${other.port}/ctl/IPConn</controlURL>`), location);
+    const description = parseDeviceDescription(
+      ROOT_DESC.replace('<controlURL>/ctl/IPConn</controlURL>', `<controlURL>http://${OTHER}:${other.port}/ctl/IPConn</controlURL>`),
+      location,
+    );
     const service = wanConnectionService(description)!;
     const e = await rejection(
       (async () => {

@@ -44,8 +44,8 @@ export function acceptPeersMapped(
  * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts the
  * connections offered to it (within `--max-sessions` and `--max-offers-per-peer`), echoing
  * pings and data, until `signal` fires (Ctrl-C). Registers again when the rendezvous connection
- * drops (open connections stay up); stops when another process registers the same identity. With `--json` the first line is `{"id": ...}` and every
- * event is one more JSON line.
+ * drops (open connections stay up); stops when another process registers the same identity.
+ * With `--json` the first line is `{"id": ...}` and every event is one more JSON line.
  */
 export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: Io, signal: AbortSignal): Promise<number> {
   const options = connectionOptions(o, signal);

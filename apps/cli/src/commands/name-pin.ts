@@ -17,7 +17,8 @@ export function pinnedTarget(arg: string): { nameOrPeer: string; pin: string | u
   if (!PeerId.safeParse(pin).success) {
     throw new UsageError(`${JSON.stringify(arg)}: after the @ comes the peer id that owns the name (32 lower-case base32 characters, as nat expose prints it)`);
   }
-  if (PeerId.safeParse(arg.slice(0, at)).success) throw new UsageError(`${JSON.stringify(arg)}: NAME@PEER_ID pins a name; a peer id needs no pin (use --service NAME)`);
+  if (PeerId.safeParse(arg.slice(0, at)).success)
+    throw new UsageError(`${JSON.stringify(arg)}: NAME@PEER_ID pins a name; a peer id needs no pin (use --service NAME)`);
   return { nameOrPeer: arg.slice(0, at), pin };
 }
 

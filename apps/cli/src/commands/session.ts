@@ -76,9 +76,9 @@ export interface KeepRendezvousOptions {
  * retrying every 1 s doubling to 30 s; after a drop (4003 rate limited, 1001 shutdown...) it
  * waits 1 s first, doubling while the connection keeps dropping within a minute of registering.
  * The first registration's failure ends the command (exit 3 when nothing answered, 1 when the
- * server refused). A connection replaced by another process
- * with the same identity (4000) ends it with exit 1 and {@link replacedMessage}: reconnecting
- * would replace the other process in turn, for ever.
+ * server refused). A connection replaced by another process with the same identity (4000)
+ * ends it with exit 1 and {@link replacedMessage}: reconnecting would replace the other process
+ * in turn, for ever.
  */
 export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> {
   const { signal, emit } = o;
@@ -133,7 +133,10 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
     // drops soon after registering back off further (1 s doubling to 30 s)
     dropDelay = performance.now() - registeredAt > 60_000 ? 1000 : Math.min(dropDelay * 2, 30_000);
     const code = rv.closeInfo?.code ?? null;
-    emit({ event: 'rendezvous-lost', code, retryMs: dropDelay }, `the rendezvous connection dropped (${code ?? '?'}${closeCodeText(code)}); reconnecting in ${dropDelay / 1000} s (${o.keeps} stay up)`);
+    emit(
+      { event: 'rendezvous-lost', code, retryMs: dropDelay },
+      `the rendezvous connection dropped (${code ?? '?'}${closeCodeText(code)}); reconnecting in ${dropDelay / 1000} s (${o.keeps} stay up)`,
+    );
     await delay(dropDelay, undefined, { signal }).catch(() => {});
   }
   return ExitCode.Ok;

@@ -68,7 +68,12 @@ export interface OfferAdmissionStats {
 
 /** The admission state of one listener. */
 export class OfferAdmission {
-  readonly stats: OfferAdmissionStats = { admitted: 0, refused: { 'not-allowed': 0, sessions: 0, 'peer-sessions': 0, 'peer-rate': 0, rate: 0 }, refusalsSent: 0, sessions: 0 };
+  readonly stats: OfferAdmissionStats = {
+    admitted: 0,
+    refused: { 'not-allowed': 0, sessions: 0, 'peer-sessions': 0, 'peer-rate': 0, rate: 0 },
+    refusalsSent: 0,
+    sessions: 0,
+  };
   readonly #o: Required<Omit<OfferAdmissionOptions, 'allow'>> & Pick<OfferAdmissionOptions, 'allow'>;
   readonly #peers = new Map<string, { sessions: number; bucket: Bucket }>();
   readonly #starts: Bucket;

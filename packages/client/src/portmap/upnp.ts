@@ -226,7 +226,8 @@ export class UpnpClient implements MethodClient {
   constructor(init: UpnpClientInit) {
     this.device = init.device;
     this.gateway = init.gateway ?? new URL(init.device.location).hostname;
-    for (const s of [init.device.service, init.device.firewall]) if (s !== undefined) assertOnGateway(s.controlURL, this.gateway, `control URL of ${s.serviceType}`);
+    for (const s of [init.device.service, init.device.firewall])
+      if (s !== undefined) assertOnGateway(s.controlURL, this.gateway, `control URL of ${s.serviceType}`);
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#portTries = init.portTries ?? 5;
   }
