@@ -171,6 +171,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     { mapped: "this peer's" },
   )
     .option('--json', 'print {"id": ...} and then one JSON line per event')
+    .option('--max-sessions <n>', 'inbound sessions at once, every peer together; more offers are refused (default 32)', positiveInt('a count'))
+    .option('--max-offers-per-peer <n>', 'inbound sessions at once from one peer id; more offers are refused (default 4)', positiveInt('a count'))
     .action(async (opts) => {
       code = await listenCommand(opts, io, signal);
     });
@@ -197,6 +199,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
     .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')
     .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "port-mapping", "refused", ...)')
+    .option('--max-sessions <n>', 'inbound peer sessions at once, every peer together; more offers are refused (default 32)', positiveInt('a count'))
+    .option('--max-offers-per-peer <n>', 'inbound peer sessions at once from one peer id; more offers are refused (default 4)', positiveInt('a count'))
     .addHelpText('after', '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441')
     .action(async (target: string | undefined, opts) => {
       if (opts.public === true) {
@@ -211,7 +215,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     program
       .command('connect')
       .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
-      .argument('<name-or-peer-id>', 'the name given to nat expose --name, or the exposing peer\'s id')
+      .argument(
+        '<name-or-peer-id>',
+        "the name given to nat expose --name (the rendezvous says which peer owns it; NAME@PEER_ID refuses any other owner), or the exposing peer's id",
+      )
       .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
       .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')

@@ -92,6 +92,27 @@ describe('packet protection', () => {
     expect(opener.open(f)).toBe('tampered');
     expect(opener.open(first)).toBe('replayed');
   });
+
+  it('finding 9a: a forged datagram with a large counter changes nothing: genuine packets still open', () => {
+    const key = randomBytes(32);
+    const sealer = new PacketSealer(key);
+    const opener = new PacketOpener(key);
+    expect(opener.open(sealer.seal(Buffer.from('before'), 0))).toEqual(Buffer.from('before'));
+    // forgeries an off-path attacker can send: counters 1 to 4 epochs ahead and far ahead, random ciphertext
+    for (const counter of [REKEY_INTERVAL, 3 * REKEY_INTERVAL + 7, 4 * REKEY_INTERVAL + 5, 2 ** 40, 2 ** 53 - 1]) {
+      const forged = randomBytes(8 + 30);
+      forged.writeBigUInt64BE(BigInt(counter), 0);
+      expect(opener.open(forged)).toBe('tampered');
+    }
+    // the sender is still in epoch 0, and its packets open, in order and reordered
+    const p1 = sealer.seal(Buffer.from('after-1'), 0);
+    const p2 = sealer.seal(Buffer.from('after-2'), 0);
+    expect(opener.open(p2)).toEqual(Buffer.from('after-2'));
+    expect(opener.open(p1)).toEqual(Buffer.from('after-1'));
+    // and a genuine rotation afterwards is still followed
+    const later = new PacketSealer(key, 2 * REKEY_INTERVAL + 3).seal(Buffer.from('epoch 2'), 0);
+    expect(opener.open(later)).toEqual(Buffer.from('epoch 2'));
+  });
 });
 
 describe('peer link over an in-memory path', () => {
@@ -144,6 +165,29 @@ describe('peer link over an in-memory path', () => {
     expect(b.stats.dropped.tampered).toBe(tampered);
     expect(b.stats.dropped.replayed).toBe(replayed);
     expect(tampered).toBeGreaterThan(10);
+  });
+
+  it('finding 9a: one forged datagram with a huge counter does not stop the genuine traffic of a link', async () => {
+    const [pa, pb] = pathPair();
+    const { a, b } = await linkPair(pa, pb);
+    b.on('stream', (s) => s.pipe(s));
+    const echo = async (data: Buffer): Promise<Buffer> => {
+      const s = await a.openStream();
+      s.end(data);
+      return readAll(s);
+    };
+    const first = randomBytes(20_000);
+    expect((await echo(first)).equals(first)).toBe(true);
+    // an attacker who knows the path sends b one sealed-looking datagram, 3 epochs ahead
+    const forged = Buffer.concat([Buffer.from([0x04]), randomBytes(8 + 40)]);
+    forged.writeBigUInt64BE(BigInt(3 * REKEY_INTERVAL + 1), 1);
+    const tamperedBefore = b.stats.dropped.tampered;
+    pb.emit('data', forged);
+    await new Promise((r) => setImmediate(r));
+    expect(b.stats.dropped.tampered).toBe(tamperedBefore + 1);
+    const second = randomBytes(200_000);
+    expect((await echo(second)).equals(second)).toBe(true);
+    expect(b.stats.dropped.tampered).toBe(tamperedBefore + 1);
   });
 
   /** Sends `bytes` from a to b on one stream; counts the datagrams each way and the largest. */

@@ -1,5 +1,6 @@
-import { type IceConnection, type IceConnectionOptions, PortMapper, type RendezvousClient, StunClientError, acceptPeers } from '@nat/client';
+import { type AcceptPeersOptions, type IceConnection, PortMapper, type RendezvousClient, StunClientError, acceptPeers } from '@nat/client';
 import type { Io } from '../io.js';
+import { type AdmissionFlags, inboundAdmission } from './admission.js';
 import { explainFailure, hints } from './ice-failure.js';
 import {
   ConnectionPortMap,
@@ -28,7 +29,7 @@ export function acceptPeersMapped(
   mapper: PortMapper,
   onConnection: (conn: IceConnection) => void,
   onReport: (peer: string, sessionId: string, r: PortMapReport) => void,
-  options: IceConnectionOptions,
+  options: Omit<AcceptPeersOptions, 'perOffer'>,
 ): () => void {
   return acceptPeers(rv, onConnection, {
     ...options,
@@ -40,13 +41,13 @@ export function acceptPeersMapped(
 }
 
 /**
- * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts every
- * connection offered to it, echoing pings and data, until `signal` fires (Ctrl-C). Registers
- * again when the rendezvous connection drops (open connections stay up); stops when another
- * process registers the same identity. With `--json` the first line is `{"id": ...}` and every
- * event is one more JSON line.
+ * `nat listen`: registers with the rendezvous service, prints this peer's id, and accepts the
+ * connections offered to it (within `--max-sessions` and `--max-offers-per-peer`), echoing
+ * pings and data, until `signal` fires (Ctrl-C). Registers again when the rendezvous connection
+ * drops (open connections stay up); stops when another process registers the same identity.
+ * With `--json` the first line is `{"id": ...}` and every event is one more JSON line.
  */
-export async function listenCommand(o: PeerCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
+export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: Io, signal: AbortSignal): Promise<number> {
   const options = connectionOptions(o, signal);
   const identity = await loadIdentity(o.identity);
   const event: Emit = (e, text) => {
@@ -54,6 +55,7 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
     else io.stderr.write(`${text}\n`);
   };
   const live = new Set<IceConnection>();
+  const admit = inboundAdmission(o, event);
   let mapper: PortMapper | PortMapReport | undefined;
   const onConnection = (conn: IceConnection): void => {
     live.add(conn);
@@ -82,7 +84,8 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
   };
   const onRegistered = async (rv: RendezvousClient, first: boolean): Promise<() => void> => {
     if (first) mapper = await openPortMapper(o);
-    const punch = await punchOptions(o, rv, signal);
+    // after a reconnection, a failed NAT probe must not end a listener that was working
+    const punch = first ? await punchOptions(o, rv, signal) : await punchOptions(o, rv, signal).catch(() => undefined);
     if (first) {
       // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
       const portMapping = portMapperJson(mapper);
@@ -96,7 +99,7 @@ export async function listenCommand(o: PeerCommandOptions, io: Io, signal: Abort
         else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);
       }
     }
-    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    const acceptOptions: AcceptPeersOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
     return mapper instanceof PortMapper
       ? acceptPeersMapped(rv, mapper, onConnection, (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`), acceptOptions)
       : acceptPeers(rv, onConnection, acceptOptions);

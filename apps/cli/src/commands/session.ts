@@ -6,6 +6,7 @@
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { RendezvousClient, type RendezvousIdentity, StunClientError } from '@nat/client';
+import { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 
@@ -40,6 +41,13 @@ export function replacedMessage(command: string, identity: SessionIdentity): str
   );
 }
 
+/** What a rendezvous close code means, for the `rendezvous-lost` line. */
+function closeCodeText(code: number | null): string {
+  if (code === RENDEZVOUS_CLOSE_CODES.rateLimited) return ' rate limited: this peer sent too many signalling messages';
+  if (code === RENDEZVOUS_CLOSE_CODES.shutdown) return ' the server is shutting down';
+  return '';
+}
+
 /** One event line: JSON on stdout with `--json`, else the text on stderr. */
 export type Emit = (event: Record<string, unknown>, text: string) => void;
 
@@ -65,15 +73,18 @@ export interface KeepRendezvousOptions {
 /**
  * Keeps a command registered until `signal` (Ctrl-C): registers, lets `onRegistered` start its
  * work, and when the connection drops (a server restart, a network outage) registers again,
- * retrying every 1 s doubling to 30 s. The first registration's failure ends the command (exit 3
- * when nothing answered, 1 when the server refused). A connection replaced by another process
- * with the same identity (4000) ends it with exit 1 and {@link replacedMessage}: reconnecting
- * would replace the other process in turn, for ever.
+ * retrying every 1 s doubling to 30 s; after a drop (4003 rate limited, 1001 shutdown...) it
+ * waits 1 s first, doubling while the connection keeps dropping within a minute of registering.
+ * The first registration's failure ends the command (exit 3 when nothing answered, 1 when the
+ * server refused). A connection replaced by another process with the same identity (4000)
+ * ends it with exit 1 and {@link replacedMessage}: reconnecting would replace the other process
+ * in turn, for ever.
  */
 export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> {
   const { signal, emit } = o;
   let first = true;
   let backoff = 1000;
+  let dropDelay = 500;
   while (!signal.aborted) {
     let rv: RendezvousClient;
     try {
@@ -105,6 +116,7 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
     }
     if (!first) emit({ event: 'rendezvous-reconnected', id: rv.id }, o.reconnected);
     first = false;
+    const registeredAt = performance.now();
     const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
       if (signal.aborted) return resolve('signal');
       signal.addEventListener('abort', () => resolve('signal'), { once: true });
@@ -117,7 +129,15 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       o.io.stderr.write(replacedMessage(o.command, o.identity));
       return ExitCode.Failure;
     }
-    emit({ event: 'rendezvous-lost', code: rv.closeInfo?.code ?? null }, `the rendezvous connection dropped (${rv.closeInfo?.code ?? '?'}); reconnecting (${o.keeps} stay up)`);
+    // a server that closed us (4003 rate limited, 1001 shutting down) is not asked again at once;
+    // drops soon after registering back off further (1 s doubling to 30 s)
+    dropDelay = performance.now() - registeredAt > 60_000 ? 1000 : Math.min(dropDelay * 2, 30_000);
+    const code = rv.closeInfo?.code ?? null;
+    emit(
+      { event: 'rendezvous-lost', code, retryMs: dropDelay },
+      `the rendezvous connection dropped (${code ?? '?'}${closeCodeText(code)}); reconnecting in ${dropDelay / 1000} s (${o.keeps} stay up)`,
+    );
+    await delay(dropDelay, undefined, { signal }).catch(() => {});
   }
   return ExitCode.Ok;
 }

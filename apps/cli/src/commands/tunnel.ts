@@ -34,7 +34,9 @@ import {
 import { PeerId, ServiceName, parseTransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { type AdmissionFlags, inboundAdmission } from './admission.js';
 import { acceptPeersMapped } from './listen.js';
+import { pinnedTarget, refusePinned } from './name-pin.js';
 import {
   ConnectionPortMap,
   type PeerCommandOptions,
@@ -72,7 +74,7 @@ export interface TunnelCommonOptions extends PeerCommandOptions {
 }
 
 /** Options of `nat expose`. */
-export interface ExposeOptions extends TunnelCommonOptions {
+export interface ExposeOptions extends TunnelCommonOptions, AdmissionFlags {
   readonly name?: string;
   readonly allow?: readonly string[];
   readonly allowAny?: boolean;
@@ -281,6 +283,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const emit = emitter(o, io);
   const byName = new Map(services.map((s) => [s.name, s]));
   const allowedSomewhere = (peer: string): boolean => services.some((s) => s.allow === undefined || s.allow.has(peer));
+  const admit = inboundAdmission(o, emit, allowedSomewhere);
   const links = new Set<PeerLink>();
   const conns = new Set<IceConnection>();
   /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
@@ -324,12 +327,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const onConnection = (conn: IceConnection): void => {
     conns.add(conn);
     conn.on('close', () => conns.delete(conn));
-    const peer = conn.peerId;
-    if (!allowedSomewhere(peer)) {
-      emit({ event: 'refused', peer, reason: 'not-allowed' }, `refused a connection from ${peer} (not in any --allow list)`);
-      void conn.close(NOT_ALLOWED_BYE);
-      return;
-    }
+    const peer = conn.peerId; // allowed: admission refused the others before opening anything
     conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
     void (async () => {
       try {
@@ -355,7 +353,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   };
 
   const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
-    const acceptOptions: IceConnectionOptions = { ...options, ...(punch === undefined ? {} : { punch }) };
+    const acceptOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
     if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
     const onReport = (peer: string, sessionId: string, r: PortMapReport): void => emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
     return acceptPeersMapped(rv, mapper, onConnection, onReport, acceptOptions);
@@ -398,10 +396,11 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
 // nat connect
 
 /**
- * `nat connect`: resolves the name (or takes the peer id), listens on `--listen`, and carries
- * each TCP connection as a stream over one peer link, reopening the link when it drops.
+ * `nat connect`: resolves the name (NAME@PEER_ID: refused unless PEER_ID owns it) or takes the peer id, listens on `--listen`, carries
+ * each TCP connection as a stream over one peer link, and reopens the link when it drops.
  */
-export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: Io, signal: AbortSignal): Promise<number> {
+export async function connectCommand(arg: string, o: ConnectOptions, io: Io, signal: AbortSignal): Promise<number> {
+  const { nameOrPeer, pin } = pinnedTarget(arg);
   const isPeerId = PeerId.safeParse(nameOrPeer).success;
   if (!isPeerId) checkName(nameOrPeer, 'NAME_OR_PEER_ID');
   const service = o.service !== undefined ? checkName(o.service, '--service') : isPeerId ? '' : nameOrPeer;
@@ -427,6 +426,7 @@ export async function connectCommand(nameOrPeer: string, o: ConnectOptions, io: 
       }
       throw e;
     }
+    if (pin !== undefined && peerId !== pin) return refusePinned(rv, io, { name: nameOrPeer, resolved: peerId, pin, rendezvous: o.rendezvous });
     if (peerId === rv.id) await rv.close(); // a nat expose with this same identity: registering replaced it
     checkNotSelf(peerId, identity, 'connect', `the name ${nameOrPeer} is exposed by peer ${peerId}, which`);
   }

@@ -6,6 +6,7 @@
 import type { OfferMessage } from '@nat/protocol';
 import { eventIterator } from '../event-iterator.js';
 import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
+import { OfferAdmission, type OfferAdmissionOptions, type OfferRefusalCause, refusalReason } from './admission.js';
 import { IceConnection, type IceConnectionOptions } from './connection.js';
 
 /**
@@ -49,33 +50,66 @@ export interface PerOfferSetup {
   readonly onClose?: () => void;
 }
 
+/** An offer {@link acceptPeers} refused, before opening anything for it. */
+export interface RefusedOffer {
+  readonly from: string;
+  readonly sessionId: string;
+  readonly cause: OfferRefusalCause;
+  /** Whether a `bye` told the offering peer (refusals past their rate budget are silent). */
+  readonly answered: boolean;
+}
+
 /** Options of {@link acceptPeers}: the connection options every accepted connection gets, and a per-offer hook. */
 export interface AcceptPeersOptions extends IceConnectionOptions {
   /** Called for each new offer before its connection is made; see {@link PerOfferSetup}. */
   readonly perOffer?: (offer: { readonly from: string; readonly sessionId: string }) => PerOfferSetup;
+  /**
+   * Which offers are answered: an {@link OfferAdmission} (shared across rendezvous
+   * reconnections, so its counts survive them) or its options. Default: the defaults of
+   * {@link OfferAdmissionOptions} (32 sessions, 4 per peer, bounded rates).
+   */
+  readonly admission?: OfferAdmission | OfferAdmissionOptions;
+  /** Called for each refused offer (nothing was opened for it). */
+  readonly onRefused?: (refused: RefusedOffer) => void;
 }
 
 /**
  * Accepts every offer that arrives on `rv` until the returned function is called (or `signal`
  * fires): calls `onConnection` with each new {@link IceConnection} as soon as the offer arrives
- * (await its `ready`). Offers repeated for a session already accepted are ignored.
+ * (await its `ready`). Offers repeated for a session already accepted are ignored. Offers
+ * that `admission` refuses get a `bye` (within a rate budget) and open nothing.
  */
 export function acceptPeers(
   rv: RendezvousClient,
   onConnection: (conn: IceConnection) => void,
   options: AcceptPeersOptions = {},
 ): () => void {
-  const { perOffer, ...shared } = options;
+  const { perOffer, admission: given, onRefused, ...shared } = options;
+  const admission = given instanceof OfferAdmission ? given : new OfferAdmission(given);
   const sessions = new Set<string>();
+  const refuse = (m: { from: string; sessionId: string }, cause: OfferRefusalCause): void => {
+    const answered = admission.answerRefusal();
+    if (answered) {
+      try {
+        rv.send({ type: 'bye', to: m.from, sessionId: m.sessionId, reason: refusalReason(cause) });
+      } catch {
+        /* the rendezvous connection closed: nobody to tell */
+      }
+    }
+    onRefused?.({ from: m.from, sessionId: m.sessionId, cause, answered });
+  };
   const onMessage = (m: RendezvousInbound): void => {
     if (m.type !== 'offer') return;
     const key = `${m.from} ${m.sessionId}`;
     if (sessions.has(key)) return;
+    const admitted = admission.admit(m.from);
+    if (admitted !== true) return refuse(m, admitted);
     sessions.add(key);
     const setup = perOffer?.({ from: m.from, sessionId: m.sessionId });
     const conn = acceptOffer(rv, m, setup?.options === undefined ? shared : { ...shared, ...setup.options });
     conn.on('close', () => {
       sessions.delete(key);
+      admission.release(m.from);
       setup?.onClose?.();
     });
     onConnection(conn);

@@ -67,7 +67,16 @@ export {
   type ConnectionPath,
   connectPeer,
 } from './connection.js';
-export { acceptOffer, acceptPeers, type AcceptPeersOptions, type PerOfferSetup, acceptedConnections } from './accept.js';
+export { acceptOffer, acceptPeers, type AcceptPeersOptions, type PerOfferSetup, type RefusedOffer, acceptedConnections } from './accept.js';
+export {
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSIONS_PER_PEER,
+  OfferAdmission,
+  type OfferAdmissionOptions,
+  type OfferAdmissionStats,
+  type OfferRefusalCause,
+  refusalReason,
+} from './admission.js';
 export {
   type CandidateCounts,
   type ConnectionDiagnosis,

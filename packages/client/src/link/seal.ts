@@ -31,24 +31,40 @@ export function rekey(key: Uint8Array): Buffer {
   return out.subarray(0, 32);
 }
 
+/** How many epochs ahead of the current one a receiver derives a key for. */
+const EPOCHS_AHEAD = 4;
+
+/**
+ * The keys of a direction by epoch. Looking a key up never changes which epoch is current:
+ * {@link EpochKeys.advance} does, and the opener calls it only for a packet that authenticated,
+ * so that a forged counter cannot rotate the keys away from the sender's.
+ */
 class EpochKeys {
   #epoch = 0;
   #key: Buffer;
   #previous: Buffer | undefined;
+  /** Keys of the epochs after the current one, derived on demand: `#ahead[i]` is epoch `#epoch + 1 + i`. */
+  #ahead: Buffer[] = [];
   constructor(key: Uint8Array) {
     this.#key = Buffer.from(key);
   }
-  /** The key of `epoch`, when it is the current one, the one before, or later (then it becomes current). */
+  /** The key of `epoch`: the current one, the one before, or up to {@link EPOCHS_AHEAD} later. */
   key(epoch: number): Buffer | undefined {
     if (epoch === this.#epoch) return this.#key;
     if (epoch === this.#epoch - 1) return this.#previous;
-    if (epoch < this.#epoch || epoch > this.#epoch + 4) return undefined;
-    while (this.#epoch < epoch) {
-      this.#previous = this.#key;
-      this.#key = rekey(this.#key);
-      this.#epoch += 1;
-    }
-    return this.#key;
+    if (epoch < this.#epoch || epoch > this.#epoch + EPOCHS_AHEAD) return undefined;
+    const i = epoch - this.#epoch - 1;
+    while (this.#ahead.length <= i) this.#ahead.push(rekey(this.#ahead.at(-1) ?? this.#key));
+    return this.#ahead[i];
+  }
+  /** Makes `epoch` (whose key {@link key} gave) the current one; the one before it stays usable. */
+  advance(epoch: number): void {
+    const steps = epoch - this.#epoch;
+    if (steps <= 0 || steps > this.#ahead.length) return;
+    this.#previous = steps === 1 ? this.#key : this.#ahead[steps - 2];
+    this.#key = this.#ahead[steps - 1]!;
+    this.#ahead = this.#ahead.slice(steps);
+    this.#epoch = epoch;
   }
 }
 
@@ -69,8 +85,10 @@ export class PacketSealer {
   /** `prefix` bytes of room, the counter, then the ciphertext and tag of `plain`. */
   seal(plain: Uint8Array, prefix: number): Buffer {
     const n = this.#counter++;
-    const key = this.#keys.key(Math.floor(n / REKEY_INTERVAL));
+    const epoch = Math.floor(n / REKEY_INTERVAL);
+    const key = this.#keys.key(epoch);
     if (key === undefined) throw new Error('unreachable: sender epochs only grow');
+    this.#keys.advance(epoch);
     const out = Buffer.allocUnsafe(prefix + COUNTER_BYTES + plain.length + TAG_BYTES);
     const hi = Math.floor(n / 2 ** 32);
     const lo = n >>> 0;
@@ -102,7 +120,8 @@ export class PacketOpener {
     if (hi >= 2 ** 21) return 'tampered'; // beyond 2^53: never sent
     const n = hi * 2 ** 32 + lo;
     if (this.#isReplay(n)) return 'replayed';
-    const key = this.#keys.key(Math.floor(n / REKEY_INTERVAL));
+    const epoch = Math.floor(n / REKEY_INTERVAL);
+    const key = this.#keys.key(epoch);
     if (key === undefined) return 'tampered';
     this.#nonce.writeUInt32LE(lo, 4);
     this.#nonce.writeUInt32LE(hi, 8);
@@ -112,6 +131,9 @@ export class PacketOpener {
     } catch {
       return 'tampered';
     }
+    // state changes only now that the packet authenticated: a forged counter moves neither
+    // the epoch (its keys) nor the replay window
+    this.#keys.advance(epoch);
     this.#markSeen(n);
     return plain;
   }

@@ -15,7 +15,9 @@ export type PortMapErrorCode =
   /** the socket or HTTP connection failed */
   | 'SOCKET'
   /** no default gateway, or an address that does not parse */
-  | 'NO_GATEWAY';
+  | 'NO_GATEWAY'
+  /** a UPnP description or control URL that is not on the gateway's address: no request is sent there */
+  | 'NOT_GATEWAY';
 
 /** The port-mapping layer's one error type: every failure of @nat/client's port mapping. */
 export class PortMapError extends Error {

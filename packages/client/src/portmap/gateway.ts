@@ -39,6 +39,27 @@ export async function resolveGateway(gateway: string | undefined): Promise<strin
   return first;
 }
 
+/**
+ * Refuses (NOT_GATEWAY) a UPnP URL that is not on the gateway's address: the description
+ * (an SSDP LOCATION) and every control URL must be served by the router being probed, so that
+ * another host on the LAN cannot point this host's requests at a third address (its own
+ * loopback, a cloud metadata address).
+ */
+export function assertOnGateway(url: string, gateway: string, what: string): void {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    throw new PortMapError('BAD_RESPONSE', `UPnP: the ${what} ${JSON.stringify(url.slice(0, 100))} is not a URL`);
+  }
+  if (host !== gateway) {
+    throw new PortMapError(
+      'NOT_GATEWAY',
+      `UPnP: the ${what} ${url.slice(0, 200)} is on ${host.slice(0, 100)}, not on the gateway ${gateway}: refused, no request sent there (the gateway is the router being probed: nat map/detect --gateway IP, or --port-map IP)`,
+    );
+  }
+}
+
 /** Every non-internal IPv4 address of this host, with its interface name. */
 export function ipv4Interfaces(): { name: string; address: string }[] {
   const out: { name: string; address: string }[] = [];

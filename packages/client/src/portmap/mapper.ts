@@ -223,7 +223,7 @@ export class PortMapper {
     });
     const [device] = devices;
     if (!device) throw new PortMapError('UNSUPPORTED', 'UPnP: no Internet Gateway Device answered the SSDP search');
-    return new UpnpClient({ device });
+    return new UpnpClient({ device, gateway: this.gateway });
   }
 
   /** Probes every method concurrently (each bounded by probeTimeoutMs); cached after the first call. */
@@ -316,6 +316,7 @@ export class PortMapper {
             if (!grant.controlURL || !grant.serviceType) throw new PortMapError('BAD_RESPONSE', 'state entry without control URL');
             const service = { serviceType: grant.serviceType, serviceId: '', controlURL: grant.controlURL };
             client = new UpnpClient({
+              gateway: grant.gateway,
               device: { location: grant.controlURL, description: { deviceType: '', friendlyName: '', services: [service] }, service, firewall: undefined, localAddress: grant.internalAddress },
             });
           } else client = grant.method === 'pcp' ? new PcpClient({ gateway: grant.gateway }) : new NatPmpClient({ gateway: grant.gateway });

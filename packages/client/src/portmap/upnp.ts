@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { request as httpRequest } from 'node:http';
 import { IGD_SEARCH_TARGETS, SSDP_MULTICAST_V4, decodeSsdpResponse, encodeMSearch, type MappingProtocol } from '@nat/protocol';
 import { PortMapError } from './errors.js';
-import { ipv4Interfaces } from './gateway.js';
+import { assertOnGateway, ipv4Interfaces } from './gateway.js';
 import {
   UPNP_ERROR,
   UPNP_MAX_DOCUMENT,
@@ -19,10 +19,19 @@ import { DEFAULT_LIFETIME, type MappingGrant, type MappingRequest, type MethodCl
 
 /** Options of {@link discoverIgd}. */
 export interface IgdDiscoveryOptions {
-  /** Also search by unicast at this address (a router that ignores multicast still answers). */
+  /**
+   * The router: also search by unicast at this address (a router that ignores multicast still
+   * answers), and use only devices whose description and control URLs are on this address
+   * (others are refused with NOT_GATEWAY). Without it, control URLs must be on the host of
+   * the description's URL.
+   */
   readonly gateway?: string;
   /** How long to collect answers, ms (default 2000). */
   readonly timeoutMs?: number;
+  /** The UDP port of the unicast search at `gateway` (default 1900, the SSDP port). */
+  readonly ssdpPort?: number;
+  /** Search by multicast too (default true); false searches only by unicast at `gateway`. */
+  readonly multicast?: boolean;
   /** Local IPv4 addresses to search from (default: every non-internal interface). */
   readonly interfaces?: readonly string[];
   readonly signal?: AbortSignal;
@@ -81,6 +90,7 @@ function http(url: string, o: { method: 'GET' | 'POST'; headers?: Record<string,
  */
 export async function discoverIgd(options: IgdDiscoveryOptions = {}): Promise<IgdDevice[]> {
   const timeoutMs = options.timeoutMs ?? 2000;
+  const ssdpPort = options.ssdpPort ?? 1900;
   const locations = new Set<string>();
   const sockets: Socket[] = [];
   const sources = options.interfaces ?? ipv4Interfaces().map((i) => i.address);
@@ -107,8 +117,8 @@ export async function discoverIgd(options: IgdDiscoveryOptions = {}): Promise<Ig
               /* unicast only */
             }
             for (const st of IGD_SEARCH_TARGETS) {
-              s.send(encodeMSearch(st, { mx }), SSDP_MULTICAST_V4.port, SSDP_MULTICAST_V4.address, () => {});
-              if (options.gateway) s.send(encodeMSearch(st, { mx, host: `${options.gateway}:1900` }), 1900, options.gateway, () => {});
+              if (options.multicast !== false) s.send(encodeMSearch(st, { mx }), SSDP_MULTICAST_V4.port, SSDP_MULTICAST_V4.address, () => {});
+              if (options.gateway) s.send(encodeMSearch(st, { mx, host: `${options.gateway}:${ssdpPort}` }), ssdpPort, options.gateway, () => {});
             }
             resolve();
           });
@@ -144,23 +154,36 @@ export async function discoverIgd(options: IgdDiscoveryOptions = {}): Promise<Ig
     }
   }
   const devices: IgdDevice[] = [];
+  const refused: PortMapError[] = [];
   await Promise.all(
     [...locations].slice(0, 8).map(async (location) => {
       try {
-        const r = await http(location, { method: 'GET', timeoutMs: 3000, ...(options.signal ? { signal: options.signal } : {}) });
-        if (r.status !== 200) return;
-        const description = parseDeviceDescription(r.body, location);
-        const service = wanConnectionService(description);
-        if (!service) return;
-        const firewall = description.services.find((s) => s.serviceType === WAN_IPV6_FIREWALL_SERVICE);
-        devices.push({ location, description, service, firewall, localAddress: r.localAddress });
-      } catch {
-        /* a device we cannot use */
+        const device = await fetchDevice(location, options);
+        if (device !== undefined) devices.push(device);
+      } catch (e) {
+        if (e instanceof PortMapError && e.code === 'NOT_GATEWAY') refused.push(e);
+        /* else a device we cannot use */
       }
     }),
   );
+  // only devices off the gateway answered: say so, rather than "no device"
+  if (devices.length === 0 && refused[0] !== undefined) throw refused[0];
   const atGateway = (d: IgdDevice): boolean => options.gateway !== undefined && new URL(d.location).hostname === options.gateway;
   return devices.sort((a, b) => Number(atGateway(b)) - Number(atGateway(a)));
+}
+
+/** The device at an SSDP LOCATION, pinned to the gateway; undefined when it has no WAN connection service. */
+async function fetchDevice(location: string, options: IgdDiscoveryOptions): Promise<IgdDevice | undefined> {
+  const gateway = options.gateway ?? new URL(location).hostname;
+  assertOnGateway(location, gateway, 'description URL (SSDP LOCATION)');
+  const r = await http(location, { method: 'GET', timeoutMs: 3000, ...(options.signal ? { signal: options.signal } : {}) });
+  if (r.status !== 200) return undefined;
+  const description = parseDeviceDescription(r.body, location);
+  const service = wanConnectionService(description);
+  if (!service) return undefined;
+  const firewall = description.services.find((s) => s.serviceType === WAN_IPV6_FIREWALL_SERVICE);
+  for (const s of [service, firewall]) if (s !== undefined) assertOnGateway(s.controlURL, gateway, `control URL of ${s.serviceType}`);
+  return { location, description, service, firewall, localAddress: r.localAddress };
 }
 
 /** A port mapping entry as GetSpecificPortMappingEntry returns it. */
@@ -181,6 +204,8 @@ export interface UpnpFirewallStatus {
 /** Options of {@link UpnpClient}. */
 export interface UpnpClientInit {
   readonly device: IgdDevice;
+  /** The router's address: every control URL must be on it (default: the host of the device's location). */
+  readonly gateway?: string;
   /** Per-request timeout, ms (default 5000). */
   readonly timeoutMs?: number;
   /** Tries of another external port when the wanted one is taken on an IGD v1 (default 5). */
@@ -200,7 +225,9 @@ export class UpnpClient implements MethodClient {
 
   constructor(init: UpnpClientInit) {
     this.device = init.device;
-    this.gateway = new URL(init.device.location).hostname;
+    this.gateway = init.gateway ?? new URL(init.device.location).hostname;
+    for (const s of [init.device.service, init.device.firewall])
+      if (s !== undefined) assertOnGateway(s.controlURL, this.gateway, `control URL of ${s.serviceType}`);
     this.#timeoutMs = init.timeoutMs ?? 5000;
     this.#portTries = init.portTries ?? 5;
   }
@@ -212,6 +239,7 @@ export class UpnpClient implements MethodClient {
 
   /** Calls a SOAP action on a service and returns the response's arguments. */
   async call(action: string, args: readonly (readonly [string, string | number])[], service: UpnpService = this.device.service, signal?: AbortSignal): Promise<Record<string, string>> {
+    assertOnGateway(service.controlURL, this.gateway, `control URL of ${service.serviceType}`);
     const r = await http(service.controlURL, {
       method: 'POST',
       headers: { 'Content-Type': 'text/xml; charset="utf-8"', SOAPAction: soapAction(service.serviceType, action) },
