@@ -17,22 +17,33 @@ async function answering(status: number, body: string): Promise<URL> {
   return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/expose`);
 }
 
+/** The error `openExposeConnection` rejects with (a connection that opens fails the test). */
+async function refusal(url: URL): Promise<Error> {
+  try {
+    const { socket } = await openExposeConnection(url);
+    socket.destroy();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('the upgrade was accepted');
+}
+
 describe('openExposeConnection refused', () => {
   it('says the server\'s reason for a 503 (a share or a cap), not "is the expose service on"', async () => {
     const url = await answering(503, '3 expose control connections from your address already (its share of this server)');
-    const e = await openExposeConnection(url).catch((x: unknown) => x as Error);
+    const e = await refusal(url);
     expect(e.message).toBe(`${url.href} answered HTTP 503: 3 expose control connections from your address already (its share of this server)`);
   });
 
   it('asks whether the expose service is on only for a 404', async () => {
     const url = await answering(404, '');
-    const e = await openExposeConnection(url).catch((x: unknown) => x as Error);
+    const e = await refusal(url);
     expect(e.message).toBe(`${url.href} answered HTTP 404: is the expose service on (nat-server --expose-ports)?`);
   });
 
   it('reads at most 512 bytes of a reason', async () => {
     const url = await answering(503, 'x'.repeat(100_000));
-    const e = await openExposeConnection(url).catch((x: unknown) => x as Error);
+    const e = await refusal(url);
     expect(e.message.length).toBeLessThan(url.href.length + 600);
   });
 });
