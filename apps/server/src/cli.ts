@@ -262,6 +262,8 @@ async function startRendezvousOf(config: ServerConfig, stun: StunServer, logger:
     // Time-limited TURN credentials need a REST API secret: the first one is the current one.
     ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
   });
+  // Its port (and the expose control on it) is never a TURN relay peer.
+  stun.turn?.addServiceAddresses([rendezvous.address]);
   out.stderr.write(`rendezvous ${rendezvous.url}\n`);
   const warning = noRelayWarning(config);
   if (warning !== undefined) out.stderr.write(`${warning}\n`);
