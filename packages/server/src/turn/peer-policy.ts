@@ -81,6 +81,8 @@ export class PeerPolicy {
 
   readonly #services = new Set<string>();
   readonly #wildcardPorts = new Set<number>();
+  /** Every service port: most peers are on none of them, and are let through after one lookup. */
+  readonly #ports = new Set<number>();
   readonly #ownIps = new Set<string>();
 
   constructor(init: PeerPolicyInit = {}) {
@@ -93,6 +95,7 @@ export class PeerPolicy {
   addServices(services: readonly TransportAddress[], ownIps: readonly string[] = []): void {
     for (const ip of ownIps) for (const form of ipForms(ip)) this.#ownIps.add(form);
     for (const s of services) {
+      this.#ports.add(s.port);
       const forms = ipForms(s.address);
       if (forms.length === 1 && /^(0\.0\.0\.0|::)$/.test(forms[0]!)) {
         this.#wildcardPorts.add(s.port);
@@ -107,7 +110,7 @@ export class PeerPolicy {
 
   /** True when `peer` is one of the server's own service addresses (to be refused as a relay peer). */
   isService(peer: TransportAddress): boolean {
-    if (this.#services.size === 0 && this.#wildcardPorts.size === 0) return false;
+    if (!this.#ports.has(peer.port)) return false;
     for (const form of ipForms(peer.address)) {
       if (this.#services.has(`${form}|${peer.port}`)) return true;
       if (this.#wildcardPorts.has(peer.port) && this.#ownIps.has(form)) return true;
