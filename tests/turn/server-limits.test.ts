@@ -188,14 +188,17 @@ describe('finding 8 over UDP', () => {
     await until(() => answers.length === 1);
     expect(answers[0]!.length).toBeLessThanOrEqual(28);
     expect(decodeStunMessage(answers[0]!).get(Attr.ErrorCode)?.code).toBe(400);
-    // a burst of 500 from one source: at most the bucket (40) answered
+    // a burst of 500 from one source: at most the bucket (40) answered, plus 20/s for however long
+    // the busy machine takes to process the burst
     answers.length = 0;
+    const started = Date.now();
     for (let i = 0; i < 500; i++) sock.send(encodeStunMessage({ method: 0x00d, class: StunClass.Request, attributes: [] }), to.port, to.address);
     await until(() => s.turn!.stats.rateLimited + answers.length >= 500, 5000);
+    const allowed = 40 + Math.ceil(((Date.now() - started) / 1000) * 20) + 1;
     await new Promise((r) => setTimeout(r, 200));
-    expect(answers.length).toBeLessThanOrEqual(45);
+    expect(answers.length).toBeLessThanOrEqual(allowed);
     expect(answers.every((a) => a.length <= 28)).toBe(true);
-    expect(s.turn!.stats.rateLimited).toBeGreaterThanOrEqual(450);
+    expect(s.turn!.stats.rateLimited).toBeGreaterThanOrEqual(500 - allowed - 5);
     // another source is still answered and can allocate
     const c = await client(s, 'u', 'u-pw', '127.0.0.52');
     expect(codeOf(await c.allocate())).toBeUndefined();
