@@ -22,7 +22,9 @@ beforeAll(async () => {
     port: 0,
     altPort: null,
     rateLimit: { perSecond: 0 },
-    turn: { realm: 'uclient.test', auth: staticUsers({ alice: 'alice-pw' }), peers: { allow: ['127.0.0.0/8'] }, unauthenticatedRate: 10_000 },
+    // uclient leaves an allocation and unused EVEN-PORT reservations behind after each run; both
+    // count against alice's quota (reservations for 30 s), so these back-to-back runs need more than 10.
+    turn: { realm: 'uclient.test', auth: staticUsers({ alice: 'alice-pw' }), peers: { allow: ['127.0.0.0/8'] }, unauthenticatedRate: 10_000, userQuota: 100 },
   });
 });
 afterAll(() => server.close());

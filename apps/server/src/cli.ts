@@ -59,6 +59,9 @@ interface Flags {
   denyPeer?: string[];
   userQuota?: number;
   totalQuota?: number;
+  sourceQuota?: number;
+  tcpConnects?: number;
+  tcpIncoming?: number;
   bandwidth?: number;
   strictChannelRange?: boolean;
   legacyChannelNumbers?: boolean;
@@ -92,7 +95,7 @@ listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
 rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
 tlsHandshakeTimeout, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
-maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
+sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
 exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
@@ -133,6 +136,9 @@ function buildProgram(out: Out): Command {
     .option('--deny-peer <cidr>', 'refuse relaying to this prefix (repeatable)', collect)
     .option('--user-quota <n>', 'allocations per user (default 10)', numberArg)
     .option('--total-quota <n>', 'allocations in total (default 10000)', numberArg)
+    .option('--source-quota <n>', 'allocations per client IPv4 address or IPv6 /64, all users together (default 64)', numberArg)
+    .option('--tcp-connects <n>', 'RFC 6062 peer connections one TCP allocation may open with Connect (default 64)', numberArg)
+    .option('--tcp-incoming <n>', 'RFC 6062 peer connections peers may open to one TCP allocation (default 64)', numberArg)
     .option('--bandwidth <bytes/s>', 'relayed bytes per second per allocation (default 0: unlimited)', numberArg)
     .option('--strict-channel-range', 'accept only RFC 8656 channel numbers 0x4000-0x4FFF (default: RFC 5766 0x4000-0x7FFF too, as coturn and its clients use)')
     .addOption(new Option('--legacy-channel-numbers', 'deprecated: RFC 5766 channel numbers are accepted by default').hideHelp())
@@ -185,6 +191,9 @@ function flagValues(o: Flags): Record<string, unknown> {
     denyPeers: o.denyPeer,
     userQuota: o.userQuota,
     totalQuota: o.totalQuota,
+    sourceQuota: o.sourceQuota,
+    tcpConnectsPerAllocation: o.tcpConnects,
+    tcpIncomingPerAllocation: o.tcpIncoming,
     bandwidth: o.bandwidth,
     strictChannelRange: o.strictChannelRange,
     legacyChannelNumbers: o.legacyChannelNumbers,
@@ -281,6 +290,8 @@ async function startRendezvousOf(config: ServerConfig, stun: StunServer, logger:
     // Time-limited TURN credentials need a REST API secret: the first one is the current one.
     ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
   });
+  // Its port (and the expose control on it) is never a TURN relay peer.
+  stun.turn?.addServiceAddresses([rendezvous.address]);
   out.stderr.write(`rendezvous ${rendezvous.url}\n`);
   const warning = noRelayWarning(config);
   if (warning !== undefined) out.stderr.write(`${warning}\n`);

@@ -78,3 +78,14 @@ describe('config errors name the key and say what it expects, in words', () => {
     expect(errorOf({ listen: '127.0.0.1', logLevel: 'loud' })).toMatch(/config key "logLevel": expected one of fatal, error, warn, info, debug, trace, silent, got the string "loud"/);
   });
 });
+
+describe('TURN shares (issue 14 findings 6 and 7)', () => {
+  it('--source-quota, --tcp-connects and --tcp-incoming reach the TURN options; their defaults are 64', async () => {
+    const { toServerInit } = await import('../src/config.js');
+    const given = await toServerInit(resolveConfig({ listen: ['127.0.0.1'], realm: 'r', users: ['a:b'] }, { sourceQuota: 5, tcpConnectsPerAllocation: 6, tcpIncomingPerAllocation: 7 }, 'test'));
+    expect(given.turn).toMatchObject({ sourceQuota: 5, tcpConnectsPerAllocation: 6, tcpIncomingPerAllocation: 7 });
+    const defaults = await toServerInit(resolveConfig({ listen: ['127.0.0.1'], realm: 'r', users: ['a:b'] }, {}, 'test'));
+    expect(defaults.turn).toMatchObject({ sourceQuota: 64, tcpConnectsPerAllocation: 64, tcpIncomingPerAllocation: 64 });
+    expect(errorOf({ listen: ['127.0.0.1'] }, { sourceQuota: 0 })).toMatch(/--source-quota: expected a whole number of at least 1/);
+  });
+});

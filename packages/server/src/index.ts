@@ -47,5 +47,8 @@ export { NonceIssuer } from './turn/nonce.js';
 export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
 export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
+export { TurnQuotas, type TurnQuotaInit, type QuotaRefusal, quotaUser, sourceKey } from './turn/quota.js';
+export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tcp-limits.js';
+export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';
 export * from './rendezvous/index.js';
 export * from './expose/index.js';

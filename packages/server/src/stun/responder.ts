@@ -10,12 +10,11 @@ import {
   attr,
   decodeStunMessage,
   encodeStunMessage,
-  errorCode,
-  errorReason,
   methodOfType,
   verifyFingerprint,
 } from '@nat/protocol';
 import { type EndpointSet, type SocketRole, changeRole, roleAddress } from './endpoints.js';
+import { boundedErrorAttributes } from './error-answer.js';
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './rate-limiter.js';
 
 /** What the responder decided to send for one request: bytes, which socket, to whom. */
@@ -238,7 +237,7 @@ export class StunResponder {
         method,
         class: StunClass.ErrorResponse,
         transactionId: bytes.slice(8, 20),
-        attributes: [attr(Attr.ErrorCode, errorCode(400, fitReason(`Bad Request: ${e.code.toLowerCase()}`, 28, n)))],
+        attributes: boundedErrorAttributes(400, `Bad Request: ${e.code.toLowerCase()}`, [], n),
       }),
       via: role,
       to: from,
@@ -247,21 +246,14 @@ export class StunResponder {
 
   #error(request: StunMessage, code: number, reason: string | undefined, unknown: number[], from: TransportAddress, role: SocketRole, stream: boolean): StunReply {
     this.stats.errors++;
-    // The RFC requires ERROR-CODE (and UNKNOWN-ATTRIBUTES with 420); over UDP the reason phrase is
-    // dropped when it would make the answer larger than the request.
-    const unknownSize = unknown.length > 0 ? 4 + ((unknown.length * 2 + 3) & ~3) : 0;
-    const phrase = stream ? (reason ?? errorReason(code)) : fitReason(reason ?? errorReason(code), 28 + unknownSize, request.bytes.length);
-    const attributes: AttributeEntry[] = [attr(Attr.ErrorCode, errorCode(code, phrase))];
-    if (unknown.length > 0) attributes.push(attr(Attr.UnknownAttributes, unknown));
+    // The RFC requires ERROR-CODE (and UNKNOWN-ATTRIBUTES with 420); over UDP the reason phrase and
+    // the list are cut where they would make the answer larger than the request (error-answer.ts).
+    const extra = unknown.length > 0 ? [attr(Attr.UnknownAttributes, unknown)] : [];
+    const attributes = boundedErrorAttributes(code, reason, extra, stream ? Infinity : request.bytes.length);
     return {
       bytes: encodeStunMessage({ method: request.method, class: StunClass.ErrorResponse, transactionId: request.transactionId, attributes }),
       via: role,
       to: from,
     };
   }
-}
-
-/** The reason phrase if a response of `fixed` bytes plus the phrase fits in `budget`, else ''. */
-function fitReason(reason: string, fixed: number, budget: number): string {
-  return fixed + ((Buffer.byteLength(reason) + 3) & ~3) <= budget ? reason : '';
 }

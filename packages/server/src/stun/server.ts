@@ -504,6 +504,8 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     await close();
     throw e;
   }
+  // The server's own listeners are never relay peers (its relay IPs stand in for a wildcard listen address).
+  turn?.addServiceAddresses(listeners.map((l) => l.address), [...relayIps.values()]);
   for (const l of listeners) log.info({ transport: l.transport, role: l.role, address: formatTransportAddress(l.address) }, 'listening');
 
   return {

@@ -22,11 +22,14 @@ import {
 } from '@nat/protocol';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
+import { boundedErrorAttributes } from '../stun/error-answer.js';
 import { RateLimiter } from '../stun/rate-limiter.js';
 import { Allocation, type ClientEndpoint, peerKey } from './allocation.js';
 import type { TurnAuthenticator } from './auth.js';
 import { NonceIssuer } from './nonce.js';
 import { PeerPolicy, type PeerPolicyInit } from './peer-policy.js';
+import { RESERVATION_COUNTED_MS, TurnQuotas, quotaUser, sourceKey, tokenKey } from './quota.js';
+import { type TcpOrigin, TcpPeerLimits } from './tcp-limits.js';
 
 /** What the TURN core asks its driver to do. */
 export type TurnOutput =
@@ -73,10 +76,16 @@ export interface TurnCoreInit {
   readonly defaultLifetime?: number;
   /** Longest allocation lifetime granted, in seconds. Default 3600 (RFC 8656). */
   readonly maxLifetime?: number;
-  /** Allocations one username may hold at once (486 beyond). Default 10. */
+  /** Allocations and reserved ports one user may hold (486 beyond); REST usernames count without their expiry. Default 10. */
   readonly userQuota?: number;
-  /** Allocations the server holds at once (508 beyond). Default 10,000. */
+  /** Allocations and reserved ports one source IPv4 address or IPv6 /64 may hold (486 beyond). Default 64. */
+  readonly sourceQuota?: number;
+  /** Allocations and reserved ports the server holds at once (508 beyond). Default 10,000. */
   readonly totalQuota?: number;
+  /** RFC 6062 peer connections one TCP allocation may open with Connect (508 beyond). Default 64. */
+  readonly tcpConnectsPerAllocation?: number;
+  /** RFC 6062 peer connections peers may open to one TCP allocation (closed beyond). Default 64. */
+  readonly tcpIncomingPerAllocation?: number;
   /** Permissions one allocation may hold (508 beyond). Default 100. */
   readonly maxPermissions?: number;
   /** Channels one allocation may bind (508 beyond). Default 100. */
@@ -108,6 +117,10 @@ export interface TurnStats {
   unauthorized: number;
   forbidden: number;
   quotaRejected: number;
+  /** RFC 6062 Connects refused (508) and incoming peer connections closed over an allocation's share. */
+  tcpRefused: number;
+  /** Unauthenticated requests left unanswered by the per-source rate limit. */
+  rateLimited: number;
   relayedToPeer: number;
   relayedToClient: number;
   dropped: number;
@@ -128,6 +141,7 @@ interface TcpConnection {
   readonly allocation: number;
   readonly peer: TransportAddress;
   state: 'connecting' | 'pending-bind' | 'bound';
+  readonly origin: TcpOrigin;
   /** The Connect request to answer when the connection is up. */
   connect?: StunMessage;
   expiresAt: number;
@@ -160,14 +174,14 @@ class Reject {
  */
 export class TurnCore {
   readonly realm: string;
-  readonly stats: TurnStats = { allocations: 0, allocationsCreated: 0, unauthorized: 0, forbidden: 0, quotaRejected: 0, relayedToPeer: 0, relayedToClient: 0, dropped: 0 };
+  readonly stats: TurnStats = { allocations: 0, allocationsCreated: 0, unauthorized: 0, forbidden: 0, quotaRejected: 0, tcpRefused: 0, rateLimited: 0, relayedToPeer: 0, relayedToClient: 0, dropped: 0 };
   readonly #auth: TurnAuthenticator;
   readonly #families: readonly AddressFamily[];
   readonly #policy: PeerPolicy;
   readonly #defaultLifetime: number;
   readonly #maxLifetime: number;
-  readonly #userQuota: number;
-  readonly #totalQuota: number;
+  readonly #quotas: TurnQuotas;
+  readonly #tcpLimits: TcpPeerLimits;
   readonly #maxPermissions: number;
   readonly #maxChannels: number;
   readonly #bandwidth: number;
@@ -181,8 +195,8 @@ export class TurnCore {
   readonly #log: Logger;
   readonly #byEndpoint = new Map<string, Allocation>();
   readonly #byId = new Map<number, Allocation>();
-  readonly #perUser = new Map<string, number>();
   #nextId = 1;
+  #now = 0; // the time of the message being handled (for the error answers' rate limit)
   #out: TurnOutput[] = [];
 
   constructor(init: TurnCoreInit) {
@@ -192,8 +206,8 @@ export class TurnCore {
     this.#policy = new PeerPolicy(init.peers);
     this.#defaultLifetime = init.defaultLifetime ?? 600;
     this.#maxLifetime = init.maxLifetime ?? 3600;
-    this.#userQuota = init.userQuota ?? 10;
-    this.#totalQuota = init.totalQuota ?? 10_000;
+    this.#quotas = new TurnQuotas({ userQuota: init.userQuota ?? 10, sourceQuota: init.sourceQuota ?? 64, totalQuota: init.totalQuota ?? 10_000 });
+    this.#tcpLimits = new TcpPeerLimits({ connectsPerAllocation: init.tcpConnectsPerAllocation ?? 64, incomingPerAllocation: init.tcpIncomingPerAllocation ?? 64 });
     this.#maxPermissions = init.maxPermissions ?? 100;
     this.#maxChannels = init.maxChannels ?? 100;
     this.#bandwidth = init.bandwidth ?? 0;
@@ -233,6 +247,11 @@ export class TurnCore {
     return this.#byId.size;
   }
 
+  /** The server's own service addresses (its listeners, rendezvous, admin ports): never relay peers. */
+  addServiceAddresses(services: readonly TransportAddress[], ownIps: readonly string[] = []): void {
+    this.#policy.addServices(services, ownIps);
+  }
+
   // ---------------------------------------------------------------- client side
 
   /** A STUN message (not Binding) from a client: a TURN request or a Send indication. */
@@ -243,6 +262,7 @@ export class TurnCore {
     }
     if (message.class !== StunClass.Request) return;
     if (message.fingerprintOffset >= 0 && !verifyFingerprint(message)) return;
+    this.#now = now;
     try {
       switch (message.method) {
         case StunMethod.Allocate:
@@ -333,14 +353,16 @@ export class TurnCore {
     const pending = this.#pending.get(a.id);
     this.#pending.delete(a.id);
     this.#delete(a);
+    if (pending?.token) this.#quotas.cancelReservation(tokenKey(pending.token));
     if (pending) this.#error(pending.request, a.endpoint, { key: a.key, mac: a.mac }, new Reject(code));
   }
 
   /** Expires allocations, permissions, channels and unbound TCP peer connections. Call about once a second. */
   sweep(now: number): void {
+    this.#quotas.sweep(now);
     for (const c of this.#tcp.values()) {
       if (c.state === 'pending-bind' && c.expiresAt <= now) {
-        this.#tcp.delete(c.id);
+        this.#forgetTcp(c);
         this.#out.push({ kind: 'tcp-close', connectionId: c.id });
       }
     }
@@ -378,7 +400,7 @@ export class TurnCore {
   /** The relay could not reach the peer: 447 Connection Timeout or Failure. */
   tcpConnectFailed(connectionId: number): void {
     const c = this.#tcp.get(connectionId);
-    this.#tcp.delete(connectionId);
+    if (c) this.#forgetTcp(c);
     const a = c && this.#byId.get(c.allocation);
     if (!c || !a || !c.connect) return;
     this.#error(c.connect, a.endpoint, { key: a.key, mac: a.mac }, new Reject(447));
@@ -392,8 +414,9 @@ export class TurnCore {
   tcpIncoming(allocationId: number, peer: TransportAddress, now: number): number | undefined {
     const a = this.#byId.get(allocationId);
     if (!a || a.transport !== 'tcp' || !a.hasPermission(canonicalIpSafe(peer.address), now)) return undefined;
+    if (!this.#tcpLimits.tryOpen(a.id, 'incoming')) return void this.#tcpRefused(a, 'incoming', peer);
     const id = this.#newConnectionId();
-    this.#tcp.set(id, { id, allocation: a.id, peer, state: 'pending-bind', expiresAt: now + CONNECTION_BIND_TIMEOUT });
+    this.#tcp.set(id, { id, allocation: a.id, peer, origin: 'incoming', state: 'pending-bind', expiresAt: now + CONNECTION_BIND_TIMEOUT });
     this.#out.push({
       kind: 'to-client',
       endpoint: a.endpoint,
@@ -404,7 +427,17 @@ export class TurnCore {
 
   /** A peer TCP connection closed. */
   tcpClosed(connectionId: number): void {
-    this.#tcp.delete(connectionId);
+    const c = this.#tcp.get(connectionId);
+    if (c) this.#forgetTcp(c);
+  }
+
+  #forgetTcp(c: TcpConnection): void {
+    if (this.#tcp.delete(c.id)) this.#tcpLimits.closed(c.allocation, c.origin);
+  }
+
+  #tcpRefused(a: Allocation, origin: TcpOrigin, peer: TransportAddress): void {
+    this.stats.tcpRefused++;
+    this.#log.info({ allocation: a.id, user: a.username, peer: peer.address, origin }, 'peer connection refused: the allocation holds its share');
   }
 
   #newConnectionId(): number {
@@ -426,10 +459,14 @@ export class TurnCore {
     for (const c of this.#tcp.values()) {
       if (c.allocation === a.id && c.peer.port === peer.port && canonicalIpSafe(c.peer.address) === ip) throw new Reject(446);
     }
+    if (!this.#tcpLimits.tryOpen(a.id, 'connect')) {
+      this.#tcpRefused(a, 'connect', peer);
+      throw new Reject(508, 'Insufficient Capacity: too many peer connections');
+    }
     // RFC 6062 section 5.2: a Connect installs (or refreshes) a permission for the peer.
     a.permissions.set(ip, now + PERMISSION_LIFETIME);
     const id = this.#newConnectionId();
-    this.#tcp.set(id, { id, allocation: a.id, peer: { family: peer.family, address: ip, port: peer.port }, state: 'connecting', connect: m, expiresAt: now + CONNECTION_BIND_TIMEOUT });
+    this.#tcp.set(id, { id, allocation: a.id, peer: { family: peer.family, address: ip, port: peer.port }, origin: 'connect', state: 'connecting', connect: m, expiresAt: now + CONNECTION_BIND_TIMEOUT });
     this.#out.push({ kind: 'tcp-connect', allocation: a.id, connectionId: id, peer: { family: peer.family, address: ip, port: peer.port } });
   }
 
@@ -470,13 +507,11 @@ export class TurnCore {
     if (!this.#byId.delete(a.id)) return;
     this.#byEndpoint.delete(a.endpoint.key);
     this.#pending.delete(a.id);
-    const n = (this.#perUser.get(a.username) ?? 1) - 1;
-    if (n <= 0) this.#perUser.delete(a.username);
-    else this.#perUser.set(a.username, n);
+    this.#quotas.release(a.id);
     this.stats.allocations = this.#byId.size;
     for (const c of this.#tcp.values()) {
       if (c.allocation === a.id) {
-        this.#tcp.delete(c.id);
+        this.#forgetTcp(c);
         this.#out.push({ kind: 'tcp-close', connectionId: c.id });
       }
     }
@@ -496,7 +531,7 @@ export class TurnCore {
     } catch {
       return void this.#drop(a);
     }
-    if (peer === undefined || data === undefined || !a.hasPermission(canonicalIpSafe(peer.address), now)) return void this.#drop(a);
+    if (peer === undefined || data === undefined || !a.hasPermission(canonicalIpSafe(peer.address), now) || this.#policy.isService(peer)) return void this.#drop(a);
     if (a.relayed[peer.family] === undefined || !this.#spend(a, data.length, now)) return void this.#drop(a);
     a.toPeerPackets++;
     this.stats.relayedToPeer++;
@@ -602,7 +637,9 @@ export class TurnCore {
   }
 
   #error(m: StunMessage, endpoint: ClientEndpoint, auth: { key: Uint8Array; mac: 'sha1' | 'sha256' } | undefined, r: Reject): void {
-    const attributes: AttributeEntry[] = [attr(Attr.ErrorCode, errorCode(r.code, r.reason)), ...r.extra];
+    // Unauthenticated answers are rate limited per source and, over UDP, no larger than needed.
+    if (!auth && !this.#limiter.allow(endpoint.client.address, this.#now)) return void this.stats.rateLimited++;
+    const attributes = auth ? [attr(Attr.ErrorCode, errorCode(r.code, r.reason)), ...r.extra] : boundedErrorAttributes(r.code, r.reason, r.extra, endpoint.transport === 'udp' ? m.bytes.length : Infinity);
     const bytes = auth
       ? this.#respond(m, auth.key, auth.mac, attributes, StunClass.ErrorResponse)
       : encodeStunMessage({ method: m.method, class: StunClass.ErrorResponse, transactionId: m.transactionId, attributes });
@@ -647,25 +684,26 @@ export class TurnCore {
       if (this.#families.includes('IPv6')) families.push('IPv6');
       else familyError = 'IPv6';
     }
-    if ((this.#perUser.get(auth.username) ?? 0) >= this.#userQuota) {
-      this.stats.quotaRejected++;
-      throw new Reject(486);
-    }
-    if (this.#byId.size >= this.#totalQuota) {
-      this.stats.quotaRejected++;
-      throw new Reject(508);
-    }
     if (this.#alternate) throw new Reject(300, undefined, [attr(Attr.AlternateServer, this.#alternate)]);
     const lifetime = this.#lifetime(m.get(Attr.Lifetime));
     const id = this.#nextId++;
+    const newToken = even?.reserve ? crypto.getRandomValues(new Uint8Array(8)) : undefined;
+    // Checked and taken in one call, with no await before the allocation exists (quota.ts).
+    const refused = this.#quotas.take(id, quotaUser(auth.username), sourceKey(endpoint.client.address), {
+      ...(newToken ? { reserve: tokenKey(newToken), reserveUntil: now + RESERVATION_COUNTED_MS } : {}),
+      ...(token ? { consume: tokenKey(token) } : {}),
+    });
+    if (refused !== undefined) {
+      this.stats.quotaRejected++;
+      this.#log.info({ user: auth.username, client: endpoint.client.address, quota: refused }, 'allocation refused: quota reached');
+      throw new Reject(refused === 'total' ? 508 : 486);
+    }
     const a = new Allocation(id, endpoint, auth.username, auth.key, auth.mac, families, now + lifetime * 1000, this.#bandwidth, now);
     a.transport = transport === TRANSPORT_TCP ? 'tcp' : 'udp';
     a.allocateTransaction = m.transactionKey;
     this.#byId.set(id, a);
     this.#byEndpoint.set(endpoint.key, a);
-    this.#perUser.set(auth.username, (this.#perUser.get(auth.username) ?? 0) + 1);
     this.stats.allocations = this.#byId.size;
-    const newToken = even?.reserve ? crypto.getRandomValues(new Uint8Array(8)) : undefined;
     this.#pending.set(id, { request: m, lifetime, token: newToken, familyError });
     this.#out.push({ kind: 'open-relay', allocation: id, transport: a.transport, families, evenPort: even !== undefined, reserveNext: even?.reserve === true, reservationToken: token, newReservationToken: newToken });
   }
@@ -694,9 +732,9 @@ export class TurnCore {
     this.#ok(m, endpoint, auth, [attr(Attr.Lifetime, lifetime)]);
   }
 
-  #checkPeer(a: Allocation, peer: TransportAddress): string {
+  #checkPeer(a: Allocation, peer: TransportAddress, withPort = true): string {
     if (a.relayed[peer.family] === undefined) throw new Reject(443);
-    const verdict = this.#policy.check(peer.address);
+    const verdict = withPort && this.#policy.isService(peer) ? { allowed: false as const, rule: 'a service address of this server' } : this.#policy.check(peer.address);
     if (!verdict.allowed) {
       this.stats.forbidden++;
       this.#log.info({ allocation: a.id, peer: peer.address, rule: verdict.rule }, 'peer refused by policy');
@@ -712,7 +750,7 @@ export class TurnCore {
     if (a.username !== auth.username) throw new Reject(441);
     const peers = m.getAll(Attr.XorPeerAddress);
     if (peers.length === 0) throw new Reject(400, 'Bad Request: XOR-PEER-ADDRESS is required');
-    const ips = peers.map((p) => this.#checkPeer(a, p));
+    const ips = peers.map((p) => this.#checkPeer(a, p, false)); // permissions are per IP (RFC 8656 section 9)
     const fresh = new Set(ips.filter((ip) => !a.permissions.has(ip)));
     if (a.permissions.size + fresh.size > this.#maxPermissions) throw new Reject(508, 'Insufficient Capacity: too many permissions');
     for (const ip of ips) a.permissions.set(ip, now + PERMISSION_LIFETIME);

@@ -1,4 +1,4 @@
-import { ipToBytes } from '@nat/protocol';
+import { type TransportAddress, bytesToIp, ipToBytes } from '@nat/protocol';
 import { type Cidr, cidrContains, parseCidr } from './cidr.js';
 
 /**
@@ -22,7 +22,10 @@ export const DEFAULT_DENIED_PEERS: readonly string[] = [
   '240.0.0.0/4', // reserved, and 255.255.255.255 broadcast
   '::/128', // unspecified
   '::1/128', // loopback
+  '::ffff:0:0:0/96', // SIIT IPv4-translated (RFC 6145): reaches IPv4 hosts through a translator
+  '2001::/32', // Teredo (RFC 4380): tunnels to an IPv4 host
   'fc00::/7', // unique local
+  'fec0::/10', // site-local (deprecated by RFC 3879, still routed inside some sites)
   'fe80::/10', // link-local
   'ff00::/8', // multicast
 ];
@@ -35,6 +38,16 @@ export interface PeerPolicyInit {
   readonly deny?: readonly string[];
   /** Refuse the {@link DEFAULT_DENIED_PEERS}. Default true. */
   readonly denyDefaults?: boolean;
+  /**
+   * The server's own service addresses (STUN/TURN listeners, rendezvous, expose control, admin
+   * ports): never relay peers, whatever the allow list says. A wildcard address (0.0.0.0, ::)
+   * stands for that port on every IP in `ownIps` and in this list. Relayed addresses (relay
+   * ports) are not services: relaying between two allocations of the server keeps working.
+   * Default none; the TURN server adds its own listeners.
+   */
+  readonly services?: readonly TransportAddress[];
+  /** The server's own IPs (e.g. its relay IPs), for wildcard `services`. Default none. */
+  readonly ownIps?: readonly string[];
 }
 
 /** Why a peer was refused, for logs (never shown to the client beyond 403). */
@@ -52,8 +65,12 @@ export function embeddedIPv4(b: Uint8Array): Uint8Array | undefined {
   if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && b[4] === 0 && b[5] === 1) {
     return Uint8Array.of(b[6]!, b[7]!, b[9]!, b[10]!);
   }
+  // ::ffff:0:a.b.c.d (SIIT IPv4-translated, RFC 6145)
+  if (zeros(0, 8) && b[8] === 0xff && b[9] === 0xff && b[10] === 0 && b[11] === 0) return b.subarray(12, 16);
   // 2002:a.b.c.d::/48 (6to4)
   if (b[0] === 0x20 && b[1] === 0x02) return b.subarray(2, 6);
+  // 2001:0::/32 (Teredo, RFC 4380): the client's IPv4 address, inverted, in the last 32 bits
+  if (b[0] === 0x20 && b[1] === 0x01 && b[2] === 0 && b[3] === 0) return b.subarray(12, 16).map((x) => x ^ 0xff);
   return undefined;
 }
 
@@ -62,9 +79,43 @@ export class PeerPolicy {
   readonly #allow: Cidr[];
   readonly #deny: Cidr[];
 
+  readonly #services = new Set<string>();
+  readonly #wildcardPorts = new Set<number>();
+  /** Every service port: most peers are on none of them, and are let through after one lookup. */
+  readonly #ports = new Set<number>();
+  readonly #ownIps = new Set<string>();
+
   constructor(init: PeerPolicyInit = {}) {
     this.#allow = (init.allow ?? []).map(parseCidr);
     this.#deny = [...(init.denyDefaults === false ? [] : DEFAULT_DENIED_PEERS), ...(init.deny ?? [])].map(parseCidr);
+    this.addServices(init.services ?? [], init.ownIps ?? []);
+  }
+
+  /** Adds service addresses that are never relay peers (and own IPs for wildcard ones). */
+  addServices(services: readonly TransportAddress[], ownIps: readonly string[] = []): void {
+    for (const ip of ownIps) for (const form of ipForms(ip)) this.#ownIps.add(form);
+    for (const s of services) {
+      this.#ports.add(s.port);
+      const forms = ipForms(s.address);
+      if (forms.length === 1 && /^(0\.0\.0\.0|::)$/.test(forms[0]!)) {
+        this.#wildcardPorts.add(s.port);
+        continue;
+      }
+      for (const form of forms) {
+        this.#services.add(`${form}|${s.port}`);
+        this.#ownIps.add(form);
+      }
+    }
+  }
+
+  /** True when `peer` is one of the server's own service addresses (to be refused as a relay peer). */
+  isService(peer: TransportAddress): boolean {
+    if (!this.#ports.has(peer.port)) return false;
+    for (const form of ipForms(peer.address)) {
+      if (this.#services.has(`${form}|${peer.port}`)) return true;
+      if (this.#wildcardPorts.has(peer.port) && this.#ownIps.has(form)) return true;
+    }
+    return false;
   }
 
   check(ip: string): PeerVerdict {
@@ -81,4 +132,16 @@ export class PeerPolicy {
     for (const d of this.#deny) if (forms.some((f) => cidrContains(d, f))) return { allowed: false, rule: d.text };
     return { allowed: true };
   }
+}
+
+/** Canonical text of an IP and of the IPv4 address it embeds, if any; [] when not an IP. */
+function ipForms(ip: string): string[] {
+  let bytes: Uint8Array;
+  try {
+    bytes = ipToBytes(ip);
+  } catch {
+    return [];
+  }
+  const v4 = embeddedIPv4(bytes);
+  return v4 === undefined ? [bytesToIp(bytes)] : [bytesToIp(bytes), bytesToIp(v4)];
 }

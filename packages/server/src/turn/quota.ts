@@ -1,0 +1,152 @@
+import { ipToBytes } from '@nat/protocol';
+import { embeddedIPv4 } from './peer-policy.js';
+
+/**
+ * The user an allocation counts against. A TURN REST API username is `EXPIRY:USER` (or a bare
+ * `EXPIRY`): its expiry changes every second, so counting per username would make a new "user"
+ * each second. As coturn does, the expiry is stripped: `1700000000:alice` counts as `alice`, a
+ * bare `1700000000` as the empty user (every expiry-only credential shares one quota).
+ */
+export function quotaUser(username: string): string {
+  const colon = username.indexOf(':');
+  const first = colon < 0 ? username : username.slice(0, colon);
+  if (!/^\d{1,12}$/.test(first)) return username;
+  return colon < 0 ? '' : username.slice(colon + 1);
+}
+
+/**
+ * The source an allocation counts against: the IPv4 address, or the /64 of an IPv6 address
+ * (one subscriber commonly holds a whole /64). An IPv4-mapped IPv6 address counts as its IPv4.
+ */
+export function sourceKey(ip: string): string {
+  let b: Uint8Array;
+  try {
+    b = ipToBytes(ip);
+  } catch {
+    return ip;
+  }
+  if (b.length === 16) {
+    const v4 = embeddedIPv4(b);
+    if (v4 !== undefined && b[10] === 0xff && b[11] === 0xff) b = v4;
+  }
+  if (b.length === 4) return b.join('.');
+  let key = '';
+  for (let i = 0; i < 8; i += 2) key += `${((b[i]! << 8) | b[i + 1]!).toString(16)}:`;
+  return `${key}:/64`;
+}
+
+/** Limits of {@link TurnQuotas}. */
+export interface TurnQuotaInit {
+  /** Allocations (and reserved ports) one user may hold. */
+  readonly userQuota: number;
+  /** Allocations (and reserved ports) all clients at one source address (IPv6: one /64) may hold. */
+  readonly sourceQuota: number;
+  /** Allocations (and reserved ports) the server holds. */
+  readonly totalQuota: number;
+}
+
+/** Which limit refused an allocation. */
+export type QuotaRefusal = 'user' | 'source' | 'total';
+
+interface Holder {
+  readonly user: string;
+  readonly source: string;
+}
+
+/** How long a RESERVATION-TOKEN's port counts: the driver holds it 30 s (RFC 8656 section 7.2), plus one sweep. */
+export const RESERVATION_COUNTED_MS = 31_000;
+
+/**
+ * Allocation quotas per user, per source and in total, sans I/O. A reserved port (EVEN-PORT with
+ * the R bit) counts like an allocation until an Allocate with its RESERVATION-TOKEN uses it
+ * (the count passes to that allocation) or it expires. Every check and take happens in one
+ * synchronous call: two requests can never both pass a check for the last slot.
+ */
+export class TurnQuotas {
+  readonly #init: TurnQuotaInit;
+  readonly #perUser = new Map<string, number>();
+  readonly #perSource = new Map<string, number>();
+  readonly #held = new Map<number, Holder>();
+  readonly #reservations = new Map<string, Holder & { expiresAt: number }>();
+  #total = 0;
+
+  constructor(init: TurnQuotaInit) {
+    this.#init = init;
+  }
+
+  /** Allocations and reservations counted now. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Reservations counted now. */
+  get reservations(): number {
+    return this.#reservations.size;
+  }
+
+  /**
+   * Takes the slots of allocation `id` for `user` at `source`: one, or two when `reserve` names
+   * the token of a port + 1 reservation to count until `reserveUntil`. With `consume`, the
+   * reservation under that token (if still counted) is used: its slot passes to this allocation.
+   * Returns the limit that refused (nothing taken), or undefined (everything taken).
+   */
+  take(id: number, user: string, source: string, opts: { reserve?: string; reserveUntil?: number; consume?: string } = {}): QuotaRefusal | undefined {
+    const used = opts.consume === undefined ? undefined : this.#reservations.get(opts.consume);
+    const slots = opts.reserve === undefined ? 1 : 2;
+    const userCount = (this.#perUser.get(user) ?? 0) - (used?.user === user ? 1 : 0);
+    const sourceCount = (this.#perSource.get(source) ?? 0) - (used?.source === source ? 1 : 0);
+    if (userCount + slots > this.#init.userQuota) return 'user';
+    if (sourceCount + slots > this.#init.sourceQuota) return 'source';
+    if (this.#total - (used ? 1 : 0) + slots > this.#init.totalQuota) return 'total';
+    if (used !== undefined) {
+      this.#reservations.delete(opts.consume!);
+      this.#count(used, -1);
+    }
+    const holder = { user, source };
+    this.#held.set(id, holder);
+    this.#count(holder, 1);
+    if (opts.reserve !== undefined) {
+      this.#reservations.set(opts.reserve, { user, source, expiresAt: opts.reserveUntil ?? 0 });
+      this.#count(holder, 1);
+    }
+    return undefined;
+  }
+
+  /** The allocation is gone: its slot is free. */
+  release(id: number): void {
+    const h = this.#held.get(id);
+    if (h === undefined) return;
+    this.#held.delete(id);
+    this.#count(h, -1);
+  }
+
+  /** The reservation under `token` will never exist (its allocation failed): its slot is free. */
+  cancelReservation(token: string): void {
+    const r = this.#reservations.get(token);
+    if (r === undefined) return;
+    this.#reservations.delete(token);
+    this.#count(r, -1);
+  }
+
+  /** Frees the slots of reservations past their time. */
+  sweep(now: number): void {
+    for (const [token, r] of this.#reservations) if (r.expiresAt <= now) this.cancelReservation(token);
+  }
+
+  #count(h: Holder, delta: number): void {
+    this.#total += delta;
+    bump(this.#perUser, h.user, delta);
+    bump(this.#perSource, h.source, delta);
+  }
+}
+
+function bump(map: Map<string, number>, key: string, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
+}
+
+/** The map key of a RESERVATION-TOKEN. */
+export function tokenKey(token: Uint8Array): string {
+  return Buffer.from(token).toString('hex');
+}
