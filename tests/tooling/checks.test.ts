@@ -100,6 +100,9 @@ describe('pnpm deps:check (dependency-cruiser)', () => {
 });
 
 describe('pnpm lint (eslint.config.js)', () => {
+  // With CI=true typescript-eslint infers a single run and type-checks the files as they are on
+  // disk, ignoring the text handed to lintText; these probes are text under real file names.
+  const probeOptions = { cwd: repo, overrideConfig: { languageOptions: { parserOptions: { disallowAutomaticSingleRunInference: true } } } };
   const probe = [
     'export async function fetchIt(): Promise<number> { return 1; }',
     'export function forget(): void { fetchIt(); }', // line 2: floating promise
@@ -110,7 +113,7 @@ describe('pnpm lint (eslint.config.js)', () => {
   ].join('\n');
 
   async function lint(filePath: string): Promise<string[]> {
-    const eslint = new ESLint({ cwd: repo });
+    const eslint = new ESLint(probeOptions);
     const [result] = await eslint.lintText(probe, { filePath: join(repo, filePath) });
     return (result?.messages ?? []).map((m) => `${m.line} ${m.ruleId ?? m.message}`).sort();
   }
@@ -127,7 +130,7 @@ describe('pnpm lint (eslint.config.js)', () => {
   }, 120_000);
 
   it('keeps timers and the clock out of the sans-I/O cores', async () => {
-    const eslint = new ESLint({ cwd: repo });
+    const eslint = new ESLint(probeOptions);
     const code = 'export const wake = (): void => {\n  setTimeout(() => undefined, Date.now());\n};\n';
     const messages = async (filePath: string): Promise<string[]> => {
       const [result] = await eslint.lintText(code, { filePath: join(repo, filePath) });
