@@ -8,3 +8,4 @@ export * from './signalling/index.js';
 export * from './credentials/index.js';
 export * from './portmap/index.js';
 export * from './expose/index.js';
+export * from './net/index.js';

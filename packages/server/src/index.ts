@@ -29,7 +29,6 @@ export {
   type StreamLimits,
 } from './listeners/stream.js';
 export { type GovernedConnection, createGovernedTlsServer, governTcpServer } from './listeners/listen.js';
-export { sourceKey } from './listeners/source.js';
 export { type TurnOptions } from './stun/server.js';
 export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';
 export { Allocation, type ClientEndpoint, type Channel } from './turn/allocation.js';
@@ -47,7 +46,7 @@ export { NonceIssuer } from './turn/nonce.js';
 export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
 export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
-export { TurnQuotas, type TurnQuotaInit, type QuotaRefusal, quotaUser, sourceKey } from './turn/quota.js';
+export { TurnQuotas, type TurnQuotaInit, type QuotaRefusal, quotaUser } from './turn/quota.js';
 export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tcp-limits.js';
 export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';
 export * from './rendezvous/index.js';

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { MuxFlag, type MuxHeader, MuxType } from '@nat/protocol';
 import { ControlFrameGate } from '../src/expose/preauth.js';
-import { ShareCounter, sourceKey } from '../src/expose/shares.js';
+import { sourceKey } from '@nat/protocol';
+import { ShareCounter } from '../src/expose/shares.js';
 import { UDP_FLOW_IDLE_MS, UdpFlowShares } from '../src/expose/udp-flows.js';
 
 const h = (type: MuxHeader['type'], flags: number, streamId: number, length = 0): MuxHeader => ({ type, flags, streamId, length });

@@ -3,9 +3,9 @@
  * REST credential), reserved ports counted, per-source shares, RFC 6062 connection caps, bounded
  * and rate-limited error answers, and the server's own service addresses refused as peers.
  */
-import { Attr, StunClass, StunMethod, type AttributeEntry, type StunMessage, type TransportAddress, attr, decodeStunMessage, encodeStunMessage, longTermKey, rawAttribute } from '@nat/protocol';
+import { Attr, StunClass, StunMethod, type AttributeEntry, type StunMessage, type TransportAddress, attr, decodeStunMessage, encodeStunMessage, longTermKey, rawAttribute, sourceKey } from '@nat/protocol';
 import { describe, expect, it } from 'vitest';
-import { type ClientEndpoint, PeerPolicy, TurnCore, type TurnCoreInit, type TurnOutput, restApiCredentials, restApiSecrets, sourceKey, quotaUser, staticUsers } from '../src/index.js';
+import { type ClientEndpoint, PeerPolicy, TurnCore, type TurnCoreInit, type TurnOutput, restApiCredentials, restApiSecrets, quotaUser, staticUsers } from '../src/index.js';
 
 const SERVER: TransportAddress = { family: 'IPv4', address: '203.0.113.1', port: 3478 };
 let nextPort = 5000;

@@ -21,6 +21,7 @@ import {
   peerIdFromPublicKey,
   readControlMessages,
   spliceTcp,
+  sourceKey,
 } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -30,7 +31,7 @@ import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
 import { type Exposure, type Session, closeSession, heartbeat, sourceAllowed, startSession } from './session.js';
-import { ShareCounter, sourceKey } from './shares.js';
+import { ShareCounter } from './shares.js';
 import { UdpFlowShares } from './udp-flows.js';
 
 /** Counters of an expose service since it started. */

@@ -1,4 +1,5 @@
-import { ShareCounter, sourceKey } from './shares.js';
+import { ShareCounter } from './shares.js';
+import { sourceKey } from '@nat/protocol';
 
 /** A UDP flow the client keeps a socket for this long after its last datagram (as `nat expose` does). */
 export const UDP_FLOW_IDLE_MS = 120_000;

@@ -19,9 +19,9 @@
  * connection carries. Listeners other than STUN/TURN (rendezvous, expose) can adopt it as is.
  */
 import type { Socket } from 'node:net';
+import { sourceKey } from '@nat/protocol';
 import { type Logger, silentLogger } from '../logger.js';
 import { type RateLimit, RateLimiter } from '../stun/rate-limiter.js';
-import { sourceKey } from './source.js';
 
 /** Limits of a {@link StreamGovernor}; every one has a default a public volunteer server can live with. */
 export interface StreamLimits {

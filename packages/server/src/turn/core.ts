@@ -19,6 +19,7 @@ import {
   verifyFingerprint,
   verifyMessageIntegrity,
   verifyMessageIntegritySha256,
+  sourceKey,
 } from '@nat/protocol';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -28,7 +29,7 @@ import { Allocation, type ClientEndpoint, peerKey } from './allocation.js';
 import type { TurnAuthenticator } from './auth.js';
 import { NonceIssuer } from './nonce.js';
 import { PeerPolicy, type PeerPolicyInit } from './peer-policy.js';
-import { RESERVATION_COUNTED_MS, TurnQuotas, quotaUser, sourceKey, tokenKey } from './quota.js';
+import { RESERVATION_COUNTED_MS, TurnQuotas, quotaUser, tokenKey } from './quota.js';
 import { type TcpOrigin, TcpPeerLimits } from './tcp-limits.js';
 
 /** What the TURN core asks its driver to do. */

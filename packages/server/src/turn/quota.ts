@@ -1,5 +1,3 @@
-import { ipToBytes } from '@nat/protocol';
-import { embeddedIPv4 } from './peer-policy.js';
 
 /**
  * The user an allocation counts against. A TURN REST API username is `EXPIRY:USER` (or a bare
@@ -12,27 +10,6 @@ export function quotaUser(username: string): string {
   const first = colon < 0 ? username : username.slice(0, colon);
   if (!/^\d{1,12}$/.test(first)) return username;
   return colon < 0 ? '' : username.slice(colon + 1);
-}
-
-/**
- * The source an allocation counts against: the IPv4 address, or the /64 of an IPv6 address
- * (one subscriber commonly holds a whole /64). An IPv4-mapped IPv6 address counts as its IPv4.
- */
-export function sourceKey(ip: string): string {
-  let b: Uint8Array;
-  try {
-    b = ipToBytes(ip);
-  } catch {
-    return ip;
-  }
-  if (b.length === 16) {
-    const v4 = embeddedIPv4(b);
-    if (v4 !== undefined && b[10] === 0xff && b[11] === 0xff) b = v4;
-  }
-  if (b.length === 4) return b.join('.');
-  let key = '';
-  for (let i = 0; i < 8; i += 2) key += `${((b[i]! << 8) | b[i + 1]!).toString(16)}:`;
-  return `${key}:/64`;
 }
 
 /** Limits of {@link TurnQuotas}. */
