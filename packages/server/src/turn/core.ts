@@ -27,6 +27,7 @@ import { Allocation, type ClientEndpoint, peerKey } from './allocation.js';
 import type { TurnAuthenticator } from './auth.js';
 import { NonceIssuer } from './nonce.js';
 import { PeerPolicy, type PeerPolicyInit } from './peer-policy.js';
+import { type RelayLease, type RelayTierPolicy, isRelayRefusal } from './tiers.js';
 
 /** What the TURN core asks its driver to do. */
 export type TurnOutput =
@@ -98,6 +99,8 @@ export interface TurnCoreInit {
   readonly tcpRelay?: boolean;
   /** Unauthenticated requests per second per client IP (401 answers cost the server). Default 50. */
   readonly unauthenticatedRate?: number;
+  /** Trust tiers (e.g. `RelayTiers`): narrower leases for some users' allocations. Default none: every user relays as configured. */
+  readonly tiers?: RelayTierPolicy;
   readonly logger?: Logger;
 }
 
@@ -182,6 +185,8 @@ export class TurnCore {
   readonly #byEndpoint = new Map<string, Allocation>();
   readonly #byId = new Map<number, Allocation>();
   readonly #perUser = new Map<string, number>();
+  readonly #tiers: RelayTierPolicy | undefined;
+  readonly #leases = new Map<number, RelayLease>();
   #nextId = 1;
   #out: TurnOutput[] = [];
 
@@ -204,6 +209,7 @@ export class TurnCore {
     this.#nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000 });
     this.#limiter = new RateLimiter({ perSecond: init.unauthenticatedRate ?? 50 });
     this.#log = init.logger ?? silentLogger;
+    this.#tiers = init.tiers;
   }
 
   /** Whether RFC 5766 channel numbers (first byte 0x50-0x7F) are in use. */
@@ -458,6 +464,8 @@ export class TurnCore {
   }
 
   #spend(a: Allocation, bytes: number, now: number): boolean {
+    const lease = this.#leases.size === 0 ? undefined : this.#leases.get(a.id);
+    if (lease !== undefined && !lease.spend(bytes, now)) return false;
     if (this.#bandwidth <= 0) return true;
     a.tokens = Math.min(this.#bandwidth, a.tokens + ((now - a.tokensAt) * this.#bandwidth) / 1000);
     a.tokensAt = now;
@@ -470,6 +478,8 @@ export class TurnCore {
     if (!this.#byId.delete(a.id)) return;
     this.#byEndpoint.delete(a.endpoint.key);
     this.#pending.delete(a.id);
+    this.#leases.get(a.id)?.release();
+    this.#leases.delete(a.id);
     const n = (this.#perUser.get(a.username) ?? 1) - 1;
     if (n <= 0) this.#perUser.delete(a.username);
     else this.#perUser.set(a.username, n);
@@ -656,8 +666,11 @@ export class TurnCore {
       throw new Reject(508);
     }
     if (this.#alternate) throw new Reject(300, undefined, [attr(Attr.AlternateServer, this.#alternate)]);
+    const lease = this.#tiers?.allocate(auth.username, transport === TRANSPORT_TCP ? 'tcp' : 'udp', now);
+    if (isRelayRefusal(lease)) throw new Reject(lease.code, lease.reason);
     const lifetime = this.#lifetime(m.get(Attr.Lifetime));
     const id = this.#nextId++;
+    if (lease !== undefined) this.#leases.set(id, lease);
     const a = new Allocation(id, endpoint, auth.username, auth.key, auth.mac, families, now + lifetime * 1000, this.#bandwidth, now);
     a.transport = transport === TRANSPORT_TCP ? 'tcp' : 'udp';
     a.allocateTransaction = m.transactionKey;
@@ -701,6 +714,10 @@ export class TurnCore {
       this.stats.forbidden++;
       this.#log.info({ allocation: a.id, peer: peer.address, rule: verdict.rule }, 'peer refused by policy');
       throw new Reject(403, 'Forbidden: peer address not allowed');
+    }
+    if (this.#leases.get(a.id)?.permit(canonicalIpSafe(peer.address)) === false) {
+      this.stats.forbidden++;
+      throw new Reject(403, 'Forbidden: peer address not signalled in this credential\'s sessions');
     }
     return canonicalIpSafe(peer.address);
   }
