@@ -22,7 +22,7 @@ import {
 } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { restApiSecrets, startStunServer } from '../src/index.js';
+import { anonymousRelayKey, anonymousRelayUsers, anyOf, restApiSecrets, startStunServer } from '../src/index.js';
 import { RENDEZVOUS_CLOSE_CODES, type RendezvousServer, type StartRendezvousOptions, attachRendezvous, startRendezvous } from '../src/rendezvous/index.js';
 
 interface Identity {
@@ -383,8 +383,8 @@ describe('rendezvous TURN credentials', () => {
   const secret = 'rendezvous-test-secret';
   const realm = 'rv.test';
 
-  it('issues TURN REST API credentials that the TURN server accepts for an Allocate', async () => {
-    const stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm, auth: restApiSecrets([secret]) } });
+  it('issues anonymous relay credentials (EXPIRY:~PEERID, not the secret\'s own) that the TURN server accepts for an Allocate', async () => {
+    const stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm, auth: anyOf(restApiSecrets([secret]), anonymousRelayUsers([secret])) } });
     running.push(stun);
     const udp = stun.listeners.find((l) => l.transport === 'udp')!.address;
     const rv = await server({ turn: { urls: [`stun:127.0.0.1:${udp.port}`, `turn:127.0.0.1:${udp.port}?transport=udp`], secret, ttl: 600 } });
@@ -397,10 +397,13 @@ describe('rendezvous TURN credentials', () => {
     const turn = reply.iceServers![1]!;
     expect(turn.urls).toEqual([`turn:127.0.0.1:${udp.port}?transport=udp`]);
     const [expiry, user] = turn.username!.split(':');
-    expect(user).toBe(me.id);
+    expect(user).toBe(`~${me.id}`);
     expect(Math.abs(Number(expiry) - (Date.now() / 1000 + 600))).toBeLessThan(5);
-    expect(turn.credential).toBe(createHmac('sha1', secret).update(turn.username!).digest('base64'));
-    expect(restApiSecrets([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(1);
+    expect(turn.credential).toBe(createHmac('sha1', anonymousRelayKey(secret)).update(turn.username!).digest('base64'));
+    expect(turn.credential).not.toBe(createHmac('sha1', secret).update(turn.username!).digest('base64'));
+    // not an operator's REST credential: only the anonymous tier's authenticator takes it
+    expect(restApiSecrets([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(0);
+    expect(anonymousRelayUsers([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(1);
 
     // An actual Allocate with them: 401 with a nonce, then a signed request succeeds.
     const sock = createSocket('udp4');

@@ -48,6 +48,10 @@ export {
 } from './options.js';
 /** Re-exported from @nat/protocol, where the client reads the same codes. */
 export { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
-export { type RendezvousHandle, type RendezvousStats, attachRendezvous } from './service.js';
+export { type RendezvousHandle, attachRendezvous } from './service.js';
+export type { RendezvousStats, RendezvousGateStats } from './stats.js';
+export { type RendezvousAdmission } from './admission.js';
+export { type NameLimits, DEFAULT_NAME_LIMITS, NameTable, sourceKey } from './names.js';
+export { type RelayScope, type ScopeKind, type MemoryRelayScopeOptions, MemoryRelayScope, recordSignalledCandidates, sameSource, plainIp } from './scope.js';
 export { type RendezvousServer, startRendezvous } from './server.js';
 export { TokenBucket } from './token-bucket.js';
