@@ -138,3 +138,26 @@ describe('trust tiers', () => {
     expect(await turnError(udp.createPermission(`${OUTSIDE}:53`))).toBeUndefined();
   }, 60_000);
 });
+
+describe('a members-only rendezvous (nat-server --rendezvous-token)', () => {
+  it('nat listen without the invite token is refused (401, naming --rendezvous-token); with it, listen and ping meet', async () => {
+    const io = capture();
+    const members = (await runServer(['--listen', '127.0.14.2', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--rendezvous-token', 'invite-0123', '--log-level', 'silent'], io.io))!;
+    closers.push(() => members.stop());
+    const rv = /rendezvous (ws:\S+)/.exec(io.err())![1]!;
+    const refused = capture();
+    expect(await runCli(['listen', '--rendezvous', rv, '--identity', join(dir, 'member.pem')], refused.io)).not.toBe(0);
+    expect(refused.err()).toMatch(/401.*--rendezvous-token/);
+    const listen = capture();
+    const stop = new AbortController();
+    closers.push(() => stop.abort());
+    const done = runCli(['listen', '--rendezvous', rv, '--rendezvous-token', 'invite-0123', '--identity', join(dir, 'member.pem'), '--host-address', '127.0.14.2', '--no-punch'], listen.io, stop.signal);
+    const deadline = Date.now() + 20_000;
+    while (!/^[a-z2-7]{32}\n/.test(listen.out()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const ping = capture();
+    const code = await runCli(['ping', listen.out().split('\n')[0]!, '--rendezvous', rv, '--rendezvous-token', 'invite-0123', '--host-address', '127.0.14.2', '--no-punch', '--count', '1'], ping.io);
+    expect(code, `${ping.err()}\n${listen.err()}`).toBe(0);
+    stop.abort();
+    expect(await done).toBe(0);
+  }, 60_000);
+});
