@@ -145,7 +145,7 @@ function buildProgram(out: Out): Command {
     .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
     .option('--rendezvous-allow-key <peer-id>', 'only these peer ids may register (repeatable; default: any key, an open rendezvous)', collect)
     .option('--rendezvous-token <token>', 'registering needs this invite token (nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN; repeatable)', collect)
-    .option('--rendezvous-connections-per-source <n>', 'rendezvous TCP connections per source address, IPv6 per /64 (default 64)', numberArg)
+    .option('--rendezvous-connections-per-source <n>', 'rendezvous WebSocket connections per source address, IPv6 per /64 (default 64)', numberArg)
     .option('--rendezvous-names-per-key <n>', 'names one peer key may claim (default 8)', numberArg)
     .option('--rendezvous-name-ttl-days <days>', 'a name whose owner has not registered for this long is released (default 30)', numberArg)
     .option('--anonymous-relay-per-peer <n>', 'TURN allocations per peer with the anonymous credentials the rendezvous hands out (default 4; 0: no anonymous relay); they relay UDP only, toward what their sessions signalled', numberArg)

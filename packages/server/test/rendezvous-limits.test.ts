@@ -49,8 +49,8 @@ const isOpen = async (s: Socket): Promise<boolean> => {
 };
 
 describe('rendezvous shares and lifetimes', () => {
-  it('finding 7: HTTP connections that send nothing are closed after the handshake timeout, and one source holds at most its share', async () => {
-    const rv = await server({ limits: { handshakeTimeoutMs: 1500, maxConnectionsPerSource: 4 } });
+  it('finding 7: HTTP connections that send nothing are closed after the handshake timeout, and one source holds at most its share (pending and WebSocket)', async () => {
+    const rv = await server({ limits: { handshakeTimeoutMs: 1500, maxPendingPerSource: 4, maxConnectionsPerSource: 2 } });
     const start = Date.now();
     const conns = await Promise.all(Array.from({ length: 10 }, () => silent(rv, '127.0.15.2')));
     const open4 = await Promise.all(conns.map((c) => isOpen(c.socket)));
@@ -62,10 +62,17 @@ describe('rendezvous shares and lifetimes', () => {
     const closed = await Promise.all(conns.map((c) => c.closedAt));
     expect(Math.max(...closed) - start).toBeLessThan(8000);
     expect(other.closeInfo).toBeUndefined();
-    const stats = rv.stats();
-    expect(stats.refusedSourceShare).toBe(6);
+    let stats = rv.stats();
+    expect(stats.pendingRefused).toBe(6);
     expect(stats.handshakeTimeouts).toBe(4);
     expect(stats.tcpConnections).toBe(1);
+    // WebSockets: one source holds at most its share (2 here), then 1013
+    const ws = [await open(rv.url, '127.0.15.2'), await open(rv.url, '127.0.15.2'), await open(rv.url, '127.0.15.2')];
+    expect((await ws[2]!.closed).code).toBe(1013);
+    expect(ws[2]!.closeInfo?.reason).toMatch(/too many connections from this address/);
+    expect(ws[0]!.closeInfo).toBeUndefined();
+    stats = rv.stats();
+    expect(stats.refusedSourceShare).toBe(1);
   }, 20_000);
 
   it('finding 7: names are capped per key and per source address, and a name whose owner stays away expires', async () => {

@@ -44,10 +44,15 @@ export interface RendezvousLimits extends NameLimits {
    */
   readonly handshakeTimeoutMs?: number;
   /**
-   * ({@link startRendezvous} only) TCP connections open at once from one source address (IPv6:
-   * one /64), upgraded or not; more are closed at accept. Default 64.
+   * WebSocket connections at once from one source address (IPv6: one /64); more are closed at
+   * once with 1013. Default 64.
    */
   readonly maxConnectionsPerSource?: number;
+  /**
+   * ({@link startRendezvous} only) TCP connections from one source address (IPv6: one /64) that
+   * have not sent their request (the upgrade) yet; more are closed at accept. Default 16.
+   */
+  readonly maxPendingPerSource?: number;
 }
 
 /** TURN credentials the service hands to registered peers (the TURN REST API draft). */
@@ -110,6 +115,7 @@ export const DEFAULT_RENDEZVOUS_LIMITS: ResolvedLimits = {
   maxBufferedBytes: 1024 * 1024,
   handshakeTimeoutMs: 10_000,
   maxConnectionsPerSource: 64,
+  maxPendingPerSource: 16,
   ...DEFAULT_NAME_LIMITS,
 };
 
@@ -139,6 +145,7 @@ export function resolveLimits(limits: RendezvousLimits = {}): ResolvedLimits {
   checkInt('limits.maxBufferedBytes', l.maxBufferedBytes, 1);
   checkInt('limits.handshakeTimeoutMs', l.handshakeTimeoutMs, 1, 2 ** 31 - 1);
   checkInt('limits.maxConnectionsPerSource', l.maxConnectionsPerSource, 1);
+  checkInt('limits.maxPendingPerSource', l.maxPendingPerSource, 1);
   checkInt('limits.maxNamesPerPeer', l.maxNamesPerPeer, 0);
   checkInt('limits.maxNames', l.maxNames, 0);
   checkInt('limits.nameClaimsPerSource', l.nameClaimsPerSource, 0);

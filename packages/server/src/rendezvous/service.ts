@@ -21,7 +21,8 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type Logger, silentLogger } from '../logger.js';
 import { anonymousRelayCredentials } from '../turn/auth.js';
 import { Admission } from './admission.js';
-import { type ClaimRefusal, NameTable } from './names.js';
+import { isGateListener } from './gate.js';
+import { type ClaimRefusal, NameTable, sourceKey } from './names.js';
 import {
   type RendezvousOptions,
   type ResolvedLimits,
@@ -91,6 +92,8 @@ class RendezvousService implements RendezvousHandle {
   readonly #log: Logger;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
+  /** WebSocket connections per source address (IPv6: /64). */
+  readonly #perSource = new Map<string, number>();
   /** Live presence. */
   readonly #peers = new Map<string, Connection>();
   /** Claimed names, kept while their owner comes back within `nameTtlMs`; only the owner's key re-claims one. */
@@ -116,6 +119,7 @@ class RendezvousService implements RendezvousHandle {
     refusedConnections: 0,
     admissionRefused: 0,
     nameClaimsRefused: 0,
+    refusedSourceShare: 0,
   };
 
   constructor(http: HttpServer, options: RendezvousOptions) {
@@ -165,7 +169,7 @@ class RendezvousService implements RendezvousHandle {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== this.path) {
       // Another upgrade handler may own this path; if none does, refuse it.
-      if (this.#http.listenerCount('upgrade') === 1) {
+      if (this.#http.listeners('upgrade').filter((l) => !isGateListener(l)).length === 1) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
       return;
@@ -186,14 +190,23 @@ class RendezvousService implements RendezvousHandle {
 
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    if (this.#connections.size >= this.#limits.maxConnections) {
-      this.#stats.refusedConnections++;
+    const source = sourceKey(req.socket.remoteAddress ?? '?');
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (this.#connections.size >= this.#limits.maxConnections || fromSource >= this.#limits.maxConnectionsPerSource) {
+      if (fromSource >= this.#limits.maxConnectionsPerSource) this.#stats.refusedSourceShare++;
+      else this.#stats.refusedConnections++;
       ws.on('error', () => {});
-      ws.close(1013, 'too many connections');
+      ws.close(1013, fromSource >= this.#limits.maxConnectionsPerSource ? 'too many connections from this address' : 'too many connections');
       return;
     }
     const c = new Connection(ws, plainIp(req.socket.remoteAddress ?? '') ?? '?', remote, this.#limits);
     this.#connections.add(c);
+    this.#perSource.set(source, fromSource + 1);
+    ws.once('close', () => {
+      const left = (this.#perSource.get(source) ?? 1) - 1;
+      if (left <= 0) this.#perSource.delete(source);
+      else this.#perSource.set(source, left);
+    });
     ws.on('message', (data, isBinary) => this.#message(c, data, isBinary));
     ws.on('pong', () => (c.alive = true));
     ws.on('error', (error) => this.#log.debug({ remote, err: error.message }, 'rendezvous connection error'));

@@ -30,6 +30,8 @@ export interface RendezvousStats {
   refusedConnections: number;
   /** Upgrades refused for a missing or wrong invite token, and registrations of keys not listed. */
   admissionRefused: number;
+  /** WebSocket connections refused (1013): their source address (IPv6: /64) held `maxConnectionsPerSource`. */
+  refusedSourceShare: number;
   /** `claim-name` refused: taken, over the per-key or per-source limit, or the table full. */
   nameClaimsRefused: number;
   /** Names held now (released when their owner has not registered for `nameTtlMs`). */
@@ -40,8 +42,8 @@ export interface RendezvousStats {
 export interface RendezvousGateStats {
   /** TCP connections open now, upgraded or not. */
   tcpConnections: number;
-  /** Connections closed at accept: their source address (IPv6: /64) had `maxConnectionsPerSource` open. */
-  refusedSourceShare: number;
+  /** Connections closed at accept: their source address (IPv6: /64) had `maxPendingPerSource` connections that had sent no request yet. */
+  pendingRefused: number;
   /** Connections closed at accept: twice `maxConnections` TCP connections were open. */
   refusedTcpConnections: number;
   /** Connections closed for not sending their request (the upgrade) within `handshakeTimeoutMs`. */
