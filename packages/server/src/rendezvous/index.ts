@@ -35,8 +35,9 @@
  *   (`Authorization: Bearer TOKEN` on the upgrade, else 401) close it.
  * - Names: at most 8 per key, 32 new claims per source address (IPv6: /64) per hour, 100,000 in
  *   all; a name whose owner has not registered for 30 days is released.
+ * - One source address (IPv6: /64) holds at most 64 WebSocket connections (1013 beyond).
  * - {@link startRendezvous} only: an HTTP connection that sends no request within 10 s is closed
- *   (408), and one source address (IPv6: /64) holds at most 64 TCP connections.
+ *   (408), and one source may have at most 16 connections that have not sent their request.
  *
  * @example
  * ```ts
