@@ -12,6 +12,7 @@ import {
   RelayTiers,
   type RelayTiersOptions,
   TurnCore,
+  isRelayRefusal,
   anonymousRelayCredentials,
   anonymousRelayUsers,
   anyOf,
@@ -130,6 +131,19 @@ describe('TURN trust tiers', () => {
     const op = h.client('op', 'op-pw');
     expect(op.allocate()).toBeUndefined();
     expect(op.permit('192.0.2.200')).toBeUndefined();
+  });
+
+  it('a scope entry lives 6 hours after it was last signalled or used: permissions refreshed keep it, a silent one expires', () => {
+    const h = setup();
+    const lease = h.tiers.allocate(anonymousRelayCredentials(SECRET, PEER_A, 600, h.now).username, 'udp', h.now);
+    if (lease === undefined || isRelayRefusal(lease)) throw new Error('no lease');
+    recordSignalledCandidates(h.scope, offer(PEER_A, ['candidate:1 1 udp 2130706431 198.51.100.77 4000 typ host']), '198.51.100.77', h.now);
+    recordSignalledCandidates(h.scope, offer(PEER_A, ['candidate:1 1 udp 2130706431 198.51.100.88 4000 typ host']), '198.51.100.88', h.now);
+    for (let i = 0; i < 5; i++) {
+      h.advance(2 * 3600_000);
+      expect(lease.permit('198.51.100.77')).toBe(true); // used every 2 h (permission refreshes): still in scope after 10 h
+    }
+    expect(lease.permit('198.51.100.88')).toBe(false); // not used: gone after 6 h
   });
 
   it('relayed bytes over the anonymous bandwidth are dropped', () => {

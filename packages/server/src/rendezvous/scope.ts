@@ -24,7 +24,7 @@ export interface RelayScope {
 
 /** Options of {@link MemoryRelayScope}. */
 export interface MemoryRelayScopeOptions {
-  /** How long a signalled address stays in scope after it was last signalled, ms. Default 6 hours. */
+  /** How long an address stays in scope after it was last signalled or permitted, ms. Default 6 hours. */
   readonly ttlMs?: number;
   /** Addresses kept per peer; the least recently signalled goes first. Default 64. */
   readonly maxPerPeer?: number;

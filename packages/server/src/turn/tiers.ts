@@ -123,8 +123,12 @@ export class RelayTiers implements RelayTierPolicy {
     return {
       permit: (ip) => {
         const plain = plainIp(ip) ?? ip;
-        const kind = this.#scope.lookup(peerId, plain, this.#clock());
-        if (kind === 'source' || (kind === 'relay' && this.#own.has(plain))) return true;
+        const t = this.#clock();
+        const kind = this.#scope.lookup(peerId, plain, t);
+        if (kind === 'source' || (kind === 'relay' && this.#own.has(plain))) {
+          this.#scope.add(peerId, plain, kind, t); // a relay in use (permissions refreshed) keeps its scope
+          return true;
+        }
         this.stats.refusedOutOfScope++;
         this.#log.info({ peerId, peer: plain }, 'anonymous relay: peer address not signalled in this peer\'s sessions');
         return false;
