@@ -6,10 +6,13 @@
  * rendezvous handed out allocate a relay through @nat/client's TurnClient.
  */
 import { RendezvousClient, type RendezvousInbound, TurnClient, generateIdentity, peerIdOf } from '@nat/client';
-import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SECRET = 'e2e-shared-secret';
+/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
+const scope = new MemoryRelayScope();
+const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'] });
 const REALM = 'e2e.rendezvous';
 const SESSION = 'ZTJlLXNlc3Npb24tMDAwMDE';
 const PWD = 'abcdefghijklmnopqrstuvwx';
@@ -19,9 +22,9 @@ let rv: RendezvousServer;
 let turnPort = 0;
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: REALM, auth: restApiSecrets([SECRET]) } });
+  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: REALM, auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers() } });
   turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
-  rv = await startRendezvous({ host: '127.0.0.1', port: 0, turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 } });
+  rv = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 } });
 });
 
 afterAll(async () => {
@@ -93,7 +96,7 @@ describe('rendezvous end to end', () => {
     try {
       expect(alice.iceServers[0]).toEqual({ urls: [`stun:127.0.0.1:${turnPort}`] });
       const turn = alice.iceServers[1]!;
-      expect(turn.username).toMatch(new RegExp(`^\\d+:${alice.id}$`));
+      expect(turn.username).toMatch(new RegExp(`^\\d+:~${alice.id}$`));
       const relay = await TurnClient.connect({ server: `127.0.0.1:${turnPort}`, username: turn.username!, password: turn.credential! });
       try {
         expect(relay.relayedAddress).toMatchObject({ family: 'IPv4', address: '127.0.0.1' });

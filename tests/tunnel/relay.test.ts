@@ -7,11 +7,15 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { type IceConnectionOptions, type LinkStream, type PeerLink, RendezvousClient, acceptPeers, connectPeer, generateIdentity, linkOverConnection, openLink, peerIdOf, type IceConnection } from '@nat/client';
-import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { payloadWithMarker, sha256 } from './helpers.js';
 
 const SECRET = 'tunnel-relay-secret';
+/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
+const scope = new MemoryRelayScope();
+// no bandwidth cap here: 8 MB cross the relay, and the counts below assume nothing else drops packets
+const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'], bandwidth: 0, totalBandwidth: 0 });
 const PROXY_IP = '127.0.0.7';
 let stun: StunServer;
 let rv: RendezvousServer;
@@ -23,7 +27,7 @@ const captured: Buffer[] = [];
 let clientToServer: (d: Buffer, send: (d: Buffer) => void, from: string) => void = (d, send) => send(d);
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: 'relay.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } } });
+  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: 'relay.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } } });
   const turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   // a UDP proxy in front of the TURN server: one upstream socket per client, so the server sees distinct clients
   proxy = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
@@ -46,7 +50,7 @@ beforeAll(async () => {
     clientToServer(msg, (d) => u.send(d, turnPort, '127.0.0.1'), key);
   });
   const proxyPort = proxy.address().port;
-  rv = await startRendezvous({ host: '127.0.0.1', port: 0, turn: { urls: [`turn:${PROXY_IP}:${proxyPort}`], secret: SECRET, ttl: 300 } });
+  rv = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`turn:${PROXY_IP}:${proxyPort}`], secret: SECRET, ttl: 300 } });
 });
 
 afterAll(async () => {

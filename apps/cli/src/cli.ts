@@ -150,6 +150,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
       .argument('<peer-id>', 'the id `nat listen` printed')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: a new key for this run; nat listen answers any peer)')
       .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
       .option('--interval <ms>', 'time between pings (default 200)', positiveInt('milliseconds'))
@@ -167,6 +168,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .command('listen')
       .description('register with a rendezvous service, print this peer\'s id, and answer connections and pings until Ctrl-C')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "this peer's" },
   )
@@ -184,6 +186,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
       .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
       .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
       .option('--allow-any', 'allow every peer registered with the rendezvous service')
       .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}')
@@ -221,6 +224,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       )
       .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "the peer link's", links: true },

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
+import { MemoryRelayScope, type RelayScope, ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { type Logger, pino } from 'pino';
 import { ConfigError, type ServerConfig, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
@@ -73,6 +73,15 @@ interface Flags {
   exposePublicIp?: string;
   exposeSessionsPerSource?: number;
   exposeConnectionsPerSource?: number;
+  exposeAllowKey?: string[];
+  rendezvousAllowKey?: string[];
+  rendezvousToken?: string[];
+  rendezvousConnectionsPerSource?: number;
+  rendezvousNamesPerKey?: number;
+  rendezvousNameTtlDays?: number;
+  anonymousRelayPerPeer?: number;
+  anonymousRelayTotal?: number;
+  anonymousRelayBandwidth?: number;
 }
 
 const HELP_AFTER = `
@@ -86,7 +95,8 @@ Examples:
   nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --rendezvous-port 8080
                                                               + rendezvous: peers (nat connect, listen, ping,
                                                               expose) meet at ws://203.0.113.1:8080 and get
-                                                              time-limited TURN credentials
+                                                              anonymous relay credentials (UDP relay only, toward
+                                                              their sessions' peers; never public ports)
   nat-server --listen 203.0.113.1 --rendezvous-port 8080 --expose-ports 20000-20099 --user alice:secret
                                                               + public ports for nat expose --public
 
@@ -96,7 +106,10 @@ rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeo
 tlsHandshakeTimeout, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
-alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls; expose: exposePorts, exposePublicIp,
+alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
+rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKey, rendezvousNameClaimsPerHour,
+rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
+anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
 exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
@@ -128,7 +141,7 @@ function buildProgram(out: Out): Command {
     .option('--realm <realm>', 'serve TURN with this realm; needs --user, --users-file or --auth-secret')
     .option('-u, --user <name:password>', 'a static user (repeatable); also an expose user', collect)
     .option('--users-file <file>', 'file of name:password lines')
-    .option('--auth-secret <secret>', 'REST API shared secret, as coturn use-auth-secret (repeat to rotate); the rendezvous hands peers TURN credentials made with it', collect)
+    .option('--auth-secret <secret>', 'REST API shared secret, as coturn use-auth-secret (repeat to rotate); the rendezvous hands peers anonymous relay credentials derived from it', collect)
     .option('--relay-ip <ip>', 'relay address per family (default: the --listen address)', collect)
     .option('--min-port <port>', 'lowest relay port (default 49152)', portArg)
     .option('--max-port <port>', 'highest relay port (default 65535)', portArg)
@@ -147,11 +160,20 @@ function buildProgram(out: Out): Command {
     .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one); with --realm and --auth-secret it hands peers TURN credentials', portArg)
     .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
     .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
+    .option('--rendezvous-allow-key <peer-id>', 'only these peer ids may register (repeatable; default: any key, an open rendezvous)', collect)
+    .option('--rendezvous-token <token>', 'registering needs this invite token (nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN; repeatable)', collect)
+    .option('--rendezvous-connections-per-source <n>', 'rendezvous WebSocket connections per source address, IPv6 per /64 (default 64)', numberArg)
+    .option('--rendezvous-names-per-key <n>', 'names one peer key may claim (default 8)', numberArg)
+    .option('--rendezvous-name-ttl-days <days>', 'a name whose owner has not registered for this long is released (default 30)', numberArg)
+    .option('--anonymous-relay-per-peer <n>', 'TURN allocations per peer with the anonymous credentials the rendezvous hands out (default 4; 0: no anonymous relay); they relay UDP only, toward what their sessions signalled', numberArg)
+    .option('--anonymous-relay-total <n>', 'TURN allocations of all anonymous peers together (default 1000)', numberArg)
+    .option('--anonymous-relay-bandwidth <bytes/s>', 'relayed bytes per second per anonymous allocation (default 1048576; 0: unlimited)', numberArg)
     .optionsGroup('Expose options (public ports for nat expose --public):')
     .option('--expose-ports <range>', 'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
     .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address)')
     .option('--expose-sessions-per-source <n>', 'expose control connections from one source address (IPv6: one /64) at most (default 250, a quarter of 1000)', numberArg)
     .option('--expose-connections-per-source <n>', 'connections (UDP: flows) from one source address (IPv6: one /64) per public port at most (default a quarter of exposeConnectionsPerPort: 64)', numberArg)
+    .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect)
     .optionsGroup('General options:')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
@@ -205,6 +227,15 @@ function flagValues(o: Flags): Record<string, unknown> {
     exposePublicIp: o.exposePublicIp,
     exposeSessionsPerSource: o.exposeSessionsPerSource,
     exposeConnectionsPerSource: o.exposeConnectionsPerSource,
+    exposePeerKeys: o.exposeAllowKey,
+    rendezvousPeerKeys: o.rendezvousAllowKey,
+    rendezvousTokens: o.rendezvousToken,
+    rendezvousConnectionsPerSource: o.rendezvousConnectionsPerSource,
+    rendezvousNamesPerKey: o.rendezvousNamesPerKey,
+    rendezvousNameTtlDays: o.rendezvousNameTtlDays,
+    anonymousRelayPerPeer: o.anonymousRelayPerPeer,
+    anonymousRelayTotal: o.anonymousRelayTotal,
+    anonymousRelayBandwidth: o.anonymousRelayBandwidth,
   };
 }
 
@@ -245,13 +276,15 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
-  const stun = await startStunServer({ ...(await toServerInit(config)), logger });
+  // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
+  const scope = new MemoryRelayScope();
+  const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   try {
-    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, logger, out);
+    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, scope, logger, out);
     if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, logger, out);
   } catch (e) {
     await rendezvous?.close();
@@ -272,7 +305,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
 type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
 
 /** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
-async function startRendezvousOf(config: ServerConfig, stun: StunServer, logger: Logger, out: Out): Promise<Rendezvous> {
+async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, logger: Logger, out: Out): Promise<Rendezvous> {
   const first = config.listen[0]!;
   const host = first.includes(':') ? `[${first}]` : first;
   // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
@@ -287,6 +320,15 @@ async function startRendezvousOf(config: ServerConfig, stun: StunServer, logger:
     host: config.rendezvousHost ?? first,
     port: config.rendezvousPort!,
     logger,
+    scope,
+    admission: { peerKeys: config.rendezvousPeerKeys, tokens: config.rendezvousTokens },
+    limits: {
+      handshakeTimeoutMs: config.rendezvousHandshakeTimeout * 1000,
+      maxConnectionsPerSource: config.rendezvousConnectionsPerSource,
+      maxNamesPerPeer: config.rendezvousNamesPerKey,
+      nameClaimsPerSource: config.rendezvousNameClaimsPerHour,
+      nameTtlMs: config.rendezvousNameTtlDays * 86_400_000,
+    },
     // Time-limited TURN credentials need a REST API secret: the first one is the current one.
     ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
   });

@@ -44,6 +44,15 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   rendezvousIceUrls: '--rendezvous-ice-url',
   exposePorts: '--expose-ports',
   exposePublicIp: '--expose-public-ip',
+  exposePeerKeys: '--expose-allow-key',
+  rendezvousPeerKeys: '--rendezvous-allow-key',
+  rendezvousTokens: '--rendezvous-token',
+  rendezvousConnectionsPerSource: '--rendezvous-connections-per-source',
+  rendezvousNamesPerKey: '--rendezvous-names-per-key',
+  rendezvousNameTtlDays: '--rendezvous-name-ttl-days',
+  anonymousRelayPerPeer: '--anonymous-relay-per-peer',
+  anonymousRelayTotal: '--anonymous-relay-total',
+  anonymousRelayBandwidth: '--anonymous-relay-bandwidth',
 };
 
 /** `the string "x"`, `the number 5`, `the list ["a", "b"]`, `a list of 5 items`, `a mapping (keys a, b)`. */

@@ -1,6 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { ipFamily, parseTransportAddress } from '@nat/protocol';
-import { type StunServerInit, type TurnAuthenticator, anyOf, parseUsersFile, restApiSecrets, staticUsers } from '@nat/server';
+import {
+  MemoryRelayScope,
+  type RelayScope,
+  RelayTiers,
+  type StunServerInit,
+  type TurnAuthenticator,
+  anonymousRelayUsers,
+  anyOf,
+  parseUsersFile,
+  restApiSecrets,
+  staticUsers,
+} from '@nat/server';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { configErrorSentences } from './config-errors.js';
@@ -9,6 +20,7 @@ const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { message: 'not an
 const ip = z.string().refine((s) => ipFamily(s) !== undefined, { message: 'not an IP address' });
 const port = z.number().int().min(0).max(65535);
 const count = (min: number) => z.number().int().min(min);
+const peerId = z.string().regex(/^[a-z2-7]{32}$/, { message: 'not a peer id (32 lower-case base32 characters, as nat id prints)' });
 const wrap = (v: unknown): unknown => (v === undefined || v === null || Array.isArray(v) ? v : [v]);
 /** A list key that also takes one value on its own (`listen: 127.0.0.1`). */
 const list = <T extends z.ZodType>(item: T, bounds: { min?: number; max?: number } = {}) => {
@@ -103,7 +115,22 @@ export const ServerConfig = z
     exposeBandwidth: count(0).default(0).describe('bytes per second per user, a whole number (0: unlimited)'),
     exposeIdleTimeout: count(1).default(300).describe('seconds, a whole number of at least 1'),
     exposeGrace: count(0).default(30).describe('seconds, a whole number'),
-    exposePeerKeys: z.boolean().default(false).describe('true or false'),
+    exposePeerKeys: z
+      .union([z.literal(false), list(peerId)])
+      .default(false)
+      .describe('a peer id or a list of peer ids allowed to expose ports with their key (true, any key, is not allowed: exposure is never anonymous)'),
+    // ---- who may register with the rendezvous, and what anonymous peers get
+    rendezvousPeerKeys: list(peerId).default([]).describe('a peer id or a list of peer ids: only these may register (default: any key)'),
+    rendezvousTokens: list(z.string().min(8)).default([]).describe('an invite token of at least 8 characters or a list of them: registering needs one'),
+    rendezvousHandshakeTimeout: count(1).default(10).describe('seconds, a whole number of at least 1'),
+    rendezvousConnectionsPerSource: count(1).default(64).describe('a whole number of at least 1'),
+    rendezvousNamesPerKey: count(0).default(8).describe('a whole number'),
+    rendezvousNameClaimsPerHour: count(0).default(32).describe('a whole number'),
+    rendezvousNameTtlDays: count(1).default(30).describe('days, a whole number of at least 1'),
+    anonymousRelayPerPeer: count(0).default(4).describe('allocations per anonymous peer, a whole number (0: no anonymous relay)'),
+    anonymousRelayTotal: count(0).default(1000).describe('allocations of all anonymous peers together, a whole number'),
+    anonymousRelayBandwidth: count(0).default(1024 * 1024).describe('bytes per second per anonymous allocation, a whole number (0: unlimited)'),
+    anonymousRelayTotalBandwidth: count(0).default(32 * 1024 * 1024).describe('bytes per second of all anonymous allocations together, a whole number (0: unlimited)'),
     exposeDenySources: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
     /** Per source (IPv4 address, IPv6 /64): control connections, and connections (UDP: flows) per public port. Default a quarter of the pool. */
     exposeSessionsPerSource: count(1).optional().describe('a whole number of at least 1'),
@@ -122,8 +149,8 @@ export const ServerConfig = z
   .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey (--tls-cert, --tls-key) go together', path: ['tlsCert'] })
   .refine((c) => !(c.strictChannelRange && c.legacyChannelNumbers === true), { message: 'legacyChannelNumbers contradicts it: drop one of them', path: ['strictChannelRange'] })
   .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, { message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too', path: ['exposePorts'] })
-  .refine((c) => c.exposePorts === undefined || c.exposePeerKeys || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
-    message: 'expose needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets, or exposePeerKeys: true)',
+  .refine((c) => c.exposePorts === undefined || c.exposePeerKeys !== false || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
+    message: 'expose needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets, or exposePeerKeys: [PEER_ID])',
     path: ['exposePorts'],
   });
 
@@ -198,8 +225,12 @@ export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticato
   return anyOf(...sources);
 }
 
-/** The library options a configuration stands for (TURN included when `realm` is set). */
-export async function toServerInit(c: ServerConfig): Promise<StunServerInit> {
+/**
+ * The library options a configuration stands for (TURN included when `realm` is set). With REST
+ * secrets, TURN also takes the anonymous relay credentials the rendezvous hands out, narrowed by
+ * trust tiers to what the peers' sessions signalled in `scope` (share it with the rendezvous).
+ */
+export async function toServerInit(c: ServerConfig, scope: RelayScope = new MemoryRelayScope()): Promise<StunServerInit> {
   const base = toStunServerInit(c);
   if (c.realm === undefined) return base;
   let alternateServer;
@@ -214,7 +245,15 @@ export async function toServerInit(c: ServerConfig): Promise<StunServerInit> {
     ...base,
     turn: {
       realm: c.realm,
-      auth: await authenticatorOf(c),
+      auth: c.authSecrets.length > 0 ? anyOf(await authenticatorOf(c), anonymousRelayUsers(c.authSecrets)) : await authenticatorOf(c),
+      tiers: new RelayTiers({
+        scope,
+        ownRelayIps: c.relayIps ?? c.listen,
+        perPeer: c.anonymousRelayPerPeer,
+        total: c.anonymousRelayTotal,
+        bandwidth: c.anonymousRelayBandwidth,
+        totalBandwidth: c.anonymousRelayTotalBandwidth,
+      }),
       ...(c.relayIps ? { relayIps: c.relayIps } : {}),
       relayPorts: { min: c.minPort, max: c.maxPort },
       peers: { allow: c.allowPeers, deny: c.denyPeers },

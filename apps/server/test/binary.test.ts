@@ -68,7 +68,7 @@ describe('nat-server signals', () => {
 });
 
 describe('nat-server --rendezvous-port', () => {
-  it('serves the rendezvous service and hands out TURN REST credentials to registered peers', async () => {
+  it('serves the rendezvous service and hands out anonymous relay credentials (EXPIRY:~PEERID) to registered peers', async () => {
     const { RendezvousClient, generateIdentity, TurnClient } = await import('@nat/client');
     const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--realm', 'rv.test', '--auth-secret', 'S3CRET', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0']);
     try {
@@ -77,7 +77,7 @@ describe('nat-server --rendezvous-port', () => {
       const url = /rendezvous (ws:\/\/\S+)/.exec(s.err())![1]!;
       const client = await RendezvousClient.connect({ url, identity: generateIdentity() });
       const turn = client.iceServers.find((i) => [i.urls].flat().some((u: string) => u.startsWith('turn:')))!;
-      expect(turn.username).toMatch(new RegExp(`^\\d+:${client.id}$`));
+      expect(turn.username).toMatch(new RegExp(`^\\d+:~${client.id}$`));
       // with --port 0 the URLs carry the ports actually bound, per transport (never ":0")
       const port = Number(/listening udp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);
       const tcpPort = Number(/listening tcp 127\.0\.0\.1:(\d+)/.exec(s.err())![1]);

@@ -77,6 +77,18 @@ describe('config errors name the key and say what it expects, in words', () => {
     expect(errorOf({ listen: '127.0.0.1', strictChannelRange: true, legacyChannelNumbers: true })).toMatch(/config key "strictChannelRange": legacyChannelNumbers contradicts it/);
     expect(errorOf({ listen: '127.0.0.1', logLevel: 'loud' })).toMatch(/config key "logLevel": expected one of fatal, error, warn, info, debug, trace, silent, got the string "loud"/);
   });
+
+  it('exposure is never anonymous: exposePeerKeys takes peer ids, not true; the new keys have their defaults and flags', () => {
+    expect(errorOf({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: 20000, exposePeerKeys: true })).toMatch(
+      /config key "exposePeerKeys": expected a peer id or a list of peer ids .*true, any key, is not allowed.*, got the boolean true/,
+    );
+    expect(errorOf({}, { listen: ['127.0.0.1'], rendezvousPeerKeys: ['nothex'] })).toMatch(/--rendezvous-allow-key: expected a peer id .*got the string "nothex" \(not a peer id/);
+    expect(errorOf({ listen: '127.0.0.1', rendezvousTokens: 'short' })).toMatch(/config key "rendezvousTokens"/);
+    const id = 'a'.repeat(32);
+    const c = resolveConfig({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: 20000, exposePeerKeys: id }, {}, 'test');
+    expect(c.exposePeerKeys).toEqual([id]);
+    expect(c).toMatchObject({ rendezvousNamesPerKey: 8, rendezvousNameTtlDays: 30, rendezvousConnectionsPerSource: 64, rendezvousHandshakeTimeout: 10, anonymousRelayPerPeer: 4, anonymousRelayTotal: 1000 });
+  });
 });
 
 describe('TURN shares (issue 14 findings 6 and 7)', () => {

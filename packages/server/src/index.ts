@@ -41,7 +41,23 @@ export {
   restApiExpiry,
   parseUsersFile,
   anyOf,
+  ANONYMOUS_RELAY_LABEL,
+  anonymousRelayCredentials,
+  anonymousRelayKey,
+  anonymousRelayPeer,
+  anonymousRelayUsers,
 } from './turn/auth.js';
+export {
+  type AnonymousRelayLimits,
+  DEFAULT_ANONYMOUS_RELAY_LIMITS,
+  type RelayLease,
+  type RelayRefusal,
+  type RelayTierPolicy,
+  type RelayTierStats,
+  RelayTiers,
+  type RelayTiersOptions,
+  isRelayRefusal,
+} from './turn/tiers.js';
 export { NonceIssuer } from './turn/nonce.js';
 export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
 export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';

@@ -5,104 +5,24 @@
  * project's TURN server).
  */
 import { createSocket } from 'node:dgram';
-import { type KeyObject, createHmac, generateKeyPairSync, sign } from 'node:crypto';
+import { createHmac, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   Attr,
-  type SignallingMessage,
   StunClass,
   StunMethod,
   attr,
   decodeStunMessage,
   encodeStunMessage,
   longTermKey,
-  peerIdFromPublicKey,
   registerSigningPayload,
 } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { restApiSecrets, startStunServer } from '../src/index.js';
+import { anonymousRelayKey, anonymousRelayUsers, anyOf, restApiSecrets, startStunServer } from '../src/index.js';
 import { RENDEZVOUS_CLOSE_CODES, type RendezvousServer, type StartRendezvousOptions, attachRendezvous, startRendezvous } from '../src/rendezvous/index.js';
-
-interface Identity {
-  privateKey: KeyObject;
-  raw: Buffer;
-  b64: string;
-  id: string;
-}
-
-function identity(): Identity {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const b64 = publicKey.export({ format: 'jwk' }).x!;
-  const raw = Buffer.from(b64, 'base64url');
-  return { privateKey, raw, b64, id: peerIdFromPublicKey(raw) };
-}
-
-/** A bare test peer: the raw WebSocket plus a queue of the messages it received. */
-class Peer {
-  readonly inbox: SignallingMessage[] = [];
-  readonly texts: string[] = [];
-  #waiters: (() => void)[] = [];
-  closed: Promise<{ code: number; reason: string }>;
-  closeInfo: { code: number; reason: string } | undefined;
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const text = (data as Buffer).toString('utf8');
-      this.texts.push(text);
-      this.inbox.push(JSON.parse(text) as SignallingMessage);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.closed = new Promise((resolve) =>
-      ws.on('close', (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString() };
-        resolve(this.closeInfo);
-        for (const w of this.#waiters.splice(0)) w();
-      }),
-    );
-    ws.on('error', () => {});
-  }
-  static async open(url: string, options: WebSocket.ClientOptions = {}): Promise<Peer> {
-    const ws = new WebSocket(url, options);
-    const peer = new Peer(ws);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return peer;
-  }
-  /** The first received message (after `from`) matching `pred`, waiting up to `ms`. */
-  async next<T extends SignallingMessage['type']>(type: T, ms = 2000, from = 0): Promise<Extract<SignallingMessage, { type: T }>> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = this.inbox.slice(from).find((m) => m.type === type);
-      if (found) return found as Extract<SignallingMessage, { type: T }>;
-      if (this.closeInfo || Date.now() > deadline) throw new Error(`no ${type} (closed: ${JSON.stringify(this.closeInfo)}; got ${JSON.stringify(this.inbox)})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-  send(message: unknown): void {
-    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
-  }
-  /** Answers the challenge with `me`'s key; resolves with the reply (registered or error). */
-  async register(me: Identity, options: { signer?: KeyObject; signedId?: string; id?: string } = {}): Promise<SignallingMessage> {
-    const { nonce } = await this.next('challenge');
-    const signature = sign(null, registerSigningPayload(nonce, options.signedId ?? me.id), options.signer ?? me.privateKey).toString('base64url');
-    this.send({ v: 1, type: 'register', id: options.id ?? 'reg-1', publicKey: me.b64, signature });
-    for (;;) {
-      const reply = this.inbox.find((m) => m.type === 'registered' || m.type === 'error');
-      if (reply) return reply;
-      await this.next('registered', 2000).catch(() => undefined);
-      if (this.closeInfo && !this.inbox.some((m) => m.type === 'registered' || m.type === 'error')) throw new Error('closed');
-    }
-  }
-}
+import { type Identity, Peer, identity } from './rendezvous-helpers.js';
 
 const running: { close(): Promise<void> }[] = [];
 const peers: Peer[] = [];
@@ -383,8 +303,8 @@ describe('rendezvous TURN credentials', () => {
   const secret = 'rendezvous-test-secret';
   const realm = 'rv.test';
 
-  it('issues TURN REST API credentials that the TURN server accepts for an Allocate', async () => {
-    const stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm, auth: restApiSecrets([secret]) } });
+  it('issues anonymous relay credentials (EXPIRY:~PEERID, not the secret\'s own) that the TURN server accepts for an Allocate', async () => {
+    const stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm, auth: anyOf(restApiSecrets([secret]), anonymousRelayUsers([secret])) } });
     running.push(stun);
     const udp = stun.listeners.find((l) => l.transport === 'udp')!.address;
     const rv = await server({ turn: { urls: [`stun:127.0.0.1:${udp.port}`, `turn:127.0.0.1:${udp.port}?transport=udp`], secret, ttl: 600 } });
@@ -397,10 +317,13 @@ describe('rendezvous TURN credentials', () => {
     const turn = reply.iceServers![1]!;
     expect(turn.urls).toEqual([`turn:127.0.0.1:${udp.port}?transport=udp`]);
     const [expiry, user] = turn.username!.split(':');
-    expect(user).toBe(me.id);
+    expect(user).toBe(`~${me.id}`);
     expect(Math.abs(Number(expiry) - (Date.now() / 1000 + 600))).toBeLessThan(5);
-    expect(turn.credential).toBe(createHmac('sha1', secret).update(turn.username!).digest('base64'));
-    expect(restApiSecrets([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(1);
+    expect(turn.credential).toBe(createHmac('sha1', anonymousRelayKey(secret)).update(turn.username!).digest('base64'));
+    expect(turn.credential).not.toBe(createHmac('sha1', secret).update(turn.username!).digest('base64'));
+    // not an operator's REST credential: only the anonymous tier's authenticator takes it
+    expect(restApiSecrets([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(0);
+    expect(anonymousRelayUsers([secret]).keys(turn.username!, realm, 1, Date.now())).toHaveLength(1);
 
     // An actual Allocate with them: 401 with a nonce, then a signed request succeeds.
     const sock = createSocket('udp4');

@@ -17,7 +17,7 @@ import {
   portMapperJson,
   punchOptions,
 } from './ping.js';
-import { type Emit, keepRendezvous } from './session.js';
+import { type Emit, keepRendezvous, rendezvousToken } from './session.js';
 
 /**
  * {@link acceptPeers} with `--port-map`: each connection gets its own {@link ConnectionPortMap}
@@ -105,7 +105,7 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
       : acceptPeers(rv, onConnection, acceptOptions);
   };
   try {
-    return await keepRendezvous({ url: o.rendezvous, identity, command: 'listen', io, signal, emit: event, keeps: 'open connections', reconnected: 'rendezvous reconnected', onRegistered });
+    return await keepRendezvous({ url: o.rendezvous, token: rendezvousToken(o.rendezvousToken), identity, command: 'listen', io, signal, emit: event, keeps: 'open connections', reconnected: 'rendezvous reconnected', onRegistered });
   } finally {
     await Promise.all([...live].map((c) => c.close('listener stopped')));
     // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.

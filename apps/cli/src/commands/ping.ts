@@ -25,11 +25,13 @@ import { PeerId, type TransportAddress, formatTransportAddress, ipFamily } from 
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import { explainFailure, hints } from './ice-failure.js';
-import { type SessionIdentity, checkNotSelf } from './session.js';
+import { type SessionIdentity, checkNotSelf, rendezvousToken } from './session.js';
 
 /** Options shared by `nat ping` and `nat listen`. */
 export interface PeerCommandOptions {
   readonly rendezvous: string;
+  /** `--rendezvous-token TOKEN`: the invite token of a rendezvous that needs one (else NAT_RENDEZVOUS_TOKEN). */
+  readonly rendezvousToken?: string;
   readonly identity?: string;
   readonly json?: boolean;
   /** `--host-address IP` (repeatable): gather host candidates on exactly these addresses, loopback included. */
@@ -121,7 +123,7 @@ export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions
 /** Registers with the rendezvous service; failures become a message and an exit code. */
 export async function openRendezvous(o: PeerCommandOptions, identity: RendezvousIdentity, io: Io, signal: AbortSignal, command: string): Promise<RendezvousClient | number> {
   try {
-    return await RendezvousClient.connect({ url: o.rendezvous, identity, signal });
+    return await RendezvousClient.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
   } catch (e) {
     if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
     if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);

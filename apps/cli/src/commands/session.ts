@@ -51,9 +51,17 @@ function closeCodeText(code: number | null): string {
 /** One event line: JSON on stdout with `--json`, else the text on stderr. */
 export type Emit = (event: Record<string, unknown>, text: string) => void;
 
+/** The rendezvous invite token: `--rendezvous-token`, else NAT_RENDEZVOUS_TOKEN from the environment; none when neither is set. */
+export function rendezvousToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const token = flag ?? env.NAT_RENDEZVOUS_TOKEN;
+  return token === undefined || token === '' ? undefined : token;
+}
+
 /** Options of {@link keepRendezvous}. */
 export interface KeepRendezvousOptions {
   readonly url: string;
+  /** The invite token of a rendezvous that needs one (see {@link rendezvousToken}). */
+  readonly token?: string;
   readonly identity: SessionIdentity;
   readonly command: string;
   readonly io: Io;
@@ -88,7 +96,7 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
   while (!signal.aborted) {
     let rv: RendezvousClient;
     try {
-      rv = await RendezvousClient.connect({ url: o.url, identity: o.identity, signal });
+      rv = await RendezvousClient.connect({ url: o.url, identity: o.identity, signal, token: o.token });
     } catch (e) {
       if (signal.aborted) break;
       if (!(e instanceof StunClientError)) throw e;

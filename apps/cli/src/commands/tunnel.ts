@@ -53,7 +53,7 @@ import {
   punchOptions,
 } from './ping.js';
 import { explainFailure } from './ice-failure.js';
-import { checkNotSelf, keepRendezvous, replacedMessage } from './session.js';
+import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -383,7 +383,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   };
 
   try {
-    return await keepRendezvous({ url, identity, command: 'expose', io, signal, emit, keeps: 'open links', reconnected: 'rendezvous reconnected; names claimed again', onRegistered });
+    return await keepRendezvous({ url, token: rendezvousToken(o.rendezvousToken), identity, command: 'expose', io, signal, emit, keeps: 'open links', reconnected: 'rendezvous reconnected; names claimed again', onRegistered });
   } finally {
     for (const l of links) l.close();
     await Promise.all([...conns].map((c) => c.close('expose stopped')));
@@ -441,7 +441,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
 
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.replaced) throw new StunClientError('SOCKET', replacedMessage('connect', identity), { reason: 'replaced' });
-    if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal });
+    if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
     const peer = peerId;
     const pm = mapper instanceof PortMapper ? new ConnectionPortMap(mapper, (r) => emit(portMapEvent(peer, r), `port mapping: ${describePortMap(r)}`)) : undefined;

@@ -56,6 +56,8 @@ export interface RendezvousConnectOptions {
   readonly maxMessageBytes?: number;
   /** TLS settings for `wss:` (`ca`, `rejectUnauthorized`, `servername`). Default: system CAs. */
   readonly tls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'servername'>;
+  /** An invite token, for a rendezvous that needs one (sent as `Authorization: Bearer TOKEN`). Default none. */
+  readonly token?: string;
 }
 
 /** How a connection ended. */
@@ -162,7 +164,8 @@ export class RendezvousClient {
     const publicKey = rawPublicKeyBase64url(options.identity.publicKey);
     const timeoutMs = options.timeoutMs ?? 10_000;
     const maxBytes = options.maxMessageBytes ?? MAX_SIGNALLING_MESSAGE_BYTES;
-    const ws = new WebSocket(url, { ...options.tls, maxPayload: maxBytes, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const headers = options.token === undefined ? undefined : { authorization: `Bearer ${options.token}` };
+    const ws = new WebSocket(url, { ...options.tls, ...(headers ? { headers } : {}), maxPayload: maxBytes, perMessageDeflate: false, handshakeTimeout: timeoutMs });
     const client = new RendezvousClient(options.url, id, ws, maxBytes);
 
     return new Promise<RendezvousClient>((resolve, reject) => {
@@ -184,7 +187,10 @@ export class RendezvousClient {
         }
       };
       const onAbort = (): void => finish(abortError(signal, 'rendezvous connect'));
-      const onError = (cause: Error): void => finish(new StunClientError('SOCKET', `rendezvous ${options.url}: ${cause.message}`, { cause }));
+      const onError = (cause: Error): void => {
+        const hint = /server response: 401\b/.test(cause.message) ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)' : '';
+        finish(new StunClientError('SOCKET', `rendezvous ${options.url}: ${cause.message}${hint}`, { cause }));
+      };
       const onClose = (code: number, reason: Buffer): void =>
         finish(new StunClientError('SOCKET', `rendezvous ${options.url} closed the connection before registering (${code} ${reason.toString('utf8')})`));
       const timer = setTimeout(() => finish(new StunClientError('TIMEOUT', `rendezvous ${options.url}: not registered within ${timeoutMs} ms`)), timeoutMs);

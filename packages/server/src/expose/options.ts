@@ -60,7 +60,7 @@ export interface ExposeOptions {
   readonly realm?: string;
   /** Users and shared secrets, as the TURN server takes them (`staticUsers`, `restApiSecrets`, `anyOf`). */
   readonly auth?: TurnAuthenticator;
-  /** Accept Ed25519 peer keys (as the rendezvous service does): true = any key, or a list of peer ids. Default false. */
+  /** Accept these Ed25519 peer keys (a list of peer ids; `true`, any key, is refused: exposure is never anonymous). Default false. */
   readonly peerKeys?: boolean | readonly string[];
   /** Source prefixes refused on every port. Default none. */
   readonly denySources?: readonly string[];

@@ -25,8 +25,8 @@ import {
 } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { restApiExpiry } from '../turn/auth.js';
-import type { Cidr } from '../turn/cidr.js';
+import { anonymousRelayPeer, restApiExpiry } from '../turn/auth.js';
+import { type Cidr, cidrContains } from '../turn/cidr.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
@@ -144,6 +144,7 @@ class ExposeService implements ExposeHandle {
     this.path = opts.path ?? '/expose';
     if (!this.path.startsWith('/') || /[?#\s]/.test(this.path)) throw new ServerError('BAD_CONFIG', `expose: bad path ${JSON.stringify(this.path)}`);
     if (ipFamily(opts.host) === undefined) throw new ServerError('BAD_CONFIG', `expose: host must be an IP address, got ${JSON.stringify(opts.host)}`);
+    if (opts.peerKeys === true) throw new ServerError('BAD_CONFIG', 'expose: peerKeys: true would let any new key expose public ports; list the peer ids allowed');
     if (opts.auth === undefined && !opts.peerKeys) throw new ServerError('BAD_CONFIG', 'expose: give users or shared secrets (auth), or accept peer keys');
     this.#http = http;
     this.#opts = opts;
@@ -289,6 +290,9 @@ class ExposeService implements ExposeHandle {
   #control(s: Session, m: ExposeControlMessage): void {
     if (s.user === undefined) {
       if (m.type !== 'hello') return this.#refuseSession(s, 'unauthorized', 'authenticate first (hello)');
+      if (m.auth.method === 'password' && anonymousRelayPeer(m.auth.username) !== undefined) {
+        return this.#refuseSession(s, 'unauthorized', 'these are anonymous relay credentials (handed out by the rendezvous): they relay only and cannot expose ports; use a user of the server operator, or a peer key the operator listed');
+      }
       const user = this.#authenticate(s, m);
       if (user === undefined) return this.#refuseSession(s, 'unauthorized', 'bad credentials');
       s.user = user;

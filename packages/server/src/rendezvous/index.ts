@@ -25,9 +25,19 @@
  *   answered `rate-limited`, and after 20 more without one accepted the connection is closed
  *   (4003). Messages larger than 64 KiB close the connection (1009, ws `maxPayload`).
  * - Heartbeat: a WebSocket ping every 30 s; a connection silent for a whole round is dropped.
- * - With `turn`, `registered` carries the STUN/TURN URIs and TURN REST API credentials
- *   (`username = expiry:peerId`, `credential = base64(HMAC-SHA1(secret, username))`) valid for
- *   `ttl` seconds (default one day).
+ * - With `turn`, `registered` carries the STUN/TURN URIs and anonymous relay credentials
+ *   (`username = expiry:~peerId`, `credential = base64(HMAC-SHA1(anonymousRelayKey(secret),
+ *   username))`) valid for `ttl` seconds (default one day): never an operator's REST credential.
+ *   The TURN server takes them with `anonymousRelayUsers` and narrows them with `RelayTiers`: UDP
+ *   relay only, toward what the peer's sessions signalled, which this service records in
+ *   `scope` as it relays offers, answers and candidates. Public exposure refuses them.
+ * - Admission (`admission`): open by default; a key list and/or invite tokens
+ *   (`Authorization: Bearer TOKEN` on the upgrade, else 401) close it.
+ * - Names: at most 8 per key, 32 new claims per source address (IPv6: /64) per hour, 100,000 in
+ *   all; a name whose owner has not registered for 30 days is released.
+ * - One source address (IPv6: /64) holds at most 64 WebSocket connections (1013 beyond).
+ * - {@link startRendezvous} only: an HTTP connection that sends no request within 10 s is closed
+ *   (408), and one source may have at most 16 connections that have not sent their request.
  *
  * @example
  * ```ts
@@ -48,6 +58,10 @@ export {
 } from './options.js';
 /** Re-exported from @nat/protocol, where the client reads the same codes. */
 export { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
-export { type RendezvousHandle, type RendezvousStats, attachRendezvous } from './service.js';
+export { type RendezvousHandle, attachRendezvous } from './service.js';
+export type { RendezvousStats, RendezvousGateStats } from './stats.js';
+export { type RendezvousAdmission } from './admission.js';
+export { type NameLimits, DEFAULT_NAME_LIMITS, NameTable } from './names.js';
+export { type RelayScope, type ScopeKind, type MemoryRelayScopeOptions, MemoryRelayScope, recordSignalledCandidates, sameSource, plainIp } from './scope.js';
 export { type RendezvousServer, startRendezvous } from './server.js';
 export { TokenBucket } from './token-bucket.js';

@@ -1,9 +1,12 @@
 import { IceServerUrl, MAX_ICE_SERVERS, MAX_ICE_SERVERS_TTL, MAX_SIGNALLING_MESSAGE_BYTES, SignallingIceServer } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { RendezvousAdmission } from './admission.js';
+import { DEFAULT_NAME_LIMITS, type NameLimits } from './names.js';
+import type { RelayScope } from './scope.js';
 
 /** Limits of a rendezvous service. Every one is per connection unless it says otherwise. */
-export interface RendezvousLimits {
+export interface RendezvousLimits extends NameLimits {
   /**
    * Largest WebSocket message in bytes; a bigger one closes the connection with 1009 (the `ws`
    * `maxPayload`). Default 65,536 ({@link MAX_SIGNALLING_MESSAGE_BYTES}).
@@ -35,6 +38,21 @@ export interface RendezvousLimits {
    * without bound. Default 1 MiB.
    */
   readonly maxBufferedBytes?: number;
+  /**
+   * ({@link startRendezvous} only) An HTTP connection that has not sent a whole request (the
+   * WebSocket upgrade) within this many ms of its accept is closed. Default 10,000.
+   */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * WebSocket connections at once from one source address (IPv6: one /64); more are closed at
+   * once with 1013. Default 64.
+   */
+  readonly maxConnectionsPerSource?: number;
+  /**
+   * ({@link startRendezvous} only) TCP connections from one source address (IPv6: one /64) that
+   * have not sent their request (the upgrade) yet; more are closed at accept. Default 16.
+   */
+  readonly maxPendingPerSource?: number;
 }
 
 /** TURN credentials the service hands to registered peers (the TURN REST API draft). */
@@ -44,7 +62,10 @@ export interface RendezvousTurnOptions {
    * kind). `turn:`/`turns:` ones get the credentials; `stun:`/`stuns:` ones are listed without.
    */
   readonly urls: readonly string[];
-  /** The shared secret the TURN server checks with `restApiSecrets([secret])`. */
+  /**
+   * The shared secret: peers get anonymous relay credentials (`anonymousRelayCredentials`), which
+   * the TURN server accepts with `anonymousRelayUsers([secret])` and narrows with `RelayTiers`.
+   */
   readonly secret: string;
   /** Lifetime of the credentials in seconds. Default 86,400 (one day); at most 7 days. */
   readonly ttl?: number;
@@ -60,6 +81,13 @@ export interface RendezvousOptions {
   readonly iceServers?: readonly SignallingIceServer[];
   /** Limits; see {@link RendezvousLimits} for each default. */
   readonly limits?: RendezvousLimits;
+  /** Who may register. Default: anyone with a key (an open rendezvous). */
+  readonly admission?: RendezvousAdmission;
+  /**
+   * Where to record what each peer's sessions signal (the other side's candidates), for the
+   * TURN server's anonymous tier. Give the same scope to `RelayTiers`. Default none.
+   */
+  readonly scope?: RelayScope;
   /** Logger (pino-compatible). Default silent. Nothing is logged per message above debug. */
   readonly logger?: Logger;
 }
@@ -85,6 +113,10 @@ export const DEFAULT_RENDEZVOUS_LIMITS: ResolvedLimits = {
   heartbeatIntervalMs: 30_000,
   maxConnections: 10_000,
   maxBufferedBytes: 1024 * 1024,
+  handshakeTimeoutMs: 10_000,
+  maxConnectionsPerSource: 64,
+  maxPendingPerSource: 16,
+  ...DEFAULT_NAME_LIMITS,
 };
 
 /** Default lifetime of TURN credentials, seconds. */
@@ -111,6 +143,14 @@ export function resolveLimits(limits: RendezvousLimits = {}): ResolvedLimits {
   checkInt('limits.heartbeatIntervalMs', l.heartbeatIntervalMs, 1, 2 ** 31 - 1);
   checkInt('limits.maxConnections', l.maxConnections, 1);
   checkInt('limits.maxBufferedBytes', l.maxBufferedBytes, 1);
+  checkInt('limits.handshakeTimeoutMs', l.handshakeTimeoutMs, 1, 2 ** 31 - 1);
+  checkInt('limits.maxConnectionsPerSource', l.maxConnectionsPerSource, 1);
+  checkInt('limits.maxPendingPerSource', l.maxPendingPerSource, 1);
+  checkInt('limits.maxNamesPerPeer', l.maxNamesPerPeer, 0);
+  checkInt('limits.maxNames', l.maxNames, 0);
+  checkInt('limits.nameClaimsPerSource', l.nameClaimsPerSource, 0);
+  checkInt('limits.nameClaimWindowMs', l.nameClaimWindowMs, 1);
+  checkInt('limits.nameTtlMs', l.nameTtlMs, 1);
   return l;
 }
 

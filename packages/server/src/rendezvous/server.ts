@@ -2,8 +2,11 @@ import { type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
-import type { StartRendezvousOptions } from './options.js';
-import { type RendezvousStats, attachRendezvous } from './service.js';
+import { gateConnections, handshakeServerOptions } from './gate.js';
+import { type StartRendezvousOptions, resolveLimits } from './options.js';
+import { attachRendezvous } from './service.js';
+import type { RendezvousGateStats, RendezvousStats } from './stats.js';
+import { silentLogger } from '../logger.js';
 
 /** A running stand-alone rendezvous service (see {@link startRendezvous}). */
 export interface RendezvousServer {
@@ -13,8 +16,8 @@ export interface RendezvousServer {
   readonly address: TransportAddress;
   /** The HTTP server it runs on: other upgrade services (e.g. `attachExpose`) can share its address. */
   readonly httpServer: HttpServer;
-  /** Counters. */
-  stats(): RendezvousStats;
+  /** Counters (the service's and its TCP gate's). */
+  stats(): RendezvousStats & RendezvousGateStats;
   /** Closes every connection and stops listening. Idempotent. */
   close(): Promise<void>;
 }
@@ -29,10 +32,12 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new ServerError('BAD_CONFIG', `rendezvous: port must be 0-65535, got ${options.port}`);
   }
-  const http = createServer((_req, res) => {
+  const limits = resolveLimits(options.limits);
+  const http = createServer(handshakeServerOptions(limits), (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
     res.end('nat rendezvous: connect with a WebSocket\n');
   });
+  const gateStats = gateConnections(http, limits, options.logger ?? silentLogger);
   const service = attachRendezvous(http, options);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -56,7 +61,7 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
     url: `ws://${hostPart}:${info.port}${service.path}`,
     address,
     httpServer: http,
-    stats: () => service.stats(),
+    stats: () => ({ ...service.stats(), ...gateStats() }),
     close() {
       closing ??= (async () => {
         await service.close();

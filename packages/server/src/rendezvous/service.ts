@@ -2,6 +2,7 @@ import { type KeyObject, createPublicKey, randomBytes, verify } from 'node:crypt
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  sourceKey,
   RENDEZVOUS_CLOSE_CODES,
   type ClaimNameMessage,
   type ErrorMessage,
@@ -19,7 +20,10 @@ import {
 } from '@nat/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type Logger, silentLogger } from '../logger.js';
-import { restApiCredentials } from '../turn/auth.js';
+import { anonymousRelayCredentials } from '../turn/auth.js';
+import { Admission } from './admission.js';
+import { isGateListener } from './gate.js';
+import { type ClaimRefusal, NameTable } from './names.js';
 import {
   type RendezvousOptions,
   type ResolvedLimits,
@@ -29,39 +33,9 @@ import {
   resolvePath,
   resolveTurn,
 } from './options.js';
+import { type RelayScope, plainIp, recordSignalledCandidates } from './scope.js';
+import type { RendezvousStats } from './stats.js';
 import { TokenBucket } from './token-bucket.js';
-
-/** Counters of a rendezvous service, since it started. */
-export interface RendezvousStats {
-  /** Open WebSocket connections now. */
-  connections: number;
-  /** Registered peers now (live presence). */
-  registered: number;
-  /** Successful registrations. */
-  registrations: number;
-  /** `register` messages refused (bad signature or key). */
-  registrationsRefused: number;
-  /** Connections closed because a newer one registered the same peer id. */
-  replaced: number;
-  /** Connections closed for not registering in time. */
-  registerTimeouts: number;
-  /** Messages relayed to another peer. */
-  relayed: number;
-  /** Relayed messages answered `peer-offline`. */
-  peerOffline: number;
-  /** Messages answered `unauthorized` (before registering, or a spoofed `from`). */
-  unauthorized: number;
-  /** Messages answered `bad-message` or `version-unsupported`. */
-  badMessages: number;
-  /** Messages dropped by the rate limit. */
-  rateLimited: number;
-  /** Connections closed for abusing the rate limit. */
-  rateLimitDisconnects: number;
-  /** Connections dropped by the heartbeat. */
-  heartbeatDrops: number;
-  /** Connections refused because `maxConnections` were open. */
-  refusedConnections: number;
-}
 
 /** An embedded rendezvous service (see {@link attachRendezvous}). */
 export interface RendezvousHandle {
@@ -81,10 +55,12 @@ function encode(message: SignallingMessage): string {
   return encodeSignallingMessage(message);
 }
 
-/** Names one peer may hold (`claim-name`). */
-export const MAX_NAMES_PER_PEER = 16;
-/** Names the service holds in all; claims beyond are refused with `name-taken`. */
-export const MAX_NAMES = 100_000;
+const CLAIM_REFUSED: Record<ClaimRefusal, string> = {
+  taken: 'belongs to another peer',
+  'per-peer': 'cannot be claimed: this key holds the most names it may',
+  'per-source': 'cannot be claimed: too many names claimed from this address lately; try later',
+  full: 'cannot be claimed: the name table of this rendezvous is full',
+};
 
 const RELAYED = new Set(Object.entries(SIGNALLING_DIRECTIONS).filter(([, d]) => d === 'relayed').map(([t]) => t));
 
@@ -100,6 +76,7 @@ class Connection {
   readonly bucket: TokenBucket;
   constructor(
     readonly ws: WebSocket,
+    readonly ip: string,
     readonly remote: string,
     limits: ResolvedLimits,
   ) {
@@ -116,19 +93,19 @@ class RendezvousService implements RendezvousHandle {
   readonly #log: Logger;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
+  /** WebSocket connections per source address (IPv6: /64). */
+  readonly #perSource = new Map<string, number>();
   /** Live presence. */
   readonly #peers = new Map<string, Connection>();
-  /**
-   * Claimed names -> owner peer id, kept (in memory) after the owner disconnects, so that
-   * nobody else can take a name while its owner is away; only the owner's key re-claims it.
-   */
-  readonly #names = new Map<string, string>();
-  readonly #namesOf = new Map<string, Set<string>>();
+  /** Claimed names, kept while their owner comes back within `nameTtlMs`; only the owner's key re-claims one. */
+  readonly #names: NameTable;
+  readonly #admission: Admission;
+  readonly #scope: RelayScope | undefined;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #http: HttpServer;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   #closing: Promise<void> | undefined;
-  readonly #stats: Omit<RendezvousStats, 'connections' | 'registered'> = {
+  readonly #stats: Omit<RendezvousStats, 'connections' | 'registered' | 'names'> = {
     registrations: 0,
     registrationsRefused: 0,
     replaced: 0,
@@ -141,6 +118,9 @@ class RendezvousService implements RendezvousHandle {
     rateLimitDisconnects: 0,
     heartbeatDrops: 0,
     refusedConnections: 0,
+    admissionRefused: 0,
+    nameClaimsRefused: 0,
+    refusedSourceShare: 0,
   };
 
   constructor(http: HttpServer, options: RendezvousOptions) {
@@ -149,6 +129,9 @@ class RendezvousService implements RendezvousHandle {
     this.#turn = resolveTurn(options.turn);
     this.#iceServers = resolveIceServers(options.iceServers, this.#turn);
     this.#log = options.logger ?? silentLogger;
+    this.#names = new NameTable(this.#limits);
+    this.#admission = new Admission(options.admission);
+    this.#scope = options.scope;
     this.#http = http;
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: this.#limits.maxMessageBytes, perMessageDeflate: false, clientTracking: false });
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
@@ -158,7 +141,7 @@ class RendezvousService implements RendezvousHandle {
   }
 
   stats(): RendezvousStats {
-    return { connections: this.#connections.size, registered: this.#peers.size, ...this.#stats };
+    return { connections: this.#connections.size, registered: this.#peers.size, names: this.#names.size, ...this.#stats };
   }
 
   close(): Promise<void> {
@@ -187,7 +170,7 @@ class RendezvousService implements RendezvousHandle {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== this.path) {
       // Another upgrade handler may own this path; if none does, refuse it.
-      if (this.#http.listenerCount('upgrade') === 1) {
+      if (this.#http.listeners('upgrade').filter((l) => !isGateListener(l)).length === 1) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
       return;
@@ -196,19 +179,35 @@ class RendezvousService implements RendezvousHandle {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    if (!this.#admission.tokenOk(req)) {
+      this.#stats.admissionRefused++;
+      this.#log.info({ remote: req.socket.remoteAddress }, 'rendezvous: upgrade without a valid invite token refused');
+      const body = 'this rendezvous needs an invite token (nat: --rendezvous-token or NAT_RENDEZVOUS_TOKEN)\n';
+      socket.end(`HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
   }
 
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    if (this.#connections.size >= this.#limits.maxConnections) {
-      this.#stats.refusedConnections++;
+    const source = sourceKey(req.socket.remoteAddress ?? '?');
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (this.#connections.size >= this.#limits.maxConnections || fromSource >= this.#limits.maxConnectionsPerSource) {
+      if (fromSource >= this.#limits.maxConnectionsPerSource) this.#stats.refusedSourceShare++;
+      else this.#stats.refusedConnections++;
       ws.on('error', () => {});
-      ws.close(1013, 'too many connections');
+      ws.close(1013, fromSource >= this.#limits.maxConnectionsPerSource ? 'too many connections from this address' : 'too many connections');
       return;
     }
-    const c = new Connection(ws, remote, this.#limits);
+    const c = new Connection(ws, plainIp(req.socket.remoteAddress ?? '') ?? '?', remote, this.#limits);
     this.#connections.add(c);
+    this.#perSource.set(source, fromSource + 1);
+    ws.once('close', () => {
+      const left = (this.#perSource.get(source) ?? 1) - 1;
+      if (left <= 0) this.#perSource.delete(source);
+      else this.#perSource.set(source, left);
+    });
     ws.on('message', (data, isBinary) => this.#message(c, data, isBinary));
     ws.on('pong', () => (c.alive = true));
     ws.on('error', (error) => this.#log.debug({ remote, err: error.message }, 'rendezvous connection error'));
@@ -341,6 +340,13 @@ class RendezvousService implements RendezvousHandle {
       this.#drop(c, RENDEZVOUS_CLOSE_CODES.unauthorized, 'unauthorized');
       return;
     }
+    if (!this.#admission.keyOk(peerId)) {
+      this.#stats.admissionRefused++;
+      this.#log.info({ remote: c.remote, peerId }, 'rendezvous: a key not on the list tried to register');
+      this.#error(c, 'unauthorized', 'this rendezvous admits only the keys its operator listed', m.id);
+      this.#drop(c, RENDEZVOUS_CLOSE_CODES.unauthorized, 'unauthorized');
+      return;
+    }
     clearTimeout(c.registerTimer);
     const previous = this.#peers.get(peerId);
     if (previous !== undefined && previous !== c) {
@@ -351,6 +357,7 @@ class RendezvousService implements RendezvousHandle {
     }
     c.peerId = peerId;
     this.#peers.set(peerId, c);
+    this.#names.touch(peerId, Date.now());
     this.#stats.registrations++;
     this.#log.debug({ peerId, remote: c.remote }, 'rendezvous peer registered');
     this.#send(c, this.#registered(peerId, m.id));
@@ -362,27 +369,17 @@ class RendezvousService implements RendezvousHandle {
       this.#error(c, 'unauthorized', 'register first', m.id);
       return;
     }
-    let owner = this.#names.get(m.name);
+    let owner: string | undefined;
     if (m.type === 'claim-name') {
-      if (owner !== undefined && owner !== c.peerId) {
-        this.#error(c, 'name-taken', `the name ${m.name} belongs to another peer`, m.id);
-        return;
+      const refused = this.#names.claim(m.name, c.peerId, c.ip, Date.now());
+      if (refused !== undefined) {
+        this.#stats.nameClaimsRefused++;
+        this.#log.debug({ peerId: c.peerId, remote: c.remote, cause: refused }, 'rendezvous: name claim refused');
+        return this.#error(c, 'name-taken', `the name ${m.name} ${CLAIM_REFUSED[refused]}`, m.id);
       }
-      if (owner === undefined) {
-        const mine = this.#namesOf.get(c.peerId) ?? new Set<string>();
-        if (mine.size >= MAX_NAMES_PER_PEER || this.#names.size >= MAX_NAMES) {
-          this.#error(c, 'name-taken', `no more names for this peer (at most ${MAX_NAMES_PER_PEER})`, m.id);
-          return;
-        }
-        mine.add(m.name);
-        this.#namesOf.set(c.peerId, mine);
-        this.#names.set(m.name, c.peerId);
-        this.#log.debug({ peerId: c.peerId, name: m.name }, 'rendezvous name claimed');
-        owner = c.peerId;
-      }
-    } else if (owner === undefined) {
-      this.#error(c, 'unknown-name', `nobody claimed the name ${m.name}`, m.id);
-      return;
+      owner = c.peerId;
+    } else if ((owner = this.#names.ownerOf(m.name, Date.now())) === undefined) {
+      return this.#error(c, 'unknown-name', `nobody claimed the name ${m.name}`, m.id);
     }
     const online = this.#peers.get(owner)?.ws.readyState === 1;
     this.#send(c, { v: SIGNALLING_VERSION, type: 'name', ...(m.id === undefined ? {} : { ref: m.id }), name: m.name, peerId: owner, online });
@@ -394,7 +391,8 @@ class RendezvousService implements RendezvousHandle {
     if (this.#turn !== undefined) {
       const t = this.#turn;
       if (t.stunUrls.length > 0) iceServers.push({ urls: [...t.stunUrls] });
-      const cred = restApiCredentials(t.secret, peerId, t.ttl);
+      // The anonymous tier: relay only, toward what this peer's sessions signal (see RelayTiers).
+      const cred = anonymousRelayCredentials(t.secret, peerId, t.ttl);
       iceServers.push({ urls: [...t.turnUrls], username: cred.username, credential: cred.password });
       ttl = t.ttl;
     }
@@ -436,6 +434,7 @@ class RendezvousService implements RendezvousHandle {
     // The text passed the strict schema, so it is forwarded exactly as received.
     target.ws.send(text);
     this.#stats.relayed++;
+    if (this.#scope !== undefined) recordSignalledCandidates(this.#scope, m, c.ip, Date.now());
   }
 }
 

@@ -16,13 +16,13 @@ export class TokenBucket {
     this.#last = now;
   }
 
-  /** Takes one token; false when the bucket is empty (the message is over the limit). */
-  take(now: number): boolean {
+  /** Takes `count` tokens (default one); false when the bucket holds fewer (over the limit). */
+  take(now: number, count = 1): boolean {
     if (this.#perMs <= 0) return true;
     this.#tokens = Math.min(this.#burst, this.#tokens + Math.max(0, now - this.#last) * this.#perMs);
     this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < count) return false;
+    this.#tokens -= count;
     return true;
   }
 }

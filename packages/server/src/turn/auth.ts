@@ -78,7 +78,8 @@ export function restApiSecrets(secrets: readonly string[]): TurnAuthenticator {
   return {
     keys(username, realm, algorithm, now) {
       const expiry = restApiExpiry(username);
-      if (expiry === undefined || expiry * 1000 < now) return [];
+      // `EXPIRY:~PEERID` is the anonymous tier's form: never an operator's credential.
+      if (expiry === undefined || expiry * 1000 < now || anonymousRelayPeer(username) !== undefined) return [];
       const out: Uint8Array[] = [];
       secrets.forEach((secret, i) => {
         const key = cache.get(`${i}\0${algorithm}\0${realm}\0${username}`, () => derive(username, realm, restApiPassword(secret, username), algorithm) ?? new Uint8Array(0));
@@ -122,3 +123,61 @@ export function anyOf(...auths: TurnAuthenticator[]): TurnAuthenticator {
 }
 
 export { PasswordAlgorithm };
+
+// ---------------------------------------------------------------- the anonymous relay tier
+
+/**
+ * The label of the key that signs anonymous relay credentials: HMAC-SHA256(secret, label). An
+ * anonymous credential is thus never an operator's REST credential made with the secret itself.
+ */
+export const ANONYMOUS_RELAY_LABEL = 'nat-anonymous-relay-v1';
+
+const ANONYMOUS_USERNAME = /^(\d{1,12}):~([a-z2-7]{32})$/;
+
+/** The key that signs anonymous relay credentials, derived from a REST API secret. */
+export function anonymousRelayKey(secret: string): Buffer {
+  return createHmac('sha256', secret).update(ANONYMOUS_RELAY_LABEL).digest();
+}
+
+/**
+ * The peer id an anonymous relay username (`EXPIRY:~PEERID`) names, or undefined when the
+ * username is not of that form (an operator's user). The form alone decides the tier: it can only
+ * narrow what a user may do.
+ */
+export function anonymousRelayPeer(username: string): string | undefined {
+  return ANONYMOUS_USERNAME.exec(username)?.[2];
+}
+
+/**
+ * Anonymous relay credentials for a peer the rendezvous registered: username `EXPIRY:~PEERID`,
+ * password base64(HMAC-SHA1(anonymousRelayKey(secret), username)). The TURN server relays them
+ * only within the anonymous tier's limits (see `RelayTiers`); public exposure refuses them.
+ */
+export function anonymousRelayCredentials(secret: string, peerId: string, ttlSeconds: number, now = Date.now()): { username: string; password: string; expiresAt: number } {
+  const expiresAt = Math.floor(now / 1000) + ttlSeconds;
+  const username = `${expiresAt}:~${peerId}`;
+  return { username, password: createHmac('sha1', anonymousRelayKey(secret)).update(username).digest('base64'), expiresAt };
+}
+
+/**
+ * Accepts the anonymous relay credentials the rendezvous made with one of `secrets` (several
+ * while rotating), and nothing else: put it next to the operator's users with {@link anyOf}.
+ */
+export function anonymousRelayUsers(secrets: readonly string[]): TurnAuthenticator {
+  if (secrets.length === 0) throw new ServerError('BAD_CONFIG', 'anonymous relay: give at least one secret');
+  const keys = secrets.map((s) => anonymousRelayKey(s));
+  const cache = new KeyCache();
+  return {
+    keys(username, realm, algorithm, now) {
+      const m = ANONYMOUS_USERNAME.exec(username);
+      if (m === null || Number(m[1]) * 1000 < now) return [];
+      const out: Uint8Array[] = [];
+      keys.forEach((k, i) => {
+        const password = createHmac('sha1', k).update(username).digest('base64');
+        const key = cache.get(`${i}\0${algorithm}\0${realm}\0${username}`, () => derive(username, realm, password, algorithm) ?? new Uint8Array(0));
+        if (key.length) out.push(key);
+      });
+      return out;
+    },
+  };
+}

@@ -31,6 +31,7 @@ import { NonceIssuer } from './nonce.js';
 import { PeerPolicy, type PeerPolicyInit } from './peer-policy.js';
 import { RESERVATION_COUNTED_MS, TurnQuotas, quotaUser, tokenKey } from './quota.js';
 import { type TcpOrigin, TcpPeerLimits } from './tcp-limits.js';
+import { type RelayLease, type RelayTierPolicy, isRelayRefusal } from './tiers.js';
 
 /** What the TURN core asks its driver to do. */
 export type TurnOutput =
@@ -108,6 +109,8 @@ export interface TurnCoreInit {
   readonly tcpRelay?: boolean;
   /** Unauthenticated requests per second per client IP (401 answers cost the server). Default 50. */
   readonly unauthenticatedRate?: number;
+  /** Trust tiers (e.g. `RelayTiers`): narrower leases for some users' allocations. Default none: every user relays as configured. */
+  readonly tiers?: RelayTierPolicy;
   readonly logger?: Logger;
 }
 
@@ -196,6 +199,8 @@ export class TurnCore {
   readonly #log: Logger;
   readonly #byEndpoint = new Map<string, Allocation>();
   readonly #byId = new Map<number, Allocation>();
+  readonly #tiers: RelayTierPolicy | undefined;
+  readonly #leases = new Map<number, RelayLease>();
   #nextId = 1;
   #now = 0; // the time of the message being handled (for the error answers' rate limit)
   #out: TurnOutput[] = [];
@@ -219,6 +224,7 @@ export class TurnCore {
     this.#nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000 });
     this.#limiter = new RateLimiter({ perSecond: init.unauthenticatedRate ?? 50 });
     this.#log = init.logger ?? silentLogger;
+    this.#tiers = init.tiers;
   }
 
   /** Whether RFC 5766 channel numbers (first byte 0x50-0x7F) are in use. */
@@ -496,6 +502,8 @@ export class TurnCore {
   }
 
   #spend(a: Allocation, bytes: number, now: number): boolean {
+    const lease = this.#leases.size === 0 ? undefined : this.#leases.get(a.id);
+    if (lease !== undefined && !lease.spend(bytes, now)) return false;
     if (this.#bandwidth <= 0) return true;
     a.tokens = Math.min(this.#bandwidth, a.tokens + ((now - a.tokensAt) * this.#bandwidth) / 1000);
     a.tokensAt = now;
@@ -509,6 +517,8 @@ export class TurnCore {
     this.#byEndpoint.delete(a.endpoint.key);
     this.#pending.delete(a.id);
     this.#quotas.release(a.id);
+    this.#leases.get(a.id)?.release();
+    this.#leases.delete(a.id);
     this.stats.allocations = this.#byId.size;
     for (const c of this.#tcp.values()) {
       if (c.allocation === a.id) {
@@ -686,6 +696,8 @@ export class TurnCore {
       else familyError = 'IPv6';
     }
     if (this.#alternate) throw new Reject(300, undefined, [attr(Attr.AlternateServer, this.#alternate)]);
+    const lease = this.#tiers?.allocate(auth.username, transport === TRANSPORT_TCP ? 'tcp' : 'udp', now);
+    if (isRelayRefusal(lease)) throw new Reject(lease.code, lease.reason);
     const lifetime = this.#lifetime(m.get(Attr.Lifetime));
     const id = this.#nextId++;
     const newToken = even?.reserve ? crypto.getRandomValues(new Uint8Array(8)) : undefined;
@@ -695,10 +707,12 @@ export class TurnCore {
       ...(token ? { consume: tokenKey(token) } : {}),
     });
     if (refused !== undefined) {
+      lease?.release();
       this.stats.quotaRejected++;
       this.#log.info({ user: auth.username, client: endpoint.client.address, quota: refused }, 'allocation refused: quota reached');
       throw new Reject(refused === 'total' ? 508 : 486);
     }
+    if (lease !== undefined) this.#leases.set(id, lease);
     const a = new Allocation(id, endpoint, auth.username, auth.key, auth.mac, families, now + lifetime * 1000, this.#bandwidth, now);
     a.transport = transport === TRANSPORT_TCP ? 'tcp' : 'udp';
     a.allocateTransaction = m.transactionKey;
@@ -740,6 +754,10 @@ export class TurnCore {
       this.stats.forbidden++;
       this.#log.info({ allocation: a.id, peer: peer.address, rule: verdict.rule }, 'peer refused by policy');
       throw new Reject(403, 'Forbidden: peer address not allowed');
+    }
+    if (this.#leases.get(a.id)?.permit(canonicalIpSafe(peer.address)) === false) {
+      this.stats.forbidden++;
+      throw new Reject(403, 'Forbidden: peer address not signalled in this credential\'s sessions');
     }
     return canonicalIpSafe(peer.address);
   }

@@ -1,0 +1,51 @@
+/** Counters of a rendezvous service, since it started. */
+export interface RendezvousStats {
+  /** Open WebSocket connections now. */
+  connections: number;
+  /** Registered peers now (live presence). */
+  registered: number;
+  /** Successful registrations. */
+  registrations: number;
+  /** `register` messages refused (bad signature or key). */
+  registrationsRefused: number;
+  /** Connections closed because a newer one registered the same peer id. */
+  replaced: number;
+  /** Connections closed for not registering in time. */
+  registerTimeouts: number;
+  /** Messages relayed to another peer. */
+  relayed: number;
+  /** Relayed messages answered `peer-offline`. */
+  peerOffline: number;
+  /** Messages answered `unauthorized` (before registering, or a spoofed `from`). */
+  unauthorized: number;
+  /** Messages answered `bad-message` or `version-unsupported`. */
+  badMessages: number;
+  /** Messages dropped by the rate limit. */
+  rateLimited: number;
+  /** Connections closed for abusing the rate limit. */
+  rateLimitDisconnects: number;
+  /** Connections dropped by the heartbeat. */
+  heartbeatDrops: number;
+  /** Connections refused because `maxConnections` were open. */
+  refusedConnections: number;
+  /** Upgrades refused for a missing or wrong invite token, and registrations of keys not listed. */
+  admissionRefused: number;
+  /** WebSocket connections refused (1013): their source address (IPv6: /64) held `maxConnectionsPerSource`. */
+  refusedSourceShare: number;
+  /** `claim-name` refused: taken, over the per-key or per-source limit, or the table full. */
+  nameClaimsRefused: number;
+  /** Names held now (released when their owner has not registered for `nameTtlMs`). */
+  names: number;
+}
+
+/** Counters of the TCP gate of {@link startRendezvous} (its own HTTP server). */
+export interface RendezvousGateStats {
+  /** TCP connections open now, upgraded or not. */
+  tcpConnections: number;
+  /** Connections closed at accept: their source address (IPv6: /64) had `maxPendingPerSource` connections that had sent no request yet. */
+  pendingRefused: number;
+  /** Connections closed at accept: twice `maxConnections` TCP connections were open. */
+  refusedTcpConnections: number;
+  /** Connections closed for not sending their request (the upgrade) within `handshakeTimeoutMs`. */
+  handshakeTimeouts: number;
+}

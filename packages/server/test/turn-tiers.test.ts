@@ -1,0 +1,162 @@
+/**
+ * TURN trust tiers on the sans-I/O core with a virtual clock: anonymous relay credentials
+ * (`EXPIRY:~PEERID`) get UDP relays only, a quota per peer id whatever their expiry, a share of
+ * the server for all of them, a bandwidth cap, and permissions only toward what their sessions
+ * signalled; operator users are untouched.
+ */
+import { Attr, StunClass, StunMethod, type AttributeEntry, type StunMessage, attr, decodeStunMessage, encodeStunMessage, longTermKey } from '@nat/protocol';
+import { describe, expect, it } from 'vitest';
+import {
+  type ClientEndpoint,
+  MemoryRelayScope,
+  RelayTiers,
+  type RelayTiersOptions,
+  TurnCore,
+  isRelayRefusal,
+  anonymousRelayCredentials,
+  anonymousRelayUsers,
+  anyOf,
+  recordSignalledCandidates,
+  staticUsers,
+} from '../src/index.js';
+
+const SECRET = 's3cret';
+const PEER_A = 'a'.repeat(32);
+const PEER_B = 'b'.repeat(32);
+let port = 5000;
+
+function setup(limits: Partial<RelayTiersOptions> = {}) {
+  const scope = new MemoryRelayScope();
+  let now = 1_000_000;
+  const tiers = new RelayTiers({ scope, ownRelayIps: ['203.0.113.1'], clock: () => now, ...limits });
+  const core = new TurnCore({ realm: 'r', auth: anyOf(staticUsers({ op: 'op-pw' }), anonymousRelayUsers([SECRET])), tiers, bandwidth: 0 });
+  const pump = () => {
+    const out = core.drain();
+    for (const o of out) if (o.kind === 'open-relay') core.relayOpened(o.allocation, 'IPv4', { family: 'IPv4', address: '203.0.113.1', port: 50000 + o.allocation });
+    return [...out, ...core.drain()];
+  };
+  /** A client (its own 5-tuple) with a username and password. */
+  const client = (username: string, password: string, transport: 'udp' | 'tcp' = 'udp') => {
+    const endpoint: ClientEndpoint = { key: `${transport}|${port}`, client: { family: 'IPv4', address: '198.51.100.20', port: port++ }, server: { family: 'IPv4', address: '203.0.113.1', port: 3478 }, transport };
+    const key = longTermKey({ username, realm: 'r', password });
+    let nonce = '';
+    const request = (method: number, attrs: AttributeEntry[]): StunMessage => {
+      const send = (withAuth: boolean): StunMessage => {
+        const bytes = encodeStunMessage(
+          { method, class: StunClass.Request, attributes: withAuth ? [...attrs, attr(Attr.Username, username), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)] : attrs },
+          withAuth ? { integrity: key } : {},
+        );
+        core.handleStun(decodeStunMessage(bytes), endpoint, now);
+        const reply = pump().find((o) => o.kind === 'to-client');
+        if (reply?.kind !== 'to-client') throw new Error('no answer');
+        return decodeStunMessage(reply.bytes);
+      };
+      if (nonce === '') nonce = send(false).get(Attr.Nonce)!;
+      return send(true);
+    };
+    const code = (m: StunMessage): number | undefined => (m.class === StunClass.ErrorResponse ? m.get(Attr.ErrorCode)!.code : undefined);
+    return {
+      endpoint,
+      allocate: (transportNumber = 17) => code(request(StunMethod.Allocate, [attr(Attr.RequestedTransport, transportNumber)])),
+      permit: (ip: string) => code(request(StunMethod.CreatePermission, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: ip, port: 7000 })])),
+      release: () => code(request(StunMethod.Refresh, [attr(Attr.Lifetime, 0)])),
+    };
+  };
+  /** Anonymous credentials of `peerId`, `skew` seconds apart (a new expiry = a new username). */
+  const anonymous = (peerId: string, skew = 0, transport: 'udp' | 'tcp' = 'udp') => {
+    const c = anonymousRelayCredentials(SECRET, peerId, 600 + skew, now);
+    return client(c.username, c.password, transport);
+  };
+  return { core, tiers, scope, client, anonymous, advance: (ms: number) => (now += ms), get now() { return now; } };
+}
+
+const offer = (to: string, candidates: string[]) => ({ v: 1 as const, type: 'offer' as const, from: PEER_B, to, sessionId: 's1', ufrag: 'abcd', pwd: 'abcdefghijklmnopqrstuv', candidates });
+
+describe('TURN trust tiers', () => {
+  it('anonymous credentials relay UDP only: a TCP allocation (RFC 6062) is 442', () => {
+    const h = setup();
+    expect(h.anonymous(PEER_A, 0, 'tcp').allocate(6)).toBe(442);
+    expect(h.tiers.stats.refusedTransport).toBe(1);
+    expect(h.client('op', 'op-pw', 'tcp').allocate(6)).toBeUndefined();
+  });
+
+  it('the quota is per peer id, whatever the expiry in the username; it comes back when an allocation goes', () => {
+    const h = setup({ perPeer: 2 });
+    const a1 = h.anonymous(PEER_A, 1);
+    expect(a1.allocate()).toBeUndefined();
+    expect(h.anonymous(PEER_A, 2).allocate()).toBeUndefined();
+    expect(h.anonymous(PEER_A, 3).allocate()).toBe(486);
+    expect(h.tiers.stats.refusedPeerQuota).toBe(1);
+    expect(h.anonymous(PEER_B).allocate()).toBeUndefined();
+    a1.release();
+    expect(h.anonymous(PEER_A, 4).allocate()).toBeUndefined();
+  });
+
+  it('all anonymous peers together hold at most their share; operators are not counted in it', () => {
+    const h = setup({ total: 3 });
+    for (let i = 0; i < 3; i++) expect(h.anonymous(String.fromCharCode(99 + i).repeat(32)).allocate()).toBeUndefined();
+    expect(h.anonymous(PEER_A).allocate()).toBe(486);
+    expect(h.tiers.stats.refusedTotalShare).toBe(1);
+    expect(h.client('op', 'op-pw').allocate()).toBeUndefined();
+    expect(h.tiers.stats.anonymousAllocations).toBe(3);
+  });
+
+  it('permissions only toward what the peer\'s sessions signalled from the sender\'s own address, or relayed candidates on this server', () => {
+    const h = setup();
+    const a = h.anonymous(PEER_A);
+    expect(a.allocate()).toBeUndefined();
+    expect(a.permit('198.51.100.77')).toBe(403);
+    // B, connected from 198.51.100.77, offers a host candidate there, one elsewhere, and two relayed ones
+    recordSignalledCandidates(
+      h.scope,
+      offer(PEER_A, [
+        'candidate:1 1 udp 2130706431 198.51.100.77 4000 typ host',
+        'candidate:2 1 udp 2130706431 192.0.2.200 4000 typ host',
+        'candidate:3 1 udp 16777215 203.0.113.1 50999 typ relay raddr 198.51.100.77 rport 4000',
+        'candidate:4 1 udp 16777215 192.0.2.55 3478 typ relay raddr 198.51.100.77 rport 4000',
+      ]),
+      '198.51.100.77',
+      h.now,
+    );
+    expect(a.permit('198.51.100.77')).toBeUndefined();
+    expect(a.permit('203.0.113.1')).toBeUndefined(); // another allocation of this server
+    expect(a.permit('192.0.2.200')).toBe(403); // named, but not where B is
+    expect(a.permit('192.0.2.55')).toBe(403); // a "relay" elsewhere: could be anything
+    expect(h.tiers.stats.refusedOutOfScope).toBe(3);
+    // the scope belongs to A: B's own allocation may not use what B itself signalled
+    const b = h.anonymous(PEER_B);
+    expect(b.allocate()).toBeUndefined();
+    expect(b.permit('198.51.100.77')).toBe(403);
+    // an operator relays as configured
+    const op = h.client('op', 'op-pw');
+    expect(op.allocate()).toBeUndefined();
+    expect(op.permit('192.0.2.200')).toBeUndefined();
+  });
+
+  it('a scope entry lives 6 hours after it was last signalled or used: permissions refreshed keep it, a silent one expires', () => {
+    const h = setup();
+    const lease = h.tiers.allocate(anonymousRelayCredentials(SECRET, PEER_A, 600, h.now).username, 'udp', h.now);
+    if (lease === undefined || isRelayRefusal(lease)) throw new Error('no lease');
+    recordSignalledCandidates(h.scope, offer(PEER_A, ['candidate:1 1 udp 2130706431 198.51.100.77 4000 typ host']), '198.51.100.77', h.now);
+    recordSignalledCandidates(h.scope, offer(PEER_A, ['candidate:1 1 udp 2130706431 198.51.100.88 4000 typ host']), '198.51.100.88', h.now);
+    for (let i = 0; i < 5; i++) {
+      h.advance(2 * 3600_000);
+      expect(lease.permit('198.51.100.77')).toBe(true); // used every 2 h (permission refreshes): still in scope after 10 h
+    }
+    expect(lease.permit('198.51.100.88')).toBe(false); // not used: gone after 6 h
+  });
+
+  it('relayed bytes over the anonymous bandwidth are dropped', () => {
+    const h = setup({ bandwidth: 1000, totalBandwidth: 0 });
+    const a = h.anonymous(PEER_A);
+    expect(a.allocate()).toBeUndefined();
+    recordSignalledCandidates(h.scope, offer(PEER_A, ['candidate:1 1 udp 2130706431 198.51.100.77 4000 typ host']), '198.51.100.77', h.now);
+    expect(a.permit('198.51.100.77')).toBeUndefined();
+    const id = h.core.allocationOf(a.endpoint.key)!.id;
+    const relayed = () => h.core.drain().filter((o) => o.kind === 'to-client').length;
+    for (let i = 0; i < 5; i++) h.core.handlePeerData(id, new Uint8Array(400), { family: 'IPv4', address: '198.51.100.77', port: 7000 }, h.now);
+    expect(relayed()).toBe(2);
+    expect(h.tiers.stats.droppedOverBandwidth).toBe(3);
+  });
+});
+
