@@ -98,7 +98,10 @@ function parsePairs(spec: string): [Behaviour, Behaviour][] {
   if (spec === 'all') return kinds.flatMap((a) => kinds.map((b) => [a, b] as [Behaviour, Behaviour]));
   if (spec === 'representative') spec = '*:port-restricted-cone,*:symmetric';
   const out: [Behaviour, Behaviour][] = [];
-  for (const item of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [x, y, ...rest] = item.split(':');
     if (x === undefined || y === undefined || rest.length > 0) usage(`--pairs: ${JSON.stringify(item)} is not A:B`);
     const side = (s: string): Behaviour[] => {
@@ -138,14 +141,32 @@ async function runPair(a: Behaviour, b: Behaviour, s: Settings): Promise<PairRes
     const r = await lab.exec(
       'clientA',
       [
-        process.execPath, TSX_CLI, PEER, '--rendezvous', RENDEZVOUS, '--peer', id, '--runs', String(s.runs), '--warmup', String(s.warmup),
-        '--direct-wait', String(s.directWait), '--punch-wait', String(s.punchWait), '--failure-timeout', String(FAILURE_TIMEOUT_MS),
+        process.execPath,
+        TSX_CLI,
+        PEER,
+        '--rendezvous',
+        RENDEZVOUS,
+        '--peer',
+        id,
+        '--runs',
+        String(s.runs),
+        '--warmup',
+        String(s.warmup),
+        '--direct-wait',
+        String(s.directWait),
+        '--punch-wait',
+        String(s.punchWait),
+        '--failure-timeout',
+        String(FAILURE_TIMEOUT_MS),
         ...(s.punch ? [] : ['--no-punch']),
         ...(s.trace ? ['--trace'] : []),
       ],
       { timeoutMs: 15_000 + (s.warmup + s.runs) * perRun },
     );
-    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string });
+    const lines = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { type: string });
     const runs = lines.filter((l): l is RunLine => l.type === 'run');
     const probe = lines.find((l) => l.type === 'probe') as PairResult['probe'] | undefined;
     const done = lines.some((l) => l.type === 'done');
@@ -198,8 +219,7 @@ function summarize(r: PairResult): Summary {
   const connect = connects.length > 0 ? { p50: percentile(connects, 50), p95: percentile(connects, 95) } : null;
   const direct = directs.length > 0 ? { p50: percentile(directs, 50), p95: percentile(directs, 95), n: directs.length } : null;
   const directTarget = punched > 0 ? TARGET.punched : TARGET.direct;
-  const meets =
-    connect === null ? null : ok.length === measured.length && connect.p95 < TARGET.connect && (direct === null || direct.p95 < directTarget);
+  const meets = connect === null ? null : ok.length === measured.length && connect.p95 < TARGET.connect && (direct === null || direct.p95 < directTarget);
   return {
     a: r.a,
     b: r.b,
@@ -238,7 +258,11 @@ function printTables(summaries: readonly Summary[], s: Settings): void {
     x.meetsTargets === null ? '-' : x.meetsTargets ? 'met' : 'MISSED',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   console.log(
     `connect times, ms, over ${s.runs} runs per pair after ${s.warmup} warm-up run(s) (p95 is nearest-rank: with 5 runs, the slowest); ` +
       "cold = the peer process's first connection; probe = its one NAT mapping probe (not in connect)",
@@ -301,7 +325,8 @@ async function main(): Promise<void> {
     const r = await runPair(a, b, settings);
     results.push(r);
     if (settings.trace) {
-      for (const x of r.runs) process.stderr.write(`  ${a} -> ${b} run ${x.i}: ${x.error ?? `connect ${x.connectMs} direct ${x.directMs}`}\n    ${(x.trace ?? []).join('\n    ')}\n`);
+      for (const x of r.runs)
+        process.stderr.write(`  ${a} -> ${b} run ${x.i}: ${x.error ?? `connect ${x.connectMs} direct ${x.directMs}`}\n    ${(x.trace ?? []).join('\n    ')}\n`);
     }
     if (!values.json) {
       const x = summarize(r);

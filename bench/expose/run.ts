@@ -47,7 +47,8 @@ const args = parseBenchArgs('expose', USAGE, {
 });
 const positive = (name: 'mb' | 'conns' | 'conc' | 'rounds', integer: boolean): number => {
   const n = Number(args[name]);
-  if (!(n > 0) || (integer && !Number.isInteger(n))) usageError('expose', USAGE, `--${name}: expected a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(args[name])}`);
+  if (!(n > 0) || (integer && !Number.isInteger(n)))
+    usageError('expose', USAGE, `--${name}: expected a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(args[name])}`);
   return n;
 };
 const MB = positive('mb', false);
@@ -198,7 +199,24 @@ async function main(): Promise<void> {
   // port (by default one source gets a quarter, 64, and --conc 64 would see resets).
   const share = ['--expose-connections-per-source', '256'];
   const server = await start(
-    [NAT_SERVER, '--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${base}-${base + 9}`, ...share, '--user', 'bench:bench', '--log-level', 'warn'],
+    [
+      NAT_SERVER,
+      '--listen',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-alt-port',
+      '--no-tcp',
+      '--rendezvous-port',
+      '0',
+      '--expose-ports',
+      `${base}-${base + 9}`,
+      ...share,
+      '--user',
+      'bench:bench',
+      '--log-level',
+      'warn',
+    ],
     /expose ws:/,
   );
   const url = /rendezvous (ws:\S+)/.exec(server.output())![1]!;
@@ -217,7 +235,14 @@ async function main(): Promise<void> {
     const down = await download(ports.source);
     const conns = await connectionsPerSecond(ports.echo);
     const lat = await latency(ports.echo);
-    results[name] = { uploadMBps: Math.round(up), downloadMBps: Math.round(down), connectionsPerSecond: Math.round(conns.perSecond), connectionsFailed: conns.failed, latencyMedianUs: lat.medianUs, latencyP99Us: lat.p99Us };
+    results[name] = {
+      uploadMBps: Math.round(up),
+      downloadMBps: Math.round(down),
+      connectionsPerSecond: Math.round(conns.perSecond),
+      connectionsFailed: conns.failed,
+      latencyMedianUs: lat.medianUs,
+      latencyP99Us: lat.p99Us,
+    };
   }
   const d = results['direct loopback']!;
   const p = results['through the public port']!;
@@ -228,9 +253,13 @@ async function main(): Promise<void> {
     console.log(`expose benchmark: ${MB} MB each way, ${CONNS} connections (${CONC} at a time), ${ROUNDS} 1-byte round trips`);
     console.log('                          upload MB/s  download MB/s  new conn/s  failed  RTT median us  RTT p99 us');
     for (const [name, r] of Object.entries(results)) {
-      console.log(`${name.padEnd(26)}${String(r.uploadMBps).padStart(11)}${String(r.downloadMBps).padStart(15)}${String(r.connectionsPerSecond).padStart(12)}${String(r.connectionsFailed).padStart(8)}${String(r.latencyMedianUs).padStart(15)}${String(r.latencyP99Us).padStart(12)}`);
+      console.log(
+        `${name.padEnd(26)}${String(r.uploadMBps).padStart(11)}${String(r.downloadMBps).padStart(15)}${String(r.connectionsPerSecond).padStart(12)}${String(r.connectionsFailed).padStart(8)}${String(r.latencyMedianUs).padStart(15)}${String(r.latencyP99Us).padStart(12)}`,
+      );
     }
-    console.log(`added latency (median): ${summary.addedLatencyMedianUs} us; load average at the end ${load} (${(await import('node:os')).cpus().length} cores)`);
+    console.log(
+      `added latency (median): ${summary.addedLatencyMedianUs} us; load average at the end ${load} (${(await import('node:os')).cpus().length} cores)`,
+    );
   }
   cleanup();
   process.exit(0);

@@ -41,7 +41,9 @@ const socket = createSocket({
   type: 'udp4',
   recvBufferSize: 4 << 20,
   sendBufferSize: 4 << 20,
-  ...(syncLookup ? { lookup: (address: string, _options: unknown, callback: (err: null, address: string, family: number) => void) => callback(null, address, 4) } : {}),
+  ...(syncLookup
+    ? { lookup: (address: string, _options: unknown, callback: (err: null, address: string, family: number) => void) => callback(null, address, 4) }
+    : {}),
 });
 
 socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {

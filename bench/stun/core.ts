@@ -62,8 +62,15 @@ time('bare: hand-built XOR-MAPPED-ADDRESS answer', () => {
 });
 time('decodeStunMessage', () => decodeStunMessage(request).attributeCount);
 const tid = request.subarray(8, 20);
-time('encodeStunMessage (XOR-MAPPED + RESPONSE-ORIGIN)', () =>
-  encodeStunMessage({ method: StunMethod.Binding, class: StunClass.SuccessResponse, transactionId: tid, attributes: [attr(Attr.XorMappedAddress, rinfo as never), attr(Attr.ResponseOrigin, origin)] }).length,
+time(
+  'encodeStunMessage (XOR-MAPPED + RESPONSE-ORIGIN)',
+  () =>
+    encodeStunMessage({
+      method: StunMethod.Binding,
+      class: StunClass.SuccessResponse,
+      transactionId: tid,
+      attributes: [attr(Attr.XorMappedAddress, rinfo as never), attr(Attr.ResponseOrigin, origin)],
+    }).length,
 );
 time('StunResponder.handleDatagram (no rate limit)', () => responder.handleDatagram(request, rinfo as never, 'PP', Date.now())?.bytes.length ?? 0);
 time('StunResponder.handleDatagram (rate limit, passing)', () => {

@@ -15,7 +15,24 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CpuSample, parseBenchArgs, LISTEN_IP, ROOT, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, start, stop, waitForStun } from '../harness.js';
+import {
+  type CpuSample,
+  parseBenchArgs,
+  LISTEN_IP,
+  ROOT,
+  cpuList,
+  killAll,
+  cpuShares,
+  freePort,
+  haveTaskset,
+  killChildrenOnExit,
+  onPath,
+  pinned,
+  sampleCpu,
+  start,
+  stop,
+  waitForStun,
+} from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BUILD = join(ROOT, 'bench/.build');
@@ -94,27 +111,37 @@ function fail(message: string, code = 2): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const v = parseBenchArgs('stun', HELP, {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    sockets: { type: 'string', default: '8' },
-    window: { type: 'string', default: '32' },
-    timeout: { type: 'string', default: '1' },
-    runs: { type: 'string', default: '1' },
-    targets: { type: 'string', default: TARGETS.join(',') },
-    'server-cpu': { type: 'string', default: '0' },
-    'client-cpu': { type: 'string', default: '1' },
-    profile: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    'bare-sync-lookup': { type: 'boolean', default: false },
-  }, argv);
+  const v = parseBenchArgs(
+    'stun',
+    HELP,
+    {
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      sockets: { type: 'string', default: '8' },
+      window: { type: 'string', default: '32' },
+      timeout: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '1' },
+      targets: { type: 'string', default: TARGETS.join(',') },
+      'server-cpu': { type: 'string', default: '0' },
+      'client-cpu': { type: 'string', default: '1' },
+      profile: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'bare-sync-lookup': { type: 'boolean', default: false },
+    },
+    argv,
+  );
   const num = (name: string, text: string, min: number, max: number, integer: boolean): number => {
     const n = Number(text);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
+      fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
-  const targets = v.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
-  for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) fail(`--targets: unknown target ${JSON.stringify(t)} (choose from ${TARGETS.join(', ')})`);
+  const targets = v.targets
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  for (const t of targets)
+    if (!(TARGETS as readonly string[]).includes(t)) fail(`--targets: unknown target ${JSON.stringify(t)} (choose from ${TARGETS.join(', ')})`);
   if (targets.length === 0) fail('--targets: name at least one target');
   return {
     duration: num('duration', v.duration, 0.1, 600, false),
@@ -139,24 +166,74 @@ function serverCommand(target: Target, port: number, o: Options, tmp: string): [
   const prof = (name: string): string[] => (o.profile ? ['--cpu-prof', '--cpu-prof-dir', join(o.profile, name)] : []);
   switch (target) {
     case 'nat-server':
-      return pinned(o.serverCpu, process.execPath, [...prof('nat-server'), NAT_SERVER, '--listen', LISTEN_IP, '--port', String(port), '--no-alt-port', '--no-tcp', '--rate-limit', '0', '--log-level', 'warn']);
+      return pinned(o.serverCpu, process.execPath, [
+        ...prof('nat-server'),
+        NAT_SERVER,
+        '--listen',
+        LISTEN_IP,
+        '--port',
+        String(port),
+        '--no-alt-port',
+        '--no-tcp',
+        '--rate-limit',
+        '0',
+        '--log-level',
+        'warn',
+      ]);
     case 'bare-node':
-      return pinned(o.serverCpu, process.execPath, [...prof('bare-node'), '--import', 'tsx', BARE_SERVER, '--listen', LISTEN_IP, '--port', String(port), ...(o.bareSyncLookup ? ['--sync-lookup'] : [])]);
+      return pinned(o.serverCpu, process.execPath, [
+        ...prof('bare-node'),
+        '--import',
+        'tsx',
+        BARE_SERVER,
+        '--listen',
+        LISTEN_IP,
+        '--port',
+        String(port),
+        ...(o.bareSyncLookup ? ['--sync-lookup'] : []),
+      ]);
     case 'coturn':
       // STUN only, one relay thread, no config file, no CLI/TLS/DTLS/TCP, state files in a temp dir.
       return pinned(o.serverCpu, 'turnserver', [
-        '-n', '-S', '-m', '1', '--no-cli', '--no-tls', '--no-dtls', '--no-tcp',
-        '-L', LISTEN_IP, '-p', String(port),
-        '--pidfile', join(tmp, 'turnserver.pid'), '--userdb', join(tmp, 'turndb'),
-        '--log-file', 'stdout', '--simple-log',
+        '-n',
+        '-S',
+        '-m',
+        '1',
+        '--no-cli',
+        '--no-tls',
+        '--no-dtls',
+        '--no-tcp',
+        '-L',
+        LISTEN_IP,
+        '-p',
+        String(port),
+        '--pidfile',
+        join(tmp, 'turnserver.pid'),
+        '--userdb',
+        join(tmp, 'turndb'),
+        '--log-file',
+        'stdout',
+        '--simple-log',
       ]);
   }
 }
 
 async function runLoadgen(target: Target, port: number, o: Options, serverPid: number | undefined): Promise<LoadResult> {
   const [cmd, args] = pinned(o.clientCpu, LOADGEN_BIN, [
-    '--target', `${LISTEN_IP}:${port}`, '--sockets', String(o.sockets), '--window', String(o.window),
-    '--duration', String(o.duration), '--warmup', String(o.warmup), '--timeout', String(o.timeout), '--label', target,
+    '--target',
+    `${LISTEN_IP}:${port}`,
+    '--sockets',
+    String(o.sockets),
+    '--window',
+    String(o.window),
+    '--duration',
+    String(o.duration),
+    '--warmup',
+    String(o.warmup),
+    '--timeout',
+    String(o.timeout),
+    '--label',
+    target,
   ]);
   const lg = start(cmd, args);
   let out = '';
@@ -226,7 +303,20 @@ function table(rows: { target: Target; r: LoadResult; runs: LoadResult[] }[]): s
   const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${Math.round(x * 100)}%`);
   const us = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toFixed(1));
   const head = ['target', 'responses/s', 'p50 us', 'p90 us', 'p99 us', 'max us', 'sent', 'lost', 'bad', 'server cpu', 'cpu us/resp', 'other cpu'];
-  const body = rows.map(({ target, r }) => [target, r.responses_per_second.toFixed(0), String(r.p50_us), String(r.p90_us), String(r.p99_us), String(r.max_us), String(r.sent), String(r.lost), String(r.bad), pct(r.server_cpu), us(r.cpu_us_per_response), pct(r.other_cpu)]);
+  const body = rows.map(({ target, r }) => [
+    target,
+    r.responses_per_second.toFixed(0),
+    String(r.p50_us),
+    String(r.p90_us),
+    String(r.p99_us),
+    String(r.max_us),
+    String(r.sent),
+    String(r.lost),
+    String(r.bad),
+    pct(r.server_cpu),
+    us(r.cpu_us_per_response),
+    pct(r.other_cpu),
+  ]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join('  ');
   return [line(head), ...body.map(line)].join('\n');
@@ -236,7 +326,8 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const notes: string[] = [];
   if (!haveTaskset) notes.push('taskset not found (util-linux): processes are not pinned to cores');
-  if (o.targets.includes('nat-server') && !existsSync(NAT_SERVER)) fail(`${NAT_SERVER} is missing: run \`npx turbo run build\` first (pnpm bench:stun does)`, 1);
+  if (o.targets.includes('nat-server') && !existsSync(NAT_SERVER))
+    fail(`${NAT_SERVER} is missing: run \`npx turbo run build\` first (pnpm bench:stun does)`, 1);
   if (o.targets.includes('coturn') && !onPath('turnserver')) {
     notes.push('coturn skipped: turnserver not found (apt-get install coturn)');
     o.targets = o.targets.filter((t) => t !== 'coturn');
@@ -288,32 +379,51 @@ async function main(): Promise<void> {
   // fully available core would give. Interference mostly takes CPU time away rather than making
   // each request dearer, so this is the steadiest comparison on a busy machine.
   const cpuRatios = ratiosOf((all) => {
-    const costs = all.map((x) => x.cpu_us_per_response).filter((x): x is number => typeof x === 'number' && x > 0).sort((a, b) => a - b);
+    const costs = all
+      .map((x) => x.cpu_us_per_response)
+      .filter((x): x is number => typeof x === 'number' && x > 0)
+      .sort((a, b) => a - b);
     return costs.length > 0 ? 1e6 / costs[(costs.length - 1) >> 1]! : undefined; // lower middle cost
   });
   for (const { target, r } of rows) if (r.bad > 0) notes.push(`${target}: ${r.bad} answers were not a Binding success with the right XOR-MAPPED-ADDRESS`);
   for (const [target, all] of runs) {
     all.forEach((r, i) => {
       if (clean(r)) return;
-      notes.push(`${target} run ${i + 1} disturbed: other work took ${Math.round((r.other_cpu ?? 0) * 100)}% of the server's core and ${Math.round((r.loadgen_other_cpu ?? 0) * 100)}% of the load generator's`);
+      notes.push(
+        `${target} run ${i + 1} disturbed: other work took ${Math.round((r.other_cpu ?? 0) * 100)}% of the server's core and ${Math.round((r.loadgen_other_cpu ?? 0) * 100)}% of the load generator's`,
+      );
     });
     if (!all.some(clean)) notes.push(`${target}: no clean run, the median of all runs is shown`);
   }
 
   if (o.json) {
-    const config = { duration: o.duration, warmup: o.warmup, sockets: o.sockets, window: o.window, timeout: o.timeout, runs: o.runs, serverCpu: o.serverCpu, clientCpu: o.clientCpu, pinned: haveTaskset, bareSyncLookup: o.bareSyncLookup };
+    const config = {
+      duration: o.duration,
+      warmup: o.warmup,
+      sockets: o.sockets,
+      window: o.window,
+      timeout: o.timeout,
+      runs: o.runs,
+      serverCpu: o.serverCpu,
+      clientCpu: o.clientCpu,
+      pinned: haveTaskset,
+      bareSyncLookup: o.bareSyncLookup,
+    };
     const results = Object.fromEntries(rows.map(({ target, r, runs: all }) => [target, { ...r, runs: all.map((x) => ({ ...x, clean: clean(x) })) }]));
     process.stdout.write(`${JSON.stringify({ config, results, ratios, bestRatios, cpuRatios, notes })}\n`);
     return;
   }
   const out: string[] = [];
-  out.push(`STUN Binding over UDP, ${o.sockets} sockets x ${o.window} outstanding, ${o.duration} s after ${o.warmup} s warm-up; server on CPU ${o.serverCpu}, load generator on CPU ${o.clientCpu}${o.bareSyncLookup ? '; bare-node with --sync-lookup' : ''}${o.runs > 1 ? `; per target the median of its clean runs (${rows.map((x) => `${x.target} ${x.clean}/${o.runs}`).join(', ')})` : ''}`);
+  out.push(
+    `STUN Binding over UDP, ${o.sockets} sockets x ${o.window} outstanding, ${o.duration} s after ${o.warmup} s warm-up; server on CPU ${o.serverCpu}, load generator on CPU ${o.clientCpu}${o.bareSyncLookup ? '; bare-node with --sync-lookup' : ''}${o.runs > 1 ? `; per target the median of its clean runs (${rows.map((x) => `${x.target} ${x.clean}/${o.runs}`).join(', ')})` : ''}`,
+  );
   out.push('');
   out.push(table(rows));
   if (o.runs > 1) {
     out.push('');
-    for (const { target, runs: all } of rows) out.push(`${target.padEnd(10)} runs: ${all.map((x) => `${x.responses_per_second.toFixed(0)}${clean(x) ? '' : '*'}`).join(', ')} responses/s`);
-    out.push('(* disturbed: other work took over 10% of the server\'s or the load generator\'s core)');
+    for (const { target, runs: all } of rows)
+      out.push(`${target.padEnd(10)} runs: ${all.map((x) => `${x.responses_per_second.toFixed(0)}${clean(x) ? '' : '*'}`).join(', ')} responses/s`);
+    out.push("(* disturbed: other work took over 10% of the server's or the load generator's core)");
   }
   out.push('');
   for (const [k, v] of Object.entries(ratios)) {

@@ -50,8 +50,14 @@ if (!(Number(args.mb) > 0)) usage(`--mb: expected a positive number, got ${JSON.
 if (!(Number.isInteger(Number(args.runs)) && Number(args.runs) >= 1)) usage(`--runs: expected an integer >= 1, got ${JSON.stringify(args.runs)}`);
 const BYTES = Number(args.mb) * 1024 * 1024;
 const RUNS = Number(args.runs);
-const TARGETS = new Set(args.targets.split(',').map((t) => t.trim()).filter((t) => t !== ''));
-for (const t of TARGETS) if (!(ALL_TARGETS as readonly string[]).includes(t)) usage(`--targets: unknown target ${JSON.stringify(t)} (choose from ${ALL_TARGETS.join(', ')})`);
+const TARGETS = new Set(
+  args.targets
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== ''),
+);
+for (const t of TARGETS)
+  if (!(ALL_TARGETS as readonly string[]).includes(t)) usage(`--targets: unknown target ${JSON.stringify(t)} (choose from ${ALL_TARGETS.join(', ')})`);
 if (TARGETS.size === 0) usage('--targets: name at least one target');
 
 const children = new Set<ChildProcess>();
@@ -104,11 +110,12 @@ function start(cmd: string, argv: string[]): { child: ChildProcess; lines: Async
     }
   });
   const lines: AsyncIterator<string> = {
-    next: () => new Promise((r) => {
-      const l = queue.shift();
-      if (l !== undefined) r({ value: l, done: false });
-      else waiters.push((x) => r({ value: x, done: false }));
-    }),
+    next: () =>
+      new Promise((r) => {
+        const l = queue.shift();
+        if (l !== undefined) r({ value: l, done: false });
+        else waiters.push((x) => r({ value: x, done: false }));
+      }),
   };
   return { child, lines, stderr: () => err };
 }
@@ -251,8 +258,24 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
   const turnPort = await freePort();
   const rvPort = await freePort();
   const server = start(NAT_SERVER, [
-    '--listen', HOST, '--port', String(turnPort), '--no-alt-port', '--no-tcp', '--rate-limit', '0', '--realm', 'bench', '--auth-secret', 'bench-secret',
-    '--allow-peer', '127.0.0.0/8', '--rendezvous-port', String(rvPort), '--log-level', 'warn',
+    '--listen',
+    HOST,
+    '--port',
+    String(turnPort),
+    '--no-alt-port',
+    '--no-tcp',
+    '--rate-limit',
+    '0',
+    '--realm',
+    'bench',
+    '--auth-secret',
+    'bench-secret',
+    '--allow-peer',
+    '127.0.0.0/8',
+    '--rendezvous-port',
+    String(rvPort),
+    '--log-level',
+    'warn',
   ]);
   const url = `ws://${HOST}:${rvPort}/`;
   // wait for the rendezvous port
@@ -269,7 +292,19 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
   const k = await sink();
   const mode = relay ? ['--relay-only'] : ['--host-address', HOST];
   const name = `bench-${n}`;
-  const expose = start(NAT, ['expose', `${HOST}:${k.port}`, '--name', name, '--allow-any', '--rendezvous', url, '--identity', join(tmp, `e${n}.pem`), ...mode, '--json']);
+  const expose = start(NAT, [
+    'expose',
+    `${HOST}:${k.port}`,
+    '--name',
+    name,
+    '--allow-any',
+    '--rendezvous',
+    url,
+    '--identity',
+    join(tmp, `e${n}.pem`),
+    ...mode,
+    '--json',
+  ]);
   await waitEvent(expose, 'ready');
   const conn = start(NAT, ['connect', name, '--listen', `${HOST}:0`, '--rendezvous', url, '--identity', join(tmp, `c${n}.pem`), ...mode, '--json']);
   const listening = await waitEvent(conn, 'listening');
@@ -284,12 +319,17 @@ async function benchTunnel(relay: boolean, n: number): Promise<Row> {
   const spent = pids.map((p, i) => cpuOf(p) - before[i]!);
   const cpu = self + spent.reduce((s, v) => s + v, 0);
   const by = { 'bench TCP ends': self, 'nat connect': spent[1]!, 'nat expose': spent[0]!, 'nat-server': spent[2]! };
-  await Promise.all([conn, expose, server].map((p) => new Promise<void>((r) => {
-    if (p.child.exitCode !== null) return r();
-    p.child.once('exit', () => r());
-    p.child.kill('SIGINT');
-    setTimeout(() => p.child.kill('SIGKILL'), 3000).unref();
-  })));
+  await Promise.all(
+    [conn, expose, server].map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.child.exitCode !== null) return r();
+          p.child.once('exit', () => r());
+          p.child.kill('SIGINT');
+          setTimeout(() => p.child.kill('SIGKILL'), 3000).unref();
+        }),
+    ),
+  );
   k.server.close();
   return row(`tunnel, ${path.path} (${relay ? 'relay-only: through nat-server TURN' : 'host candidates on 127.0.0.1'})`, secs, cpu, by);
 }
@@ -319,10 +359,17 @@ else {
   process.stdout.write('| what | MB/s | CPU s/GB | s |\n|---|---:|---:|---:|\n');
   for (const r of best) process.stdout.write(`| ${r.target} | ${r.mbps} | ${r.cpuSecPerGb} | ${r.seconds} |\n`);
   for (const r of best) {
-    if (r.cpuSecPerGbBy !== undefined) process.stdout.write(`\n${r.target}, CPU s/GB by process: ${Object.entries(r.cpuSecPerGbBy).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (r.cpuSecPerGbBy !== undefined)
+      process.stdout.write(
+        `\n${r.target}, CPU s/GB by process: ${Object.entries(r.cpuSecPerGbBy)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
   }
   process.stdout.write('\n');
-  process.stdout.write(`\nratios: direct/raw transport ${ratios.directVsRawTransport ?? '-'} (target >= 0.6), relay/direct ${ratios.relayVsDirect ?? '-'} (target >= 0.5), direct/TCP ${ratios.directVsTcp ?? '-'}; target direct >= 100 MB/s\n`);
+  process.stdout.write(
+    `\nratios: direct/raw transport ${ratios.directVsRawTransport ?? '-'} (target >= 0.6), relay/direct ${ratios.relayVsDirect ?? '-'} (target >= 0.5), direct/TCP ${ratios.directVsTcp ?? '-'}; target direct >= 100 MB/s\n`,
+  );
 }
 cleanup();
 process.exit(0);

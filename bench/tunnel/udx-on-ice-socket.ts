@@ -160,7 +160,9 @@ if (args.child) {
   const plain = Buffer.alloc(CHUNK, 0x5a);
   const c0 = cpu();
   const t0 = performance.now();
-  const done = new Promise<{ cpu: number; stunSeen: number }>((r) => child.on('message', (m) => (m as { done?: boolean }).done && r(m as { cpu: number; stunSeen: number })));
+  const done = new Promise<{ cpu: number; stunSeen: number }>((r) =>
+    child.on('message', (m) => (m as { done?: boolean }).done && r(m as { cpu: number; stunSeen: number })),
+  );
   if (!args.plain) {
     const header = Buffer.alloc(sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES);
     sodium.crypto_secretstream_xchacha20poly1305_init_push(state, header, KEY);

@@ -10,7 +10,17 @@
  * Usage: pnpm build && tsx bench/turn/core.ts [--iterations N] [--size BYTES]
  */
 import { type RemoteInfo } from 'node:dgram';
-import { Attr, StunClass, StunMethod, type TransportAddress, attr, decodeStunMessage, encodeChannelData, encodeStunMessage, longTermKey } from '../../packages/protocol/dist/index.js';
+import {
+  Attr,
+  StunClass,
+  StunMethod,
+  type TransportAddress,
+  attr,
+  decodeStunMessage,
+  encodeChannelData,
+  encodeStunMessage,
+  longTermKey,
+} from '../../packages/protocol/dist/index.js';
 import { type ClientEndpoint, TurnCore, staticUsers } from '../../packages/server/dist/index.js';
 
 function arg(name: string, fallback: number): number {
@@ -23,7 +33,12 @@ const REALM = 'bench';
 
 const core = new TurnCore({ realm: REALM, auth: staticUsers({ bench: 'bench' }), peers: { allow: ['127.0.0.0/8'] } });
 const server: TransportAddress = { family: 'IPv4', address: '127.0.0.1', port: 3478 };
-const endpoint = (port: number): ClientEndpoint => ({ key: `udp|127.0.0.1|PP|127.0.3.1|${port}`, client: { family: 'IPv4', address: '127.0.3.1', port }, server, transport: 'udp' });
+const endpoint = (port: number): ClientEndpoint => ({
+  key: `udp|127.0.0.1|PP|127.0.3.1|${port}`,
+  client: { family: 'IPv4', address: '127.0.3.1', port },
+  server,
+  transport: 'udp',
+});
 const A = endpoint(40001);
 const B = endpoint(40002);
 const key = longTermKey({ username: 'bench', realm: REALM, password: 'bench' });
@@ -38,11 +53,19 @@ function drainOne(kind: string): Uint8Array {
 
 /** Allocate with the 401 round trip; the relay "socket" is opened by hand. */
 function allocate(e: ClientEndpoint, relayPort: number): { id: number; relayed: TransportAddress; nonce: string } {
-  core.handleStun(decodeStunMessage(encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] })), e, now);
+  core.handleStun(
+    decodeStunMessage(encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] })),
+    e,
+    now,
+  );
   const challenge = decodeStunMessage(drainOne('to-client'));
   const nonce = challenge.get(Attr.Nonce)!;
   const request = encodeStunMessage(
-    { method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17), attr(Attr.Username, 'bench'), attr(Attr.Realm, REALM), attr(Attr.Nonce, nonce)] },
+    {
+      method: StunMethod.Allocate,
+      class: StunClass.Request,
+      attributes: [attr(Attr.RequestedTransport, 17), attr(Attr.Username, 'bench'), attr(Attr.Realm, REALM), attr(Attr.Nonce, nonce)],
+    },
     { integrity: key },
   );
   core.handleStun(decodeStunMessage(request), e, now);
@@ -57,7 +80,17 @@ function allocate(e: ClientEndpoint, relayPort: number): { id: number; relayed: 
 
 function channelBind(e: ClientEndpoint, nonce: string, channel: number, peer: TransportAddress): void {
   const request = encodeStunMessage(
-    { method: StunMethod.ChannelBind, class: StunClass.Request, attributes: [attr(Attr.ChannelNumber, channel), attr(Attr.XorPeerAddress, peer), attr(Attr.Username, 'bench'), attr(Attr.Realm, REALM), attr(Attr.Nonce, nonce)] },
+    {
+      method: StunMethod.ChannelBind,
+      class: StunClass.Request,
+      attributes: [
+        attr(Attr.ChannelNumber, channel),
+        attr(Attr.XorPeerAddress, peer),
+        attr(Attr.Username, 'bench'),
+        attr(Attr.Realm, REALM),
+        attr(Attr.Nonce, nonce),
+      ],
+    },
     { integrity: key },
   );
   core.handleStun(decodeStunMessage(request), e, now);
@@ -99,14 +132,14 @@ time('peer -> client: handlePeerData (channel bound) + drain', () => {
   core.handlePeerData(b.id, peerData, rinfoOf(a.relayed) as unknown as TransportAddress, now);
   return core.drain().length;
 });
-time('replica of the driver\'s per-packet 5-tuple key + Map.get', () => {
+time("replica of the driver's per-packet 5-tuple key + Map.get", () => {
   const from = rinfoOf(A.client);
   const k = `udp|${server.address}|${role}|${from.address}|${from.port}`;
   return endpoints.get(k) === undefined ? 0 : 1;
 });
 time('part of it: encodeChannelData (a new Uint8Array per packet)', () => encodeChannelData(0x4001, peerData, { padded: false }).length);
 time('what that costs: new Uint8Array(4 + size)', () => new Uint8Array(4 + peerData.length).length);
-time('against: Buffer.allocUnsafe(4 + size) (Node\'s pool)', () => Buffer.allocUnsafe(4 + peerData.length).length);
+time("against: Buffer.allocUnsafe(4 + size) (Node's pool)", () => Buffer.allocUnsafe(4 + peerData.length).length);
 time('Date.now()', () => Date.now() & 1);
 time('bare: strip the header (subarray)', () => channelData.subarray(4, 4 + SIZE).length);
 time('bare: add the header (allocUnsafe + copy)', () => {

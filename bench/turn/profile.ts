@@ -42,7 +42,9 @@ if (!target || target.startsWith('--')) {
 }
 let file = target;
 if (statSync(target).isDirectory()) {
-  const files = readdirSync(target).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(target, f));
+  const files = readdirSync(target)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(target, f));
   if (files.length === 0) {
     process.stderr.write(`no .cpuprofile in ${target}\n`);
     process.exit(1);
@@ -50,7 +52,9 @@ if (statSync(target).isDirectory()) {
   file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
 }
 const top = Number(arg('--top') ?? 30);
-const under = (arg('--under') ?? 'flushTurn,handleChannelData,handlePeerData,udpEndpoint,tryDecodeStun,handleStun,send,onMessage,doSend,processTicksAndRejections,lookup').split(',');
+const under = (
+  arg('--under') ?? 'flushTurn,handleChannelData,handlePeerData,udpEndpoint,tryDecodeStun,handleStun,send,onMessage,doSend,processTicksAndRejections,lookup'
+).split(',');
 
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));

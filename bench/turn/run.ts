@@ -17,7 +17,28 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { type CpuSample, parseBenchArgs, LISTEN_IP, ROOT, type Started, TICKS_PER_SECOND, alive, cpuList, killAll, cpuShares, freePort, haveTaskset, killChildrenOnExit, onPath, pinned, sampleCpu, sleep, start, stop, waitForStun } from '../harness.js';
+import {
+  type CpuSample,
+  parseBenchArgs,
+  LISTEN_IP,
+  ROOT,
+  type Started,
+  TICKS_PER_SECOND,
+  alive,
+  cpuList,
+  killAll,
+  cpuShares,
+  freePort,
+  haveTaskset,
+  killChildrenOnExit,
+  onPath,
+  pinned,
+  sampleCpu,
+  sleep,
+  start,
+  stop,
+  waitForStun,
+} from '../harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BUILD = join(ROOT, 'bench/.build');
@@ -143,33 +164,42 @@ function fail(message: string, code = 2): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const v = parseBenchArgs('turn', HELP, {
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    window: { type: 'string', default: '64' },
-    pairs: { type: 'string', default: '1' },
-    size: { type: 'string', default: '100' },
-    timeout: { type: 'string', default: '1' },
-    runs: { type: 'string', default: '1' },
-    targets: { type: 'string', default: TARGETS.join(',') },
-    phases: { type: 'string', default: PHASES.join(',') },
-    allocations: { type: 'string', default: '10000' },
-    'latency-duration': { type: 'string', default: '2' },
-    'node-turn-dir': { type: 'string', default: '/tmp/node-turn-bench' },
-    'server-cpu': { type: 'string', default: '0' },
-    'client-cpu': { type: 'string', default: '1' },
-    profile: { type: 'string' },
-    'bare-dns-lookup': { type: 'boolean', default: false },
-    'quiet-wait': { type: 'string', default: '30' },
-    json: { type: 'boolean', default: false },
-  }, argv);
+  const v = parseBenchArgs(
+    'turn',
+    HELP,
+    {
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      window: { type: 'string', default: '64' },
+      pairs: { type: 'string', default: '1' },
+      size: { type: 'string', default: '100' },
+      timeout: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '1' },
+      targets: { type: 'string', default: TARGETS.join(',') },
+      phases: { type: 'string', default: PHASES.join(',') },
+      allocations: { type: 'string', default: '10000' },
+      'latency-duration': { type: 'string', default: '2' },
+      'node-turn-dir': { type: 'string', default: '/tmp/node-turn-bench' },
+      'server-cpu': { type: 'string', default: '0' },
+      'client-cpu': { type: 'string', default: '1' },
+      profile: { type: 'string' },
+      'bare-dns-lookup': { type: 'boolean', default: false },
+      'quiet-wait': { type: 'string', default: '30' },
+      json: { type: 'boolean', default: false },
+    },
+    argv,
+  );
   const num = (name: string, text: string, min: number, max: number, integer: boolean): number => {
     const n = Number(text);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)))
+      fail(`--${name}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
     return n;
   };
   const list = <T extends string>(name: string, text: string, all: readonly T[]): T[] => {
-    const items = text.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    const items = text
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
     for (const t of items) if (!(all as readonly string[]).includes(t)) fail(`--${name}: unknown ${JSON.stringify(t)} (choose from ${all.join(', ')})`);
     if (items.length === 0) fail(`--${name}: name at least one`);
     return all.filter((t) => items.includes(t));
@@ -211,22 +241,87 @@ function serverCommand(target: Target, port: number, o: Options, tmp: string, pr
   switch (target) {
     case 'nat-server':
       return pinned(o.serverCpu, process.execPath, [
-        ...prof('nat-server'), NAT_SERVER, '--listen', LISTEN_IP, '--port', String(port), '--no-alt-port', '--no-tcp', '--rate-limit', '0',
-        '--realm', REALM, '--user', `${USER}:${PASSWORD}`, '--allow-peer', '127.0.0.0/8', ...range,
-        '--user-quota', String(o.allocations + 100), '--total-quota', String(o.allocations + 100), '--log-level', 'warn',
+        ...prof('nat-server'),
+        NAT_SERVER,
+        '--listen',
+        LISTEN_IP,
+        '--port',
+        String(port),
+        '--no-alt-port',
+        '--no-tcp',
+        '--rate-limit',
+        '0',
+        '--realm',
+        REALM,
+        '--user',
+        `${USER}:${PASSWORD}`,
+        '--allow-peer',
+        '127.0.0.0/8',
+        ...range,
+        '--user-quota',
+        String(o.allocations + 100),
+        '--total-quota',
+        String(o.allocations + 100),
+        '--log-level',
+        'warn',
       ]);
     case 'coturn':
       // One relay thread, no config file, no CLI/TLS/DTLS, state files and log in a temp dir.
       return pinned(o.serverCpu, 'turnserver', [
-        '-n', '-m', '1', '--no-cli', '--no-tls', '--no-dtls', '-L', LISTEN_IP, '--relay-ip', LISTEN_IP, '-p', String(port),
-        '--lt-cred-mech', '--user', `${USER}:${PASSWORD}`, '--realm', REALM, '--allow-loopback-peers', ...range,
-        '--pidfile', join(tmp, `turnserver-${port}.pid`), '--userdb', join(tmp, `turndb-${port}`),
-        '--log-file', join(tmp, `turnserver-${port}.log`), '--simple-log',
+        '-n',
+        '-m',
+        '1',
+        '--no-cli',
+        '--no-tls',
+        '--no-dtls',
+        '-L',
+        LISTEN_IP,
+        '--relay-ip',
+        LISTEN_IP,
+        '-p',
+        String(port),
+        '--lt-cred-mech',
+        '--user',
+        `${USER}:${PASSWORD}`,
+        '--realm',
+        REALM,
+        '--allow-loopback-peers',
+        ...range,
+        '--pidfile',
+        join(tmp, `turnserver-${port}.pid`),
+        '--userdb',
+        join(tmp, `turndb-${port}`),
+        '--log-file',
+        join(tmp, `turnserver-${port}.log`),
+        '--simple-log',
       ]);
     case 'node-turn':
-      return pinned(o.serverCpu, process.execPath, ['--import', 'tsx', NODE_TURN, '--module-dir', join(o.nodeTurnDir, 'node_modules'), '--listen', LISTEN_IP, '--port', String(port), ...range]);
+      return pinned(o.serverCpu, process.execPath, [
+        '--import',
+        'tsx',
+        NODE_TURN,
+        '--module-dir',
+        join(o.nodeTurnDir, 'node_modules'),
+        '--listen',
+        LISTEN_IP,
+        '--port',
+        String(port),
+        ...range,
+      ]);
     case 'bare-node':
-      return pinned(o.serverCpu, process.execPath, [...prof('bare-node'), '--import', 'tsx', BARE, '--listen', LISTEN_IP, '--port', String(port), '--clients', String(2 * o.pairs), ...(o.bareDnsLookup ? ['--dns-lookup'] : [])]);
+      return pinned(o.serverCpu, process.execPath, [
+        ...prof('bare-node'),
+        '--import',
+        'tsx',
+        BARE,
+        '--listen',
+        LISTEN_IP,
+        '--port',
+        String(port),
+        '--clients',
+        String(2 * o.pairs),
+        ...(o.bareDnsLookup ? ['--dns-lookup'] : []),
+      ]);
   }
 }
 
@@ -292,7 +387,8 @@ async function waitQuiet(cpus: number[], maxSeconds: number): Promise<boolean> {
     const a = sampleCpu(undefined, cpus);
     await sleep(500);
     const b = sampleCpu(undefined, cpus);
-    const busy = a.cores !== undefined && b.cores !== undefined ? (b.cores - a.cores) / TICKS_PER_SECOND / ((b.at - a.at) / 1000) / Math.max(1, cpus.length) : 0;
+    const busy =
+      a.cores !== undefined && b.cores !== undefined ? (b.cores - a.cores) / TICKS_PER_SECOND / ((b.at - a.at) / 1000) / Math.max(1, cpus.length) : 0;
     if (busy < CLEAN_LIMIT) return true;
   }
   return maxSeconds === 0;
@@ -306,7 +402,19 @@ async function runRelayLoad(label: string, args: string[], o: Options, serverPid
   if (o.quietWait > 0 && !(await waitQuiet([...new Set([...cpuList(o.serverCpu), ...cpuList(o.clientCpu)])], o.quietWait)) && !o.json) {
     process.stderr.write(`  (the cores were still busy with other work after ${o.quietWait} s: measuring anyway)\n`);
   }
-  const [cmd, argv] = pinned(o.clientCpu, LOADGEN_BIN, [...args, '--label', label, '--warmup', String(warmup), '--duration', String(duration), '--timeout', String(o.timeout), '--size', String(o.size)]);
+  const [cmd, argv] = pinned(o.clientCpu, LOADGEN_BIN, [
+    ...args,
+    '--label',
+    label,
+    '--warmup',
+    String(warmup),
+    '--duration',
+    String(duration),
+    '--timeout',
+    String(o.timeout),
+    '--size',
+    String(o.size),
+  ]);
   const lg = start(cmd, argv);
   let out = '';
   lg.child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -332,10 +440,34 @@ async function runRelayLoad(label: string, args: string[], o: Options, serverPid
 
 function relayArgs(target: Target, port: number, o: Options, send: 'channel' | 'indication', window: number): string[] {
   const mode = target === 'bare-node' ? 'bare' : 'relay';
-  return ['--server', `${LISTEN_IP}:${port}`, '--mode', mode, '--send', send, '--pairs', String(o.pairs), '--window', String(window), '--user', USER, '--password', PASSWORD];
+  return [
+    '--server',
+    `${LISTEN_IP}:${port}`,
+    '--mode',
+    mode,
+    '--send',
+    send,
+    '--pairs',
+    String(o.pairs),
+    '--window',
+    String(window),
+    '--user',
+    USER,
+    '--password',
+    PASSWORD,
+  ];
 }
 
-async function benchRelay(target: Target, o: Options, tmp: string, send: 'channel' | 'indication', window: number, warmup: number, duration: number, profile = false): Promise<RelayResult> {
+async function benchRelay(
+  target: Target,
+  o: Options,
+  tmp: string,
+  send: 'channel' | 'indication',
+  window: number,
+  warmup: number,
+  duration: number,
+  profile = false,
+): Promise<RelayResult> {
   const { server, port } = await startTarget(target, o, tmp, profile);
   try {
     const r = await runRelayLoad(target, relayArgs(target, port, o, send, window), o, server.child.pid, warmup, duration);
@@ -353,7 +485,24 @@ async function benchMemory(target: Target, o: Options, tmp: string): Promise<Mem
   try {
     await sleep(500);
     const before = statusKb(pid, 'VmRSS');
-    const [cmd, argv] = pinned(o.clientCpu, LOADGEN_BIN, ['--server', `${LISTEN_IP}:${port}`, '--mode', 'alloc', '--count', String(o.allocations), '--concurrency', '200', '--hold', '120', '--user', USER, '--password', PASSWORD, '--label', target]);
+    const [cmd, argv] = pinned(o.clientCpu, LOADGEN_BIN, [
+      '--server',
+      `${LISTEN_IP}:${port}`,
+      '--mode',
+      'alloc',
+      '--count',
+      String(o.allocations),
+      '--concurrency',
+      '200',
+      '--hold',
+      '120',
+      '--user',
+      USER,
+      '--password',
+      PASSWORD,
+      '--label',
+      target,
+    ]);
     const lg = start(cmd, argv, 'pipe');
     let out = '';
     lg.child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -426,12 +575,36 @@ function formatTable(head: string[], body: string[][]): string {
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${Math.round(x * 100)}%`);
 const fixed = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
-const lossText = (r: RelayResult): string => (r.sent === 0 ? '-' : r.lost === 0 ? '0%' : r.lost === r.sent ? '100%' : `${((100 * r.lost) / r.sent).toFixed(3)}%`);
+const lossText = (r: RelayResult): string =>
+  r.sent === 0 ? '-' : r.lost === 0 ? '0%' : r.lost === r.sent ? '100%' : `${((100 * r.lost) / r.sent).toFixed(3)}%`;
 
 function relayTable(rows: { target: string; r: RelayResult; runs: RelayResult[] }[]): string {
-  const head = ['target', 'packets/s', 'forwards/s', 'Mbit/s', 'loss', 'p50 us', 'p99 us', 'server cpu', 'cpu us/pkt', 'loadgen cpu', 'other cpu', 'runs (packets/s)'];
+  const head = [
+    'target',
+    'packets/s',
+    'forwards/s',
+    'Mbit/s',
+    'loss',
+    'p50 us',
+    'p99 us',
+    'server cpu',
+    'cpu us/pkt',
+    'loadgen cpu',
+    'other cpu',
+    'runs (packets/s)',
+  ];
   const body = rows.map(({ target, r, runs }) => [
-    target, r.packets_per_second.toFixed(0), (2 * r.packets_per_second).toFixed(0), fixed(r.payload_mbps), lossText(r), String(r.p50_us), String(r.p99_us), pct(r.server_cpu), fixed(r.cpu_us_per_packet, 2), pct(r.loadgen_cpu), pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0)),
+    target,
+    r.packets_per_second.toFixed(0),
+    (2 * r.packets_per_second).toFixed(0),
+    fixed(r.payload_mbps),
+    lossText(r),
+    String(r.p50_us),
+    String(r.p99_us),
+    pct(r.server_cpu),
+    fixed(r.cpu_us_per_packet, 2),
+    pct(r.loadgen_cpu),
+    pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0)),
     r.probe ? '(1 s probe)' : runs.map((x) => `${x.packets_per_second.toFixed(0)}${clean(x) ? '' : '*'}`).join(' '),
   ]);
   return formatTable(head, body);
@@ -441,7 +614,8 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const notes: string[] = [];
   if (!haveTaskset) notes.push('taskset not found (util-linux): processes are not pinned to cores');
-  if (o.targets.includes('nat-server') && !existsSync(NAT_SERVER)) fail(`${NAT_SERVER} is missing: run \`npx turbo run build\` first (pnpm bench:turn does)`, 1);
+  if (o.targets.includes('nat-server') && !existsSync(NAT_SERVER))
+    fail(`${NAT_SERVER} is missing: run \`npx turbo run build\` first (pnpm bench:turn does)`, 1);
   if (o.targets.includes('coturn') && !onPath('turnserver')) {
     notes.push('coturn skipped: turnserver not found (apt-get install coturn)');
     o.targets = o.targets.filter((t) => t !== 'coturn');
@@ -508,7 +682,10 @@ async function main(): Promise<void> {
     if (o.phases.includes('latency')) {
       say(`latency: one packet in flight per direction, ${o.latencyDuration} s each...`);
       await attempt('latency direct', async () => {
-        latency.set('direct (no relay)', await runRelayLoad('direct', ['--mode', 'direct', '--pairs', String(o.pairs), '--window', '1'], o, undefined, 0.5, o.latencyDuration));
+        latency.set(
+          'direct (no relay)',
+          await runRelayLoad('direct', ['--mode', 'direct', '--pairs', String(o.pairs), '--window', '1'], o, undefined, 0.5, o.latencyDuration),
+        );
       });
       for (const target of o.targets) {
         await attempt(`latency ${target}`, async () => {
@@ -522,7 +699,9 @@ async function main(): Promise<void> {
         await attempt(`memory ${target}`, async () => {
           const m = await benchMemory(target, o, tmp);
           memory.set(target, m);
-          say(`  ${m.allocated} allocated in ${m.seconds.toFixed(1)} s, RSS ${((m.rss_before_kb ?? 0) / 1024).toFixed(1)} -> ${((m.rss_after_kb ?? 0) / 1024).toFixed(1)} MB`);
+          say(
+            `  ${m.allocated} allocated in ${m.seconds.toFixed(1)} s, RSS ${((m.rss_before_kb ?? 0) / 1024).toFixed(1)} -> ${((m.rss_after_kb ?? 0) / 1024).toFixed(1)} MB`,
+          );
         });
       }
     }
@@ -545,7 +724,10 @@ async function main(): Promise<void> {
   const cpuRatio = (m: Map<Target, RelayResult[]>, a: Target, b: Target): number | null => {
     const cost = (t: Target): number | undefined => {
       const all = m.get(t) ?? [];
-      const c = (all.some(clean) ? all.filter(clean) : all).map((x) => x.cpu_us_per_packet).filter((x): x is number => typeof x === 'number' && x > 0).sort((p, q) => p - q);
+      const c = (all.some(clean) ? all.filter(clean) : all)
+        .map((x) => x.cpu_us_per_packet)
+        .filter((x): x is number => typeof x === 'number' && x > 0)
+        .sort((p, q) => p - q);
       return c.length > 0 ? c[(c.length - 1) >> 1] : undefined;
     };
     const x = cost(a);
@@ -576,11 +758,20 @@ async function main(): Promise<void> {
   addRatio('nat-server/node-turn (Send indications)', indication, 'nat-server', 'node-turn');
 
   const nt = throughput.get('node-turn')?.[0];
-  if (nt && nt.delivered === 0) notes.push(`node-turn ${nodeTurnVersion(o.nodeTurnDir) ?? ''} delivered nothing sent as ChannelData (it ignores ChannelData from clients: lib/message.js drops a datagram whose first two bits are not 00); it is compared on Send indications instead`);
-  for (const [name, m] of [['throughput', throughput], ['indication', indication]] as const) {
+  if (nt && nt.delivered === 0)
+    notes.push(
+      `node-turn ${nodeTurnVersion(o.nodeTurnDir) ?? ''} delivered nothing sent as ChannelData (it ignores ChannelData from clients: lib/message.js drops a datagram whose first two bits are not 00); it is compared on Send indications instead`,
+    );
+  for (const [name, m] of [
+    ['throughput', throughput],
+    ['indication', indication],
+  ] as const) {
     for (const [t, all] of m) {
       all.forEach((r, i) => {
-        if (!clean(r) && !r.probe) notes.push(`${name} ${t} run ${i + 1} disturbed: other work took ${pct(r.other_cpu)} of the server's core and ${pct(r.loadgen_other_cpu)} of the load generator's`);
+        if (!clean(r) && !r.probe)
+          notes.push(
+            `${name} ${t} run ${i + 1} disturbed: other work took ${pct(r.other_cpu)} of the server's core and ${pct(r.loadgen_other_cpu)} of the load generator's`,
+          );
         if (r.bad > 0) notes.push(`${name} ${t} run ${i + 1}: ${r.bad} packets were not the payload sent`);
       });
     }
@@ -588,11 +779,30 @@ async function main(): Promise<void> {
   if (o.profile) notes.push(`CPU profiles in ${o.profile} (summarise with: tsx bench/turn/profile.ts ${join(o.profile, 'nat-server')})`);
   for (const f of failures) notes.push(`failed: ${f}`);
 
-  const config = { duration: o.duration, warmup: o.warmup, window: o.window, pairs: o.pairs, size: o.size, timeout: o.timeout, runs: o.runs, allocations: o.allocations, serverCpu: o.serverCpu, clientCpu: o.clientCpu, pinned: haveTaskset, bareDnsLookup: o.bareDnsLookup, quietWait: o.quietWait, nodeTurn: nodeTurnVersion(o.nodeTurnDir) ?? null };
-  const rowsOf = (m: Map<Target, RelayResult[]>): { target: Target; r: RelayResult; runs: RelayResult[] }[] => [...m].map(([target, runs]) => ({ target, r: pick(runs), runs }));
+  const config = {
+    duration: o.duration,
+    warmup: o.warmup,
+    window: o.window,
+    pairs: o.pairs,
+    size: o.size,
+    timeout: o.timeout,
+    runs: o.runs,
+    allocations: o.allocations,
+    serverCpu: o.serverCpu,
+    clientCpu: o.clientCpu,
+    pinned: haveTaskset,
+    bareDnsLookup: o.bareDnsLookup,
+    quietWait: o.quietWait,
+    nodeTurn: nodeTurnVersion(o.nodeTurnDir) ?? null,
+  };
+  const rowsOf = (m: Map<Target, RelayResult[]>): { target: Target; r: RelayResult; runs: RelayResult[] }[] =>
+    [...m].map(([target, runs]) => ({ target, r: pick(runs), runs }));
   if (o.json) {
-    const obj = (m: Map<Target, RelayResult[]>): Record<string, unknown> => Object.fromEntries(rowsOf(m).map(({ target, r, runs }) => [target, { ...r, runs: runs.map((x) => ({ ...x, clean: clean(x) })) }]));
-    process.stdout.write(`${JSON.stringify({ config, throughput: obj(throughput), indication: obj(indication), latency: Object.fromEntries(latency), memory: Object.fromEntries(memory), ratios, notes })}\n`);
+    const obj = (m: Map<Target, RelayResult[]>): Record<string, unknown> =>
+      Object.fromEntries(rowsOf(m).map(({ target, r, runs }) => [target, { ...r, runs: runs.map((x) => ({ ...x, clean: clean(x) })) }]));
+    process.stdout.write(
+      `${JSON.stringify({ config, throughput: obj(throughput), indication: obj(indication), latency: Object.fromEntries(latency), memory: Object.fromEntries(memory), ratios, notes })}\n`,
+    );
     return;
   }
 
@@ -604,11 +814,23 @@ async function main(): Promise<void> {
   if (indication.size > 0) {
     out.push('Send indications from the clients, ChannelData to them', '', relayTable(rowsOf(indication)), '');
   }
-  if ([...throughput.values(), ...indication.values()].some((all) => all.some((r) => !clean(r) && !r.probe))) out.push('(* disturbed: other work took over 10% of the server\'s or the load generator\'s core; the row shows the median of the clean runs)', '');
+  if ([...throughput.values(), ...indication.values()].some((all) => all.some((r) => !clean(r) && !r.probe)))
+    out.push("(* disturbed: other work took over 10% of the server's or the load generator's core; the row shows the median of the clean runs)", '');
   if (latency.size > 0) {
     const base = latency.get('direct (no relay)');
     const head = ['unloaded one-way latency', 'p50 us', 'p90 us', 'p99 us', 'max us', 'added p50 us', 'added p99 us', 'packets/s', 'lost', 'other cpu'];
-    const body = [...latency].map(([t, r]) => [t, String(r.p50_us), String(r.p90_us), String(r.p99_us), String(r.max_us), base && t !== 'direct (no relay)' ? String(r.p50_us - base.p50_us) : '-', base && t !== 'direct (no relay)' ? String(r.p99_us - base.p99_us) : '-', r.packets_per_second.toFixed(0), String(r.lost), `${pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0))}${clean(r) ? '' : '*'}`]);
+    const body = [...latency].map(([t, r]) => [
+      t,
+      String(r.p50_us),
+      String(r.p90_us),
+      String(r.p99_us),
+      String(r.max_us),
+      base && t !== 'direct (no relay)' ? String(r.p50_us - base.p50_us) : '-',
+      base && t !== 'direct (no relay)' ? String(r.p99_us - base.p99_us) : '-',
+      r.packets_per_second.toFixed(0),
+      String(r.lost),
+      `${pct(Math.max(r.other_cpu ?? 0, r.loadgen_other_cpu ?? 0))}${clean(r) ? '' : '*'}`,
+    ]);
     out.push('Latency with one packet in flight per direction (node-turn: Send indications)', '', formatTable(head, body), '');
   }
   if (memory.size > 0) {
@@ -616,12 +838,26 @@ async function main(): Promise<void> {
     const head = ['memory', 'allocations', 'seconds', 'RSS before MB', 'RSS after MB', 'growth MB', 'KB/allocation', 'peak RSS MB', 'open fds'];
     const body = [...memory].map(([t, m]) => {
       const growth = m.rss_after_kb !== null && m.rss_before_kb !== null ? m.rss_after_kb - m.rss_before_kb : null;
-      return [t, `${m.allocated}/${m.requested}`, m.seconds.toFixed(1), mb(m.rss_before_kb), mb(m.rss_after_kb), mb(growth), growth !== null && m.allocated > 0 ? (growth / m.allocated).toFixed(2) : '-', mb(m.hwm_kb), String(m.fds_after ?? '-')];
+      return [
+        t,
+        `${m.allocated}/${m.requested}`,
+        m.seconds.toFixed(1),
+        mb(m.rss_before_kb),
+        mb(m.rss_after_kb),
+        mb(growth),
+        growth !== null && m.allocated > 0 ? (growth / m.allocated).toFixed(2) : '-',
+        mb(m.hwm_kb),
+        String(m.fds_after ?? '-'),
+      ];
     });
     out.push(`Memory with ${o.allocations} concurrent allocations (each from its own source address)`, '', formatTable(head, body), '');
   }
   for (const [k, v] of Object.entries(ratios)) {
-    const extra = [o.runs > 1 && v.best !== null ? `best runs ${v.best.toFixed(2)}` : undefined, v.perRound !== null ? `median of per-round ratios ${v.perRound.toFixed(2)}` : undefined, v.byCpu !== null ? `by server CPU per packet ${v.byCpu.toFixed(2)}` : undefined].filter((x) => x !== undefined);
+    const extra = [
+      o.runs > 1 && v.best !== null ? `best runs ${v.best.toFixed(2)}` : undefined,
+      v.perRound !== null ? `median of per-round ratios ${v.perRound.toFixed(2)}` : undefined,
+      v.byCpu !== null ? `by server CPU per packet ${v.byCpu.toFixed(2)}` : undefined,
+    ].filter((x) => x !== undefined);
     out.push(`${k}: ${v.median!.toFixed(2)}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`);
   }
   for (const n of notes) out.push(`note: ${n}`);

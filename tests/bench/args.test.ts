@@ -40,8 +40,40 @@ function runTsx(script: string, args: readonly string[]): Promise<Result> {
 
 /** The runners behind `pnpm bench:NAME` (package.json), each with the flags its help must list. */
 const RUNNERS: Record<string, string[]> = {
-  stun: ['--duration', '--warmup', '--sockets', '--window', '--timeout', '--runs', '--targets', '--server-cpu', '--client-cpu', '--profile', '--bare-sync-lookup', '--json'],
-  turn: ['--duration', '--warmup', '--window', '--pairs', '--size', '--timeout', '--runs', '--targets', '--phases', '--allocations', '--latency-duration', '--node-turn-dir', '--server-cpu', '--client-cpu', '--profile', '--bare-dns-lookup', '--quiet-wait', '--json'],
+  stun: [
+    '--duration',
+    '--warmup',
+    '--sockets',
+    '--window',
+    '--timeout',
+    '--runs',
+    '--targets',
+    '--server-cpu',
+    '--client-cpu',
+    '--profile',
+    '--bare-sync-lookup',
+    '--json',
+  ],
+  turn: [
+    '--duration',
+    '--warmup',
+    '--window',
+    '--pairs',
+    '--size',
+    '--timeout',
+    '--runs',
+    '--targets',
+    '--phases',
+    '--allocations',
+    '--latency-duration',
+    '--node-turn-dir',
+    '--server-cpu',
+    '--client-cpu',
+    '--profile',
+    '--bare-dns-lookup',
+    '--quiet-wait',
+    '--json',
+  ],
   tunnel: ['--mb', '--runs', '--targets', '--profile', '--json'],
   connect: ['--runs', '--warmup', '--pairs', '--no-punch', '--direct-wait', '--punch-wait', '--time-limit', '--trace', '--json'],
   expose: ['--mb', '--conns', '--conc', '--rounds', '--json'],
@@ -49,7 +81,18 @@ const RUNNERS: Record<string, string[]> = {
 
 /** Child scripts the runners start that take flags. */
 const CHILDREN: Record<string, string[]> = {
-  'bench/connect/peer.ts': ['--rendezvous', '--peer', '--runs', '--warmup', '--no-punch', '--direct-wait', '--punch-wait', '--failure-timeout', '--pause', '--trace'],
+  'bench/connect/peer.ts': [
+    '--rendezvous',
+    '--peer',
+    '--runs',
+    '--warmup',
+    '--no-punch',
+    '--direct-wait',
+    '--punch-wait',
+    '--failure-timeout',
+    '--pause',
+    '--trace',
+  ],
   'bench/tunnel/udx-on-ice-socket.ts': ['--mb', '--plain'],
 };
 
@@ -64,32 +107,54 @@ function runnerOf(name: string): string {
   return m[1]!;
 }
 
-describe.concurrent('bench runners take their flags after pnpm\'s `--`', () => {
+describe.concurrent("bench runners take their flags after pnpm's `--`", () => {
   test('every bench:* script of package.json is covered here', () => {
-    const names = Object.keys(scripts).filter((s) => s.startsWith('bench:')).map((s) => s.slice('bench:'.length));
+    const names = Object.keys(scripts)
+      .filter((s) => s.startsWith('bench:'))
+      .map((s) => s.slice('bench:'.length));
     expect(names.sort()).toEqual(Object.keys(RUNNERS).sort());
   });
 
-  test.each(Object.entries(RUNNERS))('bench:%s -- --help prints its flags and exits 0', async (name, flags) => {
-    const r = await runTsx(runnerOf(name), ['--', '--help']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    for (const f of [...flags, '--help']) expect(r.stdout).toContain(f);
-  }, 40_000);
+  test.each(Object.entries(RUNNERS))(
+    'bench:%s -- --help prints its flags and exits 0',
+    async (name, flags) => {
+      const r = await runTsx(runnerOf(name), ['--', '--help']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      for (const f of [...flags, '--help']) expect(r.stdout).toContain(f);
+    },
+    40_000,
+  );
 
-  test.each(Object.entries(CHILDREN))('%s -- --help prints its flags and exits 0', async (script, flags) => {
-    const r = await runTsx(script, ['--', '--help']);
-    expect(r.code).toBe(0);
-    for (const f of [...flags, '--help']) expect(r.stdout).toContain(f);
-  }, 40_000);
+  test.each(Object.entries(CHILDREN))(
+    '%s -- --help prints its flags and exits 0',
+    async (script, flags) => {
+      const r = await runTsx(script, ['--', '--help']);
+      expect(r.code).toBe(0);
+      for (const f of [...flags, '--help']) expect(r.stdout).toContain(f);
+    },
+    40_000,
+  );
 
-  test.each(Object.keys(RUNNERS))('bench:%s -- --bogus is a usage error (exit 2) naming the flag', async (name) => {
-    const r = await runTsx(runnerOf(name), ['--', '--bogus']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`bench:${name}: Unknown option '--bogus'`);
-  }, 40_000);
+  test.each(Object.keys(RUNNERS))(
+    'bench:%s -- --bogus is a usage error (exit 2) naming the flag',
+    async (name) => {
+      const r = await runTsx(runnerOf(name), ['--', '--bogus']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`bench:${name}: Unknown option '--bogus'`);
+    },
+    40_000,
+  );
 
-  const readmes = ['bench/README.md', 'bench/stun/README.md', 'bench/turn/README.md', 'bench/tunnel/README.md', 'bench/connect/README.md', 'bench/expose/README.md', 'README.md'];
+  const readmes = [
+    'bench/README.md',
+    'bench/stun/README.md',
+    'bench/turn/README.md',
+    'bench/tunnel/README.md',
+    'bench/connect/README.md',
+    'bench/expose/README.md',
+    'README.md',
+  ];
   const documented = readmes.flatMap((file) => {
     let text: string;
     try {
@@ -97,17 +162,24 @@ describe.concurrent('bench runners take their flags after pnpm\'s `--`', () => {
     } catch {
       return [];
     }
-    return shBlocks(text).flatMap((b) => commandLines(b.text)).filter((l) => /^pnpm bench:\w+/.test(l)).map((l) => [file, l] as const);
+    return shBlocks(text)
+      .flatMap((b) => commandLines(b.text))
+      .filter((l) => /^pnpm bench:\w+/.test(l))
+      .map((l) => [file, l] as const);
   });
 
   test('the bench READMEs document some runs', () => {
     expect(documented.length).toBeGreaterThanOrEqual(15);
   });
 
-  test.each(documented)('%s: `%s` parses (run with --help appended)', async (_file, line) => {
-    const [, script, ...args] = shellWords(line);
-    const r = await runTsx(runnerOf(script!.slice('bench:'.length)), [...args, ...(args[0] === '--' ? [] : ['--']), '--help']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-  }, 40_000);
+  test.each(documented)(
+    '%s: `%s` parses (run with --help appended)',
+    async (_file, line) => {
+      const [, script, ...args] = shellWords(line);
+      const r = await runTsx(runnerOf(script!.slice('bench:'.length)), [...args, ...(args[0] === '--' ? [] : ['--']), '--help']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    },
+    40_000,
+  );
 });

@@ -54,7 +54,11 @@ describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE se
     console.log(`[browser] chromium ${output.browserVersion}; runner ${output.totalMs} ms, wall ${wallMs} ms`);
   }, HARD_TIMEOUT_MS + 5_000);
 
-  const runAt = runnerChecks(runner, RUNS.map((r) => r.name), () => ({ output, wallMs, stderr }));
+  const runAt = runnerChecks(
+    runner,
+    RUNS.map((r) => r.name),
+    () => ({ output, wallMs, stderr }),
+  );
 
   describe.each(RUNS.map((spec, i) => [spec.name, i] as const))('%s', (_name, i) => {
     const run = (): RunResult => {

@@ -53,7 +53,9 @@ describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (cont
           `browser ${b?.finalIceState ?? '?'} at ${connectedAt ?? '?'} ms after the answer` +
           (r.browserStateAfterHold === null ? '' : `, ${r.browserStateAfterHold} after the hold`) +
           `; agent ${a?.states.map((s) => `${s.state}@${s.at}`).join(' ') ?? '?'}, selected ` +
-          (a?.selected ? `${a.selected.localType} ${a.selected.localAddress} -> ${a.selected.remoteType} ${a.selected.remoteAddress}:${a.selected.remotePort}` : 'none') +
+          (a?.selected
+            ? `${a.selected.localType} ${a.selected.localAddress} -> ${a.selected.remoteType} ${a.selected.remoteAddress}:${a.selected.remotePort}`
+            : 'none') +
           `; browser candidates ${a?.browserCandidates.length ?? '?'}; in ${JSON.stringify(a?.requestsIn)} ${JSON.stringify(a?.responsesIn)}; ` +
           `out ${JSON.stringify(a?.sent)}; ${r.elapsedMs} ms`,
       );
@@ -61,7 +63,11 @@ describe.skipIf(SKIP !== undefined)('Chromium offers, our IceAgent answers (cont
     console.log(`[browser-ice] chromium ${output.browserVersion}; runner ${output.totalMs} ms, wall ${wallMs} ms`);
   }, HARD_TIMEOUT_MS + 5_000);
 
-  const runAt = runnerChecks(runner, RUNS.map((r) => r.name), () => ({ output, wallMs, stderr }));
+  const runAt = runnerChecks(
+    runner,
+    RUNS.map((r) => r.name),
+    () => ({ output, wallMs, stderr }),
+  );
 
   describe.each(RUNS.map((spec, i) => [spec.name, i] as const))('%s', (_name, i) => {
     const run = (): IceRunResult => {

@@ -256,7 +256,9 @@ export class IceAgentDriver {
         this.states.push({ state: e.state, at: Math.round(this.now()), ...(e.reason === undefined ? {} : { reason: e.reason }) });
         this.log(`agent state ${e.state}${e.reason ? ` (${e.reason})` : ''}`);
       } else if (e.type === 'selected-pair') {
-        this.log(`agent selected ${e.pair.local.type} ${e.pair.local.address}:${e.pair.local.port} -> ${e.pair.remote.type} ${e.pair.remoteAddress.address}:${e.pair.remoteAddress.port}`);
+        this.log(
+          `agent selected ${e.pair.local.type} ${e.pair.local.address}:${e.pair.local.port} -> ${e.pair.remote.type} ${e.pair.remoteAddress.address}:${e.pair.remoteAddress.port}`,
+        );
       } else if (e.type === 'remote-candidate') {
         this.log(`agent learned remote ${e.candidate.type} ${e.candidate.address}:${e.candidate.port}`);
       } else if (e.type === 'role') {

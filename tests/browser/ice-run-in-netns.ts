@@ -109,7 +109,16 @@ async function runOne(spec: IceRunSpec, b: Browser, timeoutMs: number): Promise<
   const agent = driver.result();
   driver.close();
   drivers.delete(driver);
-  return { spec, offer, answer, browser: browserResult, agent, browserStateAfterHold: afterHold, elapsedMs: Date.now() - t0, ...(error === undefined ? {} : { error }) };
+  return {
+    spec,
+    offer,
+    answer,
+    browser: browserResult,
+    agent,
+    browserStateAfterHold: afterHold,
+    elapsedMs: Date.now() - t0,
+    ...(error === undefined ? {} : { error }),
+  };
 }
 
 runBounded<IceRunSpec, IceRunResult>({ log, extraArgs: EXTRA_CHROMIUM_ARGS, maxRunMs: 10_000, runOne, cleanup: closeDrivers });

@@ -70,7 +70,11 @@ export class NetnsRunner<I, O> {
       proc.on('close', (code, signal) => {
         clearTimeout(timer);
         this.child = undefined;
-        const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+        const line = stdout
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .pop();
         if (!line) return reject(new Error(`runner printed no result (exit ${code ?? signal})\nstdout:\n${stdout}\nstderr:\n${stderr}`));
         resolve({ output: JSON.parse(line) as O, wallMs: Date.now() - t0, stderr });
       });

@@ -11,8 +11,12 @@ describe('nat-server --expose-ports', () => {
     expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', users: ['a:b'] }, 'flags')).toThrow(/rendezvousPort/);
     expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0 }, 'flags')).toThrow(/credentials/);
     expect(() => resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-', rendezvousPort: 0, users: ['a:b'] }, 'flags')).toThrow(ConfigError);
-    expect(resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0, users: ['a:b'] }, 'flags').exposePorts).toBe('20000-20009');
-    expect(() => resolveConfig({ exposeDenySources: ['not a prefix'] }, { listen: ['127.0.0.1'], exposePorts: '20000', rendezvousPort: 0, users: ['a:b'] }, 'flags')).toThrow(/exposeDenySources/);
+    expect(resolveConfig({}, { listen: ['127.0.0.1'], exposePorts: '20000-20009', rendezvousPort: 0, users: ['a:b'] }, 'flags').exposePorts).toBe(
+      '20000-20009',
+    );
+    expect(() =>
+      resolveConfig({ exposeDenySources: ['not a prefix'] }, { listen: ['127.0.0.1'], exposePorts: '20000', rendezvousPort: 0, users: ['a:b'] }, 'flags'),
+    ).toThrow(/exposeDenySources/);
   });
 });
 
@@ -24,7 +28,25 @@ describe('nat expose TARGET --public', () => {
   beforeAll(async () => {
     range = portBlock(10);
     const s = captureIo();
-    server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--log-level', 'silent'], s.io))!;
+    server = (await runServer(
+      [
+        '--listen',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--no-alt-port',
+        '--no-tcp',
+        '--rendezvous-port',
+        '0',
+        '--expose-ports',
+        `${range.min}-${range.max}`,
+        '--user',
+        'alice:pw',
+        '--log-level',
+        'silent',
+      ],
+      s.io,
+    ))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
   });
@@ -36,10 +58,21 @@ describe('nat expose TARGET --public', () => {
   test('prints the public address (--json events), carries connections, stops on abort with exit 0', async () => {
     const s = captureIo();
     const ac = new AbortController();
-    const done = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.min), '--json'], s.io, ac.signal);
+    const done = runCli(
+      ['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(range.min), '--json'],
+      s.io,
+      ac.signal,
+    );
     while (!s.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
     const ev = JSON.parse(s.out().split('\n')[0]!) as Record<string, unknown>;
-    expect(ev).toMatchObject({ event: 'exposed', transport: 'tcp', address: `127.0.0.1:${range.min}`, port: range.min, user: 'alice', target: `127.0.0.1:${echo.port}` });
+    expect(ev).toMatchObject({
+      event: 'exposed',
+      transport: 'tcp',
+      address: `127.0.0.1:${range.min}`,
+      port: range.min,
+      user: 'alice',
+      target: `127.0.0.1:${echo.port}`,
+    });
     expect((await roundTrip(range.min, Buffer.from('cli'))).toString()).toBe('cli');
     ac.abort();
     expect(await done).toBe(0);
@@ -71,7 +104,12 @@ describe('nat expose TARGET --public', () => {
     expect(await runCli(['expose', '8080', '--public', '--config', file], readable.io)).toBe(1);
     expect(readable.err()).toMatch(/other users may read it \(chmod 600/);
     expect(readable.err()).toMatch(/unauthorized/);
-    for (const [content, why] of [['{"user": 5}', /"user" must be a string/], ['{"password": "x"}', /unknown key "password"/], ['not json', /--config/], ['[]', /JSON object/]] as const) {
+    for (const [content, why] of [
+      ['{"user": 5}', /"user" must be a string/],
+      ['{"password": "x"}', /unknown key "password"/],
+      ['not json', /--config/],
+      ['[]', /JSON object/],
+    ] as const) {
       writeFileSync(file, content);
       const bad = captureIo();
       expect(await runCli(['expose', '8080', '--public', '--config', file], bad.io)).toBe(2);

@@ -23,12 +23,21 @@ import {
 
 const require = createRequire(import.meta.url);
 const pp = require('proxy-protocol-js') as {
-  V2ProxyProtocol: { parse(b: Buffer): { command: number; transportProtocol: number; addressFamilyType: number; proxyAddress: { sourceAddress: { address: number[] }; sourcePort: number; destinationAddress: { address: number[] }; destinationPort: number } } };
+  V2ProxyProtocol: {
+    parse(b: Buffer): {
+      command: number;
+      transportProtocol: number;
+      addressFamilyType: number;
+      proxyAddress: { sourceAddress: { address: number[] }; sourcePort: number; destinationAddress: { address: number[] }; destinationPort: number };
+    };
+  };
 };
 
 describe('PROXY protocol v2 header (haproxy proxy-protocol.txt section 2.2)', () => {
   test('TCP over IPv4: the exact bytes, and an independent parser reads them back', () => {
-    const b = Buffer.from(encodeProxyV2Header('tcp', { family: 'IPv4', address: '192.0.2.1', port: 56324 }, { family: 'IPv4', address: '203.0.113.1', port: 443 }));
+    const b = Buffer.from(
+      encodeProxyV2Header('tcp', { family: 'IPv4', address: '192.0.2.1', port: 56324 }, { family: 'IPv4', address: '203.0.113.1', port: 443 }),
+    );
     // signature | 0x21 v2 PROXY | 0x11 AF_INET STREAM | len 12 | src | dst | sport | dport
     expect(b.toString('hex')).toBe('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + 'c0000201' + 'cb007101' + 'dc04' + '01bb');
     const parsed = pp.V2ProxyProtocol.parse(b);
@@ -50,38 +59,46 @@ describe('PROXY protocol v2 header (haproxy proxy-protocol.txt section 2.2)', ()
     expect(b.readUInt16BE(48)).toBe(1);
     expect(b.readUInt16BE(50)).toBe(2);
     expect(Buffer.from(encodeProxyV2Header('tcp')).toString('hex')).toBe('0d0a0d0a000d0a515549540a' + '20' + '00' + '0000');
-    expect(() => encodeProxyV2Header('tcp', { family: 'IPv4', address: '192.0.2.1', port: 1 }, { family: 'IPv6', address: '::1', port: 1 })).toThrow(/different families/);
+    expect(() => encodeProxyV2Header('tcp', { family: 'IPv4', address: '192.0.2.1', port: 1 }, { family: 'IPv6', address: '::1', port: 1 })).toThrow(
+      /different families/,
+    );
   });
 });
 
 describe('yamux framing', () => {
   test('header bytes as hashicorp/yamux spec.md lays them out', () => {
     expect(Buffer.from(encodeMuxHeader(MuxType.WindowUpdate, MuxFlag.SYN, 1, 0)).toString('hex')).toBe('00' + '01' + '0001' + '00000001' + '00000000');
-    expect(Buffer.from(encodeMuxHeader(MuxType.Data, MuxFlag.FIN | MuxFlag.ACK, 0xfffffffe, 65536)).toString('hex')).toBe('00' + '00' + '0006' + 'fffffffe' + '00010000');
+    expect(Buffer.from(encodeMuxHeader(MuxType.Data, MuxFlag.FIN | MuxFlag.ACK, 0xfffffffe, 65536)).toString('hex')).toBe(
+      '00' + '00' + '0006' + 'fffffffe' + '00010000',
+    );
     expect(Buffer.from(encodeMuxHeader(MuxType.GoAway, 0, 0, 1)).toString('hex')).toBe('000300000000000000000001');
   });
 
   test('the reader gives the same frames however the bytes are split', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }), (payloads, cuts) => {
-        const wire = Buffer.concat(payloads.flatMap((p, i) => [Buffer.from(encodeMuxHeader(MuxType.Data, 0, i * 2 + 1, p.length)), Buffer.from(p)]));
-        const got = new Map<number, Buffer[]>();
-        const ends: number[] = [];
-        const reader = new MuxFrameReader();
-        const sink = {
-          onHeader: () => {},
-          onData: (id: number, piece: Uint8Array) => got.set(id, [...(got.get(id) ?? []), Buffer.from(piece)]),
-          onDataEnd: (h: MuxHeader) => ends.push(h.streamId),
-        };
-        let off = 0;
-        for (let i = 0; off < wire.length; i++) {
-          const n = cuts[i % cuts.length]!;
-          reader.push(wire.subarray(off, off + n), sink);
-          off += n;
-        }
-        expect(ends).toEqual(payloads.map((_, i) => i * 2 + 1));
-        payloads.forEach((p, i) => expect(Buffer.concat(got.get(i * 2 + 1) ?? []).equals(Buffer.from(p))).toBe(true));
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }),
+        (payloads, cuts) => {
+          const wire = Buffer.concat(payloads.flatMap((p, i) => [Buffer.from(encodeMuxHeader(MuxType.Data, 0, i * 2 + 1, p.length)), Buffer.from(p)]));
+          const got = new Map<number, Buffer[]>();
+          const ends: number[] = [];
+          const reader = new MuxFrameReader();
+          const sink = {
+            onHeader: () => {},
+            onData: (id: number, piece: Uint8Array) => got.set(id, [...(got.get(id) ?? []), Buffer.from(piece)]),
+            onDataEnd: (h: MuxHeader) => ends.push(h.streamId),
+          };
+          let off = 0;
+          for (let i = 0; off < wire.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            reader.push(wire.subarray(off, off + n), sink);
+            off += n;
+          }
+          expect(ends).toEqual(payloads.map((_, i) => i * 2 + 1));
+          payloads.forEach((p, i) => expect(Buffer.concat(got.get(i * 2 + 1) ?? []).equals(Buffer.from(p))).toBe(true));
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -104,7 +121,12 @@ function pair(init: { onStreamB?: (s: MuxStream) => void; maxStreams?: number } 
     return true;
   };
   const a = new MuxSession({ client: true, write: deliver(() => b) });
-  b = new MuxSession({ client: false, write: deliver(() => a), ...(init.onStreamB ? { onStream: init.onStreamB } : {}), ...(init.maxStreams ? { maxStreams: init.maxStreams } : {}) });
+  b = new MuxSession({
+    client: false,
+    write: deliver(() => a),
+    ...(init.onStreamB ? { onStream: init.onStreamB } : {}),
+    ...(init.maxStreams ? { maxStreams: init.maxStreams } : {}),
+  });
   return { a, b, toB };
 }
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
@@ -188,7 +210,12 @@ describe('mux session: TCP semantics', () => {
 
 describe('stream preamble, datagrams and control messages', () => {
   test('preamble round trip, incomplete input waits', () => {
-    const p = { kind: 'tcp' as const, publicPort: 15441, source: { family: 'IPv4' as const, address: '198.51.100.7', port: 40000 }, destination: { family: 'IPv6' as const, address: '2001:db8::1', port: 15441 } };
+    const p = {
+      kind: 'tcp' as const,
+      publicPort: 15441,
+      source: { family: 'IPv4' as const, address: '198.51.100.7', port: 40000 },
+      destination: { family: 'IPv6' as const, address: '2001:db8::1', port: 15441 },
+    };
     const b = Buffer.from(encodeStreamPreamble(p));
     for (let i = 0; i < b.length; i++) expect(decodeStreamPreamble(b.subarray(0, i))).toBeUndefined();
     expect(decodeStreamPreamble(Buffer.concat([b, Buffer.from('rest')]))).toEqual({ preamble: p, length: b.length });

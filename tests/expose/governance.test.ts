@@ -159,7 +159,12 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     const raw = await rawSession(srv.url, 'alice', 'alice-pw', '127.0.14.40');
     cleanups.push(() => raw.socket.destroy());
     await raw.waitFor((m) => m.type === 'welcome');
-    const requests = Array.from({ length: 60 }, (_, id): ExposeControlMessage => ({ v: EXPOSE_VERSION, type: 'expose', id, transport: id % 2 ? 'udp' : 'tcp' }));
+    const requests = Array.from({ length: 60 }, (_, id): ExposeControlMessage => ({
+      v: EXPOSE_VERSION,
+      type: 'expose',
+      id,
+      transport: id % 2 ? 'udp' : 'tcp',
+    }));
     raw.control.write(Buffer.concat(requests.map((m) => encodeControlMessage(m))));
     const answered = (): ExposeControlMessage[] => raw.messages.filter((m) => m.type === 'exposed' || m.type === 'refused');
     await raw.waitFor(() => answered().length === 60);
@@ -180,7 +185,10 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     await start({ maxSessions: 8 }); // a quarter of 8: 2 sessions per source
     const a1 = await rawSession(srv.url, 'alice', 'alice-pw', '127.0.14.41');
     const a2 = await rawSession(srv.url, 'alice', 'alice-pw', '127.0.14.41');
-    cleanups.push(() => a1.socket.destroy(), () => a2.socket.destroy());
+    cleanups.push(
+      () => a1.socket.destroy(),
+      () => a2.socket.destroy(),
+    );
     await Promise.all([a1.waitFor((m) => m.type === 'welcome'), a2.waitFor((m) => m.type === 'welcome')]);
     const a3 = await rawSession(srv.url, 'alice', 'alice-pw', '127.0.14.41');
     cleanups.push(() => a3.socket.destroy());
@@ -216,7 +224,12 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     cleanups.push(() => svc.close());
     svc.on('message', (m, r) => svc.send(m, r.port, r.address));
     await new Promise<void>((r) => svc.bind(0, '127.0.0.1', r));
-    const t: ExposeTunnel = exposePublic({ url: srv.url, credentials: { username: 'bob', password: 'bob-pw' }, transport: 'udp', target: { host: '127.0.0.1', port: svc.address().port } });
+    const t: ExposeTunnel = exposePublic({
+      url: srv.url,
+      credentials: { username: 'bob', password: 'bob-pw' },
+      transport: 'udp',
+      target: { host: '127.0.0.1', port: svc.address().port },
+    });
     cleanups.push(() => t.close());
     const port = (await t.ready).port;
     /** Sends from a new socket on `ip` until an answer comes or about 1.5 s pass; true when answered. */
@@ -251,7 +264,9 @@ describe('finding 6 and 7: expose quotas and per-source shares', () => {
     await a1.waitFor((m) => m.type === 'welcome');
     const a2 = await rawSession(server.url, 'alice', 'pw', '127.0.14.47');
     cleanups.push(() => a2.socket.destroy());
-    await expect(a2.waitFor((m) => m.type === 'welcome')).rejects.toThrow(/503 Service Unavailable[^]*1 expose control connections from your address already \(its share of this server\)/);
+    await expect(a2.waitFor((m) => m.type === 'welcome')).rejects.toThrow(
+      /503 Service Unavailable[^]*1 expose control connections from your address already \(its share of this server\)/,
+    );
     const b = await rawSession(server.url, 'alice', 'pw', '127.0.14.48');
     cleanups.push(() => b.socket.destroy());
     await b.waitFor((m) => m.type === 'welcome');

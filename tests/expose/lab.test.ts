@@ -30,7 +30,21 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
   let server: LabProcess;
   let tcp: LabProcess;
   const startServer = (): LabProcess =>
-    lab.spawn('server', [process.execPath, NAT_SERVER, '--listen', lab.server.primary, '--no-alt-port', '--rendezvous-port', '8443', '--expose-ports', '15400-15499', '--user', 'alice:alice-pw', '--log-level', 'warn']);
+    lab.spawn('server', [
+      process.execPath,
+      NAT_SERVER,
+      '--listen',
+      lab.server.primary,
+      '--no-alt-port',
+      '--rendezvous-port',
+      '8443',
+      '--expose-ports',
+      '15400-15499',
+      '--user',
+      'alice:alice-pw',
+      '--log-level',
+      'warn',
+    ]);
   const plain = async (...args: string[]): Promise<Record<string, unknown>> => {
     const r = await lab.exec('server', [process.execPath, PLAIN, ...args], { timeoutMs: 30_000 });
     try {
@@ -55,7 +69,20 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
     server = startServer();
     const services = lab.spawn('client', [process.execPath, SERVICES, lab.client.lanAddress, '7000']);
     await Promise.all([waitFor(server, /expose ws:/), waitFor(services, /ready/)]);
-    tcp = lab.spawn('client', [process.execPath, NAT_CLI, 'expose', `${lab.client.lanAddress}:7000`, '--public', '--rendezvous', url(), '--user', 'alice:alice-pw', '--public-port', '15441', '--json']);
+    tcp = lab.spawn('client', [
+      process.execPath,
+      NAT_CLI,
+      'expose',
+      `${lab.client.lanAddress}:7000`,
+      '--public',
+      '--rendezvous',
+      url(),
+      '--user',
+      'alice:alice-pw',
+      '--public-port',
+      '15441',
+      '--json',
+    ]);
     await waitFor(tcp, /"event":"exposed".*"port":15441/);
   }, 40_000);
   afterAll(async () => {
@@ -73,13 +100,38 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
   }, 30_000);
 
   test('a msgpack request/response service and a UDP service', async () => {
-    const mp = lab.spawn('client', [process.execPath, NAT_CLI, 'expose', `${lab.client.lanAddress}:7001`, '--public', '--rendezvous', url(), '--user', 'alice:alice-pw', '--json']);
+    const mp = lab.spawn('client', [
+      process.execPath,
+      NAT_CLI,
+      'expose',
+      `${lab.client.lanAddress}:7001`,
+      '--public',
+      '--rendezvous',
+      url(),
+      '--user',
+      'alice:alice-pw',
+      '--json',
+    ]);
     await waitFor(mp, /"event":"exposed"/);
     const port = /"port":(\d+)/.exec(mp.output())![1]!;
     expect(Number(port)).toBeGreaterThanOrEqual(15400);
     expect(Number(port)).toBeLessThanOrEqual(15499);
     expect(await plain('msgpack', lab.server.primary, port, '40')).toEqual({ ok: true, answers: 40 });
-    const udp = lab.spawn('client', [process.execPath, NAT_CLI, 'expose', `${lab.client.lanAddress}:7000`, '--public', '--udp', '--rendezvous', url(), '--user', 'alice:alice-pw', '--public-port', '15442', '--json']);
+    const udp = lab.spawn('client', [
+      process.execPath,
+      NAT_CLI,
+      'expose',
+      `${lab.client.lanAddress}:7000`,
+      '--public',
+      '--udp',
+      '--rendezvous',
+      url(),
+      '--user',
+      'alice:alice-pw',
+      '--public-port',
+      '15442',
+      '--json',
+    ]);
     await waitFor(udp, /"event":"exposed".*"transport":"udp"|"transport":"udp".*"event":"exposed"/);
     const u = await plain('udp', lab.server.primary, '15442', '10');
     expect(u.answers).toBe(10);

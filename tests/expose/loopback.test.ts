@@ -21,7 +21,10 @@ let range: { min: number; max: number };
 let echo: Awaited<ReturnType<typeof echoServer>>;
 beforeAll(async () => {
   range = portBlock();
-  srv = await startExposeServer({ ports: range, limits: { connectionsPerPort: 300, portsPerUser: 6, idleTimeoutMs: 30_000, graceMs: 3000, authTimeoutMs: 1000 } });
+  srv = await startExposeServer({
+    ports: range,
+    limits: { connectionsPerPort: 300, portsPerUser: 6, idleTimeoutMs: 30_000, graceMs: 3000, authTimeoutMs: 1000 },
+  });
   echo = await echoServer();
 });
 afterAll(async () => {
@@ -177,7 +180,12 @@ describe('a plain TCP client reaches a service through the public port', () => {
 describe('faults', () => {
   test('the control connection drops mid-transfer: those streams fail, new ones work after the reconnect on the same port', async () => {
     const proxy = await cuttableProxy(srv.rv.address.port);
-    const t = tunnel({ url: `ws://127.0.0.1:${proxy.port}/`, credentials: alice, target: { host: '127.0.0.1', port: echo.port }, reconnect: { minMs: 50, maxMs: 200 } });
+    const t = tunnel({
+      url: `ws://127.0.0.1:${proxy.port}/`,
+      credentials: alice,
+      target: { host: '127.0.0.1', port: echo.port },
+      reconnect: { minMs: 50, maxMs: 200 },
+    });
     const a = await t.ready;
     const c = connect({ port: a.port, host: '127.0.0.1', allowHalfOpen: true });
     let received = 0;
@@ -251,7 +259,9 @@ describe('hostility and policy', () => {
           resolve(d.toString('latin1').split('\r\n')[0]!);
           s.destroy();
         });
-        s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+        s.write(
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        );
       });
     expect(await ask('/nope', 'websocket')).toBe('HTTP/1.1 404 Not Found');
     expect(await ask('/nope', 'nat-expose')).toBe('HTTP/1.1 404 Not Found');
@@ -262,14 +272,16 @@ describe('hostility and policy', () => {
   test('a flood of idle control connections from one address cannot take the slots of others', async () => {
     const idle: Socket[] = [];
     const answers = await Promise.all(
-      Array.from({ length: 12 }, () =>
-        new Promise<string>((resolve) => {
-          const s = connect({ port: srv.rv.address.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
-          idle.push(s);
-          s.on('error', () => resolve('error'));
-          s.once('data', (d: Buffer) => resolve(d.toString('latin1').split('\r\n')[0]!));
-          s.write('GET /expose HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: nat-expose\r\n\r\n');
-        }),
+      Array.from(
+        { length: 12 },
+        () =>
+          new Promise<string>((resolve) => {
+            const s = connect({ port: srv.rv.address.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
+            idle.push(s);
+            s.on('error', () => resolve('error'));
+            s.once('data', (d: Buffer) => resolve(d.toString('latin1').split('\r\n')[0]!));
+            s.write('GET /expose HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: nat-expose\r\n\r\n');
+          }),
       ),
     );
     expect(answers.filter((a) => a.startsWith('HTTP/1.1 101'))).toHaveLength(8);
@@ -282,7 +294,7 @@ describe('hostility and policy', () => {
     await t.close();
   });
 
-  test('ports outside the range, and another user\'s port, are refused; held ports come back to their owner only', async () => {
+  test("ports outside the range, and another user's port, are refused; held ports come back to their owner only", async () => {
     const range = portBlock(10);
     const srv = await startExposeServer({ ports: range, limits: { graceMs: 3000 } });
     const out = tunnel({ url: srv.url, credentials: alice, publicPort: range.max + 1, target: { host: '127.0.0.1', port: echo.port } });
@@ -294,7 +306,13 @@ describe('hostility and policy', () => {
     await expect(theirs.ready).rejects.toMatchObject({ reason: 'taken' });
     // alice's connection dies (no unexpose): the port is held for her during the grace period.
     const proxy = await cuttableProxy(srv.rv.address.port);
-    const viaProxy = tunnel({ url: `ws://127.0.0.1:${proxy.port}/`, credentials: alice, publicPort: range.min + 1, target: { host: '127.0.0.1', port: echo.port }, reconnect: false });
+    const viaProxy = tunnel({
+      url: `ws://127.0.0.1:${proxy.port}/`,
+      credentials: alice,
+      publicPort: range.min + 1,
+      target: { host: '127.0.0.1', port: echo.port },
+      reconnect: false,
+    });
     await viaProxy.ready;
     proxy.cut();
     await new Promise((r) => setTimeout(r, 200));
@@ -318,21 +336,23 @@ describe('hostility and policy', () => {
     await s3.close();
   });
 
-  test('a flood beyond connections per port is reset; another user\'s port is unaffected; slowloris connections are closed', async () => {
+  test("a flood beyond connections per port is reset; another user's port is unaffected; slowloris connections are closed", async () => {
     const s4 = await startExposeServer({ ports: portBlock(10), limits: { connectionsPerPort: 20, connectionsPerSource: 20, idleTimeoutMs: 800 } });
     const victim = tunnel({ url: s4.url, credentials: alice, target: { host: '127.0.0.1', port: echo.port } });
     const other = tunnel({ url: s4.url, credentials: bob, target: { host: '127.0.0.1', port: echo.port } });
     const [v, o] = await Promise.all([victim.ready, other.ready]);
     const flood: Socket[] = [];
     const outcomes = await Promise.all(
-      Array.from({ length: 60 }, () =>
-        new Promise<string>((resolve) => {
-          const c = connect(v.port, '127.0.0.1');
-          flood.push(c);
-          c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-          c.on('close', () => resolve('closed'));
-          setTimeout(() => resolve('open'), 400);
-        }),
+      Array.from(
+        { length: 60 },
+        () =>
+          new Promise<string>((resolve) => {
+            const c = connect(v.port, '127.0.0.1');
+            flood.push(c);
+            c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+            c.on('close', () => resolve('closed'));
+            setTimeout(() => resolve('open'), 400);
+          }),
       ),
     );
     expect(outcomes.filter((x) => x === 'open')).toHaveLength(20);
@@ -370,7 +390,11 @@ describe('credentials and per-port options', () => {
     const { restApiCredentials, restApiSecrets, staticUsers, anyOf } = await import('@nat/server');
     const key = generateIdentity();
     const other = generateIdentity();
-    const s5 = await startExposeServer({ ports: portBlock(10), peerKeys: [peerIdOf(key)], auth: anyOf(staticUsers({ alice: 'alice-pw' }), restApiSecrets(['S3CRET'])) });
+    const s5 = await startExposeServer({
+      ports: portBlock(10),
+      peerKeys: [peerIdOf(key)],
+      auth: anyOf(staticUsers({ alice: 'alice-pw' }), restApiSecrets(['S3CRET'])),
+    });
     const byKey = tunnel({ url: s5.url, credentials: { identity: key }, target: { host: '127.0.0.1', port: echo.port } });
     expect((await byKey.ready).user).toBe(`peer:${peerIdOf(key)}`);
     const notListed = tunnel({ url: s5.url, credentials: { identity: other }, target: { host: '127.0.0.1', port: echo.port } });
@@ -379,7 +403,11 @@ describe('credentials and per-port options', () => {
     const byRest = tunnel({ url: s5.url, credentials: { username: rest.username, password: rest.password }, target: { host: '127.0.0.1', port: echo.port } });
     expect((await byRest.ready).user).toBe('carol');
     const expired = restApiCredentials('S3CRET', 'carol', -10);
-    const late = tunnel({ url: s5.url, credentials: { username: expired.username, password: expired.password }, target: { host: '127.0.0.1', port: echo.port } });
+    const late = tunnel({
+      url: s5.url,
+      credentials: { username: expired.username, password: expired.password },
+      target: { host: '127.0.0.1', port: echo.port },
+    });
     await expect(late.ready).rejects.toMatchObject({ reason: 'unauthorized' });
     const msg = randomBytes(3000);
     expect((await roundTrip((await byRest.ready).port, msg)).equals(msg)).toBe(true);
@@ -387,7 +415,7 @@ describe('credentials and per-port options', () => {
     await s5.close();
   });
 
-  test('PROXY protocol v2: the service learns the public client\'s address', async () => {
+  test("PROXY protocol v2: the service learns the public client's address", async () => {
     const seen: Buffer[] = [];
     const svc = createServer((s) => s.on('data', (c: Buffer) => seen.push(c)));
     await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r));

@@ -23,7 +23,13 @@ describe('finding 3: yamux session governance', () => {
       admit: (h) => (seen.push(h), h.streamId !== 3),
       onClose: (e) => (closed = e),
     });
-    mux.receive(Buffer.concat([encodeMuxHeader(MuxType.WindowUpdate, MuxFlag.SYN, 1, 0), encodeMuxHeader(MuxType.WindowUpdate, MuxFlag.SYN, 3, 0), encodeMuxHeader(MuxType.Ping, MuxFlag.SYN, 0, 7)]));
+    mux.receive(
+      Buffer.concat([
+        encodeMuxHeader(MuxType.WindowUpdate, MuxFlag.SYN, 1, 0),
+        encodeMuxHeader(MuxType.WindowUpdate, MuxFlag.SYN, 3, 0),
+        encodeMuxHeader(MuxType.Ping, MuxFlag.SYN, 0, 7),
+      ]),
+    );
     const out = headers(sent);
     expect(out.map((h) => [h.type, h.flags, h.streamId])).toEqual([
       [MuxType.WindowUpdate, MuxFlag.ACK, 1], // stream 1 admitted and acknowledged
@@ -46,7 +52,11 @@ describe('finding 3: yamux session governance', () => {
     under = true;
     mux.drain();
     mux.receive(encodeMuxHeader(MuxType.Ping, MuxFlag.SYN, 0, 43));
-    expect(headers(sent).filter((h) => h.flags === MuxFlag.ACK).map((h) => h.length)).toEqual([43]);
+    expect(
+      headers(sent)
+        .filter((h) => h.flags === MuxFlag.ACK)
+        .map((h) => h.length),
+    ).toEqual([43]);
   });
 
   test('open() beyond maxStreams throws ECONNABORTED', () => {

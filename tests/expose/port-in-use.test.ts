@@ -18,7 +18,27 @@ describe('nat expose --public --public-port: a port held on the server', () => {
   beforeAll(async () => {
     range = portBlock(10);
     const s = captureIo();
-    server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:pw', '--user', 'bob:pw', '--log-level', 'silent'], s.io))!;
+    server = (await runServer(
+      [
+        '--listen',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--no-alt-port',
+        '--no-tcp',
+        '--rendezvous-port',
+        '0',
+        '--expose-ports',
+        `${range.min}-${range.max}`,
+        '--user',
+        'alice:pw',
+        '--user',
+        'bob:pw',
+        '--log-level',
+        'silent',
+      ],
+      s.io,
+    ))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
   });
@@ -33,13 +53,21 @@ describe('nat expose --public --public-port: a port held on the server', () => {
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
       const s = captureIo();
-      const code = await runCli(["expose", `127.0.0.1:${echo.port}`, "--public", "--rendezvous", url, "--user", "alice:pw", "--public-port", String(port)], s.io);
+      const code = await runCli(
+        ['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port)],
+        s.io,
+      );
       expect(code, s.err()).toBe(1);
       expect(s.err()).toContain(`tcp port ${port} is in use on the server by another program (not a nat user) (port-in-use)`);
       expect(s.err()).toMatch(/choose another --public-port, or leave it out/);
       expect(s.err()).not.toMatch(/another user/);
       const j = captureIo();
-      expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'], j.io)).toBe(1);
+      expect(
+        await runCli(
+          ['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'],
+          j.io,
+        ),
+      ).toBe(1);
       expect(JSON.parse(j.out().trim().split('\n').pop()!)).toMatchObject({ event: 'failed', code: 'port-in-use' });
     } finally {
       squatter.close();
@@ -52,7 +80,9 @@ describe('nat expose --public --public-port: a port held on the server', () => {
     await new Promise<void>((r) => squatter.bind(port, '127.0.0.1', r));
     try {
       const s = captureIo();
-      expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--udp', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port)], s.io)).toBe(1);
+      expect(
+        await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--udp', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port)], s.io),
+      ).toBe(1);
       expect(s.err()).toContain(`udp port ${port} is in use on the server by another program (not a nat user) (port-in-use)`);
     } finally {
       squatter.close();
@@ -63,11 +93,17 @@ describe('nat expose --public --public-port: a port held on the server', () => {
     const port = range.min + 2;
     const ac = new AbortController();
     const alice = captureIo();
-    const holding = runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'], alice.io, ac.signal);
+    const holding = runCli(
+      ['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'alice:pw', '--public-port', String(port), '--json'],
+      alice.io,
+      ac.signal,
+    );
     try {
       while (!alice.out().includes('"exposed"')) await new Promise((r) => setTimeout(r, 20));
       const bob = captureIo();
-      expect(await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'bob:pw', '--public-port', String(port)], bob.io)).toBe(1);
+      expect(
+        await runCli(['expose', `127.0.0.1:${echo.port}`, '--public', '--rendezvous', url, '--user', 'bob:pw', '--public-port', String(port)], bob.io),
+      ).toBe(1);
       expect(bob.err()).toContain(`tcp port ${port} is held by another user of this server (taken)`);
       expect(bob.err()).toMatch(/another user holds that port/);
       expect(bob.err()).not.toMatch(/another program/);

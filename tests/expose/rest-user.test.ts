@@ -18,7 +18,27 @@ describe('nat expose --public with TURN REST credentials', () => {
   beforeAll(async () => {
     range = portBlock(4);
     const s = captureIo();
-    server = (await runServer(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--realm', 'rest.test', '--auth-secret', 'S3CRET', '--log-level', 'silent'], s.io))!;
+    server = (await runServer(
+      [
+        '--listen',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--no-alt-port',
+        '--no-tcp',
+        '--rendezvous-port',
+        '0',
+        '--expose-ports',
+        `${range.min}-${range.max}`,
+        '--realm',
+        'rest.test',
+        '--auth-secret',
+        'S3CRET',
+        '--log-level',
+        'silent',
+      ],
+      s.io,
+    ))!;
     url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
     echo = await echoServer();
     dir = mkdtempSync(join(tmpdir(), 'nat-rest-user-'));

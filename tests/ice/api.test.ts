@@ -93,7 +93,13 @@ describe('mappedAddress: server-reflexive candidates from a port mapping', () =>
       expect(bases[0]!.address).toBe('127.0.0.3');
       expect(await waitFor(() => srflx.length > 0, 2000)).toBe(true);
       const c = parseCandidate(srflx[0]!);
-      expect(c).toMatchObject({ type: 'srflx', address: '127.0.0.5', port: forwards[0]!.address.port, relatedAddress: '127.0.0.3', relatedPort: bases[0]!.port });
+      expect(c).toMatchObject({
+        type: 'srflx',
+        address: '127.0.0.5',
+        port: forwards[0]!.address.port,
+        relatedAddress: '127.0.0.3',
+        relatedPort: bases[0]!.port,
+      });
       // bob's checks to the mapped address went through the forward and were answered
       expect(await waitFor(() => forwards[0]!.successes() > 0, 3000)).toBe(true);
     } finally {

@@ -30,7 +30,8 @@ async function until(what: () => boolean, ms = 5000): Promise<void> {
 
 describe('birthday punching in the socket driver (loopback)', () => {
   it('hard side opens its extra sockets, closes them once connected, and the connection works', async () => {
-    const p = await connectPair(rv.url, 
+    const p = await connectPair(
+      rv.url,
       { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
       { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
     );
@@ -65,7 +66,8 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('works the other way round: the callee is hard, opens its sockets on its ICE address and closes them', async () => {
-    const p = await connectPair(rv.url, 
+    const p = await connectPair(
+      rv.url,
       { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true, plainCheckWaitMs: 0 } },
       { ...base, punch: { mapping: 'address-dependent', ports: 'sequential', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } },
     );
@@ -87,7 +89,8 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('by default does not punch once the plain checks connect directly (as against a cone NAT that filters by address only)', async () => {
-    const p = await connectPair(rv.url,
+    const p = await connectPair(
+      rv.url,
       { ...base, punch: { mapping: 'address-and-port-dependent', ports: 'random', privateTargets: true, options: { sockets: SOCKETS } } },
       { ...base, punch: { mapping: 'endpoint-independent', ports: 'preserving', privateTargets: true } },
     );
@@ -106,7 +109,10 @@ describe('birthday punching in the socket driver (loopback)', () => {
   });
 
   it('opens no extra sockets when both sides are hard (relay role), but still sends its NAT info', async () => {
-    const hard = { ...base, punch: { mapping: 'address-and-port-dependent', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } } } as const;
+    const hard = {
+      ...base,
+      punch: { mapping: 'address-and-port-dependent', privateTargets: true, plainCheckWaitMs: 0, options: { sockets: SOCKETS } },
+    } as const;
     const p = await connectPair(rv.url, hard, hard);
     try {
       const bob = p.accepted[0]!;

@@ -6,7 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { RendezvousClient, connectPeer, generateIdentity, peerIdOf } from '@nat/client';
-import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import {
+  type RendezvousServer,
+  type StunServer,
+  MemoryRelayScope,
+  RelayTiers,
+  anonymousRelayUsers,
+  anyOf,
+  restApiSecrets,
+  startRendezvous,
+  startStunServer,
+} from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
 import { runCli } from '@nat/cli';
@@ -126,7 +136,7 @@ describe('ICE connections through the rendezvous service (loopback)', () => {
     }
   });
 
-  it('reports the peer\'s bye, and aborts connecting with its signal', async () => {
+  it("reports the peer's bye, and aborts connecting with its signal", async () => {
     const p = await connectPair(rv.url, { hostAddresses: ['127.0.0.1'] });
     try {
       const closed = new Promise<string>((resolve) => p.conn.on('close', resolve));
@@ -228,7 +238,12 @@ describe('nat ping against nat listen (in-process)', () => {
       // the listener reported the connection, its path, and the caller's bye
       const deadline = Date.now() + 3000;
       while (!listenIo.out().includes('"bye"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const events = listenIo.out().trim().split('\n').slice(1).map((l) => JSON.parse(l) as { event: string; path?: string });
+      const events = listenIo
+        .out()
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => JSON.parse(l) as { event: string; path?: string });
       expect(events.map((e) => e.event)).toEqual(['connection', 'path', 'bye']);
       expect(events[1]!.path).toBe('direct');
     } finally {

@@ -19,10 +19,14 @@ export async function connectPair(url: string, aliceOptions: IceConnectionOption
     if (m.type === 'offer') offers.push(m);
   });
   const accepted: IceConnection[] = [];
-  const stop = acceptPeers(bob, (c) => {
-    accepted.push(c);
-    c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
-  }, bobOptions);
+  const stop = acceptPeers(
+    bob,
+    (c) => {
+      accepted.push(c);
+      c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
+    },
+    bobOptions,
+  );
   const started = performance.now();
   const conn = await connectPeer(alice, bob.id, aliceOptions);
   const connectMs = performance.now() - started;

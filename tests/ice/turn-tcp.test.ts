@@ -5,7 +5,17 @@
 // retransmission budget).
 import { createSocket, type Socket } from 'node:dgram';
 import { iceServerRefs, learnPunchOptions, parseIceServerUrl } from '@nat/client';
-import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import {
+  type RendezvousServer,
+  type StunServer,
+  MemoryRelayScope,
+  RelayTiers,
+  anonymousRelayUsers,
+  anyOf,
+  restApiSecrets,
+  startRendezvous,
+  startStunServer,
+} from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
 
@@ -72,9 +82,7 @@ describe('parseIceServerUrl and iceServerRefs', () => {
   });
 
   it('STUN servers come from UDP URIs only; TURN servers keep their transport', () => {
-    const refs = iceServerRefs([
-      { urls: ['stun:a:3478', 'turn:a:3478', 'turn:a:3478?transport=tcp', 'turns:a:5349'], username: 'u', credential: 'p' },
-    ]);
+    const refs = iceServerRefs([{ urls: ['stun:a:3478', 'turn:a:3478', 'turn:a:3478?transport=tcp', 'turns:a:5349'], username: 'u', credential: 'p' }]);
     expect(refs.stun).toEqual([{ server: 'a:3478' }]);
     expect(refs.turn.map((t) => t.transport)).toEqual(['udp', 'tcp', 'tls']);
   });

@@ -108,7 +108,10 @@ class WeriftPeer {
   /** True when werift answers an offer (it is the callee), false when it offers. */
   #answering = false;
 
-  private constructor(readonly rv: RendezvousClient, readonly init: WeriftPeerInit) {
+  private constructor(
+    readonly rv: RendezvousClient,
+    readonly init: WeriftPeerInit,
+  ) {
     this.ice = new Connection(init.controlling, weriftLoopbackOptions());
     this.#revealed = init.withholdCandidates !== true;
     this.ice.onData.subscribe((d) => void this.received.push(Buffer.from(d)));
@@ -304,7 +307,11 @@ describe('werift-ice against our ICE driver (loopback)', () => {
       expect(conn.role).toBe('controlled');
       expectLoopbackOnly(werift);
       const weriftHost = werift.gathered.find((c) => c.type === 'host')!;
-      expect(path).toMatchObject({ path: 'direct', localCandidate: { type: 'host' }, remoteCandidate: { address: { address: '127.0.0.1', port: weriftHost.port } } });
+      expect(path).toMatchObject({
+        path: 'direct',
+        localCandidate: { type: 'host' },
+        remoteCandidate: { address: { address: '127.0.0.1', port: weriftHost.port } },
+      });
       expect(werift.nominated).toEqual({ local: ['127.0.0.1', weriftHost.port], remote: ['127.0.0.1', path.localCandidate.address.port], remoteType: 'host' });
       await until(() => conn.state === 'completed', 2000, 'our agent to complete');
       // The pair our agent uses is the one werift nominated (USE-CANDIDATE honoured).
@@ -321,44 +328,47 @@ describe('werift-ice against our ICE driver (loopback)', () => {
   it.each([
     ['werift controlling', true],
     ['ours controlling', false],
-  ] as const)("peer-reflexive: werift's candidates revealed only after connecting (%s); our agent learns werift from its checks", async (_name, weriftControlling) => {
-    const werift = await WeriftPeer.create({ controlling: weriftControlling, withholdCandidates: true });
-    const us = await RendezvousClient.connect({ url: rendezvous.url, identity: generateIdentity() });
-    const accepted: IceConnection[] = [];
-    const stop = acceptPeers(us, (c) => accepted.push(c), OURS);
-    let conn: IceConnection | undefined;
-    try {
-      if (weriftControlling) {
-        await werift.offer(us.id);
-        await until(() => accepted.length === 1, 3000, 'our side to accept the offer');
-        conn = accepted[0]!;
-        await conn.ready;
-      } else {
-        conn = await connectPeer(us, werift.id, OURS);
+  ] as const)(
+    "peer-reflexive: werift's candidates revealed only after connecting (%s); our agent learns werift from its checks",
+    async (_name, weriftControlling) => {
+      const werift = await WeriftPeer.create({ controlling: weriftControlling, withholdCandidates: true });
+      const us = await RendezvousClient.connect({ url: rendezvous.url, identity: generateIdentity() });
+      const accepted: IceConnection[] = [];
+      const stop = acceptPeers(us, (c) => accepted.push(c), OURS);
+      let conn: IceConnection | undefined;
+      try {
+        if (weriftControlling) {
+          await werift.offer(us.id);
+          await until(() => accepted.length === 1, 3000, 'our side to accept the offer');
+          conn = accepted[0]!;
+          await conn.ready;
+        } else {
+          conn = await connectPeer(us, werift.id, OURS);
+        }
+        const got = collect(conn);
+        await until(() => werift.connected !== undefined, 3000, 'werift to call connect()');
+        await werift.connected;
+        const weriftHost = werift.gathered.find((c) => c.type === 'host')!;
+        // RFC 8445 section 7.3.1.3: learned from werift's Binding request, typed prflx.
+        expect(conn.path).toMatchObject({ path: 'direct', remoteCandidate: { type: 'prflx', address: { address: '127.0.0.1', port: weriftHost.port } } });
+        expect(werift.nominated).toMatchObject({ local: ['127.0.0.1', weriftHost.port], remote: ['127.0.0.1', conn.path!.localCandidate.address.port] });
+        await exchangeData(conn, got, werift);
+        // Now the candidates arrive, late: nothing breaks, the same path stays selected.
+        werift.reveal();
+        await new Promise((r) => setTimeout(r, 300));
+        expect(conn.closed).toBe(false);
+        expect(conn.path!.remoteCandidate.address.port).toBe(weriftHost.port);
+        expect(werift.ice.state).toBe('connected');
+        await exchangeData(conn, got, werift);
+      } finally {
+        stop();
+        await conn?.close();
+        await Promise.all(accepted.map((c) => c.close()));
+        await werift.close();
+        await us.close();
       }
-      const got = collect(conn);
-      await until(() => werift.connected !== undefined, 3000, 'werift to call connect()');
-      await werift.connected;
-      const weriftHost = werift.gathered.find((c) => c.type === 'host')!;
-      // RFC 8445 section 7.3.1.3: learned from werift's Binding request, typed prflx.
-      expect(conn.path).toMatchObject({ path: 'direct', remoteCandidate: { type: 'prflx', address: { address: '127.0.0.1', port: weriftHost.port } } });
-      expect(werift.nominated).toMatchObject({ local: ['127.0.0.1', weriftHost.port], remote: ['127.0.0.1', conn.path!.localCandidate.address.port] });
-      await exchangeData(conn, got, werift);
-      // Now the candidates arrive, late: nothing breaks, the same path stays selected.
-      werift.reveal();
-      await new Promise((r) => setTimeout(r, 300));
-      expect(conn.closed).toBe(false);
-      expect(conn.path!.remoteCandidate.address.port).toBe(weriftHost.port);
-      expect(werift.ice.state).toBe('connected');
-      await exchangeData(conn, got, werift);
-    } finally {
-      stop();
-      await conn?.close();
-      await Promise.all(accepted.map((c) => c.close()));
-      await werift.close();
-      await us.close();
-    }
-  });
+    },
+  );
 
   it("through our TURN relay: our side has only a relayed candidate; werift's checks and data cross the relay", async () => {
     const werift = await WeriftPeer.create({ controlling: false });

@@ -3,13 +3,7 @@
  * turnutils_natdiscovery and stun-client 0.97 in this lab (no root needed).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  classicTypeFromExitCode,
-  parseNatDiscovery,
-  parseStunClient,
-  routerRuleset,
-  BEHAVIOURS,
-} from './index.js';
+import { classicTypeFromExitCode, parseNatDiscovery, parseStunClient, routerRuleset, BEHAVIOURS } from './index.js';
 
 const PORT_RESTRICTED = `
 -= Mapping Behavior Discovery =-
@@ -75,9 +69,11 @@ describe('parseNatDiscovery', () => {
       mapping: 'endpoint-independent',
       filtering: 'endpoint-independent',
     });
-    expect(
-      parseNatDiscovery('NAT with Address and Port Dependent Mapping!\nNAT with Address Dependent Filtering!'),
-    ).toMatchObject({ nat: true, mapping: 'address-and-port-dependent', filtering: 'address-dependent' });
+    expect(parseNatDiscovery('NAT with Address and Port Dependent Mapping!\nNAT with Address Dependent Filtering!')).toMatchObject({
+      nat: true,
+      mapping: 'address-and-port-dependent',
+      filtering: 'address-dependent',
+    });
     expect(parseNatDiscovery('NAT with Address Dependent Mapping!')).toMatchObject({ mapping: 'address-dependent' });
   });
 
@@ -89,7 +85,8 @@ describe('parseNatDiscovery', () => {
 
 describe('parseStunClient', () => {
   it('reads the Primary line and the exit code', () => {
-    const raw = 'STUN client version 0.97\nMappedAddress = 203.0.113.254:24560\nPrimary: Independent Mapping, Port Dependent Filter, preserves ports, no hairpin\t\nReturn value is 0x000017\n';
+    const raw =
+      'STUN client version 0.97\nMappedAddress = 203.0.113.254:24560\nPrimary: Independent Mapping, Port Dependent Filter, preserves ports, no hairpin\t\nReturn value is 0x000017\n';
     expect(parseStunClient(raw, 0x17)).toMatchObject({
       type: 'port-restricted-cone',
       typeFromExitCode: 'port-restricted-cone',
@@ -113,7 +110,14 @@ describe('parseStunClient', () => {
 
   it('decodes every exit code of stun 0.97 (type in bits 1-3, 0x01 port kept, 0x10 no hairpin)', () => {
     expect([0x01, 0x13, 0x15, 0x17, 0x18, 0x1b, 0x1c, 0x0e].map(classicTypeFromExitCode)).toEqual([
-      'open', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric', 'symmetric-udp-firewall', 'blocked', undefined,
+      'open',
+      'full-cone',
+      'restricted-cone',
+      'port-restricted-cone',
+      'symmetric',
+      'symmetric-udp-firewall',
+      'blocked',
+      undefined,
     ]);
     expect(classicTypeFromExitCode(null)).toBeUndefined();
   });

@@ -40,13 +40,7 @@ const v4 = (address: string, port: number): TransportAddress => ({ family: 'IPv4
  * Waits until UDP sockets are bound on every `ip:port` in `ns` (polls `ss`). Throws with
  * the daemon's output when they are not bound in time or the daemon exits.
  */
-export async function waitForUdpListeners(
-  lab: Lab,
-  ns: string,
-  endpoints: readonly TransportAddress[],
-  daemon: LabProcess,
-  timeoutMs = 5000,
-): Promise<void> {
+export async function waitForUdpListeners(lab: Lab, ns: string, endpoints: readonly TransportAddress[], daemon: LabProcess, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const want = endpoints.map((e) => `${e.address}:${e.port}`);
   for (;;) {
@@ -73,13 +67,7 @@ async function startStunDaemon(lab: Lab, argv: readonly string[], port: number, 
   const primary = v4(lab.server.primary, port);
   const alternate = v4(lab.server.secondary, port + 1);
   try {
-    await waitForUdpListeners(
-      lab,
-      lab.server.ns,
-      [primary, v4(lab.server.primary, port + 1), v4(lab.server.secondary, port), alternate],
-      proc,
-      readyTimeoutMs,
-    );
+    await waitForUdpListeners(lab, lab.server.ns, [primary, v4(lab.server.primary, port + 1), v4(lab.server.secondary, port), alternate], proc, readyTimeoutMs);
   } catch (e) {
     await proc.stop();
     throw e;
@@ -102,14 +90,21 @@ export async function startCoturnStun(lab: Lab, opts: StunServerOptions = {}): P
     '--no-cli',
     '--no-tls',
     '--no-dtls',
-    '--listening-ip', lab.server.primary,
-    '--listening-ip', lab.server.secondary,
-    '--listening-port', String(port),
-    '--alt-listening-port', String(port + 1),
-    '--log-file', 'stdout',
+    '--listening-ip',
+    lab.server.primary,
+    '--listening-ip',
+    lab.server.secondary,
+    '--listening-port',
+    String(port),
+    '--alt-listening-port',
+    String(port + 1),
+    '--log-file',
+    'stdout',
     '--simple-log',
-    '--pidfile', `${lab.tmpDir}/turnserver-${port}.pid`,
-    '--userdb', `${lab.tmpDir}/turndb-${port}`,
+    '--pidfile',
+    `${lab.tmpDir}/turnserver-${port}.pid`,
+    '--userdb',
+    `${lab.tmpDir}/turndb-${port}`,
   ];
   return startStunDaemon(lab, argv, port, opts.readyTimeoutMs);
 }
@@ -199,12 +194,10 @@ export interface NatDiscoveryOptions {
  */
 export async function runNatDiscovery(lab: Lab, opts: NatDiscoveryOptions = {}): Promise<NatDiscoveryResult> {
   const server = opts.server ?? v4(lab.server.primary, 3478);
-  const flags = [...(opts.mapping ?? true ? ['-m'] : []), ...(opts.filtering ?? true ? ['-f'] : [])];
-  const r = await lab.exec(
-    'client',
-    ['turnutils_natdiscovery', ...flags, '-L', lab.client.address, '-p', String(server.port), server.address],
-    { timeoutMs: opts.timeoutMs ?? 15_000 },
-  );
+  const flags = [...((opts.mapping ?? true) ? ['-m'] : []), ...((opts.filtering ?? true) ? ['-f'] : [])];
+  const r = await lab.exec('client', ['turnutils_natdiscovery', ...flags, '-L', lab.client.address, '-p', String(server.port), server.address], {
+    timeoutMs: opts.timeoutMs ?? 15_000,
+  });
   return parseNatDiscovery(`${r.stdout}\n${r.stderr}`, r.code, r.timedOut);
 }
 

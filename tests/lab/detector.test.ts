@@ -83,9 +83,30 @@ async function runDetect(l: Awaited<ReturnType<typeof createLab>>, server: strin
 async function measure(behaviour: Behaviour): Promise<Outcome> {
   const l = await createLab({ behaviour, name: `d${behaviour.replace(/-/g, '').slice(0, 7)}` });
   try {
-    const ours = l.spawn('server', [process.execPath, NAT_SERVER, '--listen', l.server.primary, '--alternate', l.server.secondary, '--port', '3478', '--alt-port', '3479', '--rate-limit', '0', '--log-level', 'warn']);
+    const ours = l.spawn('server', [
+      process.execPath,
+      NAT_SERVER,
+      '--listen',
+      l.server.primary,
+      '--alternate',
+      l.server.secondary,
+      '--port',
+      '3478',
+      '--alt-port',
+      '3479',
+      '--rate-limit',
+      '0',
+      '--log-level',
+      'warn',
+    ]);
     const v4 = (address: string, port: number) => ({ family: 'IPv4' as const, address, port });
-    await waitForUdpListeners(l, l.server.ns, [v4(l.server.primary, 3478), v4(l.server.primary, 3479), v4(l.server.secondary, 3478), v4(l.server.secondary, 3479)], ours, 10_000);
+    await waitForUdpListeners(
+      l,
+      l.server.ns,
+      [v4(l.server.primary, 3478), v4(l.server.primary, 3479), v4(l.server.secondary, 3478), v4(l.server.secondary, 3479)],
+      ours,
+      10_000,
+    );
     const coturn = await startCoturnStun(l, { port: 3490 });
     const detected = await runDetect(l, `${l.server.primary}:3478`);
     await l.flushMappings();

@@ -61,10 +61,21 @@ export async function startIceServices(lab: PairLab, options: IceServicesOptions
   const timeoutMs = options.timeoutMs ?? 20_000;
   const server = await startNatServer(lab, timeoutMs);
   const listener = lab.spawn('clientB', [
-    process.execPath, NAT_CLI, 'listen', '--rendezvous', RENDEZVOUS, '--json', '--identity', join(lab.tmpDir, 'b.key'), ...(options.listenArgs ?? []),
+    process.execPath,
+    NAT_CLI,
+    'listen',
+    '--rendezvous',
+    RENDEZVOUS,
+    '--json',
+    '--identity',
+    join(lab.tmpDir, 'b.key'),
+    ...(options.listenArgs ?? []),
   ]);
   await waitFor(() => /^\{"id":/m.test(listener.output()) || listener.hasExited(), timeoutMs, 'nat listen id');
-  const idLine = listener.output().split('\n').find((l) => l.startsWith('{"id":'));
+  const idLine = listener
+    .output()
+    .split('\n')
+    .find((l) => l.startsWith('{"id":'));
   if (idLine === undefined) throw new Error(`nat listen printed no id:\n${listener.output()}`);
   const { id } = JSON.parse(idLine) as { id: string };
   return { server, listener, id };
@@ -77,12 +88,27 @@ export async function startIceServices(lab: PairLab, options: IceServicesOptions
  */
 export async function startNatServer(lab: PairLab, timeoutMs = 20_000): Promise<LabProcess> {
   const server = lab.spawn('server', [
-    process.execPath, NAT_SERVER,
-    '--listen', lab.server.primary, '--alternate', lab.server.secondary,
-    '--realm', 'lab', '--auth-secret', 'lab-secret', '--rendezvous-port', '8080',
+    process.execPath,
+    NAT_SERVER,
+    '--listen',
+    lab.server.primary,
+    '--alternate',
+    lab.server.secondary,
+    '--realm',
+    'lab',
+    '--auth-secret',
+    'lab-secret',
+    '--rendezvous-port',
+    '8080',
     ...ICE_URLS.flatMap((u) => ['--rendezvous-ice-url', u]),
-    '--allow-peer', '198.18.0.0/15', '--allow-peer', '203.0.113.0/24', '--allow-peer', '198.51.100.0/24',
-    '--log-level', 'warn',
+    '--allow-peer',
+    '198.18.0.0/15',
+    '--allow-peer',
+    '203.0.113.0/24',
+    '--allow-peer',
+    '198.51.100.0/24',
+    '--log-level',
+    'warn',
   ]);
   await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), timeoutMs, 'nat-server');
   if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);

@@ -128,14 +128,37 @@ async function runColumn(b: Behaviour, as: readonly Behaviour[], lossPercent = 0
         const listenFrom = listener.output().length;
         const r = await lab.exec(
           'clientA',
-          [process.execPath, NAT_CLI, 'ping', id, '--rendezvous', RENDEZVOUS, '--json', '--count', String(pings), '--interval', '50', '--identity', join(lab.tmpDir, 'a.key')],
+          [
+            process.execPath,
+            NAT_CLI,
+            'ping',
+            id,
+            '--rendezvous',
+            RENDEZVOUS,
+            '--json',
+            '--count',
+            String(pings),
+            '--interval',
+            '50',
+            '--identity',
+            join(lab.tmpDir, 'a.key'),
+          ],
           { timeoutMs: 35_000 },
         );
         const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
         const ping = line === undefined ? undefined : (JSON.parse(line) as PingJson);
         const log = `ping exit ${r.code}${r.timedOut ? ' (timed out)' : ''}\nping stdout: ${r.stdout}\nping stderr: ${r.stderr}\nlisten: ${listener.output().slice(listenFrom)}\nserver: ${server.output()}`;
         const tunnelOutcome = expose === undefined ? undefined : await tunnelThrough(lab, expectedIcePath(a, b), expose);
-        outcomes.push({ a, b, code: r.code, ...(ping && 'path' in ping ? { ping } : {}), ...(tunnelOutcome ? { tunnel: tunnelOutcome } : {}), wallMs: Date.now() - t, log, namespaces: lab.namespaces });
+        outcomes.push({
+          a,
+          b,
+          code: r.code,
+          ...(ping && 'path' in ping ? { ping } : {}),
+          ...(tunnelOutcome ? { tunnel: tunnelOutcome } : {}),
+          wallMs: Date.now() - t,
+          log,
+          namespaces: lab.namespaces,
+        });
         t = Date.now();
       }
       return outcomes;
@@ -157,8 +180,18 @@ async function startExpose(lab: PairLab): Promise<LabProcess> {
   const service = lab.spawn('clientB', [process.execPath, TCP_TOOL, 'echo', String(ECHO_PORT)]);
   await waitFor(() => /serving/.test(service.output()) || service.hasExited(), 10_000, 'the echo service');
   const expose = lab.spawn('clientB', [
-    process.execPath, NAT_CLI, 'expose', `127.0.0.1:${ECHO_PORT}`, '--name', 'matrix-echo', '--allow-any', '--rendezvous', RENDEZVOUS,
-    '--identity', join(lab.tmpDir, 'expose.key'), '--json',
+    process.execPath,
+    NAT_CLI,
+    'expose',
+    `127.0.0.1:${ECHO_PORT}`,
+    '--name',
+    'matrix-echo',
+    '--allow-any',
+    '--rendezvous',
+    RENDEZVOUS,
+    '--identity',
+    join(lab.tmpDir, 'expose.key'),
+    '--json',
   ]);
   await waitFor(() => jsonLines(expose).some((e) => e.event === 'ready') || expose.hasExited(), 20_000, 'nat expose ready');
   if (expose.hasExited()) throw new Error(`nat expose exited:\n${expose.output()}`);
@@ -175,12 +208,30 @@ async function tunnelThrough(lab: PairLab, want: 'direct' | 'relay', expose: Lab
   const started = Date.now();
   let upMs: number | undefined;
   const connect = lab.spawn('clientA', [
-    process.execPath, NAT_CLI, 'connect', 'matrix-echo', '--listen', `127.0.0.1:${TUNNEL_PORT}`, '--rendezvous', RENDEZVOUS,
-    '--identity', join(lab.tmpDir, 'connect.key'), '--json',
+    process.execPath,
+    NAT_CLI,
+    'connect',
+    'matrix-echo',
+    '--listen',
+    `127.0.0.1:${TUNNEL_PORT}`,
+    '--rendezvous',
+    RENDEZVOUS,
+    '--identity',
+    join(lab.tmpDir, 'connect.key'),
+    '--json',
   ]);
-  const paths = (): string[] => jsonLines(connect).filter((e) => e.event === 'path').map((e) => String(e.path));
-  const punched = (): boolean => jsonLines(connect).filter((e) => e.event === 'path').at(-1)?.punched === true;
-  const routes = (): string[] => jsonLines(connect).filter((e) => (e.event === 'link' || e.event === 'route') && typeof e.route === 'string').map((e) => String(e.route));
+  const paths = (): string[] =>
+    jsonLines(connect)
+      .filter((e) => e.event === 'path')
+      .map((e) => String(e.path));
+  const punched = (): boolean =>
+    jsonLines(connect)
+      .filter((e) => e.event === 'path')
+      .at(-1)?.punched === true;
+  const routes = (): string[] =>
+    jsonLines(connect)
+      .filter((e) => (e.event === 'link' || e.event === 'route') && typeof e.route === 'string')
+      .map((e) => String(e.route));
   // a direct pair on both sides' host sockets carries the streams directly; a punched one (an extra socket) through the shim
   const settled = (): boolean => paths().at(-1) === want && (want === 'relay' || routes().at(-1) === (punched() ? 'shim' : 'direct'));
   let echo: EchoJson | undefined;
@@ -280,24 +331,41 @@ describe.skipIf(!availability.ok)('ICE across two kernel NATs', () => {
   const tunnelMatrix = process.env.ICE_MATRIX_TUNNEL !== '0';
   const columns = MATRIX.map((b) => ({ b, as: pairs.filter((p) => p[1] === b).map((p) => p[0]) })).filter((c) => c.as.length > 0);
 
-  it(`connects all ${pairs.length} pairs of ${MATRIX.join(', ')} with the expected path${tunnelMatrix ? ', and through the tunnel' : ''}`, { timeout: 300_000 }, async () => {
-    const t = Date.now();
-    outcomes.push(...(await pool(columns.map((c) => () => runColumn(c.b, c.as, 0, 3, tunnelMatrix)), CONCURRENCY)).flat());
-    console.log(`matrix: ${pairs.length} pairs in ${Date.now() - t} ms (${CONCURRENCY} columns at a time); per pair wall ms: ${outcomes.map((o) => `${o.a}/${o.b} ${o.wallMs}`).join(', ')}`);
-    const failures: string[] = [];
-    for (const o of outcomes) {
-      const want = expectedIcePath(o.a, o.b);
-      const ok = o.code === 0 && o.ping !== undefined && o.ping.path === want && o.ping.rttMs.length > 0 && (!needsPunching(o.a, o.b) || o.ping.punched === true);
-      if (!ok) failures.push(`${o.a} -> ${o.b}: want ${want}, got ${o.ping?.path ?? 'nothing'} (exit ${o.code})\n${o.log}`);
-      expect(listLabNamespaces().filter((n) => o.namespaces.includes(n))).toEqual([]);
-    }
-    expect(failures, failures.join('\n\n')).toEqual([]);
-    if (!tunnelMatrix) return;
-    const tunnelFailures = outcomes
-      .filter((o) => !tunnelOk(o))
-      .map((o) => `tunnel ${o.a} -> ${o.b}: want ${expectedIcePath(o.a, o.b)}, paths ${o.tunnel?.paths.join(' > ') ?? 'none'}${o.tunnel?.punched ? ' (punched)' : ''}, routes ${o.tunnel?.routes.join(' > ') ?? 'none'}, echo ${o.tunnel?.echo?.ok === true ? 'ok' : (o.tunnel?.echo?.error ?? 'none')}\n${o.tunnel?.log ?? o.log}`);
-    expect(tunnelFailures, tunnelFailures.join('\n\n')).toEqual([]);
-  });
+  it(
+    `connects all ${pairs.length} pairs of ${MATRIX.join(', ')} with the expected path${tunnelMatrix ? ', and through the tunnel' : ''}`,
+    { timeout: 300_000 },
+    async () => {
+      const t = Date.now();
+      outcomes.push(
+        ...(
+          await pool(
+            columns.map((c) => () => runColumn(c.b, c.as, 0, 3, tunnelMatrix)),
+            CONCURRENCY,
+          )
+        ).flat(),
+      );
+      console.log(
+        `matrix: ${pairs.length} pairs in ${Date.now() - t} ms (${CONCURRENCY} columns at a time); per pair wall ms: ${outcomes.map((o) => `${o.a}/${o.b} ${o.wallMs}`).join(', ')}`,
+      );
+      const failures: string[] = [];
+      for (const o of outcomes) {
+        const want = expectedIcePath(o.a, o.b);
+        const ok =
+          o.code === 0 && o.ping !== undefined && o.ping.path === want && o.ping.rttMs.length > 0 && (!needsPunching(o.a, o.b) || o.ping.punched === true);
+        if (!ok) failures.push(`${o.a} -> ${o.b}: want ${want}, got ${o.ping?.path ?? 'nothing'} (exit ${o.code})\n${o.log}`);
+        expect(listLabNamespaces().filter((n) => o.namespaces.includes(n))).toEqual([]);
+      }
+      expect(failures, failures.join('\n\n')).toEqual([]);
+      if (!tunnelMatrix) return;
+      const tunnelFailures = outcomes
+        .filter((o) => !tunnelOk(o))
+        .map(
+          (o) =>
+            `tunnel ${o.a} -> ${o.b}: want ${expectedIcePath(o.a, o.b)}, paths ${o.tunnel?.paths.join(' > ') ?? 'none'}${o.tunnel?.punched ? ' (punched)' : ''}, routes ${o.tunnel?.routes.join(' > ') ?? 'none'}, echo ${o.tunnel?.echo?.ok === true ? 'ok' : (o.tunnel?.echo?.error ?? 'none')}\n${o.tunnel?.log ?? o.log}`,
+        );
+      expect(tunnelFailures, tunnelFailures.join('\n\n')).toEqual([]);
+    },
+  );
 
   it('connects full-cone -> port-restricted-cone with 20% UDP loss on both routers', { timeout: 60_000 }, async () => {
     // 8 pings: each crosses four lossy hops, so 3 would all be lost one time in five.

@@ -316,7 +316,11 @@ function probeAvailability(): LabAvailability {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     return { ok: false, reason: 'network namespaces need root (run the lab tests as root)' };
   }
-  for (const [tool, args] of [['ip', ['-V']], ['nft', ['--version']], ['sysctl', ['--version']]] as const) {
+  for (const [tool, args] of [
+    ['ip', ['-V']],
+    ['nft', ['--version']],
+    ['sysctl', ['--version']],
+  ] as const) {
     try {
       execFileSync(tool, [...args], { timeout: 5000, stdio: 'ignore' });
     } catch {
@@ -449,10 +453,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   };
 
   try {
-    await set.build(lab.namespaces, [
-      veth('r0', ns.server, 'wan0', ns.router),
-      veth('lan0', ns.router, 'eth0', ns.client),
-    ]);
+    await set.build(lab.namespaces, [veth('r0', ns.server, 'wan0', ns.router), veth('lan0', ns.router, 'eth0', ns.client)]);
     await Promise.all([
       batch(ns.server, [
         'link set lo up',
@@ -477,15 +478,19 @@ export async function createLab(options: LabOptions): Promise<Lab> {
         `addr add ${A.clientLan}/24 dev eth0`,
         ...(pub ? [`addr add ${A.clientPublic}/24 dev eth0`] : []),
         'link set eth0 up',
-        pub
-          ? `route add default via ${A.routerPublicLan} src ${A.clientPublic}`
-          : `route add default via ${A.routerLan}`,
+        pub ? `route add default via ${A.routerPublicLan} src ${A.clientPublic}` : `route add default via ${A.routerLan}`,
       ]),
     ]);
     await must(['ip', 'netns', 'exec', ns.router, 'nft', '-f', '-'], ruleset);
     // After the NAT table exists, so that conntrack is surely set up in the namespace.
     await must([
-      'ip', 'netns', 'exec', ns.router, 'sysctl', '-q', '-w',
+      'ip',
+      'netns',
+      'exec',
+      ns.router,
+      'sysctl',
+      '-q',
+      '-w',
       'net.ipv4.ip_forward=1',
       `net.netfilter.nf_conntrack_udp_timeout=${unreplied}`,
       `net.netfilter.nf_conntrack_udp_timeout_stream=${stream}`,
@@ -557,8 +562,7 @@ export function openNamespaceSet(id: string, options: NamespaceSetOptions): Name
     if (!live.namespaces.includes(name)) throw new Error(`${name} is not a namespace of ${label}`);
     return name;
   };
-  const wrap = (argv: readonly string[]): string[] =>
-    hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
+  const wrap = (argv: readonly string[]): string[] => (hasPdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...argv] : [...argv]);
 
   return {
     id,

@@ -74,12 +74,22 @@ export const PAIR_ADDRESSES = {
   serverPrimary: '203.0.113.1',
   serverSecondary: '203.0.113.2',
   a: {
-    routerWan: '203.0.113.254', routerLan: '198.18.1.1', clientLan: '198.18.1.2', lanPrefix: 24,
-    routerPublicLan: '198.51.100.1', clientPublic: '198.51.100.2', publicNet: '198.51.100.0/28',
+    routerWan: '203.0.113.254',
+    routerLan: '198.18.1.1',
+    clientLan: '198.18.1.2',
+    lanPrefix: 24,
+    routerPublicLan: '198.51.100.1',
+    clientPublic: '198.51.100.2',
+    publicNet: '198.51.100.0/28',
   },
   b: {
-    routerWan: '203.0.113.253', routerLan: '198.19.1.1', clientLan: '198.19.1.2', lanPrefix: 24,
-    routerPublicLan: '198.51.100.17', clientPublic: '198.51.100.18', publicNet: '198.51.100.16/28',
+    routerWan: '203.0.113.253',
+    routerLan: '198.19.1.1',
+    clientLan: '198.19.1.2',
+    lanPrefix: 24,
+    routerPublicLan: '198.51.100.17',
+    clientPublic: '198.51.100.18',
+    publicNet: '198.51.100.16/28',
   },
 } as const;
 
@@ -99,7 +109,11 @@ function makeSide(which: 'a' | 'b', behaviour: Behaviour, names: Record<PairNsRe
     client: { ns: which === 'a' ? names.clientA : names.clientB, address: pub ? s.clientPublic : s.clientLan, lanAddress: s.clientLan },
     publicAddress: pub ? s.clientPublic : s.routerWan,
     ruleset: routerRuleset(behaviour, {
-      wanIf: 'wan0', lanIf: 'lan0', publicAddress: s.routerWan, hostAddress: s.clientLan, filterTimeoutSeconds: 120,
+      wanIf: 'wan0',
+      lanIf: 'lan0',
+      publicAddress: s.routerWan,
+      hostAddress: s.clientLan,
+      filterTimeoutSeconds: 120,
     }),
   };
 }
@@ -113,7 +127,11 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
   counter += 1;
   const id = `${LAB_PREFIX}${process.pid}-p${counter}${randomBytes(2).toString('hex')}`;
   const names: Record<PairNsRef, string> = {
-    server: `${id}-s`, routerA: `${id}-ra`, clientA: `${id}-ca`, routerB: `${id}-rb`, clientB: `${id}-cb`,
+    server: `${id}-s`,
+    routerA: `${id}-ra`,
+    clientA: `${id}-ca`,
+    routerB: `${id}-rb`,
+    clientB: `${id}-cb`,
   };
   const set = openNamespaceSet(id, { label: 'pair lab', setupTimeoutMs: setupTimeout });
   const { must, batch } = set;
@@ -178,7 +196,10 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
       batch(names.clientA, clientLines(sa, A.a)),
       batch(names.clientB, clientLines(sb, A.b)),
     ]);
-    for (const [ns, s] of [[names.routerA, sa], [names.routerB, sb]] as const) {
+    for (const [ns, s] of [
+      [names.routerA, sa],
+      [names.routerB, sb],
+    ] as const) {
       await must(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], s.ruleset);
       await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     }
@@ -219,8 +240,7 @@ export async function reconfigurePairSide(lab: PairLab, which: 'a' | 'b', behavi
   const client = which === 'a' ? names.clientA : names.clientB;
   const otherRouter = which === 'a' ? names.routerB : names.routerA;
   // Undo what the old behaviour added (a missing route is not an error: -force goes on).
-  const undo = (ns: string, lines: readonly string[]): Promise<ExecResult> =>
-    set.exec(ns, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  const undo = (ns: string, lines: readonly string[]): Promise<ExecResult> => set.exec(ns, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
   await Promise.all([
     undo(names.server, [`route del ${addr.publicNet}`]),
     undo(otherRouter, [`route del ${addr.publicNet}`]),

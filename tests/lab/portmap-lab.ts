@@ -118,7 +118,9 @@ export async function installMiniupnpdTables(host: NamespaceHost, ns: string): P
 
 /** Lets the STUN server's answers (from both its addresses and ports) in on the router's WAN. */
 export async function allowStunAnswers(host: NamespaceHost, ns: string, wanIf: string, from: readonly string[], port = 3478): Promise<void> {
-  await host.exec(ns, ['nft', `insert rule inet natlab input iifname "${wanIf}" ip saddr { ${from.join(', ')} } udp sport { ${port}, ${port + 1} } accept`], { check: true });
+  await host.exec(ns, ['nft', `insert rule inet natlab input iifname "${wanIf}" ip saddr { ${from.join(', ')} } udp sport { ${port}, ${port + 1} } accept`], {
+    check: true,
+  });
 }
 
 /**
@@ -185,7 +187,10 @@ export async function startMiniupnpd(host: NamespaceHost, o: MiniupnpdOptions): 
     },
     async natRules() {
       const r = await host.exec(o.ns, ['nft', 'list', 'chain', 'inet', 'miniupnpd', 'prerouting_miniupnpd'], { check: true });
-      return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes('dnat'));
+      return r.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.includes('dnat'));
     },
   };
   return daemon;
@@ -194,12 +199,28 @@ export async function startMiniupnpd(host: NamespaceHost, o: MiniupnpdOptions): 
 /** Starts coturn as a STUN-only server on two addresses of `ns` (ports 3478/3479). */
 export async function startStunIn(host: NamespaceHost, ns: string, primary: string, secondary: string): Promise<LabProcess> {
   const argv = [
-    'turnserver', '-n', '--stun-only', '--no-auth', '--no-cli', '--no-tls', '--no-dtls',
-    '--listening-ip', primary, '--listening-ip', secondary,
-    '--listening-port', '3478', '--alt-listening-port', '3479',
-    '--log-file', 'stdout', '--simple-log',
-    '--pidfile', join(host.tmpDir, `turnserver-${ns.slice(-3)}.pid`),
-    '--userdb', join(host.tmpDir, `turndb-${ns.slice(-3)}`),
+    'turnserver',
+    '-n',
+    '--stun-only',
+    '--no-auth',
+    '--no-cli',
+    '--no-tls',
+    '--no-dtls',
+    '--listening-ip',
+    primary,
+    '--listening-ip',
+    secondary,
+    '--listening-port',
+    '3478',
+    '--alt-listening-port',
+    '3479',
+    '--log-file',
+    'stdout',
+    '--simple-log',
+    '--pidfile',
+    join(host.tmpDir, `turnserver-${ns.slice(-3)}.pid`),
+    '--userdb',
+    join(host.tmpDir, `turndb-${ns.slice(-3)}`),
   ];
   const proc = host.spawn(ns, argv);
   const v4 = (address: string, port: number) => ({ family: 'IPv4' as const, address, port });
@@ -251,20 +272,36 @@ export async function createDoubleNatLab(): Promise<DoubleNatLab> {
     destroy: () => set.destroy(),
   };
   try {
-    await set.build(lab.namespaces, [veth('r0', ns.server, 'wan0', ns.outer), veth('lan0', ns.outer, 'wan0', ns.inner), veth('lan0', ns.inner, 'eth0', ns.client)]);
+    await set.build(lab.namespaces, [
+      veth('r0', ns.server, 'wan0', ns.outer),
+      veth('lan0', ns.outer, 'wan0', ns.inner),
+      veth('lan0', ns.inner, 'eth0', ns.client),
+    ]);
     await Promise.all([
       set.batch(ns.server, [
-        'link set lo up', 'link add inet0 type bridge', 'link set r0 master inet0',
-        `addr add ${A.serverPrimary}/24 dev inet0`, `addr add ${A.serverSecondary}/24 dev inet0`,
-        'link set r0 up', 'link set inet0 up',
+        'link set lo up',
+        'link add inet0 type bridge',
+        'link set r0 master inet0',
+        `addr add ${A.serverPrimary}/24 dev inet0`,
+        `addr add ${A.serverSecondary}/24 dev inet0`,
+        'link set r0 up',
+        'link set inet0 up',
       ]),
       set.batch(ns.outer, [
-        'link set lo up', `addr add ${A.outerWan}/24 dev wan0`, `addr add ${A.outerLan}/24 dev lan0`, `addr add ${A.outerLanStun}/24 dev lan0`,
-        'link set wan0 up', 'link set lan0 up',
+        'link set lo up',
+        `addr add ${A.outerWan}/24 dev wan0`,
+        `addr add ${A.outerLan}/24 dev lan0`,
+        `addr add ${A.outerLanStun}/24 dev lan0`,
+        'link set wan0 up',
+        'link set lan0 up',
       ]),
       set.batch(ns.inner, [
-        'link set lo up', `addr add ${A.innerWan}/24 dev wan0`, `addr add ${A.innerLan}/24 dev lan0`,
-        'link set wan0 up', 'link set lan0 up', `route add default via ${A.outerLan}`,
+        'link set lo up',
+        `addr add ${A.innerWan}/24 dev wan0`,
+        `addr add ${A.innerLan}/24 dev lan0`,
+        'link set wan0 up',
+        'link set lan0 up',
+        `route add default via ${A.outerLan}`,
       ]),
       set.batch(ns.client, ['link set lo up', `addr add ${A.client}/24 dev eth0`, 'link set eth0 up', `route add default via ${A.innerLan}`]),
     ]);
@@ -317,11 +354,14 @@ if (proto === 'udp') {
  * of pair.ts, whose roles are `server`, `routerA`, ...): namespace names are mapped back to
  * their roles, so that the miniupnpd helpers run in any of its namespaces.
  */
-export function namespaceHostByRole<R extends string>(lab: {
-  readonly tmpDir: string;
-  exec(ref: R, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
-  spawn(ref: R, argv: readonly string[]): LabProcess;
-}, roles: Readonly<Record<R, string>>): NamespaceHost {
+export function namespaceHostByRole<R extends string>(
+  lab: {
+    readonly tmpDir: string;
+    exec(ref: R, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+    spawn(ref: R, argv: readonly string[]): LabProcess;
+  },
+  roles: Readonly<Record<R, string>>,
+): NamespaceHost {
   const role = (ns: string): R => {
     const r = (Object.keys(roles) as R[]).find((k) => roles[k] === ns);
     if (r === undefined) throw new Error(`namespace ${ns} is not one of this lab's`);
@@ -339,7 +379,13 @@ export function namespaceHostByRole<R extends string>(lab: {
  * Stop the daemon before destroying the lab.
  */
 export async function startPairMiniupnpd(lab: PairLab): Promise<Miniupnpd> {
-  const host = namespaceHostByRole(lab, { server: lab.server.ns, routerA: lab.a.router.ns, clientA: lab.a.client.ns, routerB: lab.b.router.ns, clientB: lab.b.client.ns });
+  const host = namespaceHostByRole(lab, {
+    server: lab.server.ns,
+    routerA: lab.a.router.ns,
+    clientA: lab.a.client.ns,
+    routerB: lab.b.router.ns,
+    clientB: lab.b.client.ns,
+  });
   const router = lab.b.router.ns;
   await allowStunAnswers(host, router, 'wan0', [lab.server.primary, lab.server.secondary]);
   await host.exec(router, ['nft', `insert rule inet natlab postrouting ip saddr ${lab.b.router.wan} accept`], { check: true });

@@ -148,11 +148,7 @@ describe.skipIf(skipReason !== undefined)('mapping lifetime option (conntrack UD
   }
 
   it('a 2 s mapping lifetime is alive after 1 s and gone after 4 s; the default one is not', async () => {
-    const [short1, short4, default4] = await Promise.all([
-      probe({ unreplied: 2, stream: 3 }, 1),
-      probe({ unreplied: 2, stream: 3 }, 4),
-      probe(undefined, 4),
-    ]);
+    const [short1, short4, default4] = await Promise.all([probe({ unreplied: 2, stream: 3 }, 1), probe({ unreplied: 2, stream: 3 }, 4), probe(undefined, 4)]);
     expect(short1.sysctl).toBe('2/3');
     expect(default4.sysctl).toBe('30/120');
     // A mapping that saw one request and its answer lives `unreplied` seconds (the kernel

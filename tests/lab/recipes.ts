@@ -9,14 +9,7 @@
  */
 
 /** A NAT behaviour the lab's router can be given. */
-export type Behaviour =
-  | 'open'
-  | 'full-cone'
-  | 'restricted-cone'
-  | 'port-restricted-cone'
-  | 'symmetric'
-  | 'symmetric-udp-firewall'
-  | 'udp-blocked';
+export type Behaviour = 'open' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone' | 'symmetric' | 'symmetric-udp-firewall' | 'udp-blocked';
 
 /** Every behaviour, in the order of the classic A-G table of DESIGN.md. */
 export const BEHAVIOURS: readonly Behaviour[] = [
@@ -30,23 +23,13 @@ export const BEHAVIOURS: readonly Behaviour[] = [
 ];
 
 /** RFC 4787 section 4.1 mapping behaviour. */
-export type MappingBehaviour =
-  | 'endpoint-independent'
-  | 'address-dependent'
-  | 'address-and-port-dependent';
+export type MappingBehaviour = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent';
 
 /** RFC 4787 section 5 filtering behaviour. */
 export type FilteringBehaviour = MappingBehaviour;
 
 /** The RFC 3489 section 10.1 classes, as the classic client names them. */
-export type ClassicNatType =
-  | 'open'
-  | 'full-cone'
-  | 'restricted-cone'
-  | 'port-restricted-cone'
-  | 'symmetric'
-  | 'symmetric-udp-firewall'
-  | 'blocked';
+export type ClassicNatType = 'open' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone' | 'symmetric' | 'symmetric-udp-firewall' | 'blocked';
 
 /** What a correct classifier says about a behaviour. */
 export interface BehaviourProfile {
@@ -69,14 +52,22 @@ export const BEHAVIOUR_PROFILES: Readonly<Record<Behaviour, BehaviourProfile>> =
   'full-cone': { classic: 'full-cone', nat: true, mapping: ['endpoint-independent'], filtering: 'endpoint-independent' },
   'restricted-cone': { classic: 'restricted-cone', nat: true, mapping: ['endpoint-independent'], filtering: 'address-dependent' },
   'port-restricted-cone': {
-    classic: 'port-restricted-cone', nat: true, mapping: ['endpoint-independent'], filtering: 'address-and-port-dependent',
+    classic: 'port-restricted-cone',
+    nat: true,
+    mapping: ['endpoint-independent'],
+    filtering: 'address-and-port-dependent',
   },
   symmetric: {
-    classic: 'symmetric', nat: true,
-    mapping: ['address-and-port-dependent', 'address-dependent'], filtering: 'address-and-port-dependent',
+    classic: 'symmetric',
+    nat: true,
+    mapping: ['address-and-port-dependent', 'address-dependent'],
+    filtering: 'address-and-port-dependent',
   },
   'symmetric-udp-firewall': {
-    classic: 'symmetric-udp-firewall', nat: false, mapping: ['endpoint-independent'], filtering: 'address-and-port-dependent',
+    classic: 'symmetric-udp-firewall',
+    nat: false,
+    mapping: ['endpoint-independent'],
+    filtering: 'address-and-port-dependent',
   },
   'udp-blocked': { classic: 'blocked', nat: true },
 };
@@ -117,11 +108,7 @@ export function routerRuleset(behaviour: Behaviour, p: RecipeParams): string {
   let forwardPolicy = 'accept';
 
   // Inbound forwarding for the NAT behaviours: only replies and what prerouting dnat'ed.
-  const natForwardFilter = [
-    `iifname ${wan} ct state established,related accept`,
-    `iifname ${wan} ct status dnat accept`,
-    `iifname ${wan} drop`,
-  ];
+  const natForwardFilter = [`iifname ${wan} ct state established,related accept`, `iifname ${wan} ct status dnat accept`, `iifname ${wan} drop`];
   const snat = (extra: string): string => `oifname ${wan} snat ip to ${p.publicAddress}${extra}`;
 
   switch (behaviour) {
@@ -141,14 +128,10 @@ export function routerRuleset(behaviour: Behaviour, p: RecipeParams): string {
     case 'restricted-cone':
       // As full cone, but the set remembers (remote address, client port): any port of an
       // address the client has sent to may come in (ADF).
-      sets.push(
-        `set adf_allow { type ipv4_addr . inet_service; flags dynamic,timeout; timeout ${p.filterTimeoutSeconds}s; }`,
-      );
+      sets.push(`set adf_allow { type ipv4_addr . inet_service; flags dynamic,timeout; timeout ${p.filterTimeoutSeconds}s; }`);
       forward.push(`iifname ${lan} oifname ${wan} meta l4proto udp update @adf_allow { ip daddr . udp sport }`);
       forward.push(...natForwardFilter);
-      prerouting.push(
-        `iifname ${wan} ip daddr ${p.publicAddress} ip saddr . udp dport @adf_allow dnat ip to ${p.hostAddress}`,
-      );
+      prerouting.push(`iifname ${wan} ip daddr ${p.publicAddress} ip saddr . udp dport @adf_allow dnat ip to ${p.hostAddress}`);
       postrouting.push(snat(''));
       break;
     case 'port-restricted-cone':
@@ -179,10 +162,7 @@ export function routerRuleset(behaviour: Behaviour, p: RecipeParams): string {
   return [
     'table inet natlab {',
     ...sets.map((s) => `  ${s}`),
-    chain('input', 'type filter hook input priority filter; policy accept;', [
-      `iifname ${wan} ct state established,related accept`,
-      `iifname ${wan} drop`,
-    ]),
+    chain('input', 'type filter hook input priority filter; policy accept;', [`iifname ${wan} ct state established,related accept`, `iifname ${wan} drop`]),
     chain('forward', `type filter hook forward priority filter; policy ${forwardPolicy};`, forward),
     chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', prerouting),
     chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', postrouting),

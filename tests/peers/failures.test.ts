@@ -53,7 +53,24 @@ async function freeUdpPort(host: string): Promise<number> {
 async function startServer(host: string, extra: string[]): Promise<string> {
   const io = capture();
   const port = await freeUdpPort(host);
-  const s = await runServer(['--listen', host, '--port', String(port), '--no-alt-port', '--no-tcp', '--realm', 'example.org', '--rendezvous-port', '0', '--log-level', 'silent', ...extra], io.io);
+  const s = await runServer(
+    [
+      '--listen',
+      host,
+      '--port',
+      String(port),
+      '--no-alt-port',
+      '--no-tcp',
+      '--realm',
+      'example.org',
+      '--rendezvous-port',
+      '0',
+      '--log-level',
+      'silent',
+      ...extra,
+    ],
+    io.io,
+  );
   servers.push(s!);
   return /rendezvous (ws:\S+)/.exec(io.err())![1]!;
 }
@@ -66,7 +83,7 @@ const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void
   }
 };
 
-describe('connecting to this peer\'s own id', () => {
+describe("connecting to this peer's own id", () => {
   it('nat ping and nat connect refuse at once, before contacting the rendezvous, and name --identity', async () => {
     const file = join(dir, 'self.pem');
     const me = await loadOrCreateIdentity(file);
@@ -82,7 +99,7 @@ describe('connecting to this peer\'s own id', () => {
     expect(connect.err()).toMatch(/is this peer's own id.*--identity FILE/s);
   });
 
-  it('nat connect NAME where the name is this same identity\'s: connect says so, the exposer says it was replaced', async () => {
+  it("nat connect NAME where the name is this same identity's: connect says so, the exposer says it was replaced", async () => {
     const url = await startServer('127.0.13.11', ['--auth-secret', 'S3CRET']);
     const file = join(dir, 'both.pem');
     const expose = start(['expose', '127.0.13.11:9', '--name', 'self-svc', '--allow-any', '--rendezvous', url, '--identity', file, '--json']);
@@ -105,7 +122,9 @@ describe('two processes with one identity', () => {
     await until('the first id', () => first.out().length > 0);
     const second = start(['listen', '--rendezvous', url, '--identity', file, '--host-address', '127.0.13.12']);
     expect(await first.done).toBe(1);
-    expect(first.err()).toMatch(new RegExp(`another process registered with the rendezvous under the same identity \\(${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    expect(first.err()).toMatch(
+      new RegExp(`another process registered with the rendezvous under the same identity \\(${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
     expect(first.err()).toMatch(/--identity FILE/);
     // the newer one did not get replaced back: it answers a ping
     await until('the second id', () => second.out().length > 0);
@@ -144,21 +163,40 @@ describe('an ICE failure says what was observed', () => {
     await until('the id', () => listen.out().length > 0);
     const ping = capture();
     expect(await runCli(['ping', listen.out().trim(), '--rendezvous', url, '--relay-only'], ping.io)).toBe(1);
-    expect(ping.err()).toMatch(/no relay was offered by the rendezvous: the ICE servers it handed out were stun:127\.0\.13\.14:\d+ \(no TURN server with credentials\)/);
+    expect(ping.err()).toMatch(
+      /no relay was offered by the rendezvous: the ICE servers it handed out were stun:127\.0\.13\.14:\d+ \(no TURN server with credentials\)/,
+    );
     expect(ping.err()).toMatch(/--auth-secret/);
     expect(ping.err()).toMatch(/drop --relay-only/);
 
     const connector = await loadOrCreateIdentity(join(dir, 'static-connect.pem'));
-    const expose = start(['expose', '127.0.13.14:9', '--name', 'static-svc', '--allow', connector.id, '--rendezvous', url, '--identity', join(dir, 'static-expose.pem'), '--host-address', '127.0.13.14', '--json']);
+    const expose = start([
+      'expose',
+      '127.0.13.14:9',
+      '--name',
+      'static-svc',
+      '--allow',
+      connector.id,
+      '--rendezvous',
+      url,
+      '--identity',
+      join(dir, 'static-expose.pem'),
+      '--host-address',
+      '127.0.13.14',
+      '--json',
+    ]);
     await expose.waitFor((l) => l.event === 'ready');
     const connect = capture();
-    const code = await runCli(['connect', 'static-svc', '--listen', '127.0.13.14:0', '--rendezvous', url, '--identity', connector.path, '--relay-only'], connect.io);
+    const code = await runCli(
+      ['connect', 'static-svc', '--listen', '127.0.13.14:0', '--rendezvous', url, '--identity', connector.path, '--relay-only'],
+      connect.io,
+    );
     expect(code).not.toBe(0);
     expect(connect.err()).toMatch(/no relay was offered by the rendezvous/);
     expect(connect.err()).not.toMatch(/--allow\b/);
   }, 40_000);
 
-  it('a relay that refuses loopback peers (403): the error names the server\'s --allow-peer 127.0.0.0/8', async () => {
+  it("a relay that refuses loopback peers (403): the error names the server's --allow-peer 127.0.0.0/8", async () => {
     const url = await startServer('127.0.13.15', ['--auth-secret', 'S3CRET']);
     const listen = start(['listen', '--rendezvous', url, '--identity', join(dir, 'forbidden-listen.pem'), '--host-address', '127.0.13.16']);
     await until('the id', () => listen.out().length > 0);

@@ -81,7 +81,11 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
         { timeoutMs: 30_000 },
       );
       const line = r.stdout.split('\n').find((x) => x.startsWith('{'));
-      return { code: r.code, json: line === undefined ? undefined : (JSON.parse(line) as PingJson), log: `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}` };
+      return {
+        code: r.code,
+        json: line === undefined ? undefined : (JSON.parse(line) as PingJson),
+        log: `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+      };
     };
 
     const mappedListener = listen('b-mapped', ['--port-map']);
@@ -95,17 +99,34 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
     // the failure is reported and the ping still goes direct through the listener's mapping.
     const humanPing = l.exec(
       'clientA',
-      [NODE, NAT_CLI, 'ping', mappedId, '--rendezvous', RENDEZVOUS, '--count', '12', '--interval', '250', '--port-map', '--identity', join(l.tmpDir, 'a-human.key')],
+      [
+        NODE,
+        NAT_CLI,
+        'ping',
+        mappedId,
+        '--rendezvous',
+        RENDEZVOUS,
+        '--count',
+        '12',
+        '--interval',
+        '250',
+        '--port-map',
+        '--identity',
+        join(l.tmpDir, 'a-human.key'),
+      ],
       { timeoutMs: 30_000 },
     );
     const [mapped, plain] = await Promise.all([ping(mappedId, 'a-mapped'), ping(plainId, 'a-plain')]);
-    const log = (which: string, r: { log: string }, p: LabProcess): string => `${which} ping ${r.log}\nlistener: ${p.output()}\nminiupnpd: ${daemon?.process.output().slice(-2000)}`;
+    const log = (which: string, r: { log: string }, p: LabProcess): string =>
+      `${which} ping ${r.log}\nlistener: ${p.output()}\nminiupnpd: ${daemon?.process.output().slice(-2000)}`;
     console.log(
       `symmetric <-> symmetric in ${Date.now() - t} ms: with --port-map ${mapped.json?.path} (${mapped.json?.localCandidate.type} -> ${mapped.json?.remoteCandidate.type} ${mapped.json?.remoteCandidate.address}, connectMs ${mapped.json?.connectMs}, directMs ${mapped.json?.directMs}, rtt ${mapped.json?.rttMs.join('/')}); without ${plain.json?.path} (connectMs ${plain.json?.connectMs})`,
     );
 
     // The mapping the listener made: miniupnpd's grant of its host candidate's port, on router B's WAN address.
-    const reports = jsonLines(mappedListener).filter((j) => j.event === 'port-mapping').map((j) => j.portMapping as PortMapReport);
+    const reports = jsonLines(mappedListener)
+      .filter((j) => j.event === 'port-mapping')
+      .map((j) => j.portMapping as PortMapReport);
     const granted = reports.find((r) => r.error === null && r.externalAddress === mapped.json?.remoteCandidate.address);
     expect(granted, log('mapped', mapped, mappedListener)).toBeDefined();
     expect(granted!.method).toMatch(/^(pcp|natpmp|upnp)$/);
@@ -146,7 +167,13 @@ describe.skipIf(skipReason !== undefined)('ICE gathers a port-mapped candidate (
 
     // Ctrl-C: the listener exits (no renewal timer keeps it alive).
     for (const p of [mappedListener, plainListener]) process.kill(p.pid, 'SIGINT');
-    const exits = await Promise.race([Promise.all([mappedListener.exited, plainListener.exited]), new Promise<undefined>((r) => setTimeout(() => r(undefined), 8000))]);
-    expect(exits?.map((e) => e.code), `${mappedListener.output()}\n${plainListener.output()}`).toEqual([0, 0]);
+    const exits = await Promise.race([
+      Promise.all([mappedListener.exited, plainListener.exited]),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 8000)),
+    ]);
+    expect(
+      exits?.map((e) => e.code),
+      `${mappedListener.output()}\n${plainListener.output()}`,
+    ).toEqual([0, 0]);
   });
 });

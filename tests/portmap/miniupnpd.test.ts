@@ -126,7 +126,9 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
 
   it('PCP, NAT-PMP and UPnP each map UDP and TCP that the internet side reaches, and remove them on SIGTERM', async () => {
     const ports: Record<Method, number> = { pcp: 7001, natpmp: 7002, upnp: 7003 };
-    const procs = METHODS.flatMap((m) => (['udp', 'tcp'] as const).map((proto) => ({ m, proto, p: mapAdd([String(ports[m]), '--protocol', proto, '--method', m, '--lifetime', '600']) })));
+    const procs = METHODS.flatMap((m) =>
+      (['udp', 'tcp'] as const).map((proto) => ({ m, proto, p: mapAdd([String(ports[m]), '--protocol', proto, '--method', m, '--lifetime', '600']) })),
+    );
     for (const { m, proto, p } of procs) {
       const [mapped] = (await waitFor(p, (e) => count(e, 'mapped') === 1, `${m} ${proto} mapped`)).filter((e) => e.event === 'mapped');
       expect(mapped).toMatchObject({ method: m, protocol: proto, internalPort: ports[m], externalAddress: lab.router.wan, externalPort: ports[m] });
@@ -248,7 +250,12 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
       if (p.hasExited() || Date.now() > deadline) throw new Error(p.output());
       await new Promise((r) => setTimeout(r, 50));
     }
-    const out = JSON.parse(p.output().split('\n').find((l) => l.startsWith('{'))!) as { base: { port: number }; mapped: { address: string; port: number }; same: boolean; loop: null };
+    const out = JSON.parse(
+      p
+        .output()
+        .split('\n')
+        .find((l) => l.startsWith('{'))!,
+    ) as { base: { port: number }; mapped: { address: string; port: number }; same: boolean; loop: null };
     expect(out.mapped.address).toBe(lab.router.wan);
     expect(out.same).toBe(true);
     expect(out.loop).toBeNull();
@@ -262,7 +269,12 @@ describe.skipIf(skipReason !== undefined)('port mapping against miniupnpd in the
     const j = JSON.parse(r.stdout) as {
       classic: string;
       publicAddress: string;
-      portMapping: { gateway: string; methods: { method: string; available: boolean; externalAddress: string; upnp?: { serviceType: string; firewall?: unknown } }[]; doubleNat: boolean; reachable: boolean };
+      portMapping: {
+        gateway: string;
+        methods: { method: string; available: boolean; externalAddress: string; upnp?: { serviceType: string; firewall?: unknown } }[];
+        doubleNat: boolean;
+        reachable: boolean;
+      };
     };
     expect(j.classic).toBe('port-restricted-cone');
     expect(j.portMapping.gateway).toBe(gateway);
@@ -285,7 +297,18 @@ describe.skipIf(skipReason !== undefined)('double NAT: miniupnpd on the inner of
   let lab: DoubleNatLab;
   let daemon: Miniupnpd | undefined;
   const A = DOUBLE_NAT_ADDRESSES;
-  const detect = async (): Promise<{ ms: number; json: { publicAddress: string; portMapping: { externalAddress: string | null; doubleNat: boolean | null; reachable: boolean | null; methods: { available: boolean; externalAddress: string | null; durationMs: number }[] } } }> => {
+  const detect = async (): Promise<{
+    ms: number;
+    json: {
+      publicAddress: string;
+      portMapping: {
+        externalAddress: string | null;
+        doubleNat: boolean | null;
+        reachable: boolean | null;
+        methods: { available: boolean; externalAddress: string | null; durationMs: number }[];
+      };
+    };
+  }> => {
     const t0 = performance.now();
     const r = await lab.exec(lab.ns.client, [NODE, NAT_CLI, 'detect', '--server', A.serverPrimary, '--json', '--no-hairpinning'], { timeoutMs: 30_000 });
     return { ms: performance.now() - t0, json: JSON.parse(r.stdout) as never };
@@ -330,7 +353,20 @@ describe.skipIf(skipReason !== undefined)('double NAT: miniupnpd on the inner of
 
   it('and the verdict is right: the mapping opens the inner router only, the internet side still cannot reach the host', async () => {
     const echo = lab.spawn(lab.ns.client, [NODE, '-e', ECHO_SERVICE, '7001']);
-    const map = lab.spawn(lab.ns.client, [NODE, NAT_CLI, 'map', 'add', '7001', '--method', 'natpmp', '--json', '--gateway', A.innerLan, '--state', join(lab.tmpDir, 'dn.json')]);
+    const map = lab.spawn(lab.ns.client, [
+      NODE,
+      NAT_CLI,
+      'map',
+      'add',
+      '7001',
+      '--method',
+      'natpmp',
+      '--json',
+      '--gateway',
+      A.innerLan,
+      '--state',
+      join(lab.tmpDir, 'dn.json'),
+    ]);
     try {
       const mapped = (await waitFor(map, (e) => count(e, 'mapped') === 1, 'mapped')).find((e) => e.event === 'mapped')!;
       expect(mapped).toMatchObject({ externalAddress: A.innerWan, externalPort: 7001 });

@@ -92,10 +92,12 @@ describe.skipIf(skipReason !== undefined)('the tunnel through a port-mapped cand
     expect(granted!.gateway).toBe(l.b.router.lan);
     expect(granted!.internalAddress?.startsWith(`${l.b.client.lanAddress}:`)).toBe(true);
     expect(granted!.externalAddress?.startsWith(`${l.b.router.wan}:`)).toBe(true);
-    const directA = events(a).filter((e) => e.event === 'path' && e.path === 'direct').at(-1);
+    const directA = events(a)
+      .filter((e) => e.event === 'path' && e.path === 'direct')
+      .at(-1);
     expect(directA?.remoteCandidate, log()).toEqual({ type: 'srflx', address: granted!.externalAddress });
     // A's own --port-map: router A offers no method, which is reported, and changes nothing else.
-    await until(() => events(a).some((e) => e.event === 'port-mapping'), 10_000, 'the port-mapping report of A\'s connector');
+    await until(() => events(a).some((e) => e.event === 'port-mapping'), 10_000, "the port-mapping report of A's connector");
     const failedA = events(a).find((e) => e.event === 'port-mapping')?.portMapping as PortMapReport | undefined;
     expect(failedA?.gateway).toBe(l.a.router.lan);
     expect(failedA?.error, log()).not.toBeNull();
@@ -104,14 +106,24 @@ describe.skipIf(skipReason !== undefined)('the tunnel through a port-mapped cand
     // 4 MB from behind A to the service behind B, checked by SHA-256, over the direct path.
     const transfer = (await send(PORT_A, 'clientA', 4 << 20)) as { ms?: number };
     expect(transfer, log()).toMatchObject({ ok: 1, bad: 0, errors: [] });
-    expect(events(a).filter((e) => e.event === 'path').at(-1)?.path, log()).toBe('direct');
+    expect(
+      events(a)
+        .filter((e) => e.event === 'path')
+        .at(-1)?.path,
+      log(),
+    ).toBe('direct');
     expect(events(a).filter((e) => e.event === 'link' || e.event === 'reconnected' || e.event === 'link-lost')).toHaveLength(1);
 
     // Behind B, human-readable: its own mapping on router B is reported, and the tunnel works.
     await until(() => /peer link up to mapped-svc/.test(b.output()) || b.hasExited(), 20_000, 'the link from behind B');
     expect(b.output()).toContain(`port mapping: each peer link's ports are mapped on ${l.b.router.lan} and unmapped when the link ends`);
-    await until(() => /^port mapping: (pcp|natpmp|upnp) /m.test(b.output()) || b.hasExited(), 10_000, 'the mapping of B\'s connector');
-    expect(b.output()).toMatch(new RegExp(`^port mapping: (pcp|natpmp|upnp) ${l.b.router.wan.replaceAll('.', '\\.')}:\\d+ -> ${l.b.client.lanAddress.replaceAll('.', '\\.')}:\\d+ \\(gateway ${l.b.router.lan.replaceAll('.', '\\.')}\\)$`, 'm'));
+    await until(() => /^port mapping: (pcp|natpmp|upnp) /m.test(b.output()) || b.hasExited(), 10_000, "the mapping of B's connector");
+    expect(b.output()).toMatch(
+      new RegExp(
+        `^port mapping: (pcp|natpmp|upnp) ${l.b.router.wan.replaceAll('.', '\\.')}:\\d+ -> ${l.b.client.lanAddress.replaceAll('.', '\\.')}:\\d+ \\(gateway ${l.b.router.lan.replaceAll('.', '\\.')}\\)$`,
+        'm',
+      ),
+    );
     expect(await send(PORT_B, 'clientB', 1 << 20), log()).toMatchObject({ ok: 1, bad: 0 });
     // One mapping per link on the exposer (A's, B's) plus B's connector's own.
     const grantsOfExpose = events(expose).filter((e) => e.event === 'port-mapping' && (e.portMapping as PortMapReport).error === null);
@@ -128,8 +140,8 @@ describe.skipIf(skipReason !== undefined)('the tunnel through a port-mapped cand
     // and tries to relink; its old link's mapping and each failed attempt's are removed too.
     process.kill(expose.pid, 'SIGTERM');
     expect((await expose.exited).code, log()).toBe(0);
-    await until(() => /peer link lost/.test(b.output()), 10_000, 'B\'s connector to see the link lost');
-    await until(() => /reconnecting failed/.test(b.output()), 10_000, 'a failed relink of B\'s connector');
+    await until(() => /peer link lost/.test(b.output()), 10_000, "B's connector to see the link lost");
+    await until(() => /reconnecting failed/.test(b.output()), 10_000, "a failed relink of B's connector");
     await until(async () => (await rules()).length === 0, 8_000, 'no mapping left on router B').catch(async (e: unknown) => {
       throw new Error(`${(e as Error).message}\nrules: ${(await rules()).join('\n')}`);
     });
@@ -137,6 +149,8 @@ describe.skipIf(skipReason !== undefined)('the tunnel through a port-mapped cand
     process.kill(b.pid, 'SIGTERM');
     expect((await b.exited).code, log()).toBe(0);
     expect(await rules()).toEqual([]);
-    console.log(`[portmap] tunnel sym/sym with expose --port-map: direct link in ${linkedMs} ms (remote ${granted!.externalAddress} by ${granted!.method}), 4 MB by hash in ${transfer.ms} ms`);
+    console.log(
+      `[portmap] tunnel sym/sym with expose --port-map: direct link in ${linkedMs} ms (remote ${granted!.externalAddress} by ${granted!.method}), 4 MB by hash in ${transfer.ms} ms`,
+    );
   });
 });

@@ -6,7 +6,17 @@
  * rendezvous handed out allocate a relay through @nat/client's TurnClient.
  */
 import { RendezvousClient, type RendezvousInbound, TurnClient, generateIdentity, peerIdOf } from '@nat/client';
-import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import {
+  type RendezvousServer,
+  type StunServer,
+  MemoryRelayScope,
+  RelayTiers,
+  anonymousRelayUsers,
+  anyOf,
+  restApiSecrets,
+  startRendezvous,
+  startStunServer,
+} from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SECRET = 'e2e-shared-secret';
@@ -22,9 +32,20 @@ let rv: RendezvousServer;
 let turnPort = 0;
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: REALM, auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers() } });
+  stun = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    turn: { realm: REALM, auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers() },
+  });
   turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
-  rv = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 } });
+  rv = await startRendezvous({
+    host: '127.0.0.1',
+    port: 0,
+    scope,
+    turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 },
+  });
 });
 
 afterAll(async () => {
@@ -33,7 +54,11 @@ afterAll(async () => {
 });
 
 /** The next message from `iter` of the given type, within `ms`. */
-async function next<T extends RendezvousInbound['type']>(iter: AsyncIterator<RendezvousInbound>, type: T, ms = 2000): Promise<Extract<RendezvousInbound, { type: T }>> {
+async function next<T extends RendezvousInbound['type']>(
+  iter: AsyncIterator<RendezvousInbound>,
+  type: T,
+  ms = 2000,
+): Promise<Extract<RendezvousInbound, { type: T }>> {
   const deadline = AbortSignal.timeout(ms);
   for (;;) {
     const r = await Promise.race([iter.next(), new Promise<never>((_, rej) => deadline.addEventListener('abort', () => rej(new Error(`no ${type}`))))]);
@@ -49,7 +74,14 @@ describe('rendezvous end to end', () => {
     try {
       const bobIn = bob.messages();
       const aliceIn = alice.messages();
-      alice.send({ type: 'offer', to: bob.id, sessionId: SESSION, ufrag: 'alic', pwd: PWD, candidates: ['candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host'] });
+      alice.send({
+        type: 'offer',
+        to: bob.id,
+        sessionId: SESSION,
+        ufrag: 'alic',
+        pwd: PWD,
+        candidates: ['candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host'],
+      });
       const offer = await next(bobIn, 'offer');
       expect(offer).toMatchObject({ from: alice.id, to: bob.id, ufrag: 'alic' });
       bob.send({ type: 'answer', to: offer.from, sessionId: offer.sessionId, ufrag: 'bobb', pwd: PWD, candidates: [] });

@@ -33,7 +33,27 @@ beforeAll(async () => {
   const io = capture();
   // The documented setup, plus a static operator user and --allow-peer for loopback peers.
   server = (await runServer(
-    ['--listen', HOST, '--port', '0', '--no-alt-port', '--realm', 'tiers.test', '--auth-secret', 'S3CRET', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`, '--user', 'alice:alice-pw', '--allow-peer', '127.0.0.0/8', '--log-level', 'silent'],
+    [
+      '--listen',
+      HOST,
+      '--port',
+      '0',
+      '--no-alt-port',
+      '--realm',
+      'tiers.test',
+      '--auth-secret',
+      'S3CRET',
+      '--rendezvous-port',
+      '0',
+      '--expose-ports',
+      `${range.min}-${range.max}`,
+      '--user',
+      'alice:alice-pw',
+      '--allow-peer',
+      '127.0.0.0/8',
+      '--log-level',
+      'silent',
+    ],
     io.io,
   ))!;
   url = /rendezvous (ws:\S+)/.exec(io.err())![1]!;
@@ -97,7 +117,14 @@ describe('trust tiers', () => {
 
     // A colluding key names OUTSIDE as its candidate: not its own source, so still 403.
     const other = keys[1]!;
-    other.rv.send({ type: 'offer', to: k.rv.id, sessionId: 'collude-1', ufrag: 'abcd', pwd: 'abcdefghijklmnopqrstuv', candidates: [`candidate:1 1 udp 2130706431 ${OUTSIDE} 5000 typ host`] });
+    other.rv.send({
+      type: 'offer',
+      to: k.rv.id,
+      sessionId: 'collude-1',
+      ufrag: 'abcd',
+      pwd: 'abcdefghijklmnopqrstuv',
+      candidates: [`candidate:1 1 udp 2130706431 ${OUTSIDE} 5000 typ host`],
+    });
     await new Promise((r) => setTimeout(r, 300));
     expect(await turnError(udp.createPermission(`${OUTSIDE}:5000`))).toBe(403);
     // What that key really signals on its own address is in scope.
@@ -125,7 +152,7 @@ describe('trust tiers', () => {
     expect(await done).toBe(0);
   }, 60_000);
 
-  it('an operator\'s static user still exposes a public port and relays toward any allowed address', async () => {
+  it("an operator's static user still exposes a public port and relays toward any allowed address", async () => {
     const echo = await echoServer(HOST);
     closers.push(() => echo.server.close());
     const t = exposePublic({ url, credentials: { username: 'alice', password: 'alice-pw' }, target: { host: HOST, port: echo.port }, reconnect: false });
@@ -142,7 +169,23 @@ describe('trust tiers', () => {
 describe('a members-only rendezvous (nat-server --rendezvous-token)', () => {
   it('nat listen without the invite token is refused (401, naming --rendezvous-token); with it, listen and ping meet', async () => {
     const io = capture();
-    const members = (await runServer(['--listen', '127.0.14.2', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--rendezvous-token', 'invite-0123', '--log-level', 'silent'], io.io))!;
+    const members = (await runServer(
+      [
+        '--listen',
+        '127.0.14.2',
+        '--port',
+        '0',
+        '--no-alt-port',
+        '--no-tcp',
+        '--rendezvous-port',
+        '0',
+        '--rendezvous-token',
+        'invite-0123',
+        '--log-level',
+        'silent',
+      ],
+      io.io,
+    ))!;
     closers.push(() => members.stop());
     const rv = /rendezvous (ws:\S+)/.exec(io.err())![1]!;
     const refused = capture();
@@ -151,11 +194,30 @@ describe('a members-only rendezvous (nat-server --rendezvous-token)', () => {
     const listen = capture();
     const stop = new AbortController();
     closers.push(() => stop.abort());
-    const done = runCli(['listen', '--rendezvous', rv, '--rendezvous-token', 'invite-0123', '--identity', join(dir, 'member.pem'), '--host-address', '127.0.14.2', '--no-punch'], listen.io, stop.signal);
+    const done = runCli(
+      ['listen', '--rendezvous', rv, '--rendezvous-token', 'invite-0123', '--identity', join(dir, 'member.pem'), '--host-address', '127.0.14.2', '--no-punch'],
+      listen.io,
+      stop.signal,
+    );
     const deadline = Date.now() + 20_000;
     while (!/^[a-z2-7]{32}\n/.test(listen.out()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const ping = capture();
-    const code = await runCli(['ping', listen.out().split('\n')[0]!, '--rendezvous', rv, '--rendezvous-token', 'invite-0123', '--host-address', '127.0.14.2', '--no-punch', '--count', '1'], ping.io);
+    const code = await runCli(
+      [
+        'ping',
+        listen.out().split('\n')[0]!,
+        '--rendezvous',
+        rv,
+        '--rendezvous-token',
+        'invite-0123',
+        '--host-address',
+        '127.0.14.2',
+        '--no-punch',
+        '--count',
+        '1',
+      ],
+      ping.io,
+    );
     expect(code, `${ping.err()}\n${listen.err()}`).toBe(0);
     stop.abort();
     expect(await done).toBe(0);

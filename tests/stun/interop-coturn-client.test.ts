@@ -28,7 +28,10 @@ describe.skipIf(!CLIENT)('turnutils_stunclient against nat-server', () => {
       ),
     );
     // one block per response; the first "Response origin" line of each block
-    const origins = out.split('RFC 5780 response').slice(1).map((b) => /Response origin: : ([\d.]+:\d+)/.exec(b)?.[1]);
+    const origins = out
+      .split('RFC 5780 response')
+      .slice(1)
+      .map((b) => /Response origin: : ([\d.]+:\d+)/.exec(b)?.[1]);
     const others = [...out.matchAll(/Other addr: : ([\d.]+:\d+)/g)].map((m) => m[1]);
     const reflexive = [...out.matchAll(/UDP reflexive addr: ([\d.]+:\d+)/g)].map((m) => m[1]);
     // response 1: a plain request to the primary; response 2: "change IP and port"

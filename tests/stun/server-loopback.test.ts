@@ -31,7 +31,11 @@ const addr = (role: 'PP' | 'PA' | 'AP' | 'AA') => ({
   port: role[1] === 'P' ? ep().port : ep().altPort!,
 });
 
-async function ask(bytes: Uint8Array, to: { address: string; port: number }, timeoutMs = 1000): Promise<{ msg: StunMessage; from: { address: string; port: number } } | undefined> {
+async function ask(
+  bytes: Uint8Array,
+  to: { address: string; port: number },
+  timeoutMs = 1000,
+): Promise<{ msg: StunMessage; from: { address: string; port: number } } | undefined> {
   const tid = Buffer.from(bytes.subarray(4, 20)).toString('hex');
   client.send(bytes, to.port, to.address);
   const deadline = Date.now() + timeoutMs;
@@ -55,7 +59,12 @@ describe('nat-server STUN on 127.0.0.1 + 127.0.0.2', () => {
   });
 
   for (const to of ['PP', 'PA', 'AP', 'AA'] as const) {
-    for (const [changeIp, changePort] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [changeIp, changePort] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       it(`request to ${to} with change ip=${changeIp} port=${changePort} is answered from the right socket`, async () => {
         const r = await ask(binding([attr(Attr.ChangeRequest, { changeIp, changePort })]), addr(to));
         expect(r).toBeDefined();
@@ -80,7 +89,12 @@ describe('nat-server STUN on 127.0.0.1 + 127.0.0.2', () => {
   });
 
   it('answers a classic RFC 3489 request with MAPPED-, SOURCE- and CHANGED-ADDRESS', async () => {
-    const req = encodeStunMessage({ method: 1, class: 0, transactionId: new Uint8Array(16).fill(0x33), attributes: [attr(Attr.ChangeRequest, { changeIp: false, changePort: true })] });
+    const req = encodeStunMessage({
+      method: 1,
+      class: 0,
+      transactionId: new Uint8Array(16).fill(0x33),
+      attributes: [attr(Attr.ChangeRequest, { changeIp: false, changePort: true })],
+    });
     const r = await ask(req, addr('PP'));
     expect(r!.msg.classic).toBe(true);
     expect(r!.from).toEqual(addr('PA'));

@@ -60,8 +60,20 @@ export function capture() {
   const wake = (): void => {
     for (const w of waiters) w();
   };
-  const stdout = new Writable({ write(c, _e, cb) { out += String(c); wake(); cb(); } });
-  const stderr = new Writable({ write(c, _e, cb) { err += String(c); wake(); cb(); } });
+  const stdout = new Writable({
+    write(c, _e, cb) {
+      out += String(c);
+      wake();
+      cb();
+    },
+  });
+  const stderr = new Writable({
+    write(c, _e, cb) {
+      err += String(c);
+      wake();
+      cb();
+    },
+  });
   /** The first stdout line (JSON status line) matching `pred`, within `ms`. */
   const waitFor = async (pred: (line: Record<string, unknown>) => boolean, ms = 15_000): Promise<Record<string, unknown>> => {
     const deadline = Date.now() + ms;
@@ -81,6 +93,10 @@ export function capture() {
       });
     }
   };
-  const events = (): Array<Record<string, unknown>> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const events = (): Array<Record<string, unknown>> =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { io: { stdout, stderr }, out: () => out, err: () => err, waitFor, events };
 }

@@ -30,9 +30,19 @@ const stops: AbortController[] = [];
 const runs: Promise<number>[] = [];
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: 'tunnel.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } } });
+  stun = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    turn: { realm: 'tunnel.test', auth: restApiSecrets([SECRET]), peers: { allow: ['127.0.0.0/8'] } },
+  });
   const turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
-  rv = await startRendezvous({ host: '127.0.0.1', port: 0, turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 } });
+  rv = await startRendezvous({
+    host: '127.0.0.1',
+    port: 0,
+    turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 },
+  });
   dir = await mkdtemp(join(tmpdir(), 'nat-tunnel-'));
   hashService = await startHashService();
   // a download service: sends SOURCE and closes
@@ -84,7 +94,19 @@ describe('nat expose / nat connect on loopback', () => {
     exposeRun = start(['expose', '--config', config, '--identity', join(dir, 'expose.pem'), '--host-address', '127.0.0.1', '--json']);
     const ready = await exposeRun.waitFor((l) => l.event === 'ready');
     expect(ready.services).toHaveLength(2);
-    connectRun = start(['connect', 'hash-svc', '--listen', '127.0.0.1:0', '--rendezvous', rv.url, '--identity', join(dir, 'connect.pem'), '--host-address', '127.0.0.1', '--json']);
+    connectRun = start([
+      'connect',
+      'hash-svc',
+      '--listen',
+      '127.0.0.1:0',
+      '--rendezvous',
+      rv.url,
+      '--identity',
+      join(dir, 'connect.pem'),
+      '--host-address',
+      '127.0.0.1',
+      '--json',
+    ]);
     const listening = await connectRun.waitFor((l) => l.event === 'listening');
     expect(listening.peer).toBe(ready.id);
     connectPort = Number(String(listening.listen).split(':')[1]);
@@ -104,7 +126,21 @@ describe('nat expose / nat connect on loopback', () => {
 
   it('carries 8 MB down from another service of the same peer (by peer id and --service)', async () => {
     const ready = await exposeRun.waitFor((l) => l.event === 'ready');
-    const down = start(['connect', String(ready.id), '--service', 'source-svc', '--listen', '127.0.0.1:0', '--rendezvous', rv.url, '--identity', join(dir, 'down.pem'), '--host-address', '127.0.0.1', '--json']);
+    const down = start([
+      'connect',
+      String(ready.id),
+      '--service',
+      'source-svc',
+      '--listen',
+      '127.0.0.1:0',
+      '--rendezvous',
+      rv.url,
+      '--identity',
+      join(dir, 'down.pem'),
+      '--host-address',
+      '127.0.0.1',
+      '--json',
+    ]);
     const l = await down.waitFor((e) => e.event === 'listening');
     const port = Number(String(l.listen).split(':')[1]);
     const got = await new Promise<Buffer>((resolve, reject) => {
@@ -131,7 +167,19 @@ describe('nat expose / nat connect on loopback', () => {
   }, 60_000);
 
   it('refuses a peer that no service allows, and a service the peer may not use', async () => {
-    const stranger = start(['connect', 'hash-svc', '--listen', '127.0.0.1:0', '--rendezvous', rv.url, '--identity', join(dir, 'stranger.pem'), '--host-address', '127.0.0.1', '--json']);
+    const stranger = start([
+      'connect',
+      'hash-svc',
+      '--listen',
+      '127.0.0.1:0',
+      '--rendezvous',
+      rv.url,
+      '--identity',
+      join(dir, 'stranger.pem'),
+      '--host-address',
+      '127.0.0.1',
+      '--json',
+    ]);
     const l = await stranger.waitFor((e) => e.event === 'listening');
     const port = Number(String(l.listen).split(':')[1]);
     // the link itself comes up (source-svc allows any peer) but hash-svc refuses this key
@@ -144,10 +192,39 @@ describe('nat expose / nat connect on loopback', () => {
   });
 
   it('exits 1 when the exposing peer refuses this key outright', async () => {
-    const only = start(['expose', `127.0.0.1:${hashService.port}`, '--name', 'private-svc', '--allow', 'a'.repeat(32), '--rendezvous', rv.url, '--identity', join(dir, 'private.pem'), '--host-address', '127.0.0.1', '--json']);
+    const only = start([
+      'expose',
+      `127.0.0.1:${hashService.port}`,
+      '--name',
+      'private-svc',
+      '--allow',
+      'a'.repeat(32),
+      '--rendezvous',
+      rv.url,
+      '--identity',
+      join(dir, 'private.pem'),
+      '--host-address',
+      '127.0.0.1',
+      '--json',
+    ]);
     await only.waitFor((l) => l.event === 'ready');
     const io = capture();
-    const code = await runCli(['connect', 'private-svc', '--listen', '127.0.0.1:0', '--rendezvous', rv.url, '--identity', join(dir, 'stranger.pem'), '--host-address', '127.0.0.1', '--json'], io.io);
+    const code = await runCli(
+      [
+        'connect',
+        'private-svc',
+        '--listen',
+        '127.0.0.1:0',
+        '--rendezvous',
+        rv.url,
+        '--identity',
+        join(dir, 'stranger.pem'),
+        '--host-address',
+        '127.0.0.1',
+        '--json',
+      ],
+      io.io,
+    );
     expect(code, io.err()).toBe(1);
     expect(io.err()).toMatch(/--allow list/);
     await only.waitFor((l) => l.event === 'refused' && l.reason === 'not-allowed');
@@ -156,7 +233,18 @@ describe('nat expose / nat connect on loopback', () => {
   });
 
   it('will not let another key claim a name in use', async () => {
-    const thief = start(['expose', `127.0.0.1:${hashService.port}`, '--name', 'hash-svc', '--allow-any', '--rendezvous', rv.url, '--identity', join(dir, 'thief.pem'), '--json']);
+    const thief = start([
+      'expose',
+      `127.0.0.1:${hashService.port}`,
+      '--name',
+      'hash-svc',
+      '--allow-any',
+      '--rendezvous',
+      rv.url,
+      '--identity',
+      join(dir, 'thief.pem'),
+      '--json',
+    ]);
     expect(await thief.done).toBe(1);
     expect(thief.err()).toMatch(/name-taken/);
   });

@@ -41,7 +41,11 @@ interface SendResult {
 }
 
 /** A lab with nat-server, the service and `nat expose` behind B, `nat connect` behind A. */
-async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restricted-cone' | 'symmetric' | 'full-cone', beforeStart?: (lab: PairLab) => Promise<void>) {
+async function tunnelLab(
+  a: 'port-restricted-cone' | 'symmetric',
+  b: 'port-restricted-cone' | 'symmetric' | 'full-cone',
+  beforeStart?: (lab: PairLab) => Promise<void>,
+) {
   const lab = await createPairLab({ a, b });
   let server: LabProcess | undefined;
   const log = (): string => `server: ${server?.output() ?? ''}\nexpose: ${expose?.output() ?? ''}\nconnect: ${connect?.output() ?? ''}`;
@@ -51,10 +55,44 @@ async function tunnelLab(a: 'port-restricted-cone' | 'symmetric', b: 'port-restr
     server = await startNatServer(lab);
     await beforeStart?.(lab);
     const service = lab.spawn('clientB', [process.execPath, TOOL, 'serve', String(SERVICE_PORT)]);
-    await waitFor(() => /serving/.test(service.output()), 10_000, 'the service', () => service.output());
-    expose = lab.spawn('clientB', [process.execPath, NAT_CLI, 'expose', `127.0.0.1:${SERVICE_PORT}`, '--name', 'lab-svc', '--allow-any', '--rendezvous', RENDEZVOUS, '--identity', join(lab.tmpDir, 'b.key'), '--keepalive', '2000', '--json']);
+    await waitFor(
+      () => /serving/.test(service.output()),
+      10_000,
+      'the service',
+      () => service.output(),
+    );
+    expose = lab.spawn('clientB', [
+      process.execPath,
+      NAT_CLI,
+      'expose',
+      `127.0.0.1:${SERVICE_PORT}`,
+      '--name',
+      'lab-svc',
+      '--allow-any',
+      '--rendezvous',
+      RENDEZVOUS,
+      '--identity',
+      join(lab.tmpDir, 'b.key'),
+      '--keepalive',
+      '2000',
+      '--json',
+    ]);
     await waitFor(() => jsonLines(expose!).some((e) => e.event === 'ready'), 20_000, 'nat expose ready', log);
-    connect = lab.spawn('clientA', [process.execPath, NAT_CLI, 'connect', 'lab-svc', '--listen', `127.0.0.1:${LOCAL_PORT}`, '--rendezvous', RENDEZVOUS, '--identity', join(lab.tmpDir, 'a.key'), '--keepalive', '2000', '--json']);
+    connect = lab.spawn('clientA', [
+      process.execPath,
+      NAT_CLI,
+      'connect',
+      'lab-svc',
+      '--listen',
+      `127.0.0.1:${LOCAL_PORT}`,
+      '--rendezvous',
+      RENDEZVOUS,
+      '--identity',
+      join(lab.tmpDir, 'a.key'),
+      '--keepalive',
+      '2000',
+      '--json',
+    ]);
     await waitFor(() => jsonLines(connect!).some((e) => e.event === 'listening'), 20_000, 'nat connect listening', log);
   } catch (e) {
     await lab.destroy();
@@ -89,53 +127,65 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
     expect(listLabNamespaces().filter((n) => namespaces.includes(n))).toEqual([]);
   });
 
-  it('port-restricted cone both sides: relay first, direct mid-transfer (50 MB by hash), 100 connections, rebinding, 10% loss', { timeout: 150_000 }, async () => {
-    const t = await tunnelLab('port-restricted-cone', 'port-restricted-cone', async (lab) => {
-      // router A drops UDP to and from router B: only the relay works until the block is lifted
-      await lab.exec('routerA', ['nft', '-f', '-'], { input: BLOCK_DIRECT, check: true, timeoutMs: 10_000 });
-    });
-    namespaces.push(...t.namespaces);
-    try {
-      // the transfer starts at once: the connection waits for the link, which comes up relayed
-      const transfer = t.sendStart(50 << 20);
-      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
-      expect(jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
-      await new Promise((r) => setTimeout(r, 1500));
-      await t.exec('routerA', ['nft', 'delete', 'table', 'inet', 'tunnelblock']);
-      await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 30_000, 'the direct path', t.log);
-      const upgradedAt = Date.now();
-      const r = await transfer;
-      expect(r, t.log()).toMatchObject({ ok: 1, bad: 0 });
-      // the upgrade happened while bytes were flowing
-      expect(Date.now()).toBeGreaterThan(upgradedAt);
-      const paths = jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path);
-      expect(paths[0]).toBe('relay');
-      expect(paths.at(-1)).toBe('direct');
+  it(
+    'port-restricted cone both sides: relay first, direct mid-transfer (50 MB by hash), 100 connections, rebinding, 10% loss',
+    { timeout: 150_000 },
+    async () => {
+      const t = await tunnelLab('port-restricted-cone', 'port-restricted-cone', async (lab) => {
+        // router A drops UDP to and from router B: only the relay works until the block is lifted
+        await lab.exec('routerA', ['nft', '-f', '-'], { input: BLOCK_DIRECT, check: true, timeoutMs: 10_000 });
+      });
+      namespaces.push(...t.namespaces);
+      try {
+        // the transfer starts at once: the connection waits for the link, which comes up relayed
+        const transfer = t.sendStart(50 << 20);
+        await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
+        expect(
+          jsonLines(t.connect)
+            .filter((e) => e.event === 'path')
+            .map((e) => e.path),
+        ).toEqual(['relay']);
+        await new Promise((r) => setTimeout(r, 1500));
+        await t.exec('routerA', ['nft', 'delete', 'table', 'inet', 'tunnelblock']);
+        await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 30_000, 'the direct path', t.log);
+        const upgradedAt = Date.now();
+        const r = await transfer;
+        expect(r, t.log()).toMatchObject({ ok: 1, bad: 0 });
+        // the upgrade happened while bytes were flowing
+        expect(Date.now()).toBeGreaterThan(upgradedAt);
+        const paths = jsonLines(t.connect)
+          .filter((e) => e.event === 'path')
+          .map((e) => e.path);
+        expect(paths[0]).toBe('relay');
+        expect(paths.at(-1)).toBe('direct');
 
-      expect(await t.send(20_000, 100), t.log()).toMatchObject({ ok: 100, bad: 0, errors: [] });
-      expect(jsonLines(t.connect).filter((e) => e.event === 'link' || e.event === 'reconnected')).toHaveLength(1);
+        expect(await t.send(20_000, 100), t.log()).toMatchObject({ ok: 100, bad: 0, errors: [] });
+        expect(jsonLines(t.connect).filter((e) => e.event === 'link' || e.event === 'reconnected')).toHaveLength(1);
 
-      // NAT rebinding: both routers forget every mapping mid-transfer
-      const rebind = t.sendStart(8 << 20);
-      await new Promise((r) => setTimeout(r, 1000));
-      await t.exec('routerA', ['conntrack', '-F']);
-      await t.exec('routerB', ['conntrack', '-F']);
-      const rb = await rebind;
-      console.log(`[tunnel lab] prc/prc: 50 MB in ${r.ms} ms (paths ${paths.join(' -> ')}); conntrack flush mid-transfer: ${rb.ok === 1 ? `completed in ${rb.ms} ms` : `failed cleanly (${rb.errors.join('; ')})`}`);
-      expect(rb.bad, t.log()).toBe(0);
-      expect(rb.ok + rb.errors.length).toBe(1);
-      if (rb.ok === 0) {
-        // it may fail (the link is reopened), never corrupt; afterwards the tunnel works again
-        expect(await t.send(1 << 20)).toMatchObject({ ok: 1, bad: 0 });
+        // NAT rebinding: both routers forget every mapping mid-transfer
+        const rebind = t.sendStart(8 << 20);
+        await new Promise((r) => setTimeout(r, 1000));
+        await t.exec('routerA', ['conntrack', '-F']);
+        await t.exec('routerB', ['conntrack', '-F']);
+        const rb = await rebind;
+        console.log(
+          `[tunnel lab] prc/prc: 50 MB in ${r.ms} ms (paths ${paths.join(' -> ')}); conntrack flush mid-transfer: ${rb.ok === 1 ? `completed in ${rb.ms} ms` : `failed cleanly (${rb.errors.join('; ')})`}`,
+        );
+        expect(rb.bad, t.log()).toBe(0);
+        expect(rb.ok + rb.errors.length).toBe(1);
+        if (rb.ok === 0) {
+          // it may fail (the link is reopened), never corrupt; afterwards the tunnel works again
+          expect(await t.send(1 << 20)).toMatchObject({ ok: 1, bad: 0 });
+        }
+
+        await injectForwardLoss(t.lab, 'routerA', 10);
+        await injectForwardLoss(t.lab, 'routerB', 10);
+        expect(await t.send(4 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
+      } finally {
+        await t.lab.destroy();
       }
-
-      await injectForwardLoss(t.lab, 'routerA', 10);
-      await injectForwardLoss(t.lab, 'routerB', 10);
-      expect(await t.send(4 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
-    } finally {
-      await t.lab.destroy();
-    }
-  });
+    },
+  );
 
   it('symmetric -> port-restricted cone: direct through birthday punching', { timeout: 90_000 }, async () => {
     const t = await tunnelLab('symmetric', 'port-restricted-cone');
@@ -144,7 +194,11 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
       await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'link'), 30_000, 'the link', t.log);
       await waitFor(() => jsonLines(t.connect).some((e) => e.event === 'path' && e.path === 'direct'), 20_000, 'the punched direct path', t.log);
       expect(await t.send(8 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
-      expect(jsonLines(t.connect).filter((e) => e.event === 'path').at(-1)?.path).toBe('direct');
+      expect(
+        jsonLines(t.connect)
+          .filter((e) => e.event === 'path')
+          .at(-1)?.path,
+      ).toBe('direct');
     } finally {
       await t.lab.destroy();
     }
@@ -155,7 +209,11 @@ describe.skipIf(!availability.ok)('the tunnel across two kernel NATs', () => {
     namespaces.push(...t.namespaces);
     try {
       expect(await t.send(8 << 20), t.log()).toMatchObject({ ok: 1, bad: 0 });
-      expect(jsonLines(t.connect).filter((e) => e.event === 'path').map((e) => e.path)).toEqual(['relay']);
+      expect(
+        jsonLines(t.connect)
+          .filter((e) => e.event === 'path')
+          .map((e) => e.path),
+      ).toEqual(['relay']);
       const during = t.sendStart(16 << 20);
       await new Promise((r) => setTimeout(r, 1000));
       await t.restartServer();

@@ -6,8 +6,30 @@
  * netns.test.ts: on loopback the direct pair wins before the relay is even allocated.)
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { type IceConnectionOptions, type LinkStream, type PeerLink, RendezvousClient, acceptPeers, connectPeer, generateIdentity, linkOverConnection, openLink, peerIdOf, type IceConnection } from '@nat/client';
-import { type RendezvousServer, type StunServer, MemoryRelayScope, RelayTiers, anonymousRelayUsers, anyOf, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
+import {
+  type IceConnectionOptions,
+  type LinkStream,
+  type PeerLink,
+  RendezvousClient,
+  acceptPeers,
+  connectPeer,
+  generateIdentity,
+  linkOverConnection,
+  openLink,
+  peerIdOf,
+  type IceConnection,
+} from '@nat/client';
+import {
+  type RendezvousServer,
+  type StunServer,
+  MemoryRelayScope,
+  RelayTiers,
+  anonymousRelayUsers,
+  anyOf,
+  restApiSecrets,
+  startRendezvous,
+  startStunServer,
+} from '@nat/server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { payloadWithMarker, sha256 } from './helpers.js';
 
@@ -27,7 +49,13 @@ const captured: Buffer[] = [];
 let clientToServer: (d: Buffer, send: (d: Buffer) => void, from: string) => void = (d, send) => send(d);
 
 beforeAll(async () => {
-  stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm: 'relay.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } } });
+  stun = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    turn: { realm: 'relay.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } },
+  });
   const turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   // a UDP proxy in front of the TURN server: one upstream socket per client, so the server sees distinct clients
   proxy = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
@@ -67,10 +95,14 @@ async function linkPair(options: IceConnectionOptions) {
   const b = await RendezvousClient.connect({ url: rv.url, identity: ib });
   const conns: IceConnection[] = [];
   const bLink = new Promise<PeerLink>((resolve, reject) => {
-    acceptPeers(b, (c) => {
-      conns.push(c);
-      c.ready.then(() => linkOverConnection(c, { identity: ib })).then(resolve, reject);
-    }, options);
+    acceptPeers(
+      b,
+      (c) => {
+        conns.push(c);
+        c.ready.then(() => linkOverConnection(c, { identity: ib })).then(resolve, reject);
+      },
+      options,
+    );
   });
   const conn = await connectPeer(a, b.id, options);
   conns.push(conn);
@@ -164,10 +196,14 @@ it('over a real ICE connection, a peer whose key is not the expected one is refu
   try {
     // B answers, but its link expects a third key on the other end (as if A's id were someone else's)
     const bLink = new Promise<PeerLink>((resolve, reject) => {
-      acceptPeers(b, (c) => {
-        conns.push(c);
-        openLink(c, { identity: ib, initiator: false, remotePeerId: peerIdOf(generateIdentity()), handshakeTimeoutMs: 3000 }).then(resolve, reject);
-      }, { hostAddresses: ['127.0.0.1'] });
+      acceptPeers(
+        b,
+        (c) => {
+          conns.push(c);
+          openLink(c, { identity: ib, initiator: false, remotePeerId: peerIdOf(generateIdentity()), handshakeTimeoutMs: 3000 }).then(resolve, reject);
+        },
+        { hostAddresses: ['127.0.0.1'] },
+      );
     });
     const conn = await connectPeer(a, b.id, { hostAddresses: ['127.0.0.1'] });
     conns.push(conn);

@@ -53,7 +53,9 @@ if (mode === 'serve') {
     });
   const results = await Promise.all(Array.from({ length: count }, one));
   const errors = results.filter((r) => r.startsWith('error'));
-  process.stdout.write(`${JSON.stringify({ ok: results.filter((r) => r === 'ok').length, bad: results.filter((r) => r === 'bad').length, errors, ms: Date.now() - started })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ok: results.filter((r) => r === 'ok').length, bad: results.filter((r) => r === 'bad').length, errors, ms: Date.now() - started })}\n`,
+  );
   process.exit(0);
 } else if (mode === 'echo') {
   createServer({ allowHalfOpen: true }, (s) => {

@@ -30,14 +30,41 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 function uclient(flags: string[], port = server.listeners.find((l) => l.transport === 'udp')!.address.port): Promise<string> {
-  const args = ['-u', 'alice', '-w', 'alice-pw', '-r', 'uclient.test', '-y', '-n', '40', '-m', '2', '-l', '120', '-z', '5', '-p', String(port), ...flags, '127.0.0.1'];
+  const args = [
+    '-u',
+    'alice',
+    '-w',
+    'alice-pw',
+    '-r',
+    'uclient.test',
+    '-y',
+    '-n',
+    '40',
+    '-m',
+    '2',
+    '-l',
+    '120',
+    '-z',
+    '5',
+    '-p',
+    String(port),
+    ...flags,
+    '127.0.0.1',
+  ];
   return new Promise((resolve, reject) =>
-    execFile(UCLIENT!, args, { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(`${stdout}\n${stderr}`))),
+    execFile(UCLIENT!, args, { timeout: 30_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(`${stdout}\n${stderr}`),
+    ),
   );
 }
 
 function totals(out: string): { sent: number; received: number; lost: number } {
-  const m = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(out.split('\n').filter((l) => /start_mclient: tot_send_msgs=/.test(l)).pop() ?? '');
+  const m = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(
+    out
+      .split('\n')
+      .filter((l) => /start_mclient: tot_send_msgs=/.test(l))
+      .pop() ?? '',
+  );
   const lost = /Total lost packets (\d+)/.exec(out);
   if (!m || !lost) throw new Error(`unexpected uclient output:\n${out}`);
   return { sent: Number(m[1]), received: Number(m[2]), lost: Number(lost[1]) };
@@ -65,7 +92,22 @@ describe.skipIf(!UCLIENT)('turnutils_uclient against nat-server', () => {
 });
 
 describe.skipIf(!UCLIENT)('turnutils_uclient in channel mode against the nat-server binary', () => {
-  const flags = ['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--realm', 'uclient.test', '--user', 'alice:alice-pw', '--allow-peer', '127.0.0.0/8', '--log-level', 'silent'];
+  const flags = [
+    '--listen',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--no-alt-port',
+    '--no-tcp',
+    '--realm',
+    'uclient.test',
+    '--user',
+    'alice:alice-pw',
+    '--allow-peer',
+    '127.0.0.0/8',
+    '--log-level',
+    'silent',
+  ];
   async function natServer(extra: string[]): Promise<{ running: RunningServer; port: number }> {
     const stderr = new PassThrough();
     const running = (await runServer([...flags, ...extra], { stdout: new PassThrough(), stderr }))!;

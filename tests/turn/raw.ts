@@ -22,7 +22,12 @@ export class RawTurn {
   nonce = '';
   key: Uint8Array = new Uint8Array(0);
 
-  private constructor(socket: Socket, readonly server: TransportAddress, readonly username: string, readonly password: string) {
+  private constructor(
+    socket: Socket,
+    readonly server: TransportAddress,
+    readonly username: string,
+    readonly password: string,
+  ) {
     this.socket = socket;
     socket.on('message', (m) => this.inbox.push(m));
   }
@@ -68,7 +73,10 @@ export class RawTurn {
   async request(method: number, attributes: AttributeEntry[], options: { auth?: boolean; transactionId?: Uint8Array } = {}): Promise<StunMessage> {
     const auth = options.auth ?? this.nonce !== '';
     const all = auth ? [...attributes, attr(Attr.Username, this.username), attr(Attr.Realm, this.realm), attr(Attr.Nonce, this.nonce)] : attributes;
-    const bytes = encodeStunMessage({ method, class: StunClass.Request, attributes: all, ...(options.transactionId ? { transactionId: options.transactionId } : {}) }, auth ? { integrity: this.key } : {});
+    const bytes = encodeStunMessage(
+      { method, class: StunClass.Request, attributes: all, ...(options.transactionId ? { transactionId: options.transactionId } : {}) },
+      auth ? { integrity: this.key } : {},
+    );
     const tid = Buffer.from(bytes.subarray(8, 20)).toString('hex');
     this.sendRaw(bytes);
     const m = await this.waitFor((r) => Buffer.from(r.transactionId).toString('hex') === tid);

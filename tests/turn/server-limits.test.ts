@@ -7,7 +7,18 @@
 import { createSocket } from 'node:dgram';
 import { type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { Attr, type AttributeEntry, StunClass, StunMethod, type StunMessage, type TransportAddress, attr, decodeStunMessage, encodeStunMessage, longTermKey } from '@nat/protocol';
+import {
+  Attr,
+  type AttributeEntry,
+  StunClass,
+  StunMethod,
+  type StunMessage,
+  type TransportAddress,
+  attr,
+  decodeStunMessage,
+  encodeStunMessage,
+  longTermKey,
+} from '@nat/protocol';
 import { restApiCredentials, restApiSecrets, startStunServer, staticUsers, type StunServer } from '@nat/server';
 import { run as runServer } from '@nat/server-app';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,8 +32,18 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
-async function turnServer(turn: Partial<Parameters<typeof startStunServer>[0]['turn']> & { auth: ReturnType<typeof staticUsers> }, tcp = false): Promise<StunServer> {
-  const s = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp, rateLimit: { perSecond: 0 }, turn: { realm: 'limits.test', relayPorts: { min: 30000, max: 39999 }, ...turn } });
+async function turnServer(
+  turn: Partial<Parameters<typeof startStunServer>[0]['turn']> & { auth: ReturnType<typeof staticUsers> },
+  tcp = false,
+): Promise<StunServer> {
+  const s = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp,
+    rateLimit: { perSecond: 0 },
+    turn: { realm: 'limits.test', relayPorts: { min: 30000, max: 39999 }, ...turn },
+  });
   servers.push(s);
   return s;
 }
@@ -39,7 +60,11 @@ class TcpTurn {
   #buffer = Buffer.alloc(0);
   nonce = '';
   readonly key: Uint8Array;
-  private constructor(readonly socket: Socket, readonly user: string, readonly password: string) {
+  private constructor(
+    readonly socket: Socket,
+    readonly user: string,
+    readonly password: string,
+  ) {
     this.key = longTermKey({ username: user, realm: 'limits.test', password });
     socket.on('data', (chunk: Buffer) => {
       this.#buffer = Buffer.concat([this.#buffer, chunk]);
@@ -209,7 +234,25 @@ describe('finding 8 over UDP', () => {
     let printed = '';
     stderr.on('data', (c: Buffer) => (printed += c.toString()));
     const running = (await runServer(
-      ['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--realm', 'limits.test', '--user', 'u:u-pw', '--user', 'v:v-pw', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0', '--log-level', 'silent'],
+      [
+        '--listen',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--no-alt-port',
+        '--realm',
+        'limits.test',
+        '--user',
+        'u:u-pw',
+        '--user',
+        'v:v-pw',
+        '--allow-peer',
+        '127.0.0.0/8',
+        '--rendezvous-port',
+        '0',
+        '--log-level',
+        'silent',
+      ],
       { stdout: new PassThrough(), stderr },
     ))!;
     cleanups.push(() => void running.stop());
@@ -225,19 +268,30 @@ describe('finding 8 over UDP', () => {
     const udpListener = udpAddr(s);
     const rendezvousPort = Number(/rendezvous \w+:\/\/127\.0\.0\.1:(\d+)/.exec(printed)?.[1]);
     expect(rendezvousPort).toBeGreaterThan(0);
-    for (const [n, peer] of [[0x4000, udpListener], [0x4001, tcpListener]] as const) {
+    for (const [n, peer] of [
+      [0x4000, udpListener],
+      [0x4001, tcpListener],
+    ] as const) {
       expect(codeOf(await a.request(ChannelBind, [attr(Attr.ChannelNumber, n), attr(Attr.XorPeerAddress, peer)]))).toBe(403);
     }
     // A and B relay to each other through their relayed addresses on the server's own IP
     expect(codeOf(await a.request(CreatePermission, [attr(Attr.XorPeerAddress, bRelayed)]))).toBeUndefined();
     const aRelayed = aAllocation.get(Attr.XorRelayedAddress)!;
     expect(codeOf(await b.request(CreatePermission, [attr(Attr.XorPeerAddress, aRelayed)]))).toBeUndefined();
-    a.sendRaw(encodeStunMessage({ method: Send, class: StunClass.Indication, attributes: [attr(Attr.XorPeerAddress, bRelayed), attr(Attr.Data, Buffer.from('hello b'))] }));
+    a.sendRaw(
+      encodeStunMessage({
+        method: Send,
+        class: StunClass.Indication,
+        attributes: [attr(Attr.XorPeerAddress, bRelayed), attr(Attr.Data, Buffer.from('hello b'))],
+      }),
+    );
     const data = await b.waitFor((m) => m.method === StunMethod.Data, 3000);
     expect(Buffer.from(data!.get(Attr.Data)!).toString()).toBe('hello b');
     // a Send indication to the server's own listener is dropped, not relayed
     const before = s.stats().turn!.relayedToPeer;
-    a.sendRaw(encodeStunMessage({ method: Send, class: StunClass.Indication, attributes: [attr(Attr.XorPeerAddress, udpListener), attr(Attr.Data, Buffer.from('x'))] }));
+    a.sendRaw(
+      encodeStunMessage({ method: Send, class: StunClass.Indication, attributes: [attr(Attr.XorPeerAddress, udpListener), attr(Attr.Data, Buffer.from('x'))] }),
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(s.stats().turn!.relayedToPeer).toBe(before);
     // RFC 6062: a Connect to the rendezvous port (the expose control's too) is refused; one to a TCP peer is not

@@ -18,14 +18,29 @@ const sockets: Socket[] = [];
 
 beforeAll(async () => {
   const auth = staticUsers({ alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw' });
-  strict = await startStunServer({ listen: ['127.0.0.1', '::1'], port: 0, altPort: null, tcp: false, rateLimit: { perSecond: 0 }, turn: { realm: 'strict.test', auth, relayPorts: { min: 40000, max: 44999 } } });
+  strict = await startStunServer({
+    listen: ['127.0.0.1', '::1'],
+    port: 0,
+    altPort: null,
+    tcp: false,
+    rateLimit: { perSecond: 0 },
+    turn: { realm: 'strict.test', auth, relayPorts: { min: 40000, max: 44999 } },
+  });
   open = await startStunServer({
     listen: ['127.0.0.1'],
     port: 0,
     altPort: null,
     tcp: false,
     rateLimit: { perSecond: 0 },
-    turn: { realm: 'open.test', auth, peers: { allow: ['127.0.0.0/8'] }, userQuota: 2, totalQuota: 4, maxPermissions: 3, relayPorts: { min: 45000, max: 49999 } },
+    turn: {
+      realm: 'open.test',
+      auth,
+      peers: { allow: ['127.0.0.0/8'] },
+      userQuota: 2,
+      totalQuota: 4,
+      maxPermissions: 3,
+      relayPorts: { min: 45000, max: 49999 },
+    },
   });
 });
 afterAll(async () => {
@@ -34,7 +49,8 @@ afterAll(async () => {
   await Promise.all([strict.close(), open.close()]);
 });
 
-const addr = (s: StunServer, family: 'IPv4' | 'IPv6' = 'IPv4'): TransportAddress => s.listeners.find((l) => l.transport === 'udp' && l.address.family === family)!.address;
+const addr = (s: StunServer, family: 'IPv4' | 'IPv6' = 'IPv4'): TransportAddress =>
+  s.listeners.find((l) => l.transport === 'udp' && l.address.family === family)!.address;
 async function client(s: StunServer, user = 'alice', family: 'IPv4' | 'IPv6' = 'IPv4', password = `${user}-pw`): Promise<RawTurn> {
   const c = await RawTurn.open(addr(s, family), user, password, family === 'IPv6' ? '::1' : '127.0.0.1');
   clients.push(c);
@@ -85,10 +101,21 @@ describe('authentication', () => {
     const challenge = await c.learnNonce(Allocate, [attr(Attr.RequestedTransport, 17)]);
     expect(challenge.get(Attr.PasswordAlgorithms)?.map((p) => p.algorithm)).toEqual([1, 2]);
     const onlyMd5 = attr(Attr.PasswordAlgorithms, [{ algorithm: 1, parameters: new Uint8Array(0) }]);
-    expect(codeOf(await c.request(Allocate, [attr(Attr.RequestedTransport, 17), onlyMd5, attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) })]))).toBe(400);
+    expect(
+      codeOf(
+        await c.request(Allocate, [attr(Attr.RequestedTransport, 17), onlyMd5, attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) })]),
+      ),
+    ).toBe(400);
     // the exact echo with MD5 is accepted
-    const echo = attr(Attr.PasswordAlgorithms, [1, 2].map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) })));
-    const ok = await c.request(Allocate, [attr(Attr.RequestedTransport, 17), echo, attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) })]);
+    const echo = attr(
+      Attr.PasswordAlgorithms,
+      [1, 2].map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) })),
+    );
+    const ok = await c.request(Allocate, [
+      attr(Attr.RequestedTransport, 17),
+      echo,
+      attr(Attr.PasswordAlgorithm, { algorithm: 1, parameters: new Uint8Array(0) }),
+    ]);
     expect(ok.class).toBe(StunClass.SuccessResponse);
     await c.request(Refresh, [attr(Attr.Lifetime, 0)]);
   });
@@ -168,7 +195,9 @@ describe('peer policy', () => {
     const c = await client(strict);
     await c.allocate();
     expect(codeOf(await c.request(CreatePermission, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: ip, port: 1 })]))).toBe(403);
-    expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x4000), attr(Attr.XorPeerAddress, { family: 'IPv4', address: ip, port: 1 })]))).toBe(403);
+    expect(codeOf(await c.request(ChannelBind, [attr(Attr.ChannelNumber, 0x4000), attr(Attr.XorPeerAddress, { family: 'IPv4', address: ip, port: 1 })]))).toBe(
+      403,
+    );
     await c.request(Refresh, [attr(Attr.Lifetime, 0)]);
   });
 
@@ -186,7 +215,9 @@ describe('peer policy', () => {
   it('allows a public peer', async () => {
     const c = await client(strict);
     await c.allocate();
-    expect((await c.request(CreatePermission, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.9', port: 1 })])).class).toBe(StunClass.SuccessResponse);
+    expect((await c.request(CreatePermission, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.9', port: 1 })])).class).toBe(
+      StunClass.SuccessResponse,
+    );
     await c.request(Refresh, [attr(Attr.Lifetime, 0)]);
   });
 });
@@ -206,7 +237,9 @@ describe('quotas', () => {
     expect((await b1.allocate()).class).toBe(StunClass.SuccessResponse);
     expect((await b2.allocate()).class).toBe(StunClass.SuccessResponse);
     expect(codeOf(await b3.allocate())).toBe(508); // 4 allocations in total
-    const peers = ['127.0.1.1', '127.0.1.2', '127.0.1.3', '127.0.1.4'].map((address) => attr(Attr.XorPeerAddress, { family: 'IPv4' as const, address, port: 1 }));
+    const peers = ['127.0.1.1', '127.0.1.2', '127.0.1.3', '127.0.1.4'].map((address) =>
+      attr(Attr.XorPeerAddress, { family: 'IPv4' as const, address, port: 1 }),
+    );
     expect(codeOf(await a1.request(CreatePermission, peers))).toBe(508);
     expect((await a1.request(CreatePermission, peers.slice(0, 3))).class).toBe(StunClass.SuccessResponse);
     for (const c of [a1, a2, b1, b2]) await c.request(Refresh, [attr(Attr.Lifetime, 0)]);
@@ -227,7 +260,13 @@ describe('isolation and hostile input', () => {
     expect(await until(() => p.received.some((m) => m.toString() === 'from alice'))).toBe(true);
     // mallory (another 5-tuple, no allocation) uses alice's channel number and a Send indication
     mallory.sendRaw(encodeChannelData(0x4001, Buffer.from('from mallory')));
-    mallory.sendRaw(encodeStunMessage({ method: Send, class: StunClass.Indication, attributes: [attr(Attr.XorPeerAddress, p.address), attr(Attr.Data, Buffer.from('indication from mallory'))] }));
+    mallory.sendRaw(
+      encodeStunMessage({
+        method: Send,
+        class: StunClass.Indication,
+        attributes: [attr(Attr.XorPeerAddress, p.address), attr(Attr.Data, Buffer.from('indication from mallory'))],
+      }),
+    );
     // a peer without permission writes to alice's relayed address
     stranger.socket.send(Buffer.from('unsolicited'), relayed.port, relayed.address);
     // hostile junk at the server port and at the relay port

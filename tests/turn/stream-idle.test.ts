@@ -4,7 +4,18 @@
 // governs its connection. The idle timeout is shortened to 2 s here.
 import { type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
 import { TurnClient } from '@nat/client';
-import { Attr, type AttributeEntry, StunClass, StunMethod, type StunMessage, StunStreamFramer, attr, decodeStunMessage, encodeStunMessage, longTermKey } from '@nat/protocol';
+import {
+  Attr,
+  type AttributeEntry,
+  StunClass,
+  StunMethod,
+  type StunMessage,
+  StunStreamFramer,
+  attr,
+  decodeStunMessage,
+  encodeStunMessage,
+  longTermKey,
+} from '@nat/protocol';
 import { type StunServer, startStunServer, staticUsers } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

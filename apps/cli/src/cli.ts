@@ -12,11 +12,13 @@ import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import type { Io } from './io.js';
 
-const positiveInt = (what: string) => (value: string): number => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected ${what}`);
-  return n;
-};
+const positiveInt =
+  (what: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError(`expected ${what}`);
+    return n;
+  };
 
 /** The version in this package's package.json (one folder above src/ and dist/). */
 function version(): string {
@@ -40,7 +42,8 @@ function checkRequiredLast(program: Command): void {
   walk(program);
   program.hook('preAction', (_program, command) => {
     for (const o of required.get(command) ?? []) {
-      if (command.getOptionValue(o.attributeName()) === undefined) throw new UsageError(`required option '${o.flags}' not specified (run nat ${command.name()} --help for usage)`);
+      if (command.getOptionValue(o.attributeName()) === undefined)
+        throw new UsageError(`required option '${o.flags}' not specified (run nat ${command.name()} --help for usage)`);
     }
   });
 }
@@ -54,12 +57,16 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
  */
 function withIceOptions(command: Command, o: { readonly mapped: string; readonly links?: boolean }): Command {
   if (o.links === true) {
-    command.option('--keepalive <ms>', 'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)', positiveInt('milliseconds'));
+    command.option(
+      '--keepalive <ms>',
+      'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)',
+      positiveInt('milliseconds'),
+    );
   }
   return command
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])
     .option('--relay-only', 'no host or server-reflexive candidates: relay through TURN')
-    .option('--no-punch', 'do not probe this side\'s NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT')
+    .option('--no-punch', "do not probe this side's NAT mapping (up to 1 s) nor birthday-punch through a symmetric NAT")
     .option(
       '--port-map [gateway]',
       `ask the router (default: the IPv4 default gateway) to map ${o.mapped} UDP ports with PCP, NAT-PMP or UPnP IGD, for a direct ${o.links === true ? 'link' : 'path'} even when both NATs are hard; off by default because it opens ports on your real router (removed ${o.links === true ? 'when the link ends and on exit' : 'on exit'})`,
@@ -118,7 +125,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .description('allocate a relayed address on a TURN server (RFC 8656); with --peer, relay stdin/stdout or run an echo test')
     .enablePositionalOptions()
     .option('-s, --server <host[:port]>', 'TURN server (port 3478, or 5349 for TLS)')
-    .option('-u, --user <name:password>', 'long-term credentials; for a server with --auth-secret, EXPIRY:USER:PASSWORD (the username and password `nat turn credentials` prints, joined by a colon)')
+    .option(
+      '-u, --user <name:password>',
+      'long-term credentials; for a server with --auth-secret, EXPIRY:USER:PASSWORD (the username and password `nat turn credentials` prints, joined by a colon)',
+    )
     .option('-p, --peer <ip:port>', 'peer to relay to')
     .addOption(new Option('-t, --transport <transport>', 'transport to the server').choices(['udp', 'tcp', 'tls']).default('udp'))
     .option('--echo', 'send probes to an echoing peer and print round-trip times')
@@ -128,7 +138,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--hold', 'without --peer: keep the allocation until Ctrl-C')
     .option('-k, --insecure', 'TLS: accept a self-signed certificate')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  nat turn --server 127.0.0.1:3478 --user alice:secret\n  nat turn --server turn.example.org --user alice:secret --peer 198.51.100.7:9000 --echo\n  echo hello | nat turn --server 127.0.0.1 --user alice:secret --peer 198.51.100.7:9000 --channel')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  nat turn --server 127.0.0.1:3478 --user alice:secret\n  nat turn --server turn.example.org --user alice:secret --peer 198.51.100.7:9000 --echo\n  echo hello | nat turn --server 127.0.0.1 --user alice:secret --peer 198.51.100.7:9000 --channel',
+    )
     .action(async (opts) => {
       if (!opts.server || !opts.user) throw new UsageError('nat turn needs --server HOST[:PORT] and --user NAME:PASSWORD');
       code = await turnCommand(opts, io, signal);
@@ -166,7 +179,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
   withIceOptions(
     program
       .command('listen')
-      .description('register with a rendezvous service, print this peer\'s id, and answer connections and pings until Ctrl-C')
+      .description("register with a rendezvous service, print this peer's id, and answer connections and pings until Ctrl-C")
       .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
@@ -182,20 +195,28 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
   withIceOptions(
     program
       .command('expose')
-      .description('make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed); with --public, to anyone through a public TCP or UDP port of the server')
+      .description(
+        'make a local TCP service reachable to allowed peers through peer links (encrypted, direct when possible, else relayed); with --public, to anyone through a public TCP or UDP port of the server',
+      )
       .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
-      .option('-n, --name <name>', 'the name peers connect to; claimed on the rendezvous service and bound to this peer\'s key')
+      .option('-n, --name <name>', "the name peers connect to; claimed on the rendezvous service and bound to this peer's key")
       .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
       .option('--allow-any', 'allow every peer registered with the rendezvous service')
-      .option('-c, --config <file>', 'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}')
+      .option(
+        '-c, --config <file>',
+        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}',
+      )
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "each peer link's", links: true },
   )
     .option('--public', 'expose through a public port of the server behind --rendezvous (frp/ngrok style): plain clients reach it, no peer software needed')
-    .option('-u, --user <name:password>', '--public: a user of the server (static NAME:PASSWORD, or TURN REST EXPIRY:USER:PASSWORD from `nat turn credentials`); or --identity for a peer key')
-    .option('--public-port <port>', '--public: ask for this public port (e.g. the service\'s own); default any free one', positiveInt('a port'))
+    .option(
+      '-u, --user <name:password>',
+      '--public: a user of the server (static NAME:PASSWORD, or TURN REST EXPIRY:USER:PASSWORD from `nat turn credentials`); or --identity for a peer key',
+    )
+    .option('--public-port <port>', "--public: ask for this public port (e.g. the service's own); default any free one", positiveInt('a port'))
     .option('--udp', '--public: expose a UDP service (datagrams keep their sender address)')
     .option('--proxy-protocol', '--public: send a PROXY protocol v2 header to TARGET on each connection (the real source address)')
     .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
@@ -204,10 +225,16 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "port-mapping", "refused", ...)')
     .option('--max-sessions <n>', 'inbound peer sessions at once, every peer together; more offers are refused (default 32)', positiveInt('a count'))
     .option('--max-offers-per-peer <n>', 'inbound peer sessions at once from one peer id; more offers are refused (default 4)', positiveInt('a count'))
-    .addHelpText('after', '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441',
+    )
     .action(async (target: string | undefined, opts) => {
       if (opts.public === true) {
-        if (opts.portMap !== undefined) throw new UsageError('--port-map maps the ports of peer links; nat expose --public opens none (plain clients come in through the server\'s public port)');
+        if (opts.portMap !== undefined)
+          throw new UsageError(
+            "--port-map maps the ports of peer links; nat expose --public opens none (plain clients come in through the server's public port)",
+          );
         code = await exposePublicCommand(target, opts, io, signal);
         return;
       }
@@ -217,7 +244,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
   withIceOptions(
     program
       .command('connect')
-      .description('open a local TCP port whose connections reach a peer\'s exposed service over one encrypted peer link')
+      .description("open a local TCP port whose connections reach a peer's exposed service over one encrypted peer link")
       .argument(
         '<name-or-peer-id>',
         "the name given to nat expose --name (the rendezvous says which peer owns it; NAME@PEER_ID refuses any other owner), or the exposing peer's id",
@@ -254,7 +281,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('-l, --lifetime <s>', 'lease in seconds, renewed at half-life (default 7200)', positiveInt('seconds'))
     .addOption(new Option('-m, --method <method>', 'use only this method').choices(['pcp', 'natpmp', 'upnp']))
     .option('-g, --gateway <ip>', 'router address (default: the IPv4 default gateway)')
-    .option('--state <file>', 'where mappings are remembered, so that a crashed run\'s are removed (default ~/.local/state/nat/portmap.json)')
+    .option('--state <file>', "where mappings are remembered, so that a crashed run's are removed (default ~/.local/state/nat/portmap.json)")
     .option('--json', 'one JSON line per event: mapped, renewed, restored, error, removed')
     .addHelpText('after', '\nExamples:\n  nat map add 15441 --protocol tcp\n  nat map add 7000 --external 17000 --lifetime 600 --json')
     .action(async (port: number, opts) => {
@@ -282,7 +309,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
 
   program
     .command('id')
-    .description('print this machine\'s peer id (what other peers name in --allow), from the default identity or --identity FILE (created on first use)')
+    .description("print this machine's peer id (what other peers name in --allow), from the default identity or --identity FILE (created on first use)")
     .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)')
     .option('--json', 'print {"id", "identity", "created"}')
     .action(async (opts) => {

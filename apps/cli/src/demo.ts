@@ -26,7 +26,9 @@ if (once || code !== 0) {
   await server.close();
   process.exit(code);
 }
-process.stdout.write(`\nThe server keeps running. In another terminal, try:\n  pnpm nat stun 127.0.0.1:${primary.port}\n  pnpm nat detect --server 127.0.0.1:${primary.port} --json\nCtrl-C stops it.\n`);
+process.stdout.write(
+  `\nThe server keeps running. In another terminal, try:\n  pnpm nat stun 127.0.0.1:${primary.port}\n  pnpm nat detect --server 127.0.0.1:${primary.port} --json\nCtrl-C stops it.\n`,
+);
 const stop = (): void => {
   void server.close().then(() => process.exit(0));
 };

@@ -13,7 +13,9 @@ export function parseUser(text: string, what: string): { username: string; passw
   const rest = first > 0 && last > first && /^\d+$/.test(text.slice(0, first));
   const i = rest ? last : first;
   if (i <= 0 || i === text.length - 1) {
-    throw new UsageError(`${what}: expected NAME:PASSWORD (or EXPIRY:USER:PASSWORD, the username and password \`nat turn credentials\` prints, joined by a colon)`);
+    throw new UsageError(
+      `${what}: expected NAME:PASSWORD (or EXPIRY:USER:PASSWORD, the username and password \`nat turn credentials\` prints, joined by a colon)`,
+    );
   }
   return { username: text.slice(0, i), password: text.slice(i + 1) };
 }

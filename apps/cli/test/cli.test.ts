@@ -17,7 +17,22 @@ describe('nat detect', () => {
     const code = await runCli(['detect', '--server', `127.0.0.1:${port}`, '--json'], c.io);
     expect(code).toBe(0);
     const r = JSON.parse(c.out());
-    for (const k of ['classic', 'classicLetter', 'mapping', 'filtering', 'publicAddress', 'hairpinning', 'portPreservation', 'alg', 'bindingLifetime', 'localAddress', 'server', 'otherAddress', 'reachability', 'durationMs']) {
+    for (const k of [
+      'classic',
+      'classicLetter',
+      'mapping',
+      'filtering',
+      'publicAddress',
+      'hairpinning',
+      'portPreservation',
+      'alg',
+      'bindingLifetime',
+      'localAddress',
+      'server',
+      'otherAddress',
+      'reachability',
+      'durationMs',
+    ]) {
       expect(r, k).toHaveProperty(k);
     }
     // loopback: no NAT and no filtering

@@ -23,7 +23,9 @@ describe('explaining an ICE failure', () => {
     expect(hints(base)).toEqual([]);
     // a refusal for a public peer is reported, but --allow-peer would not be the fix for it
     expect(hints({ ...base, permissionsRefused: [{ ip: '198.51.100.7', code: 403, message: 'Forbidden' }] })).toEqual([]);
-    expect(explainFailure('nat ping: ICE failed: all-pairs-failed', { ...base, permissionsRefused: [{ ip: '198.51.100.7', code: 403, message: 'Forbidden' }] })).toMatch(/refused permissions toward the peer's addresses: 198\.51\.100\.7 \(403\)/);
+    expect(
+      explainFailure('nat ping: ICE failed: all-pairs-failed', { ...base, permissionsRefused: [{ ip: '198.51.100.7', code: 403, message: 'Forbidden' }] }),
+    ).toMatch(/refused permissions toward the peer's addresses: 198\.51\.100\.7 \(403\)/);
   });
 
   it('--host-address 127.0.0.1 when the rendezvous is on loopback, the TURN server saw the peer on loopback and nobody had a loopback host', () => {
@@ -41,8 +43,16 @@ describe('explaining an ICE failure', () => {
     expect(deniedRange('172.32.0.1')).toBeUndefined();
     expect(deniedRange('fd12::1')?.cidr).toBe('fc00::/7');
     expect(deniedRange('203.0.113.1')).toBeUndefined();
-    const d = { ...base, permissionsRefused: [{ ip: '10.1.2.3', code: 403, message: 'Forbidden' }, { ip: '127.0.0.1', code: 403, message: 'Forbidden' }] };
-    expect(hints(d)[0]).toBe('the relay refuses private/loopback peers by default (403 Forbidden): start nat-server with --allow-peer 10.0.0.0/8 --allow-peer 127.0.0.0/8');
+    const d = {
+      ...base,
+      permissionsRefused: [
+        { ip: '10.1.2.3', code: 403, message: 'Forbidden' },
+        { ip: '127.0.0.1', code: 403, message: 'Forbidden' },
+      ],
+    };
+    expect(hints(d)[0]).toBe(
+      'the relay refuses private/loopback peers by default (403 Forbidden): start nat-server with --allow-peer 10.0.0.0/8 --allow-peer 127.0.0.0/8',
+    );
   });
 
   it('no relay offered: says so with what the rendezvous handed out, and the server flags that offer one', () => {

@@ -38,7 +38,13 @@ describe('nat turn --peer refused by the peer policy', () => {
   let port: number;
   beforeAll(async () => {
     // No peers.allow: loopback peers are refused, as on a default nat-server.
-    server = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, rateLimit: { perSecond: 0 }, turn: { realm: 'cli.test', auth: staticUsers({ alice: 'pw' }) } });
+    server = await startStunServer({
+      listen: ['127.0.0.1'],
+      port: 0,
+      altPort: null,
+      rateLimit: { perSecond: 0 },
+      turn: { realm: 'cli.test', auth: staticUsers({ alice: 'pw' }) },
+    });
     port = server.listeners.find((l) => l.transport === 'udp')!.address.port;
   });
   afterAll(() => server.close());

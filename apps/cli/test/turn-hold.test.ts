@@ -10,9 +10,17 @@ const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
 describe('nat turn --hold', () => {
   it('finding 8: says why and exits 1 when the server closes the TCP control connection', async () => {
-    const server = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: true, turn: { realm: 'hold.test', auth: staticUsers({ alice: 'pw' }) } });
+    const server = await startStunServer({
+      listen: ['127.0.0.1'],
+      port: 0,
+      altPort: null,
+      tcp: true,
+      turn: { realm: 'hold.test', auth: staticUsers({ alice: 'pw' }) },
+    });
     const port = server.listeners.find((l) => l.transport === 'tcp')!.address.port;
-    const child = spawn(process.execPath, [main, 'turn', '--server', `127.0.0.1:${port}`, '--transport', 'tcp', '--user', 'alice:pw', '--hold'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, 'turn', '--server', `127.0.0.1:${port}`, '--transport', 'tcp', '--user', 'alice:pw', '--hold'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (c) => (err += String(c)));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -9,7 +9,14 @@ let server: StunServer;
 let echo: Socket;
 let port: number;
 beforeAll(async () => {
-  server = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: true, rateLimit: { perSecond: 0 }, turn: { realm: 'cli.test', auth: staticUsers({ alice: 'pw' }), peers: { allow: ['127.0.0.0/8'] } } });
+  server = await startStunServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    altPort: null,
+    tcp: true,
+    rateLimit: { perSecond: 0 },
+    turn: { realm: 'cli.test', auth: staticUsers({ alice: 'pw' }), peers: { allow: ['127.0.0.0/8'] } },
+  });
   port = server.listeners.find((l) => l.transport === 'udp')!.address.port;
   echo = createSocket('udp4');
   await new Promise<void>((r) => echo.bind(0, '127.0.0.11', () => r()));
@@ -35,7 +42,27 @@ describe('nat turn', () => {
     ['tcp', []],
   ])('runs an echo test through the relay over %s %s', async (transport, extra) => {
     const c = capture();
-    const code = await runCli(['turn', '--server', `127.0.0.1:${port}`, '--user', 'alice:pw', '--transport', transport, '--peer', `127.0.0.11:${echo.address().port}`, '--echo', '--count', '4', '--interval', '10', '--json', ...extra], c.io);
+    const code = await runCli(
+      [
+        'turn',
+        '--server',
+        `127.0.0.1:${port}`,
+        '--user',
+        'alice:pw',
+        '--transport',
+        transport,
+        '--peer',
+        `127.0.0.11:${echo.address().port}`,
+        '--echo',
+        '--count',
+        '4',
+        '--interval',
+        '10',
+        '--json',
+        ...extra,
+      ],
+      c.io,
+    );
     expect(code, c.err()).toBe(0);
     const r = JSON.parse(c.out());
     expect(r.received).toBe(4);

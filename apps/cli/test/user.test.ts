@@ -6,7 +6,10 @@ import { capture } from './capture.js';
 
 describe('NAME:PASSWORD', () => {
   it('splits a TURN REST username (EXPIRY:USER) at the last colon, a static one at the first', () => {
-    expect(parseUser('1767225600:alice:q83Vr5Xo+Zt/AbCdEf0123456789=', '--user')).toEqual({ username: '1767225600:alice', password: 'q83Vr5Xo+Zt/AbCdEf0123456789=' });
+    expect(parseUser('1767225600:alice:q83Vr5Xo+Zt/AbCdEf0123456789=', '--user')).toEqual({
+      username: '1767225600:alice',
+      password: 'q83Vr5Xo+Zt/AbCdEf0123456789=',
+    });
     expect(parseUser('1767225600:pw', '--user')).toEqual({ username: '1767225600', password: 'pw' });
     expect(parseUser('alice:pa:ss', '--user')).toEqual({ username: 'alice', password: 'pa:ss' });
     expect(() => parseUser('alice', 'NAT_EXPOSE_USER')).toThrow(/NAT_EXPOSE_USER: expected NAME:PASSWORD/);
@@ -19,7 +22,13 @@ describe('nat turn --user with the output of nat turn credentials', () => {
   let server: StunServer;
   let port: number;
   beforeAll(async () => {
-    server = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, rateLimit: { perSecond: 0 }, turn: { realm: 'rest.test', auth: restApiSecrets(['s3cret']) } });
+    server = await startStunServer({
+      listen: ['127.0.0.1'],
+      port: 0,
+      altPort: null,
+      rateLimit: { perSecond: 0 },
+      turn: { realm: 'rest.test', auth: restApiSecrets(['s3cret']) },
+    });
     port = server.listeners.find((l) => l.transport === 'udp')!.address.port;
   });
   afterAll(() => server.close());

@@ -141,7 +141,11 @@ function buildProgram(out: Out): Command {
     .option('--realm <realm>', 'serve TURN with this realm; needs --user, --users-file or --auth-secret')
     .option('-u, --user <name:password>', 'a static user (repeatable); also an expose user', collect)
     .option('--users-file <file>', 'file of name:password lines')
-    .option('--auth-secret <secret>', 'REST API shared secret, as coturn use-auth-secret (repeat to rotate); the rendezvous hands peers anonymous relay credentials derived from it', collect)
+    .option(
+      '--auth-secret <secret>',
+      'REST API shared secret, as coturn use-auth-secret (repeat to rotate); the rendezvous hands peers anonymous relay credentials derived from it',
+      collect,
+    )
     .option('--relay-ip <ip>', 'relay address per family (default: the --listen address)', collect)
     .option('--min-port <port>', 'lowest relay port (default 49152)', portArg)
     .option('--max-port <port>', 'highest relay port (default 65535)', portArg)
@@ -157,22 +161,45 @@ function buildProgram(out: Out): Command {
     .addOption(new Option('--legacy-channel-numbers', 'deprecated: RFC 5766 channel numbers are accepted by default').hideHelp())
     .option('--alternate-server <ip:port>', 'redirect Allocate requests there with 300 Try Alternate')
     .optionsGroup('Rendezvous options (where peers meet: nat connect, listen, ping, expose):')
-    .option('--rendezvous-port <port>', 'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one); with --realm and --auth-secret it hands peers TURN credentials', portArg)
+    .option(
+      '--rendezvous-port <port>',
+      'serve the WebSocket rendezvous (signalling) service on this TCP port (default off; 0 picks one); with --realm and --auth-secret it hands peers TURN credentials',
+      portArg,
+    )
     .option('--rendezvous-host <ip>', 'IP address of the rendezvous service (default: the first --listen address)')
-    .option('--rendezvous-ice-url <uri>', 'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)', collect)
+    .option(
+      '--rendezvous-ice-url <uri>',
+      'stun:/turn: URI handed to registered peers (repeatable; default this server: stun:, turn: and, with TCP, turn:...?transport=tcp)',
+      collect,
+    )
     .option('--rendezvous-allow-key <peer-id>', 'only these peer ids may register (repeatable; default: any key, an open rendezvous)', collect)
     .option('--rendezvous-token <token>', 'registering needs this invite token (nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN; repeatable)', collect)
     .option('--rendezvous-connections-per-source <n>', 'rendezvous WebSocket connections per source address, IPv6 per /64 (default 64)', numberArg)
     .option('--rendezvous-names-per-key <n>', 'names one peer key may claim (default 8)', numberArg)
     .option('--rendezvous-name-ttl-days <days>', 'a name whose owner has not registered for this long is released (default 30)', numberArg)
-    .option('--anonymous-relay-per-peer <n>', 'TURN allocations per peer with the anonymous credentials the rendezvous hands out (default 4; 0: no anonymous relay); they relay UDP only, toward what their sessions signalled', numberArg)
+    .option(
+      '--anonymous-relay-per-peer <n>',
+      'TURN allocations per peer with the anonymous credentials the rendezvous hands out (default 4; 0: no anonymous relay); they relay UDP only, toward what their sessions signalled',
+      numberArg,
+    )
     .option('--anonymous-relay-total <n>', 'TURN allocations of all anonymous peers together (default 1000)', numberArg)
     .option('--anonymous-relay-bandwidth <bytes/s>', 'relayed bytes per second per anonymous allocation (default 1048576; 0: unlimited)', numberArg)
     .optionsGroup('Expose options (public ports for nat expose --public):')
-    .option('--expose-ports <range>', 'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)')
+    .option(
+      '--expose-ports <range>',
+      'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)',
+    )
     .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address)')
-    .option('--expose-sessions-per-source <n>', 'expose control connections from one source address (IPv6: one /64) at most (default 250, a quarter of 1000)', numberArg)
-    .option('--expose-connections-per-source <n>', 'connections (UDP: flows) from one source address (IPv6: one /64) per public port at most (default a quarter of exposeConnectionsPerPort: 64)', numberArg)
+    .option(
+      '--expose-sessions-per-source <n>',
+      'expose control connections from one source address (IPv6: one /64) at most (default 250, a quarter of 1000)',
+      numberArg,
+    )
+    .option(
+      '--expose-connections-per-source <n>',
+      'connections (UDP: flows) from one source address (IPv6: one /64) per public port at most (default a quarter of exposeConnectionsPerPort: 64)',
+      numberArg,
+    )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect)
     .optionsGroup('General options:')
     .version(VERSION, '-V, --version', 'print the version and exit')
@@ -330,7 +357,9 @@ async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: 
       nameTtlMs: config.rendezvousNameTtlDays * 86_400_000,
     },
     // Time-limited TURN credentials need a REST API secret: the first one is the current one.
-    ...(config.realm && config.authSecrets.length > 0 ? { turn: { urls, secret: config.authSecrets[0]! } } : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
+    ...(config.realm && config.authSecrets.length > 0
+      ? { turn: { urls, secret: config.authSecrets[0]! } }
+      : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
   });
   // Its port (and the expose control on it) is never a TURN relay peer.
   stun.turn?.addServiceAddresses([rendezvous.address]);

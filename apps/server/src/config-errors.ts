@@ -140,7 +140,8 @@ export function configErrorSentences(error: z.ZodError, ctx: ConfigErrorContext)
     const single = item === 0 && Array.isArray(value) && value.length === 1;
     let sentence = `${label}: ${expected ? `expected ${expected}, got ${describeValue(single ? value[0] : value)}` : (own ?? issue.message)}`;
     if (single) sentence += own !== undefined ? ` (${own})` : '';
-    else if (typeof item === 'number' && Array.isArray(value)) sentence += ` (item ${item + 1}, ${JSON.stringify(value[item]) ?? 'nothing'}${own ? `, is ${own}` : ''})`;
+    else if (typeof item === 'number' && Array.isArray(value))
+      sentence += ` (item ${item + 1}, ${JSON.stringify(value[item]) ?? 'nothing'}${own ? `, is ${own}` : ''})`;
     else if (issue.path.length > 1 && typeof item !== 'number') sentence += ` (at ${issue.path.join('.')}: ${describeValue(valueAt(ctx.input, issue.path))})`;
     else if (own !== undefined && expected !== undefined) sentence += ` (${own})`;
     out.add(sentence);

@@ -65,17 +65,25 @@ export const ServerConfig = z
     tlsKey: z.string().min(1).optional().describe('the path of a PEM private key file'),
     software: z.string().max(127).optional().describe('a text of at most 127 characters'),
     rateLimit: z
-      .preprocess((v) => (typeof v === 'number' ? { perSecond: v } : v), z.object({ perSecond: z.number().min(0), burst: z.number().min(1).optional() }).strict())
+      .preprocess(
+        (v) => (typeof v === 'number' ? { perSecond: v } : v),
+        z.object({ perSecond: z.number().min(0), burst: z.number().min(1).optional() }).strict(),
+      )
       .default({ perSecond: 500, burst: 1000 })
       .describe('requests per second per source IP (0 disables), or a mapping {perSecond, burst} of non-negative numbers (burst at least 1)'),
     maxConnections: count(1).default(10_000).describe('a whole number of at least 1'),
     maxConnectionsPerSource: count(1).default(256).describe('a whole number of at least 1'),
     idleTimeout: z.number().min(0.1).default(30).describe('seconds, a number of at least 0.1'),
     tlsHandshakeTimeout: z.number().min(0.1).default(10).describe('seconds, a number of at least 0.1'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('one of fatal, error, warn, info, debug, trace, silent'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('one of fatal, error, warn, info, debug, trace, silent'),
     // ---- TURN (on when realm and at least one credential source are given)
     realm: z.string().min(1).max(127).optional().describe('a realm name of 1-127 characters'),
-    users: list(z.string().regex(/^[^:]+:.+$/, { message: 'not name:password' })).default([]).describe('a name:password user or a list of them'),
+    users: list(z.string().regex(/^[^:]+:.+$/, { message: 'not name:password' }))
+      .default([])
+      .describe('a name:password user or a list of them'),
     usersFile: z.string().min(1).optional().describe('the path of a file of name:password lines'),
     authSecrets: list(z.string().min(1)).default([]).describe('a TURN REST API shared secret or a list of them (the first is current)'),
     relayIps: list(ip, { max: 2 }).optional().describe('an IP address or a list of up to 2 IP addresses (one per family)'),
@@ -129,8 +137,12 @@ export const ServerConfig = z
     rendezvousNameTtlDays: count(1).default(30).describe('days, a whole number of at least 1'),
     anonymousRelayPerPeer: count(0).default(4).describe('allocations per anonymous peer, a whole number (0: no anonymous relay)'),
     anonymousRelayTotal: count(0).default(1000).describe('allocations of all anonymous peers together, a whole number'),
-    anonymousRelayBandwidth: count(0).default(1024 * 1024).describe('bytes per second per anonymous allocation, a whole number (0: unlimited)'),
-    anonymousRelayTotalBandwidth: count(0).default(32 * 1024 * 1024).describe('bytes per second of all anonymous allocations together, a whole number (0: unlimited)'),
+    anonymousRelayBandwidth: count(0)
+      .default(1024 * 1024)
+      .describe('bytes per second per anonymous allocation, a whole number (0: unlimited)'),
+    anonymousRelayTotalBandwidth: count(0)
+      .default(32 * 1024 * 1024)
+      .describe('bytes per second of all anonymous allocations together, a whole number (0: unlimited)'),
     exposeDenySources: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them'),
     /** Per source (IPv4 address, IPv6 /64): control connections, and connections (UDP: flows) per public port. Default a quarter of the pool. */
     exposeSessionsPerSource: count(1).optional().describe('a whole number of at least 1'),
@@ -146,9 +158,18 @@ export const ServerConfig = z
     message: 'credentials were given but no realm: give --realm REALM (config key realm) to serve TURN',
     path: ['realm'],
   })
-  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey (--tls-cert, --tls-key) go together', path: ['tlsCert'] })
-  .refine((c) => !(c.strictChannelRange && c.legacyChannelNumbers === true), { message: 'legacyChannelNumbers contradicts it: drop one of them', path: ['strictChannelRange'] })
-  .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, { message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too', path: ['exposePorts'] })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
+    message: 'tlsCert and tlsKey (--tls-cert, --tls-key) go together',
+    path: ['tlsCert'],
+  })
+  .refine((c) => !(c.strictChannelRange && c.legacyChannelNumbers === true), {
+    message: 'legacyChannelNumbers contradicts it: drop one of them',
+    path: ['strictChannelRange'],
+  })
+  .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, {
+    message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too',
+    path: ['exposePorts'],
+  })
   .refine((c) => c.exposePorts === undefined || c.exposePeerKeys !== false || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
     message: 'expose needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets, or exposePeerKeys: [PEER_ID])',
     path: ['exposePorts'],
@@ -286,6 +307,11 @@ export function toStunServerInit(c: ServerConfig): StunServerInit {
     tls: c.tlsCert && c.tlsKey ? { certFile: c.tlsCert, keyFile: c.tlsKey } : undefined,
     software: c.software,
     rateLimit: c.rateLimit,
-    streams: { maxConnections: c.maxConnections, maxConnectionsPerSource: c.maxConnectionsPerSource, idleTimeoutMs: c.idleTimeout * 1000, handshakeTimeoutMs: c.tlsHandshakeTimeout * 1000 },
+    streams: {
+      maxConnections: c.maxConnections,
+      maxConnectionsPerSource: c.maxConnectionsPerSource,
+      idleTimeoutMs: c.idleTimeout * 1000,
+      handshakeTimeoutMs: c.tlsHandshakeTimeout * 1000,
+    },
   };
 }

@@ -25,7 +25,11 @@ describe('nat-server binary', () => {
       const port = Number(/listening udp 127\.0\.0\.1:(\d+) \(PP\)/.exec(s.err())?.[1]);
       expect(port).toBeGreaterThan(0);
       // structured JSON log lines on stdout
-      const lines = s.out().trim().split('\n').map((l) => JSON.parse(l) as { msg: string; transport?: string });
+      const lines = s
+        .out()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; transport?: string });
       expect(lines.filter((l) => l.msg === 'listening').length).toBe(8);
       const sock = createSocket('udp4');
       const reply = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
@@ -70,7 +74,21 @@ describe('nat-server signals', () => {
 describe('nat-server --rendezvous-port', () => {
   it('serves the rendezvous service and hands out anonymous relay credentials (EXPIRY:~PEERID) to registered peers', async () => {
     const { RendezvousClient, generateIdentity, TurnClient } = await import('@nat/client');
-    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--realm', 'rv.test', '--auth-secret', 'S3CRET', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0']);
+    const s = start([
+      '--listen',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-alt-port',
+      '--realm',
+      'rv.test',
+      '--auth-secret',
+      'S3CRET',
+      '--allow-peer',
+      '127.0.0.0/8',
+      '--rendezvous-port',
+      '0',
+    ]);
     try {
       const deadline = Date.now() + 10_000;
       while (!/rendezvous ws:/.test(s.err()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -39,11 +39,37 @@ describe('nat-server --config with single values for list keys', () => {
 
   it('takes one value for every list key, and still takes lists', () => {
     const c = resolveConfig(
-      { listen: '127.0.0.1', alternate: '127.0.0.2', realm: 'r', users: 'alice:pw', authSecrets: 'S', relayIps: '127.0.0.1', allowPeers: '127.0.0.0/8', denyPeers: '10.0.0.0/8', rendezvousIceUrls: 'stun:127.0.0.1:3478', rendezvousPort: 0, exposePorts: 20000, exposeDenySources: '192.0.2.0/24', rateLimit: 100 },
+      {
+        listen: '127.0.0.1',
+        alternate: '127.0.0.2',
+        realm: 'r',
+        users: 'alice:pw',
+        authSecrets: 'S',
+        relayIps: '127.0.0.1',
+        allowPeers: '127.0.0.0/8',
+        denyPeers: '10.0.0.0/8',
+        rendezvousIceUrls: 'stun:127.0.0.1:3478',
+        rendezvousPort: 0,
+        exposePorts: 20000,
+        exposeDenySources: '192.0.2.0/24',
+        rateLimit: 100,
+      },
       {},
       'test',
     );
-    expect(c).toMatchObject({ listen: ['127.0.0.1'], alternate: ['127.0.0.2'], users: ['alice:pw'], authSecrets: ['S'], relayIps: ['127.0.0.1'], allowPeers: ['127.0.0.0/8'], denyPeers: ['10.0.0.0/8'], rendezvousIceUrls: ['stun:127.0.0.1:3478'], exposePorts: '20000', exposeDenySources: ['192.0.2.0/24'], rateLimit: { perSecond: 100 } });
+    expect(c).toMatchObject({
+      listen: ['127.0.0.1'],
+      alternate: ['127.0.0.2'],
+      users: ['alice:pw'],
+      authSecrets: ['S'],
+      relayIps: ['127.0.0.1'],
+      allowPeers: ['127.0.0.0/8'],
+      denyPeers: ['10.0.0.0/8'],
+      rendezvousIceUrls: ['stun:127.0.0.1:3478'],
+      exposePorts: '20000',
+      exposeDenySources: ['192.0.2.0/24'],
+      rateLimit: { perSecond: 100 },
+    });
     expect(resolveConfig({ listen: ['127.0.0.1', '::1'] }, {}, 'test').listen).toEqual(['127.0.0.1', '::1']);
   });
 });
@@ -53,48 +79,81 @@ describe('config errors name the key and say what it expects, in words', () => {
     const s = start(['--config', file('bad.yaml', 'listen: localhost\nport: 70000\nalternate: [127.0.0.2, 300.1.1.1]\nrelayIp: 127.0.0.1\n')]);
     expect(await s.exited).toBe(2);
     const err = s.err();
-    expect(err).toContain('config key "listen": expected an IP address or a list of up to 2 IP addresses (one per family), got the string "localhost" (not an IP address)');
+    expect(err).toContain(
+      'config key "listen": expected an IP address or a list of up to 2 IP addresses (one per family), got the string "localhost" (not an IP address)',
+    );
     expect(err).toContain('config key "port": expected a port number 0-65535, got the number 70000');
-    expect(err).toMatch(/config key "alternate": expected an IP address or a list of up to 2 IP addresses .*, got the list \["127\.0\.0\.2", "300\.1\.1\.1"\] \(item 2, "300\.1\.1\.1", is not an IP address\)/);
+    expect(err).toMatch(
+      /config key "alternate": expected an IP address or a list of up to 2 IP addresses .*, got the list \["127\.0\.0\.2", "300\.1\.1\.1"\] \(item 2, "300\.1\.1\.1", is not an IP address\)/,
+    );
     expect(err).toContain('unknown config key "relayIp" (did you mean "relayIps"?)');
     expect(err).not.toMatch(/expected array|received|Too big|Invalid input|<=/);
   });
 
   it('from flags: names the flag', async () => {
-    expect(errorOf({}, { listen: ['127.0.0.1'], alternate: ['300.1.1.1'] })).toMatch(/--alternate: expected an IP address .*, got the string "300\.1\.1\.1" \(not an IP address\)/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], alternate: ['300.1.1.1'] })).toMatch(
+      /--alternate: expected an IP address .*, got the string "300\.1\.1\.1" \(not an IP address\)/,
+    );
     expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r' })).toMatch(/--realm: TURN needs credentials: give --user, --users-file or --auth-secret/);
-    expect(errorOf({}, { listen: ['127.0.0.1'], alternateServer: 'nowhere' })).toMatch(/--alternate-server: expected an address IP\[:PORT\], got the string "nowhere"/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], alternateServer: 'nowhere' })).toMatch(
+      /--alternate-server: expected an address IP\[:PORT\], got the string "nowhere"/,
+    );
     const s = start(['--listen', '127.0.0.1', '--rendezvous-host', 'localhost']);
     expect(await s.exited).toBe(2);
     expect(s.err()).toMatch(/--rendezvous-host: expected an IP address, got the string "localhost" \(not an IP address\)/);
   });
 
   it('more cases: too many addresses, wrong types, bad ranges, contradicting keys', () => {
-    expect(errorOf({ listen: ['127.0.0.1', '::1', '127.0.0.2'] })).toMatch(/config key "listen": expected an IP address or a list of up to 2 IP addresses .*, got the list \["127\.0\.0\.1", "::1", "127\.0\.0\.2"\]/);
+    expect(errorOf({ listen: ['127.0.0.1', '::1', '127.0.0.2'] })).toMatch(
+      /config key "listen": expected an IP address or a list of up to 2 IP addresses .*, got the list \["127\.0\.0\.1", "::1", "127\.0\.0\.2"\]/,
+    );
     expect(errorOf({ listen: '127.0.0.1', tcp: 'yes' })).toMatch(/config key "tcp": expected true or false, got the string "yes"/);
-    expect(errorOf({ listen: '127.0.0.1', users: ['alice'] })).toMatch(/config key "users": expected a name:password user or a list of them, got the string "alice" \(not name:password\)/);
-    expect(errorOf({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: '20000-10000', users: 'a:b' })).toMatch(/config key "exposePorts": expected a port or a port range MIN-MAX, e\.g\. 20000-20099, got the string "20000-10000"/);
-    expect(errorOf({ listen: '127.0.0.1', strictChannelRange: true, legacyChannelNumbers: true })).toMatch(/config key "strictChannelRange": legacyChannelNumbers contradicts it/);
-    expect(errorOf({ listen: '127.0.0.1', logLevel: 'loud' })).toMatch(/config key "logLevel": expected one of fatal, error, warn, info, debug, trace, silent, got the string "loud"/);
+    expect(errorOf({ listen: '127.0.0.1', users: ['alice'] })).toMatch(
+      /config key "users": expected a name:password user or a list of them, got the string "alice" \(not name:password\)/,
+    );
+    expect(errorOf({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: '20000-10000', users: 'a:b' })).toMatch(
+      /config key "exposePorts": expected a port or a port range MIN-MAX, e\.g\. 20000-20099, got the string "20000-10000"/,
+    );
+    expect(errorOf({ listen: '127.0.0.1', strictChannelRange: true, legacyChannelNumbers: true })).toMatch(
+      /config key "strictChannelRange": legacyChannelNumbers contradicts it/,
+    );
+    expect(errorOf({ listen: '127.0.0.1', logLevel: 'loud' })).toMatch(
+      /config key "logLevel": expected one of fatal, error, warn, info, debug, trace, silent, got the string "loud"/,
+    );
   });
 
   it('exposure is never anonymous: exposePeerKeys takes peer ids, not true; the new keys have their defaults and flags', () => {
     expect(errorOf({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: 20000, exposePeerKeys: true })).toMatch(
       /config key "exposePeerKeys": expected a peer id or a list of peer ids .*true, any key, is not allowed.*, got the boolean true/,
     );
-    expect(errorOf({}, { listen: ['127.0.0.1'], rendezvousPeerKeys: ['nothex'] })).toMatch(/--rendezvous-allow-key: expected a peer id .*got the string "nothex" \(not a peer id/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], rendezvousPeerKeys: ['nothex'] })).toMatch(
+      /--rendezvous-allow-key: expected a peer id .*got the string "nothex" \(not a peer id/,
+    );
     expect(errorOf({ listen: '127.0.0.1', rendezvousTokens: 'short' })).toMatch(/config key "rendezvousTokens"/);
     const id = 'a'.repeat(32);
     const c = resolveConfig({ listen: '127.0.0.1', rendezvousPort: 0, exposePorts: 20000, exposePeerKeys: id }, {}, 'test');
     expect(c.exposePeerKeys).toEqual([id]);
-    expect(c).toMatchObject({ rendezvousNamesPerKey: 8, rendezvousNameTtlDays: 30, rendezvousConnectionsPerSource: 64, rendezvousHandshakeTimeout: 10, anonymousRelayPerPeer: 4, anonymousRelayTotal: 1000 });
+    expect(c).toMatchObject({
+      rendezvousNamesPerKey: 8,
+      rendezvousNameTtlDays: 30,
+      rendezvousConnectionsPerSource: 64,
+      rendezvousHandshakeTimeout: 10,
+      anonymousRelayPerPeer: 4,
+      anonymousRelayTotal: 1000,
+    });
   });
 });
 
 describe('TURN shares (issue 14 findings 6 and 7)', () => {
   it('--source-quota, --tcp-connects and --tcp-incoming reach the TURN options; their defaults are 64', async () => {
     const { toServerInit } = await import('../src/config.js');
-    const given = await toServerInit(resolveConfig({ listen: ['127.0.0.1'], realm: 'r', users: ['a:b'] }, { sourceQuota: 5, tcpConnectsPerAllocation: 6, tcpIncomingPerAllocation: 7 }, 'test'));
+    const given = await toServerInit(
+      resolveConfig(
+        { listen: ['127.0.0.1'], realm: 'r', users: ['a:b'] },
+        { sourceQuota: 5, tcpConnectsPerAllocation: 6, tcpIncomingPerAllocation: 7 },
+        'test',
+      ),
+    );
     expect(given.turn).toMatchObject({ sourceQuota: 5, tcpConnectsPerAllocation: 6, tcpIncomingPerAllocation: 7 });
     const defaults = await toServerInit(resolveConfig({ listen: ['127.0.0.1'], realm: 'r', users: ['a:b'] }, {}, 'test'));
     expect(defaults.turn).toMatchObject({ sourceQuota: 64, tcpConnectsPerAllocation: 64, tcpIncomingPerAllocation: 64 });

@@ -63,7 +63,21 @@ describe('nat-server over TCP', () => {
   it('finding 2: a TCP client that reads nothing does not grow the server', async () => {
     // No per-source rate limit (--rate-limit 0): every Binding request gets its answer, so only
     // backpressure can bound what the server queues for a client that does not read.
-    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--rate-limit', '0', '--realm', 'flood.test', '--user', 'u:p', '--log-level', 'warn']);
+    const s = start([
+      '--listen',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-alt-port',
+      '--rate-limit',
+      '0',
+      '--realm',
+      'flood.test',
+      '--user',
+      'u:p',
+      '--log-level',
+      'warn',
+    ]);
     const flooders: Socket[] = [];
     try {
       expect(await until(() => /listening tcp 127\.0\.0\.1:\d+/.test(s.err()))).toBe(true);
@@ -118,7 +132,21 @@ describe('nat-server over TCP', () => {
   }, 60_000);
 
   it('--max-connections-per-source and --tls-handshake-timeout govern the TCP and TLS listeners', async () => {
-    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--tls-port', '0', '--max-connections-per-source', '3', '--tls-handshake-timeout', '1', '--log-level', 'warn']);
+    const s = start([
+      '--listen',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--no-alt-port',
+      '--tls-port',
+      '0',
+      '--max-connections-per-source',
+      '3',
+      '--tls-handshake-timeout',
+      '1',
+      '--log-level',
+      'warn',
+    ]);
     const open: Socket[] = [];
     try {
       expect(await until(() => /listening tls 127\.0\.0\.1:\d+/.test(s.err()))).toBe(true);
@@ -153,6 +181,11 @@ describe('nat-server over TCP', () => {
   it('config keys maxConnections, maxConnectionsPerSource, idleTimeout, tlsHandshakeTimeout reach the listeners (seconds to ms)', () => {
     const c = resolveConfig({ listen: '127.0.0.1', maxConnections: 500, idleTimeout: 2.5 }, { maxConnectionsPerSource: 7, tlsHandshakeTimeout: 4 }, 'test');
     expect(toStunServerInit(c).streams).toEqual({ maxConnections: 500, maxConnectionsPerSource: 7, idleTimeoutMs: 2500, handshakeTimeoutMs: 4000 });
-    expect(toStunServerInit(resolveConfig({ listen: '127.0.0.1' }, {}, 'test')).streams).toEqual({ maxConnections: 10_000, maxConnectionsPerSource: 256, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000 });
+    expect(toStunServerInit(resolveConfig({ listen: '127.0.0.1' }, {}, 'test')).streams).toEqual({
+      maxConnections: 10_000,
+      maxConnectionsPerSource: 256,
+      idleTimeoutMs: 30_000,
+      handshakeTimeoutMs: 10_000,
+    });
   });
 });

@@ -57,7 +57,9 @@ describe('a rendezvous that can hand out no TURN relay', () => {
   });
 
   it('no TURN at all: warns and names --realm and --auth-secret', async () => {
-    expect(await warningOf([])).toMatch(/warning: the rendezvous service will offer peers no TURN relay: TURN is off \(no --realm\).*start with --realm REALM --auth-secret SECRET/);
+    expect(await warningOf([])).toMatch(
+      /warning: the rendezvous service will offer peers no TURN relay: TURN is off \(no --realm\).*start with --realm REALM --auth-secret SECRET/,
+    );
   });
 
   it('with --auth-secret: no warning, and the secret is not printed', async () => {

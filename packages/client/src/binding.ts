@@ -224,10 +224,7 @@ export async function stunBinding(server: ServerAddress, options: StunBindingOpt
       ...(options.signal ? { signal: options.signal } : {}),
     }));
   try {
-    const [r, local] = await Promise.all([
-      socket.request(request, dest, requestOptions),
-      effectiveLocalAddress(socket.localAddress, dest),
-    ]);
+    const [r, local] = await Promise.all([socket.request(request, dest, requestOptions), effectiveLocalAddress(socket.localAddress, dest)]);
     return parseBindingResponse(r, local);
   } finally {
     if (own) await socket.close();

@@ -29,11 +29,7 @@ export class StunClientError extends Error {
   /** For `ERROR_RESPONSE` and `BAD_RESPONSE`: the response that caused it. */
   readonly response: StunMessage | undefined;
 
-  constructor(
-    code: StunClientErrorCode,
-    message: string,
-    options: { cause?: unknown; stunErrorCode?: number; reason?: string; response?: StunMessage } = {},
-  ) {
+  constructor(code: StunClientErrorCode, message: string, options: { cause?: unknown; stunErrorCode?: number; reason?: string; response?: StunMessage } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.stunErrorCode = options.stunErrorCode;

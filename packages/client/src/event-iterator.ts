@@ -30,14 +30,11 @@ export function eventIterator<T>(init: EventIteratorInit<T>): AsyncIterableItera
     init.signal?.removeEventListener('abort', finish);
     wake?.();
   };
-  unsubscribe = init.subscribe(
-    (item) => {
-      if (done) return;
-      if (buffer.length < max) buffer.push(item);
-      wake?.();
-    },
-    finish,
-  );
+  unsubscribe = init.subscribe((item) => {
+    if (done) return;
+    if (buffer.length < max) buffer.push(item);
+    wake?.();
+  }, finish);
   init.signal?.addEventListener('abort', finish, { once: true });
   if (init.signal?.aborted || init.ended) finish();
   const iterator: AsyncIterableIterator<T> = {

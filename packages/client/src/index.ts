@@ -46,33 +46,15 @@
 
 export { StunClientError, type StunClientErrorCode, isStunClientError } from './errors.js';
 
-export {
-  type RetransmissionOptions,
-  type Retransmission,
-  RFC8489_RETRANSMISSION,
-  resolveRetransmission,
-  transactionBudget,
-} from './transaction/options.js';
-export {
-  StunTransaction,
-  type StunTransactionInit,
-  type TransactionResult,
-  type TransactionState,
-} from './transaction/transaction.js';
+export { type RetransmissionOptions, type Retransmission, RFC8489_RETRANSMISSION, resolveRetransmission, transactionBudget } from './transaction/options.js';
+export { StunTransaction, type StunTransactionInit, type TransactionResult, type TransactionState } from './transaction/transaction.js';
 export { TransactionManager, type Transmit } from './transaction/manager.js';
 
 export type { RequestOptions, StunResponse } from './driver/runner.js';
 export { StunUdpSocket, type StunUdpSocketInit, type IncomingMessage, type WaitOptions } from './driver/udp.js';
 export { StunStreamSocket, type StunStreamSocketInit, type StreamTransport } from './driver/stream.js';
 
-export {
-  DEFAULT_STUN_PORT,
-  DEFAULT_STUNS_PORT,
-  type ServerAddress,
-  type ResolvedServer,
-  resolveServer,
-  routeSourceAddress,
-} from './resolve.js';
+export { DEFAULT_STUN_PORT, DEFAULT_STUNS_PORT, type ServerAddress, type ResolvedServer, resolveServer, routeSourceAddress } from './resolve.js';
 export {
   type BindingRequestOptions,
   type StunBindingOptions,
@@ -83,30 +65,10 @@ export {
   effectiveLocalAddress,
 } from './binding.js';
 
-export {
-  type NatClass,
-  type NatClassLetter,
-  type NatBehavior,
-  type NatClassInfo,
-  NAT_CLASSES,
-  natClassInfo,
-  natClassLetter,
-} from './discovery/nat-class.js';
+export { type NatClass, type NatClassLetter, type NatBehavior, type NatClassInfo, NAT_CLASSES, natClassInfo, natClassLetter } from './discovery/nat-class.js';
 export type { TestOutcome, FirstTestOutcome } from './discovery/outcome.js';
-export {
-  type ClassicObservations,
-  type ClassicStep,
-  type ClassicStepName,
-  type ClassicTestName,
-  classicNextStep,
-} from './discovery/classic.js';
-export {
-  type BehaviorStep,
-  type MappingObservations,
-  type FilteringObservations,
-  classifyMapping,
-  classifyFiltering,
-} from './discovery/behavior.js';
+export { type ClassicObservations, type ClassicStep, type ClassicStepName, type ClassicTestName, classicNextStep } from './discovery/classic.js';
+export { type BehaviorStep, type MappingObservations, type FilteringObservations, classifyMapping, classifyFiltering } from './discovery/behavior.js';
 export { DISCOVERY_RETRANSMISSION, type DiscoveryProgress } from './discovery/probes.js';
 export { classicNatTest, type ClassicNatTestOptions, type ClassicNatTestResult } from './discovery/classic-run.js';
 export { testHairpinning, type HairpinTestInit } from './discovery/hairpin.js';

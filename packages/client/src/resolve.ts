@@ -23,10 +23,7 @@ export interface ResolvedServer {
  * (with `defaultPort`) to an IP address. Names go through the system resolver
  * (`dns.lookup`), restricted to `family` when given. Rejects with code `BAD_ADDRESS`.
  */
-export async function resolveServer(
-  server: ServerAddress,
-  options: { defaultPort?: number; family?: AddressFamily } = {},
-): Promise<ResolvedServer> {
+export async function resolveServer(server: ServerAddress, options: { defaultPort?: number; family?: AddressFamily } = {}): Promise<ResolvedServer> {
   const defaultPort = options.defaultPort ?? DEFAULT_STUN_PORT;
   if (typeof server !== 'string') return { address: server, hostname: undefined };
   const text = server.trim();

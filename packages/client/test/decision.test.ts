@@ -34,14 +34,14 @@ describe('classic NAT test decision (the seed document, STEP1-5)', () => {
     ['STEP2 a: no NAT and Test2 unanswered is E, symmetric UDP firewall', { test1: noNat, test2: silent }, 'STEP2', 'symmetric-udp-firewall'],
     ['STEP3 b: NAT and Test2 answered is B, full cone', { test1: natted, test2: answered() }, 'STEP3', 'full-cone'],
     ['STEP4: Test1#2 port differs is F, symmetric', { test1: natted, test2: silent, test1_2: answered(public2) }, 'STEP4', 'symmetric'],
-    [
-      'STEP4: Test1#2 IP differs is F, symmetric',
-      { test1: natted, test2: silent, test1_2: answered(addr('203.0.113.6', 50000)) },
-      'STEP4',
-      'symmetric',
-    ],
+    ['STEP4: Test1#2 IP differs is F, symmetric', { test1: natted, test2: silent, test1_2: answered(addr('203.0.113.6', 50000)) }, 'STEP4', 'symmetric'],
     ['STEP5: Test3 answered is C, restricted cone', { test1: natted, test2: silent, test1_2: answered(), test3: answered() }, 'STEP5', 'restricted-cone'],
-    ['STEP5: Test3 unanswered is D, port-restricted cone', { test1: natted, test2: silent, test1_2: answered(), test3: silent }, 'STEP5', 'port-restricted-cone'],
+    [
+      'STEP5: Test3 unanswered is D, port-restricted cone',
+      { test1: natted, test2: silent, test1_2: answered(), test3: silent },
+      'STEP5',
+      'port-restricted-cone',
+    ],
     // where the seed document's assumptions fail, the server cannot tell
     ['Test1 unusable', { test1: { kind: 'unusable', reason: 'error response 500' } }, 'STEP1', null],
     ['no alternate address', { test1: noAlternate }, 'STEP1', null],

@@ -19,15 +19,7 @@ import {
   rawAttribute,
 } from '@nat/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  StunClientError,
-  StunStreamSocket,
-  StunUdpSocket,
-  encodeBindingRequest,
-  parseBindingResponse,
-  resolveServer,
-  stunBinding,
-} from '../src/index.js';
+import { StunClientError, StunStreamSocket, StunUdpSocket, encodeBindingRequest, parseBindingResponse, resolveServer, stunBinding } from '../src/index.js';
 
 /** How a scripted responder answers a request: bytes, or nothing. */
 type Script = (req: StunMessage, from: TransportAddress, count: number) => Uint8Array | Uint8Array[] | undefined;
@@ -126,7 +118,11 @@ describe('StunUdpSocket and stunBinding over UDP', () => {
 
   it('ignores a response with the wrong transaction id and garbage', async () => {
     script = (req, from) => {
-      const wrong = encodeStunMessage({ method: StunMethod.Binding, class: StunClass.SuccessResponse, attributes: [attr(Attr.XorMappedAddress, { ...from, port: 1 })] });
+      const wrong = encodeStunMessage({
+        method: StunMethod.Binding,
+        class: StunClass.SuccessResponse,
+        attributes: [attr(Attr.XorMappedAddress, { ...from, port: 1 })],
+      });
       return [new Uint8Array([1, 2, 3]), wrong, success(req, from)];
     };
     const r = await stunBinding(udpAddress, { rto: 500 });
@@ -362,8 +358,25 @@ describe.skipIf(!haveOpenssl)('StunStreamSocket over TLS', () => {
     dir = mkdtempSync(join(tmpdir(), 'nat-client-tls-'));
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
       { stdio: 'ignore' },
     );
     cert = readFileSync(join(dir, 'cert.pem'));

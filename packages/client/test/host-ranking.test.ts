@@ -6,14 +6,28 @@ import { isPublicAddress, rankHostAddresses, routeSourceAddress } from '../src/i
 describe('isPublicAddress', () => {
   it('tells internet-reachable addresses from special-purpose ones', () => {
     for (const ip of ['198.51.100.2', '203.0.113.7', '8.8.8.8', '2001:db8::1', '2a00:1450::1']) expect(isPublicAddress(ip), ip).toBe(true);
-    for (const ip of ['10.1.2.3', '172.16.0.1', '192.168.1.1', '198.18.1.2', '100.64.0.1', '169.254.1.1', '127.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', 'fc12::1', '::ffff:192.0.2.1']) {
+    for (const ip of [
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '198.18.1.2',
+      '100.64.0.1',
+      '169.254.1.1',
+      '127.0.0.1',
+      '::1',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      'fc12::1',
+      '::ffff:192.0.2.1',
+    ]) {
       expect(isPublicAddress(ip), ip).toBe(false);
     }
   });
 });
 
 describe('rankHostAddresses', () => {
-  it('puts a public address above a private one listed before it (the lab\'s open host)', () => {
+  it("puts a public address above a private one listed before it (the lab's open host)", () => {
     expect(rankHostAddresses(['198.18.1.2', '198.51.100.2'], undefined)).toEqual(['198.51.100.2', '198.18.1.2']);
   });
 
@@ -22,7 +36,12 @@ describe('rankHostAddresses', () => {
   });
 
   it('keeps the interface order within a rank', () => {
-    expect(rankHostAddresses(['10.0.0.1', '192.168.0.1', '203.0.113.9', '198.51.100.9'], undefined)).toEqual(['203.0.113.9', '198.51.100.9', '10.0.0.1', '192.168.0.1']);
+    expect(rankHostAddresses(['10.0.0.1', '192.168.0.1', '203.0.113.9', '198.51.100.9'], undefined)).toEqual([
+      '203.0.113.9',
+      '198.51.100.9',
+      '10.0.0.1',
+      '192.168.0.1',
+    ]);
   });
 
   it('takes its route source from the kernel (loopback destination: a loopback source)', async () => {

@@ -109,7 +109,13 @@ class Wire {
 }
 
 function agent(role: IceRole, tieBreaker: bigint, which: 'a' | 'b', options: IceAgentOptions = {}): IceAgent {
-  return new IceAgent({ role, tieBreaker, ufrag: which === 'a' ? 'aaaa' : 'bbbb', pwd: which === 'a' ? A_PWD : B_PWD, options: { random: () => 0.5, ...options } });
+  return new IceAgent({
+    role,
+    tieBreaker,
+    ufrag: which === 'a' ? 'aaaa' : 'bbbb',
+    pwd: which === 'a' ? A_PWD : B_PWD,
+    options: { random: () => 0.5, ...options },
+  });
 }
 
 /** Two agents with one host candidate each on a wire, credentials and candidates exchanged. */
@@ -128,8 +134,7 @@ function pairUp(roleA: IceRole, roleB: IceRole, tbA = 10n, tbB = 20n, options: I
   return { wire, a, b, na, nb };
 }
 
-const states = (n: Node): string[] =>
-  n.events.flatMap(({ event }) => (event.type === 'state' ? [event.state + (event.reason ? `:${event.reason}` : '')] : []));
+const states = (n: Node): string[] => n.events.flatMap(({ event }) => (event.type === 'state' ? [event.state + (event.reason ? `:${event.reason}` : '')] : []));
 
 describe('IceAgent checklist', () => {
   it('orders pairs by RFC 8445 pair priority and unfreezes by foundation', () => {
@@ -174,7 +179,12 @@ describe('IceAgent checklist', () => {
     // a success on u1 -> host unfreezes u2 -> host (same foundation)
     const req = decodeStunMessage(first[0]!.bytes);
     const resp = encodeStunMessage(
-      { method: StunMethod.Binding, class: StunClass.SuccessResponse, transactionId: req.transactionId, attributes: [attr(Attr.XorMappedAddress, ip('10.0.0.1', 1000))] },
+      {
+        method: StunMethod.Binding,
+        class: StunClass.SuccessResponse,
+        transactionId: req.transactionId,
+        attributes: [attr(Attr.XorMappedAddress, ip('10.0.0.1', 1000))],
+      },
       { integrity: shortTermKey(B_PWD), fingerprint: true },
     );
     expect(a.handlePacket(resp, { base: 'u1', from: ip('10.0.0.2', 2000) }, 60)).toBe(true);
@@ -202,7 +212,15 @@ describe('IceAgent checklist', () => {
     b.addLocalCandidate(cand('host', '10.0.0.2', 2000), 'u');
     b.setRemoteCredentials('aaaa', A_PWD);
     const from = ip('198.51.100.9', 4444);
-    const req = encodeCheckRequest({ localUfrag: 'aaaa', remoteUfrag: 'bbbb', remotePwd: B_PWD, role: 'controlling', tieBreaker: 9n, priority: 1234567, useCandidate: false });
+    const req = encodeCheckRequest({
+      localUfrag: 'aaaa',
+      remoteUfrag: 'bbbb',
+      remotePwd: B_PWD,
+      role: 'controlling',
+      tieBreaker: 9n,
+      priority: 1234567,
+      useCandidate: false,
+    });
     expect(b.handlePacket(req, { base: 'u', from }, 100)).toBe(true);
     const { transmits, events } = drain(b);
     const response = decodeStunMessage(transmits[0]!.bytes);
@@ -212,7 +230,10 @@ describe('IceAgent checklist', () => {
     const prflx = events.find((e) => e.type === 'remote-candidate');
     expect(prflx).toMatchObject({ candidate: { type: 'prflx', address: '198.51.100.9', port: 4444, priority: 1234567 } });
     // the triggered check to the new candidate (sent at once, the Ta pacer being idle)
-    const check = transmits.slice(1).map((t) => ({ t, m: decodeStunMessage(t.bytes) })).find(({ m }) => m.class === StunClass.Request);
+    const check = transmits
+      .slice(1)
+      .map((t) => ({ t, m: decodeStunMessage(t.bytes) }))
+      .find(({ m }) => m.class === StunClass.Request);
     expect(check?.t.to).toEqual(from);
     expect(check?.m.get(Attr.IceControlled)).toBe(5n);
   });
@@ -220,7 +241,15 @@ describe('IceAgent checklist', () => {
   it('rejects checks with the wrong ufrag or password (401) and lets non-STUN data through', () => {
     const b = agent('controlled', 5n, 'b');
     b.addLocalCandidate(cand('host', '10.0.0.2', 2000), 'u');
-    const bad = encodeCheckRequest({ localUfrag: 'aaaa', remoteUfrag: 'bbbb', remotePwd: 'x'.repeat(22), role: 'controlling', tieBreaker: 9n, priority: 1, useCandidate: false });
+    const bad = encodeCheckRequest({
+      localUfrag: 'aaaa',
+      remoteUfrag: 'bbbb',
+      remotePwd: 'x'.repeat(22),
+      role: 'controlling',
+      tieBreaker: 9n,
+      priority: 1,
+      useCandidate: false,
+    });
     b.handlePacket(bad, { base: 'u', from: ip('10.0.0.1', 1) }, 0);
     const m = decodeStunMessage(drain(b).transmits[0]!.bytes);
     expect(m.get(Attr.ErrorCode)?.code).toBe(401);
@@ -254,7 +283,12 @@ describe('IceAgent checklist', () => {
     a.handleTimeout(0);
     const req = decodeStunMessage(drain(a).transmits[0]!.bytes);
     const resp = encodeStunMessage(
-      { method: StunMethod.Binding, class: StunClass.SuccessResponse, transactionId: req.transactionId, attributes: [attr(Attr.XorMappedAddress, ip('10.0.0.1', 1000))] },
+      {
+        method: StunMethod.Binding,
+        class: StunClass.SuccessResponse,
+        transactionId: req.transactionId,
+        attributes: [attr(Attr.XorMappedAddress, ip('10.0.0.1', 1000))],
+      },
       { integrity: shortTermKey(B_PWD), fingerprint: true },
     );
     a.handlePacket(resp, { base: 'u', from: ip('10.0.0.2', 2001) }, 10);
@@ -300,7 +334,15 @@ describe('IceAgent roles and nomination', () => {
       x.addLocalCandidate(cand('host', '10.0.0.2', 2000), 'u');
       return x;
     };
-    const req = encodeCheckRequest({ localUfrag: 'aaaa', remoteUfrag: 'bbbb', remotePwd: B_PWD, role: 'controlling', tieBreaker: 100n, priority: 1, useCandidate: false });
+    const req = encodeCheckRequest({
+      localUfrag: 'aaaa',
+      remoteUfrag: 'bbbb',
+      remotePwd: B_PWD,
+      role: 'controlling',
+      tieBreaker: 100n,
+      priority: 1,
+      useCandidate: false,
+    });
     const keeps = make(200n);
     keeps.handlePacket(req, { base: 'u', from: ip('10.0.0.1', 1000) }, 0);
     const r1 = decodeStunMessage(drain(keeps).transmits[0]!.bytes);
@@ -400,9 +442,19 @@ describe('IceAgent failure, consent and restart', () => {
     expect(a.selectedPair()!.id).not.toBe(before.id);
     expect(a.selectedPair()!.remoteAddress).toEqual(ip('10.0.0.2', 2000));
     // a check with the old credentials gets 401
-    const old = encodeCheckRequest({ localUfrag: 'bbbb', remoteUfrag: 'aaaa', remotePwd: A_PWD, role: 'controlled', tieBreaker: 2n, priority: 1, useCandidate: false });
+    const old = encodeCheckRequest({
+      localUfrag: 'bbbb',
+      remoteUfrag: 'aaaa',
+      remotePwd: A_PWD,
+      role: 'controlled',
+      tieBreaker: 2n,
+      priority: 1,
+      useCandidate: false,
+    });
     a.handlePacket(old, { base: 'udp', from: ip('10.0.0.2', 2000) }, wire.clock.now);
-    const reply = drain(a).transmits.map((t) => decodeStunMessage(t.bytes)).find((m) => m.class === StunClass.ErrorResponse);
+    const reply = drain(a)
+      .transmits.map((t) => decodeStunMessage(t.bytes))
+      .find((m) => m.class === StunClass.ErrorResponse);
     expect(reply?.get(Attr.ErrorCode)?.code).toBe(401);
     expect(nb.events.length).toBeGreaterThan(0);
   });

@@ -54,7 +54,7 @@ function drain(p: BirthdayPuncher): { transmits: PunchTransmit[]; events: PunchE
 function runAlone(p: BirthdayPuncher, until: number): { at: number; t: PunchTransmit }[] {
   const out: { at: number; t: PunchTransmit }[] = [];
   p.start(0);
-  for (let now = 0; ; ) {
+  for (let now = 0; ;) {
     for (let t = p.pollTransmit(); t !== undefined; t = p.pollTransmit()) out.push({ at: now, t });
     const next = p.pollTimeout();
     if (next === undefined || next > until) return out;
@@ -114,9 +114,7 @@ describe('punching decisions and signalling', () => {
       type,
       extensions: [],
     });
-    expect(punchTarget([c('host', '192.168.1.2', 5000), c('relay', '203.0.113.2', 40000), c('srflx', '198.51.100.7', 6000)])).toEqual(
-      v4('198.51.100.7', 6000),
-    );
+    expect(punchTarget([c('host', '192.168.1.2', 5000), c('relay', '203.0.113.2', 40000), c('srflx', '198.51.100.7', 6000)])).toEqual(v4('198.51.100.7', 6000));
     expect(punchTarget([c('host', '10.0.0.2', 5000), c('host', '198.18.1.10', 5000), c('relay', '203.0.113.2', 40000)])).toBeUndefined();
     expect(punchTarget([c('host', '172.20.0.2', 5000), c('host', '203.0.113.20', 5000)])).toEqual(v4('203.0.113.20', 5000));
   });
@@ -175,7 +173,10 @@ describe('BirthdayPuncher (sans-I/O)', () => {
   });
 
   it('budgets and rates are settable', () => {
-    const p = puncher({ role: 'easy', options: { probesPerSecond: 1000, probeBudget: 50, giveUpAfter: 500, minPort: 2000, maxPort: 2099, predictionWindow: 0, random: seededRandom(2) } });
+    const p = puncher({
+      role: 'easy',
+      options: { probesPerSecond: 1000, probeBudget: 50, giveUpAfter: 500, minPort: 2000, maxPort: 2099, predictionWindow: 0, random: seededRandom(2) },
+    });
     const sent = runAlone(p, 10_000);
     expect(sent.length).toBe(50);
     expect(sent.at(-1)!.at).toBeLessThanOrEqual(50);

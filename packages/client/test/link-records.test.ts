@@ -50,7 +50,7 @@ describe('stream records (secretstream)', () => {
     expect(() => sealer.seal(Buffer.from('after the end'))).toThrow();
   });
 
-  it('an end without the FINAL record is not the sender\'s end', () => {
+  it("an end without the FINAL record is not the sender's end", () => {
     const key = randomBytes(32);
     const sealer = new RecordSealer(key);
     const opener = new RecordOpener(key);
@@ -58,7 +58,7 @@ describe('stream records (secretstream)', () => {
     expect(opener.ended).toBe(false);
   });
 
-  it('refuses an altered byte anywhere, a replayed or reordered record, another stream\'s records, and bytes after the end', () => {
+  it("refuses an altered byte anywhere, a replayed or reordered record, another stream's records, and bytes after the end", () => {
     const key = randomBytes(32);
     const sealer = new RecordSealer(key);
     const first = sealer.seal(randomBytes(100)); // header + record 1

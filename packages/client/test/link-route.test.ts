@@ -88,7 +88,9 @@ async function middlebox(a: UdxSocket, b: UdxSocket): Promise<Middlebox> {
   return box;
 }
 
-async function setup(direct: boolean): Promise<{ a: PeerLink; b: PeerLink; pa: RoutedPath; pb: RoutedPath; box: Middlebox; routeA: UdxRoute; routeB: UdxRoute }> {
+async function setup(
+  direct: boolean,
+): Promise<{ a: PeerLink; b: PeerLink; pa: RoutedPath; pb: RoutedPath; box: Middlebox; routeA: UdxRoute; routeB: UdxRoute }> {
   const ha = home();
   const hb = home();
   const box = await middlebox(ha, hb);
@@ -108,7 +110,10 @@ async function setup(direct: boolean): Promise<{ a: PeerLink; b: PeerLink; pa: R
     openLink(pa, { identity: ia, initiator: true, remotePeerId: peerIdOf(ib) }),
     openLink(pb, { identity: ib, initiator: false, remotePeerId: peerIdOf(ia) }),
   ]);
-  cleanups.push(() => a.close(), () => b.close());
+  cleanups.push(
+    () => a.close(),
+    () => b.close(),
+  );
   return { a, b, pa, pb, box, routeA, routeB };
 }
 

@@ -23,7 +23,7 @@ describe('probeNatMapping', () => {
     expect(p.publicAddress).toEqual(p.localAddress);
   });
 
-  it('endpoint-independent NAT: Test II sees Test I\'s mapping', async () => {
+  it("endpoint-independent NAT: Test II sees Test I's mapping", async () => {
     server.reset({ mapping: 'endpoint-independent', filtering: 'address-and-port-dependent' });
     const p = await probeNatMapping({ server: server.primary, localAddress: CLIENT_IP });
     expect(p.mapping).toBe('endpoint-independent');
@@ -59,7 +59,9 @@ describe('probeNatMapping', () => {
 
   it('rejects with ABORTED when the caller aborts', async () => {
     server.reset({ mapping: 'none', filtering: 'none', blocked: true });
-    await expect(probeNatMapping({ server: server.primary, localAddress: CLIENT_IP, signal: AbortSignal.timeout(50) })).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(probeNatMapping({ server: server.primary, localAddress: CLIENT_IP, signal: AbortSignal.timeout(50) })).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
   });
 
   it('learnPunchOptions turns the first STUN server of an iceServers list into punch options', async () => {

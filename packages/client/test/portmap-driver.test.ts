@@ -76,7 +76,16 @@ describe('NAT-PMP driver', () => {
     const c2 = new NatPmpClient({ gateway: '127.0.0.1', port: r.port });
     open.push(c2);
     const g = await c2.map({ protocol: 'tcp', internalPort: 15441, lifetime: 600 });
-    expect(g).toMatchObject({ method: 'natpmp', protocol: 'tcp', internalAddress: '127.0.0.1', internalPort: 15441, externalPort: 40000, externalAddress: '203.0.113.254', lifetime: 600, epochReset: false });
+    expect(g).toMatchObject({
+      method: 'natpmp',
+      protocol: 'tcp',
+      internalAddress: '127.0.0.1',
+      internalPort: 15441,
+      externalPort: 40000,
+      externalAddress: '203.0.113.254',
+      lifetime: 600,
+      epochReset: false,
+    });
     await expect(c2.map({ protocol: 'tcp', internalPort: 15441, lifetime: 600, exactPort: true })).rejects.toMatchObject({ code: 'PORT_TAKEN' });
   });
 
@@ -105,7 +114,19 @@ describe('PCP driver', () => {
       const nonce = req.subarray(24, 36);
       const lifetime = req.readUInt32BE(4);
       const answer = (n: Uint8Array): Buffer =>
-        Buffer.from(encodePcpResponse({ opcode: 'map', resultCode: 0, lifetime, epoch: 77, nonce: n, protocol: 'udp', internalPort: req.readUInt16BE(40), assignedExternalPort: lifetime ? 7001 : 0, assignedExternalAddress: '203.0.113.254' }));
+        Buffer.from(
+          encodePcpResponse({
+            opcode: 'map',
+            resultCode: 0,
+            lifetime,
+            epoch: 77,
+            nonce: n,
+            protocol: 'udp',
+            internalPort: req.readUInt16BE(40),
+            assignedExternalPort: lifetime ? 7001 : 0,
+            assignedExternalAddress: '203.0.113.254',
+          }),
+        );
       return [answer(new Uint8Array(12).fill(9)), answer(nonce)];
     });
     open.push(r);
@@ -125,7 +146,11 @@ describe('PCP driver', () => {
     open.push(c);
     await expect(c.map({ protocol: 'udp', internalPort: 7000, lifetime: 60 })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     expect(old.seen).toHaveLength(1);
-    const refusing = await responder((req) => [Buffer.from(encodePcpResponse({ opcode: 'map', resultCode: 2, lifetime: 30, epoch: 1, nonce: req.subarray(24, 36), protocol: 'udp', internalPort: 7000 }))]);
+    const refusing = await responder((req) => [
+      Buffer.from(
+        encodePcpResponse({ opcode: 'map', resultCode: 2, lifetime: 30, epoch: 1, nonce: req.subarray(24, 36), protocol: 'udp', internalPort: 7000 }),
+      ),
+    ]);
     open.push(refusing);
     const c2 = new PcpClient({ gateway: '127.0.0.1', port: refusing.port, schedule: pcpSchedule(3, 200) });
     open.push(c2);

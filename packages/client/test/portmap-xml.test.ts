@@ -22,7 +22,6 @@ import {
 } from '../src/index.js';
 import { natPmpEpochValid } from '@nat/protocol';
 
-
 const ROOT_DESC = readFileSync(new URL('./fixtures/portmap/miniupnpd-rootDesc.xml', import.meta.url), 'utf8');
 const LOCATION = 'http://198.18.0.1:40117/rootDesc.xml';
 const runs = Number(process.env.FUZZ_RUNS ?? 1000);
@@ -66,7 +65,10 @@ describe('device description', () => {
   it('prefers WANIPConnection:2, then :1, then WANPPPConnection:1; honours URLBase', () => {
     const v1 = ROOT_DESC.replace('WANIPConnection:2', 'WANPPPConnection:1').replace('<specVersion>', '<URLBase>http://198.18.0.1:9/</URLBase><specVersion>');
     const d = parseDeviceDescription(v1, LOCATION);
-    expect(wanConnectionService(d)).toMatchObject({ serviceType: 'urn:schemas-upnp-org:service:WANPPPConnection:1', controlURL: 'http://198.18.0.1:9/ctl/IPConn' });
+    expect(wanConnectionService(d)).toMatchObject({
+      serviceType: 'urn:schemas-upnp-org:service:WANPPPConnection:1',
+      controlURL: 'http://198.18.0.1:9/ctl/IPConn',
+    });
   });
 
   it('decodes the predefined entities and character references, nothing else', () => {
@@ -87,13 +89,16 @@ describe('device description', () => {
 
   it('bounds size and nesting; malformed XML and missing elements are typed errors', () => {
     expectPortMapError(() => parseDeviceDescription(`<root>${' '.repeat(300 * 1024)}</root>`, LOCATION));
-    const nest = (n: number, inner: string): string => `<root><device>${'<deviceList><device>'.repeat(n)}${inner}${'</device></deviceList>'.repeat(n)}</device></root>`;
-    const svc = '<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><controlURL>/c</controlURL></service></serviceList>';
+    const nest = (n: number, inner: string): string =>
+      `<root><device>${'<deviceList><device>'.repeat(n)}${inner}${'</device></deviceList>'.repeat(n)}</device></root>`;
+    const svc =
+      '<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType><controlURL>/c</controlURL></service></serviceList>';
     // Services nested deeper than any IGD are not followed; absurd nesting is the parser's typed error.
     expect(parseDeviceDescription(nest(3, svc), LOCATION).services).toHaveLength(1);
     expect(parseDeviceDescription(nest(20, svc), LOCATION).services).toEqual([]);
     expectPortMapError(() => parseDeviceDescription(nest(5000, ''), LOCATION));
-    for (const bad of ['', 'not xml', '<root><device>', '<root></root>', '<other/>', '<root><device></root></device>']) expectPortMapError(() => parseDeviceDescription(bad, LOCATION));
+    for (const bad of ['', 'not xml', '<root><device>', '<root></root>', '<other/>', '<root><device></root></device>'])
+      expectPortMapError(() => parseDeviceDescription(bad, LOCATION));
     // A control URL of another scheme is dropped, not followed.
     const ftp = parseDeviceDescription(ROOT_DESC.replace('<controlURL>/ctl/IPConn</controlURL>', '<controlURL>ftp://198.18.0.1/x</controlURL>'), LOCATION);
     expect(wanConnectionService(ftp)).toBeUndefined();
@@ -107,7 +112,9 @@ describe('SOAP', () => {
       ['NewExternalPort', 7000],
       ['NewPortMappingDescription', 'a<b>&"c"'],
     ]);
-    expect(body).toContain('<s:Body><u:AddPortMapping xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"><NewRemoteHost></NewRemoteHost><NewExternalPort>7000</NewExternalPort>');
+    expect(body).toContain(
+      '<s:Body><u:AddPortMapping xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:2"><NewRemoteHost></NewRemoteHost><NewExternalPort>7000</NewExternalPort>',
+    );
     expect(body).toContain('<NewPortMappingDescription>a&lt;b&gt;&amp;&quot;c&quot;</NewPortMappingDescription>');
     expect(soapAction('urn:x', 'AddPortMapping')).toBe('"urn:x#AddPortMapping"');
     expectPortMapError(() => encodeSoapRequest('urn:x', 'Add Port', []));
@@ -125,7 +132,12 @@ describe('SOAP', () => {
       expect((e as PortMapError).message).toContain('NoSuchEntryInArray');
     }
     expectPortMapError(() => decodeSoapResponse(EXTERNAL_IP_RESPONSE, 'AddPortMapping'));
-    expect(decodeSoapResponse(EXTERNAL_IP_RESPONSE.replace(/<u:GetExternalIPAddressResponse[^]*Response>/, '<u:DeletePortMappingResponse xmlns:u="x"></u:DeletePortMappingResponse>'), 'DeletePortMapping')).toEqual({});
+    expect(
+      decodeSoapResponse(
+        EXTERNAL_IP_RESPONSE.replace(/<u:GetExternalIPAddressResponse[^]*Response>/, '<u:DeletePortMappingResponse xmlns:u="x"></u:DeletePortMappingResponse>'),
+        'DeletePortMapping',
+      ),
+    ).toEqual({});
   });
 
   it('fuzz: random, truncated and mutated documents parse or throw PortMapError only', () => {
@@ -136,10 +148,36 @@ describe('SOAP', () => {
         if (!(e instanceof PortMapError)) throw e;
       }
     };
-    fc.assert(fc.property(fc.string({ maxLength: 500 }), (s) => only(() => parseDeviceDescription(s, LOCATION))), { numRuns: runs });
-    fc.assert(fc.property(fc.string({ maxLength: 500 }), (s) => only(() => decodeSoapResponse(s, 'GetExternalIPAddress'))), { numRuns: runs });
-    fc.assert(fc.property(fc.nat(ROOT_DESC.length), (n) => only(() => parseDeviceDescription(ROOT_DESC.slice(0, n), LOCATION))), { numRuns: Math.min(runs, 500) });
-    const pieces = ['<', '>', '</', '&', ';', '"', '<!DOCTYPE', '<![CDATA[', ']]>', '<?', '?>', '__proto__', 'constructor', '<device>', '</device>', '<service>'];
+    fc.assert(
+      fc.property(fc.string({ maxLength: 500 }), (s) => only(() => parseDeviceDescription(s, LOCATION))),
+      { numRuns: runs },
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 500 }), (s) => only(() => decodeSoapResponse(s, 'GetExternalIPAddress'))),
+      { numRuns: runs },
+    );
+    fc.assert(
+      fc.property(fc.nat(ROOT_DESC.length), (n) => only(() => parseDeviceDescription(ROOT_DESC.slice(0, n), LOCATION))),
+      { numRuns: Math.min(runs, 500) },
+    );
+    const pieces = [
+      '<',
+      '>',
+      '</',
+      '&',
+      ';',
+      '"',
+      '<!DOCTYPE',
+      '<![CDATA[',
+      ']]>',
+      '<?',
+      '?>',
+      '__proto__',
+      'constructor',
+      '<device>',
+      '</device>',
+      '<service>',
+    ];
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(ROOT_DESC.length), fc.constantFrom(...pieces)), { maxLength: 5 }), (edits) => {
         let doc = ROOT_DESC;

@@ -55,7 +55,16 @@ async function fakeServer(options: FakeOptions = {}) {
         me = id;
         peers.set(id, ws);
         const peerId = options.mode === 'wrong-id' ? 'a'.repeat(32) : id;
-        ws.send(JSON.stringify({ v: 1, type: 'registered', ref: m.id, peerId, iceServers: [{ urls: 'turn:127.0.0.1:3478', username: `1:${id}`, credential: 'pw' }], ttl: 600 }));
+        ws.send(
+          JSON.stringify({
+            v: 1,
+            type: 'registered',
+            ref: m.id,
+            peerId,
+            iceServers: [{ urls: 'turn:127.0.0.1:3478', username: `1:${id}`, credential: 'pw' }],
+            ttl: 600,
+          }),
+        );
       } else if (m.type === 'ping') {
         ws.send(JSON.stringify({ v: 1, type: 'pong', ref: m.id }));
       } else if ('to' in m && me !== undefined) {

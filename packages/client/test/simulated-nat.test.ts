@@ -23,7 +23,14 @@ describe('detectNat and classicNatTest against every simulated NAT type', () => 
   const table: [string, SimulatedNatBehaviour, string, string, string | null, string | null][] = [
     ['A open internet', { mapping: 'none', filtering: 'none' }, 'open-internet', 'A', 'endpoint-independent', 'endpoint-independent'],
     ['B full cone', { mapping: 'endpoint-independent', filtering: 'endpoint-independent' }, 'full-cone', 'B', 'endpoint-independent', 'endpoint-independent'],
-    ['C restricted cone', { mapping: 'endpoint-independent', filtering: 'address-dependent' }, 'restricted-cone', 'C', 'endpoint-independent', 'address-dependent'],
+    [
+      'C restricted cone',
+      { mapping: 'endpoint-independent', filtering: 'address-dependent' },
+      'restricted-cone',
+      'C',
+      'endpoint-independent',
+      'address-dependent',
+    ],
     [
       'D port-restricted cone',
       { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent' },
@@ -48,7 +55,14 @@ describe('detectNat and classicNatTest against every simulated NAT type', () => 
       'address-and-port-dependent',
       'address-and-port-dependent',
     ],
-    ['F symmetric (address-dependent mapping)', { mapping: 'address-dependent', filtering: 'address-dependent' }, 'symmetric', 'F', 'address-dependent', 'address-dependent'],
+    [
+      'F symmetric (address-dependent mapping)',
+      { mapping: 'address-dependent', filtering: 'address-dependent' },
+      'symmetric',
+      'F',
+      'address-dependent',
+      'address-dependent',
+    ],
     ['G UDP blocked', { mapping: 'none', filtering: 'none', blocked: true }, 'udp-blocked', 'G', null, null],
   ];
 
@@ -183,7 +197,14 @@ describe('binding lifetime (RFC 5780 section 4.6) against a simulated NAT', () =
   it('gives up within maxTotalMs', async () => {
     server.reset({ mapping: 'endpoint-independent', filtering: 'endpoint-independent' });
     const t0 = performance.now();
-    const r = await measureBindingLifetime({ server: server.primary, localAddress: CLIENT_IP, minIntervalMs: 100, maxIntervalMs: 5000, maxTotalMs: 600, ...fast });
+    const r = await measureBindingLifetime({
+      server: server.primary,
+      localAddress: CLIENT_IP,
+      minIntervalMs: 100,
+      maxIntervalMs: 5000,
+      maxTotalMs: 600,
+      ...fast,
+    });
     expect(performance.now() - t0).toBeLessThan(1500);
     expect(r.reason).toMatch(/time budget/);
   });

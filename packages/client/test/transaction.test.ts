@@ -87,9 +87,7 @@ describe('StunTransaction (RFC 8489 section 6.2.1, virtual clock)', () => {
     const other = decodeStunMessage(responseTo(encodeBindingRequest()));
     expect(t.handleResponse(other, 10)).toBe(false);
     const req = decodeStunMessage(request);
-    const asRequest = decodeStunMessage(
-      encodeStunMessage({ method: StunMethod.Binding, class: StunClass.Request, transactionId: req.transactionId }),
-    );
+    const asRequest = decodeStunMessage(encodeStunMessage({ method: StunMethod.Binding, class: StunClass.Request, transactionId: req.transactionId }));
     expect(t.handleResponse(asRequest, 10)).toBe(false);
     const otherMethod = decodeStunMessage(
       encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.SuccessResponse, transactionId: req.transactionId }),

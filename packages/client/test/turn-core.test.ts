@@ -123,7 +123,12 @@ function success(request: StunMessage, attributes: AttributeEntry[] = [], key: U
 /** An error response, signed with `key` (null: unsigned). */
 function failure(request: StunMessage, code: number, extra: AttributeEntry[] = [], key: Uint8Array | null = KEY): Uint8Array {
   return encodeStunMessage(
-    { method: request.method, class: StunClass.ErrorResponse, transactionId: request.transactionId, attributes: [attr(Attr.ErrorCode, errorCode(code)), ...extra] },
+    {
+      method: request.method,
+      class: StunClass.ErrorResponse,
+      transactionId: request.transactionId,
+      attributes: [attr(Attr.ErrorCode, errorCode(code)), ...extra],
+    },
     key ? { integrity: key } : {},
   );
 }
@@ -163,7 +168,14 @@ describe('TurnAllocationCore: Allocate and the long-term credential mechanism', 
     expect(h.takeEvents()).toEqual([
       {
         type: 'allocated',
-        allocation: { relayedAddress: RELAYED, relayedAddresses: [RELAYED], mappedAddress: MAPPED, lifetime: 600, reservationToken: undefined, addressError: undefined },
+        allocation: {
+          relayedAddress: RELAYED,
+          relayedAddresses: [RELAYED],
+          mappedAddress: MAPPED,
+          lifetime: 600,
+          reservationToken: undefined,
+          addressError: undefined,
+        },
       },
     ]);
     expect(h.sent).toEqual([]);
@@ -193,13 +205,26 @@ describe('TurnAllocationCore: Allocate and the long-term credential mechanism', 
     h.input(challenge(h.take()));
     const v6: TransportAddress = { family: 'IPv6', address: '2001:db8::5', port: 49_300 };
     const token = bytes(8, 7, 6, 5, 4, 3, 2, 1);
-    h.input(success(h.take(), [attr(Attr.XorRelayedAddress, RELAYED), attr(Attr.XorRelayedAddress, v6), attr(Attr.Lifetime, 600), attr(Attr.ReservationToken, token)]));
+    h.input(
+      success(h.take(), [
+        attr(Attr.XorRelayedAddress, RELAYED),
+        attr(Attr.XorRelayedAddress, v6),
+        attr(Attr.Lifetime, 600),
+        attr(Attr.ReservationToken, token),
+      ]),
+    );
     const info = h.core.allocation!;
     expect(info.relayedAddresses).toEqual([RELAYED, v6]);
     expect([...info.reservationToken!]).toEqual([...token]);
     const g = new Harness({ additionalIPv6: true }).start();
     g.input(challenge(g.take()));
-    g.input(success(g.take(), [attr(Attr.XorRelayedAddress, RELAYED), attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'Address Family not Supported' }), attr(Attr.Lifetime, 600)]));
+    g.input(
+      success(g.take(), [
+        attr(Attr.XorRelayedAddress, RELAYED),
+        attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'Address Family not Supported' }),
+        attr(Attr.Lifetime, 600),
+      ]),
+    );
     expect(g.core.allocation!.addressError).toEqual({ family: 'IPv6', code: 440, reason: 'Address Family not Supported' });
   });
 
@@ -282,10 +307,17 @@ describe('TurnAllocationCore: Allocate and the long-term credential mechanism', 
     expect(verifyMessageIntegritySha256(m, sha)).toBe(true);
     expect(m.get(Attr.PasswordAlgorithm)?.algorithm).toBe(PasswordAlgorithm.SHA256);
     expect(m.get(Attr.PasswordAlgorithms)?.map((a) => a.algorithm)).toEqual([1, 2]);
-    h.input(encodeStunMessage(
-      { method: m.method, class: StunClass.SuccessResponse, transactionId: m.transactionId, attributes: [attr(Attr.XorRelayedAddress, RELAYED), attr(Attr.Lifetime, 600)] },
-      { integritySha256: sha },
-    ));
+    h.input(
+      encodeStunMessage(
+        {
+          method: m.method,
+          class: StunClass.SuccessResponse,
+          transactionId: m.transactionId,
+          attributes: [attr(Attr.XorRelayedAddress, RELAYED), attr(Attr.Lifetime, 600)],
+        },
+        { integritySha256: sha },
+      ),
+    );
     expect(h.core.state).toBe('allocated');
 
     // MD5 (the default) with the same challenge: MESSAGE-INTEGRITY, PASSWORD-ALGORITHM MD5, the list echoed.
@@ -501,7 +533,10 @@ describe('TurnAllocationCore: sending and receiving data', () => {
     expect(h.call((c, now) => c.send(PEER, text('three'), now))).toBe('dropped');
     h.input(success(perm));
     const [one, two] = [h.take(), h.take()];
-    for (const [m, s] of [[one, 'one'], [two, 'two']] as const) {
+    for (const [m, s] of [
+      [one, 'one'],
+      [two, 'two'],
+    ] as const) {
       expect(m.method).toBe(StunMethod.Send);
       expect(m.class).toBe(StunClass.Indication);
       expect(m.get(Attr.XorPeerAddress)).toEqual(PEER);

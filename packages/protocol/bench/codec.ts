@@ -7,16 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
-import {
-  Attr,
-  StunClass,
-  StunMethod,
-  attr,
-  decodeStunMessage,
-  encodeStunMessage,
-  verifyFingerprint,
-  verifyMessageIntegrity,
-} from '../src/index.js';
+import { Attr, StunClass, StunMethod, attr, decodeStunMessage, encodeStunMessage, verifyFingerprint, verifyMessageIntegrity } from '../src/index.js';
 import { rfc5769Request } from '../test/fixtures/vectors.js';
 
 interface StunPackage {
@@ -56,7 +47,12 @@ const peer = { family: 'IPv4' as const, address: '198.51.100.7', port: 49152 };
 const payload = new Uint8Array(160).fill(7);
 const tid = new Uint8Array(12).fill(1);
 const sendIndication = Buffer.from(
-  encodeStunMessage({ method: StunMethod.Send, class: StunClass.Indication, transactionId: tid, attributes: [attr(Attr.XorPeerAddress, peer), attr(Attr.Data, payload)] }),
+  encodeStunMessage({
+    method: StunMethod.Send,
+    class: StunClass.Indication,
+    transactionId: tid,
+    attributes: [attr(Attr.XorPeerAddress, peer), attr(Attr.Data, payload)],
+  }),
 );
 
 const rows: { name: string; opsPerSecond: number }[] = [];
@@ -89,22 +85,38 @@ run('encode binding request with MI + FINGERPRINT (ours)', () =>
       method: StunMethod.Binding,
       class: StunClass.Request,
       transactionId: tid,
-      attributes: [attr(Attr.Software, 'STUN test client'), attr(Attr.Priority, 0x6e0001ff), attr(Attr.IceControlled, 0x932ff9b151263b36n), attr(Attr.Username, 'evtj:h6vY')],
+      attributes: [
+        attr(Attr.Software, 'STUN test client'),
+        attr(Attr.Priority, 0x6e0001ff),
+        attr(Attr.IceControlled, 0x932ff9b151263b36n),
+        attr(Attr.Username, 'evtj:h6vY'),
+      ],
     },
     { integrity: shortTermKey, fingerprint: true },
   ),
 );
 run('encode Send indication (ours)', () =>
-  encodeStunMessage({ method: StunMethod.Send, class: StunClass.Indication, transactionId: tid, attributes: [attr(Attr.XorPeerAddress, peer), attr(Attr.Data, payload)] }),
+  encodeStunMessage({
+    method: StunMethod.Send,
+    class: StunClass.Indication,
+    transactionId: tid,
+    attributes: [attr(Attr.XorPeerAddress, peer), attr(Attr.Data, payload)],
+  }),
 );
 const decodedForVerify = decodeStunMessage(bindingRequest);
-const oursVerify = run('verify MI + FINGERPRINT of a decoded request (ours)', () => verifyMessageIntegrity(decodedForVerify, shortTermKey) && verifyFingerprint(decodedForVerify));
+const oursVerify = run(
+  'verify MI + FINGERPRINT of a decoded request (ours)',
+  () => verifyMessageIntegrity(decodedForVerify, shortTermKey) && verifyFingerprint(decodedForVerify),
+);
 const oursDecodeVerify = run('decode + verify MI + FINGERPRINT (ours)', () => {
   const m = decodeStunMessage(bindingRequest);
   return verifyMessageIntegrity(m, shortTermKey) && verifyFingerprint(m);
 });
 const pkgDecoded = stunPkg.decode(bindingRequest);
-run('verify MI + FINGERPRINT (npm stun)', () => stunPkg.validateMessageIntegrity(pkgDecoded, rfc5769Request.password) && stunPkg.validateFingerprint(pkgDecoded));
+run(
+  'verify MI + FINGERPRINT (npm stun)',
+  () => stunPkg.validateMessageIntegrity(pkgDecoded, rfc5769Request.password) && stunPkg.validateFingerprint(pkgDecoded),
+);
 const macInput = bindingRequest.subarray(0, 76);
 const bareHmac = run('bare createHmac(sha1) over the same 76 bytes (floor)', () => createHmac('sha1', shortTermKey).update(macInput).digest());
 
@@ -122,7 +134,8 @@ if (process.env.BENCH_JSON) {
 } else {
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'operation'.padEnd(w)}  ${'msgs/s'.padStart(12)}  ${'ns/msg'.padStart(8)}`);
-  for (const r of rows) console.log(`${r.name.padEnd(w)}  ${Math.round(r.opsPerSecond).toLocaleString('en-US').padStart(12)}  ${(1e9 / r.opsPerSecond).toFixed(0).padStart(8)}`);
+  for (const r of rows)
+    console.log(`${r.name.padEnd(w)}  ${Math.round(r.opsPerSecond).toLocaleString('en-US').padStart(12)}  ${(1e9 / r.opsPerSecond).toFixed(0).padStart(8)}`);
   console.log('');
   console.log(`decode, ns per binding request:                 ${ratios.decodeNsPerMessage.toFixed(0)} ns (target < 1000)`);
   console.log(`decode speed vs npm stun:                       ${ratios.decodeVsStunPackage.toFixed(1)}x (target >= 3x)`);

@@ -33,21 +33,82 @@ export function seedCorpus(): Uint8Array[] {
     encodeStunMessage({ method, class: cls, transactionId: tid, attributes }, opts);
   return [
     m(StunMethod.Binding, StunClass.Request, [], { fingerprint: true }),
-    m(StunMethod.Binding, StunClass.Request, [attr(Attr.Username, 'a:b'), attr(Attr.Priority, 1), attr(Attr.IceControlling, 7n), attr(Attr.UseCandidate, true)], { integrity: KEY, fingerprint: true }),
-    m(StunMethod.Binding, StunClass.SuccessResponse, [attr(Attr.XorMappedAddress, v4), attr(Attr.MappedAddress, v4), attr(Attr.ResponseOrigin, v4), attr(Attr.OtherAddress, v4), attr(Attr.Software, 'fuzz')], { fingerprint: true }),
+    m(
+      StunMethod.Binding,
+      StunClass.Request,
+      [attr(Attr.Username, 'a:b'), attr(Attr.Priority, 1), attr(Attr.IceControlling, 7n), attr(Attr.UseCandidate, true)],
+      { integrity: KEY, fingerprint: true },
+    ),
+    m(
+      StunMethod.Binding,
+      StunClass.SuccessResponse,
+      [attr(Attr.XorMappedAddress, v4), attr(Attr.MappedAddress, v4), attr(Attr.ResponseOrigin, v4), attr(Attr.OtherAddress, v4), attr(Attr.Software, 'fuzz')],
+      { fingerprint: true },
+    ),
     m(StunMethod.Binding, StunClass.SuccessResponse, [attr(Attr.XorMappedAddress, v6)], { integrity: KEY, integritySha256: KEY, fingerprint: true }),
     m(StunMethod.Binding, StunClass.ErrorResponse, [attr(Attr.ErrorCode, errorCode(420)), attr(Attr.UnknownAttributes, [0x7001, 0x7002, 0x7003])]),
-    m(StunMethod.Binding, StunClass.Request, [attr(Attr.ChangeRequest, { changeIp: true, changePort: true }), attr(Attr.ResponsePort, 9), attr(Attr.Padding, new Uint8Array(13))]),
-    m(StunMethod.Allocate, StunClass.Request, [attr(Attr.RequestedTransport, 17), attr(Attr.Lifetime, 600), attr(Attr.EvenPort, { reserve: true }), attr(Attr.DontFragment, true), attr(Attr.RequestedAddressFamily, 'IPv6'), attr(Attr.AdditionalAddressFamily, 'IPv6'), attr(Attr.ReservationToken, new Uint8Array(8))]),
-    m(StunMethod.Allocate, StunClass.ErrorResponse, [attr(Attr.ErrorCode, errorCode(401)), attr(Attr.Realm, 'example.org'), attr(Attr.Nonce, 'obMatJos2AAACnonce'), attr(Attr.PasswordAlgorithms, [{ algorithm: 2, parameters: new Uint8Array(0) }, { algorithm: 1, parameters: Uint8Array.of(1, 2, 3) }])]),
-    m(StunMethod.Allocate, StunClass.Request, [attr(Attr.Userhash, new Uint8Array(32)), attr(Attr.PasswordAlgorithm, { algorithm: 2, parameters: new Uint8Array(0) }), attr(Attr.Realm, 'r'), attr(Attr.Nonce, 'n')], { integritySha256: KEY, integritySha256Length: 16 }),
-    m(StunMethod.Allocate, StunClass.SuccessResponse, [attr(Attr.XorRelayedAddress, v4), attr(Attr.XorRelayedAddress, v6), attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'x' }), attr(Attr.AlternateServer, v6), attr(Attr.AlternateDomain, 'd.example')]),
+    m(StunMethod.Binding, StunClass.Request, [
+      attr(Attr.ChangeRequest, { changeIp: true, changePort: true }),
+      attr(Attr.ResponsePort, 9),
+      attr(Attr.Padding, new Uint8Array(13)),
+    ]),
+    m(StunMethod.Allocate, StunClass.Request, [
+      attr(Attr.RequestedTransport, 17),
+      attr(Attr.Lifetime, 600),
+      attr(Attr.EvenPort, { reserve: true }),
+      attr(Attr.DontFragment, true),
+      attr(Attr.RequestedAddressFamily, 'IPv6'),
+      attr(Attr.AdditionalAddressFamily, 'IPv6'),
+      attr(Attr.ReservationToken, new Uint8Array(8)),
+    ]),
+    m(StunMethod.Allocate, StunClass.ErrorResponse, [
+      attr(Attr.ErrorCode, errorCode(401)),
+      attr(Attr.Realm, 'example.org'),
+      attr(Attr.Nonce, 'obMatJos2AAACnonce'),
+      attr(Attr.PasswordAlgorithms, [
+        { algorithm: 2, parameters: new Uint8Array(0) },
+        { algorithm: 1, parameters: Uint8Array.of(1, 2, 3) },
+      ]),
+    ]),
+    m(
+      StunMethod.Allocate,
+      StunClass.Request,
+      [
+        attr(Attr.Userhash, new Uint8Array(32)),
+        attr(Attr.PasswordAlgorithm, { algorithm: 2, parameters: new Uint8Array(0) }),
+        attr(Attr.Realm, 'r'),
+        attr(Attr.Nonce, 'n'),
+      ],
+      { integritySha256: KEY, integritySha256Length: 16 },
+    ),
+    m(StunMethod.Allocate, StunClass.SuccessResponse, [
+      attr(Attr.XorRelayedAddress, v4),
+      attr(Attr.XorRelayedAddress, v6),
+      attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'x' }),
+      attr(Attr.AlternateServer, v6),
+      attr(Attr.AlternateDomain, 'd.example'),
+    ]),
     m(StunMethod.Send, StunClass.Indication, [attr(Attr.XorPeerAddress, v4), attr(Attr.Data, new Uint8Array(37).fill(1))]),
-    m(StunMethod.Data, StunClass.Indication, [attr(Attr.XorPeerAddress, v6), attr(Attr.Data, new Uint8Array(3)), attr(Attr.Icmp, { icmpType: 3, icmpCode: 4, errorData: 1200 })]),
+    m(StunMethod.Data, StunClass.Indication, [
+      attr(Attr.XorPeerAddress, v6),
+      attr(Attr.Data, new Uint8Array(3)),
+      attr(Attr.Icmp, { icmpType: 3, icmpCode: 4, errorData: 1200 }),
+    ]),
     m(StunMethod.ChannelBind, StunClass.Request, [attr(Attr.ChannelNumber, 0x4000), attr(Attr.XorPeerAddress, v4)]),
     m(StunMethod.ConnectionAttempt, StunClass.Indication, [attr(Attr.ConnectionId, 5), attr(Attr.XorPeerAddress, v4)]),
     m(StunMethod.Binding, StunClass.Request, [rawAttribute(0x7777, Uint8Array.of(1, 2, 3)), rawAttribute(0xc0de, new Uint8Array(0))]),
-    encodeStunMessage({ method: 1, class: StunClass.SuccessResponse, transactionId: new Uint8Array(16).fill(3), attributes: [attr(Attr.MappedAddress, v4), attr(Attr.SourceAddress, v4), attr(Attr.ChangedAddress, v4), attr(Attr.ReflectedFrom, v4), attr(Attr.Password, new Uint8Array(4))] }),
+    encodeStunMessage({
+      method: 1,
+      class: StunClass.SuccessResponse,
+      transactionId: new Uint8Array(16).fill(3),
+      attributes: [
+        attr(Attr.MappedAddress, v4),
+        attr(Attr.SourceAddress, v4),
+        attr(Attr.ChangedAddress, v4),
+        attr(Attr.ReflectedFrom, v4),
+        attr(Attr.Password, new Uint8Array(4)),
+      ],
+    }),
   ];
 }
 
@@ -69,7 +130,9 @@ function exercise(bytes: Uint8Array): string {
     }
     try {
       const value = spec.decode(message.bytes, position.offset, position.length);
-      parts.push(`${spec.name}=${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`);
+      parts.push(
+        `${spec.name}=${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`,
+      );
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       parts.push(`${spec.name}!${e.code}`);

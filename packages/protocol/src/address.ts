@@ -111,7 +111,7 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
   // longest runs is.
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (w[i] !== 0) {
       i++;
       continue;
@@ -129,7 +129,10 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
     return `::ffff:${formatIPv4(bytes, offset + 12)}`;
   }
   const hex = (from: number, to: number): string =>
-    w.slice(from, to).map((x) => x!.toString(16)).join(':');
+    w
+      .slice(from, to)
+      .map((x) => x!.toString(16))
+      .join(':');
   if (bestStart < 0) return hex(0, 8);
   return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }
@@ -199,9 +202,7 @@ export function parseTransportAddress(text: string, defaultPort?: number): Trans
 
 /** `1.2.3.4:3478` or `[2001:db8::1]:3478`. */
 export function formatTransportAddress(addr: TransportAddress): string {
-  return addr.family === 'IPv6' || addr.address.includes(':')
-    ? `[${addr.address}]:${addr.port}`
-    : `${addr.address}:${addr.port}`;
+  return addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
 }
 
 /** True when both name the same IP (compared canonically) and port. */

@@ -71,16 +71,12 @@ function integrityMatches(message: Buffer, key: Uint8Array, hash: 'sha1' | 'sha2
 describe('userHash (RFC 8489 section 14.4)', () => {
   it('reproduces the USERHASH value of the appendix B.1 sample request', () => {
     const printed = RFC8489_B1_CORRECTED.subarray(24, 56);
-    expect(hex(userHash(USERNAME, REALM))).toBe(
-      '4a3cf38fef6992bda952c6780417da0f24819415569e60b205c46e41407f1704',
-    );
+    expect(hex(userHash(USERNAME, REALM))).toBe('4a3cf38fef6992bda952c6780417da0f24819415569e60b205c46e41407f1704');
     expect(Buffer.from(userHash(USERNAME, REALM)).equals(printed)).toBe(true);
   });
 
   it('processes both strings with OpaqueString first', () => {
-    expect(hex(userHash('a\u00a0b', 'caf\u0065\u0301'))).toBe(
-      createHash('sha256').update('a b:caf\u00e9', 'utf8').digest('hex'),
-    );
+    expect(hex(userHash('a\u00a0b', 'caf\u0065\u0301'))).toBe(createHash('sha256').update('a b:caf\u00e9', 'utf8').digest('hex'));
     expect(() => userHash('bad\u0000', REALM)).toThrow(ParseError);
   });
 });
@@ -90,9 +86,7 @@ describe('longTermKey (RFC 8489 section 9.2.2)', () => {
     const key = longTermKey({ username: 'user', realm: 'realm', password: 'pass' });
     expect(hex(key)).toBe('8493fbc53ba582fb4c044c456bdc40eb');
     expect(longTermKey({ username: 'user', realm: 'realm', password: 'pass', algorithm: 'MD5' })).toEqual(key);
-    expect(
-      longTermKey({ username: 'user', realm: 'realm', password: 'pass', algorithm: PasswordAlgorithm.MD5 }),
-    ).toEqual(key);
+    expect(longTermKey({ username: 'user', realm: 'realm', password: 'pass', algorithm: PasswordAlgorithm.MD5 })).toEqual(key);
   });
 
   it('removes trailing nulls from the three strings, as section 9.2.2 says', () => {
@@ -126,8 +120,7 @@ describe('longTermKey (RFC 8489 section 9.2.2)', () => {
   });
 
   it('rejects an algorithm it cannot derive a key for', () => {
-    const call = () =>
-      longTermKey({ username: 'u', realm: 'r', password: 'p', algorithm: 0x0003 as unknown as PasswordAlgorithm });
+    const call = () => longTermKey({ username: 'u', realm: 'r', password: 'p', algorithm: 0x0003 as unknown as PasswordAlgorithm });
     expect(call).toThrow(EncodeError);
     try {
       call();
@@ -198,9 +191,7 @@ describe('nonce cookie (RFC 8489 section 9.2)', () => {
   });
 
   it('encodes the appendix B.1 nonce byte for byte', () => {
-    expect(encodeNonceCookie({ passwordAlgorithms: false, usernameAnonymity: true }, 'f//499k954d6OL34oL9FSTvy64sA')).toBe(
-      B1_NONCE,
-    );
+    expect(encodeNonceCookie({ passwordAlgorithms: false, usernameAnonymity: true }, 'f//499k954d6OL34oL9FSTvy64sA')).toBe(B1_NONCE);
   });
 
   it('puts bit 0 in the least significant bit of the third byte (erratum 6290)', () => {
@@ -238,9 +229,7 @@ describe('nonce cookie (RFC 8489 section 9.2)', () => {
       opaque: '',
     });
     expect(encodeNonceCookie({ passwordAlgorithms: true, usernameAnonymity: true }, 'n'.repeat(114))).toHaveLength(127);
-    expect(() => encodeNonceCookie({ passwordAlgorithms: true, usernameAnonymity: true }, 'n'.repeat(115))).toThrow(
-      EncodeError,
-    );
+    expect(() => encodeNonceCookie({ passwordAlgorithms: true, usernameAnonymity: true }, 'n'.repeat(115))).toThrow(EncodeError);
   });
 
   it('round-trips features and opaque text', () => {

@@ -3,13 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../src/errors.js';
 import { decodeChannelData, encodeChannelData } from '../src/framing/channel-data.js';
 import { Rfc4571Framer, encodeRfc4571 } from '../src/framing/rfc4571.js';
-import {
-  CHANNEL_DATA_FRAME_MAX_LENGTH,
-  STUN_FRAME_MAX_LENGTH,
-  StunStreamFramer,
-  frameLength,
-  type StreamFrame,
-} from '../src/framing/stun-stream.js';
+import { CHANNEL_DATA_FRAME_MAX_LENGTH, STUN_FRAME_MAX_LENGTH, StunStreamFramer, frameLength, type StreamFrame } from '../src/framing/stun-stream.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers. STUN messages are built by hand (the STUN codec is not imported on purpose): a 20-byte
@@ -477,7 +471,10 @@ describe('framing properties', () => {
           const framer = new StunStreamFramer({ maxStunMessageLength: maxStun, maxChannelDataLength: maxCd });
           let total = 0;
           try {
-            for (const c of cut(bytes, cuts.map((x) => x % (bytes.length + 1)))) {
+            for (const c of cut(
+              bytes,
+              cuts.map((x) => x % (bytes.length + 1)),
+            )) {
               framer.push(c);
               for (const f of framer) total += f.bytes.length;
             }
@@ -496,26 +493,24 @@ describe('framing properties', () => {
 
   it('random bytes make the RFC 4571 framer throw nothing but DecodeError', () => {
     fc.assert(
-      fc.property(
-        fc.uint8Array({ maxLength: 300 }),
-        cutsArb,
-        fc.integer({ min: 0, max: 0xffff }),
-        (bytes, cuts, maxPacketLength) => {
-          const framer = new Rfc4571Framer({ maxPacketLength });
-          let total = 0;
-          try {
-            for (const c of cut(bytes, cuts.map((x) => x % (bytes.length + 1)))) {
-              framer.push(c);
-              for (const p of framer) total += 2 + p.length;
-            }
-          } catch (err) {
-            expect(err).toBeInstanceOf(DecodeError);
-            expect((err as DecodeError).code).toBe('BAD_LENGTH');
-            return;
+      fc.property(fc.uint8Array({ maxLength: 300 }), cutsArb, fc.integer({ min: 0, max: 0xffff }), (bytes, cuts, maxPacketLength) => {
+        const framer = new Rfc4571Framer({ maxPacketLength });
+        let total = 0;
+        try {
+          for (const c of cut(
+            bytes,
+            cuts.map((x) => x % (bytes.length + 1)),
+          )) {
+            framer.push(c);
+            for (const p of framer) total += 2 + p.length;
           }
-          expect(total + framer.bufferedLength).toBe(bytes.length);
-        },
-      ),
+        } catch (err) {
+          expect(err).toBeInstanceOf(DecodeError);
+          expect((err as DecodeError).code).toBe('BAD_LENGTH');
+          return;
+        }
+        expect(total + framer.bufferedLength).toBe(bytes.length);
+      }),
       { numRuns: 1000 },
     );
   });

@@ -377,9 +377,7 @@ describe('parseCandidate / formatCandidate (RFC 8839 section 5.1)', () => {
       type: 'host',
       extensions: [],
     });
-    expect(formatCandidate(host)).toBe(
-      'candidate:1 1 udp 2122252543 1f4712db-ea17-4bcf-a596-105139dfd8bf.local 54400 typ host',
-    );
+    expect(formatCandidate(host)).toBe('candidate:1 1 udp 2122252543 1f4712db-ea17-4bcf-a596-105139dfd8bf.local 54400 typ host');
     expect(isMdnsHostname(host.address)).toBe(true);
     expect(candidateTransportAddress(host)).toBeUndefined();
 
@@ -397,15 +395,11 @@ describe('parseCandidate / formatCandidate (RFC 8839 section 5.1)', () => {
   });
 
   it('canonicalises IPv6 text and keyword case, keeps extension case', () => {
-    const c = parseCandidate(
-      'candidate:7 1 udp 2122262783 2001:DB8:0:0:0:0:0:1 5000 TYP SRFLX RADDR FE80:0:0:0:0:0:0:1 RPORT 5000 Ufrag AbC',
-    );
+    const c = parseCandidate('candidate:7 1 udp 2122262783 2001:DB8:0:0:0:0:0:1 5000 TYP SRFLX RADDR FE80:0:0:0:0:0:0:1 RPORT 5000 Ufrag AbC');
     expect(c.address).toBe('2001:db8::1');
     expect(c.relatedAddress).toBe('fe80::1');
     expect(candidateExtension(c, 'ufrag')).toBe('AbC');
-    expect(formatCandidate(c)).toBe(
-      'candidate:7 1 udp 2122262783 2001:db8::1 5000 typ srflx raddr fe80::1 rport 5000 Ufrag AbC',
-    );
+    expect(formatCandidate(c)).toBe('candidate:7 1 udp 2122262783 2001:db8::1 5000 typ srflx raddr fe80::1 rport 5000 Ufrag AbC');
     expect(candidateTransportAddress(c)).toEqual({ family: 'IPv6', address: '2001:db8::1', port: 5000 });
   });
 
@@ -475,9 +469,7 @@ describe('parseCandidate / formatCandidate (RFC 8839 section 5.1)', () => {
 });
 
 describe('properties', () => {
-  const tokenName = fc
-    .stringMatching(/^[A-Za-z0-9\-.!%*_+`'~]{1,12}$/)
-    .filter((n) => !['typ', 'raddr', 'rport', 'tcptype'].includes(n.toLowerCase()));
+  const tokenName = fc.stringMatching(/^[A-Za-z0-9\-.!%*_+`'~]{1,12}$/).filter((n) => !['typ', 'raddr', 'rport', 'tcptype'].includes(n.toLowerCase()));
   const address = fc.oneof(
     fc.ipV4(),
     fc.ipV6().map(canonicalIp),
@@ -544,9 +536,37 @@ describe('properties', () => {
 
   it('token soups near the grammar only ever throw ParseError', () => {
     const word = fc.constantFrom(
-      '1', '0', '256', '257', '99999', '4294967295', '4294967296', 'udp', 'TCP', 'sctp', 'typ', 'host',
-      'srflx', 'relay', 'raddr', 'rport', 'tcptype', 'so', 'active', 'generation', '10.0.0.1', '::1',
-      '1.2.3', 'x.local', '', ':', '%', 'a/b+c', '\u00e9', '\r', '\t',
+      '1',
+      '0',
+      '256',
+      '257',
+      '99999',
+      '4294967295',
+      '4294967296',
+      'udp',
+      'TCP',
+      'sctp',
+      'typ',
+      'host',
+      'srflx',
+      'relay',
+      'raddr',
+      'rport',
+      'tcptype',
+      'so',
+      'active',
+      'generation',
+      '10.0.0.1',
+      '::1',
+      '1.2.3',
+      'x.local',
+      '',
+      ':',
+      '%',
+      'a/b+c',
+      '\u00e9',
+      '\r',
+      '\t',
     );
     fc.assert(
       fc.property(fc.array(word, { maxLength: 16 }), (words) => onlyParseErrors(`candidate:${words.join(' ')}`)),
@@ -555,8 +575,7 @@ describe('properties', () => {
   });
 
   it('mutating one character of a real line only ever throws ParseError', () => {
-    const line =
-      'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 198.18.0.2 rport 46154 generation 0 ufrag EEtu';
+    const line = 'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 198.18.0.2 rport 46154 generation 0 ufrag EEtu';
     fc.assert(
       fc.property(fc.nat({ max: line.length - 1 }), fc.string({ unit: 'binary-ascii', maxLength: 3 }), (at, s) =>
         onlyParseErrors(line.slice(0, at) + s + line.slice(at + 1)),

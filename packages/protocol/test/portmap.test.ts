@@ -51,14 +51,26 @@ const PCP = {
 describe('NAT-PMP (RFC 6886)', () => {
   it('encodes the requests byte for byte as natpmpc does', () => {
     expect(toHex(encodeNatPmpExternalAddressRequest())).toBe(NATPMP.externalRequest);
-    expect(toHex(encodeNatPmpMapRequest({ protocol: 'udp', internalPort: 4000, suggestedExternalPort: 4000, lifetime: 60 }))).toBe(NATPMP.mapRequest.replace(/\s/g, ''));
+    expect(toHex(encodeNatPmpMapRequest({ protocol: 'udp', internalPort: 4000, suggestedExternalPort: 4000, lifetime: 60 }))).toBe(
+      NATPMP.mapRequest.replace(/\s/g, ''),
+    );
     // TCP is opcode 2; deletion is lifetime 0 and suggested port 0 (section 3.4).
-    expect(toHex(encodeNatPmpMapRequest({ protocol: 'tcp', internalPort: 15441, suggestedExternalPort: 0, lifetime: 0 }))).toBe('000200003c5100000000' + '0000');
+    expect(toHex(encodeNatPmpMapRequest({ protocol: 'tcp', internalPort: 15441, suggestedExternalPort: 0, lifetime: 0 }))).toBe(
+      '000200003c5100000000' + '0000',
+    );
   });
 
   it("decodes miniupnpd's answers", () => {
     expect(decodeNatPmpResponse(hex(NATPMP.externalResponse))).toEqual({ op: 'external-address', resultCode: 0, epoch: 8, externalAddress: '203.0.113.254' });
-    expect(decodeNatPmpResponse(hex(NATPMP.mapResponse))).toEqual({ op: 'map', protocol: 'udp', resultCode: 0, epoch: 8, internalPort: 4000, externalPort: 4000, lifetime: 60 });
+    expect(decodeNatPmpResponse(hex(NATPMP.mapResponse))).toEqual({
+      op: 'map',
+      protocol: 'udp',
+      resultCode: 0,
+      epoch: 8,
+      internalPort: 4000,
+      externalPort: 4000,
+      lifetime: 60,
+    });
   });
 
   it('decodes error answers, which may stop after the header (section 3.5)', () => {
@@ -68,7 +80,16 @@ describe('NAT-PMP (RFC 6886)', () => {
   });
 
   it('rejects what is not a response with a DecodeError', () => {
-    for (const bad of ['', '00', '0000', '0001', '0180 0000 00000008 cb0071fe', '0080 0000 0000', '0081 0000 00000008 0fa0', '0083 0000 00000008 00000000 00000000']) {
+    for (const bad of [
+      '',
+      '00',
+      '0000',
+      '0001',
+      '0180 0000 00000008 cb0071fe',
+      '0080 0000 0000',
+      '0081 0000 00000008 0fa0',
+      '0083 0000 00000008 00000000 00000000',
+    ]) {
       expect(() => decodeNatPmpResponse(hex(bad)), bad).toThrow(DecodeError);
     }
   });
@@ -92,30 +113,70 @@ describe('NAT-PMP (RFC 6886)', () => {
 describe('PCP (RFC 6887)', () => {
   const nonce = hex(NONCE);
   it('encodes MAP requests byte for byte as captured (IPv4 as ::ffff:a.b.c.d, all-zeros suggested address)', () => {
-    const map = encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce, protocol: 'udp', internalPort: 4000, suggestedExternalPort: 4000 });
+    const map = encodePcpRequest({
+      opcode: 'map',
+      clientAddress: '198.18.0.2',
+      lifetime: 60,
+      nonce,
+      protocol: 'udp',
+      internalPort: 4000,
+      suggestedExternalPort: 4000,
+    });
     expect(toHex(map)).toBe(PCP.mapRequest.replace(/\s/g, ''));
-    const del = encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 0, nonce, protocol: 'udp', internalPort: 4000, suggestedExternalPort: 0 });
+    const del = encodePcpRequest({
+      opcode: 'map',
+      clientAddress: '198.18.0.2',
+      lifetime: 0,
+      nonce,
+      protocol: 'udp',
+      internalPort: 4000,
+      suggestedExternalPort: 0,
+    });
     expect(toHex(del)).toBe(PCP.deleteRequest.replace(/\s/g, ''));
   });
 
   it("decodes miniupnpd's MAP answers", () => {
     const r = decodePcpResponse(hex(PCP.mapResponse));
-    expect(r).toMatchObject({ opcode: 'map', resultCode: 0, lifetime: 60, epoch: 408, protocol: 'udp', internalPort: 4000, assignedExternalPort: 4000, assignedExternalAddress: '203.0.113.254', options: [] });
+    expect(r).toMatchObject({
+      opcode: 'map',
+      resultCode: 0,
+      lifetime: 60,
+      epoch: 408,
+      protocol: 'udp',
+      internalPort: 4000,
+      assignedExternalPort: 4000,
+      assignedExternalAddress: '203.0.113.254',
+      options: [],
+    });
     expect(toHex((r as { nonce: Uint8Array }).nonce)).toBe(NONCE);
     expect(decodePcpResponse(hex(PCP.deleteResponse))).toMatchObject({ opcode: 'map', lifetime: 0, assignedExternalPort: 0 });
   });
 
   it('PEER requests carry the remote peer (section 12.1); options are 4-byte aligned (section 7.3)', () => {
     const peer = encodePcpRequest({
-      opcode: 'peer', clientAddress: '198.18.0.2', lifetime: 120, nonce, protocol: 'tcp', internalPort: 15441, suggestedExternalPort: 15441,
-      remotePeerPort: 3478, remotePeerAddress: '203.0.113.1',
+      opcode: 'peer',
+      clientAddress: '198.18.0.2',
+      lifetime: 120,
+      nonce,
+      protocol: 'tcp',
+      internalPort: 15441,
+      suggestedExternalPort: 15441,
+      remotePeerPort: 3478,
+      remotePeerAddress: '203.0.113.1',
     });
     expect(peer.length).toBe(80);
     expect(peer[1]).toBe(2);
     expect(toHex(peer.subarray(60, 80))).toBe('0d960000' + '00000000000000000000ffffcb007101');
     const withOptions = encodePcpRequest({
-      opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce, protocol: 'udp', internalPort: 4000, suggestedExternalPort: 4000,
-      preferFailure: true, filters: [{ prefixLength: 32, remotePeerPort: 0, remotePeerAddress: '203.0.113.1' }],
+      opcode: 'map',
+      clientAddress: '198.18.0.2',
+      lifetime: 60,
+      nonce,
+      protocol: 'udp',
+      internalPort: 4000,
+      suggestedExternalPort: 4000,
+      preferFailure: true,
+      filters: [{ prefixLength: 32, remotePeerPort: 0, remotePeerAddress: '203.0.113.1' }],
     });
     expect(withOptions.length).toBe(60 + 4 + 24);
     expect(toHex(withOptions.subarray(60, 64))).toBe('02000000');
@@ -123,18 +184,50 @@ describe('PCP (RFC 6887)', () => {
     expect(toHex(withOptions.subarray(64, 72))).toBe('03000014' + '00800000');
     // A response with the same options decodes them back.
     const echoed = encodePcpResponse({
-      opcode: 'map', resultCode: 0, lifetime: 60, epoch: 1, nonce, protocol: 'udp', internalPort: 4000, assignedExternalPort: 4000,
-      assignedExternalAddress: '203.0.113.254', options: [{ code: PCP_OPTION.PREFER_FAILURE, data: new Uint8Array(0) }, { code: PCP_OPTION.FILTER, data: withOptions.slice(68, 88) }],
+      opcode: 'map',
+      resultCode: 0,
+      lifetime: 60,
+      epoch: 1,
+      nonce,
+      protocol: 'udp',
+      internalPort: 4000,
+      assignedExternalPort: 4000,
+      assignedExternalAddress: '203.0.113.254',
+      options: [
+        { code: PCP_OPTION.PREFER_FAILURE, data: new Uint8Array(0) },
+        { code: PCP_OPTION.FILTER, data: withOptions.slice(68, 88) },
+      ],
     });
     const back = decodePcpResponse(echoed);
     expect(back).toMatchObject({ options: [{ code: 2 }, { code: 3 }] });
   });
 
   it('never encodes THIRD_PARTY, and refuses protocol "all" with a port', () => {
-    const map = encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce, protocol: 'udp', internalPort: 4000, suggestedExternalPort: 0, preferFailure: true });
+    const map = encodePcpRequest({
+      opcode: 'map',
+      clientAddress: '198.18.0.2',
+      lifetime: 60,
+      nonce,
+      protocol: 'udp',
+      internalPort: 4000,
+      suggestedExternalPort: 0,
+      preferFailure: true,
+    });
     for (let o = 60; o < map.length; o += 4) expect(map[o]).not.toBe(PCP_OPTION.THIRD_PARTY);
-    expect(() => encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce, protocol: 'all', internalPort: 1, suggestedExternalPort: 0 })).toThrow(EncodeError);
-    expect(() => encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce: new Uint8Array(8), protocol: 'udp', internalPort: 1, suggestedExternalPort: 0 })).toThrow(EncodeError);
+    expect(() =>
+      encodePcpRequest({ opcode: 'map', clientAddress: '198.18.0.2', lifetime: 60, nonce, protocol: 'all', internalPort: 1, suggestedExternalPort: 0 }),
+    ).toThrow(EncodeError);
+    expect(() =>
+      encodePcpRequest({
+        opcode: 'map',
+        clientAddress: '198.18.0.2',
+        lifetime: 60,
+        nonce: new Uint8Array(8),
+        protocol: 'udp',
+        internalPort: 1,
+        suggestedExternalPort: 0,
+      }),
+    ).toThrow(EncodeError);
   });
 
   it('recognizes a NAT-PMP-only server answering a PCP request (section 9)', () => {
@@ -142,7 +235,11 @@ describe('PCP (RFC 6887)', () => {
   });
 
   it('error responses: header-only allowed, names and short/long lifetime classes', () => {
-    expect(decodePcpResponse(hex('0281 0003 00000000 00000010 000000000000000000000000'))).toMatchObject({ opcode: 'map', resultCode: PCP_RESULT.MALFORMED_REQUEST, epoch: 16 });
+    expect(decodePcpResponse(hex('0281 0003 00000000 00000010 000000000000000000000000'))).toMatchObject({
+      opcode: 'map',
+      resultCode: PCP_RESULT.MALFORMED_REQUEST,
+      epoch: 16,
+    });
     expect(pcpResultName(8)).toBe('NO_RESOURCES');
     expect(pcpIsShortLifetimeError(PCP_RESULT.NO_RESOURCES)).toBe(true);
     expect(pcpIsShortLifetimeError(PCP_RESULT.NOT_AUTHORIZED)).toBe(false);
@@ -222,8 +319,14 @@ describe('SSDP search', () => {
         if (!(e instanceof DecodeError)) throw e;
       }
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(b)), { numRuns: runs });
-    fc.assert(fc.property(fc.string({ maxLength: 400 }), (s) => check(new TextEncoder().encode(`HTTP/1.1 200 OK\r\n${s}\r\n\r\n`))), { numRuns: runs });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(b)),
+      { numRuns: runs },
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 400 }), (s) => check(new TextEncoder().encode(`HTTP/1.1 200 OK\r\n${s}\r\n\r\n`))),
+      { numRuns: runs },
+    );
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), (edits) => {
         const b = valid.slice();
@@ -253,7 +356,20 @@ describe('PCP round trips', () => {
         fc.array(fc.record({ code: fc.integer({ min: 2, max: 255 }), data: fc.uint8Array({ maxLength: 40 }) }), { maxLength: 4 }),
         (opcode, resultCode, lifetime, epoch, nonce, protocol, internalPort, assignedExternalPort, assignedExternalAddress, options) => {
           const r = decodePcpResponse(
-            encodePcpResponse({ opcode, resultCode, lifetime, epoch, nonce, protocol, internalPort, assignedExternalPort, assignedExternalAddress, remotePeerPort: 1, remotePeerAddress: '203.0.113.1', options }),
+            encodePcpResponse({
+              opcode,
+              resultCode,
+              lifetime,
+              epoch,
+              nonce,
+              protocol,
+              internalPort,
+              assignedExternalPort,
+              assignedExternalAddress,
+              remotePeerPort: 1,
+              remotePeerAddress: '203.0.113.1',
+              options,
+            }),
           );
           expect(r).toMatchObject({ opcode, resultCode, lifetime, epoch, protocol, internalPort, assignedExternalPort, assignedExternalAddress });
           expect((r as PcpResponse).options.map((o) => [o.code, [...o.data]])).toEqual(options.map((o) => [o.code, [...o.data]]));
@@ -265,13 +381,15 @@ describe('PCP round trips', () => {
 });
 
 describe('NAT-PMP and PCP decoders under hostile input', () => {
-  const decodeOrDecodeError = (f: (b: Uint8Array) => unknown) => (b: Uint8Array): void => {
-    try {
-      f(b);
-    } catch (e) {
-      if (!(e instanceof DecodeError)) throw e;
-    }
-  };
+  const decodeOrDecodeError =
+    (f: (b: Uint8Array) => unknown) =>
+    (b: Uint8Array): void => {
+      try {
+        f(b);
+      } catch (e) {
+        if (!(e instanceof DecodeError)) throw e;
+      }
+    };
   it('random bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 1200 }), decodeOrDecodeError(decodeNatPmpResponse)), { numRuns: runs });
     fc.assert(fc.property(fc.uint8Array({ maxLength: 1200 }), decodeOrDecodeError(decodePcpResponse)), { numRuns: runs });
@@ -281,15 +399,29 @@ describe('NAT-PMP and PCP decoders under hostile input', () => {
       [hex(NATPMP.mapResponse), decodeNatPmpResponse],
       [hex(NATPMP.externalResponse), decodeNatPmpResponse],
       [hex(PCP.mapResponse), decodePcpResponse],
-      [encodePcpResponse({ opcode: 'peer', resultCode: 0, lifetime: 1, epoch: 1, nonce: new Uint8Array(12), options: [{ code: 3, data: new Uint8Array(20) }] }), decodePcpResponse],
+      [
+        encodePcpResponse({
+          opcode: 'peer',
+          resultCode: 0,
+          lifetime: 1,
+          epoch: 1,
+          nonce: new Uint8Array(12),
+          options: [{ code: 3, data: new Uint8Array(20) }],
+        }),
+        decodePcpResponse,
+      ],
     ] as const) {
       fc.assert(
-        fc.property(fc.array(fc.tuple(fc.nat(seed.length + 7), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.integer({ min: -8, max: 8 }), (edits, grow) => {
-          const b = new Uint8Array(Math.max(0, seed.length + grow));
-          b.set(seed.subarray(0, b.length));
-          for (const [i, v] of edits) if (i >= 2 && i < b.length) b[i] = v;
-          decodeOrDecodeError(f)(b);
-        }),
+        fc.property(
+          fc.array(fc.tuple(fc.nat(seed.length + 7), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+          fc.integer({ min: -8, max: 8 }),
+          (edits, grow) => {
+            const b = new Uint8Array(Math.max(0, seed.length + grow));
+            b.set(seed.subarray(0, b.length));
+            for (const [i, v] of edits) if (i >= 2 && i < b.length) b[i] = v;
+            decodeOrDecodeError(f)(b);
+          },
+        ),
         { numRuns: runs },
       );
     }

@@ -49,8 +49,7 @@ const SESSION = 'Qm9vbGVhbkxvZ2ljMTIz';
 const NONCE = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8';
 const UFRAG = 'Ab3+';
 const PWD = 'asd88fgpdd777uzjYhagZg';
-const CANDIDATE =
-  'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 198.18.0.2 rport 46154';
+const CANDIDATE = 'candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 198.18.0.2 rport 46154';
 
 function expectParseError(fn: () => unknown, pattern: RegExp): ParseError {
   let thrown: unknown;
@@ -126,8 +125,7 @@ const SAMPLES: Record<SignallingMessage['type'], SignallingMessage> = {
 
 describe('base32 and peer ids', () => {
   it('the test reference base32 matches RFC 4648 section 10', () => {
-    for (const [input, padded] of RFC4648_BASE32)
-      expect(referenceBase32(utf8(input))).toBe(rfcVector(padded));
+    for (const [input, padded] of RFC4648_BASE32) expect(referenceBase32(utf8(input))).toBe(rfcVector(padded));
   });
 
   it('base32Encode matches RFC 4648 section 10 (lower case, no padding)', () => {
@@ -151,10 +149,7 @@ describe('base32 and peer ids', () => {
       expect(expected).toHaveLength(32);
     }
     // The public key of RFC 8032 section 7.1 TEST 1; value computed outside Node.
-    const rfc8032Test1 = Buffer.from(
-      'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
-      'hex',
-    );
+    const rfc8032Test1 = Buffer.from('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a', 'hex');
     expect(peerIdFromPublicKey(rfc8032Test1)).toBe(ALICE);
     expect(peerIdFromPublicKey(new Uint8Array(32))).toBe(BOB);
   });
@@ -166,14 +161,7 @@ describe('base32 and peer ids', () => {
 
   it('the PeerId schema takes 32 lower-case base32 characters only', () => {
     expect(PeerId.safeParse(ALICE).success).toBe(true);
-    for (const bad of [
-      ALICE.toUpperCase(),
-      ALICE.slice(1),
-      `${ALICE}a`,
-      `${ALICE.slice(1)}1`,
-      `${ALICE.slice(1)}8`,
-      `${ALICE.slice(1)}=`,
-    ]) {
+    for (const bad of [ALICE.toUpperCase(), ALICE.slice(1), `${ALICE}a`, `${ALICE.slice(1)}1`, `${ALICE.slice(1)}8`, `${ALICE.slice(1)}=`]) {
       expect(PeerId.safeParse(bad).success, bad).toBe(false);
     }
   });
@@ -201,9 +189,7 @@ describe('register signature', () => {
     const peerId = peerIdFromPublicKey(raw);
 
     // Client side: answer the challenge.
-    const challenge = decodeSignallingMessage(
-      encodeSignallingMessage({ v: 1, type: 'challenge', nonce: NONCE }),
-    );
+    const challenge = decodeSignallingMessage(encodeSignallingMessage({ v: 1, type: 'challenge', nonce: NONCE }));
     if (challenge.type !== 'challenge') throw new Error('expected a challenge');
     const signature = sign(null, registerSigningPayload(challenge.nonce, peerId), privateKey);
     expect(signature).toHaveLength(64);
@@ -255,9 +241,7 @@ describe('round trips', () => {
   }
 
   it('encodes the exact JSON text, keys in the given order', () => {
-    expect(encodeSignallingMessage({ v: 1, type: 'ping', id: 'hb-7' })).toBe(
-      '{"v":1,"type":"ping","id":"hb-7"}',
-    );
+    expect(encodeSignallingMessage({ v: 1, type: 'ping', id: 'hb-7' })).toBe('{"v":1,"type":"ping","id":"hb-7"}');
     expect(SIGNALLING_VERSION).toBe(1);
   });
 
@@ -273,9 +257,7 @@ describe('round trips', () => {
       ufrag: 'u'.repeat(256),
       pwd: 'p'.repeat(256),
       candidates: Array.from({ length: 64 }, () => worstLine),
-      app: Object.fromEntries(
-        Array.from({ length: 16 }, (_, i) => [`k${i}`.padEnd(64, 'k'), 'v'.repeat(1024)]),
-      ),
+      app: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`.padEnd(64, 'k'), 'v'.repeat(1024)])),
     };
     const offerText = encodeSignallingMessage(biggestOffer);
     expect(Buffer.byteLength(offerText)).toBeLessThanOrEqual(MAX_SIGNALLING_MESSAGE_BYTES);
@@ -334,10 +316,7 @@ describe('rejections', () => {
       ...SAMPLES.registered,
       iceServers: [{ urls: 'stun:127.0.0.1', credentialType: 'password' }],
     };
-    expectParseError(
-      () => parseSignallingMessage(registered),
-      /iceServers\[0\]\.credentialType: unknown key/,
-    );
+    expectParseError(() => parseSignallingMessage(registered), /iceServers\[0\]\.credentialType: unknown key/);
     // Among many problems, the unknown key is still named.
     const messy = {
       v: 1,
@@ -350,63 +329,34 @@ describe('rejections', () => {
       candidates: [1],
       evil: 1,
     };
-    expectParseError(
-      () => parseSignallingMessage(messy),
-      /^bad signalling message: evil: unknown key; from: /,
-    );
+    expectParseError(() => parseSignallingMessage(messy), /^bad signalling message: evil: unknown key; from: /);
     // JSON.parse makes "__proto__" an own key; strict objects refuse it like any other.
-    expectParseError(
-      () => decodeSignallingMessage('{"v":1,"type":"ping","__proto__":{"x":1}}'),
-      /__proto__: unknown key/,
-    );
+    expectParseError(() => decodeSignallingMessage('{"v":1,"type":"ping","__proto__":{"x":1}}'), /__proto__: unknown key/);
   });
 
   it('a 100 KB string', () => {
     const huge = 'x'.repeat(100_000);
-    const error = expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.error, message: huge }),
-      /message: Too big/,
-    );
+    const error = expectParseError(() => parseSignallingMessage({ ...SAMPLES.error, message: huge }), /message: Too big/);
     expect(error.message.length).toBeLessThan(400);
-    expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.ping, id: huge }),
-      /^bad signalling message: id: /,
-    );
+    expectParseError(() => parseSignallingMessage({ ...SAMPLES.ping, id: huge }), /^bad signalling message: id: /);
     // An unknown key 100 KB long is named, but cut short.
-    const keyError = expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.ping, [huge]: 1 }),
-      /unknown key/,
-    );
+    const keyError = expectParseError(() => parseSignallingMessage({ ...SAMPLES.ping, [huge]: 1 }), /unknown key/);
     expect(keyError.message.length).toBeLessThan(400);
-    expectParseError(
-      () => decodeSignallingMessage(JSON.stringify({ ...SAMPLES.error, message: huge })),
-      /larger than 65536 bytes/,
-    );
+    expectParseError(() => decodeSignallingMessage(JSON.stringify({ ...SAMPLES.error, message: huge })), /larger than 65536 bytes/);
   });
 
   it('ICE credentials out of RFC 8839 bounds', () => {
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ ufrag: 'abc' })),
-      /^bad signalling message: ufrag: Too small/,
-    );
+    expectParseError(() => parseSignallingMessage(offerWith({ ufrag: 'abc' })), /^bad signalling message: ufrag: Too small/);
     expectParseError(() => parseSignallingMessage(offerWith({ ufrag: 'u'.repeat(257) })), /ufrag: Too big/);
     expectParseError(() => parseSignallingMessage(offerWith({ ufrag: 'ab-d' })), /ufrag: not ice-chars/);
     expectParseError(() => parseSignallingMessage(offerWith({ pwd: 'p'.repeat(21) })), /pwd: Too small/);
-    expect(parseSignallingMessage(offerWith({ ufrag: 'u'.repeat(256), pwd: 'p'.repeat(22) })).type).toBe(
-      'offer',
-    );
+    expect(parseSignallingMessage(offerWith({ ufrag: 'u'.repeat(256), pwd: 'p'.repeat(22) })).type).toBe('offer');
   });
 
   it('a bad peer id', () => {
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ to: BOB.toUpperCase() })),
-      /^bad signalling message: to: not a peer id/,
-    );
+    expectParseError(() => parseSignallingMessage(offerWith({ to: BOB.toUpperCase() })), /^bad signalling message: to: not a peer id/);
     expectParseError(() => parseSignallingMessage(offerWith({ from: BOB.slice(2) })), /from: /);
-    expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.registered, peerId: `${ALICE.slice(1)}0` }),
-      /peerId: not a peer id/,
-    );
+    expectParseError(() => parseSignallingMessage({ ...SAMPLES.registered, peerId: `${ALICE.slice(1)}0` }), /peerId: not a peer id/);
   });
 
   it('bad candidates, keys and codes', () => {
@@ -418,38 +368,17 @@ describe('rejections', () => {
         }),
       /candidate: not a candidate line/,
     );
-    expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.candidate, candidate: `${CANDIDATE}\r\na=evil` }),
-      /candidate: not a candidate line/,
-    );
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ candidates: Array.from({ length: 65 }, () => CANDIDATE) })),
-      /candidates: Too big/,
-    );
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ candidates: [CANDIDATE, 'host'] })),
-      /candidates\[1\]: not a candidate line/,
-    );
-    expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.register, publicKey: `${'A'.repeat(42)}B` }),
-      /publicKey: not 32 bytes/,
-    );
+    expectParseError(() => parseSignallingMessage({ ...SAMPLES.candidate, candidate: `${CANDIDATE}\r\na=evil` }), /candidate: not a candidate line/);
+    expectParseError(() => parseSignallingMessage(offerWith({ candidates: Array.from({ length: 65 }, () => CANDIDATE) })), /candidates: Too big/);
+    expectParseError(() => parseSignallingMessage(offerWith({ candidates: [CANDIDATE, 'host'] })), /candidates\[1\]: not a candidate line/);
+    expectParseError(() => parseSignallingMessage({ ...SAMPLES.register, publicKey: `${'A'.repeat(42)}B` }), /publicKey: not 32 bytes/);
     expectParseError(() => parseSignallingMessage({ ...SAMPLES.error, code: 'teapot' }), /code: /);
     expectParseError(() => parseSignallingMessage({ ...SAMPLES.registered, ttl: 1.5 }), /ttl: /);
-    expectParseError(
-      () => parseSignallingMessage({ ...SAMPLES.registered, iceServers: [{ urls: 'http://x' }] }),
-      /iceServers\[0\]\.urls/,
-    );
+    expectParseError(() => parseSignallingMessage({ ...SAMPLES.registered, iceServers: [{ urls: 'http://x' }] }), /iceServers\[0\]\.urls/);
     const manyEntries = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']));
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ app: manyEntries })),
-      /app: more than 16 entries/,
-    );
+    expectParseError(() => parseSignallingMessage(offerWith({ app: manyEntries })), /app: more than 16 entries/);
     expectParseError(() => parseSignallingMessage(offerWith({ app: { '-x': 'v' } })), /app/);
-    expectParseError(
-      () => parseSignallingMessage(offerWith({ app: { k: 'a"b' } })),
-      /app\.k: not printable ASCII/,
-    );
+    expectParseError(() => parseSignallingMessage(offerWith({ app: { k: 'a"b' } })), /app\.k: not printable ASCII/);
     // A zod record would drop "__proto__" silently; the schema refuses it.
     const protoApp = `{"v":1,"type":"answer","from":"${BOB}","to":"${ALICE}","sessionId":"${SESSION}","ufrag":"abcd","pwd":"${PWD}","candidates":[],"app":{"__proto__":"x"}}`;
     expectParseError(() => decodeSignallingMessage(protoApp), /app: not an app key: "__proto__"/);
@@ -463,10 +392,7 @@ describe('rejections', () => {
     // 'é' is one UTF-16 unit but two UTF-8 bytes.
     const accents = `{"v":1,"type":"bye","from":"${ALICE}","to":"${BOB}","sessionId":"${SESSION}","reason":"${'é'.repeat(200)}"}`;
     expect(decodeSignallingMessage(accents, { maxBytes: accents.length + 200 }).type).toBe('bye');
-    expectParseError(
-      () => decodeSignallingMessage(accents, { maxBytes: accents.length + 199 }),
-      /larger than/,
-    );
+    expectParseError(() => decodeSignallingMessage(accents, { maxBytes: accents.length + 199 }), /larger than/);
   });
 
   it('text that is not JSON', () => {
@@ -479,10 +405,7 @@ describe('rejections', () => {
 
   it('deeply nested JSON within the size cap is a ParseError, not a stack overflow', () => {
     const depth = 30_000;
-    expectParseError(
-      () => decodeSignallingMessage('['.repeat(depth) + ']'.repeat(depth)),
-      /bad signalling message|not JSON/,
-    );
+    expectParseError(() => decodeSignallingMessage('['.repeat(depth) + ']'.repeat(depth)), /bad signalling message|not JSON/);
     const nested = `{"v":1,"type":"ping","id":${'['.repeat(depth)}${']'.repeat(depth)}}`;
     expectParseError(() => decodeSignallingMessage(nested), /id: /);
   });
@@ -490,9 +413,7 @@ describe('rejections', () => {
   it('encoding an invalid message is an EncodeError', () => {
     const bad = { ...SAMPLES.offer, ufrag: 'abc' } as SignallingMessage;
     expect(() => encodeSignallingMessage(bad)).toThrow(EncodeError);
-    expect(() =>
-      encodeSignallingMessage({ v: 1, type: 'ping', extra: 1 } as unknown as SignallingMessage),
-    ).toThrow(/extra: unknown key/);
+    expect(() => encodeSignallingMessage({ v: 1, type: 'ping', extra: 1 } as unknown as SignallingMessage)).toThrow(/extra: unknown key/);
   });
 });
 
@@ -552,13 +473,7 @@ describe('hostile input (property)', () => {
     fc.assert(
       fc.property(
         fc.constantFrom(...samples),
-        fc.array(
-          fc.tuple(
-            fc.oneof(fc.constantFrom(...keys), fc.string()),
-            fc.option(fc.jsonValue(), { nil: undefined }),
-          ),
-          { maxLength: 3 },
-        ),
+        fc.array(fc.tuple(fc.oneof(fc.constantFrom(...keys), fc.string()), fc.option(fc.jsonValue(), { nil: undefined })), { maxLength: 3 }),
         (sample, edits) => {
           const value: Record<string, unknown> = JSON.parse(JSON.stringify(sample));
           for (const [key, replacement] of edits) {

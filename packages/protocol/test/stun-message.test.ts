@@ -131,47 +131,163 @@ interface Case {
 
 // Expected bytes are worked out by hand from each RFC's figure.
 const cases: Case[] = [
-  { name: 'MAPPED-ADDRESS v4', entry: attr(Attr.MappedAddress, { family: 'IPv4', address: '192.0.2.1', port: 32853 }), wire: '0001 0008 0001 8055 c0000201', expected: { family: 'IPv4', address: '192.0.2.1', port: 32853 } },
+  {
+    name: 'MAPPED-ADDRESS v4',
+    entry: attr(Attr.MappedAddress, { family: 'IPv4', address: '192.0.2.1', port: 32853 }),
+    wire: '0001 0008 0001 8055 c0000201',
+    expected: { family: 'IPv4', address: '192.0.2.1', port: 32853 },
+  },
   // RFC 5769 section 2.2: 192.0.2.1:32853 xored is a1 47 e1 12 a6 43
-  { name: 'XOR-MAPPED-ADDRESS v4', entry: attr(Attr.XorMappedAddress, { family: 'IPv4', address: '192.0.2.1', port: 32853 }), wire: '0020 0008 0001 a147 e112a643', expected: { family: 'IPv4', address: '192.0.2.1', port: 32853 } },
-  { name: 'XOR-MAPPED-ADDRESS v6', entry: attr(Attr.XorMappedAddress, { family: 'IPv6', address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 }), wire: '0020 0014 0002 a147 0113a9fa a5d3f179 bc25f4b5 bed2b9d9', expected: { family: 'IPv6', address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 } },
+  {
+    name: 'XOR-MAPPED-ADDRESS v4',
+    entry: attr(Attr.XorMappedAddress, { family: 'IPv4', address: '192.0.2.1', port: 32853 }),
+    wire: '0020 0008 0001 a147 e112a643',
+    expected: { family: 'IPv4', address: '192.0.2.1', port: 32853 },
+  },
+  {
+    name: 'XOR-MAPPED-ADDRESS v6',
+    entry: attr(Attr.XorMappedAddress, { family: 'IPv6', address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 }),
+    wire: '0020 0014 0002 a147 0113a9fa a5d3f179 bc25f4b5 bed2b9d9',
+    expected: { family: 'IPv6', address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 },
+  },
   { name: 'USERNAME', entry: attr(Attr.Username, 'evtj:h6vY'), wire: '0006 0009 6576746a3a68367659 000000', expected: 'evtj:h6vY' },
-  { name: 'ERROR-CODE 438', entry: attr(Attr.ErrorCode, errorCode(438)), wire: '0009 000f 00000426 5374616c65204e6f6e6365 00', expected: { code: 438, reason: 'Stale Nonce' } },
-  { name: 'UNKNOWN-ATTRIBUTES odd', entry: attr(Attr.UnknownAttributes, [0x0031, 0x7777, 0x0042]), wire: '000a 0006 0031 7777 0042 0000', expected: [0x31, 0x7777, 0x42] },
+  {
+    name: 'ERROR-CODE 438',
+    entry: attr(Attr.ErrorCode, errorCode(438)),
+    wire: '0009 000f 00000426 5374616c65204e6f6e6365 00',
+    expected: { code: 438, reason: 'Stale Nonce' },
+  },
+  {
+    name: 'UNKNOWN-ATTRIBUTES odd',
+    entry: attr(Attr.UnknownAttributes, [0x0031, 0x7777, 0x0042]),
+    wire: '000a 0006 0031 7777 0042 0000',
+    expected: [0x31, 0x7777, 0x42],
+  },
   { name: 'REALM', entry: attr(Attr.Realm, 'example.org'), wire: '0014 000b 6578616d706c652e6f7267 00', expected: 'example.org' },
   { name: 'NONCE', entry: attr(Attr.Nonce, 'abcd'), wire: '0015 0004 61626364', expected: 'abcd' },
-  { name: 'PASSWORD-ALGORITHM', entry: attr(Attr.PasswordAlgorithm, { algorithm: 2, parameters: new Uint8Array(0) }), wire: '001d 0004 0002 0000', expected: { algorithm: 2, parameters: new Uint8Array(0) } },
-  { name: 'PASSWORD-ALGORITHMS', entry: attr(Attr.PasswordAlgorithms, [{ algorithm: 2, parameters: new Uint8Array(0) }, { algorithm: 1, parameters: Uint8Array.of(9) }]), wire: '8002 000c 0002 0000 0001 0001 09000000', expected: [{ algorithm: 2, parameters: new Uint8Array(0) }, { algorithm: 1, parameters: Uint8Array.of(9) }] },
-  { name: 'USERHASH', entry: attr(Attr.Userhash, new Uint8Array(32).fill(0xab)), wire: `001e 0020 ${'ab'.repeat(32)}`, expected: new Uint8Array(32).fill(0xab) },
+  {
+    name: 'PASSWORD-ALGORITHM',
+    entry: attr(Attr.PasswordAlgorithm, { algorithm: 2, parameters: new Uint8Array(0) }),
+    wire: '001d 0004 0002 0000',
+    expected: { algorithm: 2, parameters: new Uint8Array(0) },
+  },
+  {
+    name: 'PASSWORD-ALGORITHMS',
+    entry: attr(Attr.PasswordAlgorithms, [
+      { algorithm: 2, parameters: new Uint8Array(0) },
+      { algorithm: 1, parameters: Uint8Array.of(9) },
+    ]),
+    wire: '8002 000c 0002 0000 0001 0001 09000000',
+    expected: [
+      { algorithm: 2, parameters: new Uint8Array(0) },
+      { algorithm: 1, parameters: Uint8Array.of(9) },
+    ],
+  },
+  {
+    name: 'USERHASH',
+    entry: attr(Attr.Userhash, new Uint8Array(32).fill(0xab)),
+    wire: `001e 0020 ${'ab'.repeat(32)}`,
+    expected: new Uint8Array(32).fill(0xab),
+  },
   { name: 'ALTERNATE-DOMAIN', entry: attr(Attr.AlternateDomain, 'turn.example'), wire: '8003 000c 7475726e2e6578616d706c65', expected: 'turn.example' },
   { name: 'SOFTWARE', entry: attr(Attr.Software, 'nat 1'), wire: '8022 0005 6e61742031 000000', expected: 'nat 1' },
-  { name: 'ALTERNATE-SERVER v6', entry: attr(Attr.AlternateServer, { family: 'IPv6', address: '2001:db8::1', port: 3478 }), wire: '8023 0014 0002 0d96 20010db8 00000000 00000000 00000001', expected: { family: 'IPv6', address: '2001:db8::1', port: 3478 } },
-  { name: 'RESPONSE-ADDRESS', entry: attr(Attr.ResponseAddress, { family: 'IPv4', address: '10.0.0.1', port: 1 }), wire: '0002 0008 0001 0001 0a000001', expected: { family: 'IPv4', address: '10.0.0.1', port: 1 } },
-  { name: 'CHANGE-REQUEST ip+port', entry: attr(Attr.ChangeRequest, { changeIp: true, changePort: true }), wire: '0003 0004 00000006', expected: { changeIp: true, changePort: true } },
-  { name: 'CHANGE-REQUEST port', entry: attr(Attr.ChangeRequest, { changeIp: false, changePort: true }), wire: '0003 0004 00000002', expected: { changeIp: false, changePort: true } },
-  { name: 'SOURCE-ADDRESS', entry: attr(Attr.SourceAddress, { family: 'IPv4', address: '127.0.0.1', port: 3478 }), wire: '0004 0008 0001 0d96 7f000001', expected: { family: 'IPv4', address: '127.0.0.1', port: 3478 } },
-  { name: 'CHANGED-ADDRESS', entry: attr(Attr.ChangedAddress, { family: 'IPv4', address: '127.0.0.2', port: 3479 }), wire: '0005 0008 0001 0d97 7f000002', expected: { family: 'IPv4', address: '127.0.0.2', port: 3479 } },
+  {
+    name: 'ALTERNATE-SERVER v6',
+    entry: attr(Attr.AlternateServer, { family: 'IPv6', address: '2001:db8::1', port: 3478 }),
+    wire: '8023 0014 0002 0d96 20010db8 00000000 00000000 00000001',
+    expected: { family: 'IPv6', address: '2001:db8::1', port: 3478 },
+  },
+  {
+    name: 'RESPONSE-ADDRESS',
+    entry: attr(Attr.ResponseAddress, { family: 'IPv4', address: '10.0.0.1', port: 1 }),
+    wire: '0002 0008 0001 0001 0a000001',
+    expected: { family: 'IPv4', address: '10.0.0.1', port: 1 },
+  },
+  {
+    name: 'CHANGE-REQUEST ip+port',
+    entry: attr(Attr.ChangeRequest, { changeIp: true, changePort: true }),
+    wire: '0003 0004 00000006',
+    expected: { changeIp: true, changePort: true },
+  },
+  {
+    name: 'CHANGE-REQUEST port',
+    entry: attr(Attr.ChangeRequest, { changeIp: false, changePort: true }),
+    wire: '0003 0004 00000002',
+    expected: { changeIp: false, changePort: true },
+  },
+  {
+    name: 'SOURCE-ADDRESS',
+    entry: attr(Attr.SourceAddress, { family: 'IPv4', address: '127.0.0.1', port: 3478 }),
+    wire: '0004 0008 0001 0d96 7f000001',
+    expected: { family: 'IPv4', address: '127.0.0.1', port: 3478 },
+  },
+  {
+    name: 'CHANGED-ADDRESS',
+    entry: attr(Attr.ChangedAddress, { family: 'IPv4', address: '127.0.0.2', port: 3479 }),
+    wire: '0005 0008 0001 0d97 7f000002',
+    expected: { family: 'IPv4', address: '127.0.0.2', port: 3479 },
+  },
   { name: 'PASSWORD (RFC 3489)', entry: attr(Attr.Password, Uint8Array.of(1, 2, 3, 4)), wire: '0007 0004 01020304', expected: Uint8Array.of(1, 2, 3, 4) },
-  { name: 'REFLECTED-FROM', entry: attr(Attr.ReflectedFrom, { family: 'IPv4', address: '1.2.3.4', port: 5 }), wire: '000b 0008 0001 0005 01020304', expected: { family: 'IPv4', address: '1.2.3.4', port: 5 } },
+  {
+    name: 'REFLECTED-FROM',
+    entry: attr(Attr.ReflectedFrom, { family: 'IPv4', address: '1.2.3.4', port: 5 }),
+    wire: '000b 0008 0001 0005 01020304',
+    expected: { family: 'IPv4', address: '1.2.3.4', port: 5 },
+  },
   { name: 'PADDING', entry: attr(Attr.Padding, new Uint8Array(6)), wire: '0026 0006 000000000000 0000', expected: new Uint8Array(6) },
   { name: 'RESPONSE-PORT', entry: attr(Attr.ResponsePort, 40000), wire: '0027 0004 9c40 0000', expected: 40000 },
   { name: 'CACHE-TIMEOUT', entry: attr(Attr.CacheTimeout, 60), wire: '8027 0004 0000003c', expected: 60 },
-  { name: 'RESPONSE-ORIGIN', entry: attr(Attr.ResponseOrigin, { family: 'IPv4', address: '127.0.0.1', port: 3478 }), wire: '802b 0008 0001 0d96 7f000001', expected: { family: 'IPv4', address: '127.0.0.1', port: 3478 } },
-  { name: 'OTHER-ADDRESS', entry: attr(Attr.OtherAddress, { family: 'IPv4', address: '127.0.0.2', port: 3479 }), wire: '802c 0008 0001 0d97 7f000002', expected: { family: 'IPv4', address: '127.0.0.2', port: 3479 } },
+  {
+    name: 'RESPONSE-ORIGIN',
+    entry: attr(Attr.ResponseOrigin, { family: 'IPv4', address: '127.0.0.1', port: 3478 }),
+    wire: '802b 0008 0001 0d96 7f000001',
+    expected: { family: 'IPv4', address: '127.0.0.1', port: 3478 },
+  },
+  {
+    name: 'OTHER-ADDRESS',
+    entry: attr(Attr.OtherAddress, { family: 'IPv4', address: '127.0.0.2', port: 3479 }),
+    wire: '802c 0008 0001 0d97 7f000002',
+    expected: { family: 'IPv4', address: '127.0.0.2', port: 3479 },
+  },
   { name: 'CHANNEL-NUMBER', entry: attr(Attr.ChannelNumber, 0x4001), wire: '000c 0004 4001 0000', expected: 0x4001 },
   { name: 'LIFETIME', entry: attr(Attr.Lifetime, 600), wire: '000d 0004 00000258', expected: 600 },
   // 198.51.100.7:49152 xored: port c000^2112 = e112; address c6336407 ^ 2112a442 = e721c045
-  { name: 'XOR-PEER-ADDRESS', entry: attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.7', port: 49152 }), wire: '0012 0008 0001 e112 e721c045', expected: { family: 'IPv4', address: '198.51.100.7', port: 49152 } },
+  {
+    name: 'XOR-PEER-ADDRESS',
+    entry: attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.7', port: 49152 }),
+    wire: '0012 0008 0001 e112 e721c045',
+    expected: { family: 'IPv4', address: '198.51.100.7', port: 49152 },
+  },
   { name: 'DATA', entry: attr(Attr.Data, Uint8Array.of(0xde, 0xad, 0xbe)), wire: '0013 0003 deadbe 00', expected: Uint8Array.of(0xde, 0xad, 0xbe) },
-  { name: 'XOR-RELAYED-ADDRESS', entry: attr(Attr.XorRelayedAddress, { family: 'IPv4', address: '203.0.113.1', port: 50000 }), wire: '0016 0008 0001 e242 ea12d543', expected: { family: 'IPv4', address: '203.0.113.1', port: 50000 } },
+  {
+    name: 'XOR-RELAYED-ADDRESS',
+    entry: attr(Attr.XorRelayedAddress, { family: 'IPv4', address: '203.0.113.1', port: 50000 }),
+    wire: '0016 0008 0001 e242 ea12d543',
+    expected: { family: 'IPv4', address: '203.0.113.1', port: 50000 },
+  },
   { name: 'REQUESTED-ADDRESS-FAMILY', entry: attr(Attr.RequestedAddressFamily, 'IPv6'), wire: '0017 0004 02000000', expected: 'IPv6' },
   { name: 'EVEN-PORT', entry: attr(Attr.EvenPort, { reserve: true }), wire: '0018 0001 80 000000', expected: { reserve: true } },
   { name: 'REQUESTED-TRANSPORT', entry: attr(Attr.RequestedTransport, 17), wire: '0019 0004 11000000', expected: 17 },
   { name: 'DONT-FRAGMENT', entry: attr(Attr.DontFragment, true), wire: '001a 0000', expected: true },
-  { name: 'RESERVATION-TOKEN', entry: attr(Attr.ReservationToken, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)), wire: '0022 0008 0102030405060708', expected: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+  {
+    name: 'RESERVATION-TOKEN',
+    entry: attr(Attr.ReservationToken, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)),
+    wire: '0022 0008 0102030405060708',
+    expected: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8),
+  },
   { name: 'ADDITIONAL-ADDRESS-FAMILY', entry: attr(Attr.AdditionalAddressFamily, 'IPv6'), wire: '8000 0004 02000000', expected: 'IPv6' },
-  { name: 'ADDRESS-ERROR-CODE', entry: attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'no v6' }), wire: '8001 0009 02000428 6e6f207636 000000', expected: { family: 'IPv6', code: 440, reason: 'no v6' } },
-  { name: 'ICMP', entry: attr(Attr.Icmp, { icmpType: 3, icmpCode: 4, errorData: 1400 }), wire: '8004 0008 0000 0304 00000578', expected: { icmpType: 3, icmpCode: 4, errorData: 1400 } },
+  {
+    name: 'ADDRESS-ERROR-CODE',
+    entry: attr(Attr.AddressErrorCode, { family: 'IPv6', code: 440, reason: 'no v6' }),
+    wire: '8001 0009 02000428 6e6f207636 000000',
+    expected: { family: 'IPv6', code: 440, reason: 'no v6' },
+  },
+  {
+    name: 'ICMP',
+    entry: attr(Attr.Icmp, { icmpType: 3, icmpCode: 4, errorData: 1400 }),
+    wire: '8004 0008 0000 0304 00000578',
+    expected: { icmpType: 3, icmpCode: 4, errorData: 1400 },
+  },
   { name: 'CONNECTION-ID', entry: attr(Attr.ConnectionId, 0xdeadbeef), wire: '002a 0004 deadbeef', expected: 0xdeadbeef },
   { name: 'PRIORITY', entry: attr(Attr.Priority, 0x6e0001ff), wire: '0024 0004 6e0001ff', expected: 0x6e0001ff },
   { name: 'USE-CANDIDATE', entry: attr(Attr.UseCandidate, true), wire: '0025 0000', expected: true },
@@ -212,7 +328,12 @@ describe('attributes: wire bytes and round trip', () => {
 
   it('returns every XOR-PEER-ADDRESS of a CreatePermission', () => {
     const peers = ['198.51.100.1', '198.51.100.2', '198.51.100.3'].map((address) => ({ family: 'IPv4' as const, address, port: 0 }));
-    const m = encodeStunMessage({ method: StunMethod.CreatePermission, class: StunClass.Request, transactionId: TID, attributes: peers.map((p) => attr(Attr.XorPeerAddress, p)) });
+    const m = encodeStunMessage({
+      method: StunMethod.CreatePermission,
+      class: StunClass.Request,
+      transactionId: TID,
+      attributes: peers.map((p) => attr(Attr.XorPeerAddress, p)),
+    });
     expect(decodeStunMessage(m).getAll(Attr.XorPeerAddress)).toEqual(peers);
   });
 
@@ -254,10 +375,7 @@ describe('attributes: wire bytes and round trip', () => {
 describe('ordering rules', () => {
   it('ignores attributes after MESSAGE-INTEGRITY except MI-SHA256 and FINGERPRINT (RFC 8489 section 14.5)', () => {
     const key = new TextEncoder().encode('secret');
-    const base = encodeStunMessage(
-      { method: 1, class: 0, transactionId: TID, attributes: [attr(Attr.Username, 'a:b')] },
-      { integrity: key },
-    );
+    const base = encodeStunMessage({ method: 1, class: 0, transactionId: TID, attributes: [attr(Attr.Username, 'a:b')] }, { integrity: key });
     // append a SOFTWARE attribute after MESSAGE-INTEGRITY
     const extra = fromHex('8022 0004 61626364');
     const m = new Uint8Array(base.length + extra.length);
@@ -349,7 +467,12 @@ describe('comprehension (RFC 8489 section 7.3.1)', () => {
       method: 1,
       class: 0,
       transactionId: TID,
-      attributes: [rawAttribute(0x7777, Uint8Array.of(1)), rawAttribute(0xc001, Uint8Array.of(2, 3)), attr(Attr.Priority, 5), rawAttribute(0x7777, Uint8Array.of(4))],
+      attributes: [
+        rawAttribute(0x7777, Uint8Array.of(1)),
+        rawAttribute(0xc001, Uint8Array.of(2, 3)),
+        attr(Attr.Priority, 5),
+        rawAttribute(0x7777, Uint8Array.of(4)),
+      ],
     });
     const d = decodeStunMessage(m);
     expect(d.unknownComprehensionRequired()).toEqual([0x7777]);
@@ -386,7 +509,12 @@ describe('classic RFC 3489 messages', () => {
 describe('describe()', () => {
   it('names every attribute for logs', () => {
     const d = decodeStunMessage(
-      encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.ErrorResponse, transactionId: TID, attributes: [attr(Attr.ErrorCode, errorCode(401)), attr(Attr.Realm, 'r'), attr(Attr.IceControlled, 5n)] }),
+      encodeStunMessage({
+        method: StunMethod.Allocate,
+        class: StunClass.ErrorResponse,
+        transactionId: TID,
+        attributes: [attr(Attr.ErrorCode, errorCode(401)), attr(Attr.Realm, 'r'), attr(Attr.IceControlled, 5n)],
+      }),
     );
     expect(d.describe()).toEqual({
       method: 'Allocate',

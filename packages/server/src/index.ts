@@ -20,14 +20,7 @@ export { type EndpointSet, type SocketRole, SOCKET_ROLES, availableRoles, change
 export { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './stun/rate-limiter.js';
 export { StunResponder, type StunReply, type StunResponderInit, type StunResponderStats } from './stun/responder.js';
 export { type StunListener, type StunServer, type StunServerInit, startStunServer } from './stun/server.js';
-export {
-  DEFAULT_STREAM_LIMITS,
-  StreamGovernor,
-  type StreamGovernorStats,
-  type StreamHooks,
-  StreamLease,
-  type StreamLimits,
-} from './listeners/stream.js';
+export { DEFAULT_STREAM_LIMITS, StreamGovernor, type StreamGovernorStats, type StreamHooks, StreamLease, type StreamLimits } from './listeners/stream.js';
 export { type GovernedConnection, createGovernedTlsServer, governTcpServer } from './listeners/listen.js';
 export { type TurnOptions } from './stun/server.js';
 export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';

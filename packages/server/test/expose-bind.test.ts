@@ -20,8 +20,14 @@ describe('expose public port binding', () => {
   });
 
   it('turns errno codes into distinct refusals that say what was observed', () => {
-    expect(bindRefusal('tcp', 15441, 'EADDRINUSE')).toEqual({ code: 'port-in-use', message: 'tcp port 15441 is in use on the server by another program (not a nat user)' });
-    expect(bindRefusal('udp', 80, 'EACCES')).toEqual({ code: 'port-denied', message: 'the server is not allowed to bind udp port 80 (EACCES: ports below 1024 need privileges)' });
+    expect(bindRefusal('tcp', 15441, 'EADDRINUSE')).toEqual({
+      code: 'port-in-use',
+      message: 'tcp port 15441 is in use on the server by another program (not a nat user)',
+    });
+    expect(bindRefusal('udp', 80, 'EACCES')).toEqual({
+      code: 'port-denied',
+      message: 'the server is not allowed to bind udp port 80 (EACCES: ports below 1024 need privileges)',
+    });
     expect(bindRefusal('tcp', 20000, 'EPERM').code).toBe('port-denied');
     expect(bindRefusal('tcp', 20000, 'EADDRNOTAVAIL')).toEqual({ code: 'unavailable', message: 'the server could not bind tcp port 20000 (EADDRNOTAVAIL)' });
   });

@@ -8,16 +8,7 @@ import { createSocket } from 'node:dgram';
 import { createHmac, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  Attr,
-  StunClass,
-  StunMethod,
-  attr,
-  decodeStunMessage,
-  encodeStunMessage,
-  longTermKey,
-  registerSigningPayload,
-} from '@nat/protocol';
+import { Attr, StunClass, StunMethod, attr, decodeStunMessage, encodeStunMessage, longTermKey, registerSigningPayload } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { anonymousRelayKey, anonymousRelayUsers, anyOf, restApiSecrets, startStunServer } from '../src/index.js';
@@ -149,14 +140,32 @@ describe('rendezvous relaying', () => {
     const rv = await server();
     const { peer: a, me: alice } = await registered(rv.url);
     const { peer: b, me: bob } = await registered(rv.url);
-    const offer = { v: 1, type: 'offer', id: 'o1', from: alice.id, to: bob.id, sessionId: SESSION, ufrag: UFRAG, pwd: PWD, candidates: ['candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host'], app: { noise: 'abc' } };
+    const offer = {
+      v: 1,
+      type: 'offer',
+      id: 'o1',
+      from: alice.id,
+      to: bob.id,
+      sessionId: SESSION,
+      ufrag: UFRAG,
+      pwd: PWD,
+      candidates: ['candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host'],
+      app: { noise: 'abc' },
+    };
     a.send(offer);
     expect(await b.next('offer')).toEqual(offer);
     expect(b.texts.at(-1)).toBe(JSON.stringify(offer));
     const answer = { v: 1, type: 'answer', from: bob.id, to: alice.id, sessionId: SESSION, ufrag: 'wxyz', pwd: PWD, candidates: [] };
     b.send(answer);
     expect(await a.next('answer')).toEqual(answer);
-    const candidate = { v: 1, type: 'candidate', from: alice.id, to: bob.id, sessionId: SESSION, candidate: 'candidate:2 1 udp 1694498815 203.0.113.5 6000 typ srflx raddr 0.0.0.0 rport 0' };
+    const candidate = {
+      v: 1,
+      type: 'candidate',
+      from: alice.id,
+      to: bob.id,
+      sessionId: SESSION,
+      candidate: 'candidate:2 1 udp 1694498815 203.0.113.5 6000 typ srflx raddr 0.0.0.0 rport 0',
+    };
     a.send(candidate);
     expect(await b.next('candidate')).toEqual(candidate);
     a.send({ v: 1, type: 'end-of-candidates', from: alice.id, to: bob.id, sessionId: SESSION });
@@ -303,8 +312,14 @@ describe('rendezvous TURN credentials', () => {
   const secret = 'rendezvous-test-secret';
   const realm = 'rv.test';
 
-  it('issues anonymous relay credentials (EXPIRY:~PEERID, not the secret\'s own) that the TURN server accepts for an Allocate', async () => {
-    const stun = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, turn: { realm, auth: anyOf(restApiSecrets([secret]), anonymousRelayUsers([secret])) } });
+  it("issues anonymous relay credentials (EXPIRY:~PEERID, not the secret's own) that the TURN server accepts for an Allocate", async () => {
+    const stun = await startStunServer({
+      listen: ['127.0.0.1'],
+      port: 0,
+      altPort: null,
+      tcp: false,
+      turn: { realm, auth: anyOf(restApiSecrets([secret]), anonymousRelayUsers([secret])) },
+    });
     running.push(stun);
     const udp = stun.listeners.find((l) => l.transport === 'udp')!.address;
     const rv = await server({ turn: { urls: [`stun:127.0.0.1:${udp.port}`, `turn:127.0.0.1:${udp.port}?transport=udp`], secret, ttl: 600 } });
@@ -343,7 +358,11 @@ describe('rendezvous TURN credentials', () => {
       const nonce = first.get(Attr.Nonce)!;
       const signed = (password: string) =>
         encodeStunMessage(
-          { method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17), attr(Attr.Username, turn.username!), attr(Attr.Realm, realm), attr(Attr.Nonce, nonce)] },
+          {
+            method: StunMethod.Allocate,
+            class: StunClass.Request,
+            attributes: [attr(Attr.RequestedTransport, 17), attr(Attr.Username, turn.username!), attr(Attr.Realm, realm), attr(Attr.Nonce, nonce)],
+          },
           { integrity: longTermKey({ username: turn.username!, realm, password }) },
         );
       const wrong = await ask(signed('not-the-password'));

@@ -1,14 +1,4 @@
-import {
-  Attr,
-  StunClass,
-  StunMethod,
-  attr,
-  decodeStunMessage,
-  encodeStunMessage,
-  rawAttribute,
-  verifyFingerprint,
-  type TransportAddress,
-} from '@nat/protocol';
+import { Attr, StunClass, StunMethod, attr, decodeStunMessage, encodeStunMessage, rawAttribute, verifyFingerprint, type TransportAddress } from '@nat/protocol';
 import { describe, expect, it } from 'vitest';
 import { StunResponder, type SocketRole } from '../src/index.js';
 
@@ -93,7 +83,12 @@ describe('StunResponder (sans I/O)', () => {
   });
 
   it('answers 420 with UNKNOWN-ATTRIBUTES for unknown comprehension-required attributes', () => {
-    const reply = responder().handleDatagram(request([rawAttribute(0x7abc, new Uint8Array(4)), rawAttribute(0xfabc, new Uint8Array(4)), pad(40)]), client, 'PP', 0)!;
+    const reply = responder().handleDatagram(
+      request([rawAttribute(0x7abc, new Uint8Array(4)), rawAttribute(0xfabc, new Uint8Array(4)), pad(40)]),
+      client,
+      'PP',
+      0,
+    )!;
     const m = decodeStunMessage(reply.bytes);
     expect(m.class).toBe(StunClass.ErrorResponse);
     expect(m.get(Attr.ErrorCode)?.code).toBe(420);
@@ -171,7 +166,10 @@ describe('StunResponder (sans I/O)', () => {
   });
 
   it('answers IPv6 clients with IPv6 addresses', () => {
-    const r = new StunResponder({ endpoints: { family: 'IPv6', primary: '2001:db8::1', alternate: '2001:db8::2', port: 3478, altPort: 3479 }, rateLimit: { perSecond: 0 } });
+    const r = new StunResponder({
+      endpoints: { family: 'IPv6', primary: '2001:db8::1', alternate: '2001:db8::2', port: 3478, altPort: 3479 },
+      rateLimit: { perSecond: 0 },
+    });
     const c6: TransportAddress = { family: 'IPv6', address: '2001:db8::99', port: 1234 };
     const m = decodeStunMessage(r.handleDatagram(request(), c6, 'PP', 0)!.bytes);
     expect(m.get(Attr.XorMappedAddress)).toEqual(c6);

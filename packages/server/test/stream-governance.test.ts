@@ -51,7 +51,14 @@ const binding = (): Uint8Array => encodeStunMessage({ class: StunClass.Request, 
 
 describe('stream listener governance', () => {
   it('finding 4: TLS connections that never finish the handshake are counted from accept and closed after the deadline', async () => {
-    server = await startStunServer({ listen: ['127.0.0.1'], port: 0, altPort: null, tcp: false, tlsPort: 0, streams: { handshakeTimeoutMs: 12_000, maxConnectionsPerSource: 5000 } });
+    server = await startStunServer({
+      listen: ['127.0.0.1'],
+      port: 0,
+      altPort: null,
+      tcp: false,
+      tlsPort: 0,
+      streams: { handshakeTimeoutMs: 12_000, maxConnectionsPerSource: 5000 },
+    });
     const port = portOf(server, 'tls');
     const N = 2000;
     let closed = 0;
@@ -111,7 +118,9 @@ describe('stream listener governance', () => {
     });
     const port = portOf(server, 'tcp');
     const one = encodeStunMessage({ class: StunClass.Request, method: StunMethod.SharedSecret, attributes: [] });
-    const flood = Buffer.concat(Array.from({ length: 500 }, () => encodeStunMessage({ class: StunClass.Request, method: StunMethod.SharedSecret, attributes: [] })));
+    const flood = Buffer.concat(
+      Array.from({ length: 500 }, () => encodeStunMessage({ class: StunClass.Request, method: StunMethod.SharedSecret, attributes: [] })),
+    );
     expect(one.length).toBe(20);
     const got = await answers(port, '127.0.4.1', flood, 1500);
     // The burst (20) plus what refills in the time taken, not 500 answers.

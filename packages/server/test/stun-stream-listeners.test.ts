@@ -66,7 +66,10 @@ describe('startStunServer: TCP and TLS listeners on system-chosen ports', () => 
           const kinds = new Set(server.listeners.map((l) => l.transport));
           expect([...kinds].sort()).toEqual(['tcp', 'tls', 'udp']);
           for (const l of server.listeners) {
-            const cls = l.transport === 'udp' ? await udpAnswer(l.address.port, l.address.address) : await streamAnswer(l.address.port, l.address.address, l.transport === 'tls');
+            const cls =
+              l.transport === 'udp'
+                ? await udpAnswer(l.address.port, l.address.address)
+                : await streamAnswer(l.address.port, l.address.address, l.transport === 'tls');
             expect(cls, `${l.transport} ${l.role}`).toBe(StunClass.SuccessResponse);
           }
         } finally {

@@ -1,9 +1,26 @@
 /** The TURN core with a virtual clock: lifetimes of allocations, permissions and channels. */
-import { Attr, StunClass, StunMethod, type AttributeEntry, type StunMessage, type TransportAddress, attr, decodeStunMessage, encodeChannelData, encodeStunMessage, longTermKey } from '@nat/protocol';
+import {
+  Attr,
+  StunClass,
+  StunMethod,
+  type AttributeEntry,
+  type StunMessage,
+  type TransportAddress,
+  attr,
+  decodeStunMessage,
+  encodeChannelData,
+  encodeStunMessage,
+  longTermKey,
+} from '@nat/protocol';
 import { describe, expect, it } from 'vitest';
 import { type ClientEndpoint, TurnCore, type TurnOutput, staticUsers } from '../src/index.js';
 
-const client: ClientEndpoint = { key: 'udp|c', client: { family: 'IPv4', address: '198.51.100.20', port: 5000 }, server: { family: 'IPv4', address: '203.0.113.1', port: 3478 }, transport: 'udp' };
+const client: ClientEndpoint = {
+  key: 'udp|c',
+  client: { family: 'IPv4', address: '198.51.100.20', port: 5000 },
+  server: { family: 'IPv4', address: '203.0.113.1', port: 3478 },
+  transport: 'udp',
+};
 const peer: TransportAddress = { family: 'IPv4', address: '198.51.100.99', port: 7000 };
 
 function harness(init: Partial<ConstructorParameters<typeof TurnCore>[0]> = {}) {
@@ -15,13 +32,18 @@ function harness(init: Partial<ConstructorParameters<typeof TurnCore>[0]> = {}) 
   const pump = (): TurnOutput[] => {
     const out = core.drain();
     outputs.push(...out);
-    for (const o of out) if (o.kind === 'open-relay') core.relayOpened(o.allocation, 'IPv4', { family: 'IPv4', address: '203.0.113.1', port: 50000 + o.allocation });
+    for (const o of out)
+      if (o.kind === 'open-relay') core.relayOpened(o.allocation, 'IPv4', { family: 'IPv4', address: '203.0.113.1', port: 50000 + o.allocation });
     return [...out, ...core.drain()];
   };
   const request = (method: number, attrs: AttributeEntry[]): StunMessage => {
     const send = (withAuth: boolean): StunMessage | undefined => {
       const bytes = encodeStunMessage(
-        { method, class: StunClass.Request, attributes: withAuth ? [...attrs, attr(Attr.Username, 'u'), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)] : attrs },
+        {
+          method,
+          class: StunClass.Request,
+          attributes: withAuth ? [...attrs, attr(Attr.Username, 'u'), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)] : attrs,
+        },
         withAuth ? { integrity: key } : {},
       );
       core.handleStun(decodeStunMessage(bytes), client, now);
@@ -31,7 +53,20 @@ function harness(init: Partial<ConstructorParameters<typeof TurnCore>[0]> = {}) 
     if (nonce === '') nonce = send(false)!.get(Attr.Nonce)!;
     return send(true)!;
   };
-  return { core, request, pump, outputs, advance: (ms: number) => { now += ms; core.sweep(now); pump(); }, get now() { return now; } };
+  return {
+    core,
+    request,
+    pump,
+    outputs,
+    advance: (ms: number) => {
+      now += ms;
+      core.sweep(now);
+      pump();
+    },
+    get now() {
+      return now;
+    },
+  };
 }
 
 describe('TurnCore lifetimes (virtual clock)', () => {
@@ -107,7 +142,8 @@ describe('TurnCore lifetimes (virtual clock)', () => {
 describe('TurnCore channel numbers', () => {
   // each channel to its own peer port
   const peerOf = (number: number): TransportAddress => ({ ...peer, port: 7000 + (number >> 12) * 1000 + (number % 1000) });
-  const bind = (h: ReturnType<typeof harness>, number: number): StunMessage => h.request(StunMethod.ChannelBind, [attr(Attr.ChannelNumber, number), attr(Attr.XorPeerAddress, peerOf(number))]);
+  const bind = (h: ReturnType<typeof harness>, number: number): StunMessage =>
+    h.request(StunMethod.ChannelBind, [attr(Attr.ChannelNumber, number), attr(Attr.XorPeerAddress, peerOf(number))]);
   const errorCode = (m: StunMessage): number | undefined => (m.class === StunClass.ErrorResponse ? m.get(Attr.ErrorCode)?.code : undefined);
 
   it('accepts RFC 5766 channel numbers 0x4000-0x7FFF by default (coturn clients bind them) and relays both ways on them', () => {

@@ -3,9 +3,32 @@
  * REST credential), reserved ports counted, per-source shares, RFC 6062 connection caps, bounded
  * and rate-limited error answers, and the server's own service addresses refused as peers.
  */
-import { Attr, StunClass, StunMethod, type AttributeEntry, type StunMessage, type TransportAddress, attr, decodeStunMessage, encodeStunMessage, longTermKey, rawAttribute, sourceKey } from '@nat/protocol';
+import {
+  Attr,
+  StunClass,
+  StunMethod,
+  type AttributeEntry,
+  type StunMessage,
+  type TransportAddress,
+  attr,
+  decodeStunMessage,
+  encodeStunMessage,
+  longTermKey,
+  rawAttribute,
+  sourceKey,
+} from '@nat/protocol';
 import { describe, expect, it } from 'vitest';
-import { type ClientEndpoint, PeerPolicy, TurnCore, type TurnCoreInit, type TurnOutput, restApiCredentials, restApiSecrets, quotaUser, staticUsers } from '../src/index.js';
+import {
+  type ClientEndpoint,
+  PeerPolicy,
+  TurnCore,
+  type TurnCoreInit,
+  type TurnOutput,
+  restApiCredentials,
+  restApiSecrets,
+  quotaUser,
+  staticUsers,
+} from '../src/index.js';
 
 const SERVER: TransportAddress = { family: 'IPv4', address: '203.0.113.1', port: 3478 };
 let nextPort = 5000;
@@ -23,7 +46,9 @@ function harness(init: Partial<TurnCoreInit> = {}) {
   const pump = (): TurnOutput[] => {
     const out = core.drain();
     for (const o of out) {
-      if (o.kind === 'open-relay') for (const f of o.families) core.relayOpened(o.allocation, f, { family: f, address: f === 'IPv4' ? SERVER.address : '2001:db8::1', port: 50000 + o.allocation });
+      if (o.kind === 'open-relay')
+        for (const f of o.families)
+          core.relayOpened(o.allocation, f, { family: f, address: f === 'IPv4' ? SERVER.address : '2001:db8::1', port: 50000 + o.allocation });
       if (o.kind === 'tcp-connect') core.tcpConnected(o.connectionId, now);
     }
     const all = [...out, ...core.drain()];
@@ -46,7 +71,21 @@ function harness(init: Partial<TurnCoreInit> = {}) {
     };
     return { endpoint, request, allocate: (extra: AttributeEntry[] = []) => request(StunMethod.Allocate, [attr(Attr.RequestedTransport, 17), ...extra]) };
   };
-  return { core, client, pump, replyTo, outputs, advance: (ms: number) => { now += ms; core.sweep(now); pump(); }, get now() { return now; } };
+  return {
+    core,
+    client,
+    pump,
+    replyTo,
+    outputs,
+    advance: (ms: number) => {
+      now += ms;
+      core.sweep(now);
+      pump();
+    },
+    get now() {
+      return now;
+    },
+  };
 }
 
 const codeOf = (m: StunMessage | undefined): number | undefined => (m?.class === StunClass.ErrorResponse ? m.get(Attr.ErrorCode)?.code : m ? 0 : undefined);
@@ -100,11 +139,30 @@ describe('TURN quotas (finding 6)', () => {
   it('a reservation whose relay never opened frees its slot (the new count does not leak)', () => {
     const core = new TurnCore({ realm: 'r', auth: staticUsers({ u: 'p' }), userQuota: 2 });
     const ep = endpointOf();
-    core.handleStun(decodeStunMessage(encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] })), ep, 0);
+    core.handleStun(
+      decodeStunMessage(encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] })),
+      ep,
+      0,
+    );
     const nonce = decodeStunMessage((core.drain()[0] as { bytes: Uint8Array }).bytes).get(Attr.Nonce)!;
     const allocate = (endpoint: ClientEndpoint): TurnOutput[] => {
-      const attrs = [attr(Attr.RequestedTransport, 17), attr(Attr.EvenPort, { reserve: true }), attr(Attr.Username, 'u'), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)];
-      core.handleStun(decodeStunMessage(encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: attrs }, { integrity: longTermKey({ username: 'u', realm: 'r', password: 'p' }) })), endpoint, 0);
+      const attrs = [
+        attr(Attr.RequestedTransport, 17),
+        attr(Attr.EvenPort, { reserve: true }),
+        attr(Attr.Username, 'u'),
+        attr(Attr.Realm, 'r'),
+        attr(Attr.Nonce, nonce),
+      ];
+      core.handleStun(
+        decodeStunMessage(
+          encodeStunMessage(
+            { method: StunMethod.Allocate, class: StunClass.Request, attributes: attrs },
+            { integrity: longTermKey({ username: 'u', realm: 'r', password: 'p' }) },
+          ),
+        ),
+        endpoint,
+        0,
+      );
       return core.drain();
     };
     const open = allocate(ep).find((o) => o.kind === 'open-relay');
@@ -133,7 +191,8 @@ describe('shares per source and per TCP allocation (finding 7)', () => {
     const h = harness({ tcpConnectsPerAllocation: 3, tcpIncomingPerAllocation: 2 });
     const c = h.client('u', 'p', endpointOf('198.51.100.20', 'tcp'));
     expect(codeOf(c.request(StunMethod.Allocate, [attr(Attr.RequestedTransport, 6)]))).toBe(0);
-    const connect = (port: number): StunMessage => c.request(StunMethod.Connect, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.99', port })]);
+    const connect = (port: number): StunMessage =>
+      c.request(StunMethod.Connect, [attr(Attr.XorPeerAddress, { family: 'IPv4', address: '198.51.100.99', port })]);
     expect([7001, 7002, 7003].map((p) => codeOf(connect(p)))).toEqual([0, 0, 0]);
     const refused = connect(7004);
     expect(codeOf(refused)).toBe(508);
@@ -167,7 +226,11 @@ describe('answers and peers (finding 8)', () => {
     expect(answer?.kind === 'to-client' && answer.bytes.length).toBeLessThanOrEqual(28);
     expect(codeOf(decodeStunMessage((answer as { bytes: Uint8Array }).bytes))).toBe(400);
     // 420 for four unknown comprehension-required attributes: no larger than the request
-    const unknown = encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [0x7a01, 0x7a02, 0x7a03, 0x7a04].map((t) => rawAttribute(t, new Uint8Array(0))) });
+    const unknown = encodeStunMessage({
+      method: StunMethod.Allocate,
+      class: StunClass.Request,
+      attributes: [0x7a01, 0x7a02, 0x7a03, 0x7a04].map((t) => rawAttribute(t, new Uint8Array(0))),
+    });
     h.core.handleStun(decodeStunMessage(unknown), ep, h.now);
     const a420 = h.pump().find((o) => o.kind === 'to-client') as { bytes: Uint8Array };
     expect(a420.bytes.length).toBeLessThanOrEqual(unknown.length);
@@ -203,7 +266,17 @@ describe('answers and peers (finding 8)', () => {
     // a permission is per IP: the server's IP is allowed (its relayed addresses live there)
     expect(codeOf(a.request(StunMethod.CreatePermission, [attr(Attr.XorPeerAddress, bRelayed)]))).toBe(0);
     const send = (to: TransportAddress): TurnOutput[] => {
-      h.core.handleStun(decodeStunMessage(encodeStunMessage({ method: StunMethod.Send, class: StunClass.Indication, attributes: [attr(Attr.XorPeerAddress, to), attr(Attr.Data, Buffer.from('x'))] })), a.endpoint, h.now);
+      h.core.handleStun(
+        decodeStunMessage(
+          encodeStunMessage({
+            method: StunMethod.Send,
+            class: StunClass.Indication,
+            attributes: [attr(Attr.XorPeerAddress, to), attr(Attr.Data, Buffer.from('x'))],
+          }),
+        ),
+        a.endpoint,
+        h.now,
+      );
       return h.pump().filter((o) => o.kind === 'to-peer');
     };
     expect(send(SERVER)).toHaveLength(0);

@@ -32,18 +32,28 @@ function setup(limits: Partial<RelayTiersOptions> = {}) {
   const core = new TurnCore({ realm: 'r', auth: anyOf(staticUsers({ op: 'op-pw' }), anonymousRelayUsers([SECRET])), tiers, bandwidth: 0 });
   const pump = () => {
     const out = core.drain();
-    for (const o of out) if (o.kind === 'open-relay') core.relayOpened(o.allocation, 'IPv4', { family: 'IPv4', address: '203.0.113.1', port: 50000 + o.allocation });
+    for (const o of out)
+      if (o.kind === 'open-relay') core.relayOpened(o.allocation, 'IPv4', { family: 'IPv4', address: '203.0.113.1', port: 50000 + o.allocation });
     return [...out, ...core.drain()];
   };
   /** A client (its own 5-tuple) with a username and password. */
   const client = (username: string, password: string, transport: 'udp' | 'tcp' = 'udp') => {
-    const endpoint: ClientEndpoint = { key: `${transport}|${port}`, client: { family: 'IPv4', address: '198.51.100.20', port: port++ }, server: { family: 'IPv4', address: '203.0.113.1', port: 3478 }, transport };
+    const endpoint: ClientEndpoint = {
+      key: `${transport}|${port}`,
+      client: { family: 'IPv4', address: '198.51.100.20', port: port++ },
+      server: { family: 'IPv4', address: '203.0.113.1', port: 3478 },
+      transport,
+    };
     const key = longTermKey({ username, realm: 'r', password });
     let nonce = '';
     const request = (method: number, attrs: AttributeEntry[]): StunMessage => {
       const send = (withAuth: boolean): StunMessage => {
         const bytes = encodeStunMessage(
-          { method, class: StunClass.Request, attributes: withAuth ? [...attrs, attr(Attr.Username, username), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)] : attrs },
+          {
+            method,
+            class: StunClass.Request,
+            attributes: withAuth ? [...attrs, attr(Attr.Username, username), attr(Attr.Realm, 'r'), attr(Attr.Nonce, nonce)] : attrs,
+          },
           withAuth ? { integrity: key } : {},
         );
         core.handleStun(decodeStunMessage(bytes), endpoint, now);
@@ -67,10 +77,29 @@ function setup(limits: Partial<RelayTiersOptions> = {}) {
     const c = anonymousRelayCredentials(SECRET, peerId, 600 + skew, now);
     return client(c.username, c.password, transport);
   };
-  return { core, tiers, scope, client, anonymous, advance: (ms: number) => (now += ms), get now() { return now; } };
+  return {
+    core,
+    tiers,
+    scope,
+    client,
+    anonymous,
+    advance: (ms: number) => (now += ms),
+    get now() {
+      return now;
+    },
+  };
 }
 
-const offer = (to: string, candidates: string[]) => ({ v: 1 as const, type: 'offer' as const, from: PEER_B, to, sessionId: 's1', ufrag: 'abcd', pwd: 'abcdefghijklmnopqrstuv', candidates });
+const offer = (to: string, candidates: string[]) => ({
+  v: 1 as const,
+  type: 'offer' as const,
+  from: PEER_B,
+  to,
+  sessionId: 's1',
+  ufrag: 'abcd',
+  pwd: 'abcdefghijklmnopqrstuv',
+  candidates,
+});
 
 describe('TURN trust tiers', () => {
   it('anonymous credentials relay UDP only: a TCP allocation (RFC 6062) is 442', () => {
@@ -101,7 +130,7 @@ describe('TURN trust tiers', () => {
     expect(h.tiers.stats.anonymousAllocations).toBe(3);
   });
 
-  it('permissions only toward what the peer\'s sessions signalled from the sender\'s own address, or relayed candidates on this server', () => {
+  it("permissions only toward what the peer's sessions signalled from the sender's own address, or relayed candidates on this server", () => {
     const h = setup();
     const a = h.anonymous(PEER_A);
     expect(a.allocate()).toBeUndefined();
@@ -159,4 +188,3 @@ describe('TURN trust tiers', () => {
     expect(h.tiers.stats.droppedOverBandwidth).toBe(3);
   });
 });
-

@@ -1,4 +1,14 @@
-import { type DiscoveryProgress, type NatReport, PortMapError, PortMapper, type PortMapProbe, StunClientError, detectNat, isDoubleNat, stunBinding } from '@nat/client';
+import {
+  type DiscoveryProgress,
+  type NatReport,
+  PortMapError,
+  PortMapper,
+  type PortMapProbe,
+  StunClientError,
+  detectNat,
+  isDoubleNat,
+  stunBinding,
+} from '@nat/client';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { type Io, progressReporter } from '../io.js';
 import { probeJson, renderProbe } from './map.js';
@@ -83,7 +93,10 @@ export function portMappingJson(p: PortMappingReport): Record<string, unknown> {
 export function renderPortMapping(p: PortMappingReport): string {
   if (!p.probe) return `Port mapping: ${p.skipped ?? 'not probed'}\n`;
   const lines = [`Port mapping on ${p.gateway}:`, ...renderProbe(p.probe).map((l) => `  ${l}`)];
-  if (p.doubleNat === true) lines.push(`  Double NAT: the router's external address ${p.probe.externalAddress} is not the public address; a mapping here does not make this host reachable`);
+  if (p.doubleNat === true)
+    lines.push(
+      `  Double NAT: the router's external address ${p.probe.externalAddress} is not the public address; a mapping here does not make this host reachable`,
+    );
   else if (p.reachable === true) lines.push('  A mapping makes this host reachable from the internet (nat map add PORT)');
   else if (p.reachable === false) lines.push('  The router offers no port mapping');
   return `${lines.join('\n')}\n`;
@@ -106,7 +119,9 @@ export function renderReport(r: NatReport): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
   lines.push('', `Peer-to-peer: ${r.reachability}`);
-  lines.push(`Server ${r.server}${r.otherAddress ? ` (alternate ${r.otherAddress})` : ' (no alternate address)'}, local ${r.localAddress}, ${(r.durationMs / 1000).toFixed(2)} s`);
+  lines.push(
+    `Server ${r.server}${r.otherAddress ? ` (alternate ${r.otherAddress})` : ' (no alternate address)'}, local ${r.localAddress}, ${(r.durationMs / 1000).toFixed(2)} s`,
+  );
   if (r.notes.length > 0) lines.push('', 'Notes:', ...r.notes.map((n) => `  - ${n}`));
   return `${lines.join('\n')}\n`;
 }
@@ -170,7 +185,15 @@ function reportNoServer(report: NatReport, tcp: TcpCheck & { answered: false }, 
   const message = `no server answered at all at ${report.server}: no UDP test got an answer, and a STUN Binding request over TCP to the same port failed (${tcp.error}); check --server HOST:PORT and that the server runs there`;
   if (o.json) {
     const notes = [...report.notes, message];
-    const json = { ...reportJson(report), classic: null, classicLetter: null, classicMeaning: null, reachability: 'unknown: no server answered', notes, tcpCheck: { answered: false, error: tcp.error } };
+    const json = {
+      ...reportJson(report),
+      classic: null,
+      classicLetter: null,
+      classicMeaning: null,
+      reachability: 'unknown: no server answered',
+      notes,
+      tcpCheck: { answered: false, error: tcp.error },
+    };
     io.stdout.write(`${JSON.stringify({ ...json, portMapping: portMappingJson(portMapping) }, null, 2)}\n`);
   }
   io.stderr.write(`nat detect: ${message}\n`);
@@ -219,7 +242,10 @@ export async function detectCommand(o: DetectCommandOptions, io: Io, signal: Abo
     tcp = await checkTcp(o, signal);
     progress.done();
     if (!tcp.answered) return reportNoServer(report, tcp, portMapping, o, io);
-    report = { ...report, notes: [...report.notes, `a STUN Binding request over TCP to ${report.server} was answered: the server is up, UDP does not get through`] };
+    report = {
+      ...report,
+      notes: [...report.notes, `a STUN Binding request over TCP to ${report.server} was answered: the server is up, UDP does not get through`],
+    };
   }
   progress.done();
   io.stdout.write(

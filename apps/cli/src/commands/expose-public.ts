@@ -31,7 +31,12 @@ export interface PublicExposeConfig {
   readonly insecure?: boolean;
 }
 
-const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = { rendezvous: 'string', user: 'string', identity: 'string', insecure: 'boolean' };
+const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = {
+  rendezvous: 'string',
+  user: 'string',
+  identity: 'string',
+  insecure: 'boolean',
+};
 
 /**
  * Reads `{"rendezvous": "wss://...", "user": "NAME:PASSWORD", "identity": "FILE", "insecure":
@@ -45,7 +50,8 @@ export async function readPublicConfig(file: string, warn: (line: string) => voi
   } catch (e) {
     throw new UsageError(`--config ${file}: ${(e as Error).message}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`--config ${file}: expected a JSON object with "rendezvous", "user" or "identity"`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UsageError(`--config ${file}: expected a JSON object with "rendezvous", "user" or "identity"`);
   const config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     const type = CONFIG_KEYS[k as keyof PublicExposeConfig];
@@ -53,7 +59,8 @@ export async function readPublicConfig(file: string, warn: (line: string) => voi
     if (typeof v !== type) throw new UsageError(`--config ${file}: ${JSON.stringify(k)} must be a ${type}`);
     config[k] = v;
   }
-  if (config['user'] !== undefined && ((await stat(file)).mode & 0o077) !== 0) warn(`nat expose: ${file} holds a password and other users may read it (chmod 600 ${file})`);
+  if (config['user'] !== undefined && ((await stat(file)).mode & 0o077) !== 0)
+    warn(`nat expose: ${file} holds a password and other users may read it (chmod 600 ${file})`);
   return config as PublicExposeConfig;
 }
 
@@ -63,7 +70,8 @@ export function parseTarget(text: string | undefined): { host: string; port: num
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
   const host = m?.[1] || m?.[2] || '127.0.0.1';
   const port = Number(m?.[3]);
-  if (!m || ipFamily(host) === undefined || port < 1 || port > 65535) throw new UsageError(`TARGET ${JSON.stringify(text)}: expected IP:PORT or PORT, e.g. 127.0.0.1:15441`);
+  if (!m || ipFamily(host) === undefined || port < 1 || port > 65535)
+    throw new UsageError(`TARGET ${JSON.stringify(text)}: expected IP:PORT or PORT, e.g. 127.0.0.1:15441`);
   return { host, port };
 }
 
@@ -74,11 +82,18 @@ export function parseTarget(text: string | undefined): { host: string; port: num
  * one JSON line per event with --json). Exit codes: 0 stopped by Ctrl-C, 1 refused by the
  * server, 2 bad usage, 3 the server did not answer.
  */
-export async function exposePublicCommand(targetText: string | undefined, o: ExposePublicOptions, io: Io, signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function exposePublicCommand(
+  targetText: string | undefined,
+  o: ExposePublicOptions,
+  io: Io,
+  signal: AbortSignal,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const target = parseTarget(targetText);
   const config = o.config === undefined ? {} : await readPublicConfig(o.config, (line) => io.stderr.write(`${line}\n`));
   o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure };
-  if (!o.rendezvous) throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
+  if (!o.rendezvous)
+    throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
   let credentials: ExposeCredentials;
   // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
   const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
@@ -88,7 +103,10 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
     credentials = parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
   } else if (identity !== undefined) {
     credentials = { identity: await loadOrCreateIdentity(identity) };
-  } else throw new UsageError('nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)');
+  } else
+    throw new UsageError(
+      'nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)',
+    );
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
     if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
@@ -106,7 +124,14 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
     ...(o.insecure ? { tls: { insecure: true } } : {}),
     signal,
   });
-  const json = (a: ExposedAddress): Record<string, unknown> => ({ event: 'exposed', transport: a.transport, address: a.address, port: a.port, user: a.user, target: `${target.host}:${target.port}` });
+  const json = (a: ExposedAddress): Record<string, unknown> => ({
+    event: 'exposed',
+    transport: a.transport,
+    address: a.address,
+    port: a.port,
+    user: a.user,
+    target: `${target.host}:${target.port}`,
+  });
   let first = true;
   tunnel.on('exposed', (a) => {
     out(json(a), first ? a.address : `reconnected: ${a.transport} ${a.address}`, first);
@@ -115,7 +140,10 @@ export async function exposePublicCommand(targetText: string | undefined, o: Exp
   });
   tunnel.on('connection', (c) => out({ event: 'connection', transport: c.transport, source: `${c.source.address}:${c.source.port}` }, undefined));
   tunnel.on('disconnected', (d) =>
-    out({ event: 'disconnected', error: d.error.message, retryInMs: d.retryInMs ?? null }, d.retryInMs === undefined ? undefined : `connection to the server lost (${d.error.message}); retrying in ${d.retryInMs} ms`),
+    out(
+      { event: 'disconnected', error: d.error.message, retryInMs: d.retryInMs ?? null },
+      d.retryInMs === undefined ? undefined : `connection to the server lost (${d.error.message}); retrying in ${d.retryInMs} ms`,
+    ),
   );
   const closed = new Promise<StunClientError | undefined>((resolve) => tunnel.once('closed', (c) => resolve(c.error)));
   try {

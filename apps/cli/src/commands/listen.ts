@@ -63,7 +63,15 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
     event({ event: 'connection', peer, sessionId: conn.sessionId }, `connection from ${peer}`);
     conn.on('path', (p) => {
       event(
-        { event: 'path', peer, sessionId: conn.sessionId, path: p.path, localCandidate: endpointJson(p.localCandidate), remoteCandidate: endpointJson(p.remoteCandidate), connectMs: Math.round((performance.now() - conn.startedAt) * 1000) / 1000 },
+        {
+          event: 'path',
+          peer,
+          sessionId: conn.sessionId,
+          path: p.path,
+          localCandidate: endpointJson(p.localCandidate),
+          remoteCandidate: endpointJson(p.remoteCandidate),
+          connectMs: Math.round((performance.now() - conn.startedAt) * 1000) / 1000,
+        },
         `${peer}: ${describePath(p)}`,
       );
     });
@@ -71,11 +79,26 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
     conn.on('close', (reason) => {
       live.delete(conn);
       const p = conn.punch;
-      if (p?.started === true) event({ event: 'punch', peer, sessionId: conn.sessionId, role: p.role ?? null, outcome: p.outcome ?? null, probesSent: p.probesSent, socketsOpened: p.socketsOpened }, `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`);
+      if (p?.started === true)
+        event(
+          {
+            event: 'punch',
+            peer,
+            sessionId: conn.sessionId,
+            role: p.role ?? null,
+            outcome: p.outcome ?? null,
+            probesSent: p.probesSent,
+            socketsOpened: p.socketsOpened,
+          },
+          `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`,
+        );
       if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
       else if (reason !== 'closed') {
         const d = conn.diagnosis;
-        event({ event: 'failed', peer, sessionId: conn.sessionId, reason, diagnosis: d, hints: hints(d) }, explainFailure(`${peer}: ICE failed (${reason})`, d).trimEnd());
+        event(
+          { event: 'failed', peer, sessionId: conn.sessionId, reason, diagnosis: d, hints: hints(d) },
+          explainFailure(`${peer}: ICE failed (${reason})`, d).trimEnd(),
+        );
       }
     });
     conn.ready.catch((e: unknown) => {
@@ -94,18 +117,38 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
         io.stdout.write(`${rv.id}\n`);
         io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
         const nat = natJson(punch);
-        if (nat !== null) io.stderr.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`);
+        if (nat !== null)
+          io.stderr.write(
+            `this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`,
+          );
         if (mapper instanceof PortMapper) io.stderr.write(`port mapping: each connection's ports are mapped on ${mapper.gateway} and unmapped when it ends\n`);
         else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);
       }
     }
     const acceptOptions: AcceptPeersOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
     return mapper instanceof PortMapper
-      ? acceptPeersMapped(rv, mapper, onConnection, (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`), acceptOptions)
+      ? acceptPeersMapped(
+          rv,
+          mapper,
+          onConnection,
+          (peer, sessionId, r) => event({ event: 'port-mapping', peer, sessionId, portMapping: r }, `${peer}: port mapping ${describePortMap(r)}`),
+          acceptOptions,
+        )
       : acceptPeers(rv, onConnection, acceptOptions);
   };
   try {
-    return await keepRendezvous({ url: o.rendezvous, token: rendezvousToken(o.rendezvousToken), identity, command: 'listen', io, signal, emit: event, keeps: 'open connections', reconnected: 'rendezvous reconnected', onRegistered });
+    return await keepRendezvous({
+      url: o.rendezvous,
+      token: rendezvousToken(o.rendezvousToken),
+      identity,
+      command: 'listen',
+      io,
+      signal,
+      emit: event,
+      keeps: 'open connections',
+      reconnected: 'rendezvous reconnected',
+      onRegistered,
+    });
   } finally {
     await Promise.all([...live].map((c) => c.close('listener stopped')));
     // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.

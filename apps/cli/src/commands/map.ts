@@ -85,7 +85,6 @@ export function renderProbe(p: PortMapProbe): string[] {
 const describe = (g: MappingGrant): string =>
   `${g.protocol.toUpperCase()} ${g.externalAddress ?? '?'}:${g.externalPort} -> ${g.internalAddress}:${g.internalPort} via ${NAMES[g.method]}`;
 
-
 /** `nat map add`: maps, renews until `signal` (Ctrl-C) or SIGTERM, then removes. */
 export async function mapAddCommand(port: number, o: MapAddOptions, io: Io, signal: AbortSignal): Promise<number> {
   const stop = new AbortController();
@@ -99,9 +98,14 @@ export async function mapAddCommand(port: number, o: MapAddOptions, io: Io, sign
   const onEvent = (e: PortMapEvent): void => {
     if (e.type === 'mapped') return; // printed below with the probe
     const base = { event: e.type, ...grantJson(e.grant) };
-    if (e.type === 'restored') line({ ...base, reason: e.reason }, `restored ${describe(e.grant)} (${e.reason === 'epoch-reset' ? 'the router restarted: epoch reset' : e.reason})`);
+    if (e.type === 'restored')
+      line({ ...base, reason: e.reason }, `restored ${describe(e.grant)} (${e.reason === 'epoch-reset' ? 'the router restarted: epoch reset' : e.reason})`);
     else if (e.type === 'error') line({ ...base, error: e.error.message }, `renewal failed: ${e.error.message}; retrying`);
-    else if (e.type === 'stale-removed') line({ ...base, error: e.error?.message ?? null }, `removed a mapping a previous run left: ${describe(e.grant)}${e.error ? ` (${e.error.message})` : ''}`);
+    else if (e.type === 'stale-removed')
+      line(
+        { ...base, error: e.error?.message ?? null },
+        `removed a mapping a previous run left: ${describe(e.grant)}${e.error ? ` (${e.error.message})` : ''}`,
+      );
     else line(base, `${e.type} ${describe(e.grant)}${e.type === 'renewed' ? ` for ${e.grant.lifetime} s` : ''}`);
   };
   let mapper: PortMapper;
@@ -138,7 +142,8 @@ export async function mapAddCommand(port: number, o: MapAddOptions, io: Io, sign
     } catch (e) {
       const err = e instanceof PortMapError ? e : undefined;
       const noAnswer = probe.methods.every((m) => !m.available && (m.error?.code === 'TIMEOUT' || m.error?.code === 'UNSUPPORTED'));
-      if (o.json) io.stdout.write(`${JSON.stringify({ event: 'failed', error: err?.message ?? String(e), code: err?.code ?? null, methods: probeJson(probe) })}\n`);
+      if (o.json)
+        io.stdout.write(`${JSON.stringify({ event: 'failed', error: err?.message ?? String(e), code: err?.code ?? null, methods: probeJson(probe) })}\n`);
       else io.stderr.write(`nat: could not map port ${port}: ${err?.message ?? String(e)}\n`);
       return noAnswer ? ExitCode.NoAnswer : ExitCode.Failure;
     }
@@ -178,7 +183,11 @@ export async function mapListCommand(o: MapCommonOptions, io: Io): Promise<numbe
     io.stdout.write(`${JSON.stringify({ gateway: probe?.gateway ?? null, methods: probe ? probeJson(probe) : [], mappings: held }, null, 2)}\n`);
   } else {
     io.stdout.write(probe ? `Gateway ${probe.gateway}\n${renderProbe(probe).join('\n')}\n` : 'No default gateway.\n');
-    io.stdout.write(held.length === 0 ? 'No mappings held.\n' : `Mappings:\n${stored.map((m) => `  ${describe(m.grant)} (pid ${m.pid}${processAlive(m.pid) ? '' : ', not running: removed at the next `nat map add`'})`).join('\n')}\n`);
+    io.stdout.write(
+      held.length === 0
+        ? 'No mappings held.\n'
+        : `Mappings:\n${stored.map((m) => `  ${describe(m.grant)} (pid ${m.pid}${processAlive(m.pid) ? '' : ', not running: removed at the next `nat map add`'})`).join('\n')}\n`,
+    );
   }
   return probe?.methods.some((m) => m.available) ? ExitCode.Ok : ExitCode.NoAnswer;
 }
@@ -205,13 +214,19 @@ export async function mapRemoveCommand(port: number, o: MapRemoveOptions, io: Io
     }
   }
   // Whatever is still recorded now belongs to no process: remove it on the router.
-  const mapper = await PortMapper.create({ gateway: matches[0]!.grant.gateway, stateFile: state.path, onEvent: (e) => {
-    if (e.type === 'stale-removed' && e.error) io.stderr.write(`nat: ${e.error.message}\n`);
-  } });
+  const mapper = await PortMapper.create({
+    gateway: matches[0]!.grant.gateway,
+    stateFile: state.path,
+    onEvent: (e) => {
+      if (e.type === 'stale-removed' && e.error) io.stderr.write(`nat: ${e.error.message}\n`);
+    },
+  });
   await mapper.removeStale();
   await mapper.close();
   for (const m of matches) removed.push(grantJson(m.grant));
   if (o.json) io.stdout.write(`${JSON.stringify({ removed }, null, 2)}\n`);
-  else for (const { grant: g } of matches) io.stdout.write(`removed ${g.protocol.toUpperCase()} ${g.externalAddress ?? '?'}:${g.externalPort} -> ${g.internalAddress}:${g.internalPort}\n`);
+  else
+    for (const { grant: g } of matches)
+      io.stdout.write(`removed ${g.protocol.toUpperCase()} ${g.externalAddress ?? '?'}:${g.externalPort} -> ${g.internalAddress}:${g.internalPort}\n`);
   return ExitCode.Ok;
 }

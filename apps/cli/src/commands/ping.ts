@@ -72,7 +72,8 @@ export async function pingIdentity(file: string | undefined): Promise<SessionIde
 /** The connection options the peer commands' flags ask for. */
 export function connectionOptions(o: PeerCommandOptions, signal: AbortSignal, failureTimeout?: number): IceConnectionOptions {
   for (const a of o.hostAddress ?? []) if (ipFamily(a) === undefined) throw new UsageError(`--host-address: ${JSON.stringify(a)} is not an IP address`);
-  if (typeof o.portMap === 'string' && ipFamily(o.portMap) !== 'IPv4') throw new UsageError(`--port-map: ${JSON.stringify(o.portMap)} is not an IPv4 address (the router's; omit it for the default gateway)`);
+  if (typeof o.portMap === 'string' && ipFamily(o.portMap) !== 'IPv4')
+    throw new UsageError(`--port-map: ${JSON.stringify(o.portMap)} is not an IPv4 address (the router's; omit it for the default gateway)`);
   return {
     signal,
     ...(o.relayOnly ? { hostCandidates: false } : o.hostAddress !== undefined && o.hostAddress.length > 0 ? { hostAddresses: o.hostAddress } : {}),
@@ -121,7 +122,13 @@ export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions
 }
 
 /** Registers with the rendezvous service; failures become a message and an exit code. */
-export async function openRendezvous(o: PeerCommandOptions, identity: RendezvousIdentity, io: Io, signal: AbortSignal, command: string): Promise<RendezvousClient | number> {
+export async function openRendezvous(
+  o: PeerCommandOptions,
+  identity: RendezvousIdentity,
+  io: Io,
+  signal: AbortSignal,
+  command: string,
+): Promise<RendezvousClient | number> {
   try {
     return await RendezvousClient.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
   } catch (e) {
@@ -161,7 +168,14 @@ export interface PortMapReport {
 
 /** A failure of `--port-map` as a report. */
 function portMapFailure(gateway: string | null, base: TransportAddress | undefined, e: PortMapError): PortMapReport {
-  return { gateway, method: null, internalAddress: base === undefined ? null : formatTransportAddress(base), externalAddress: null, error: e.code, message: e.message };
+  return {
+    gateway,
+    method: null,
+    internalAddress: base === undefined ? null : formatTransportAddress(base),
+    externalAddress: null,
+    error: e.code,
+    message: e.message,
+  };
 }
 
 /** A report in words: `upnp 203.0.113.7:40000 -> 10.0.0.2:40000 (gateway 10.0.0.1)`. */
@@ -225,7 +239,14 @@ export class ConnectionPortMap {
         return undefined;
       }
       const m = this.#mine().find((x) => x.grant.internalPort === base.port && x.grant.internalAddress === base.address);
-      report({ gateway: mapper.gateway, method: m?.grant.method ?? null, internalAddress: formatTransportAddress(base), externalAddress: formatTransportAddress(external), error: null, message: null });
+      report({
+        gateway: mapper.gateway,
+        method: m?.grant.method ?? null,
+        internalAddress: formatTransportAddress(base),
+        externalAddress: formatTransportAddress(external),
+        error: null,
+        message: null,
+      });
       return external;
     };
   }
@@ -284,20 +305,43 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
     const portMap = mapper instanceof PortMapper ? new ConnectionPortMap(mapper) : undefined;
     /** `portMapping` of the JSON output: null without --port-map. */
     const portMapping = (): PortMapReport | null =>
-      mapper === undefined ? null : !(mapper instanceof PortMapper) ? mapper : (portMap?.summary ?? { gateway: mapper.gateway, method: null, internalAddress: null, externalAddress: null, error: 'PENDING', message: 'the router had not answered yet' });
+      mapper === undefined
+        ? null
+        : !(mapper instanceof PortMapper)
+          ? mapper
+          : (portMap?.summary ?? {
+              gateway: mapper.gateway,
+              method: null,
+              internalAddress: null,
+              externalAddress: null,
+              error: 'PENDING',
+              message: 'the router had not answered yet',
+            });
     const punch = await punchOptions(o, rv, signal);
     // connectMs counts from here: the NAT probe is a once-per-process cost (`nat.probeMs`).
     const started = performance.now();
     let conn;
     try {
-      conn = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }), ...(portMap === undefined ? {} : { mappedAddress: portMap.mappedAddress }) });
+      conn = await connectPeer(rv, peerId, {
+        ...options,
+        ...(punch === undefined ? {} : { punch }),
+        ...(portMap === undefined ? {} : { mappedAddress: portMap.mappedAddress }),
+      });
     } catch (e) {
       if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
       const offline = e.code === 'ERROR_RESPONSE' && (e.reason === 'peer-offline' || e.reason === 'unknown-peer');
       const silent = e.code === 'TIMEOUT' && e.reason === 'no-remote-candidates';
       const diagnosis: ConnectionDiagnosis | undefined = e instanceof IceConnectError ? e.diagnosis : undefined;
-      if (o.json) io.stdout.write(`${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }), ...(diagnosis === undefined ? {} : { diagnosis, hints: hints(diagnosis) }) })}\n`);
-      io.stderr.write(explainFailure(`nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}`, offline ? undefined : diagnosis));
+      if (o.json)
+        io.stdout.write(
+          `${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }), ...(diagnosis === undefined ? {} : { diagnosis, hints: hints(diagnosis) }) })}\n`,
+        );
+      io.stderr.write(
+        explainFailure(
+          `nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}`,
+          offline ? undefined : diagnosis,
+        ),
+      );
       return offline || silent ? ExitCode.NoAnswer : ExitCode.Failure;
     }
     try {
@@ -325,25 +369,40 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
       const path = conn.path ?? first;
       const directMs = conn.directAt === undefined ? null : round(conn.directAt - started);
       if (o.json) {
-        io.stdout.write(`${JSON.stringify({
-          peer: peerId,
-          path: path.path,
-          localCandidate: endpointJson(path.localCandidate),
-          remoteCandidate: endpointJson(path.remoteCandidate),
-          connectMs,
-          directMs,
-          rttMs,
-          punched: path.punched,
-          nat: natJson(punch),
-          portMapping: portMapping(),
-          ...(conn.punch === undefined ? {} : { punch: { role: conn.punch.role ?? null, outcome: conn.punch.outcome ?? null, probesSent: conn.punch.probesSent, socketsOpened: conn.punch.socketsOpened } }),
-        })}\n`);
+        io.stdout.write(
+          `${JSON.stringify({
+            peer: peerId,
+            path: path.path,
+            localCandidate: endpointJson(path.localCandidate),
+            remoteCandidate: endpointJson(path.remoteCandidate),
+            connectMs,
+            directMs,
+            rttMs,
+            punched: path.punched,
+            nat: natJson(punch),
+            portMapping: portMapping(),
+            ...(conn.punch === undefined
+              ? {}
+              : {
+                  punch: {
+                    role: conn.punch.role ?? null,
+                    outcome: conn.punch.outcome ?? null,
+                    probesSent: conn.punch.probesSent,
+                    socketsOpened: conn.punch.socketsOpened,
+                  },
+                }),
+          })}\n`,
+        );
       } else {
         io.stdout.write(`${rttMs.length}/${count} pings answered${directMs === null ? '; no direct path' : `; direct path after ${directMs} ms`}\n`);
         const nat = natJson(punch);
-        if (nat !== null) io.stdout.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (probed in ${nat.probeMs ?? '-'} ms)\n`);
+        if (nat !== null)
+          io.stdout.write(`this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (probed in ${nat.probeMs ?? '-'} ms)\n`);
         const p = conn.punch;
-        if (p?.started === true) io.stdout.write(`birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}\n`);
+        if (p?.started === true)
+          io.stdout.write(
+            `birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}\n`,
+          );
         const pm = portMapping();
         if (pm !== null) io.stdout.write(`port mapping: ${describePortMap(pm)}\n`);
       }

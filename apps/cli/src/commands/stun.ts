@@ -40,7 +40,10 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
   // Progress on stderr (stdout stays one JSON object with --json): each retransmission, counted.
   const onTransmit = (n: number): void => {
     sent = n;
-    if (n > 1) io.stderr.write(`… no answer from ${server} yet after ${seconds()} s: request ${n}${transport === 'udp' ? ` of ${o.rc ?? RFC8489_RETRANSMISSION.rc}` : ''} sent\n`);
+    if (n > 1)
+      io.stderr.write(
+        `… no answer from ${server} yet after ${seconds()} s: request ${n}${transport === 'udp' ? ` of ${o.rc ?? RFC8489_RETRANSMISSION.rc}` : ''} sent\n`,
+      );
   };
   let r: StunBindingResult;
   try {
@@ -58,7 +61,10 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
       if (e.code === 'BAD_ADDRESS') throw new UsageError(`${server}: ${e.message}`);
       if (e.code === 'TIMEOUT' || e.code === 'SOCKET' || e.code === 'ERROR_RESPONSE' || e.code === 'BAD_RESPONSE') {
         const hint = e.code === 'TIMEOUT' && transport === 'udp' ? ' (is the server up, and is UDP allowed on the way? try --transport tcp)' : '';
-        const what = e.code === 'TIMEOUT' ? `no answer came after ${sent} request${sent === 1 ? '' : 's'} over ${seconds()} s from ${server} over ${transport}` : `no usable answer from ${server} over ${transport}: ${e.message}`;
+        const what =
+          e.code === 'TIMEOUT'
+            ? `no answer came after ${sent} request${sent === 1 ? '' : 's'} over ${seconds()} s from ${server} over ${transport}`
+            : `no usable answer from ${server} over ${transport}: ${e.message}`;
         if (o.json) io.stdout.write(`${JSON.stringify({ server, transport, error: e.code, message: e.message, requests: sent })}\n`);
         io.stderr.write(`nat stun: ${what}${hint}\n`);
         return ExitCode.NoAnswer;
@@ -72,7 +78,9 @@ export async function stunCommand(server: string, o: StunCommandOptions, io: Io,
     // The server's address and port as answered (a bare HOST means port 3478, or 5349 for TLS).
     const from = formatTransportAddress(r.sourceAddress);
     const to = server === r.sourceAddress.address || server === `[${r.sourceAddress.address}]` || server === from ? from : `${server} (${from})`;
-    io.stderr.write(`from ${formatTransportAddress(r.localAddress)} via ${transport} to ${to}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`);
+    io.stderr.write(
+      `from ${formatTransportAddress(r.localAddress)} via ${transport} to ${to}, ${r.rttMs.toFixed(1)} ms round trip${r.software ? `, server ${r.software}` : ''}\n`,
+    );
   }
   return ExitCode.Ok;
 }

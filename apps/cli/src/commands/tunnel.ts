@@ -117,12 +117,15 @@ function parseTarget(text: string, what: string, portZero = false): { host: stri
 }
 
 function checkName(name: string, what: string): string {
-  if (!ServiceName.safeParse(name).success) throw new UsageError(`${what}: ${JSON.stringify(name)} is not a service name (1-63 lower-case letters, digits and inner hyphens)`);
+  if (!ServiceName.safeParse(name).success)
+    throw new UsageError(`${what}: ${JSON.stringify(name)} is not a service name (1-63 lower-case letters, digits and inner hyphens)`);
   return name;
 }
 
 function checkPeerIds(ids: readonly string[], what: string): Set<string> {
-  for (const id of ids) if (!PeerId.safeParse(id).success) throw new UsageError(`${what}: ${JSON.stringify(id)} is not a peer id (32 lower-case base32 characters, as nat listen/expose print it)`);
+  for (const id of ids)
+    if (!PeerId.safeParse(id).success)
+      throw new UsageError(`${what}: ${JSON.stringify(id)} is not a peer id (32 lower-case base32 characters, as nat listen/expose print it)`);
   return new Set(ids);
 }
 
@@ -134,7 +137,10 @@ function checkPeerIds(ids: readonly string[], what: string): Set<string> {
  *       "services": [ { "name": "zeronet", "target": "127.0.0.1:15441", "allow": ["PEER_ID"] },
  *                     { "name": "web", "target": "127.0.0.1:8080", "allowAny": true } ] }
  */
-export async function exposeServices(target: string | undefined, o: ExposeOptions): Promise<{ services: ExposedService[]; rendezvous: string | undefined; identity: string | undefined }> {
+export async function exposeServices(
+  target: string | undefined,
+  o: ExposeOptions,
+): Promise<{ services: ExposedService[]; rendezvous: string | undefined; identity: string | undefined }> {
   const services: ExposedService[] = [];
   let rendezvous: string | undefined;
   let identity: string | undefined;
@@ -176,7 +182,8 @@ export async function exposeServices(target: string | undefined, o: ExposeOption
   if (target !== undefined) {
     if (o.name === undefined) throw new UsageError('--name NAME is required with TARGET (the name peers connect to)');
     const allow = o.allow ?? [];
-    if (!o.allowAny && allow.length === 0) throw new UsageError('say who may connect: --allow PEER_ID (repeatable) or --allow-any (every peer of the rendezvous service)');
+    if (!o.allowAny && allow.length === 0)
+      throw new UsageError('say who may connect: --allow PEER_ID (repeatable) or --allow-any (every peer of the rendezvous service)');
     services.push({ name: checkName(o.name, '--name'), target: parseTarget(target, 'TARGET'), allow: o.allowAny ? undefined : checkPeerIds(allow, '--allow') });
   } else if (o.config === undefined) {
     throw new UsageError('give TARGET (IP:PORT) with --name, or --config FILE');
@@ -255,7 +262,9 @@ const portMapEvent = (peer: string, r: PortMapReport, sessionId?: string): Recor
 
 /** The link's route, for people. */
 const describeRoute = (route: 'direct' | 'shim'): string =>
-  route === 'direct' ? 'streams run directly on the path (udx on the ICE socket)' : 'streams go through the link shim (each packet sealed and carried by the path)';
+  route === 'direct'
+    ? 'streams run directly on the path (udx on the ICE socket)'
+    : 'streams go through the link shim (each packet sealed and carried by the path)';
 
 const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => ({
   event: 'path',
@@ -302,11 +311,17 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     const name = nameBytes.toString('utf8');
     const service = name === '' ? (services.length === 1 ? services[0] : undefined) : byName.get(name);
     if (service === undefined) {
-      emit({ event: 'refused', peer: link.remotePeerId, service: name, reason: 'unknown-service' }, `${link.remotePeerId} asked for an unknown service ${JSON.stringify(name)}`);
+      emit(
+        { event: 'refused', peer: link.remotePeerId, service: name, reason: 'unknown-service' },
+        `${link.remotePeerId} asked for an unknown service ${JSON.stringify(name)}`,
+      );
       return answer(StreamStatus.UnknownService);
     }
     if (service.allow !== undefined && !service.allow.has(link.remotePeerId)) {
-      emit({ event: 'refused', peer: link.remotePeerId, service: service.name, reason: 'not-allowed' }, `${link.remotePeerId} is not allowed to use ${service.name}`);
+      emit(
+        { event: 'refused', peer: link.remotePeerId, service: service.name, reason: 'not-allowed' },
+        `${link.remotePeerId} is not allowed to use ${service.name}`,
+      );
       return answer(StreamStatus.NotAllowed);
     }
     const tcp = tcpConnect({ host: service.target.host, port: service.target.port, allowHalfOpen: true });
@@ -314,7 +329,10 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     let connected = false;
     tcp.once('error', (e) => {
       if (connected) return;
-      emit({ event: 'target-error', service: service.name, error: e.message }, `${service.name}: cannot reach ${service.target.host}:${service.target.port}: ${e.message}`);
+      emit(
+        { event: 'target-error', service: service.name, error: e.message },
+        `${service.name}: cannot reach ${service.target.host}:${service.target.port}: ${e.message}`,
+      );
       answer(StreamStatus.TargetUnreachable);
     });
     tcp.once('connect', () => {
@@ -346,7 +364,10 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         if (signal.aborted) return;
         // the connection never got a path: what ICE observed says why
         const d = conn.closed && conn.path === undefined ? conn.diagnosis : undefined;
-        emit({ event: 'link-failed', peer, error: (e as Error).message, ...(d === undefined ? {} : { diagnosis: d }) }, explainFailure(`${peer}: ${(e as Error).message}`, d).trimEnd());
+        emit(
+          { event: 'link-failed', peer, error: (e as Error).message, ...(d === undefined ? {} : { diagnosis: d }) },
+          explainFailure(`${peer}: ${(e as Error).message}`, d).trimEnd(),
+        );
         void conn.close('link failed');
       }
     })();
@@ -355,7 +376,8 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
     const acceptOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
     if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
-    const onReport = (peer: string, sessionId: string, r: PortMapReport): void => emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
+    const onReport = (peer: string, sessionId: string, r: PortMapReport): void =>
+      emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
     return acceptPeersMapped(rv, mapper, onConnection, onReport, acceptOptions);
   };
 
@@ -371,7 +393,16 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
     if (!first) return stop;
     const portMapping = portMapperJson(mapper);
-    if (o.json) emit({ event: 'ready', id: rv.id, services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })), ...(portMapping === null ? {} : { portMapping }) }, '');
+    if (o.json)
+      emit(
+        {
+          event: 'ready',
+          id: rv.id,
+          services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })),
+          ...(portMapping === null ? {} : { portMapping }),
+        },
+        '',
+      );
     else {
       io.stdout.write(`${rv.id}\n`);
       const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
@@ -383,7 +414,18 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   };
 
   try {
-    return await keepRendezvous({ url, token: rendezvousToken(o.rendezvousToken), identity, command: 'expose', io, signal, emit, keeps: 'open links', reconnected: 'rendezvous reconnected; names claimed again', onRegistered });
+    return await keepRendezvous({
+      url,
+      token: rendezvousToken(o.rendezvousToken),
+      identity,
+      command: 'expose',
+      io,
+      signal,
+      emit,
+      keeps: 'open links',
+      reconnected: 'rendezvous reconnected; names claimed again',
+      onRegistered,
+    });
   } finally {
     for (const l of links) l.close();
     await Promise.all([...conns].map((c) => c.close('expose stopped')));
@@ -444,10 +486,15 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
     const peer = peerId;
-    const pm = mapper instanceof PortMapper ? new ConnectionPortMap(mapper, (r) => emit(portMapEvent(peer, r), `port mapping: ${describePortMap(r)}`)) : undefined;
+    const pm =
+      mapper instanceof PortMapper ? new ConnectionPortMap(mapper, (r) => emit(portMapEvent(peer, r), `port mapping: ${describePortMap(r)}`)) : undefined;
     let c: IceConnection;
     try {
-      c = await connectPeer(rv, peerId, { ...options, ...(punch === undefined ? {} : { punch }), ...(pm === undefined ? {} : { mappedAddress: pm.mappedAddress }) });
+      c = await connectPeer(rv, peerId, {
+        ...options,
+        ...(punch === undefined ? {} : { punch }),
+        ...(pm === undefined ? {} : { mappedAddress: pm.mappedAddress }),
+      });
     } catch (e) {
       await pm?.release();
       throw e;
@@ -506,7 +553,8 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     const where = `${bound.address}:${bound.port}`;
     const what = isPeerId ? peerId : `${nameOrPeer} (peer ${peerId})`;
     const portMapping = portMapperJson(mapper);
-    if (o.json) emit({ event: 'listening', listen: where, peer: peerId, service: service || null, id: rv.id, ...(portMapping === null ? {} : { portMapping }) }, '');
+    if (o.json)
+      emit({ event: 'listening', listen: where, peer: peerId, service: service || null, id: rv.id, ...(portMapping === null ? {} : { portMapping }) }, '');
     else {
       io.stdout.write(`${where}\n`);
       io.stderr.write(`listening on ${where} -> ${what}; this peer is ${rv.id}; Ctrl-C stops\n`);
@@ -530,7 +578,9 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
           const diagnosis = e instanceof IceConnectError ? e.diagnosis : undefined;
           // the --allow list is named only when the other side said it refused this peer
           const refused = diagnosis?.peerBye === NOT_ALLOWED_BYE;
-          io.stderr.write(`${explainFailure(`nat connect: could not open a peer link to ${what}: ${message}`, diagnosis)}${refused ? `(the other side refused this peer, ${rv.id}: is it in the other side's --allow list?)\n` : ''}`);
+          io.stderr.write(
+            `${explainFailure(`nat connect: could not open a peer link to ${what}: ${message}`, diagnosis)}${refused ? `(the other side refused this peer, ${rv.id}: is it in the other side's --allow list?)\n` : ''}`,
+          );
           return refused || (e instanceof PeerLinkError && e.code === 'REFUSED') ? ExitCode.Failure : ExitCode.NoAnswer;
         }
         emit({ event: 'reconnect-failed', error: message, retryMs: backoff }, `reconnecting failed (${message}); next try in ${backoff / 1000} s`);
@@ -539,7 +589,10 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
         continue;
       }
       backoff = 1000;
-      emit({ event: attempt === 0 ? 'link' : 'reconnected', peer: peerId, route: link.stats.route }, attempt === 0 ? `peer link up to ${what} (Noise XX, key verified)` : `peer link reopened to ${what}`);
+      emit(
+        { event: attempt === 0 ? 'link' : 'reconnected', peer: peerId, route: link.stats.route },
+        attempt === 0 ? `peer link up to ${what} (Noise XX, key verified)` : `peer link reopened to ${what}`,
+      );
       link.on('route', (route) => emit({ event: 'route', peer: peerId, route }, describeRoute(route)));
       attempt++;
       const waiters = linkWaiters;

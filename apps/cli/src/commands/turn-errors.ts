@@ -34,12 +34,17 @@ function refusal(e: StunClientError, o: TurnFailureContext): string {
       : `${observed}: relaying to ${peer} is refused; ${o.peer.address} is in ${rule} (loopback, private or reserved), which relays refuse unless their operator allows it (nat-server --allow-peer ${rule})`;
   }
   const hint =
-    c === 401 ? 'check --user NAME:PASSWORD (and the server realm)' :
-    c === 403 ? 'the server refuses this request (its policy)' :
-    c === 486 ? 'this user has too many allocations on the server' :
-    c === 508 ? 'the server is out of capacity (allocations or relay ports)' :
-    c === 442 ? 'the server does not relay this transport' :
-    'see the error code in RFC 8656 section 18';
+    c === 401
+      ? 'check --user NAME:PASSWORD (and the server realm)'
+      : c === 403
+        ? 'the server refuses this request (its policy)'
+        : c === 486
+          ? 'this user has too many allocations on the server'
+          : c === 508
+            ? 'the server is out of capacity (allocations or relay ports)'
+            : c === 442
+              ? 'the server does not relay this transport'
+              : 'see the error code in RFC 8656 section 18';
   return `${observed}: ${hint}`;
 }
 
@@ -59,7 +64,10 @@ export function explainTurnFailure(e: StunClientError, o: TurnFailureContext): {
           ? 'the request was refused (ICMP port unreachable: nothing listens on that UDP port)'
           : `the ${o.transport.toUpperCase()} connection was refused (nothing listens on that port)`
         : e.message;
-    return { message: `no TURN server answered at ${o.server} over ${o.transport}: ${what}; check --server HOST:PORT and that the server runs (${errno})`, code: ExitCode.NoAnswer };
+    return {
+      message: `no TURN server answered at ${o.server} over ${o.transport}: ${what}; check --server HOST:PORT and that the server runs (${errno})`,
+      code: ExitCode.NoAnswer,
+    };
   }
   return { message: e.message, code: ExitCode.Failure };
 }

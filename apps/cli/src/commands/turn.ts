@@ -104,7 +104,14 @@ export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: Node
   }
 }
 
-async function echoTest(client: TurnClient, peer: TransportAddress, o: TurnCommandOptions, io: Io, info: { relayedAddress: string } & Record<string, unknown>, signal: AbortSignal): Promise<number> {
+async function echoTest(
+  client: TurnClient,
+  peer: TransportAddress,
+  o: TurnCommandOptions,
+  io: Io,
+  info: { relayedAddress: string } & Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<number> {
   const count = o.count ?? 5;
   const interval = o.interval ?? 200;
   const sent = new Map<number, number>();
@@ -138,13 +145,23 @@ async function echoTest(client: TurnClient, peer: TransportAddress, o: TurnComma
     rttMs: sorted.length ? { min: roundMs(sorted[0]!), median: roundMs(percentile(sorted, 50)), max: roundMs(sorted[sorted.length - 1]!) } : null,
   };
   if (o.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else io.stdout.write(`${result.received}/${count} echoed through ${result.relayedAddress}${sorted.length ? `, round trip min ${sorted[0]!.toFixed(2)} / median ${percentile(sorted, 50).toFixed(2)} / max ${sorted[sorted.length - 1]!.toFixed(2)} ms` : ''}\n`);
+  else
+    io.stdout.write(
+      `${result.received}/${count} echoed through ${result.relayedAddress}${sorted.length ? `, round trip min ${sorted[0]!.toFixed(2)} / median ${percentile(sorted, 50).toFixed(2)} / max ${sorted[sorted.length - 1]!.toFixed(2)} ms` : ''}\n`,
+    );
   return rtts.length > 0 ? ExitCode.Ok : ExitCode.NoAnswer;
 }
 
-async function pipe(client: TurnClient, peer: TransportAddress, io: Io & { stdin?: NodeJS.ReadableStream }, signal: AbortSignal, o: TurnCommandOptions): Promise<number> {
+async function pipe(
+  client: TurnClient,
+  peer: TransportAddress,
+  io: Io & { stdin?: NodeJS.ReadableStream },
+  signal: AbortSignal,
+  o: TurnCommandOptions,
+): Promise<number> {
   const stdin = io.stdin ?? process.stdin;
-  if (!o.json) io.stderr.write(`relaying stdin to ${formatTransportAddress(peer)} through ${formatTransportAddress(client.relayedAddress)}; peer data goes to stdout\n`);
+  if (!o.json)
+    io.stderr.write(`relaying stdin to ${formatTransportAddress(peer)} through ${formatTransportAddress(client.relayedAddress)}; peer data goes to stdout\n`);
   client.on('data', ({ data }) => io.stdout.write(data));
   for await (const chunk of stdin) {
     if (signal.aborted) break;
@@ -160,7 +177,10 @@ async function pipe(client: TurnClient, peer: TransportAddress, io: Io & { stdin
 /** `nat turn credentials`: TURN REST API time-limited credentials (coturn's use-auth-secret). */
 export function turnCredentialsCommand(o: { secret: string; user: string; ttl: number; json?: boolean }, io: Io): number {
   const c = restApiCredentials(o.secret, o.user, o.ttl);
-  if (o.json) io.stdout.write(`${JSON.stringify({ username: c.username, password: c.password, ttl: o.ttl, expiresAt: new Date(c.expiresAt * 1000).toISOString() }, null, 2)}\n`);
+  if (o.json)
+    io.stdout.write(
+      `${JSON.stringify({ username: c.username, password: c.password, ttl: o.ttl, expiresAt: new Date(c.expiresAt * 1000).toISOString() }, null, 2)}\n`,
+    );
   else {
     io.stdout.write(`username: ${c.username}\npassword: ${c.password}\n`);
     io.stderr.write(`valid until ${new Date(c.expiresAt * 1000).toISOString()} on servers sharing this secret\n`);

@@ -25,7 +25,10 @@ export function acceptOffer(rv: RendezvousClient, offer: OfferMessage, options: 
  * offer arrives (await its `ready`); ends when `options.signal` fires, the rendezvous
  * connection closes, or on `break`. Connections already yielded stay open.
  */
-export function acceptedConnections(rv: RendezvousClient, options: IceConnectionOptions & { readonly bufferSize?: number } = {}): AsyncIterableIterator<IceConnection> {
+export function acceptedConnections(
+  rv: RendezvousClient,
+  options: IceConnectionOptions & { readonly bufferSize?: number } = {},
+): AsyncIterableIterator<IceConnection> {
   const { bufferSize, ...connOptions } = options;
   return eventIterator<IceConnection>({
     ended: rv.closeInfo !== undefined,
@@ -79,11 +82,7 @@ export interface AcceptPeersOptions extends IceConnectionOptions {
  * (await its `ready`). Offers repeated for a session already accepted are ignored. Offers
  * that `admission` refuses get a `bye` (within a rate budget) and open nothing.
  */
-export function acceptPeers(
-  rv: RendezvousClient,
-  onConnection: (conn: IceConnection) => void,
-  options: AcceptPeersOptions = {},
-): () => void {
+export function acceptPeers(rv: RendezvousClient, onConnection: (conn: IceConnection) => void, options: AcceptPeersOptions = {}): () => void {
   const { perOffer, admission: given, onRefused, ...shared } = options;
   const admission = given instanceof OfferAdmission ? given : new OfferAdmission(given);
   const sessions = new Set<string>();

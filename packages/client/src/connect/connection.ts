@@ -245,11 +245,14 @@ export class IceConnection {
   /** The offer answered had a loopback candidate. */
   readonly #offerLoopback: boolean;
   #turn: TurnClient | undefined;
-  readonly #timer = new WakeTimer(() => {
-    if (this.#closed) return;
-    this.#agent.handleTimeout(performance.now());
-    this.#flush();
-  }, () => performance.now());
+  readonly #timer = new WakeTimer(
+    () => {
+      if (this.#closed) return;
+      this.#agent.handleTimeout(performance.now());
+      this.#flush();
+    },
+    () => performance.now(),
+  );
   #offerRef: string | undefined;
   #answered: boolean;
   #path: ConnectionPath | undefined;
@@ -353,7 +356,11 @@ export class IceConnection {
     if (selected === undefined || selected.path === 'direct') return false;
     const p = this.#punch?.report();
     if (p !== undefined && (p.role === 'hard' || p.role === 'easy') && p.outcome === undefined) return true;
-    return this.#agent.pairs().some((q) => q.path === 'direct' && (q.state === 'frozen' || q.state === 'waiting' || q.state === 'in-progress' || (q.state === 'succeeded' && !q.nominated)));
+    return this.#agent
+      .pairs()
+      .some(
+        (q) => q.path === 'direct' && (q.state === 'frozen' || q.state === 'waiting' || q.state === 'in-progress' || (q.state === 'succeeded' && !q.nominated)),
+      );
   }
 
   /** What birthday punching did, when {@link IceConnectionOptions.punch} asked for it. */
@@ -635,7 +642,12 @@ export class IceConnection {
     this.#addReflexive(host, { family: host.address.family, address: ip, port: mapped.port }, localPreference, undefined);
   }
 
-  async #reflexive(host: { base: string; address: TransportAddress; socket: DatagramSocket }, server: string, localPreference: number, signal: AbortSignal): Promise<void> {
+  async #reflexive(
+    host: { base: string; address: TransportAddress; socket: DatagramSocket },
+    server: string,
+    localPreference: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { address: dest } = await resolveServer(server, { family: host.address.family });
     if (dest.family !== host.address.family || signal.aborted || this.#closed) return;
     const request = encodeBindingRequest();
@@ -717,7 +729,7 @@ export class IceConnection {
       }
     };
     const udpDone = attempt(udp);
-    const delay = this.#options.punch?.udpBlocked === true ? 0 : this.#options.tcpRelayDelayMs ?? 250;
+    const delay = this.#options.punch?.udpBlocked === true ? 0 : (this.#options.tcpRelayDelayMs ?? 250);
     const streamDone = (async () => {
       if (stream.length === 0) return;
       if (udp.length > 0 && delay > 0) {
@@ -808,7 +820,10 @@ export class IceConnection {
       case 'bye':
         this.#observed.peerBye = m.reason;
         this.#observed.peerEnded = !this.#readySettled;
-        void this.#end('bye', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId} ended the session${m.reason ? `: ${m.reason}` : ''}`, { reason: 'bye' }));
+        void this.#end(
+          'bye',
+          new StunClientError('ERROR_RESPONSE', `peer ${this.peerId} ended the session${m.reason ? `: ${m.reason}` : ''}`, { reason: 'bye' }),
+        );
         return;
       default:
         return;
@@ -828,7 +843,7 @@ export class IceConnection {
         const m = decodeStunMessage(bytes);
         const pending = this.#stunPending.get(m.transactionKey);
         if (pending !== undefined && m.class !== StunClass.Request && m.class !== StunClass.Indication) {
-          pending(m.class === StunClass.SuccessResponse ? m.get(Attr.XorMappedAddress) ?? m.get(Attr.MappedAddress) : undefined);
+          pending(m.class === StunClass.SuccessResponse ? (m.get(Attr.XorMappedAddress) ?? m.get(Attr.MappedAddress)) : undefined);
           return;
         }
       } catch {
@@ -996,7 +1011,10 @@ export class IceConnection {
  * {@link IceConnectError}s carrying what it observed (`diagnosis`).
  */
 export async function connectPeer(rv: RendezvousClient, peerId: string, options: IceConnectionOptions = {}): Promise<IceConnection> {
-  if (peerId === rv.id) throw new StunClientError('BAD_ADDRESS', `peer ${peerId} is this peer's own id: a peer cannot connect to itself (the other end needs another identity)`, { reason: 'self' });
+  if (peerId === rv.id)
+    throw new StunClientError('BAD_ADDRESS', `peer ${peerId} is this peer's own id: a peer cannot connect to itself (the other end needs another identity)`, {
+      reason: 'self',
+    });
   const conn = new IceConnection({ rv, peerId, sessionId: randomBytes(16).toString('base64url'), role: 'controlling', options });
   void conn.start();
   try {

@@ -29,9 +29,7 @@ export function encodePingFrame(kind: typeof FRAME_PING | typeof FRAME_PONG, seq
 }
 
 /** What a received application datagram is; undefined for an unknown or truncated frame. */
-export type Frame =
-  | { readonly kind: 'data'; readonly payload: Uint8Array }
-  | { readonly kind: 'ping' | 'pong'; readonly seq: number };
+export type Frame = { readonly kind: 'data'; readonly payload: Uint8Array } | { readonly kind: 'ping' | 'pong'; readonly seq: number };
 
 /** Reads a received application datagram. */
 export function decodeFrame(bytes: Uint8Array): Frame | undefined {

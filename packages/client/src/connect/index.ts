@@ -77,14 +77,7 @@ export {
   type OfferRefusalCause,
   refusalReason,
 } from './admission.js';
-export {
-  type CandidateCounts,
-  type ConnectionDiagnosis,
-  IceConnectError,
-  type RefusedPermission,
-  type RelayOutcome,
-  serversOnLoopback,
-} from './diagnosis.js';
+export { type CandidateCounts, type ConnectionDiagnosis, IceConnectError, type RefusedPermission, type RelayOutcome, serversOnLoopback } from './diagnosis.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';

@@ -138,12 +138,18 @@ export class SocketPunch {
   #armed: { role: 'hard' | 'easy'; target: TransportAddress; at: number } | undefined;
   /** When a check toward the target was first seen in flight. */
   #checkSeenAt: number | undefined;
-  readonly #waitTimer = new WakeTimer(() => this.#considerStart(), () => performance.now());
-  readonly #timer = new WakeTimer(() => {
-    if (this.#closed) return;
-    this.#puncher?.handleTimeout(performance.now());
-    this.#pump();
-  }, () => performance.now());
+  readonly #waitTimer = new WakeTimer(
+    () => this.#considerStart(),
+    () => performance.now(),
+  );
+  readonly #timer = new WakeTimer(
+    () => {
+      if (this.#closed) return;
+      this.#puncher?.handleTimeout(performance.now());
+      this.#pump();
+    },
+    () => performance.now(),
+  );
   #pumping = false;
   #closed = false;
 
@@ -256,7 +262,15 @@ export class SocketPunch {
     const role = this.#role;
     const primary = this.#primary;
     const credentials = this.#credentials;
-    if (this.#started || this.#armed !== undefined || this.#closed || (role !== 'hard' && role !== 'easy') || primary === undefined || credentials === undefined) return;
+    if (
+      this.#started ||
+      this.#armed !== undefined ||
+      this.#closed ||
+      (role !== 'hard' && role !== 'easy') ||
+      primary === undefined ||
+      credentials === undefined
+    )
+      return;
     if (primary.address.family !== 'IPv4') return;
     const target = punchTarget(this.#remoteCandidates) ?? (this.#options.privateTargets === true ? anyIPv4(this.#remoteCandidates) : undefined);
     if (target === undefined) return;
@@ -287,7 +301,8 @@ export class SocketPunch {
     if (pairs.some((p) => p.path === 'direct' && p.state === 'succeeded')) return this.#waitTimer.cancel();
     const now = performance.now();
     const toTarget = (a: TransportAddress): boolean => a.address === armed.target.address && a.port === armed.target.port;
-    if (this.#checkSeenAt === undefined && pairs.some((p) => toTarget(p.remoteAddress) && p.state !== 'frozen' && p.state !== 'waiting')) this.#checkSeenAt = now;
+    if (this.#checkSeenAt === undefined && pairs.some((p) => toTarget(p.remoteAddress) && p.state !== 'frozen' && p.state !== 'waiting'))
+      this.#checkSeenAt = now;
     const rtts = pairs.map((p) => p.rttMs).filter((r): r is number => r !== undefined);
     const auto = rtts.length > 0 ? Math.max(MIN_PLAIN_CHECK_WAIT_MS, 2 * Math.min(...rtts)) : 2 * MIN_PLAIN_CHECK_WAIT_MS;
     const grace = wait ?? Math.min(auto, MAX_PLAIN_CHECK_WAIT_MS);
@@ -388,7 +403,12 @@ export class SocketPunch {
     let touchedAgent = false;
     try {
       for (let t = puncher.pollTransmit(); t !== undefined; t = puncher.pollTransmit()) {
-        const socket = t.socket === 'primary' ? this.#host.socketOf(this.#primary?.base) : this.#extras[t.socket]?.open === true ? this.#extras[t.socket]!.socket : undefined;
+        const socket =
+          t.socket === 'primary'
+            ? this.#host.socketOf(this.#primary?.base)
+            : this.#extras[t.socket]?.open === true
+              ? this.#extras[t.socket]!.socket
+              : undefined;
         try {
           socket?.send(t.bytes, t.to.port, t.to.address);
         } catch {

@@ -149,8 +149,7 @@ export async function detectNat(options: DetectNatOptions): Promise<NatReport> {
     rc: options.rc ?? DISCOVERY_RETRANSMISSION.rc,
     rm: options.rm ?? DISCOVERY_RETRANSMISSION.rm,
   };
-  const progress = (p: Omit<DiscoveryProgress, 'elapsedMs'>): void =>
-    options.onProgress?.({ ...p, elapsedMs: Math.round(performance.now() - started) });
+  const progress = (p: Omit<DiscoveryProgress, 'elapsedMs'>): void => options.onProgress?.({ ...p, elapsedMs: Math.round(performance.now() - started) });
   const request = {
     classic: options.classic === true,
     ...(options.software !== undefined ? { software: options.software } : {}),
@@ -168,10 +167,7 @@ export async function detectNat(options: DetectNatOptions): Promise<NatReport> {
     for (const o of opened) if (o.status === 'fulfilled') sockets.push(o.value);
     for (const o of opened) if (o.status === 'rejected') throw o.reason;
     const [ms, fs] = sockets as [StunUdpSocket, StunUdpSocket];
-    const [mLocal, fLocal] = await Promise.all([
-      effectiveLocalAddress(ms.localAddress, server),
-      effectiveLocalAddress(fs.localAddress, server),
-    ]);
+    const [mLocal, fLocal] = await Promise.all([effectiveLocalAddress(ms.localAddress, server), effectiveLocalAddress(fs.localAddress, server)]);
     const base = { timing, request, signal, progress };
     const m: ProbeContext = { ...base, socket: ms, local: mLocal };
     const f: ProbeContext = { ...base, socket: fs, local: fLocal };
@@ -266,7 +262,8 @@ export async function detectNat(options: DetectNatOptions): Promise<NatReport> {
       : `classic ${classicStep.step}: ${classicStep.next} could not be run`;
 
     const mapped1 = mapping.first?.binding ?? filtering.first?.binding;
-    const firstOk = mapping.first?.outcome.kind === 'response' ? mapping.first.outcome : filtering.first?.outcome.kind === 'response' ? filtering.first.outcome : undefined;
+    const firstOk =
+      mapping.first?.outcome.kind === 'response' ? mapping.first.outcome : filtering.first?.outcome.kind === 'response' ? filtering.first.outcome : undefined;
     const local = mapping.first?.binding ? mLocal : filtering.first?.binding ? fLocal : mLocal;
     const mappingBehavior = mappingStep.done ? mappingStep.behavior : null;
     const filteringBehavior = filteringStep.done ? filteringStep.behavior : null;

@@ -54,7 +54,11 @@ export async function testHairpinning(init: HairpinTestInit): Promise<boolean | 
     second.request(request, targetMapped, { ...target.timing, signal: abort.signal }).catch(() => undefined);
     const got = await seen;
     const result = got !== undefined;
-    target.progress({ test: 'hairpinning', state: result ? 'response' : 'no-response', detail: result ? 'the probe came back through the NAT' : 'the probe never arrived' });
+    target.progress({
+      test: 'hairpinning',
+      state: result ? 'response' : 'no-response',
+      detail: result ? 'the probe came back through the NAT' : 'the probe never arrived',
+    });
     return result;
   } finally {
     target.signal?.removeEventListener('abort', onOuterAbort);

@@ -160,8 +160,7 @@ export async function measureBindingLifetime(options: BindingLifetimeOptions): P
   const maxTotal = options.maxTotalMs ?? 900_000;
   const search = new BindingLifetimeSearch(options);
   const probes: LifetimeProbe[] = [];
-  const progress = (p: Omit<DiscoveryProgress, 'elapsedMs'>): void =>
-    options.onProgress?.({ ...p, elapsedMs: Math.round(performance.now() - started) });
+  const progress = (p: Omit<DiscoveryProgress, 'elapsedMs'>): void => options.onProgress?.({ ...p, elapsedMs: Math.round(performance.now() - started) });
   const signal = options.signal;
   if (signal?.aborted) throw abortError(signal, 'binding lifetime test');
 
@@ -300,4 +299,3 @@ export async function measureBindingLifetime(options: BindingLifetimeOptions): P
     await sender.close();
   }
 }
-

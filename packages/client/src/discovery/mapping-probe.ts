@@ -103,7 +103,12 @@ export async function probeNatMapping(options: ProbeNatMappingOptions): Promise<
     const step = classifyMapping({ testI, ...(testII ? { testII } : {}), ...(testIII ? { testIII } : {}) });
     const mapping = step.done ? step.behavior : null;
     // An endpoint-independent mapping makes one mapping only: it tells preservation, not sequence.
-    const portAllocation = mapping === 'endpoint-independent' ? classifyPortAllocation(ports.slice(0, 1), local.port) : mapping === null ? null : classifyPortAllocation(ports, local.port);
+    const portAllocation =
+      mapping === 'endpoint-independent'
+        ? classifyPortAllocation(ports.slice(0, 1), local.port)
+        : mapping === null
+          ? null
+          : classifyPortAllocation(ports, local.port);
     return {
       mapping,
       portAllocation,

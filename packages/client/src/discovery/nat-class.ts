@@ -6,14 +6,7 @@
  */
 
 /** The classic NAT types (RFC 3489 section 5 and the seed document's A-G). */
-export type NatClass =
-  | 'open-internet'
-  | 'full-cone'
-  | 'restricted-cone'
-  | 'port-restricted-cone'
-  | 'symmetric-udp-firewall'
-  | 'symmetric'
-  | 'udp-blocked';
+export type NatClass = 'open-internet' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone' | 'symmetric-udp-firewall' | 'symmetric' | 'udp-blocked';
 
 /** The seed document's letter of each classic type. */
 export type NatClassLetter = 'A' | 'B' | 'C' | 'D' | 'E' | 'F' | 'G';
@@ -57,7 +50,7 @@ export const NAT_CLASSES: readonly NatClassInfo[] = Object.freeze([
     letter: 'C',
     name: 'restricted cone NAT',
     meaning: 'One public port per local port; it admits packets only from IP addresses it has sent to.',
-    reachability: 'Hole punching works: a peer gets through after this host has sent a packet to the peer\'s IP address.',
+    reachability: "Hole punching works: a peer gets through after this host has sent a packet to the peer's IP address.",
   },
   {
     id: 'port-restricted-cone',

@@ -11,9 +11,7 @@ import type { TransportAddress } from '@nat/protocol';
  *   cannot answer this test and its result is not measurable.
  */
 export type TestOutcome =
-  | { readonly kind: 'response'; readonly mapped: TransportAddress }
-  | { readonly kind: 'no-response' }
-  | { readonly kind: 'unusable'; readonly reason: string };
+  { readonly kind: 'response'; readonly mapped: TransportAddress } | { readonly kind: 'no-response' } | { readonly kind: 'unusable'; readonly reason: string };
 
 /**
  * Test I of both procedures (a Binding request with no attributes to the primary address) with

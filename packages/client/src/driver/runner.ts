@@ -50,7 +50,10 @@ export class TransactionRunner {
   readonly #send: (t: Transmit) => void;
   readonly #clock: Clock;
   readonly #pending = new Map<string, Pending>();
-  readonly #timer = new WakeTimer(() => this.#drive(), () => this.#clock());
+  readonly #timer = new WakeTimer(
+    () => this.#drive(),
+    () => this.#clock(),
+  );
   #closed: StunClientError | undefined;
 
   constructor(defaults: RetransmissionOptions | undefined, send: (t: Transmit) => void, clock: Clock = monotonic) {

@@ -68,10 +68,7 @@ export class StunStreamSocket {
         port: server.port,
         ...(init.localAddress ? { localAddress: init.localAddress } : {}),
       };
-      const socket: Socket =
-        transport === 'tls'
-          ? tlsConnect({ ...init.tls, ...base })
-          : netConnect(base);
+      const socket: Socket = transport === 'tls' ? tlsConnect({ ...init.tls, ...base }) : netConnect(base);
       const readyEvent = transport === 'tls' ? 'secureConnect' : 'connect';
       const finish = (): void => {
         clearTimeout(timer);

@@ -58,10 +58,7 @@ export class StunUdpSocket {
       }
       socket.send(tx.bytes, d.port, d.address, (err) => {
         if (err && !this.#closed) {
-          this.#runner.fail(
-            tx.transaction.key,
-            new StunClientError('SOCKET', `send to ${d.address}:${d.port} failed: ${err.message}`, { cause: err }),
-          );
+          this.#runner.fail(tx.transaction.key, new StunClientError('SOCKET', `send to ${d.address}:${d.port} failed: ${err.message}`, { cause: err }));
         }
       });
     });

@@ -21,11 +21,14 @@ export class WakeTimer {
     if (this.#timer !== undefined && at === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#at = undefined;
-      this.#onWake();
-    }, Math.max(0, Math.ceil(at - this.#clock())));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#at = undefined;
+        this.#onWake();
+      },
+      Math.max(0, Math.ceil(at - this.#clock())),
+    );
   }
 
   /** Disarms the timer. */

@@ -30,7 +30,8 @@ import { rawPublicKeyBase64url } from '../rendezvous/identity.js';
 import { type ExposeTlsOptions, exposeEndpoint, openExposeConnection } from './connect.js';
 
 /** Credentials: a user of the server (static or TURN REST API), or an Ed25519 peer key. */
-export type ExposeCredentials = { readonly username: string; readonly password: string } | { readonly identity: { readonly privateKey: KeyObject; readonly publicKey: KeyObject } };
+export type ExposeCredentials =
+  { readonly username: string; readonly password: string } | { readonly identity: { readonly privateKey: KeyObject; readonly publicKey: KeyObject } };
 
 /** Options of {@link exposePublic}. */
 export interface ExposeInit {
@@ -99,7 +100,16 @@ export interface ExposeTunnel extends EventEmitter<ExposeEvents> {
 }
 
 /** Refusals after which retrying cannot help. */
-const FATAL: ReadonlySet<ExposeRefusal> = new Set(['unauthorized', 'out-of-range', 'over-quota', 'forbidden', 'bad-message', 'taken', 'port-in-use', 'port-denied']);
+const FATAL: ReadonlySet<ExposeRefusal> = new Set([
+  'unauthorized',
+  'out-of-range',
+  'over-quota',
+  'forbidden',
+  'bad-message',
+  'taken',
+  'port-in-use',
+  'port-denied',
+]);
 
 function authOf(c: ExposeCredentials, nonce: string, realm: string): Extract<ExposeControlMessage, { type: 'hello' }>['auth'] {
   if ('username' in c) {
@@ -202,7 +212,10 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     if (this.#closed) return;
     let conn: { socket: Socket; head: Buffer };
     try {
-      conn = await openExposeConnection(this.#endpoint, { timeoutMs: this.#init.connectTimeoutMs ?? 10_000, ...(this.#init.tls ? { tls: this.#init.tls } : {}) });
+      conn = await openExposeConnection(this.#endpoint, {
+        timeoutMs: this.#init.connectTimeoutMs ?? 10_000,
+        ...(this.#init.tls ? { tls: this.#init.tls } : {}),
+      });
     } catch (e) {
       this.#lost(e as Error);
       return;
@@ -391,10 +404,11 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     const target = this.#init.target;
     this.#udpSweep ??= setInterval(() => {
       const now = performance.now();
-      for (const [k, f] of this.#udpFlows) if (now - f.last > 120_000) {
-        f.socket.close();
-        this.#udpFlows.delete(k);
-      }
+      for (const [k, f] of this.#udpFlows)
+        if (now - f.last > 120_000) {
+          f.socket.close();
+          this.#udpFlows.delete(k);
+        }
     }, 30_000);
     this.#udpSweep.unref();
     stream.on('data', (chunk: Buffer) => {
@@ -446,4 +460,3 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
 export function exposePublic(init: ExposeInit): ExposeTunnel {
   return new Tunnel(init);
 }
-

@@ -38,7 +38,10 @@ export interface ExposeTlsOptions {
  * socket and any bytes that came with the 101 answer. Rejects with StunClientError SOCKET
  * (unreachable, refused, not an expose server), TIMEOUT or ABORTED.
  */
-export function openExposeConnection(endpoint: URL, options: { timeoutMs?: number; signal?: AbortSignal; tls?: ExposeTlsOptions } = {}): Promise<{ socket: Socket; head: Buffer }> {
+export function openExposeConnection(
+  endpoint: URL,
+  options: { timeoutMs?: number; signal?: AbortSignal; tls?: ExposeTlsOptions } = {},
+): Promise<{ socket: Socket; head: Buffer }> {
   return new Promise((resolve, reject) => {
     const secure = endpoint.protocol === 'https:';
     const req = (secure ? httpsRequest : httpRequest)(endpoint, {

@@ -443,9 +443,7 @@ export class IceAgent {
     const waiting = this.pairList.find((p) => p.state === 'waiting');
     if (waiting !== undefined) return waiting;
     return this.pairList.find(
-      (p) =>
-        p.state === 'frozen' &&
-        !this.pairList.some((q) => q.foundation === p.foundation && (q.state === 'waiting' || q.state === 'in-progress')),
+      (p) => p.state === 'frozen' && !this.pairList.some((q) => q.foundation === p.foundation && (q.state === 'waiting' || q.state === 'in-progress')),
     );
   }
 
@@ -765,10 +763,7 @@ export class IceAgent {
     const current = this.selected !== undefined && this.pairList.includes(this.selected) ? this.selected : undefined;
     if (current !== undefined && pathOf(current.local.candidate.type, current.remote.candidate.type) === 'direct') return undefined;
     const best = this.pairList.find(
-      (p) =>
-        p.state === 'succeeded' &&
-        !p.nominated &&
-        (current === undefined || pathOf(p.local.candidate.type, p.remote.candidate.type) === 'direct'),
+      (p) => p.state === 'succeeded' && !p.nominated && (current === undefined || pathOf(p.local.candidate.type, p.remote.candidate.type) === 'direct'),
     );
     if (best === undefined || best.validAt === undefined) return undefined;
     const relay = pathOf(best.local.candidate.type, best.remote.candidate.type) === 'relay';
@@ -863,13 +858,7 @@ export class IceAgent {
       this.fail(this.remotes.size === 0 ? 'no-remote-candidates' : 'timeout');
       return;
     }
-    if (
-      this.localEnded &&
-      this.remoteEnded &&
-      this.pairList.length > 0 &&
-      this.triggered.length === 0 &&
-      this.pairList.every((p) => p.state === 'failed')
-    ) {
+    if (this.localEnded && this.remoteEnded && this.pairList.length > 0 && this.triggered.length === 0 && this.pairList.every((p) => p.state === 'failed')) {
       this.fail('all-pairs-failed');
     }
   }

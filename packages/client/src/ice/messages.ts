@@ -4,17 +4,7 @@
  * Binding indications (keepalives), all with MESSAGE-INTEGRITY (short-term credentials) and
  * FINGERPRINT.
  */
-import {
-  Attr,
-  type AttributeEntry,
-  StunClass,
-  StunMethod,
-  type TransportAddress,
-  attr,
-  encodeStunMessage,
-  errorCode,
-  shortTermKey,
-} from '@nat/protocol';
+import { Attr, type AttributeEntry, StunClass, StunMethod, type TransportAddress, attr, encodeStunMessage, errorCode, shortTermKey } from '@nat/protocol';
 import type { IceRole } from './types.js';
 
 /** What goes into a connectivity check. */

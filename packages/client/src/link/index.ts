@@ -73,7 +73,19 @@ import type { IceConnection } from '../connect/connection.js';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { BATCH_BYTES, LOOPBACK_BATCH_BYTES, type PeerLink, type PeerLinkOptions, openLink } from './link.js';
 
-export { BATCH_BYTES, LOOPBACK_BATCH_BYTES, PeerLink, type PeerLinkOptions, type PeerLinkEvents, type LinkPath, type LinkStats, type LinkDropCounts, type UdxRoute, openLink, sodiumKeyPair } from './link.js';
+export {
+  BATCH_BYTES,
+  LOOPBACK_BATCH_BYTES,
+  PeerLink,
+  type PeerLinkOptions,
+  type PeerLinkEvents,
+  type LinkPath,
+  type LinkStats,
+  type LinkDropCounts,
+  type UdxRoute,
+  openLink,
+  sodiumKeyPair,
+} from './link.js';
 export { MAX_RECORD, RecordOpener, RecordSealer, streamKey } from './records.js';
 export { LinkStream } from './stream.js';
 export { PeerLinkError, type PeerLinkErrorCode } from './errors.js';
@@ -91,4 +103,3 @@ export function linkOverConnection(
   const batchBytes = (): number => (conn.pathIsLoopback ? LOOPBACK_BATCH_BYTES : BATCH_BYTES);
   return openLink(conn, { batchBytes, ...options, initiator: conn.role === 'controlling', remotePeerId: conn.peerId });
 }
-

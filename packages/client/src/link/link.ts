@@ -683,7 +683,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (type !== SEALED) {
       // a late handshake message: the peer missed our last one
       if (type === HS2 && this.#retransmitHs !== undefined) this.#path.send(this.#retransmitHs);
-      else if (type === HS3 && !this.#initiator) this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0)); // the confirmation was lost
+      else if (type === HS3 && !this.#initiator)
+        this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0)); // the confirmation was lost
       else if (type !== HS1 && type !== HS2 && type !== HS3) this.stats.dropped.malformed++;
       return;
     }
@@ -704,7 +705,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const to = this.#routeLocal;
     if (inner === INNER_UDX) this.#shim.trySend(plain.subarray(1), to.port, to.host);
     else if (inner === INNER_UDX_BATCH) {
-      for (let at = 1; at < plain.length; ) {
+      for (let at = 1; at < plain.length;) {
         const length = at + 2 <= plain.length ? plain.readUInt16BE(at) : Infinity;
         if (at + 2 + length > plain.length) {
           this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
@@ -713,8 +714,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         this.#shim.trySend(plain.subarray(at + 2, at + 2 + length), to.port, to.host);
         at += 2 + length;
       }
-    }
-    else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
+    } else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
     else if (inner === INNER_ROUTE) {
       if (plain.length < 6) {
         this.stats.dropped.malformed++;
@@ -824,11 +824,18 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
       retransmit = setInterval(() => {
         if (resend !== undefined) path.send(resend);
       }, every);
-      deadline = setTimeout(() => reject(new PeerLinkError('HANDSHAKE_TIMEOUT', `no peer link handshake with ${options.remotePeerId} within ${options.handshakeTimeoutMs ?? 10_000} ms`)), options.handshakeTimeoutMs ?? 10_000);
+      deadline = setTimeout(
+        () =>
+          reject(
+            new PeerLinkError('HANDSHAKE_TIMEOUT', `no peer link handshake with ${options.remotePeerId} within ${options.handshakeTimeoutMs ?? 10_000} ms`),
+          ),
+        options.handshakeTimeoutMs ?? 10_000,
+      );
       onClose = () => reject(new PeerLinkError('CLOSED', 'the path closed during the peer link handshake'));
       onAbort = () => reject(new PeerLinkError('ABORTED', 'peer link aborted'));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const fail = (e: unknown): void => reject(e instanceof PeerLinkError ? e : new PeerLinkError('REFUSED', `peer link handshake failed: ${(e as Error).message}`, { cause: e }));
+      const fail = (e: unknown): void =>
+        reject(e instanceof PeerLinkError ? e : new PeerLinkError('REFUSED', `peer link handshake failed: ${(e as Error).message}`, { cause: e }));
       onData = (d: Uint8Array): void => {
         if (d.length === 0) return;
         const type = d[0];
@@ -917,4 +924,3 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
 }
-

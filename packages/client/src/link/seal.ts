@@ -150,7 +150,7 @@ export class PacketOpener {
     if (n > this.#highest) {
       const from = this.#highest + 1;
       if (n - from >= REPLAY_WINDOW) this.#seen.fill(0);
-      else for (let i = from; i < n; i++) this.#seen[(i % REPLAY_WINDOW) >>> 5]! &= ~(1 << (i % REPLAY_WINDOW & 31));
+      else for (let i = from; i < n; i++) this.#seen[(i % REPLAY_WINDOW) >>> 5]! &= ~(1 << ((i % REPLAY_WINDOW) & 31));
       this.#highest = n;
     }
     const bit = n % REPLAY_WINDOW;

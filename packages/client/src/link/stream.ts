@@ -49,7 +49,7 @@ export class LinkStream extends Duplex {
     raw.on('end', () => {
       if (this.destroyed) return;
       if (!protection.opener.ended || protection.opener.buffered > 0) {
-        this.#tampered(new PeerLinkError('TAMPERED', 'the stream ended without its sender\'s authenticated end (a forged or cut-short END)'));
+        this.#tampered(new PeerLinkError('TAMPERED', "the stream ended without its sender's authenticated end (a forged or cut-short END)"));
         return;
       }
       this.push(null);

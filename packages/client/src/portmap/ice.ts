@@ -22,7 +22,10 @@ export interface MappedAddressSourceOptions {
  * Bases it cannot map (loopback, IPv6, another interface, a router that refuses) resolve with
  * undefined.
  */
-export function mappedAddressSource(mapper: PortMapper, options: MappedAddressSourceOptions = {}): (base: TransportAddress) => Promise<TransportAddress | undefined> {
+export function mappedAddressSource(
+  mapper: PortMapper,
+  options: MappedAddressSourceOptions = {},
+): (base: TransportAddress) => Promise<TransportAddress | undefined> {
   const byBase = new Map<string, Promise<PortMapping | undefined>>();
   return async (base) => {
     if (base.family !== 'IPv4' || base.address.startsWith('127.')) return undefined;

@@ -317,7 +317,13 @@ export class PortMapper {
             const service = { serviceType: grant.serviceType, serviceId: '', controlURL: grant.controlURL };
             client = new UpnpClient({
               gateway: grant.gateway,
-              device: { location: grant.controlURL, description: { deviceType: '', friendlyName: '', services: [service] }, service, firewall: undefined, localAddress: grant.internalAddress },
+              device: {
+                location: grant.controlURL,
+                description: { deviceType: '', friendlyName: '', services: [service] },
+                service,
+                firewall: undefined,
+                localAddress: grant.internalAddress,
+              },
             });
           } else client = grant.method === 'pcp' ? new PcpClient({ gateway: grant.gateway }) : new NatPmpClient({ gateway: grant.gateway });
           await client.unmap(grant, this.requestSignal());
@@ -338,7 +344,11 @@ export class PortMapper {
   async close(): Promise<void> {
     const results = await Promise.allSettled(this.mappings().map((m) => m.remove()));
     this.#closing.abort(new PortMapError('ABORTED', 'port mapper closed'));
-    for (const c of this.#clients.values()) c.then((x) => x.close(), () => {});
+    for (const c of this.#clients.values())
+      c.then(
+        (x) => x.close(),
+        () => {},
+      );
     this.#clients.clear();
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw asPortMapError(failed.reason);

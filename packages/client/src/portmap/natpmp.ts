@@ -39,7 +39,6 @@ export class NatPmpClient implements MethodClient {
     this.#epochs = new EpochTracker(natPmpEpochValid, init.now);
   }
 
-
   async #request(bytes: Uint8Array, accept: (r: NatPmpResponse) => boolean, signal?: AbortSignal): Promise<NatPmpResponse> {
     const response = await this.#exchange.request(
       bytes,
@@ -56,7 +55,8 @@ export class NatPmpClient implements MethodClient {
       signal,
     );
     if (response.resultCode !== NATPMP_RESULT.SUCCESS) {
-      const code = response.resultCode === NATPMP_RESULT.UNSUPPORTED_VERSION || response.resultCode === NATPMP_RESULT.UNSUPPORTED_OPCODE ? 'UNSUPPORTED' : 'REFUSED';
+      const code =
+        response.resultCode === NATPMP_RESULT.UNSUPPORTED_VERSION || response.resultCode === NATPMP_RESULT.UNSUPPORTED_OPCODE ? 'UNSUPPORTED' : 'REFUSED';
       throw new PortMapError(code, `NAT-PMP: ${natPmpResultName(response.resultCode)}`, { resultCode: response.resultCode });
     }
     return response;

@@ -1,13 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  NATPMP_SERVER_PORT,
-  PCP_RESULT,
-  decodePcpResponse,
-  encodePcpRequest,
-  pcpEpochValid,
-  pcpResultName,
-  type PcpResponse,
-} from '@nat/protocol';
+import { NATPMP_SERVER_PORT, PCP_RESULT, decodePcpResponse, encodePcpRequest, pcpEpochValid, pcpResultName, type PcpResponse } from '@nat/protocol';
 import { PortMapError } from './errors.js';
 import { DEFAULT_LIFETIME, type MappingGrant, type MappingRequest, type MethodClient } from './types.js';
 import { EpochTracker, UdpExchange, pcpSchedule, type RetransmissionSchedule } from './udp-exchange.js';
@@ -45,7 +37,6 @@ export class PcpClient implements MethodClient {
     this.#epochs = new EpochTracker(pcpEpochValid, init.now);
   }
 
-
   async #map(
     o: { protocol: 'udp' | 'tcp'; internalPort: number; suggestedExternalPort: number; lifetime: number; nonce: Uint8Array; suggestedExternalAddress?: string },
     signal?: AbortSignal,
@@ -62,7 +53,9 @@ export class PcpClient implements MethodClient {
           return undefined; // RFC 6887 8.3: silently drop what does not validate
         }
         if (d.opcode === 'unsupported-version') {
-          throw new PortMapError('UNSUPPORTED', `PCP: the server speaks version ${d.serverVersion} only${d.serverVersion === 0 ? ' (NAT-PMP)' : ''}`, { resultCode: d.resultCode });
+          throw new PortMapError('UNSUPPORTED', `PCP: the server speaks version ${d.serverVersion} only${d.serverVersion === 0 ? ' (NAT-PMP)' : ''}`, {
+            resultCode: d.resultCode,
+          });
         }
         // An error response may omit the body; a full one must echo our nonce, protocol and port.
         if (d.opcode !== 'map') return undefined;

@@ -56,23 +56,32 @@ interface HttpResult {
 }
 
 /** One bounded HTTP/1.1 request (no redirects, body capped at {@link UPNP_MAX_DOCUMENT}). */
-function http(url: string, o: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; timeoutMs: number; signal?: AbortSignal }): Promise<HttpResult> {
+function http(
+  url: string,
+  o: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; timeoutMs: number; signal?: AbortSignal },
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: o.method, headers: { Connection: 'close', ...o.headers }, timeout: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > UPNP_MAX_DOCUMENT) {
-          req.destroy();
-          reject(new PortMapError('BAD_RESPONSE', `${url}: answer larger than ${UPNP_MAX_DOCUMENT} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), localAddress: req.socket?.localAddress ?? '' }));
-      res.on('error', (e) => reject(new PortMapError('SOCKET', `${url}: ${e.message}`, { cause: e })));
-    });
+    const req = httpRequest(
+      url,
+      { method: o.method, headers: { Connection: 'close', ...o.headers }, timeout: o.timeoutMs, ...(o.signal ? { signal: o.signal } : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > UPNP_MAX_DOCUMENT) {
+            req.destroy();
+            reject(new PortMapError('BAD_RESPONSE', `${url}: answer larger than ${UPNP_MAX_DOCUMENT} bytes`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), localAddress: req.socket?.localAddress ?? '' }),
+        );
+        res.on('error', (e) => reject(new PortMapError('SOCKET', `${url}: ${e.message}`, { cause: e })));
+      },
+    );
     req.on('timeout', () => req.destroy(new PortMapError('TIMEOUT', `${url}: no answer in ${o.timeoutMs} ms`)));
     req.on('error', (e) => {
       if (e instanceof PortMapError) reject(e);
@@ -238,7 +247,12 @@ export class UpnpClient implements MethodClient {
   }
 
   /** Calls a SOAP action on a service and returns the response's arguments. */
-  async call(action: string, args: readonly (readonly [string, string | number])[], service: UpnpService = this.device.service, signal?: AbortSignal): Promise<Record<string, string>> {
+  async call(
+    action: string,
+    args: readonly (readonly [string, string | number])[],
+    service: UpnpService = this.device.service,
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
     assertOnGateway(service.controlURL, this.gateway, `control URL of ${service.serviceType}`);
     const r = await http(service.controlURL, {
       method: 'POST',
@@ -255,7 +269,8 @@ export class UpnpClient implements MethodClient {
   async externalAddress(signal?: AbortSignal): Promise<string> {
     const r = await this.call('GetExternalIPAddress', [], undefined, signal);
     const ip = r['NewExternalIPAddress'] ?? '';
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new PortMapError('BAD_RESPONSE', `GetExternalIPAddress: ${JSON.stringify(ip.slice(0, 60))} is not an IPv4 address`);
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip))
+      throw new PortMapError('BAD_RESPONSE', `GetExternalIPAddress: ${JSON.stringify(ip.slice(0, 60))} is not an IPv4 address`);
     this.#external = ip;
     return ip;
   }
@@ -298,7 +313,8 @@ export class UpnpClient implements MethodClient {
       return e === undefined || (e.internalClient === this.device.localAddress && e.internalPort === request.internalPort);
     };
     if ((await free(wanted)) && (await tryAdd(wanted))) externalPort = wanted;
-    else if (request.exactPort) throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} is taken`, { resultCode: UPNP_ERROR.CONFLICT_IN_MAPPING_ENTRY });
+    else if (request.exactPort)
+      throw new PortMapError('PORT_TAKEN', `UPnP: external port ${wanted} is taken`, { resultCode: UPNP_ERROR.CONFLICT_IN_MAPPING_ENTRY });
     else {
       for (let i = 0; i < this.#portTries && externalPort === undefined; i++) {
         const port = 1024 + Math.floor(Math.random() * (65536 - 1024));
@@ -330,13 +346,31 @@ export class UpnpClient implements MethodClient {
   }
 
   async unmap(grant: MappingGrant, signal?: AbortSignal): Promise<void> {
-    await this.call('DeletePortMapping', [['NewRemoteHost', ''], ['NewExternalPort', grant.externalPort], ['NewProtocol', upper(grant.protocol)]], undefined, signal);
+    await this.call(
+      'DeletePortMapping',
+      [
+        ['NewRemoteHost', ''],
+        ['NewExternalPort', grant.externalPort],
+        ['NewProtocol', upper(grant.protocol)],
+      ],
+      undefined,
+      signal,
+    );
   }
 
   /** GetSpecificPortMappingEntry; undefined when there is no such entry (error 714). */
   async getSpecificPortMappingEntry(externalPort: number, protocol: MappingProtocol, signal?: AbortSignal): Promise<UpnpMappingEntry | undefined> {
     try {
-      const r = await this.call('GetSpecificPortMappingEntry', [['NewRemoteHost', ''], ['NewExternalPort', externalPort], ['NewProtocol', upper(protocol)]], undefined, signal);
+      const r = await this.call(
+        'GetSpecificPortMappingEntry',
+        [
+          ['NewRemoteHost', ''],
+          ['NewExternalPort', externalPort],
+          ['NewProtocol', upper(protocol)],
+        ],
+        undefined,
+        signal,
+      );
       return {
         internalClient: r['NewInternalClient'] ?? '',
         internalPort: Number(r['NewInternalPort']),
@@ -368,7 +402,14 @@ export class UpnpClient implements MethodClient {
     if (!fw) throw new PortMapError('UNSUPPORTED', 'the device offers no WANIPv6FirewallControl service');
     const r = await this.call(
       'AddPinhole',
-      [['RemoteHost', p.remoteHost ?? ''], ['RemotePort', p.remotePort ?? 0], ['InternalClient', p.internalClient], ['InternalPort', p.internalPort], ['Protocol', p.protocol], ['LeaseTime', p.leaseTime]],
+      [
+        ['RemoteHost', p.remoteHost ?? ''],
+        ['RemotePort', p.remotePort ?? 0],
+        ['InternalClient', p.internalClient],
+        ['InternalPort', p.internalPort],
+        ['Protocol', p.protocol],
+        ['LeaseTime', p.leaseTime],
+      ],
       fw,
       signal,
     );
@@ -381,7 +422,15 @@ export class UpnpClient implements MethodClient {
   async updatePinhole(id: number, leaseTime: number, signal?: AbortSignal): Promise<void> {
     const fw = this.device.firewall;
     if (!fw) throw new PortMapError('UNSUPPORTED', 'the device offers no WANIPv6FirewallControl service');
-    await this.call('UpdatePinhole', [['UniqueID', id], ['NewLeaseTime', leaseTime]], fw, signal);
+    await this.call(
+      'UpdatePinhole',
+      [
+        ['UniqueID', id],
+        ['NewLeaseTime', leaseTime],
+      ],
+      fw,
+      signal,
+    );
   }
 
   /** Closes a pinhole (DeletePinhole). */

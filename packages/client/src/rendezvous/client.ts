@@ -165,7 +165,13 @@ export class RendezvousClient {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const maxBytes = options.maxMessageBytes ?? MAX_SIGNALLING_MESSAGE_BYTES;
     const headers = options.token === undefined ? undefined : { authorization: `Bearer ${options.token}` };
-    const ws = new WebSocket(url, { ...options.tls, ...(headers ? { headers } : {}), maxPayload: maxBytes, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, {
+      ...options.tls,
+      ...(headers ? { headers } : {}),
+      maxPayload: maxBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: timeoutMs,
+    });
     const client = new RendezvousClient(options.url, id, ws, maxBytes);
 
     return new Promise<RendezvousClient>((resolve, reject) => {
@@ -188,7 +194,9 @@ export class RendezvousClient {
       };
       const onAbort = (): void => finish(abortError(signal, 'rendezvous connect'));
       const onError = (cause: Error): void => {
-        const hint = /server response: 401\b/.test(cause.message) ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)' : '';
+        const hint = /server response: 401\b/.test(cause.message)
+          ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)'
+          : '';
         finish(new StunClientError('SOCKET', `rendezvous ${options.url}: ${cause.message}${hint}`, { cause }));
       };
       const onClose = (code: number, reason: Buffer): void =>
@@ -317,20 +325,29 @@ export class RendezvousClient {
   #nameRequest(type: 'claim-name' | 'resolve-name', name: string, timeoutMs: number): Promise<{ readonly peerId: string; readonly online: boolean }> {
     const id = this.#newId();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(undefined, new StunClientError('TIMEOUT', `rendezvous ${type} ${name}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => done(undefined, new StunClientError('TIMEOUT', `rendezvous ${type} ${name}: no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const done = (answer: NameMessage | ErrorMessage | undefined, error?: StunClientError): void => {
         clearTimeout(timer);
         this.#nameRequests.delete(id);
         if (error !== undefined) reject(error);
         else if (answer === undefined) reject(new StunClientError('SOCKET', 'rendezvous connection closed'));
-        else if (answer.type === 'error') reject(new StunClientError('ERROR_RESPONSE', `rendezvous ${type} ${name}: ${answer.code}: ${answer.message}`, { reason: answer.code }));
+        else if (answer.type === 'error')
+          reject(new StunClientError('ERROR_RESPONSE', `rendezvous ${type} ${name}: ${answer.code}: ${answer.message}`, { reason: answer.code }));
         else resolve({ peerId: answer.peerId, online: answer.online });
       };
       this.#nameRequests.set(id, (answer) => done(answer));
       try {
         this.#sendRaw({ v: SIGNALLING_VERSION, type, id, name });
       } catch (e) {
-        done(undefined, e instanceof StunClientError ? e : new StunClientError('ERROR_RESPONSE', `rendezvous ${type}: ${(e as Error).message}`, { reason: 'bad-message', cause: e }));
+        done(
+          undefined,
+          e instanceof StunClientError
+            ? e
+            : new StunClientError('ERROR_RESPONSE', `rendezvous ${type}: ${(e as Error).message}`, { reason: 'bad-message', cause: e }),
+        );
       }
     });
   }
@@ -400,12 +417,17 @@ export class RendezvousClient {
   #receive(data: WebSocket.RawData, isBinary: boolean): void {
     this.#alive = true;
     if (isBinary) return;
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     const parsed = tryDecodeSignallingMessage(text, { maxBytes: this.#maxBytes });
     if (!parsed.ok) return; // a server speaking nonsense is ignored, message by message
     const m = parsed.message;
     if (m.type === 'ping') {
-      if (this.#ws.readyState === WebSocket.OPEN) this.#sendRaw(m.id === undefined ? { v: SIGNALLING_VERSION, type: 'pong' } : { v: SIGNALLING_VERSION, type: 'pong', ref: m.id });
+      if (this.#ws.readyState === WebSocket.OPEN)
+        this.#sendRaw(m.id === undefined ? { v: SIGNALLING_VERSION, type: 'pong' } : { v: SIGNALLING_VERSION, type: 'pong', ref: m.id });
       return;
     }
     if (this.#registered !== undefined) {

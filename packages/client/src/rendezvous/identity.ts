@@ -92,7 +92,8 @@ async function makeDirectories(dir: string, file: string): Promise<void> {
       throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${d} is not a folder`);
     } catch (e) {
       if (e instanceof IdentityFileError) throw e;
-      if (errnoOf(e) !== 'ENOENT' || dirname(d) === d) throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(e)}`, { cause: e });
+      if (errnoOf(e) !== 'ENOENT' || dirname(d) === d)
+        throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(e)}`, { cause: e });
       missing.unshift(d);
     }
   }
@@ -101,7 +102,12 @@ async function makeDirectories(dir: string, file: string): Promise<void> {
       await mkdir(d, { mode: 0o700 });
     } catch (e) {
       if (errnoOf(e) === 'EEXIST') continue;
-      throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: cannot create the folder ${d} (${reasonOf(e)}); choose another --identity FILE`, { cause: e });
+      throw new IdentityFileError(
+        'CREATE',
+        file,
+        `cannot create the identity file ${file}: cannot create the folder ${d} (${reasonOf(e)}); choose another --identity FILE`,
+        { cause: e },
+      );
     }
   }
 }
@@ -126,7 +132,12 @@ export async function loadOrCreateIdentity(file: string = defaultIdentityPath())
     try {
       identity = identityFromPem(pem);
     } catch (e) {
-      throw new IdentityFileError('INVALID', file, `the identity file ${file} is not an Ed25519 private key in PKCS#8 PEM (${reasonOf(e)}); move it away to get a new identity, or choose another --identity FILE`, { cause: e });
+      throw new IdentityFileError(
+        'INVALID',
+        file,
+        `the identity file ${file} is not an Ed25519 private key in PKCS#8 PEM (${reasonOf(e)}); move it away to get a new identity, or choose another --identity FILE`,
+        { cause: e },
+      );
     }
     return { ...identity, id: peerIdOf(identity), path: file, created };
   };
@@ -142,7 +153,9 @@ export async function loadOrCreateIdentity(file: string = defaultIdentityPath())
     await writeFile(file, pem, { mode: 0o600, flag: 'wx' });
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return load(false);
-    throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(error)}; choose another --identity FILE`, { cause: error });
+    throw new IdentityFileError('CREATE', file, `cannot create the identity file ${file}: ${reasonOf(error)}; choose another --identity FILE`, {
+      cause: error,
+    });
   }
   await chmod(file, 0o600); // whatever the umask
   return { ...identity, id: peerIdOf(identity), path: file, created: true };

@@ -54,10 +54,7 @@ function positive(name: string, value: number, integer: boolean): number {
  *
  * @throws RangeError for a value that is not positive (or, for rc and rm, not an integer).
  */
-export function resolveRetransmission(
-  options: RetransmissionOptions | undefined,
-  base: Retransmission = RFC8489_RETRANSMISSION,
-): Retransmission {
+export function resolveRetransmission(options: RetransmissionOptions | undefined, base: Retransmission = RFC8489_RETRANSMISSION): Retransmission {
   return {
     rto: positive('rto', options?.rto ?? base.rto, false),
     rc: positive('rc', options?.rc ?? base.rc, true),

@@ -60,9 +60,7 @@ function tcpFree(address: string, port: number): Promise<boolean> {
 async function freePortPair(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const p = 30000 + 2 * Math.floor(Math.random() * 14000);
-    const checks = await Promise.all(
-      ['127.0.0.1', '127.0.0.2'].flatMap((a) => [udpFree(a, p), udpFree(a, p + 1), tcpFree(a, p), tcpFree(a, p + 1)]),
-    );
+    const checks = await Promise.all(['127.0.0.1', '127.0.0.2'].flatMap((a) => [udpFree(a, p), udpFree(a, p + 1), tcpFree(a, p), tcpFree(a, p + 1)]));
     if (checks.every(Boolean)) return p;
   }
   throw new Error('no free port pair found');
@@ -98,11 +96,7 @@ async function waitReady(child: ChildProcess, primary: TransportAddress, deadlin
   return false;
 }
 
-async function startServer(
-  name: string,
-  binary: string,
-  args: (port: number, dir: string) => string[],
-): Promise<ExternalServer | string> {
+async function startServer(name: string, binary: string, args: (port: number, dir: string) => string[]): Promise<ExternalServer | string> {
   let lastOutput = '';
   for (let attempt = 0; attempt < 4; attempt++) {
     const port = await freePortPair();
@@ -139,15 +133,23 @@ export async function startCoturn(): Promise<ExternalServer | string> {
     '--no-tls',
     '--no-dtls',
     '--stun-only',
-    '-L', '127.0.0.1',
-    '-L', '127.0.0.2',
-    '-p', String(port),
-    '--alt-listening-port', String(port + 1),
-    '-m', '1',
-    '--log-file', 'stdout',
+    '-L',
+    '127.0.0.1',
+    '-L',
+    '127.0.0.2',
+    '-p',
+    String(port),
+    '--alt-listening-port',
+    String(port + 1),
+    '-m',
+    '1',
+    '--log-file',
+    'stdout',
     '--simple-log',
-    '--pidfile', join(dir, 'turnserver.pid'),
-    '--userdb', join(dir, 'turndb'),
+    '--pidfile',
+    join(dir, 'turnserver.pid'),
+    '--userdb',
+    join(dir, 'turndb'),
   ]);
 }
 

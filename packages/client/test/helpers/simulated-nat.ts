@@ -9,16 +9,7 @@
  * (127.0.0.99) has nothing listening on it.
  */
 import { type Socket, createSocket } from 'node:dgram';
-import {
-  Attr,
-  type AttributeEntry,
-  StunClass,
-  StunMethod,
-  type TransportAddress,
-  attr,
-  decodeStunMessage,
-  encodeStunMessage,
-} from '@nat/protocol';
+import { Attr, type AttributeEntry, StunClass, StunMethod, type TransportAddress, attr, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
 import type { NatBehavior } from '../../src/index.js';
 
 export interface SimulatedNatBehaviour {
@@ -124,7 +115,8 @@ export class SimulatedNatServer {
   #outbound(client: TransportAddress, server: TransportAddress, now: number): Mapping {
     const m = this.behaviour.mapping;
     const c = `${client.address}:${client.port}`;
-    const key = m === 'none' || m === 'endpoint-independent' ? c : m === 'address-dependent' ? `${c}>${server.address}` : `${c}>${server.address}:${server.port}`;
+    const key =
+      m === 'none' || m === 'endpoint-independent' ? c : m === 'address-dependent' ? `${c}>${server.address}` : `${c}>${server.address}:${server.port}`;
     let mapping = this.#mappings.get(key);
     const lifetime = this.behaviour.bindingLifetimeMs ?? Infinity;
     if (mapping && now - mapping.lastOutbound > lifetime) {

@@ -10,7 +10,13 @@ function setup(config: NatConfig, link = {}) {
   const nat = net.addNat('198.51.100.1', config);
   const client = nat.addHost('198.18.0.2').bind(5000);
   const seen: { at: string; p: SimPacket }[] = [];
-  for (const [name, s] of [['s1', s1], ['s2', s2], ['s1b', s1b], ['client', client]] as const) s.onPacket = (p) => seen.push({ at: name, p });
+  for (const [name, s] of [
+    ['s1', s1],
+    ['s2', s2],
+    ['s1b', s1b],
+    ['client', client],
+  ] as const)
+    s.onPacket = (p) => seen.push({ at: name, p });
   return { net, s1, s2, s1b, nat, client, seen };
 }
 

@@ -135,14 +135,24 @@ export function runScenario(a: Side, b: Side, options: ScenarioOptions = {}): Sc
     const infoB = bd.infoB ?? discoveredInfo(configOf(b));
     const ca = { ufrag: 'aaaa', pwd: 'a'.repeat(22) };
     const cb = { ufrag: 'bbbb', pwd: 'b'.repeat(22) };
-    const sa = new SimBirthday(pa, infoA, { localUfrag: ca.ufrag, localPwd: ca.pwd, remoteUfrag: cb.ufrag, remotePwd: cb.pwd }, {
-      random: seededRandom(seed * 2 + 1),
-      ...bd.options,
-    });
-    const sb = new SimBirthday(pb, infoB, { localUfrag: cb.ufrag, localPwd: cb.pwd, remoteUfrag: ca.ufrag, remotePwd: ca.pwd }, {
-      random: seededRandom(seed * 2 + 2),
-      ...bd.options,
-    });
+    const sa = new SimBirthday(
+      pa,
+      infoA,
+      { localUfrag: ca.ufrag, localPwd: ca.pwd, remoteUfrag: cb.ufrag, remotePwd: cb.pwd },
+      {
+        random: seededRandom(seed * 2 + 1),
+        ...bd.options,
+      },
+    );
+    const sb = new SimBirthday(
+      pb,
+      infoB,
+      { localUfrag: cb.ufrag, localPwd: cb.pwd, remoteUfrag: ca.ufrag, remotePwd: ca.pwd },
+      {
+        random: seededRandom(seed * 2 + 2),
+        ...bd.options,
+      },
+    );
     // the offer carries A's info to B, the answer B's to A
     net.clock.after(bd.delay ?? 20, () => sb.setRemoteInfo(infoA));
     net.clock.after(2 * (bd.delay ?? 20), () => sa.setRemoteInfo(infoB));
@@ -168,8 +178,7 @@ export function runScenario(a: Side, b: Side, options: ScenarioOptions = {}): Sc
   }
   if (options.runAfter !== undefined) net.clock.runFor(options.runAfter);
   const sel = pa.agent.selectedPair();
-  const both = (x: number | undefined, y: number | undefined): number | undefined =>
-    x === undefined || y === undefined ? undefined : Math.max(x, y);
+  const both = (x: number | undefined, y: number | undefined): number | undefined => (x === undefined || y === undefined ? undefined : Math.max(x, y));
   return {
     connected: sel !== undefined && pb.agent.selectedPair() !== undefined,
     path: sel?.path,

@@ -5,16 +5,7 @@
  * permits the peer's IP, as a TURN permission would, RFC 8656 section 9); what arrives at the
  * relayed address from a permitted IP goes back to the client with `{ kind: 'data', peer }`.
  */
-import {
-  Attr,
-  StunClass,
-  StunMethod,
-  type TransportAddress,
-  attr,
-  decodeStunMessage,
-  encodeStunMessage,
-  formatTransportAddress,
-} from '@nat/protocol';
+import { Attr, StunClass, StunMethod, type TransportAddress, attr, decodeStunMessage, encodeStunMessage, formatTransportAddress } from '@nat/protocol';
 import { type SimHost, type SimNetwork, type SimSocket, addr } from './network.js';
 
 /** A STUN server on `ip:port`. */

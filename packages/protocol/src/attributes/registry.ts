@@ -15,7 +15,6 @@ import type { AttributeSpec } from './spec.js';
 import { addressErrorCodeAttribute, addressFamilyAttribute, evenPortAttribute, icmpAttribute } from './turn.js';
 import { unknownAttributesAttribute } from './unknown-attributes.js';
 
-
 /**
  * The one attribute registry: every attribute of STUN (RFC 8489), classic STUN (RFC 3489),
  * behaviour discovery (RFC 5780), TURN (RFC 8656), TURN-TCP (RFC 6062) and ICE (RFC 8445).

@@ -120,10 +120,7 @@ const DEFAULT_SUPPORTED: readonly number[] = [PasswordAlgorithm.SHA256, Password
  * exchange is processed as MD5 (section 9.2.4), so the answer is MD5 if the client supports it.
  * The order of `supported` does not matter.
  */
-export function selectPasswordAlgorithm(
-  serverList: readonly number[] | undefined,
-  supported: readonly number[] = DEFAULT_SUPPORTED,
-): number | undefined {
+export function selectPasswordAlgorithm(serverList: readonly number[] | undefined, supported: readonly number[] = DEFAULT_SUPPORTED): number | undefined {
   if (serverList === undefined) {
     return supported.includes(PasswordAlgorithm.MD5) ? PasswordAlgorithm.MD5 : undefined;
   }

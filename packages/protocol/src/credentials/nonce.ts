@@ -52,10 +52,7 @@ const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
 const MAX_NONCE_CHARACTERS = 127;
 
 function featureBits(features: SecurityFeatures): number {
-  return (
-    (features.passwordAlgorithms ? SecurityFeatureBit.PasswordAlgorithms : 0) |
-    (features.usernameAnonymity ? SecurityFeatureBit.UsernameAnonymity : 0)
-  );
+  return (features.passwordAlgorithms ? SecurityFeatureBit.PasswordAlgorithms : 0) | (features.usernameAnonymity ? SecurityFeatureBit.UsernameAnonymity : 0);
 }
 
 /** Base64 (RFC 4648 section 4) of three bytes: four characters, never padding. */

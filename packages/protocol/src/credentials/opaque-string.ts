@@ -80,12 +80,7 @@ function exception(cp: number): Exception | undefined {
  * syllables, so only stray conjoining jamo reach it.
  */
 function isOldHangulJamo(cp: number): boolean {
-  return (
-    (cp >= 0x1100 && cp <= 0x11ff) ||
-    (cp >= 0xa960 && cp <= 0xa97c) ||
-    (cp >= 0xd7b0 && cp <= 0xd7c6) ||
-    (cp >= 0xd7cb && cp <= 0xd7fb)
-  );
+  return (cp >= 0x1100 && cp <= 0x11ff) || (cp >= 0xa960 && cp <= 0xa97c) || (cp >= 0xd7b0 && cp <= 0xd7c6) || (cp >= 0xd7cb && cp <= 0xd7fb);
 }
 
 type Verdict = 'PVALID' | 'CONTEXTJ' | 'CONTEXTO' | { disallowed: string };

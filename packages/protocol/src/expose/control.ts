@@ -18,7 +18,11 @@ export const MAX_EXPOSE_CIDRS = 32;
 
 const v = z.literal(EXPOSE_VERSION);
 const Port = z.number().int().min(1).max(65535);
-const Cidr = z.string().min(1).max(64).regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/);
+const Cidr = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/);
 export const ExposeTransport = z.enum(['tcp', 'udp']);
 export type ExposeTransport = z.infer<typeof ExposeTransport>;
 
@@ -28,13 +32,25 @@ export type ExposeTransport = z.infer<typeof ExposeTransport>;
  * on the server does (EADDRINUSE); `port-denied`: the server may not bind it (EACCES, EPERM);
  * `unavailable`: no free port in the range, or another bind error (named in the message).
  */
-export const ExposeRefusal = z.enum(['taken', 'port-in-use', 'port-denied', 'out-of-range', 'over-quota', 'forbidden', 'unavailable', 'bad-message', 'unauthorized']);
+export const ExposeRefusal = z.enum([
+  'taken',
+  'port-in-use',
+  'port-denied',
+  'out-of-range',
+  'over-quota',
+  'forbidden',
+  'unavailable',
+  'bad-message',
+  'unauthorized',
+]);
 export type ExposeRefusal = z.infer<typeof ExposeRefusal>;
 
 export const ExposeChallenge = z.object({ v, type: z.literal('challenge'), nonce: ChallengeNonce, realm: z.string().min(1).max(127) }).strict();
 
 /** Password proof: HMAC-SHA256 over {@link exposeSigningPayload} keyed with the long-term key (RFC 8489 section 9.2.2, SHA-256). */
-export const PasswordAuth = z.object({ method: z.literal('password'), username: z.string().min(1).max(513), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).strict();
+export const PasswordAuth = z
+  .object({ method: z.literal('password'), username: z.string().min(1).max(513), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) })
+  .strict();
 /** Peer-key proof: an Ed25519 signature over {@link exposeSigningPayload} with the peer id as name. */
 export const PeerKeyAuth = z.object({ method: z.literal('peer-key'), publicKey: Ed25519PublicKeyBase64url, signature: Ed25519SignatureBase64url }).strict();
 export const ExposeHello = z.object({ v, type: z.literal('hello'), auth: z.discriminatedUnion('method', [PasswordAuth, PeerKeyAuth]) }).strict();
@@ -43,7 +59,11 @@ export const ExposeRequest = z
   .object({
     v,
     type: z.literal('expose'),
-    id: z.number().int().min(0).max(2 ** 31 - 1),
+    id: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
     transport: ExposeTransport,
     /** A specific public port; absent = any free one in the server's range. */
     port: Port.optional(),
@@ -53,7 +73,9 @@ export const ExposeRequest = z
     deny: z.array(Cidr).max(MAX_EXPOSE_CIDRS).optional(),
   })
   .strict();
-export const ExposeGranted = z.object({ v, type: z.literal('exposed'), ref: z.number().int(), transport: ExposeTransport, port: Port, address: z.string().max(80) }).strict();
+export const ExposeGranted = z
+  .object({ v, type: z.literal('exposed'), ref: z.number().int(), transport: ExposeTransport, port: Port, address: z.string().max(80) })
+  .strict();
 export const ExposeRefused = z.object({ v, type: z.literal('refused'), ref: z.number().int(), code: ExposeRefusal, message: z.string().max(512) }).strict();
 export const ExposeRelease = z.object({ v, type: z.literal('unexpose'), transport: ExposeTransport, port: Port }).strict();
 export const ExposeRevoked = z.object({ v, type: z.literal('revoked'), transport: ExposeTransport, port: Port, reason: z.string().max(512) }).strict();
@@ -109,7 +131,14 @@ export class ControlMessageReader {
         throw new DecodeError('BAD_SYNTAX', 'expose control message is not JSON');
       }
       const r = ExposeControlMessage.safeParse(value);
-      if (!r.success) throw new DecodeError('BAD_ATTRIBUTE', `expose control message: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 300)}`);
+      if (!r.success)
+        throw new DecodeError(
+          'BAD_ATTRIBUTE',
+          `expose control message: ${r.error.issues
+            .map((i) => `${i.path.join('.')}: ${i.message}`)
+            .join('; ')
+            .slice(0, 300)}`,
+        );
       out.push(r.data);
     }
     return out;
@@ -128,4 +157,3 @@ export function exposeSigningPayload(nonce: string, name: string): Uint8Array {
   if (!ChallengeNonce.safeParse(nonce).success) throw new EncodeError('BAD_VALUE', 'exposeSigningPayload: nonce is not a challenge nonce');
   return new TextEncoder().encode(`${EXPOSE_SIGNING_CONTEXT}${nonce}:${name}`);
 }
-

@@ -259,7 +259,8 @@ export class MuxSession {
   /** Opens a stream (SYN). Throws MuxStreamError ECONNABORTED once the session is closed or holds `maxStreams` streams. */
   open(): MuxStream {
     if (this.#closed) throw new MuxStreamError('ECONNABORTED', 'mux session closed');
-    if (this.#streams.size >= this.#maxStreams) throw new MuxStreamError('ECONNABORTED', `mux session holds ${this.#streams.size} streams (at most ${this.#maxStreams})`);
+    if (this.#streams.size >= this.#maxStreams)
+      throw new MuxStreamError('ECONNABORTED', `mux session holds ${this.#streams.size} streams (at most ${this.#maxStreams})`);
     const id = this.#nextId;
     this.#nextId += 2;
     const s = new MuxStream(this, id, this.#window);
@@ -334,8 +335,7 @@ export class MuxSession {
         // does not read gets no answers queued for it.
         if (h.flags & MuxFlag.SYN) {
           if (this.#writable) this.send(MuxType.Ping, MuxFlag.ACK, 0, h.length);
-        }
-        else if (h.flags & MuxFlag.ACK) this.#init.onPong?.(h.length);
+        } else if (h.flags & MuxFlag.ACK) this.#init.onPong?.(h.length);
         return;
       case MuxType.GoAway:
         this.#end(h.length === MuxGoAway.normal ? undefined : new MuxStreamError('ECONNABORTED', `peer went away (code ${h.length})`));

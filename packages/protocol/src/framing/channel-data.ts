@@ -84,11 +84,7 @@ function checkChannelForEncode(channel: number): void {
  * @throws EncodeError `BAD_CHANNEL` for a channel outside 0x4000-0x4FFF, `BAD_VALUE` for data
  * longer than 65535 bytes.
  */
-export function encodeChannelData(
-  channel: number,
-  data: Uint8Array,
-  options: EncodeChannelDataOptions = {},
-): Uint8Array {
+export function encodeChannelData(channel: number, data: Uint8Array, options: EncodeChannelDataOptions = {}): Uint8Array {
   if (!(options.legacyChannelNumbers === true && isLegacyChannelNumber(channel))) checkChannelForEncode(channel);
   if (data.length > CHANNEL_DATA_MAX_DATA_LENGTH) {
     throw new EncodeError('BAD_VALUE', `ChannelData application data of ${data.length} bytes exceeds 65535`);

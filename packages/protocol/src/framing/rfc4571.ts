@@ -101,10 +101,7 @@ export class Rfc4571Framer implements Iterable<Uint8Array> {
     if (queue.length < 2) return undefined;
     const length = queue.uint16At(0);
     if (length > this.#maxPacketLength) {
-      this.#error = new DecodeError(
-        'BAD_LENGTH',
-        `RFC 4571 packet of ${length} bytes exceeds the limit of ${this.#maxPacketLength}`,
-      );
+      this.#error = new DecodeError('BAD_LENGTH', `RFC 4571 packet of ${length} bytes exceeds the limit of ${this.#maxPacketLength}`);
       queue.clear();
       throw this.#error;
     }

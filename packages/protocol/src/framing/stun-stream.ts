@@ -127,12 +127,7 @@ export class StunStreamFramer implements Iterable<StreamFrame> {
   /** @throws RangeError when a limit is not an integer within its header size and wire maximum. */
   constructor(init: StunStreamFramerInit = {}) {
     this.#maxStun = checkLimit(init.maxStunMessageLength, 20, STUN_FRAME_MAX_LENGTH, 'maxStunMessageLength');
-    this.#maxChannelData = checkLimit(
-      init.maxChannelDataLength,
-      4,
-      CHANNEL_DATA_FRAME_MAX_LENGTH,
-      'maxChannelDataLength',
-    );
+    this.#maxChannelData = checkLimit(init.maxChannelDataLength, 4, CHANNEL_DATA_FRAME_MAX_LENGTH, 'maxChannelDataLength');
     this.#legacy = init.legacyChannelNumbers === true;
   }
 

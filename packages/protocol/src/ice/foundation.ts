@@ -56,8 +56,7 @@ function ipOf(what: string, text: string): string {
  */
 export function candidateFoundation(input: FoundationInput): string {
   const base = ipOf('base address', input.baseAddress);
-  const server =
-    input.type === 'host' || input.serverAddress === undefined ? '' : ipOf('server address', input.serverAddress);
+  const server = input.type === 'host' || input.serverAddress === undefined ? '' : ipOf('server address', input.serverAddress);
   // None of the four parts can contain a space, so the joined text is unambiguous.
   const key = `${input.type} ${input.transport} ${base} ${server}`;
   return fnv1a64(new TextEncoder().encode(key)).toString(36);

@@ -77,10 +77,7 @@ export const RECOMMENDED_TCP_DIRECTION_PREFERENCES: Readonly<{
  * srflx and prflx candidates use the server-reflexive row, host and relay the host row.
  */
 export function recommendedTcpDirectionPreference(type: CandidateType, tcpType: TcpType): number {
-  const row =
-    type === 'srflx' || type === 'prflx'
-      ? RECOMMENDED_TCP_DIRECTION_PREFERENCES.reflexive
-      : RECOMMENDED_TCP_DIRECTION_PREFERENCES.host;
+  const row = type === 'srflx' || type === 'prflx' ? RECOMMENDED_TCP_DIRECTION_PREFERENCES.reflexive : RECOMMENDED_TCP_DIRECTION_PREFERENCES.host;
   return row[tcpType];
 }
 

@@ -158,11 +158,13 @@ function checkCommon(r: PcpMapRequest | PcpPeerRequest): void {
   };
   port('internal port', r.internalPort);
   port('suggested external port', r.suggestedExternalPort);
-  if (!Number.isInteger(r.lifetime) || r.lifetime < 0 || r.lifetime > 0xffffffff) throw new EncodeError('BAD_VALUE', `lifetime ${r.lifetime} does not fit in 32 bits`);
+  if (!Number.isInteger(r.lifetime) || r.lifetime < 0 || r.lifetime > 0xffffffff)
+    throw new EncodeError('BAD_VALUE', `lifetime ${r.lifetime} does not fit in 32 bits`);
   if (r.nonce.length !== PCP_NONCE_LENGTH) throw new EncodeError('BAD_VALUE', `nonce of ${r.nonce.length} bytes, ${PCP_NONCE_LENGTH} needed`);
   // Section 11.1: protocol 0 means all protocols and then the internal port must be 0.
   if (r.protocol === 'all' && r.internalPort !== 0) throw new EncodeError('BAD_VALUE', 'protocol "all" needs internal port 0');
-  if (r.internalPort === 0 && r.lifetime !== 0 && r.protocol !== 'all') throw new EncodeError('BAD_VALUE', 'internal port 0 maps every port: use protocol "all"');
+  if (r.internalPort === 0 && r.lifetime !== 0 && r.protocol !== 'all')
+    throw new EncodeError('BAD_VALUE', 'internal port 0 maps every port: use protocol "all"');
 }
 
 function writeHeader(out: Uint8Array, opcode: number, lifetime: number, clientAddress: string): void {

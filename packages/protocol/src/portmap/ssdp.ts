@@ -11,10 +11,7 @@ export const SSDP_MULTICAST_V4 = { family: 'IPv4', address: '239.255.255.250', p
 export const SSDP_MULTICAST_V6 = { family: 'IPv6', address: 'ff02::c', port: 1900 } as const;
 
 /** Search targets of an Internet Gateway Device. */
-export const IGD_SEARCH_TARGETS = [
-  'urn:schemas-upnp-org:device:InternetGatewayDevice:1',
-  'urn:schemas-upnp-org:device:InternetGatewayDevice:2',
-] as const;
+export const IGD_SEARCH_TARGETS = ['urn:schemas-upnp-org:device:InternetGatewayDevice:1', 'urn:schemas-upnp-org:device:InternetGatewayDevice:2'] as const;
 
 /** Largest SSDP answer accepted, in bytes (one UDP datagram; answers are a few hundred bytes). */
 export const SSDP_MAX_MESSAGE = 8192;

@@ -70,10 +70,7 @@ function formatIssue(issue: z.core.$ZodIssue): string {
  * problem of each path is shown.
  */
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
-  const ordered = [
-    ...issues.filter((issue) => issue.code === 'unrecognized_keys'),
-    ...issues.filter((issue) => issue.code !== 'unrecognized_keys'),
-  ];
+  const ordered = [...issues.filter((issue) => issue.code === 'unrecognized_keys'), ...issues.filter((issue) => issue.code !== 'unrecognized_keys')];
   const seen = new Set<string>();
   const lines: string[] = [];
   for (const issue of ordered) {
@@ -92,11 +89,7 @@ function refOf(input: Record<string, unknown>): string | undefined {
   return id.success ? id.data : undefined;
 }
 
-function failure(
-  message: string,
-  code: 'bad-message' | 'version-unsupported',
-  ref: string | undefined,
-): SignallingParseResult {
+function failure(message: string, code: 'bad-message' | 'version-unsupported', ref: string | undefined): SignallingParseResult {
   const error = new ParseError('BAD_SYNTAX', message);
   return ref === undefined ? { ok: false, error, code } : { ok: false, error, code, ref };
 }
@@ -111,11 +104,7 @@ export function tryParseSignallingMessage(input: unknown): SignallingParseResult
   if (isRecord(input) && 'v' in input && input['v'] !== SIGNALLING_VERSION) {
     const v = input['v'];
     const shown = typeof v === 'number' ? String(v) : typeof v === 'string' ? quote(v) : typeof v;
-    return failure(
-      `v: signalling version ${shown} unsupported (this side speaks version ${SIGNALLING_VERSION})`,
-      'version-unsupported',
-      ref,
-    );
+    return failure(`v: signalling version ${shown} unsupported (this side speaks version ${SIGNALLING_VERSION})`, 'version-unsupported', ref);
   }
   const result = SignallingMessage.safeParse(input);
   if (result.success) return { ok: true, message: result.data };
@@ -145,10 +134,7 @@ function utf8LengthWithin(text: string, max: number): number | undefined {
  * Decodes one signalling message from its JSON text without throwing: the size cap (UTF-8
  * bytes, default 64 KiB) is checked before `JSON.parse`, then the schema.
  */
-export function tryDecodeSignallingMessage(
-  text: string,
-  options: DecodeSignallingOptions = {},
-): SignallingParseResult {
+export function tryDecodeSignallingMessage(text: string, options: DecodeSignallingOptions = {}): SignallingParseResult {
   const max = options.maxBytes ?? MAX_SIGNALLING_MESSAGE_BYTES;
   if (typeof text !== 'string') return failure('signalling message is not text', 'bad-message', undefined);
   if (utf8LengthWithin(text, max) === undefined) {
@@ -169,10 +155,7 @@ export function tryDecodeSignallingMessage(
  * ParseError('BAD_SYNTAX') when the text is larger than `maxBytes` (default 64 KiB), is not
  * JSON, or does not match the schema.
  */
-export function decodeSignallingMessage(
-  text: string,
-  options: DecodeSignallingOptions = {},
-): SignallingMessage {
+export function decodeSignallingMessage(text: string, options: DecodeSignallingOptions = {}): SignallingMessage {
   const result = tryDecodeSignallingMessage(text, options);
   if (result.ok) return result.message;
   throw result.error;
@@ -188,10 +171,7 @@ export function encodeSignallingMessage(message: SignallingMessage): string {
   if (!result.success) throw new EncodeError('BAD_VALUE', formatIssues(result.error.issues));
   const text = JSON.stringify(result.data);
   if (utf8LengthWithin(text, MAX_SIGNALLING_MESSAGE_BYTES) === undefined) {
-    throw new EncodeError(
-      'BAD_VALUE',
-      `signalling message larger than ${MAX_SIGNALLING_MESSAGE_BYTES} bytes`,
-    );
+    throw new EncodeError('BAD_VALUE', `signalling message larger than ${MAX_SIGNALLING_MESSAGE_BYTES} bytes`);
   }
   return text;
 }

@@ -92,10 +92,7 @@ export const MAX_CANDIDATES_PER_DESCRIPTION = 64;
 export const IceCandidateLine = z
   .string()
   .max(MAX_CANDIDATE_LINE_LENGTH)
-  .regex(
-    /^candidate:[\x20\x21\x23-\x5b\x5d-\x7e]+$/,
-    'not a candidate line ("candidate:" then printable ASCII)',
-  );
+  .regex(/^candidate:[\x20\x21\x23-\x5b\x5d-\x7e]+$/, 'not a candidate line ("candidate:" then printable ASCII)');
 
 /**
  * A STUN or TURN server URI (RFC 7064 `stun:`/`stuns:`, RFC 7065 `turn:`/`turns:`), at most
@@ -137,11 +134,9 @@ const AppValue = z
   .max(1024)
   .regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/, 'not printable ASCII without " and \\');
 
-const AppRecord = z
-  .record(AppKey, AppValue)
-  .refine((record) => Object.keys(record).length <= MAX_APP_ENTRIES, {
-    message: `more than ${MAX_APP_ENTRIES} entries`,
-  });
+const AppRecord = z.record(AppKey, AppValue).refine((record) => Object.keys(record).length <= MAX_APP_ENTRIES, {
+  message: `more than ${MAX_APP_ENTRIES} entries`,
+});
 
 /**
  * The opaque payload for the link layer that rides on `offer` and `answer` (for example
@@ -152,10 +147,7 @@ const AppRecord = z
  * record would silently drop) is refused before the record is read.
  */
 export const AppPayload = z
-  .custom<unknown>(
-    (raw) => !(typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__')),
-    'not an app key: "__proto__"',
-  )
+  .custom<unknown>((raw) => !(typeof raw === 'object' && raw !== null && Object.hasOwn(raw, '__proto__')), 'not an app key: "__proto__"')
   .pipe(AppRecord);
 
 /** The link layer's payload on `offer` and `answer`. */

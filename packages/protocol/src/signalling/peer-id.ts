@@ -36,10 +36,7 @@ export type PeerId = z.infer<typeof PeerId>;
  */
 export function peerIdFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.length !== ED25519_PUBLIC_KEY_LENGTH) {
-    throw new EncodeError(
-      'BAD_VALUE',
-      `an Ed25519 public key is ${ED25519_PUBLIC_KEY_LENGTH} bytes, got ${publicKey.length}`,
-    );
+    throw new EncodeError('BAD_VALUE', `an Ed25519 public key is ${ED25519_PUBLIC_KEY_LENGTH} bytes, got ${publicKey.length}`);
   }
   const digest = createHash('sha256').update(publicKey).digest();
   return base32Encode(digest.subarray(0, PEER_ID_HASH_BYTES));

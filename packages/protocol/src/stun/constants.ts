@@ -52,13 +52,7 @@ export function className(cls: StunClass): string {
  * bit 4) between the 12 method bits M11..M0.
  */
 export function encodeMessageType(method: number, cls: StunClass): number {
-  return (
-    (method & 0x000f) |
-    ((method & 0x0070) << 1) |
-    ((method & 0x0f80) << 2) |
-    ((cls & 0b01) << 4) |
-    ((cls & 0b10) << 7)
-  );
+  return (method & 0x000f) | ((method & 0x0070) << 1) | ((method & 0x0f80) << 2) | ((cls & 0b01) << 4) | ((cls & 0b10) << 7);
 }
 
 /** The method of a 14-bit message type. */

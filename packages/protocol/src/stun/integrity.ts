@@ -8,13 +8,7 @@ import type { StunMessage } from './message.js';
  * sections 14.5 and 14.6 define the MAC over exactly that. The length field is patched in place and
  * restored, so no copy of the message is made.
  */
-export function computeIntegrity(
-  bytes: Uint8Array,
-  attributeOffset: number,
-  key: Uint8Array,
-  algorithm: 'sha1' | 'sha256',
-  macLength: number,
-): Buffer {
+export function computeIntegrity(bytes: Uint8Array, attributeOffset: number, key: Uint8Array, algorithm: 'sha1' | 'sha256', macLength: number): Buffer {
   const b2 = bytes[2]!;
   const b3 = bytes[3]!;
   const adjusted = attributeOffset + 4 + macLength - HEADER_LENGTH;

@@ -4,7 +4,9 @@ import { type ExposeRefusal, type ExposeTransport, ipFamily } from '@nat/protoco
 import { literalLookup } from '../udp-lookup.js';
 
 /** A public port's socket, or why the operating system would not bind it (its errno code). */
-export type BindResult = { readonly tcp?: NetServer; readonly udp?: UdpSocket; readonly error?: undefined } | { readonly tcp?: undefined; readonly udp?: undefined; readonly error: string };
+export type BindResult =
+  | { readonly tcp?: NetServer; readonly udp?: UdpSocket; readonly error?: undefined }
+  | { readonly tcp?: undefined; readonly udp?: undefined; readonly error: string };
 
 const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? 'UNKNOWN';
 
@@ -47,7 +49,10 @@ export function bindPublicPort(transport: ExposeTransport, host: string, port: n
 export function bindRefusal(transport: ExposeTransport, port: number, errno: string): { code: ExposeRefusal; message: string } {
   if (errno === 'EADDRINUSE') return { code: 'port-in-use', message: `${transport} port ${port} is in use on the server by another program (not a nat user)` };
   if (errno === 'EACCES' || errno === 'EPERM') {
-    return { code: 'port-denied', message: `the server is not allowed to bind ${transport} port ${port} (${errno}${port < 1024 ? ': ports below 1024 need privileges' : ''})` };
+    return {
+      code: 'port-denied',
+      message: `the server is not allowed to bind ${transport} port ${port} (${errno}${port < 1024 ? ': ports below 1024 need privileges' : ''})`,
+    };
   }
   return { code: 'unavailable', message: `the server could not bind ${transport} port ${port} (${errno})` };
 }

@@ -103,15 +103,19 @@ export function resolveExposeLimits(l: ExposeLimits = {}): ResolvedExposeLimits 
   };
   const r = { ...DEFAULT_EXPOSE_LIMITS, ...shares, ...given } as ResolvedExposeLimits;
   for (const [k, v] of Object.entries(r)) if (!Number.isInteger(v) || v < 0) bad(`limits.${k} must be a non-negative integer, got ${v}`);
-  if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1 || r.maxPendingPerIp < 1) bad('portsPerUser, connectionsPerPort, maxSessions and maxPendingPerIp must be at least 1');
-  if (r.sessionsPerSource < 1 || r.connectionsPerSource < 1 || r.preAuthFrames < 2) bad('sessionsPerSource and connectionsPerSource must be at least 1, preAuthFrames at least 2');
-  if (r.outputBuffer < 64 * 1024 || r.outputHardCap < 2 * r.outputBuffer) bad('limits.outputBuffer must be at least 65536 and outputHardCap at least twice outputBuffer');
+  if (r.portsPerUser < 1 || r.connectionsPerPort < 1 || r.maxSessions < 1 || r.maxPendingPerIp < 1)
+    bad('portsPerUser, connectionsPerPort, maxSessions and maxPendingPerIp must be at least 1');
+  if (r.sessionsPerSource < 1 || r.connectionsPerSource < 1 || r.preAuthFrames < 2)
+    bad('sessionsPerSource and connectionsPerSource must be at least 1, preAuthFrames at least 2');
+  if (r.outputBuffer < 64 * 1024 || r.outputHardCap < 2 * r.outputBuffer)
+    bad('limits.outputBuffer must be at least 65536 and outputHardCap at least twice outputBuffer');
   if (r.window < 256 * 1024) bad('limits.window must be at least 262144 (the yamux initial window)');
   return r;
 }
 
 export function resolvePortRange(p: { min: number; max: number }): { min: number; max: number } {
-  if (!Number.isInteger(p.min) || !Number.isInteger(p.max) || p.min < 1 || p.max > 65535 || p.min > p.max) bad(`ports must be a range within 1-65535, got ${p.min}-${p.max}`);
+  if (!Number.isInteger(p.min) || !Number.isInteger(p.max) || p.min < 1 || p.max > 65535 || p.min > p.max)
+    bad(`ports must be a range within 1-65535, got ${p.min}-${p.max}`);
   return { min: p.min, max: p.max };
 }
 

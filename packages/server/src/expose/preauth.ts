@@ -39,7 +39,8 @@ export class ControlFrameGate {
     if (++this.#frames > this.#bounds.frames) return this.#refuse(`more than ${this.#bounds.frames} frames before authenticating`);
     if (h.type === MuxType.Data || h.type === MuxType.WindowUpdate) {
       if (h.streamId !== this.#control) return this.#refuse('a frame for a stream other than the control stream before authenticating');
-      if (h.type === MuxType.Data && (this.#bytes += h.length) > this.#bounds.bytes) return this.#refuse(`more than ${this.#bounds.bytes} bytes before authenticating`);
+      if (h.type === MuxType.Data && (this.#bytes += h.length) > this.#bounds.bytes)
+        return this.#refuse(`more than ${this.#bounds.bytes} bytes before authenticating`);
     }
     return true;
   }

@@ -144,7 +144,8 @@ class ExposeService implements ExposeHandle {
     this.path = opts.path ?? '/expose';
     if (!this.path.startsWith('/') || /[?#\s]/.test(this.path)) throw new ServerError('BAD_CONFIG', `expose: bad path ${JSON.stringify(this.path)}`);
     if (ipFamily(opts.host) === undefined) throw new ServerError('BAD_CONFIG', `expose: host must be an IP address, got ${JSON.stringify(opts.host)}`);
-    if (opts.peerKeys === true) throw new ServerError('BAD_CONFIG', 'expose: peerKeys: true would let any new key expose public ports; list the peer ids allowed');
+    if (opts.peerKeys === true)
+      throw new ServerError('BAD_CONFIG', 'expose: peerKeys: true would let any new key expose public ports; list the peer ids allowed');
     if (opts.auth === undefined && !opts.peerKeys) throw new ServerError('BAD_CONFIG', 'expose: give users or shared secrets (auth), or accept peer keys');
     this.#http = http;
     this.#opts = opts;
@@ -169,7 +170,13 @@ class ExposeService implements ExposeHandle {
   }
 
   exposures(): ExposureInfo[] {
-    return [...this.#exposures.values()].map((e) => ({ transport: e.transport, port: e.port, user: e.user, attached: e.session !== undefined, connections: e.conns.size }));
+    return [...this.#exposures.values()].map((e) => ({
+      transport: e.transport,
+      port: e.port,
+      user: e.user,
+      attached: e.session !== undefined,
+      connections: e.conns.size,
+    }));
   }
 
   close(): Promise<void> {
@@ -206,7 +213,8 @@ class ExposeService implements ExposeHandle {
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     if (!upgrade.split(',').some((t) => t.trim() === EXPOSE_PROTOCOL)) return reject('400 Bad Request');
     if (this.#closing !== undefined) return reject('503 Service Unavailable', 'the expose service is shutting down');
-    if (this.#sessions.size >= this.#limits.maxSessions) return reject('503 Service Unavailable', `the expose service holds ${this.#sessions.size} control connections (at most ${this.#limits.maxSessions})`);
+    if (this.#sessions.size >= this.#limits.maxSessions)
+      return reject('503 Service Unavailable', `the expose service holds ${this.#sessions.size} control connections (at most ${this.#limits.maxSessions})`);
     const ip = req.socket.remoteAddress ?? '?';
     const source = sourceKey(ip);
     let pending = 0;
@@ -214,12 +222,18 @@ class ExposeService implements ExposeHandle {
     if (pending >= this.#limits.maxPendingPerIp) {
       this.#stats.pendingRefused++;
       this.#log.debug({ source, pending }, 'expose: upgrade refused, too many unauthenticated connections from one source');
-      return reject('503 Service Unavailable', `${pending} unauthenticated expose connections from your address already (at most ${this.#limits.maxPendingPerIp})`);
+      return reject(
+        '503 Service Unavailable',
+        `${pending} unauthenticated expose connections from your address already (at most ${this.#limits.maxPendingPerIp})`,
+      );
     }
     if (!this.#sessionShares.take(source, this.#limits.sessionsPerSource)) {
       this.#stats.sessionsOverShare++;
       this.#log.debug({ source, share: this.#limits.sessionsPerSource }, 'expose: upgrade refused, source over its share of sessions');
-      return reject('503 Service Unavailable', `${this.#limits.sessionsPerSource} expose control connections from your address already (its share of this server)`);
+      return reject(
+        '503 Service Unavailable',
+        `${this.#limits.sessionsPerSource} expose control connections from your address already (its share of this server)`,
+      );
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${EXPOSE_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
     const remote = `${ip}:${req.socket.remotePort ?? 0}`;
@@ -291,7 +305,11 @@ class ExposeService implements ExposeHandle {
     if (s.user === undefined) {
       if (m.type !== 'hello') return this.#refuseSession(s, 'unauthorized', 'authenticate first (hello)');
       if (m.auth.method === 'password' && anonymousRelayPeer(m.auth.username) !== undefined) {
-        return this.#refuseSession(s, 'unauthorized', 'these are anonymous relay credentials (handed out by the rendezvous): they relay only and cannot expose ports; use a user of the server operator, or a peer key the operator listed');
+        return this.#refuseSession(
+          s,
+          'unauthorized',
+          'these are anonymous relay credentials (handed out by the rendezvous): they relay only and cannot expose ports; use a user of the server operator, or a peer key the operator listed',
+        );
       }
       const user = this.#authenticate(s, m);
       if (user === undefined) return this.#refuseSession(s, 'unauthorized', 'bad credentials');
@@ -407,7 +425,20 @@ class ExposeService implements ExposeHandle {
         if (s.closed || this.#closing !== undefined) return undefined;
         continue;
       }
-      const e: Exposure = { key, transport: m.transport, port, user, session: undefined, allow, deny, conns: new Set(), sources: new ShareCounter(), ...(udp ? { flows: new UdpFlowShares(this.#limits.connectionsPerSource) } : {}), ...(tcp ? { tcp } : {}), ...(udp ? { udp } : {}) };
+      const e: Exposure = {
+        key,
+        transport: m.transport,
+        port,
+        user,
+        session: undefined,
+        allow,
+        deny,
+        conns: new Set(),
+        sources: new ShareCounter(),
+        ...(udp ? { flows: new UdpFlowShares(this.#limits.connectionsPerSource) } : {}),
+        ...(tcp ? { tcp } : {}),
+        ...(udp ? { udp } : {}),
+      };
       this.#exposures.set(key, e);
       if (tcp) tcp.on('connection', (c) => this.#inbound(e, c));
       if (udp) udp.on('message', (msg, rinfo) => this.#datagram(e, msg, addressOf(rinfo.address, rinfo.port)));
@@ -417,7 +448,10 @@ class ExposeService implements ExposeHandle {
     }
     if (m.port === undefined) return void this.#refuse(s, m, 'unavailable', `no free ${m.transport} port in ${min}-${max}`);
     // Bound by the operating system's refusal, or won (or being bound) by another request.
-    const r = errno !== undefined ? bindRefusal(m.transport, m.port, errno) : { code: 'taken' as const, message: `${m.transport} port ${m.port} is held by another user of this server` };
+    const r =
+      errno !== undefined
+        ? bindRefusal(m.transport, m.port, errno)
+        : { code: 'taken' as const, message: `${m.transport} port ${m.port} is held by another user of this server` };
     this.#refuse(s, m, r.code, r.message);
     return undefined;
   }
@@ -502,7 +536,10 @@ class ExposeService implements ExposeHandle {
     const from = sourceKey(source.address);
     if (!e.sources.take(from, this.#limits.connectionsPerSource)) {
       this.#stats.connectionsOverShare++;
-      this.#log.debug({ port: e.port, source: from, share: this.#limits.connectionsPerSource }, 'expose: inbound connection refused, source over its share of the port');
+      this.#log.debug(
+        { port: e.port, source: from, share: this.#limits.connectionsPerSource },
+        'expose: inbound connection refused, source over its share of the port',
+      );
       socket.resetAndDestroy();
       return;
     }

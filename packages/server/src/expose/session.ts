@@ -65,7 +65,15 @@ export interface SessionHooks {
  * sent, nothing is read from the peer (and its pings go unanswered); over `outputHardCap` the
  * connection is cut.
  */
-export function startSession(socket: Duplex, ip: string, source: string, remote: string, acceptedAt: number, limits: ResolvedExposeLimits, hooks: SessionHooks): Session {
+export function startSession(
+  socket: Duplex,
+  ip: string,
+  source: string,
+  remote: string,
+  acceptedAt: number,
+  limits: ResolvedExposeLimits,
+  hooks: SessionHooks,
+): Session {
   const raw = socket as Socket;
   raw.setNoDelay?.(true);
   const gate = new ControlFrameGate({ frames: limits.preAuthFrames, bytes: limits.preAuthBytes });

@@ -23,7 +23,9 @@ export class Admission {
 
   constructor(a: RendezvousAdmission = {}) {
     if (a.peerKeys !== undefined) {
-      for (const k of a.peerKeys) if (!/^[a-z2-7]{32}$/.test(k)) throw new ServerError('BAD_CONFIG', `rendezvous: admission.peerKeys: not a peer id (32 lower-case base32 characters): ${JSON.stringify(k)}`);
+      for (const k of a.peerKeys)
+        if (!/^[a-z2-7]{32}$/.test(k))
+          throw new ServerError('BAD_CONFIG', `rendezvous: admission.peerKeys: not a peer id (32 lower-case base32 characters): ${JSON.stringify(k)}`);
     }
     for (const t of a.tokens ?? []) if (t.length < 8) throw new ServerError('BAD_CONFIG', 'rendezvous: admission.tokens: a token needs at least 8 characters');
     this.#keys = a.peerKeys === undefined || a.peerKeys.length === 0 ? undefined : new Set(a.peerKeys);

@@ -71,7 +71,10 @@ export function gateConnections(http: HttpServer, limits: GateLimits, log: Logge
       stats.handshakeTimeouts++;
       log.debug({ remote: socket.remoteAddress }, 'rendezvous: no request within the handshake timeout; closing');
     }
-    if (socket.writable && error.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (socket.writable && error.code !== 'ECONNRESET')
+      socket.end(
+        `HTTP/1.1 ${error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
     socket.destroy();
   });
   return () => ({ ...stats });

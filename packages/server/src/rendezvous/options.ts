@@ -122,7 +122,6 @@ export const DEFAULT_RENDEZVOUS_LIMITS: ResolvedLimits = {
 /** Default lifetime of TURN credentials, seconds. */
 export const DEFAULT_TURN_CREDENTIAL_TTL = 86_400;
 
-
 function bad(message: string): never {
   throw new ServerError('BAD_CONFIG', `rendezvous: ${message}`);
 }

@@ -24,15 +24,7 @@ import { anonymousRelayCredentials } from '../turn/auth.js';
 import { Admission } from './admission.js';
 import { isGateListener } from './gate.js';
 import { type ClaimRefusal, NameTable } from './names.js';
-import {
-  type RendezvousOptions,
-  type ResolvedLimits,
-  type ResolvedTurn,
-  resolveIceServers,
-  resolveLimits,
-  resolvePath,
-  resolveTurn,
-} from './options.js';
+import { type RendezvousOptions, type ResolvedLimits, type ResolvedTurn, resolveIceServers, resolveLimits, resolvePath, resolveTurn } from './options.js';
 import { type RelayScope, plainIp, recordSignalledCandidates } from './scope.js';
 import type { RendezvousStats } from './stats.js';
 import { TokenBucket } from './token-bucket.js';
@@ -62,7 +54,11 @@ const CLAIM_REFUSED: Record<ClaimRefusal, string> = {
   full: 'cannot be claimed: the name table of this rendezvous is full',
 };
 
-const RELAYED = new Set(Object.entries(SIGNALLING_DIRECTIONS).filter(([, d]) => d === 'relayed').map(([t]) => t));
+const RELAYED = new Set(
+  Object.entries(SIGNALLING_DIRECTIONS)
+    .filter(([, d]) => d === 'relayed')
+    .map(([t]) => t),
+);
 
 /** One connection, from the upgrade to the close. */
 class Connection {
@@ -282,7 +278,11 @@ class RendezvousService implements RendezvousHandle {
       this.#error(c, 'bad-message', 'signalling messages are text frames', undefined);
       return;
     }
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     const parsed = tryDecodeSignallingMessage(text, { maxBytes: this.#limits.maxMessageBytes });
     if (!parsed.ok) {
       this.#stats.badMessages++;

@@ -206,7 +206,10 @@ export class StunResponder {
     }
     this.stats.answered++;
     return {
-      bytes: encodeStunMessage({ method: StunMethod.Binding, class: StunClass.SuccessResponse, transactionId: request.transactionId, attributes }, { fingerprint }),
+      bytes: encodeStunMessage(
+        { method: StunMethod.Binding, class: StunClass.SuccessResponse, transactionId: request.transactionId, attributes },
+        { fingerprint },
+      ),
       via,
       to,
     };
@@ -244,7 +247,15 @@ export class StunResponder {
     };
   }
 
-  #error(request: StunMessage, code: number, reason: string | undefined, unknown: number[], from: TransportAddress, role: SocketRole, stream: boolean): StunReply {
+  #error(
+    request: StunMessage,
+    code: number,
+    reason: string | undefined,
+    unknown: number[],
+    from: TransportAddress,
+    role: SocketRole,
+    stream: boolean,
+  ): StunReply {
     this.stats.errors++;
     // The RFC requires ERROR-CODE (and UNKNOWN-ATTRIBUTES with 420); over UDP the reason phrase and
     // the list are cut where they would make the answer larger than the request (error-answer.ts).

@@ -88,10 +88,20 @@ function bindUdp(ip: string, port: number): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const family = ipFamily(ip);
     // A larger receive buffer absorbs bursts (the kernel default drops them under load).
-    const socket = createSocket({ type: family === 'IPv6' ? 'udp6' : 'udp4', ipv6Only: family === 'IPv6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup });
+    const socket = createSocket({
+      type: family === 'IPv6' ? 'udp6' : 'udp4',
+      ipv6Only: family === 'IPv6',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      lookup: literalLookup,
+    });
     const onError = (e: Error): void => {
       socket.close();
-      reject(new ServerError('BIND_FAILED', `cannot listen on UDP ${formatTransportAddress({ family: family ?? 'IPv4', address: ip, port })}: ${e.message}`, { cause: e }));
+      reject(
+        new ServerError('BIND_FAILED', `cannot listen on UDP ${formatTransportAddress({ family: family ?? 'IPv4', address: ip, port })}: ${e.message}`, {
+          cause: e,
+        }),
+      );
     };
     socket.once('error', onError);
     socket.bind({ address: ip, port, exclusive: true }, () => {
@@ -186,7 +196,11 @@ function validate(init: StunServerInit): void {
     if (!init.listen.some((l) => ipFamily(l) === f)) throw new ServerError('BAD_CONFIG', `alternate: ${ip} has no ${f} listen address to pair with`);
     if (init.listen.includes(ip)) throw new ServerError('BAD_CONFIG', `alternate: ${ip} is also a listen address; it must differ`);
   }
-  for (const [k, v] of [['port', init.port], ['altPort', init.altPort], ['tlsPort', init.tlsPort]] as const) {
+  for (const [k, v] of [
+    ['port', init.port],
+    ['altPort', init.altPort],
+    ['tlsPort', init.tlsPort],
+  ] as const) {
     if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new ServerError('BAD_CONFIG', `${k}: ${v} is not a port number`);
   }
   if (init.port !== undefined && init.port !== 0 && init.port === init.altPort) throw new ServerError('BAD_CONFIG', 'altPort must differ from port');
@@ -348,7 +362,14 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     }
   };
 
-  const openRelay = async (id: number, families: readonly AddressFamily[], even: boolean, reserveNext: boolean, token: Uint8Array | undefined, newToken: Uint8Array | undefined): Promise<void> => {
+  const openRelay = async (
+    id: number,
+    families: readonly AddressFamily[],
+    even: boolean,
+    reserveNext: boolean,
+    token: Uint8Array | undefined,
+    newToken: Uint8Array | undefined,
+  ): Promise<void> => {
     const sockets: Partial<Record<AddressFamily, UdpSocket>> = {};
     relays.set(id, sockets);
     for (const family of families) {
@@ -395,7 +416,11 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     }
     tcpRelays.set(id, server);
     server.on('connection', (socket) => {
-      const peer: TransportAddress = { family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4', address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+      const peer: TransportAddress = {
+        family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
+        address: socket.remoteAddress ?? '',
+        port: socket.remotePort ?? 0,
+      };
       const connectionId = turn!.tcpIncoming(id, peer, Date.now());
       if (connectionId === undefined) {
         socket.destroy();
@@ -438,7 +463,8 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   };
 
   try {
-    const tlsCredentials = init.tlsPort !== undefined ? await loadTlsCredentials(init.tls ?? { selfSigned: true, altIps: [...init.listen, ...(init.alternate ?? [])] }) : undefined;
+    const tlsCredentials =
+      init.tlsPort !== undefined ? await loadTlsCredentials(init.tls ?? { selfSigned: true, altIps: [...init.listen, ...(init.alternate ?? [])] }) : undefined;
     for (const primary of init.listen) {
       const family = ipFamily(primary)!;
       const alternate = init.alternate?.find((a) => ipFamily(a) === family);
@@ -489,7 +515,10 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
       }
       if (tlsCredentials !== undefined) {
         tlsPort = init.tlsPort ?? 5349;
-        for (const [role, ip] of [['PP', primary], ['AP', alternate]] as const) {
+        for (const [role, ip] of [
+          ['PP', primary],
+          ['AP', alternate],
+        ] as const) {
           if (ip === undefined) continue;
           const server = createGovernedTlsServer(tlsCredentials, governor, serve(role));
           streamServers.push(server);
@@ -505,7 +534,10 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     throw e;
   }
   // The server's own listeners are never relay peers (its relay IPs stand in for a wildcard listen address).
-  turn?.addServiceAddresses(listeners.map((l) => l.address), [...relayIps.values()]);
+  turn?.addServiceAddresses(
+    listeners.map((l) => l.address),
+    [...relayIps.values()],
+  );
   for (const l of listeners) log.info({ transport: l.transport, role: l.role, address: formatTransportAddress(l.address) }, 'listening');
 
   return {
@@ -513,7 +545,15 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     listeners,
     turn,
     stats() {
-      const total: StunResponderStats & { connections: number; streams: StreamGovernorStats; turn?: TurnStats } = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0, connections: governor.stats.open, streams: { ...governor.stats } };
+      const total: StunResponderStats & { connections: number; streams: StreamGovernorStats; turn?: TurnStats } = {
+        answered: 0,
+        errors: 0,
+        dropped: 0,
+        rateLimited: 0,
+        indications: 0,
+        connections: governor.stats.open,
+        streams: { ...governor.stats },
+      };
       for (const r of responders) for (const k of Object.keys(r.stats) as (keyof StunResponderStats)[]) total[k] += r.stats[k];
       if (turn) total.turn = { ...turn.stats };
       return total;

@@ -50,7 +50,17 @@ export class Allocation {
   toClientPackets = 0;
   dropped = 0;
 
-  constructor(id: number, endpoint: ClientEndpoint, username: string, key: Uint8Array, mac: 'sha1' | 'sha256', families: AddressFamily[], expiresAt: number, burst: number, now: number) {
+  constructor(
+    id: number,
+    endpoint: ClientEndpoint,
+    username: string,
+    key: Uint8Array,
+    mac: 'sha1' | 'sha256',
+    families: AddressFamily[],
+    expiresAt: number,
+    burst: number,
+    now: number,
+  ) {
     this.id = id;
     this.endpoint = endpoint;
     this.username = username;

@@ -82,7 +82,10 @@ export function restApiSecrets(secrets: readonly string[]): TurnAuthenticator {
       if (expiry === undefined || expiry * 1000 < now || anonymousRelayPeer(username) !== undefined) return [];
       const out: Uint8Array[] = [];
       secrets.forEach((secret, i) => {
-        const key = cache.get(`${i}\0${algorithm}\0${realm}\0${username}`, () => derive(username, realm, restApiPassword(secret, username), algorithm) ?? new Uint8Array(0));
+        const key = cache.get(
+          `${i}\0${algorithm}\0${realm}\0${username}`,
+          () => derive(username, realm, restApiPassword(secret, username), algorithm) ?? new Uint8Array(0),
+        );
         if (key.length) out.push(key);
       });
       return out;
@@ -103,7 +106,12 @@ export function restApiPassword(secret: string, username: string): string {
 }
 
 /** Makes REST API credentials valid for `ttlSeconds` (what `nat turn credentials` prints). */
-export function restApiCredentials(secret: string, user: string, ttlSeconds: number, now = Date.now()): { username: string; password: string; expiresAt: number } {
+export function restApiCredentials(
+  secret: string,
+  user: string,
+  ttlSeconds: number,
+  now = Date.now(),
+): { username: string; password: string; expiresAt: number } {
   const expiresAt = Math.floor(now / 1000) + ttlSeconds;
   const username = user === '' ? String(expiresAt) : `${expiresAt}:${user}`;
   return { username, password: restApiPassword(secret, username), expiresAt };
@@ -153,7 +161,12 @@ export function anonymousRelayPeer(username: string): string | undefined {
  * password base64(HMAC-SHA1(anonymousRelayKey(secret), username)). The TURN server relays them
  * only within the anonymous tier's limits (see `RelayTiers`); public exposure refuses them.
  */
-export function anonymousRelayCredentials(secret: string, peerId: string, ttlSeconds: number, now = Date.now()): { username: string; password: string; expiresAt: number } {
+export function anonymousRelayCredentials(
+  secret: string,
+  peerId: string,
+  ttlSeconds: number,
+  now = Date.now(),
+): { username: string; password: string; expiresAt: number } {
   const expiresAt = Math.floor(now / 1000) + ttlSeconds;
   const username = `${expiresAt}:~${peerId}`;
   return { username, password: createHmac('sha1', anonymousRelayKey(secret)).update(username).digest('base64'), expiresAt };

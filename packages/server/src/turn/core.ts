@@ -155,9 +155,23 @@ interface TcpConnection {
 // comprehension-required get 420).
 const UNDERSTOOD = new Set<number>(
   [
-    Attr.Username, Attr.MessageIntegrity, Attr.MessageIntegritySha256, Attr.Realm, Attr.Nonce, Attr.PasswordAlgorithm,
-    Attr.Userhash, Attr.ChannelNumber, Attr.Lifetime, Attr.XorPeerAddress, Attr.Data, Attr.RequestedAddressFamily,
-    Attr.EvenPort, Attr.RequestedTransport, Attr.DontFragment, Attr.ReservationToken, Attr.XorMappedAddress,
+    Attr.Username,
+    Attr.MessageIntegrity,
+    Attr.MessageIntegritySha256,
+    Attr.Realm,
+    Attr.Nonce,
+    Attr.PasswordAlgorithm,
+    Attr.Userhash,
+    Attr.ChannelNumber,
+    Attr.Lifetime,
+    Attr.XorPeerAddress,
+    Attr.Data,
+    Attr.RequestedAddressFamily,
+    Attr.EvenPort,
+    Attr.RequestedTransport,
+    Attr.DontFragment,
+    Attr.ReservationToken,
+    Attr.XorMappedAddress,
     Attr.ConnectionId,
   ].map((s) => s.type),
 );
@@ -178,7 +192,18 @@ class Reject {
  */
 export class TurnCore {
   readonly realm: string;
-  readonly stats: TurnStats = { allocations: 0, allocationsCreated: 0, unauthorized: 0, forbidden: 0, quotaRejected: 0, tcpRefused: 0, rateLimited: 0, relayedToPeer: 0, relayedToClient: 0, dropped: 0 };
+  readonly stats: TurnStats = {
+    allocations: 0,
+    allocationsCreated: 0,
+    unauthorized: 0,
+    forbidden: 0,
+    quotaRejected: 0,
+    tcpRefused: 0,
+    rateLimited: 0,
+    relayedToPeer: 0,
+    relayedToClient: 0,
+    dropped: 0,
+  };
   readonly #auth: TurnAuthenticator;
   readonly #families: readonly AddressFamily[];
   readonly #policy: PeerPolicy;
@@ -213,7 +238,10 @@ export class TurnCore {
     this.#defaultLifetime = init.defaultLifetime ?? 600;
     this.#maxLifetime = init.maxLifetime ?? 3600;
     this.#quotas = new TurnQuotas({ userQuota: init.userQuota ?? 10, sourceQuota: init.sourceQuota ?? 64, totalQuota: init.totalQuota ?? 10_000 });
-    this.#tcpLimits = new TcpPeerLimits({ connectsPerAllocation: init.tcpConnectsPerAllocation ?? 64, incomingPerAllocation: init.tcpIncomingPerAllocation ?? 64 });
+    this.#tcpLimits = new TcpPeerLimits({
+      connectsPerAllocation: init.tcpConnectsPerAllocation ?? 64,
+      incomingPerAllocation: init.tcpIncomingPerAllocation ?? 64,
+    });
     this.#maxPermissions = init.maxPermissions ?? 100;
     this.#maxChannels = init.maxChannels ?? 100;
     this.#bandwidth = init.bandwidth ?? 0;
@@ -427,7 +455,11 @@ export class TurnCore {
     this.#out.push({
       kind: 'to-client',
       endpoint: a.endpoint,
-      bytes: encodeStunMessage({ method: StunMethod.ConnectionAttempt, class: StunClass.Indication, attributes: [attr(Attr.ConnectionId, id), attr(Attr.XorPeerAddress, peer)] }),
+      bytes: encodeStunMessage({
+        method: StunMethod.ConnectionAttempt,
+        class: StunClass.Indication,
+        attributes: [attr(Attr.ConnectionId, id), attr(Attr.XorPeerAddress, peer)],
+      }),
     });
     return id;
   }
@@ -473,7 +505,15 @@ export class TurnCore {
     // RFC 6062 section 5.2: a Connect installs (or refreshes) a permission for the peer.
     a.permissions.set(ip, now + PERMISSION_LIFETIME);
     const id = this.#newConnectionId();
-    this.#tcp.set(id, { id, allocation: a.id, peer: { family: peer.family, address: ip, port: peer.port }, origin: 'connect', state: 'connecting', connect: m, expiresAt: now + CONNECTION_BIND_TIMEOUT });
+    this.#tcp.set(id, {
+      id,
+      allocation: a.id,
+      peer: { family: peer.family, address: ip, port: peer.port },
+      origin: 'connect',
+      state: 'connecting',
+      connect: m,
+      expiresAt: now + CONNECTION_BIND_TIMEOUT,
+    });
     this.#out.push({ kind: 'tcp-connect', allocation: a.id, connectionId: id, peer: { family: peer.family, address: ip, port: peer.port } });
   }
 
@@ -542,7 +582,8 @@ export class TurnCore {
     } catch {
       return void this.#drop(a);
     }
-    if (peer === undefined || data === undefined || !a.hasPermission(canonicalIpSafe(peer.address), now) || this.#policy.isService(peer)) return void this.#drop(a);
+    if (peer === undefined || data === undefined || !a.hasPermission(canonicalIpSafe(peer.address), now) || this.#policy.isService(peer))
+      return void this.#drop(a);
     if (a.relayed[peer.family] === undefined || !this.#spend(a, data.length, now)) return void this.#drop(a);
     a.toPeerPackets++;
     this.stats.relayedToPeer++;
@@ -611,7 +652,12 @@ export class TurnCore {
       offered === undefined ||
       (offered.length === OFFERED_ALGORITHMS.length && offered.every((o, i) => o.algorithm === OFFERED_ALGORITHMS[i] && o.parameters.length === 0));
     const chosenAlgorithm = chosen?.algorithm ?? PasswordAlgorithm.MD5;
-    if (!offeredOk || (chosen !== undefined && offered === undefined) || !OFFERED_ALGORITHMS.includes(chosenAlgorithm as PasswordAlgorithm) || sha256 !== (chosenAlgorithm === PasswordAlgorithm.SHA256)) {
+    if (
+      !offeredOk ||
+      (chosen !== undefined && offered === undefined) ||
+      !OFFERED_ALGORITHMS.includes(chosenAlgorithm as PasswordAlgorithm) ||
+      sha256 !== (chosenAlgorithm === PasswordAlgorithm.SHA256)
+    ) {
       this.#error(m, endpoint, undefined, new Reject(400, 'Bad Request: PASSWORD-ALGORITHM(S) do not match what the server offered'));
       return undefined;
     }
@@ -633,10 +679,17 @@ export class TurnCore {
       attr(Attr.ErrorCode, errorCode(code)),
       attr(Attr.Realm, this.realm),
       attr(Attr.Nonce, this.#nonces.issue(endpoint.client.address, now)),
-      attr(Attr.PasswordAlgorithms, OFFERED_ALGORITHMS.map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) }))),
+      attr(
+        Attr.PasswordAlgorithms,
+        OFFERED_ALGORITHMS.map((algorithm) => ({ algorithm, parameters: new Uint8Array(0) })),
+      ),
     ];
     if (this.#software) attributes.push(attr(Attr.Software, this.#software));
-    this.#out.push({ kind: 'to-client', endpoint, bytes: encodeStunMessage({ method: m.method, class: StunClass.ErrorResponse, transactionId: m.transactionId, attributes }) });
+    this.#out.push({
+      kind: 'to-client',
+      endpoint,
+      bytes: encodeStunMessage({ method: m.method, class: StunClass.ErrorResponse, transactionId: m.transactionId, attributes }),
+    });
   }
 
   #respond(m: StunMessage, key: Uint8Array, mac: 'sha1' | 'sha256', attributes: AttributeEntry[], cls: StunClass = StunClass.SuccessResponse): Uint8Array {
@@ -650,7 +703,9 @@ export class TurnCore {
   #error(m: StunMessage, endpoint: ClientEndpoint, auth: { key: Uint8Array; mac: 'sha1' | 'sha256' } | undefined, r: Reject): void {
     // Unauthenticated answers are rate limited per source and, over UDP, no larger than needed.
     if (!auth && !this.#limiter.allow(endpoint.client.address, this.#now)) return void this.stats.rateLimited++;
-    const attributes = auth ? [attr(Attr.ErrorCode, errorCode(r.code, r.reason)), ...r.extra] : boundedErrorAttributes(r.code, r.reason, r.extra, endpoint.transport === 'udp' ? m.bytes.length : Infinity);
+    const attributes = auth
+      ? [attr(Attr.ErrorCode, errorCode(r.code, r.reason)), ...r.extra]
+      : boundedErrorAttributes(r.code, r.reason, r.extra, endpoint.transport === 'udp' ? m.bytes.length : Infinity);
     const bytes = auth
       ? this.#respond(m, auth.key, auth.mac, attributes, StunClass.ErrorResponse)
       : encodeStunMessage({ method: m.method, class: StunClass.ErrorResponse, transactionId: m.transactionId, attributes });
@@ -720,7 +775,16 @@ export class TurnCore {
     this.#byEndpoint.set(endpoint.key, a);
     this.stats.allocations = this.#byId.size;
     this.#pending.set(id, { request: m, lifetime, token: newToken, familyError });
-    this.#out.push({ kind: 'open-relay', allocation: id, transport: a.transport, families, evenPort: even !== undefined, reserveNext: even?.reserve === true, reservationToken: token, newReservationToken: newToken });
+    this.#out.push({
+      kind: 'open-relay',
+      allocation: id,
+      transport: a.transport,
+      families,
+      evenPort: even !== undefined,
+      reserveNext: even?.reserve === true,
+      reservationToken: token,
+      newReservationToken: newToken,
+    });
   }
 
   #lifetime(requested: number | undefined): number {
@@ -749,7 +813,8 @@ export class TurnCore {
 
   #checkPeer(a: Allocation, peer: TransportAddress, withPort = true): string {
     if (a.relayed[peer.family] === undefined) throw new Reject(443);
-    const verdict = withPort && this.#policy.isService(peer) ? { allowed: false as const, rule: 'a service address of this server' } : this.#policy.check(peer.address);
+    const verdict =
+      withPort && this.#policy.isService(peer) ? { allowed: false as const, rule: 'a service address of this server' } : this.#policy.check(peer.address);
     if (!verdict.allowed) {
       this.stats.forbidden++;
       this.#log.info({ allocation: a.id, peer: peer.address, rule: verdict.rule }, 'peer refused by policy');
@@ -757,7 +822,7 @@ export class TurnCore {
     }
     if (this.#leases.get(a.id)?.permit(canonicalIpSafe(peer.address)) === false) {
       this.stats.forbidden++;
-      throw new Reject(403, 'Forbidden: peer address not signalled in this credential\'s sessions');
+      throw new Reject(403, "Forbidden: peer address not signalled in this credential's sessions");
     }
     return canonicalIpSafe(peer.address);
   }

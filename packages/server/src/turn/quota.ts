@@ -1,4 +1,3 @@
-
 /**
  * The user an allocation counts against. A TURN REST API username is `EXPIRY:USER` (or a bare
  * `EXPIRY`): its expiry changes every second, so counting per username would make a new "user"

@@ -72,7 +72,12 @@ export interface RelayTierStats {
   droppedOverBandwidth: number;
 }
 
-export const DEFAULT_ANONYMOUS_RELAY_LIMITS: Required<AnonymousRelayLimits> = { perPeer: 4, total: 1000, bandwidth: 1024 * 1024, totalBandwidth: 32 * 1024 * 1024 };
+export const DEFAULT_ANONYMOUS_RELAY_LIMITS: Required<AnonymousRelayLimits> = {
+  perPeer: 4,
+  total: 1000,
+  bandwidth: 1024 * 1024,
+  totalBandwidth: 32 * 1024 * 1024,
+};
 
 /**
  * Trust tiers of a TURN server. Operator users (static users, users file, REST credentials made
@@ -81,7 +86,14 @@ export const DEFAULT_ANONYMOUS_RELAY_LIMITS: Required<AnonymousRelayLimits> = { 
  * shared budget, and only toward the addresses their own sessions exchanged (see {@link RelayScope}).
  */
 export class RelayTiers implements RelayTierPolicy {
-  readonly stats: RelayTierStats = { anonymousAllocations: 0, refusedTransport: 0, refusedPeerQuota: 0, refusedTotalShare: 0, refusedOutOfScope: 0, droppedOverBandwidth: 0 };
+  readonly stats: RelayTierStats = {
+    anonymousAllocations: 0,
+    refusedTransport: 0,
+    refusedPeerQuota: 0,
+    refusedTotalShare: 0,
+    refusedOutOfScope: 0,
+    droppedOverBandwidth: 0,
+  };
   readonly #limits: Required<AnonymousRelayLimits>;
   readonly #scope: RelayScope;
   readonly #own: Set<string>;
@@ -92,7 +104,12 @@ export class RelayTiers implements RelayTierPolicy {
 
   constructor(options: RelayTiersOptions) {
     const d = DEFAULT_ANONYMOUS_RELAY_LIMITS;
-    this.#limits = { perPeer: options.perPeer ?? d.perPeer, total: options.total ?? d.total, bandwidth: options.bandwidth ?? d.bandwidth, totalBandwidth: options.totalBandwidth ?? d.totalBandwidth };
+    this.#limits = {
+      perPeer: options.perPeer ?? d.perPeer,
+      total: options.total ?? d.total,
+      bandwidth: options.bandwidth ?? d.bandwidth,
+      totalBandwidth: options.totalBandwidth ?? d.totalBandwidth,
+    };
     this.#scope = options.scope;
     this.#own = new Set(options.ownRelayIps.map((ip) => plainIp(ip) ?? ip));
     this.#shared = this.#limits.totalBandwidth > 0 ? new TokenBucket(this.#limits.totalBandwidth, this.#limits.totalBandwidth, 0) : undefined;
@@ -111,7 +128,8 @@ export class RelayTiers implements RelayTierPolicy {
     if (transport !== 'udp') return refuse('refusedTransport', 442, 'Unsupported Transport Protocol: anonymous relay credentials relay UDP only');
     const held = this.#perPeer.get(peerId) ?? 0;
     if (held >= this.#limits.perPeer) return refuse('refusedPeerQuota', 486, `Allocation Quota Reached: ${this.#limits.perPeer} per anonymous peer`);
-    if (this.stats.anonymousAllocations >= this.#limits.total) return refuse('refusedTotalShare', 486, 'Allocation Quota Reached: the anonymous share of this server is in use');
+    if (this.stats.anonymousAllocations >= this.#limits.total)
+      return refuse('refusedTotalShare', 486, 'Allocation Quota Reached: the anonymous share of this server is in use');
     this.#perPeer.set(peerId, held + 1);
     this.stats.anonymousAllocations++;
     return this.#lease(peerId, now);
@@ -130,7 +148,7 @@ export class RelayTiers implements RelayTierPolicy {
           return true;
         }
         this.stats.refusedOutOfScope++;
-        this.#log.info({ peerId, peer: plain }, 'anonymous relay: peer address not signalled in this peer\'s sessions');
+        this.#log.info({ peerId, peer: plain }, "anonymous relay: peer address not signalled in this peer's sessions");
         return false;
       },
       spend: (bytes, t) => {
