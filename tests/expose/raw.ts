@@ -146,7 +146,7 @@ export interface ServerChild {
 export async function startServerChild(args: string[]): Promise<ServerChild> {
   const child = spawn(process.execPath, [join(ROOT, 'apps/server/dist/main.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
   const url = await new Promise<string>((res, rej) => {
     const t = setInterval(() => {
       const m = /expose (ws:\/\/\S+?)\/?expose ports/.exec(err);

@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Attr, StunClass, StunMethod, attr, decodeStunMessage, encodeStunMessage, longTermKey, registerSigningPayload } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { anonymousRelayKey, anonymousRelayUsers, anyOf, restApiSecrets, startStunServer } from '../src/index.js';
 import { RENDEZVOUS_CLOSE_CODES, type RendezvousServer, type StartRendezvousOptions, attachRendezvous, startRendezvous } from '../src/rendezvous/index.js';
 import { type Identity, Peer, identity } from './rendezvous-helpers.js';

@@ -18,7 +18,6 @@ import type { Duplex, Readable } from 'node:stream';
 import {
   type ConnectionPath,
   type IceConnection,
-  type IceConnectionOptions,
   type LoadedIdentity,
   type PeerLink,
   PeerLinkError,

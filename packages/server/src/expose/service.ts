@@ -26,7 +26,7 @@ import {
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { anonymousRelayPeer, restApiExpiry } from '../turn/auth.js';
-import { type Cidr, cidrContains } from '../turn/cidr.js';
+import type { Cidr } from '../turn/cidr.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
