@@ -1,7 +1,7 @@
 /**
  * Every command of every README, run as written on one machine (issue 13: "every README path
- * works as written"). Each ```sh line of the root README, the apps' READMEs and the packages'
- * READMEs is either run here (tests/readme/runner.ts: addresses mapped to loopback aliases of
+ * works as written"). Each ```sh line of the root README, the apps' READMEs, SECURITY.md (its
+ * recommended configurations) and the packages' READMEs is either run here (tests/readme/runner.ts: addresses mapped to loopback aliases of
  * this run, long-running commands in the background, output checked against what the README
  * says) or listed in EXCLUDED with the reason; a line that is neither fails, and so does an
  * exclusion that no README has any more. Blocks run in order, as a reader would: servers keep
@@ -57,6 +57,7 @@ const readmes = [
   'README.md',
   'apps/cli/README.md',
   'apps/server/README.md',
+  'SECURITY.md',
   ...readdirSync(join(ROOT, 'packages')).map((p) => `packages/${p}/README.md`),
 ].filter((f) => {
   try {

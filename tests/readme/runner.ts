@@ -254,7 +254,8 @@ async function expose(ctx: Context, line: string, argv: string[], args: string[]
   else await ctx.net.tcpEcho(target.host, target.port); // the service behind the NAT (a ZeroNet fileserver)
   const p = background(ctx, line, argv);
   if (!has(args, '--public')) {
-    await waitFor('nat expose prints its peer id', p, () => PEER_ID_LINE.exec(p.stdout())?.[1]);
+    // its id is what `nat connect NAME@PEER_ID` pins the name to
+    ctx.values.set('PEER_ID', await waitFor('nat expose prints its peer id', p, () => PEER_ID_LINE.exec(p.stdout())?.[1]));
     return;
   }
   const address = await waitFor('nat expose --public prints the public address', p, () => {
