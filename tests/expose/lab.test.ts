@@ -40,6 +40,9 @@ describe.skipIf(!available.ok)('public exposure through a kernel NAT', () => {
       '8443',
       '--expose-ports',
       '15400-15499',
+      // 200 concurrent connections from one plain client below: above the default per-source share (64)
+      '--expose-connections-per-source',
+      '256',
       '--user',
       'alice:alice-pw',
       '--log-level',

@@ -17,7 +17,7 @@ describe('offer admission', () => {
   });
 
   it('limits how fast new sessions start, per peer and overall, and refills with time', () => {
-    const a = new OfferAdmission({ maxSessionsPerPeer: 2, sessionsPerPeerPerMinute: 6, sessionsPerSecond: 1 }, 0);
+    const a = new OfferAdmission({ maxSessionsPerPeer: 2, sessionsPerPeerPerMinute: 6, peerBurst: 2, sessionsPerSecond: 1 }, 0);
     // per peer: a burst of 2, then one every 10 s
     expect(a.admit('p', 0)).toBe(true);
     a.release('p');
@@ -31,6 +31,16 @@ describe('offer admission', () => {
     const got = ['a', 'b', 'c', 'd', 'e'].map((p) => b.admit(p, 0));
     expect(got).toEqual([true, true, true, true, 'rate']);
     expect(b.admit('e', 1000)).toBe(true);
+  });
+
+  it('serves a peer that runs nat ping again and again (eight sessions back to back, one at a time), as the kernel-NAT matrix does', () => {
+    const a = new OfferAdmission({}, 0);
+    const got: Array<true | string> = [];
+    for (let i = 0; i < 8; i++) {
+      got.push(a.admit('p', i * 1500));
+      a.release('p');
+    }
+    expect(got).toEqual(Array.from({ length: 8 }, () => true));
   });
 
   it('refuses a peer that is not allowed before counting anything, and rate limits the refusals it answers', () => {

@@ -21,8 +21,14 @@ export interface OfferAdmissionOptions {
   readonly maxSessionsPerPeer?: number;
   /** New sessions per second, every peer together, sustained (default 2; a burst of `maxSessionsPerPeer * 2` is allowed). */
   readonly sessionsPerSecond?: number;
-  /** New sessions per minute from one peer, sustained (default 12; a burst of `maxSessionsPerPeer`). */
+  /** New sessions per minute from one peer, sustained (default 30). */
   readonly sessionsPerPeerPerMinute?: number;
+  /**
+   * Sessions one peer may start back to back before its per-minute rate applies (default
+   * `max(maxSessionsPerPeer, 8)`: a person or a script that runs `nat ping` a few times in a row
+   * is served; a peer that keeps opening sessions is slowed to the rate).
+   */
+  readonly peerBurst?: number;
   /** Refusals sent per second, sustained (default 1, burst 5); refusals past that are silent drops. */
   readonly refusalsPerSecond?: number;
   /** Peers that may connect at all (default: every peer). */
@@ -85,7 +91,8 @@ export class OfferAdmission {
       maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
       maxSessionsPerPeer: perPeer,
       sessionsPerSecond: options.sessionsPerSecond ?? 2,
-      sessionsPerPeerPerMinute: options.sessionsPerPeerPerMinute ?? 12,
+      sessionsPerPeerPerMinute: options.sessionsPerPeerPerMinute ?? 30,
+      peerBurst: options.peerBurst ?? Math.max(perPeer, 8),
       refusalsPerSecond: options.refusalsPerSecond ?? 1,
       allow: options.allow,
     };
@@ -131,7 +138,7 @@ export class OfferAdmission {
     let p = this.#peers.get(peerId);
     if (p === undefined) {
       if (this.#peers.size >= MAX_TRACKED_PEERS) for (const [id, q] of this.#peers) if (q.sessions === 0) this.#peers.delete(id);
-      p = { sessions: 0, bucket: new Bucket(this.#o.sessionsPerPeerPerMinute / 60_000, this.#o.maxSessionsPerPeer, now) };
+      p = { sessions: 0, bucket: new Bucket(this.#o.sessionsPerPeerPerMinute / 60_000, this.#o.peerBurst, now) };
       this.#peers.set(peerId, p);
     }
     if (p.sessions >= this.#o.maxSessionsPerPeer) return 'peer-sessions';
