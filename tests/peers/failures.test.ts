@@ -5,75 +5,28 @@
  * listen` registers again after a rendezvous restart; and an ICE failure reports what was
  * observed (no relay offered, permissions the relay refused) with the flag that fixes it.
  */
-import { createSocket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '@nat/cli';
 import { loadOrCreateIdentity } from '@nat/client';
 import { type RendezvousServer, startRendezvous } from '@nat/server';
-import { run as runServer } from '@nat/server-app';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '@nat/cli';
 import { capture } from '../tunnel/helpers.js';
+import { PeerRuns } from './harness.js';
 
 let dir: string;
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
-const servers: Array<{ stop(): Promise<void> }> = [];
+const runs = new PeerRuns();
+const start = (args: string[]) => runs.start(args);
+const startServer = async (host: string, extra: string[]): Promise<string> => (await runs.startServer(host, extra)).url;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nat-peer-failures-'));
 });
 afterAll(async () => {
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
-  await Promise.allSettled(servers.map((s) => s.stop()));
+  await runs.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** `nat ARGS` in-process until `stop` (or it ends by itself). */
-function start(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
-}
-
-async function freeUdpPort(host: string): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, host, r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** `nat-server --listen HOST --realm example.org --rendezvous-port 0 ...extra` on a free port; resolves with the rendezvous URL. */
-async function startServer(host: string, extra: string[]): Promise<string> {
-  const io = capture();
-  const port = await freeUdpPort(host);
-  const s = await runServer(
-    [
-      '--listen',
-      host,
-      '--port',
-      String(port),
-      '--no-alt-port',
-      '--no-tcp',
-      '--realm',
-      'example.org',
-      '--rendezvous-port',
-      '0',
-      '--log-level',
-      'silent',
-      ...extra,
-    ],
-    io.io,
-  );
-  servers.push(s!);
-  return /rendezvous (ws:\S+)/.exec(io.err())![1]!;
-}
 
 const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
   const deadline = Date.now() + ms;
@@ -147,7 +100,7 @@ describe('nat listen across a rendezvous restart', () => {
     await rv.close();
     await listen.waitFor((l) => l.event === 'rendezvous-lost');
     rv = await startRendezvous({ host, port });
-    servers.push({ stop: () => rv.close() });
+    runs.keep({ stop: () => rv.close() });
     await listen.waitFor((l) => l.event === 'rendezvous-reconnected' && l.id === first.id, 30_000);
     const ping = capture();
     expect(await runCli(['ping', String(first.id), '--rendezvous', rv.url, '--count', '1', '--no-punch', '--host-address', host], ping.io), ping.err()).toBe(0);

@@ -5,78 +5,34 @@
  * TURN allocations than those sessions need, refuse the rest cheaply without tripping its own
  * rendezvous rate limit, and still answer a legitimate ping afterwards.
  */
-import { createSocket } from 'node:dgram';
+import { type createSocket } from 'node:dgram';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '@nat/cli';
 import { RendezvousClient, generateIdentity, peerIdOf } from '@nat/client';
 import { startRendezvous } from '@nat/server';
-import { run as runServer, type RunningServer } from '@nat/server-app';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '@nat/cli';
+import type { RunningServer } from '@nat/server-app';
 import { capture } from '../tunnel/helpers.js';
+import { PeerRuns } from './harness.js';
 
 let dir: string;
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
-const servers: Array<{ stop(): Promise<void> }> = [];
+const runs = new PeerRuns();
 const clients: RendezvousClient[] = [];
+const start = (args: string[]) => runs.start(args);
+const startServer = (host: string) => runs.startServer(host, ['--auth-secret', 'S3CRET']);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nat-offer-flood-'));
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
-  await Promise.allSettled(servers.map((s) => s.stop()));
+  await runs.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-function start(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
-}
-
-async function freeUdpPort(host: string): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, host, r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function startServer(host: string): Promise<{ url: string; server: RunningServer }> {
-  const io = capture();
-  const port = await freeUdpPort(host);
-  const server = (await runServer(
-    [
-      '--listen',
-      host,
-      '--port',
-      String(port),
-      '--no-alt-port',
-      '--no-tcp',
-      '--realm',
-      'example.org',
-      '--auth-secret',
-      'S3CRET',
-      '--rendezvous-port',
-      '0',
-      '--log-level',
-      'silent',
-    ],
-    io.io,
-  ))!;
-  servers.push(server);
-  return { url: /rendezvous (ws:\S+)/.exec(io.err())![1]!, server };
-}
 
 /** node:dgram's CommonJS exports, which a test may wrap (syncBuiltinESMExports carries that to ESM importers). */
 const dgram = createRequire(import.meta.url)('node:dgram') as { createSocket: typeof createSocket };
@@ -239,7 +195,7 @@ describe('nat listen under an offer flood', () => {
     const host = '127.0.14.32';
     // a rendezvous with a tiny message rate: answering three offers trips it
     const rv = await startRendezvous({ host, port: 0, limits: { messagesPerSecond: 1, burst: 3, maxDropped: 2 } });
-    servers.push({ stop: () => rv.close() });
+    runs.keep({ stop: () => rv.close() });
     const listen = start(['listen', '--rendezvous', rv.url, '--identity', join(dir, 'limited.pem'), '--no-punch', '--json', '--host-address', host]);
     const ready = await listen.waitFor((l) => typeof l.id === 'string');
     const offerers = await Promise.all(Array.from({ length: 3 }, () => flooder(rv.url, String(ready.id))));
