@@ -194,10 +194,17 @@ export class RendezvousClient {
       };
       const onAbort = (): void => finish(abortError(signal, 'rendezvous connect'));
       const onError = (cause: Error): void => {
-        const hint = /server response: 401\b/.test(cause.message)
-          ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)'
-          : '';
-        finish(new StunClientError('SOCKET', `rendezvous ${options.url}: ${cause.message}${hint}`, { cause }));
+        // An HTTP answer instead of the upgrade (401 without the invite token, 503 over a share) is
+        // the server refusing, not a server that did not answer: ERROR_RESPONSE, reason `HTTP n`.
+        const status = /server response: (\d{3})\b/.exec(cause.message)?.[1];
+        const hint =
+          status === '401' ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)' : '';
+        const message = `rendezvous ${options.url}: ${cause.message}${hint}`;
+        finish(
+          status === undefined
+            ? new StunClientError('SOCKET', message, { cause })
+            : new StunClientError('ERROR_RESPONSE', message, { cause, reason: `HTTP ${status}` }),
+        );
       };
       const onClose = (code: number, reason: Buffer): void =>
         finish(new StunClientError('SOCKET', `rendezvous ${options.url} closed the connection before registering (${code} ${reason.toString('utf8')})`));
