@@ -48,7 +48,12 @@ export function spawnProc(line: string, argv: readonly string[], o: SpawnOptions
 }
 
 /** Runs a command to its end (SIGKILL after `timeoutMs`). */
-export async function runProc(line: string, argv: readonly string[], o: SpawnOptions, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
+export async function runProc(
+  line: string,
+  argv: readonly string[],
+  o: SpawnOptions,
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   const p = spawnProc(line, argv, o);
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -35,11 +35,13 @@ const EXCLUDED: Record<string, string> = {
   'pnpm bench:tunnel': 'a benchmark (minutes); its flags are checked by tests/bench/args.test.ts',
   'pnpm bench:expose': 'a benchmark (minutes); its flags are checked by tests/bench/args.test.ts',
   'pnpm bench:connect': 'a benchmark on the kernel-NAT lab (root, minutes); its flags are checked by tests/bench/args.test.ts',
-  'pnpm fuzz': '100,000+ inputs per decoder property (minutes); the fuzz properties run in the protocol package\'s tests',
+  'pnpm fuzz': "100,000+ inputs per decoder property (minutes); the fuzz properties run in the protocol package's tests",
   'pnpm changeset': 'interactive',
   'python3 zeronet.py --fileserver_port 15441': 'needs ZeroNet; the exposure it relies on is run by the next line and by tests/expose/lab.test.ts',
-  'python3 zeronet.py --fileserver_port 15441 --fileserver_ip_type ipv4 --ip_external 203.0.113.1': 'needs ZeroNet; public port 15441 to a plain client is run by the line before and by tests/expose/lab.test.ts',
-  'pnpm nat listen --rendezvous ws://203.0.113.1:8080/ --port-map': 'asks the default gateway (a real router) for mappings; tests/portmap/ice-mapped.test.ts runs it against miniupnpd in a network namespace',
+  'python3 zeronet.py --fileserver_port 15441 --fileserver_ip_type ipv4 --ip_external 203.0.113.1':
+    'needs ZeroNet; public port 15441 to a plain client is run by the line before and by tests/expose/lab.test.ts',
+  'pnpm nat listen --rendezvous ws://203.0.113.1:8080/ --port-map':
+    'asks the default gateway (a real router) for mappings; tests/portmap/ice-mapped.test.ts runs it against miniupnpd in a network namespace',
   'pnpm nat map add 15441 --protocol tcp': 'needs a router that maps (PCP, NAT-PMP, UPnP); tests/portmap runs nat map against miniupnpd in a network namespace',
   'pnpm nat map add 7000 --external 17000 --lifetime 600 --json': 'needs a router that maps; tests/portmap runs it against miniupnpd',
   'pnpm nat map list': 'asks the default gateway (a real router); tests/portmap runs it against miniupnpd',
@@ -47,7 +49,8 @@ const EXCLUDED: Record<string, string> = {
   'nat map add 15441 --protocol tcp': 'needs a router that maps (PCP, NAT-PMP, UPnP); tests/portmap runs nat map against miniupnpd in a network namespace',
   'nat map list': 'asks the default gateway (a real router); tests/portmap runs it against miniupnpd',
   'nat map remove 15441': 'removes what `nat map add` mapped on a router; tests/portmap runs it against miniupnpd',
-  'nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem': 'needs the operator\'s certificate files; STUN over TLS with a certificate is run by apps/server/test',
+  'nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem':
+    "needs the operator's certificate files; STUN over TLS with a certificate is run by apps/server/test",
 };
 
 /** Documentation (and fixed loopback) addresses of the READMEs, in alias order. */
@@ -93,11 +96,17 @@ const lines = (f: string): Array<{ block: number; line: number; part: string; er
 
 let run = 0;
 async function newContext(): Promise<Context> {
-  const base = `127.${100 + Math.floor(Math.random() * 100)}.${1 + (run++ * 37 + Math.floor(Math.random() * 200)) % 250}`;
+  const base = `127.${100 + Math.floor(Math.random() * 100)}.${1 + ((run++ * 37 + Math.floor(Math.random() * 200)) % 250)}`;
   const cwd = mkdtempSync(join(tmpdir(), 'nat-readme-'));
   const home = join(cwd, 'home');
   mkdirSync(home);
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_STATE_HOME: join(home, '.state'), XDG_CACHE_HOME: join(home, '.cache') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, '.config'),
+    XDG_STATE_HOME: join(home, '.state'),
+    XDG_CACHE_HOME: join(home, '.cache'),
+  };
   delete env.NAT_EXPOSE_USER;
   return {
     root: ROOT,
@@ -124,7 +133,9 @@ describe('README commands: each one is run here or excluded with a reason', () =
       const r = resolveCommand({ root: ROOT, scripts }, part);
       return r !== undefined && (r.tool !== 'nat' || NAT_COMMANDS[r.argv[2] ?? ''] !== undefined);
     };
-    const unknown = all.filter((l) => EXCLUDED[l.part] === undefined && (l.error !== undefined || !runnable(l.part))).map((l) => `${l.file}:${l.line}: ${l.error ?? l.part}`);
+    const unknown = all
+      .filter((l) => EXCLUDED[l.part] === undefined && (l.error !== undefined || !runnable(l.part)))
+      .map((l) => `${l.file}:${l.line}: ${l.error ?? l.part}`);
     expect(unknown, 'teach tests/readme/runner.ts to run these, or add them to EXCLUDED with the reason').toEqual([]);
     const stale = Object.keys(EXCLUDED).filter((k) => !all.some((l) => l.part === k));
     expect(stale, 'EXCLUDED names lines no README has any more').toEqual([]);

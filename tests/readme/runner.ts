@@ -51,7 +51,8 @@ export function resolveCommand(ctx: Pick<Context, 'root' | 'scripts'>, line: str
   const command = shellWords(script.replace(/^turbo run build && /, ''));
   if (command[0] !== 'node' || command.length !== 2 || command[1]!.includes('&&')) return undefined;
   const file = command[1]!;
-  const tool: Tool | undefined = file === 'apps/cli/dist/main.js' ? 'nat' : file === 'apps/server/dist/main.js' ? 'nat-server' : file === 'apps/cli/dist/demo.js' ? 'demo' : undefined;
+  const tool: Tool | undefined =
+    file === 'apps/cli/dist/main.js' ? 'nat' : file === 'apps/server/dist/main.js' ? 'nat-server' : file === 'apps/cli/dist/demo.js' ? 'demo' : undefined;
   if (tool === undefined) return undefined;
   return { tool, argv: [process.execPath, isAbsolute(file) ? file : join(ctx.root, file), ...words.slice(2)] };
 }
@@ -92,7 +93,10 @@ function output(r: { code: number | null; stdout: string; stderr: string }): str
 /** Runs one README command line (one part of an `&&` list) and checks what it prints. */
 export async function runLine(ctx: Context, line: string): Promise<void> {
   const resolved = resolveCommand(ctx, line);
-  if (resolved === undefined) throw new Error(`\`${line}\` is neither run by this test nor excluded: teach tests/readme/runner.ts to run it, or add it to EXCLUDED in recipes.test.ts with the reason`);
+  if (resolved === undefined)
+    throw new Error(
+      `\`${line}\` is neither run by this test nor excluded: teach tests/readme/runner.ts to run it, or add it to EXCLUDED in recipes.test.ts with the reason`,
+    );
   const mapped = resolved.tool === 'sh' ? resolved.argv : resolved.argv.map((w, i) => (i < 2 ? w : mapAddresses(ctx, fill(ctx, w))));
   const args = mapped.slice(2);
   const argv = [...ctx.net.prefix, ...mapped];
@@ -139,10 +143,15 @@ async function startServer(ctx: Context, line: string, argv: string[], args: str
   const p = spawnProc(line, argv, { cwd: ctx.cwd, env: ctx.env });
   ctx.servers.set(listen, p);
   await waitFor(`nat-server accepts TCP on ${listen}:${port}`, p, async () => ((await ctx.net.tcpOpen(listen, port)) ? true : undefined));
-  if (rv !== undefined) await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await ctx.net.tcpOpen(listen, Number(rv))) ? true : undefined));
+  if (rv !== undefined)
+    await waitFor(`the rendezvous service accepts TCP on ${listen}:${rv}`, p, async () => ((await ctx.net.tcpOpen(listen, Number(rv))) ? true : undefined));
   // nat-server installs its SIGINT/SIGTERM handlers once it has printed what it serves (the
   // sockets are open before): wait for those lines, so that stopping it later tests the handler.
-  const printed = ['listening ', ...(rv === undefined ? [] : ['rendezvous ws://']), ...(has(args, '--expose-ports') || /^exposePorts:/m.test(text) ? ['expose '] : [])];
+  const printed = [
+    'listening ',
+    ...(rv === undefined ? [] : ['rendezvous ws://']),
+    ...(has(args, '--expose-ports') || /^exposePorts:/m.test(text) ? ['expose '] : []),
+  ];
   await waitFor(`nat-server prints ${printed.join(', ')}`, p, () => (printed.every((w) => p.stderr().includes(w)) ? true : undefined));
   await sleep(300);
 }
@@ -198,7 +207,8 @@ export const NAT_COMMANDS: Record<string, (c: NatCall) => Promise<void>> = {
 
 async function runNat(ctx: Context, line: string, argv: string[], args: string[]): Promise<void> {
   const handler = NAT_COMMANDS[args[0] ?? ''];
-  if (handler === undefined) throw new Error(`\`${line}\`: the runner does not know \`nat ${args[0]}\`; teach tests/readme/runner.ts or add the line to EXCLUDED`);
+  if (handler === undefined)
+    throw new Error(`\`${line}\`: the runner does not know \`nat ${args[0]}\`; teach tests/readme/runner.ts or add the line to EXCLUDED`);
   const run = async (timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> => {
     const r = await runProc(line, argv, { cwd: ctx.cwd, env: ctx.env }, timeoutMs);
     expect(r.timedOut, `still running after ${timeoutMs / 1000} s:\n${output(r)}`).toBe(false);
@@ -260,14 +270,24 @@ async function expose(ctx: Context, line: string, argv: string[], args: string[]
   }
   const address = await waitFor('nat expose --public prints the public address', p, () => {
     if (!has(args, '--json')) return ADDRESS_LINE.exec(p.stdout())?.[0];
-    const ev = p.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; address?: string }).find((e) => e.event === 'exposed');
+    const ev = p
+      .stdout()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event?: string; address?: string })
+      .find((e) => e.event === 'exposed');
     return ev?.address;
   });
   const pub = hostPort(address, 0);
   const wanted = flag(args, '--public-port');
   if (wanted !== undefined) expect(pub.port, `--public-port ${wanted}`).toBe(Number(wanted));
   const data = Buffer.from(`through ${address}`);
-  const back = await waitFor(`a plain client reaches the service through ${address}`, p, () => (udp ? ctx.net.udpRoundTrip('127.0.0.1', pub.host, pub.port, data) : ctx.net.tcpRoundTrip(pub.host, pub.port, data)), 15_000);
+  const back = await waitFor(
+    `a plain client reaches the service through ${address}`,
+    p,
+    () => (udp ? ctx.net.udpRoundTrip('127.0.0.1', pub.host, pub.port, data) : ctx.net.tcpRoundTrip(pub.host, pub.port, data)),
+    15_000,
+  );
   expect(back.toString()).toBe(data.toString());
 }
 
@@ -275,10 +295,15 @@ async function connectTunnel(ctx: Context, line: string, argv: string[], args: s
   const local = hostPort(flag(args, '--listen', '-l')!, 0);
   const p = background(ctx, line, argv);
   const data = Buffer.from('through the peer tunnel');
-  const back = await waitFor(`bytes through ${local.host}:${local.port} come back from the exposed echo service`, p, async () => {
-    if (!(await ctx.net.tcpOpen(local.host, local.port))) return undefined;
-    return ctx.net.tcpRoundTrip(local.host, local.port, data);
-  }, 30_000);
+  const back = await waitFor(
+    `bytes through ${local.host}:${local.port} come back from the exposed echo service`,
+    p,
+    async () => {
+      if (!(await ctx.net.tcpOpen(local.host, local.port))) return undefined;
+      return ctx.net.tcpRoundTrip(local.host, local.port, data);
+    },
+    30_000,
+  );
   expect(back.toString()).toBe(data.toString());
   if (has(args, '--json')) expect(JSON.parse(p.stdout().split('\n')[0]!)).toMatchObject({ event: 'listening' });
 }
