@@ -3,6 +3,7 @@
 // CONTRIBUTING.md ("Code rules").
 //
 //   apps/*  ->  packages/client, packages/server  ->  packages/protocol
+//   (apps/cli, the client side, uses packages/client and packages/protocol only)
 //
 // Imports of another package go through its name (@nat/...), which resolves to its built
 // dist/ (or stays unresolved before a build): the rules match both forms.
@@ -18,7 +19,7 @@ const cores = [
   'packages/client/src/ice/',
   'packages/client/src/turn/(core|credentials|events|options|peers)\\.ts$',
   'packages/client/src/link/(records|seal|errors)\\.ts$',
-  'packages/server/src/turn/(core|allocation|cidr|peer-policy)\\.ts$',
+  'packages/server/src/turn/(core|allocation|peer-policy)\\.ts$',
   'packages/server/src/stun/(responder|endpoints|rate-limiter)\\.ts$',
   'packages/server/src/rendezvous/token-bucket\\.ts$',
 ];
@@ -51,6 +52,14 @@ module.exports = {
       severity: 'error',
       from: { path: '^packages/server/' },
       to: { path: pkg('client') },
+    },
+    {
+      name: 'cli-does-not-import-server',
+      comment:
+        'The nat CLI is a client: what it shares with the server (REST API credentials, peer address ranges) lives in @nat/protocol, and `pnpm demo` runs the nat-server binary instead of importing the server.',
+      severity: 'error',
+      from: { path: '^apps/cli/src/' },
+      to: { path: pkg('server') },
     },
     {
       name: 'packages-do-not-import-apps',

@@ -6,7 +6,7 @@
  * flag the defects it was set up for in library code.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +39,11 @@ function cruise(cwd: string, dirs: readonly string[]): Promise<Violation[]> {
 
 // path -> source: the forbidden arrows, each in its own file, and allowed ones.
 const TREE: Record<string, string> = {
-  // allowed: apps -> client/server/protocol; protocol -> node:crypto; a core -> protocol
-  'apps/cli/src/main.ts':
-    "import { c } from '@nat/client';\nimport { s } from '@nat/server';\nimport { p } from '@nat/protocol';\nexport const all = [c, s, p];\n",
+  // allowed: apps -> client/protocol, nat-server -> server; protocol -> node:crypto; a core -> protocol
+  'apps/cli/src/main.ts': "import { c } from '@nat/client';\nimport { p } from '@nat/protocol';\nexport const all = [c, p];\n",
+  'apps/server/src/main.ts': "import { s } from '@nat/server';\nimport { p } from '@nat/protocol';\nexport const all = [s, p];\n",
+  // the CLI's tests may start a server in-process (only shipped code is checked)
+  'apps/cli/test/server.test.ts': "import { s } from '@nat/server';\nexport const x = s;\n",
   'packages/protocol/src/hash.ts': "import { createHash } from 'node:crypto';\nexport const p = createHash;\n",
   'packages/client/src/ice/checklist.ts': "import { p } from '@nat/protocol';\nexport const ok = p;\n",
   // forbidden
@@ -57,6 +59,7 @@ const TREE: Record<string, string> = {
   'packages/server/src/turn/relay-socket.ts': "import { createSocket } from 'node:dgram';\nexport const bindRelay = createSocket;\n",
   'packages/client/src/uses-test.ts': "import { h } from '../test/helper.js';\nexport const x = h;\n",
   'packages/client/test/helper.ts': 'export const h = 1;\n',
+  'apps/cli/src/demo.ts': "import { startStunServer } from '@nat/server';\nexport const x = startStunServer;\n",
 };
 
 describe('pnpm deps:check (dependency-cruiser)', () => {
@@ -89,8 +92,16 @@ describe('pnpm deps:check (dependency-cruiser)', () => {
         'cores-reach-no-io: packages/client/src/ice/timer.ts -> timers',
         'cores-reach-no-io: packages/server/src/turn/core.ts -> dgram',
         'src-does-not-import-tests: packages/client/src/uses-test.ts -> packages/client/test/helper.ts',
+        'cli-does-not-import-server: apps/cli/src/demo.ts -> @nat/server',
       ].sort(),
     );
+  }, 120_000);
+
+  it('the nat CLI ships without @nat/server: neither its package.json dependencies nor its source name it', async () => {
+    const pkg = JSON.parse(await readFile(join(repo, 'apps/cli/package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    expect(Object.keys(pkg.dependencies ?? {})).not.toContain('@nat/server');
+    const violations = await cruise(repo, ['apps/cli/src']);
+    expect(violations.filter((v) => v.rule.name === 'cli-does-not-import-server')).toEqual([]);
   }, 120_000);
 
   it('finds nothing in the repository', async () => {

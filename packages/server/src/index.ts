@@ -29,17 +29,28 @@ export {
   type TurnAuthenticator,
   staticUsers,
   restApiSecrets,
-  restApiPassword,
   restApiCredentials,
-  restApiExpiry,
   parseUsersFile,
   anyOf,
-  ANONYMOUS_RELAY_LABEL,
   anonymousRelayCredentials,
-  anonymousRelayKey,
-  anonymousRelayPeer,
   anonymousRelayUsers,
 } from './turn/auth.js';
+// Moved to @nat/protocol (the CLI, the client and the expose service share them): re-exported
+// here so that code importing them from @nat/server keeps working.
+export {
+  type RestApiCredentials,
+  restApiPassword,
+  restApiExpiry,
+  ANONYMOUS_RELAY_LABEL,
+  anonymousRelayKey,
+  anonymousRelayPeer,
+  type PeerVerdict,
+  DEFAULT_DENIED_PEERS,
+  embeddedIPv4,
+  type Cidr,
+  parseCidr,
+  cidrContains,
+} from '@nat/protocol';
 export {
   type AnonymousRelayLimits,
   DEFAULT_ANONYMOUS_RELAY_LIMITS,
@@ -52,8 +63,7 @@ export {
   isRelayRefusal,
 } from './turn/tiers.js';
 export { NonceIssuer } from './turn/nonce.js';
-export { PeerPolicy, type PeerPolicyInit, type PeerVerdict, DEFAULT_DENIED_PEERS, embeddedIPv4 } from './turn/peer-policy.js';
-export { type Cidr, parseCidr, cidrContains } from './turn/cidr.js';
+export { PeerPolicy, type PeerPolicyInit } from './turn/peer-policy.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
 export { TurnQuotas, type TurnQuotaInit, type QuotaRefusal, quotaUser } from './turn/quota.js';
 export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tcp-limits.js';

@@ -1,11 +1,12 @@
 /**
  * The ranges a nat-server relay refuses as peers unless its operator allows them
- * (`nat-server --allow-peer CIDR`): the relay's own default policy, asked here so that the CLI's
- * hints name exactly the range the server refused.
+ * (`nat-server --allow-peer CIDR`): the relay's own default ranges (@nat/protocol's
+ * `PeerRanges`, which nat-server's peer policy is made of), asked here so that the CLI's hints
+ * name exactly the range the server refused.
  */
-import { PeerPolicy } from '@nat/server';
+import { PeerRanges } from '@nat/protocol';
 
-const defaults = new PeerPolicy();
+const defaults = new PeerRanges();
 const KIND: Readonly<Record<string, string>> = {
   '127.0.0.0/8': 'loopback',
   '::1/128': 'loopback',

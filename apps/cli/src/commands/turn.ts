@@ -1,6 +1,5 @@
 import { StunClientError, TurnClient } from '@nat/client';
-import { formatTransportAddress, parseTransportAddress, type TransportAddress } from '@nat/protocol';
-import { restApiCredentials } from '@nat/server';
+import { formatTransportAddress, parseTransportAddress, restApiCredentials, type TransportAddress } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { explainTurnFailure } from './turn-errors.js';
 import { type Io, roundMs } from '../io.js';
@@ -176,7 +175,7 @@ async function pipe(
 
 /** `nat turn credentials`: TURN REST API time-limited credentials (coturn's use-auth-secret). */
 export function turnCredentialsCommand(o: { secret: string; user: string; ttl: number; json?: boolean }, io: Io): number {
-  const c = restApiCredentials(o.secret, o.user, o.ttl);
+  const c = restApiCredentials(o.secret, o.user, o.ttl, Date.now());
   if (o.json)
     io.stdout.write(
       `${JSON.stringify({ username: c.username, password: c.password, ttl: o.ttl, expiresAt: new Date(c.expiresAt * 1000).toISOString() }, null, 2)}\n`,

@@ -1,7 +1,8 @@
 /**
  * STUN credential mechanisms (RFC 8489 section 9): string preparation (OpaqueString, and
  * SASLprep for RFC 5389 peers), short-term and long-term keys, USERHASH, the password
- * algorithm choice and the nonce cookie with its security feature bits. Pure computation.
+ * algorithm choice, the nonce cookie with its security feature bits, and the TURN REST API's
+ * time-limited credentials (with the anonymous relay tier's form of them). Pure computation.
  */
 export { opaqueString, saslPrep, type SaslPrepOptions } from './opaque-string.js';
 export {
@@ -23,3 +24,15 @@ export {
   type SecurityFeatures,
   type ParsedNonceCookie,
 } from './nonce.js';
+export {
+  type RestApiCredentials,
+  restApiExpiry,
+  restApiPassword,
+  restApiCredentials,
+  ANONYMOUS_RELAY_LABEL,
+  anonymousRelayKey,
+  anonymousRelayPassword,
+  anonymousRelayPeer,
+  anonymousRelayExpiry,
+  anonymousRelayCredentials,
+} from './rest-api.js';

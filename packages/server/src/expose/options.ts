@@ -1,7 +1,7 @@
+import { type Cidr, ParseError, parseCidr } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
-import { type Cidr, parseCidr } from '../turn/cidr.js';
 
 /** Limits of the expose service. */
 export interface ExposeLimits {
@@ -126,6 +126,12 @@ export function parsePortRange(text: string): { min: number; max: number } {
   return resolvePortRange({ min: Number(m[1]), max: Number(m[2] ?? m[1]) });
 }
 
+/** Parses IP prefixes. Throws ServerError BAD_CONFIG naming the one that does not parse. */
 export function parseCidrs(list: readonly string[] | undefined): Cidr[] {
-  return (list ?? []).map((t) => parseCidr(t));
+  try {
+    return (list ?? []).map((t) => parseCidr(t));
+  } catch (e) {
+    if (e instanceof ParseError) throw new ServerError('BAD_CONFIG', e.message);
+    throw e;
+  }
 }

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
+  type Cidr,
   EXPOSE_PROTOCOL,
   EXPOSE_VERSION,
   type ExposeControlMessage,
@@ -13,6 +14,7 @@ import {
   type MuxStream,
   PasswordAlgorithm,
   type TransportAddress,
+  anonymousRelayPeer,
   encodeControlMessage,
   encodeExposedDatagram,
   encodeStreamPreamble,
@@ -20,13 +22,12 @@ import {
   ipFamily,
   peerIdFromPublicKey,
   readControlMessages,
+  restApiExpiry,
   spliceTcp,
   sourceKey,
 } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { anonymousRelayPeer, restApiExpiry } from '../turn/auth.js';
-import type { Cidr } from '../turn/cidr.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
 import { ByteBudget } from './budget.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';

@@ -13,6 +13,7 @@ import {
   type SignallingErrorCode,
   type SignallingIceServer,
   type SignallingMessage,
+  anonymousRelayCredentials,
   encodeSignallingMessage,
   peerIdFromPublicKey,
   registerSigningPayload,
@@ -20,7 +21,6 @@ import {
 } from '@nat/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type Logger, silentLogger } from '../logger.js';
-import { anonymousRelayCredentials } from '../turn/auth.js';
 import { Admission } from './admission.js';
 import { isGateListener } from './gate.js';
 import { type ClaimRefusal, NameTable } from './names.js';
@@ -392,7 +392,7 @@ class RendezvousService implements RendezvousHandle {
       const t = this.#turn;
       if (t.stunUrls.length > 0) iceServers.push({ urls: [...t.stunUrls] });
       // The anonymous tier: relay only, toward what this peer's sessions signal (see RelayTiers).
-      const cred = anonymousRelayCredentials(t.secret, peerId, t.ttl);
+      const cred = anonymousRelayCredentials(t.secret, peerId, t.ttl, Date.now());
       iceServers.push({ urls: [...t.turnUrls], username: cred.username, credential: cred.password });
       ttl = t.ttl;
     }

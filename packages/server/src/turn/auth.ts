@@ -1,5 +1,17 @@
-import { createHmac } from 'node:crypto';
-import { ParseError, PasswordAlgorithm, longTermKey } from '@nat/protocol';
+import {
+  ParseError,
+  PasswordAlgorithm,
+  type RestApiCredentials,
+  anonymousRelayCredentials as anonymousRelayCredentialsAt,
+  anonymousRelayExpiry,
+  anonymousRelayKey,
+  anonymousRelayPassword,
+  anonymousRelayPeer,
+  longTermKey,
+  restApiCredentials as restApiCredentialsAt,
+  restApiExpiry,
+  restApiPassword,
+} from '@nat/protocol';
 import { ServerError } from '../errors.js';
 
 /**
@@ -67,10 +79,10 @@ export function parseUsersFile(text: string, source = 'users file'): Map<string,
 }
 
 /**
- * The TURN REST API's time-limited credentials (draft-uberti-behave-turn-rest), as coturn's
- * `use-auth-secret` does them: the username is `expiry:user` (expiry in Unix seconds; a bare
- * `expiry` also works), the password is base64(HMAC-SHA1(secret, username)). Several secrets
- * are accepted at once so that they can be rotated.
+ * Accepts the TURN REST API's time-limited credentials (draft-uberti-behave-turn-rest), as
+ * coturn's `use-auth-secret` does: the username is `expiry:user` (expiry in Unix seconds; a bare
+ * `expiry` also works), the password is `restApiPassword(secret, username)` (@nat/protocol).
+ * Several secrets are accepted at once so that they can be rotated.
  */
 export function restApiSecrets(secrets: readonly string[]): TurnAuthenticator {
   if (secrets.length === 0) throw new ServerError('BAD_CONFIG', 'auth secret: give at least one secret');
@@ -93,28 +105,12 @@ export function restApiSecrets(secrets: readonly string[]): TurnAuthenticator {
   };
 }
 
-/** The expiry (Unix seconds) of a REST API username, or undefined when it has none. */
-export function restApiExpiry(username: string): number | undefined {
-  const first = username.split(':')[0] ?? '';
-  if (!/^\d{1,12}$/.test(first)) return undefined;
-  return Number(first);
-}
-
-/** The REST API password of a username: base64(HMAC-SHA1(secret, username)). */
-export function restApiPassword(secret: string, username: string): string {
-  return createHmac('sha1', secret).update(username).digest('base64');
-}
-
-/** Makes REST API credentials valid for `ttlSeconds` (what `nat turn credentials` prints). */
-export function restApiCredentials(
-  secret: string,
-  user: string,
-  ttlSeconds: number,
-  now = Date.now(),
-): { username: string; password: string; expiresAt: number } {
-  const expiresAt = Math.floor(now / 1000) + ttlSeconds;
-  const username = user === '' ? String(expiresAt) : `${expiresAt}:${user}`;
-  return { username, password: restApiPassword(secret, username), expiresAt };
+/**
+ * REST API credentials valid for `ttlSeconds` from `now` (default: the clock): @nat/protocol's
+ * `restApiCredentials`, which takes the time from its caller.
+ */
+export function restApiCredentials(secret: string, user: string, ttlSeconds: number, now = Date.now()): RestApiCredentials {
+  return restApiCredentialsAt(secret, user, ttlSeconds, now);
 }
 
 /** Tries each authenticator in turn; the keys of the first that knows the user. */
@@ -135,41 +131,11 @@ export { PasswordAlgorithm };
 // ---------------------------------------------------------------- the anonymous relay tier
 
 /**
- * The label of the key that signs anonymous relay credentials: HMAC-SHA256(secret, label). An
- * anonymous credential is thus never an operator's REST credential made with the secret itself.
+ * Anonymous relay credentials valid for `ttlSeconds` from `now` (default: the clock):
+ * @nat/protocol's `anonymousRelayCredentials`, which takes the time from its caller.
  */
-export const ANONYMOUS_RELAY_LABEL = 'nat-anonymous-relay-v1';
-
-const ANONYMOUS_USERNAME = /^(\d{1,12}):~([a-z2-7]{32})$/;
-
-/** The key that signs anonymous relay credentials, derived from a REST API secret. */
-export function anonymousRelayKey(secret: string): Buffer {
-  return createHmac('sha256', secret).update(ANONYMOUS_RELAY_LABEL).digest();
-}
-
-/**
- * The peer id an anonymous relay username (`EXPIRY:~PEERID`) names, or undefined when the
- * username is not of that form (an operator's user). The form alone decides the tier: it can only
- * narrow what a user may do.
- */
-export function anonymousRelayPeer(username: string): string | undefined {
-  return ANONYMOUS_USERNAME.exec(username)?.[2];
-}
-
-/**
- * Anonymous relay credentials for a peer the rendezvous registered: username `EXPIRY:~PEERID`,
- * password base64(HMAC-SHA1(anonymousRelayKey(secret), username)). The TURN server relays them
- * only within the anonymous tier's limits (see `RelayTiers`); public exposure refuses them.
- */
-export function anonymousRelayCredentials(
-  secret: string,
-  peerId: string,
-  ttlSeconds: number,
-  now = Date.now(),
-): { username: string; password: string; expiresAt: number } {
-  const expiresAt = Math.floor(now / 1000) + ttlSeconds;
-  const username = `${expiresAt}:~${peerId}`;
-  return { username, password: createHmac('sha1', anonymousRelayKey(secret)).update(username).digest('base64'), expiresAt };
+export function anonymousRelayCredentials(secret: string, peerId: string, ttlSeconds: number, now = Date.now()): RestApiCredentials {
+  return anonymousRelayCredentialsAt(secret, peerId, ttlSeconds, now);
 }
 
 /**
@@ -182,11 +148,11 @@ export function anonymousRelayUsers(secrets: readonly string[]): TurnAuthenticat
   const cache = new KeyCache();
   return {
     keys(username, realm, algorithm, now) {
-      const m = ANONYMOUS_USERNAME.exec(username);
-      if (m === null || Number(m[1]) * 1000 < now) return [];
+      const expiry = anonymousRelayExpiry(username);
+      if (expiry === undefined || expiry * 1000 < now) return [];
       const out: Uint8Array[] = [];
       keys.forEach((k, i) => {
-        const password = createHmac('sha1', k).update(username).digest('base64');
+        const password = anonymousRelayPassword(k, username);
         const key = cache.get(`${i}\0${algorithm}\0${realm}\0${username}`, () => derive(username, realm, password, algorithm) ?? new Uint8Array(0));
         if (key.length) out.push(key);
       });

@@ -1,8 +1,8 @@
+import { anonymousRelayPeer } from '@nat/protocol';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type RelayScope, plainIp } from '../rendezvous/scope.js';
 import { TokenBucket } from '../rendezvous/token-bucket.js';
-import { anonymousRelayPeer } from './auth.js';
 
 /**
  * What one allocation of a narrower tier may do; the TURN core asks it at its decision points.

@@ -1,5 +1,5 @@
-import { ipToBytes } from '@nat/protocol';
-import { ServerError } from '../errors.js';
+import { ipToBytes } from '../address.js';
+import { ParseError } from '../errors.js';
 
 /** An IP prefix: `203.0.113.0/24`, `2001:db8::/32`, or a bare address (a /32 or /128). */
 export interface Cidr {
@@ -8,19 +8,19 @@ export interface Cidr {
   readonly prefix: number;
 }
 
-/** Parses a CIDR; throws ServerError BAD_CONFIG naming the text when it is not one. */
+/** Parses a CIDR; throws ParseError BAD_SYNTAX naming the text when it is not one. */
 export function parseCidr(text: string): Cidr {
   const [ip, len, extra] = text.split('/');
   let bytes: Uint8Array;
   try {
     bytes = ipToBytes(ip ?? '');
   } catch {
-    throw new ServerError('BAD_CONFIG', `${JSON.stringify(text)} is not an IP prefix (expected e.g. 10.0.0.0/8 or 2001:db8::/32)`);
+    throw new ParseError('BAD_SYNTAX', `${JSON.stringify(text)} is not an IP prefix (expected e.g. 10.0.0.0/8 or 2001:db8::/32)`);
   }
   const max = bytes.length * 8;
   const prefix = len === undefined ? max : Number(len);
   if (extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > max || (len !== undefined && !/^\d+$/.test(len))) {
-    throw new ServerError('BAD_CONFIG', `${JSON.stringify(text)}: bad prefix length (0-${max})`);
+    throw new ParseError('BAD_SYNTAX', `${JSON.stringify(text)}: bad prefix length (0-${max})`);
   }
   return { text, bytes, prefix };
 }
