@@ -5,7 +5,7 @@ import { TARGETS } from '../fuzz/targets.js';
 
 // UPnP's XML under arbitrary and mutated input (`pnpm fuzz` runs the same properties with
 // 100,000+ cases). FUZZ_RUNS=N for more cases here, FUZZ_SEED=N for another seed.
-const numRuns = Number(process.env.FUZZ_RUNS ?? 2000);
+const numRuns = Number(process.env.FUZZ_RUNS ?? 3000);
 const seed = Number(process.env.FUZZ_SEED ?? 0x5eed14);
 
 describe('UPnP parsers under hostile input', () => {
