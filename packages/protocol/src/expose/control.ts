@@ -110,39 +110,58 @@ export function encodeControlMessage(message: ExposeControlMessage): Uint8Array 
 /**
  * Sans-I/O reader of framed control messages. `push` returns the complete messages; throws
  * DecodeError for a frame over 64 KiB (checked before buffering it), bad JSON or a message the
- * schema refuses.
+ * schema refuses. Chunks are gathered until a whole frame is there and joined once, so a frame
+ * trickled one byte per chunk costs linear time, not quadratic.
  */
 export class ControlMessageReader {
   #buf: Buffer = Buffer.alloc(0);
+  /** Chunks not yet joined to `#buf` (copies: the caller may reuse its buffers). */
+  #pending: Buffer[] = [];
+  #pendingLength = 0;
+  /** Bytes `#buf` must hold before the next frame can be looked at: its header, then the whole frame. */
+  #need = 4;
 
   push(chunk: Uint8Array): ExposeControlMessage[] {
-    this.#buf = this.#buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buf, chunk]);
+    this.#pending.push(Buffer.from(chunk));
+    this.#pendingLength += chunk.length;
+    if (this.#buf.length + this.#pendingLength < this.#need) return [];
+    this.#buf = Buffer.concat([this.#buf, ...this.#pending]);
+    this.#pending = [];
+    this.#pendingLength = 0;
     const out: ExposeControlMessage[] = [];
+    this.#need = 4;
     while (this.#buf.length >= 4) {
       const len = this.#buf.readUInt32BE(0);
       if (len > MAX_CONTROL_MESSAGE_BYTES) throw new DecodeError('BAD_LENGTH', `expose control message of ${len} bytes (at most ${MAX_CONTROL_MESSAGE_BYTES})`);
-      if (this.#buf.length < 4 + len) break;
+      if (this.#buf.length < 4 + len) {
+        this.#need = 4 + len;
+        break;
+      }
       const text = this.#buf.subarray(4, 4 + len).toString('utf8');
       this.#buf = this.#buf.subarray(4 + len);
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        throw new DecodeError('BAD_SYNTAX', 'expose control message is not JSON');
-      }
-      const r = ExposeControlMessage.safeParse(value);
-      if (!r.success)
-        throw new DecodeError(
-          'BAD_ATTRIBUTE',
-          `expose control message: ${r.error.issues
-            .map((i) => `${i.path.join('.')}: ${i.message}`)
-            .join('; ')
-            .slice(0, 300)}`,
-        );
-      out.push(r.data);
+      out.push(decodeControlText(text));
     }
     return out;
   }
+}
+
+function decodeControlText(text: string): ExposeControlMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new DecodeError('BAD_SYNTAX', 'expose control message is not JSON');
+  }
+  const r = ExposeControlMessage.safeParse(value);
+  if (!r.success)
+    throw new DecodeError(
+      'BAD_ATTRIBUTE',
+      `expose control message: ${r.error.issues
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')
+        .slice(0, 300)}`,
+    );
+  return r.data;
 }
 
 /** The domain-separation prefix of expose authentication proofs. */
