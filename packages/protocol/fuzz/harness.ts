@@ -4,8 +4,7 @@
  * arbitrary bytes, and corpus seeds mutated (bit flips, byte sets, truncation, insertion, 16/32-bit
  * length-field edits, splices of other seeds, dictionary tokens). For every input the parser must
  * only fail with the layer's typed error, finish within a time bound, and (for one-shot decoders)
- * read nothing outside its input. packages/client/fuzz/harness.ts is a copy of this file (the
- * client's test project cannot import across packages).
+ * read nothing outside its input. The client's fuzz targets use this harness too.
  */
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
