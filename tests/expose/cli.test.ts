@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exposePublicCommand, runCli } from '@nat/cli';
-import { ConfigError, resolveConfig, run as runServer, type RunningServer } from '@nat/server-app';
-import { captureIo, echoServer, portBlock, roundTrip } from './harness.js';
+import { ConfigError, resolveConfig } from '@nat/server-app';
+import { captureIo, roundTrip, type ExposeApp, startExposeApp } from './harness.js';
 
 describe('nat-server --expose-ports', () => {
   test('config: expose needs the rendezvous service and credentials; users need no realm for it', () => {
@@ -21,38 +21,16 @@ describe('nat-server --expose-ports', () => {
 });
 
 describe('nat expose TARGET --public', () => {
-  let server: RunningServer;
+  let app: ExposeApp;
   let url: string;
   let range: { min: number; max: number };
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let echo: ExposeApp['echo'];
   beforeAll(async () => {
-    range = portBlock(10);
-    const s = captureIo();
-    server = (await runServer(
-      [
-        '--listen',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-alt-port',
-        '--no-tcp',
-        '--rendezvous-port',
-        '0',
-        '--expose-ports',
-        `${range.min}-${range.max}`,
-        '--user',
-        'alice:pw',
-        '--log-level',
-        'silent',
-      ],
-      s.io,
-    ))!;
-    url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
-    echo = await echoServer();
+    app = await startExposeApp(10, ['--user', 'alice:pw']);
+    ({ url, range, echo } = app);
   });
   afterAll(async () => {
-    await server.stop();
-    echo.server.close();
+    await app.close();
   });
 
   test('prints the public address (--json events), carries connections, stops on abort with exit 0', async () => {

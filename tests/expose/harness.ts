@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
+import { run as runServer, type RunningServer } from '@nat/server-app';
 import { type ExposeHandle, type ExposeOptions, type RendezvousServer, attachExpose, startRendezvous, staticUsers } from '@nat/server';
 
 /**
@@ -134,4 +135,39 @@ export function captureIo(): { io: { stdout: PassThrough; stderr: PassThrough };
   stdout.on('data', (d: string) => (out += d));
   stderr.on('data', (d: string) => (err += d));
   return { io: { stdout, stderr }, out: () => out, err: () => err };
+}
+
+/** An in-process `nat-server` with a rendezvous and public ports, and an echo service to expose. */
+export interface ExposeApp {
+  readonly server: RunningServer;
+  /** The rendezvous URL `nat expose --public --rendezvous` takes. */
+  readonly url: string;
+  /** The server's `--expose-ports` block. */
+  readonly range: { min: number; max: number };
+  readonly echo: Awaited<ReturnType<typeof echoServer>>;
+  close(): Promise<void>;
+}
+
+/**
+ * `nat-server --listen 127.0.0.1` (UDP STUN on a free port, a rendezvous on a free port) exposing a
+ * fresh block of `ports` public ports, with the users or secrets in `auth` (e.g. `--user alice:pw`),
+ * and an echo service on 127.0.0.1.
+ */
+export async function startExposeApp(ports: number, auth: readonly string[]): Promise<ExposeApp> {
+  const range = portBlock(ports);
+  const s = captureIo();
+  const args = ['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--no-tcp', '--rendezvous-port', '0', '--expose-ports', `${range.min}-${range.max}`];
+  const server = (await runServer([...args, ...auth, '--log-level', 'silent'], s.io))!;
+  const url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
+  const echo = await echoServer();
+  return {
+    server,
+    url,
+    range,
+    echo,
+    async close() {
+      await server.stop();
+      echo.server.close();
+    },
+  };
 }

@@ -7,44 +7,19 @@ import { createSocket } from 'node:dgram';
 import { type Server, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runCli } from '@nat/cli';
-import { run as runServer, type RunningServer } from '@nat/server-app';
-import { captureIo, echoServer, portBlock } from './harness.js';
+import { captureIo, type ExposeApp, startExposeApp } from './harness.js';
 
 describe('nat expose --public --public-port: a port held on the server', () => {
-  let server: RunningServer;
+  let app: ExposeApp;
   let url: string;
   let range: { min: number; max: number };
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let echo: ExposeApp['echo'];
   beforeAll(async () => {
-    range = portBlock(10);
-    const s = captureIo();
-    server = (await runServer(
-      [
-        '--listen',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-alt-port',
-        '--no-tcp',
-        '--rendezvous-port',
-        '0',
-        '--expose-ports',
-        `${range.min}-${range.max}`,
-        '--user',
-        'alice:pw',
-        '--user',
-        'bob:pw',
-        '--log-level',
-        'silent',
-      ],
-      s.io,
-    ))!;
-    url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
-    echo = await echoServer();
+    app = await startExposeApp(10, ['--user', 'alice:pw', '--user', 'bob:pw']);
+    ({ url, range, echo } = app);
   });
   afterAll(async () => {
-    await server.stop();
-    echo.server.close();
+    await app.close();
   });
 
   test('TCP port held by a plain net.Server on the server address: "in use on the server by another program", code port-in-use, exit 1', async () => {

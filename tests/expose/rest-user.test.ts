@@ -3,49 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exposePublicCommand } from '@nat/cli';
-import { run as runServer, type RunningServer } from '@nat/server-app';
 import { restApiCredentials } from '@nat/server';
-import { captureIo, echoServer, portBlock, roundTrip } from './harness.js';
+import { captureIo, roundTrip, type ExposeApp, startExposeApp } from './harness.js';
 
 // `nat turn credentials` prints EXPIRY:USER and a password; joined with a colon they are what
 // NAT_EXPOSE_USER and the config file's "user" take against a server with --auth-secret.
 describe('nat expose --public with TURN REST credentials', () => {
-  let server: RunningServer;
+  let app: ExposeApp;
   let url: string;
   let range: { min: number; max: number };
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let echo: ExposeApp['echo'];
   let dir: string;
   beforeAll(async () => {
-    range = portBlock(4);
-    const s = captureIo();
-    server = (await runServer(
-      [
-        '--listen',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-alt-port',
-        '--no-tcp',
-        '--rendezvous-port',
-        '0',
-        '--expose-ports',
-        `${range.min}-${range.max}`,
-        '--realm',
-        'rest.test',
-        '--auth-secret',
-        'S3CRET',
-        '--log-level',
-        'silent',
-      ],
-      s.io,
-    ))!;
-    url = /rendezvous (ws:\S+)/.exec(s.err())![1]!;
-    echo = await echoServer();
+    app = await startExposeApp(4, ['--realm', 'rest.test', '--auth-secret', 'S3CRET']);
+    ({ url, range, echo } = app);
     dir = mkdtempSync(join(tmpdir(), 'nat-rest-user-'));
   });
   afterAll(async () => {
-    await server.stop();
-    echo.server.close();
+    await app.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
