@@ -232,8 +232,7 @@ async function tunnelThrough(lab: PairLab, want: 'direct' | 'relay', expose: Lab
     jsonLines(connect)
       .filter((e) => (e.event === 'link' || e.event === 'route') && typeof e.route === 'string')
       .map((e) => String(e.route));
-  // a direct pair on both sides' host sockets carries the streams directly; a punched one (an extra socket) through the shim
-  const settled = (): boolean => paths().at(-1) === want && (want === 'relay' || routes().at(-1) === (punched() ? 'shim' : 'direct'));
+  const settled = (): boolean => paths().at(-1) === want && (want === 'relay' || directRouteOk(punched(), routes().at(-1)));
   let echo: EchoJson | undefined;
   let error = '';
   try {
@@ -263,7 +262,17 @@ function tunnelOk(o: PairOutcome): boolean {
   if (t.paths.at(-1) !== want) return false;
   // relayed: never a direct path, never udx packets sent straight to the peer
   if (want === 'relay') return t.paths.every((p) => p === 'relay') && !t.routes.includes('direct');
-  return t.routes.at(-1) === (t.punched ? 'shim' : 'direct');
+  return directRouteOk(t.punched, t.routes.at(-1));
+}
+
+/**
+ * A direct pair on both sides' host sockets carries the streams directly. A punched pair does too
+ * when the hit came on the host socket (the agent counts that as punched), and goes through the
+ * shim when it came on an extra punching socket; the `path` event does not say which, so either
+ * route is right for a punched pair, and the echo proves the bytes went through.
+ */
+function directRouteOk(punched: boolean, route: string | undefined): boolean {
+  return punched ? route === 'shim' || route === 'direct' : route === 'direct';
 }
 
 /** Runs `tasks` with at most `limit` at a time, keeping their order. */
