@@ -15,6 +15,20 @@
  */
 export { ServerError, type ServerErrorCode } from './errors.js';
 export { type Logger, silentLogger } from './logger.js';
+export {
+  type AllocationEndCause,
+  type AuthFailureReason,
+  type CloseCause,
+  type EventTransport,
+  type RefusalCause,
+  type ServerEvent,
+  type ServerEventOf,
+  type ServerEventSink,
+  type ServerEventType,
+  type ServiceName,
+  ServerEventHub,
+  noEvents,
+} from './events.js';
 export { type TlsCredentials, type TlsCredentialsSource, loadTlsCredentials } from './tls/credentials.js';
 export { type EndpointSet, type SocketRole, SOCKET_ROLES, availableRoles, changeRole, roleAddress } from './stun/endpoints.js';
 export { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './stun/rate-limiter.js';
