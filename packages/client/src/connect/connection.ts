@@ -32,7 +32,7 @@ import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.j
 import { resolveServer, routeSourceAddress } from '../resolve.js';
 import { TurnClient, type TurnClientInit } from '../turn/client.js';
 import type { TurnPeerData } from '../turn/events.js';
-import { FRAME_DATA, FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
+import { FRAME_DATA, FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from '@nat/protocol';
 import { explicitHostAddresses, hostInterfaceAddresses, rankHostAddresses } from './hosts.js';
 import type { UdxRoute } from '../link/link.js';
 import type { UdxSocket } from '../link/native.js';

@@ -80,6 +80,7 @@ export {
 export { type CandidateCounts, type ConnectionDiagnosis, IceConnectError, type RefusedPermission, type RelayOutcome, serversOnLoopback } from './diagnosis.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
-export { FRAME_DATA, FRAME_PING, FRAME_PONG, type Frame, decodeFrame, encodeDataFrame, encodePingFrame } from './framing.js';
+// The application datagram framing lives in @nat/protocol (every wire format does); re-exported here.
+export { FRAME_DATA, FRAME_PING, FRAME_PONG, type AppFrame as Frame, decodeFrame, encodeDataFrame, encodePingFrame } from '@nat/protocol';
 export { hostInterfaceAddresses, explicitHostAddresses, isPublicAddress, rankHostAddresses } from './hosts.js';
 export { type IceServerRefs, type ParsedIceServerUrl, type StunServerRef, type TurnServerRef, iceServerRefs, parseIceServerUrl } from './servers.js';

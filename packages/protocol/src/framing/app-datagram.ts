@@ -1,5 +1,5 @@
 /**
- * Application datagrams on the selected pair. Every datagram that is not STUN belongs to the
+ * Application datagrams on an ICE connection's selected pair (`@nat/client`'s `IceConnection`). Every datagram that is not STUN belongs to the
  * application (RFC 7983 demultiplexing); its first byte says what it is. The bytes used,
  * 0xF0-0xF2, lie in the range RFC 7983 section 7 leaves unassigned (192-255), so they are never
  * taken for STUN (0-3), DTLS (20-63), TURN ChannelData (64-79) or RTP (128-191).
@@ -29,10 +29,10 @@ export function encodePingFrame(kind: typeof FRAME_PING | typeof FRAME_PONG, seq
 }
 
 /** What a received application datagram is; undefined for an unknown or truncated frame. */
-export type Frame = { readonly kind: 'data'; readonly payload: Uint8Array } | { readonly kind: 'ping' | 'pong'; readonly seq: number };
+export type AppFrame = { readonly kind: 'data'; readonly payload: Uint8Array } | { readonly kind: 'ping' | 'pong'; readonly seq: number };
 
 /** Reads a received application datagram. */
-export function decodeFrame(bytes: Uint8Array): Frame | undefined {
+export function decodeFrame(bytes: Uint8Array): AppFrame | undefined {
   if (bytes.length === 0) return undefined;
   const type = bytes[0];
   if (type === FRAME_DATA) return { kind: 'data', payload: bytes.subarray(1) };
