@@ -1,0 +1,128 @@
+/**
+ * IPv6 in the kernel lab (issue 15, item 3): two LANs with global IPv6 addresses (2001:db8::/32)
+ * behind routers that forward IPv6 through a stateful firewall and NAT IPv4 (ipv6-lab.ts).
+ *
+ * - The firewall itself, proven with node:dgram and nft counters (none of our code): a datagram
+ *   from the internet to a client is dropped and counted; after the client has sent to that
+ *   address and port, the reply comes in.
+ * - ICE between two dual-stack clients selects a direct IPv6 pair (both firewalls drop
+ *   unsolicited packets, so only simultaneous checks get through).
+ * - ICE between an IPv4-only client and a dual-stack one selects an IPv4 pair.
+ * - The rendezvous and TURN over IPv6: `nat-server` listening on an IPv6 address, peers that
+ *   register over IPv6, and `--relay-only` through an IPv6 TURN allocation.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { NAT_CLI, RENDEZVOUS, startIceServices, waitFor } from './ice-lab.js';
+import { labAvailable, listLabNamespaces } from './netns.js';
+import { UDP_PROBE, createDualStackPairLab, firewallCounter, type DualStackPairLab } from './ipv6-lab.js';
+
+const availability = labAvailable();
+if (!availability.ok) console.warn(`[lab] IPv6 lab skipped: ${availability.reason}`);
+
+const made: DualStackPairLab[] = [];
+async function newLab(...args: Parameters<typeof createDualStackPairLab>): Promise<DualStackPairLab> {
+  const lab = await createDualStackPairLab(...args);
+  made.push(lab);
+  return lab;
+}
+
+/** What `nat ping --json` prints (the fields this suite reads). */
+interface PingJson {
+  path: 'direct' | 'relay';
+  localCandidate: { type: string; address: string };
+  remoteCandidate: { type: string; address: string };
+  connectMs: number;
+  rttMs: number[];
+}
+
+/** Runs `nat ping ID --json` behind NAT A and returns its JSON line (throws with its output otherwise). */
+async function ping(lab: DualStackPairLab, id: string, rendezvous: string, extra: readonly string[] = []): Promise<PingJson> {
+  const r = await lab.exec(
+    'clientA',
+    [process.execPath, NAT_CLI, 'ping', id, '--rendezvous', rendezvous, '--json', '--count', '3', '--timeout', '20000', ...extra],
+    {
+      timeoutMs: 40_000,
+    },
+  );
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  if (r.code !== 0 || line === undefined) throw new Error(`nat ping exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line) as PingJson;
+}
+
+/** The IP of an `ip:port` or `[ipv6]:port` transport address, as `nat ping --json` prints them. */
+function ipOf(transport: string): string {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(transport) ?? /^([^:]+):\d+$/.exec(transport);
+  if (m === null) throw new Error(`not a transport address: ${transport}`);
+  return m[1]!;
+}
+const isV6 = (transport: string): boolean => ipOf(transport).includes(':');
+
+describe.skipIf(!availability.ok)('IPv6 behind stateful firewalls (kernel lab)', () => {
+  afterAll(async () => {
+    const ids = made.map((l) => l.id);
+    await Promise.all(made.map((l) => l.destroy()));
+    expect(listLabNamespaces().filter((n) => ids.some((id) => n.startsWith(id)))).toEqual([]);
+  });
+
+  it('the router drops unsolicited inbound IPv6 and lets replies in (node:dgram, nft counters)', { timeout: 60_000 }, async () => {
+    const lab = await newLab();
+    const b = lab.ipv6.b!;
+    const droppedBefore = await firewallCounter(lab, 'routerB', 'inbound_udp_dropped');
+    // Unsolicited: client B listens, the internet sends to it.
+    const recv = lab.spawn('clientB', [process.execPath, '-e', UDP_PROBE, 'recv', '40000', '3000']);
+    await waitFor(
+      () => recv.output().includes('listening'),
+      10_000,
+      'receiver',
+      () => recv.output(),
+    );
+    await lab.exec('server', [process.execPath, '-e', UDP_PROBE, 'send', b, '40000', '5', '41000', lab.ipv6.server.primary], { check: true });
+    await recv.exited;
+    expect(recv.output()).not.toContain('"from"');
+    expect((await firewallCounter(lab, 'routerB', 'inbound_udp_dropped')) - droppedBefore).toBeGreaterThanOrEqual(5);
+
+    // Solicited: client B first sends to the server's port 41000; the server's datagrams from there come in.
+    const establishedBefore = await firewallCounter(lab, 'routerB', 'inbound_established');
+    const recv2 = lab.spawn('clientB', [process.execPath, '-e', UDP_PROBE, 'recv', '40000', '3000', lab.ipv6.server.primary, '41000']);
+    await waitFor(
+      () => recv2.output().includes('listening'),
+      10_000,
+      'receiver',
+      () => recv2.output(),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await lab.exec('server', [process.execPath, '-e', UDP_PROBE, 'send', b, '40000', '3', '41000', lab.ipv6.server.primary], { check: true });
+    await recv2.exited;
+    expect(recv2.output()).toContain(`"from":"${lab.ipv6.server.primary}","port":41000`);
+    expect((await firewallCounter(lab, 'routerB', 'inbound_established')) - establishedBefore).toBeGreaterThanOrEqual(3);
+  });
+
+  it('selects a direct IPv6 pair between two dual-stack peers behind stateful firewalls', { timeout: 120_000 }, async () => {
+    const lab = await newLab();
+    const { id, listener } = await startIceServices(lab);
+    const before = await firewallCounter(lab, 'routerB', 'inbound_established');
+    const p = await ping(lab, id, RENDEZVOUS);
+    console.log(
+      `[ipv6] dual-stack <-> dual-stack: ${JSON.stringify({ path: p.path, local: p.localCandidate, remote: p.remoteCandidate, connectMs: p.connectMs })}`,
+    );
+    expect(p.path, listener.output()).toBe('direct');
+    expect([p.localCandidate.type, ipOf(p.localCandidate.address)]).toEqual(['host', lab.ipv6.a]);
+    expect([p.remoteCandidate.type, ipOf(p.remoteCandidate.address)]).toEqual(['host', lab.ipv6.b]);
+    expect(p.rttMs.length).toBe(3);
+    // The checks and pings came in through B's firewall as replies to what B sent.
+    expect(await firewallCounter(lab, 'routerB', 'inbound_established')).toBeGreaterThan(before);
+  });
+
+  it('selects an IPv4 pair between an IPv4-only peer and a dual-stack one', { timeout: 120_000 }, async () => {
+    const lab = await newLab({ ipv6A: false });
+    const { id, listener } = await startIceServices(lab);
+    const p = await ping(lab, id, RENDEZVOUS);
+    console.log(
+      `[ipv6] IPv4-only <-> dual-stack: ${JSON.stringify({ path: p.path, local: p.localCandidate, remote: p.remoteCandidate, connectMs: p.connectMs })}`,
+    );
+    expect(p.path, listener.output()).toBe('direct');
+    expect(isV6(p.localCandidate.address)).toBe(false);
+    expect(isV6(p.remoteCandidate.address)).toBe(false);
+    expect(p.rttMs.length).toBe(3);
+  });
+});
