@@ -24,6 +24,8 @@
  * - Namespaces, processes and cleanup are pair.ts's (openNamespaceSet): removed by destroy(),
  *   by the process 'exit' handler, or by sweepStaleLabs() when the owner died.
  */
+import { NAT_SERVER, waitFor } from './ice-lab.js';
+import type { LabProcess } from './netns.js';
 import type { Behaviour } from './recipes.js';
 import { createPairLab, type PairLab, type PairNsRef } from './pair.js';
 
@@ -182,4 +184,45 @@ if (mode === 'recv') {
     next();
   });
 }
+`;
+
+/** The rendezvous URL of {@link startNatServer6}: over IPv6. */
+export const RENDEZVOUS6 = `ws://[${IPV6_ADDRESSES.serverPrimary}]:8080/`;
+/** What {@link startNatServer6}'s rendezvous hands out: STUN and TURN at its IPv6 address. */
+export const ICE_URLS6: readonly string[] = [`stun:[${IPV6_ADDRESSES.serverPrimary}]:3478`, `turn:[${IPV6_ADDRESSES.serverPrimary}]:3478`];
+
+/**
+ * Starts `nat-server` dual-stack in the lab's server namespace: STUN on both families' two
+ * addresses, TURN relaying from 203.0.113.1 and 2001:db8:ffff::1, the rendezvous on
+ * [2001:db8:ffff::1]:8080 handing out {@link ICE_URLS6}; resolves once it listens.
+ */
+export async function startNatServer6(lab: DualStackPairLab, timeoutMs = 20_000): Promise<LabProcess> {
+  const V = IPV6_ADDRESSES;
+  const server = lab.spawn('server', [
+    process.execPath,
+    NAT_SERVER,
+    ...['--listen', lab.server.primary, '--listen', V.serverPrimary],
+    ...['--alternate', lab.server.secondary, '--alternate', V.serverSecondary],
+    ...['--relay-ip', lab.server.primary, '--relay-ip', V.serverPrimary],
+    ...['--realm', 'lab', '--auth-secret', 'lab-secret'],
+    ...['--rendezvous-port', '8080', '--rendezvous-host', V.serverPrimary],
+    ...ICE_URLS6.flatMap((u) => ['--rendezvous-ice-url', u]),
+    ...['198.18.0.0/15', '203.0.113.0/24', '2001:db8::/32'].flatMap((c) => ['--allow-peer', c]),
+    ...['--log-level', 'warn'],
+  ]);
+  await waitFor(() => /rendezvous ws:/.test(server.output()) || server.hasExited(), timeoutMs, 'nat-server');
+  if (server.hasExited()) throw new Error(`nat-server exited:\n${server.output()}`);
+  return server;
+}
+
+/**
+ * A UDP echo with node:dgram alone: `ADDR PORT MS` binds [ADDR]:PORT, sends every datagram back
+ * to its sender, prints each sender as a JSON line and exits after MS.
+ */
+export const UDP_ECHO = `
+const dgram = require('node:dgram');
+const [addr, port, ms] = process.argv.slice(1);
+const s = dgram.createSocket({ type: 'udp6', ipv6Only: true });
+s.on('message', (m, r) => { console.log(JSON.stringify({ from: r.address, port: r.port })); s.send(m, r.port, r.address); });
+s.bind(Number(port), addr, () => { console.log(JSON.stringify({ listening: s.address().port })); setTimeout(() => process.exit(0), Number(ms)); });
 `;

@@ -11,10 +11,11 @@
  * - The rendezvous and TURN over IPv6: `nat-server` listening on an IPv6 address, peers that
  *   register over IPv6, and `--relay-only` through an IPv6 TURN allocation.
  */
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NAT_CLI, RENDEZVOUS, startIceServices, waitFor } from './ice-lab.js';
 import { labAvailable, listLabNamespaces } from './netns.js';
-import { UDP_PROBE, createDualStackPairLab, firewallCounter, type DualStackPairLab } from './ipv6-lab.js';
+import { RENDEZVOUS6, UDP_ECHO, UDP_PROBE, createDualStackPairLab, startNatServer6, firewallCounter, type DualStackPairLab } from './ipv6-lab.js';
 
 const availability = labAvailable();
 if (!availability.ok) console.warn(`[lab] IPv6 lab skipped: ${availability.reason}`);
@@ -124,5 +125,77 @@ describe.skipIf(!availability.ok)('IPv6 behind stateful firewalls (kernel lab)',
     expect(isV6(p.localCandidate.address)).toBe(false);
     expect(isV6(p.remoteCandidate.address)).toBe(false);
     expect(p.rttMs.length).toBe(3);
+  });
+
+  it('registers over IPv6 with a rendezvous on an IPv6 address and relays through an IPv6 TURN allocation', { timeout: 120_000 }, async () => {
+    const lab = await newLab();
+    const server = await startNatServer6(lab);
+    const listener = lab.spawn('clientB', [
+      process.execPath,
+      NAT_CLI,
+      'listen',
+      '--rendezvous',
+      RENDEZVOUS6,
+      '--json',
+      '--identity',
+      join(lab.tmpDir, 'b.key'),
+    ]);
+    await waitFor(
+      () => /^\{"id":/m.test(listener.output()) || listener.hasExited(),
+      20_000,
+      'nat listen id',
+      () => listener.output(),
+    );
+    const { id } = JSON.parse(
+      listener
+        .output()
+        .split('\n')
+        .find((l) => l.startsWith('{"id":'))!,
+    ) as { id: string };
+    // The registration is a TCP connection from B's IPv6 address to [2001:db8:ffff::1]:8080 (ss, not our code).
+    const ss = await lab.exec('server', ['ss', '-Htn', 'state', 'established', '( sport = :8080 )'], { check: true });
+    expect(ss.stdout, ss.stdout).toContain(`[${lab.ipv6.b}]:`);
+
+    const p = await ping(lab, id, RENDEZVOUS6, ['--relay-only']);
+    console.log(
+      `[ipv6] relay-only over IPv6 TURN: ${JSON.stringify({ path: p.path, local: p.localCandidate, remote: p.remoteCandidate, connectMs: p.connectMs })}`,
+    );
+    expect(p.path, `${listener.output()}\n${server.output()}`).toBe('relay');
+    expect([p.localCandidate.type, ipOf(p.localCandidate.address)]).toEqual(['relay', lab.ipv6.server.primary]);
+    expect(isV6(p.remoteCandidate.address)).toBe(true);
+    expect(p.rttMs.length).toBe(3);
+  });
+
+  it('nat turn allocates an IPv6 relayed address over IPv6 and relays to an IPv6 peer (REQUESTED-ADDRESS-FAMILY)', { timeout: 90_000 }, async () => {
+    const lab = await newLab();
+    await startNatServer6(lab);
+    // An echo on the internet side (node:dgram), at the server host's second IPv6 address.
+    const echo = lab.spawn('server', [process.execPath, '-e', UDP_ECHO, lab.ipv6.server.secondary, '47000', '60000']);
+    await waitFor(
+      () => echo.output().includes('listening'),
+      10_000,
+      'echo',
+      () => echo.output(),
+    );
+    const cred = await lab.exec('clientA', [process.execPath, NAT_CLI, 'turn', 'credentials', '--secret', 'lab-secret', '--user', 'a', '--json'], {
+      check: true,
+    });
+    const { username, password } = JSON.parse(cred.stdout) as { username: string; password: string };
+    const server = `[${lab.ipv6.server.primary}]:3478`;
+    const peer = `[${lab.ipv6.server.secondary}]:47000`;
+    const r = await lab.exec(
+      'clientA',
+      [process.execPath, NAT_CLI, 'turn', '--server', server, '--user', `${username}:${password}`, '--peer', peer, '--echo', '--count', '3', '--json'],
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const out = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { relayedAddress: string; received: number };
+    console.log(`[ipv6] nat turn over IPv6: ${JSON.stringify(out)}`);
+    expect(out.received).toBe(3);
+    expect(ipOf(out.relayedAddress)).toBe(lab.ipv6.server.primary);
+    // The echo saw the datagrams come from the IPv6 relayed address (node:dgram's view, not ours).
+    expect(echo.output()).toContain(`"from":"${lab.ipv6.server.primary}","port":${out.relayedAddress.split(']:')[1]}`);
   });
 });
