@@ -15,7 +15,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NAT_CLI, RENDEZVOUS, startIceServices, waitFor } from './ice-lab.js';
 import { labAvailable, listLabNamespaces } from './netns.js';
-import { RENDEZVOUS6, UDP_ECHO, UDP_PROBE, createDualStackPairLab, startNatServer6, firewallCounter, type DualStackPairLab } from './ipv6-lab.js';
+import {
+  IPV6_ADDRESSES,
+  RENDEZVOUS6,
+  UDP_ECHO,
+  UDP_PROBE,
+  createDualStackPairLab,
+  startNatServer6,
+  firewallCounter,
+  type DualStackPairLab,
+} from './ipv6-lab.js';
 
 const availability = labAvailable();
 if (!availability.ok) console.warn(`[lab] IPv6 lab skipped: ${availability.reason}`);
@@ -111,7 +120,12 @@ describe.skipIf(!availability.ok)('IPv6 behind stateful firewalls (kernel lab)',
     expect([p.remoteCandidate.type, ipOf(p.remoteCandidate.address)]).toEqual(['host', lab.ipv6.b]);
     expect(p.rttMs.length).toBe(3);
     // The checks and pings came in through B's firewall as replies to what B sent.
-    expect(await firewallCounter(lab, 'routerB', 'inbound_established')).toBeGreaterThan(before);
+    const counters = {
+      a: { established: await firewallCounter(lab, 'routerA', 'inbound_established'), dropped: await firewallCounter(lab, 'routerA', 'inbound_udp_dropped') },
+      b: { established: await firewallCounter(lab, 'routerB', 'inbound_established'), dropped: await firewallCounter(lab, 'routerB', 'inbound_udp_dropped') },
+    };
+    console.log(`[ipv6] firewall counters (UDP in as replies / unsolicited UDP dropped): ${JSON.stringify(counters)}`);
+    expect(counters.b.established).toBeGreaterThan(before);
   });
 
   it('selects an IPv4 pair between an IPv4-only peer and a dual-stack one', { timeout: 120_000 }, async () => {
@@ -197,5 +211,45 @@ describe.skipIf(!availability.ok)('IPv6 behind stateful firewalls (kernel lab)',
     expect(ipOf(out.relayedAddress)).toBe(lab.ipv6.server.primary);
     // The echo saw the datagrams come from the IPv6 relayed address (node:dgram's view, not ours).
     expect(echo.output()).toContain(`"from":"${lab.ipv6.server.primary}","port":${out.relayedAddress.split(']:')[1]}`);
+  });
+
+  it('relays over IPv6 when a firewall drops all UDP between the two peers (no --relay-only)', { timeout: 120_000 }, async () => {
+    const lab = await newLab();
+    // Router A drops UDP toward B's side, IPv6 (B's LAN) and IPv4 (B's NAT): only the server is reachable.
+    await lab.exec('routerA', ['nft', `insert rule ip6 fw6 forward ip6 daddr ${IPV6_ADDRESSES.b.lanNet} meta l4proto udp drop`], { check: true });
+    await lab.exec('routerA', ['nft', `insert rule ip natlab forward ip daddr ${lab.b.publicAddress} meta l4proto udp drop`], { check: true });
+    const server = await startNatServer6(lab);
+    const listener = lab.spawn('clientB', [
+      process.execPath,
+      NAT_CLI,
+      'listen',
+      '--rendezvous',
+      RENDEZVOUS6,
+      '--json',
+      '--identity',
+      join(lab.tmpDir, 'b.key'),
+    ]);
+    await waitFor(
+      () => /^\{"id":/m.test(listener.output()) || listener.hasExited(),
+      20_000,
+      'nat listen id',
+      () => listener.output(),
+    );
+    const { id } = JSON.parse(
+      listener
+        .output()
+        .split('\n')
+        .find((l) => l.startsWith('{"id":'))!,
+    ) as { id: string };
+    const p = await ping(lab, id, RENDEZVOUS6);
+    console.log(
+      `[ipv6] UDP between the peers dropped: ${JSON.stringify({ path: p.path, local: p.localCandidate, remote: p.remoteCandidate, connectMs: p.connectMs })}`,
+    );
+    expect(p.path, `${listener.output()}\n${server.output()}`).toBe('relay');
+    // the relayed side of the pair is an IPv6 relayed address, the other end IPv6 too
+    const relayEnd = p.localCandidate.type === 'relay' ? p.localCandidate : p.remoteCandidate;
+    expect(ipOf(relayEnd.address)).toBe(lab.ipv6.server.primary);
+    expect(isV6(p.localCandidate.address) && isV6(p.remoteCandidate.address)).toBe(true);
+    expect(p.rttMs.length).toBe(3);
   });
 });
