@@ -9,11 +9,15 @@
  *   unsolicited packets, so only simultaneous checks get through).
  * - ICE between an IPv4-only client and a dual-stack one selects an IPv4 pair.
  * - The rendezvous and TURN over IPv6: `nat-server` listening on an IPv6 address, peers that
- *   register over IPv6, and `--relay-only` through an IPv6 TURN allocation.
+ *   register over IPv6, and `--relay-only` through an IPv6 TURN allocation; ICE choosing an IPv6
+ *   relay itself when a firewall drops UDP between the peers; `nat turn` relaying to an IPv6 peer
+ *   through an IPv6 allocation (REQUESTED-ADDRESS-FAMILY).
+ * - A tunnel (`nat expose`/`nat connect`) over the direct IPv6 pair carries 1 MiB each way.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NAT_CLI, RENDEZVOUS, startIceServices, waitFor } from './ice-lab.js';
+import { fileURLToPath } from 'node:url';
+import { NAT_CLI, RENDEZVOUS, jsonLines, startIceServices, waitFor } from './ice-lab.js';
 import { labAvailable, listLabNamespaces } from './netns.js';
 import {
   IPV6_ADDRESSES,
@@ -26,6 +30,7 @@ import {
   type DualStackPairLab,
 } from './ipv6-lab.js';
 
+const TCP_TOOL = fileURLToPath(new URL('../tunnel/tcp-tool.mjs', import.meta.url));
 const availability = labAvailable();
 if (!availability.ok) console.warn(`[lab] IPv6 lab skipped: ${availability.reason}`);
 
@@ -254,5 +259,47 @@ describe.skipIf(!availability.ok)('IPv6 behind stateful firewalls (kernel lab)',
     expect(ipOf(relayEnd.address)).toBe(lab.ipv6.server.primary);
     expect(isV6(p.localCandidate.address) && isV6(p.remoteCandidate.address)).toBe(true);
     expect(p.rttMs.length).toBeGreaterThan(0);
+  });
+
+  it('carries a tunnel (nat expose / nat connect) over the direct IPv6 pair, 1 MiB each way intact', { timeout: 120_000 }, async () => {
+    const lab = await newLab();
+    await startIceServices(lab);
+    const service = lab.spawn('clientB', [process.execPath, TCP_TOOL, 'echo', '15461']);
+    await waitFor(
+      () => /serving/.test(service.output()) || service.hasExited(),
+      10_000,
+      'the echo service',
+      () => service.output(),
+    );
+    const expose = lab.spawn('clientB', [
+      ...[process.execPath, NAT_CLI, 'expose', '127.0.0.1:15461', '--name', 'v6-echo', '--allow-any', '--rendezvous', RENDEZVOUS],
+      ...['--identity', join(lab.tmpDir, 'expose.key'), '--json'],
+    ]);
+    await waitFor(
+      () => jsonLines(expose).some((e) => e.event === 'ready') || expose.hasExited(),
+      20_000,
+      'nat expose ready',
+      () => expose.output(),
+    );
+    const connect = lab.spawn('clientA', [
+      ...[process.execPath, NAT_CLI, 'connect', 'v6-echo', '--listen', '127.0.0.1:15462', '--rendezvous', RENDEZVOUS],
+      ...['--identity', join(lab.tmpDir, 'connect.key'), '--json'],
+    ]);
+    await waitFor(
+      () => jsonLines(connect).some((e) => e.event === 'listening') || connect.hasExited(),
+      20_000,
+      'nat connect listening',
+      () => connect.output(),
+    );
+    const r = await lab.exec('clientA', [process.execPath, TCP_TOOL, 'roundtrip', '15462', String(1 << 20)], { timeoutMs: 40_000 });
+    const echo = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}') as { ok?: boolean; received?: number };
+    const paths = jsonLines(connect).filter((e) => e.event === 'path');
+    const routes = jsonLines(connect)
+      .filter((e) => (e.event === 'link' || e.event === 'route') && typeof e.route === 'string')
+      .map((e) => String(e.route));
+    console.log(`[ipv6] tunnel over IPv6: ${JSON.stringify({ echo, routes, lastPath: paths.at(-1) })}`);
+    expect(echo, `${r.stderr}\n${connect.output()}\n${expose.output()}`).toMatchObject({ ok: true, received: 1 << 20 });
+    expect(paths.at(-1), connect.output()).toMatchObject({ path: 'direct' });
+    expect(JSON.stringify(paths.at(-1))).toContain(lab.ipv6.b!);
   });
 });
