@@ -1,7 +1,7 @@
 // Host candidate ranking (RFC 8445 section 5.1.2.1, RFC 8421): the address the kernel routes
 // from toward the server first, then addresses the internet can reach, then private ones.
 import { describe, expect, it } from 'vitest';
-import { isPublicAddress, rankHostAddresses, routeSourceAddress } from '../src/index.js';
+import { addressPrecedence, isPublicAddress, rankHostAddresses, routeSourceAddress } from '../src/index.js';
 
 describe('isPublicAddress', () => {
   it('tells internet-reachable addresses from special-purpose ones', () => {
@@ -26,13 +26,46 @@ describe('isPublicAddress', () => {
   });
 });
 
+describe('addressPrecedence (RFC 6724 section 2.1 policy table)', () => {
+  it('gives each prefix of the table its precedence', () => {
+    const table: [string, number | undefined][] = [
+      ['::1', 50],
+      ['2001:db8::1', 40],
+      ['2a00:1450::1', 40],
+      ['203.0.113.1', 35],
+      ['::ffff:192.0.2.1', 35],
+      ['2002:c000:201::1', 30],
+      ['2001:0:4136:e378::1', 5],
+      ['fd00::2', 3],
+      ['fc00::1', 3],
+      ['::192.0.2.1', 1],
+      ['fec0::1', 1],
+      ['3ffe::1', 1],
+      ['not-an-ip', undefined],
+    ];
+    for (const [ip, precedence] of table) expect(addressPrecedence(ip), ip).toBe(precedence);
+  });
+});
+
 describe('rankHostAddresses', () => {
   it("puts a public address above a private one listed before it (the lab's open host)", () => {
     expect(rankHostAddresses(['198.18.1.2', '198.51.100.2'], undefined)).toEqual(['198.51.100.2', '198.18.1.2']);
   });
 
-  it('puts the route source first, even a private one (behind a NAT it is what the server saw, mapped)', () => {
-    expect(rankHostAddresses(['2001:db8::5', '192.168.1.5', '10.0.0.5'], '10.0.0.5')).toEqual(['10.0.0.5', '2001:db8::5', '192.168.1.5']);
+  it('puts the route source first among IPv4 addresses, even a private one (behind a NAT it is what the server saw, mapped)', () => {
+    expect(rankHostAddresses(['203.0.113.9', '192.168.1.5', '10.0.0.5'], '10.0.0.5')).toEqual(['10.0.0.5', '203.0.113.9', '192.168.1.5']);
+  });
+
+  it('puts a global IPv6 address before IPv4, the IPv4 route source included (RFC 8421 section 4, RFC 6724 precedence)', () => {
+    expect(rankHostAddresses(['192.168.1.5', '10.0.0.5', '2001:db8::5'], '10.0.0.5')).toEqual(['2001:db8::5', '10.0.0.5', '192.168.1.5']);
+    expect(rankHostAddresses(['198.51.100.2', '198.18.1.2', '2001:db8:a::2'], '198.51.100.2')).toEqual(['2001:db8:a::2', '198.51.100.2', '198.18.1.2']);
+    // unique local, Teredo and 6to4 addresses rank below IPv4 in RFC 6724's table
+    expect(rankHostAddresses(['fd00::2', '2001:0:4136::1', '2002:cb00:7101::1', '203.0.113.9'], undefined)).toEqual([
+      '203.0.113.9',
+      '2002:cb00:7101::1',
+      '2001:0:4136::1',
+      'fd00::2',
+    ]);
   });
 
   it('keeps the interface order within a rank', () => {

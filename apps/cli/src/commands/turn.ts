@@ -45,6 +45,8 @@ export async function turnCommand(o: TurnCommandOptions, io: Io & { stdin?: Node
       username,
       password,
       transport: o.transport ?? 'udp',
+      // an IPv6 peer needs an IPv6 relayed address (RFC 8656 REQUESTED-ADDRESS-FAMILY); the default is IPv4
+      ...(peer?.family === 'IPv6' ? { requestedAddressFamily: 'IPv6' as const } : {}),
       ...(o.insecure ? { tls: { rejectUnauthorized: false } } : {}),
       signal,
     });

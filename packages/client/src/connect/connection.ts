@@ -28,9 +28,11 @@ import { StunClientError, abortError } from '../errors.js';
 import { IceAgent } from '../ice/agent.js';
 import type { BaseId, CandidatePairInfo, IceAgentOptions, IceFailureReason, IcePath, IceRole } from '../ice/types.js';
 import { punchInfoFromApp } from '../ice/birthday.js';
+import { isRelayBase, relayBase, relayLocalPreference } from '../ice/family.js';
 import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
 import { resolveServer, routeSourceAddress } from '../resolve.js';
-import { TurnClient, type TurnClientInit } from '../turn/client.js';
+import type { TurnClient, TurnClientInit } from '../turn/client.js';
+import { connectDualStack } from '../turn/dual-stack.js';
 import type { TurnPeerData } from '../turn/events.js';
 import { FRAME_DATA, FRAME_PING, FRAME_PONG, decodeFrame, encodeDataFrame, encodePingFrame } from '@nat/protocol';
 import { explicitHostAddresses, hostInterfaceAddresses, rankHostAddresses } from './hosts.js';
@@ -150,7 +152,6 @@ export interface IceIteratorOptions {
   readonly bufferSize?: number;
 }
 
-const RELAY_BASE = 'relay';
 const SRFLX_TRIES = 4;
 const SRFLX_RTO = 200;
 
@@ -311,7 +312,7 @@ export class IceConnection {
   get udxRoute(): UdxRoute | undefined {
     const pair = this.#closed ? undefined : this.#agent.selectedPair();
     // a relayed pair (either end a TURN relay): the datagrams must go through TURN as frames
-    if (pair === undefined || pair.base === RELAY_BASE || pair.path !== 'direct') return undefined;
+    if (pair === undefined || isRelayBase(pair.base) || pair.path !== 'direct') return undefined;
     const socket = this.#sockets.get(pair.base)?.socket;
     if (!(socket instanceof UdxHostSocket)) return undefined;
     return { socket: socket.udx, host: pair.remoteAddress.address, port: pair.remoteAddress.port };
@@ -704,7 +705,8 @@ export class IceConnection {
         if (attemptSignal.aborted || this.#closed || this.#turn !== undefined) return;
         let turn: TurnClient;
         try {
-          turn = await TurnClient.connect({
+          // IPv4 and, for peers on IPv6, an IPv6 relayed address (RFC 8656 ADDITIONAL-ADDRESS-FAMILY)
+          turn = await connectDualStack({
             server: s.server,
             username: s.username,
             password: s.password,
@@ -753,11 +755,14 @@ export class IceConnection {
     this.#turn = turn;
     this.#observed.relayObtained = true;
     turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
-    const relayed = { ...turn.relayedAddress, address: canonicalIp(turn.relayedAddress.address) };
-    const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, 65535, turn.serverAddress.address);
     for (const r of this.#agent.remoteCandidates()) this.#permit(r.address);
-    this.#agent.addLocalCandidate(c, RELAY_BASE);
-    this.#trickle(c);
+    // one relayed candidate per relayed address (IPv4, and IPv6 when the server granted it), each its own base
+    for (const a of turn.relayedAddresses) {
+      const relayed = { ...a, address: canonicalIp(a.address) };
+      const c = candidate('relay', relayed, relayed, turn.mappedAddress ?? turn.localAddress, relayLocalPreference(a.family), turn.serverAddress.address);
+      this.#agent.addLocalCandidate(c, relayBase(a.family));
+      this.#trickle(c);
+    }
     this.#flush();
   }
 
@@ -774,7 +779,7 @@ export class IceConnection {
   /** Installs a TURN permission toward a remote candidate's IP, so its checks reach our relay (RFC 8445 section 5.1.1.2). */
   #permit(ip: string): void {
     const turn = this.#turn;
-    if (turn === undefined || this.#permitted.has(ip) || ipFamily(ip) !== turn.relayedAddress.family) return;
+    if (turn === undefined || this.#permitted.has(ip) || !turn.relayedAddresses.some((a) => a.family === ipFamily(ip))) return;
     this.#permitted.add(ip);
     turn.createPermission(ip).catch((e: unknown) => this.#observed.permissionFailed(ip, e));
   }
@@ -867,13 +872,14 @@ export class IceConnection {
   #onRelayData(m: TurnPeerData): void {
     if (this.#closed) return;
     const { data } = m;
-    if (data[0] === FRAME_DATA && this.#fromLastData(RELAY_BASE, m.peer.address, m.peer.port)) {
+    const base = relayBase(m.peer.family);
+    if (data[0] === FRAME_DATA && this.#fromLastData(base, m.peer.address, m.peer.port)) {
       this.#emitData(data.subarray(1));
       return;
     }
     const from: TransportAddress = { ...m.peer, address: canonicalIp(m.peer.address) };
-    if (!this.#agent.handlePacket(data, { base: RELAY_BASE, from }, performance.now()) && this.#application(RELAY_BASE, from, data, undefined)) {
-      this.#lastDataFrom = { base: RELAY_BASE, ip: m.peer.address, port: m.peer.port };
+    if (!this.#agent.handlePacket(data, { base, from }, performance.now()) && this.#application(base, from, data, undefined)) {
+      this.#lastDataFrom = { base, ip: m.peer.address, port: m.peer.port };
     }
     this.#flush();
   }
@@ -916,7 +922,7 @@ export class IceConnection {
   }
 
   #transmit(base: BaseId, to: TransportAddress, bytes: Uint8Array, socket: DatagramSocket | undefined): void {
-    if (base === RELAY_BASE) {
+    if (isRelayBase(base)) {
       this.#turn?.send(to, bytes);
       return;
     }

@@ -5,6 +5,7 @@
 import { networkInterfaces } from 'node:os';
 import { canonicalIp, ipFamily, ipToBytes } from '@nat/protocol';
 import { isPublicIPv4 } from '../ice/birthday.js';
+import { addressPrecedence } from '../ice/family.js';
 
 /**
  * The addresses of this host's interfaces that make useful host candidates: IPv4 and IPv6,
@@ -58,13 +59,21 @@ export function isPublicAddress(ip: string): boolean {
  * within each. The local preference orders the checks (RFC 8445 section 6.1.2.3) and the
  * nomination waits for pending pairs of higher priority, so a private address first (as
  * `os.networkInterfaces()` lists a host with a LAN and a public address) makes every peer spend
- * its first checks on a LAN it cannot reach. RFC 8421 section 4 also interleaves IPv6 and IPv4;
- * this keeps the interface order between the families.
+ * its first checks on a LAN it cannot reach. Among the addresses of the first two kinds, the
+ * family goes by RFC 6724 precedence ({@link addressPrecedence}), as RFC 8421 section 4 asks:
+ * a global IPv6 address (no NAT, at most a stateful firewall that simultaneous checks open)
+ * before IPv4, even before an IPv4 route source.
  */
 export function rankHostAddresses(addresses: readonly string[], routeSource: string | undefined): string[] {
-  const rank = (ip: string): number => (ip === routeSource ? 0 : isPublicAddress(ip) ? 1 : 2);
+  const reachable = (ip: string): boolean => ip === routeSource || isPublicAddress(ip);
+  // sort keys, compared in order: reachable first, then higher precedence, then the route source, then interface order
+  const key = (ip: string, i: number): number[] => (reachable(ip) ? [0, -(addressPrecedence(ip) ?? 0), ip === routeSource ? 0 : 1, i] : [1, 0, 0, i]);
+  const compare = (x: readonly number[], y: readonly number[]): number => {
+    for (const [j, v] of x.entries()) if (v !== y[j]) return v - y[j]!;
+    return 0;
+  };
   return addresses
-    .map((ip, i) => ({ ip, i, r: rank(ip) }))
-    .sort((x, y) => x.r - y.r || x.i - y.i)
+    .map((ip, i) => ({ ip, k: key(ip, i) }))
+    .sort((x, y) => compare(x.k, y.k))
     .map((x) => x.ip);
 }

@@ -60,3 +60,4 @@ export {
   punchRole,
   punchTarget,
 } from './birthday.js';
+export { addressPrecedence, isRelayBase, relayBase, relayLocalPreference } from './family.js';

@@ -18,3 +18,4 @@ export { isTurnNotOffered } from './refusal.js';
 export type { TurnAllocationInfo, TurnPeerData, TurnEvent, TurnSendResult, TurnAllocationStats } from './events.js';
 export { TURN_DEFAULTS, type TurnAllocationOptions, type TurnTransport, type TurnPasswordAlgorithm } from './options.js';
 export { TurnClient, type TurnClientInit, type TurnClientEvents, type TurnOperationOptions, type TurnMessagesOptions, type TurnPeerAddress } from './client.js';
+export { connectDualStack } from './dual-stack.js';
