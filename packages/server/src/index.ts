@@ -84,3 +84,4 @@ export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tc
 export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';
 export * from './rendezvous/index.js';
 export * from './expose/index.js';
+export type { TierQuota } from './turn/quota.js';
