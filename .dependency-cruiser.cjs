@@ -19,7 +19,7 @@ const cores = [
   'packages/client/src/ice/',
   'packages/client/src/turn/(core|credentials|events|options|peers)\\.ts$',
   'packages/client/src/link/(records|seal|errors)\\.ts$',
-  'packages/server/src/turn/(core|allocation|peer-policy)\\.ts$',
+  'packages/server/src/turn/(core|allocation|peer-policy|answers|authenticate|lifecycle|options|peer-check|state|handlers/[^/]+)\\.ts$',
   'packages/server/src/stun/(responder|endpoints|rate-limiter)\\.ts$',
   'packages/server/src/rendezvous/token-bucket\\.ts$',
 ];

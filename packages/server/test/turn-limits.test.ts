@@ -252,6 +252,65 @@ describe('answers and peers (finding 8)', () => {
     expect(h.pump().filter((o) => o.kind === 'to-client')).toHaveLength(1);
   });
 
+  it('401 challenges to unauthenticated requests carry only what they need over UDP (REALM, NONCE, PASSWORD-ALGORITHMS)', () => {
+    const h = harness({ software: 'nat-server test build' });
+    // a minimal Allocate: header + REQUESTED-TRANSPORT, 28 bytes
+    const minimal = encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] });
+    expect(minimal).toHaveLength(28);
+    const ep = endpointOf('198.51.100.45');
+    h.core.handleStun(decodeStunMessage(minimal), ep, h.now);
+    const udp = h.pump().find((o) => o.kind === 'to-client') as { bytes: Uint8Array };
+    // 20 header + 8 ERROR-CODE (no reason phrase) + 8 REALM "r" + 40 NONCE (35 characters) + 12 PASSWORD-ALGORITHMS
+    expect(udp.bytes.length).toBe(88);
+    const m = decodeStunMessage(udp.bytes);
+    expect(m.get(Attr.ErrorCode)).toEqual({ code: 401, reason: '' });
+    expect(m.get(Attr.Realm)).toBe('r');
+    expect(m.get(Attr.Nonce)).toHaveLength(35);
+    expect(m.get(Attr.PasswordAlgorithms)).toHaveLength(2);
+    expect(m.get(Attr.Software)).toBeUndefined();
+    // the nonce works: the client's next request authenticates
+    expect(codeOf(h.client('u', 'p', ep).allocate())).toBe(0);
+    // a request large enough to hold them gets the reason phrase and SOFTWARE back
+    const padded = encodeStunMessage({
+      method: StunMethod.Allocate,
+      class: StunClass.Request,
+      attributes: [attr(Attr.RequestedTransport, 17), attr(Attr.Software, 'x'.repeat(100))],
+    });
+    h.core.handleStun(decodeStunMessage(padded), endpointOf('198.51.100.46'), h.now);
+    const full = decodeStunMessage((h.pump().find((o) => o.kind === 'to-client') as { bytes: Uint8Array }).bytes);
+    expect(full.get(Attr.ErrorCode)).toEqual({ code: 401, reason: 'Unauthenticated' });
+    expect(full.get(Attr.Software)).toBe('nat-server test build');
+    // over TCP (no amplification) the challenge is complete
+    h.core.handleStun(decodeStunMessage(minimal), endpointOf('198.51.100.47', 'tcp'), h.now);
+    const tcp = decodeStunMessage((h.pump().find((o) => o.kind === 'to-client') as { bytes: Uint8Array }).bytes);
+    expect(tcp.get(Attr.ErrorCode)?.reason).toBe('Unauthenticated');
+    expect(tcp.get(Attr.Software)).toBe('nat-server test build');
+  });
+
+  it('401 challenges are rate limited per source (an IPv6 /64 is one source): a flood gets at most the burst, another source its own', () => {
+    const h = harness({ unauthenticatedRate: 5 }); // bursts of 10
+    const minimal = () => encodeStunMessage({ method: StunMethod.Allocate, class: StunClass.Request, attributes: [attr(Attr.RequestedTransport, 17)] });
+    const challenges = (ip: string, n: number): number => {
+      let answered = 0;
+      for (let i = 0; i < n; i++) {
+        h.core.handleStun(decodeStunMessage(minimal()), endpointOf(ip), h.now);
+        answered += h.pump().filter((o) => o.kind === 'to-client' && codeOf(decodeStunMessage(o.bytes)) === 401).length;
+      }
+      return answered;
+    };
+    expect(challenges('198.51.100.80', 100)).toBe(10);
+    expect(h.core.stats.rateLimited).toBe(90);
+    expect(challenges('198.51.100.81', 100)).toBe(10); // another source gets its own
+    // one /64: every address in it counts against the same source
+    let answered = 0;
+    for (let i = 1; i <= 100; i++) answered += challenges(`2001:db8:1:2::${i.toString(16)}`, 1);
+    expect(answered).toBe(10);
+    expect(challenges('2001:db8:1:3::1', 100)).toBe(10);
+    // a second later, the source has 5 more
+    h.advance(1000);
+    expect(challenges('198.51.100.80', 100)).toBe(5);
+  });
+
   it("finding 8: the server's own service addresses are never relay peers; its allocations' relayed addresses are", () => {
     const h = harness({ peers: { allow: ['203.0.113.0/24'] } });
     h.core.addServiceAddresses([SERVER, { family: 'IPv4', address: '203.0.113.1', port: 8080 }]);

@@ -12,6 +12,7 @@ import {
   RelayTiers,
   type RelayTiersOptions,
   TurnCore,
+  type TurnCoreInit,
   isRelayRefusal,
   anonymousRelayCredentials,
   anonymousRelayUsers,
@@ -25,11 +26,11 @@ const PEER_A = 'a'.repeat(32);
 const PEER_B = 'b'.repeat(32);
 let port = 5000;
 
-function setup(limits: Partial<RelayTiersOptions> = {}) {
+function setup(limits: Partial<RelayTiersOptions> = {}, init: Partial<TurnCoreInit> = {}) {
   const scope = new MemoryRelayScope();
   let now = 1_000_000;
   const tiers = new RelayTiers({ scope, ownRelayIps: ['203.0.113.1'], clock: () => now, ...limits });
-  const core = new TurnCore({ realm: 'r', auth: anyOf(staticUsers({ op: 'op-pw' }), anonymousRelayUsers([SECRET])), tiers, bandwidth: 0 });
+  const core = new TurnCore({ realm: 'r', auth: anyOf(staticUsers({ op: 'op-pw' }), anonymousRelayUsers([SECRET])), tiers, bandwidth: 0, ...init });
   const pump = () => {
     const out = core.drain();
     for (const o of out)
@@ -119,6 +120,28 @@ describe('TURN trust tiers', () => {
     expect(h.anonymous(PEER_B).allocate()).toBeUndefined();
     a1.release();
     expect(h.anonymous(PEER_A, 4).allocate()).toBeUndefined();
+  });
+
+  it('an anonymous allocation is counted once: a peer gets exactly perPeer (not the smaller user quota), and a release frees exactly one slot in both views', () => {
+    // perPeer above the operators' per-user quota: the anonymous peer is held to perPeer alone
+    const h = setup({ perPeer: 5, total: 100 }, { userQuota: 3 });
+    const clients = Array.from({ length: 6 }, (_, i) => h.anonymous(PEER_A, i));
+    expect(clients.map((c) => c.allocate())).toEqual([undefined, undefined, undefined, undefined, undefined, 486]);
+    expect(h.core.size).toBe(5);
+    expect(h.tiers.stats.anonymousAllocations).toBe(5);
+    expect(h.tiers.stats.refusedPeerQuota).toBe(1);
+    expect(h.core.stats.quotaRejected).toBe(1);
+    // one released: exactly one slot back, in the tier's view and in the core's ledger
+    expect(clients[2]!.release()).toBeUndefined();
+    expect(h.core.size).toBe(4);
+    expect(h.tiers.stats.anonymousAllocations).toBe(4);
+    expect(h.anonymous(PEER_A, 10).allocate()).toBeUndefined();
+    expect(h.anonymous(PEER_A, 11).allocate()).toBe(486);
+    expect(h.tiers.stats.anonymousAllocations).toBe(5);
+    expect(h.tiers.stats.refusedPeerQuota).toBe(2);
+    // operators keep their own quota (3), apart from the anonymous peers'
+    expect(Array.from({ length: 4 }, () => h.client('op', 'op-pw').allocate())).toEqual([undefined, undefined, undefined, 486]);
+    expect(h.tiers.stats.anonymousAllocations).toBe(5);
   });
 
   it('all anonymous peers together hold at most their share; operators are not counted in it', () => {

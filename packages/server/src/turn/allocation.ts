@@ -45,10 +45,17 @@ export class Allocation {
   /** Bytes left in the current bandwidth window. */
   tokens: number;
   tokensAt: number;
-  /** Counters. */
+  /** The trust tier it was allocated under (e.g. 'anonymous'), or undefined for an operator's user. */
+  tier: string | undefined = undefined;
+  /** Counters: relayed packets and bytes each way, dropped packets, and those dropped over a bandwidth cap. */
   toPeerPackets = 0;
+  toPeerBytes = 0;
   toClientPackets = 0;
+  toClientBytes = 0;
   dropped = 0;
+  overBandwidth = 0;
+  /** The counters the last `relayed` (and bandwidth `refused`) event covered, and when it was emitted. */
+  readonly reported = { toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0, overBandwidth: 0, at: 0 };
 
   constructor(
     id: number,
@@ -70,6 +77,7 @@ export class Allocation {
     this.expiresAt = expiresAt;
     this.tokens = burst;
     this.tokensAt = now;
+    this.reported.at = now;
   }
 
   /** True once every relay socket is open. */

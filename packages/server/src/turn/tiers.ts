@@ -3,12 +3,23 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type RelayScope, plainIp } from '../rendezvous/scope.js';
 import { TokenBucket } from '../rendezvous/token-bucket.js';
+import type { TierQuota } from './quota.js';
 
 /**
  * What one allocation of a narrower tier may do; the TURN core asks it at its decision points.
  * An operator's allocation has no lease: it relays as the server is configured.
  */
 export interface RelayLease {
+  /**
+   * The tier's allocation limits, which the TURN core's one ledger (`TurnQuotas`) applies: the
+   * tier counts nothing itself. Without it the user is held to the server's user quota.
+   */
+  readonly quota?: TierQuota;
+  /**
+   * The ledger refused the allocation over `quota` (`user`: the per-user limit, `tier`: the
+   * tier's total): the answer to give. The lease is released.
+   */
+  refused?(limit: 'user' | 'tier'): RelayRefusal;
   /** May the allocation relay toward `ip` (canonical)? Asked for every CreatePermission, ChannelBind and Connect peer. */
   permit(ip: string): boolean;
   /** Relayed bytes (either way) go through this allocation: false drops them (over the tier's bandwidth). */
@@ -21,12 +32,14 @@ export interface RelayLease {
 export interface RelayRefusal {
   readonly code: number;
   readonly reason: string;
+  /** The credential's tier may not do this at all (e.g. an anonymous one asking for a TCP relay), rather than a limit reached. */
+  readonly wrongTier?: boolean;
 }
 
 /**
  * The TURN core's tier policy, injected (pion style): consulted when an authenticated user
- * allocates. Returns a lease (a narrower tier), undefined (an operator's user: no limits beyond
- * the server's), or a refusal.
+ * allocates. Returns a lease (a narrower tier, with its quota for the core's ledger), undefined
+ * (an operator's user: no limits beyond the server's), or a refusal.
  */
 export interface RelayTierPolicy {
   allocate(username: string, transport: 'udp' | 'tcp', now: number): RelayLease | RelayRefusal | undefined;
@@ -34,9 +47,12 @@ export interface RelayTierPolicy {
 
 /** Limits of the anonymous tier (credentials the rendezvous hands to any registered peer). */
 export interface AnonymousRelayLimits {
-  /** Allocations one peer id may hold at once, whatever its credentials' expiry. Default 4. */
+  /**
+   * Allocations (and reserved ports) one peer id may hold at once, whatever its credentials'
+   * expiry; the server's user quota does not apply to them. Default 4.
+   */
   readonly perPeer?: number;
-  /** Allocations all anonymous peers together may hold at once. Default 1,000. */
+  /** Allocations (and reserved ports) all anonymous peers together may hold at once. Default 1,000. */
   readonly total?: number;
   /** Relayed bytes per second per anonymous allocation, both ways together. Default 1 MiB/s. */
   readonly bandwidth?: number;
@@ -60,7 +76,7 @@ export interface RelayTiersOptions extends AnonymousRelayLimits {
 
 /** Counters of the tiers. */
 export interface RelayTierStats {
-  /** Anonymous allocations now. */
+  /** Anonymous allocations now: leases given and not released (the limits are counted by the TURN core's ledger). */
   anonymousAllocations: number;
   /** Anonymous Allocates refused: TCP (RFC 6062) asked, per-peer quota, total share. */
   refusedTransport: number;
@@ -97,7 +113,6 @@ export class RelayTiers implements RelayTierPolicy {
   readonly #limits: Required<AnonymousRelayLimits>;
   readonly #scope: RelayScope;
   readonly #own: Set<string>;
-  readonly #perPeer = new Map<string, number>();
   readonly #shared: TokenBucket | undefined;
   readonly #log: Logger;
   readonly #clock: () => number;
@@ -120,25 +135,38 @@ export class RelayTiers implements RelayTierPolicy {
   allocate(username: string, transport: 'udp' | 'tcp', now: number): RelayLease | RelayRefusal | undefined {
     const peerId = anonymousRelayPeer(username);
     if (peerId === undefined) return undefined; // an operator's user
-    const refuse = (stat: 'refusedTransport' | 'refusedPeerQuota' | 'refusedTotalShare', code: number, reason: string): RelayRefusal => {
-      this.stats[stat]++;
-      this.#log.info({ peerId, transport, cause: stat }, 'anonymous relay allocation refused');
-      return { code, reason };
-    };
-    if (transport !== 'udp') return refuse('refusedTransport', 442, 'Unsupported Transport Protocol: anonymous relay credentials relay UDP only');
-    const held = this.#perPeer.get(peerId) ?? 0;
-    if (held >= this.#limits.perPeer) return refuse('refusedPeerQuota', 486, `Allocation Quota Reached: ${this.#limits.perPeer} per anonymous peer`);
-    if (this.stats.anonymousAllocations >= this.#limits.total)
-      return refuse('refusedTotalShare', 486, 'Allocation Quota Reached: the anonymous share of this server is in use');
-    this.#perPeer.set(peerId, held + 1);
+    if (transport !== 'udp') {
+      this.stats.refusedTransport++;
+      this.#log.info({ peerId, transport }, 'anonymous relay allocation refused: TCP relay asked');
+      return { code: 442, reason: 'Unsupported Transport Protocol: anonymous relay credentials relay UDP only', wrongTier: true };
+    }
     this.stats.anonymousAllocations++;
     return this.#lease(peerId, now);
+  }
+
+  /** The answer to an anonymous Allocate the ledger refused over the tier's limits. */
+  #refusal(peerId: string, limit: 'user' | 'tier'): RelayRefusal {
+    this.stats[limit === 'user' ? 'refusedPeerQuota' : 'refusedTotalShare']++;
+    this.#log.info({ peerId, limit }, 'anonymous relay allocation refused');
+    return limit === 'user'
+      ? { code: 486, reason: `Allocation Quota Reached: ${this.#limits.perPeer} per anonymous peer` }
+      : { code: 486, reason: 'Allocation Quota Reached: the anonymous share of this server is in use' };
   }
 
   #lease(peerId: string, now: number): RelayLease {
     const own = new TokenBucket(this.#limits.bandwidth, this.#limits.bandwidth, now);
     let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.stats.anonymousAllocations--;
+    };
     return {
+      quota: { tier: 'anonymous', perUser: this.#limits.perPeer, total: this.#limits.total },
+      refused: (limit) => {
+        release();
+        return this.#refusal(peerId, limit);
+      },
       permit: (ip) => {
         const plain = plainIp(ip) ?? ip;
         const t = this.#clock();
@@ -156,14 +184,7 @@ export class RelayTiers implements RelayTierPolicy {
         this.stats.droppedOverBandwidth++;
         return false;
       },
-      release: () => {
-        if (released) return;
-        released = true;
-        this.stats.anonymousAllocations--;
-        const n = (this.#perPeer.get(peerId) ?? 1) - 1;
-        if (n <= 0) this.#perPeer.delete(peerId);
-        else this.#perPeer.set(peerId, n);
-      },
+      release,
     };
   }
 }
