@@ -65,3 +65,4 @@ export { type NameLimits, DEFAULT_NAME_LIMITS, NameTable } from './names.js';
 export { type RelayScope, type ScopeKind, type MemoryRelayScopeOptions, MemoryRelayScope, recordSignalledCandidates, sameSource, plainIp } from './scope.js';
 export { type RendezvousServer, startRendezvous } from './server.js';
 export { TokenBucket } from './token-bucket.js';
+export { type AnonymousRelayTier, type AnonymousRelayTierOptions, anonymousRelayTier } from './relay-tier.js';
