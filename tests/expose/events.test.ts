@@ -13,7 +13,7 @@ import { anonymousRelayCredentials, peerIdFromPublicKey } from '@nat/protocol';
 import { type ExposeLimits, type ServerEvent, ServerEventHub, attachExpose, startRendezvous, staticUsers } from '@nat/server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { echoServer, portBlock } from './harness.js';
-import { rawSession } from './raw.js';
+import { rawSession, rawUpgrade } from './raw.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -95,10 +95,10 @@ describe('expose events', () => {
     ]);
   }, 30_000);
 
-  it('auth-failure: anonymous credentials (wrong-tier), an unlisted key (not-allowed), a wrong password (bad-integrity), an unknown user; refused: sessions over the share and the cap', async () => {
+  it('auth-failure: anonymous credentials (wrong-tier), an unlisted key (not-allowed), a wrong password (bad-integrity), an unknown user, none (missing); refused: sessions over the share and the cap', async () => {
     const listed = generateKeyPairSync('ed25519');
     const listedId = peerIdFromPublicKey(Buffer.from(listed.publicKey.export({ format: 'jwk' }).x!, 'base64url'));
-    const { url, events } = await server({ maxSessions: 3, sessionsPerSource: 2 }, [listedId]);
+    const { url, events } = await server({ maxSessions: 3, sessionsPerSource: 2, authTimeoutMs: 1000 }, [listedId]);
     const anon = anonymousRelayCredentials('some-secret', listedId, 300, Date.now());
     const refusedHello = async (user: string, password: string): Promise<void> => {
       const s = await rawSession(url, user, password, '127.0.21.6');
@@ -108,6 +108,12 @@ describe('expose events', () => {
     await refusedHello(anon.username, anon.password);
     await refusedHello('alice', 'not-her-password');
     await refusedHello('mallory', 'whatever');
+    // a control connection that never says hello
+    const mute = await rawUpgrade(url, '127.0.21.10');
+    cleanups.push(() => mute.destroy());
+    mute.on('error', () => {});
+    mute.resume();
+    await new Promise<void>((r) => mute.once('close', () => r()));
     const stranger = generateKeyPairSync('ed25519');
     const strangerId = peerIdFromPublicKey(Buffer.from(stranger.publicKey.export({ format: 'jwk' }).x!, 'base64url'));
     const s = exposePublic({ url, credentials: { identity: stranger }, target: { host: '127.0.0.1', port: 9 } });
@@ -129,6 +135,7 @@ describe('expose events', () => {
       { type: 'auth-failure', service: 'expose', reason: 'wrong-tier', source: '127.0.21.6', user: anon.username },
       { type: 'auth-failure', service: 'expose', reason: 'bad-integrity', source: '127.0.21.6', user: 'alice' },
       { type: 'auth-failure', service: 'expose', reason: 'unknown-user', source: '127.0.21.6', user: 'mallory' },
+      { type: 'auth-failure', service: 'expose', reason: 'missing', source: '127.0.21.10' },
       { type: 'auth-failure', service: 'expose', reason: 'not-allowed', source: '127.0.0.1', user: `peer:${strangerId}` },
       { type: 'refused', service: 'expose', cause: 'source-share', source: '127.0.21.7', pool: 'sessions' },
       { type: 'refused', service: 'expose', cause: 'global-cap', source: '127.0.21.9', pool: 'sessions' },

@@ -187,7 +187,9 @@ class ExposeService implements ExposeHandle {
         this.#endSession(session, reason);
       },
       onAuthTimeout: (session) => {
-        if (session.user === undefined) this.#refuseSession(session, 'unauthorized', 'authentication timeout');
+        if (session.user !== undefined) return;
+        this.#events({ type: 'auth-failure', service: 'expose', reason: 'missing', source: session.source });
+        this.#refuseSession(session, 'unauthorized', 'authentication timeout');
       },
     });
     this.#sessions.add(s);
@@ -241,7 +243,10 @@ class ExposeService implements ExposeHandle {
   }
 
   #hello(s: Session, m: ExposeControlMessage): void {
-    if (m.type !== 'hello') return this.#refuseSession(s, 'unauthorized', 'authenticate first (hello)');
+    if (m.type !== 'hello') {
+      this.#events({ type: 'auth-failure', service: 'expose', reason: 'missing', source: s.source });
+      return this.#refuseSession(s, 'unauthorized', 'authenticate first (hello)');
+    }
     const r = checkHello(m, s.nonce, this.#credentials);
     if (!r.ok) {
       this.#events({ type: 'auth-failure', service: 'expose', reason: r.reason, source: s.source, ...(r.user === undefined ? {} : { user: r.user }) });
