@@ -68,6 +68,7 @@ export function gatePending(http: HttpServer, limits: GateLimits, log: Logger, e
   http.prependListener('upgrade', onUpgrade);
   http.prependListener('request', (req: { socket: Socket }) => settle(req.socket));
   http.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    if (socket.destroyed) return; // closed already (by the governor's silence rule in the same round)
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       counters.handshakeTimeouts++;
       log.debug({ remote: socket.remoteAddress }, 'rendezvous: no request within the handshake timeout; closing');
