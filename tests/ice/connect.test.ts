@@ -6,25 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { RendezvousClient, connectPeer, generateIdentity, peerIdOf } from '@nat/client';
-import {
-  type RendezvousServer,
-  type StunServer,
-  MemoryRelayScope,
-  RelayTiers,
-  anonymousRelayUsers,
-  anyOf,
-  restApiSecrets,
-  startRendezvous,
-  startStunServer,
-} from '@nat/server';
+import { type RendezvousServer, type StunServer, anonymousRelayTier, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
 import { runCli } from '@nat/cli';
 
 const SECRET = 'ice-connect-test-secret';
-/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
-const scope = new MemoryRelayScope();
-const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'] });
+/** TURN's anonymous tier relays only toward what the rendezvous recorded of each peer's sessions. */
+const tier = anonymousRelayTier({ secrets: [SECRET], ownRelayIps: ['127.0.0.1'] });
 let stun: StunServer;
 let rv: RendezvousServer;
 let turnPort: number;
@@ -36,14 +25,13 @@ beforeAll(async () => {
     port: 0,
     altPort: null,
     tcp: false,
-    turn: { realm: 'ice.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } },
+    turn: { realm: 'ice.test', ...tier.turn(), peers: { allow: ['127.0.0.0/8'] } },
   });
   turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   rv = await startRendezvous({
     host: '127.0.0.1',
     port: 0,
-    scope,
-    turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 },
+    ...tier.rendezvous([`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], 300),
   });
   dir = await mkdtemp(join(tmpdir(), 'nat-ice-'));
 });

@@ -5,24 +5,13 @@
 // retransmission budget).
 import { createSocket, type Socket } from 'node:dgram';
 import { iceServerRefs, learnPunchOptions, parseIceServerUrl } from '@nat/client';
-import {
-  type RendezvousServer,
-  type StunServer,
-  MemoryRelayScope,
-  RelayTiers,
-  anonymousRelayUsers,
-  anyOf,
-  restApiSecrets,
-  startRendezvous,
-  startStunServer,
-} from '@nat/server';
+import { type RendezvousServer, type StunServer, anonymousRelayTier, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
 
 const SECRET = 'turn-tcp-test-secret';
-/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
-const scope = new MemoryRelayScope();
-const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'] });
+/** TURN's anonymous tier relays only toward what the rendezvous recorded of each peer's sessions. */
+const tier = anonymousRelayTier({ secrets: [SECRET], ownRelayIps: ['127.0.0.1'] });
 let stun: StunServer;
 let tlsServer: StunServer;
 let tcpOnly: RendezvousServer;
@@ -36,7 +25,7 @@ beforeAll(async () => {
     port: 0,
     altPort: null,
     tcp: true,
-    turn: { realm: 'tcp.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } },
+    turn: { realm: 'tcp.test', ...tier.turn(), peers: { allow: ['127.0.0.0/8'] } },
   });
   const tcp = stun.listeners.find((l) => l.transport === 'tcp')!.address.port;
   tlsServer = await startStunServer({
@@ -45,19 +34,18 @@ beforeAll(async () => {
     altPort: null,
     tcp: false,
     tlsPort: 0,
-    turn: { realm: 'tcp.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } },
+    turn: { realm: 'tcp.test', ...tier.turn(), peers: { allow: ['127.0.0.0/8'] } },
   });
   const tls = tlsServer.listeners.find((l) => l.transport === 'tls')!.address.port;
-  tlsOnly = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`turns:127.0.0.1:${tls}?transport=tcp`], secret: SECRET, ttl: 300 } });
+  tlsOnly = await startRendezvous({ host: '127.0.0.1', port: 0, ...tier.rendezvous([`turns:127.0.0.1:${tls}?transport=tcp`], 300) });
   silent = createSocket('udp4');
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
   const silentPort = silent.address().port;
-  tcpOnly = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`turn:127.0.0.1:${tcp}?transport=tcp`], secret: SECRET, ttl: 300 } });
+  tcpOnly = await startRendezvous({ host: '127.0.0.1', port: 0, ...tier.rendezvous([`turn:127.0.0.1:${tcp}?transport=tcp`], 300) });
   mixed = await startRendezvous({
     host: '127.0.0.1',
     port: 0,
-    scope,
-    turn: { urls: [`turn:127.0.0.1:${silentPort}`, `turn:127.0.0.1:${tcp}?transport=tcp`], secret: SECRET, ttl: 300 },
+    ...tier.rendezvous([`turn:127.0.0.1:${silentPort}`, `turn:127.0.0.1:${tcp}?transport=tcp`], 300),
   });
 });
 

@@ -6,23 +6,12 @@
  * rendezvous handed out allocate a relay through @nat/client's TurnClient.
  */
 import { RendezvousClient, type RendezvousInbound, TurnClient, generateIdentity, peerIdOf } from '@nat/client';
-import {
-  type RendezvousServer,
-  type StunServer,
-  MemoryRelayScope,
-  RelayTiers,
-  anonymousRelayUsers,
-  anyOf,
-  restApiSecrets,
-  startRendezvous,
-  startStunServer,
-} from '@nat/server';
+import { type RendezvousServer, type StunServer, anonymousRelayTier, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SECRET = 'e2e-shared-secret';
-/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
-const scope = new MemoryRelayScope();
-const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'] });
+/** TURN's anonymous tier relays only toward what the rendezvous recorded of each peer's sessions. */
+const tier = anonymousRelayTier({ secrets: [SECRET], ownRelayIps: ['127.0.0.1'] });
 const REALM = 'e2e.rendezvous';
 const SESSION = 'ZTJlLXNlc3Npb24tMDAwMDE';
 const PWD = 'abcdefghijklmnopqrstuvwx';
@@ -37,14 +26,13 @@ beforeAll(async () => {
     port: 0,
     altPort: null,
     tcp: false,
-    turn: { realm: REALM, auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers() },
+    turn: { realm: REALM, ...tier.turn() },
   });
   turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   rv = await startRendezvous({
     host: '127.0.0.1',
     port: 0,
-    scope,
-    turn: { urls: [`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], secret: SECRET, ttl: 300 },
+    ...tier.rendezvous([`stun:127.0.0.1:${turnPort}`, `turn:127.0.0.1:${turnPort}`], 300),
   });
 });
 

@@ -19,25 +19,14 @@ import {
   peerIdOf,
   type IceConnection,
 } from '@nat/client';
-import {
-  type RendezvousServer,
-  type StunServer,
-  MemoryRelayScope,
-  RelayTiers,
-  anonymousRelayUsers,
-  anyOf,
-  restApiSecrets,
-  startRendezvous,
-  startStunServer,
-} from '@nat/server';
+import { type RendezvousServer, type StunServer, anonymousRelayTier, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { payloadWithMarker, sha256 } from './helpers.js';
 
 const SECRET = 'tunnel-relay-secret';
-/** What the rendezvous records of each peer's sessions; TURN's anonymous tier relays only there. */
-const scope = new MemoryRelayScope();
+/** TURN's anonymous tier relays only toward what the rendezvous recorded of each peer's sessions. */
 // no bandwidth cap here: 8 MB cross the relay, and the counts below assume nothing else drops packets
-const tiers = () => new RelayTiers({ scope, ownRelayIps: ['127.0.0.1'], bandwidth: 0, totalBandwidth: 0 });
+const tier = anonymousRelayTier({ secrets: [SECRET], ownRelayIps: ['127.0.0.1'], bandwidth: 0, totalBandwidth: 0 });
 const PROXY_IP = '127.0.0.7';
 let stun: StunServer;
 let rv: RendezvousServer;
@@ -54,7 +43,7 @@ beforeAll(async () => {
     port: 0,
     altPort: null,
     tcp: false,
-    turn: { realm: 'relay.test', auth: anyOf(restApiSecrets([SECRET]), anonymousRelayUsers([SECRET])), tiers: tiers(), peers: { allow: ['127.0.0.0/8'] } },
+    turn: { realm: 'relay.test', ...tier.turn(), peers: { allow: ['127.0.0.0/8'] } },
   });
   const turnPort = stun.listeners.find((l) => l.transport === 'udp')!.address.port;
   // a UDP proxy in front of the TURN server: one upstream socket per client, so the server sees distinct clients
@@ -78,7 +67,7 @@ beforeAll(async () => {
     clientToServer(msg, (d) => u.send(d, turnPort, '127.0.0.1'), key);
   });
   const proxyPort = proxy.address().port;
-  rv = await startRendezvous({ host: '127.0.0.1', port: 0, scope, turn: { urls: [`turn:${PROXY_IP}:${proxyPort}`], secret: SECRET, ttl: 300 } });
+  rv = await startRendezvous({ host: '127.0.0.1', port: 0, ...tier.rendezvous([`turn:${PROXY_IP}:${proxyPort}`], 300) });
 });
 
 afterAll(async () => {

@@ -3,10 +3,9 @@ import { ipFamily, parseTransportAddress } from '@nat/protocol';
 import {
   MemoryRelayScope,
   type RelayScope,
-  RelayTiers,
   type StunServerInit,
   type TurnAuthenticator,
-  anonymousRelayUsers,
+  anonymousRelayTier,
   anyOf,
   parseUsersFile,
   restApiSecrets,
@@ -262,19 +261,25 @@ export async function toServerInit(c: ServerConfig, scope: RelayScope = new Memo
       throw new ConfigError(`config key "alternateServer": expected an address IP[:PORT], got ${JSON.stringify(c.alternateServer)}`);
     }
   }
+  const users = await authenticatorOf(c);
+  const tier =
+    c.authSecrets.length > 0
+      ? anonymousRelayTier({
+          secrets: c.authSecrets,
+          users,
+          scope,
+          ownRelayIps: c.relayIps ?? c.listen,
+          perPeer: c.anonymousRelayPerPeer,
+          total: c.anonymousRelayTotal,
+          bandwidth: c.anonymousRelayBandwidth,
+          totalBandwidth: c.anonymousRelayTotalBandwidth,
+        }).turn()
+      : { auth: users }; // no secret, no anonymous credentials: every user is the operator's
   return {
     ...base,
     turn: {
       realm: c.realm,
-      auth: c.authSecrets.length > 0 ? anyOf(await authenticatorOf(c), anonymousRelayUsers(c.authSecrets)) : await authenticatorOf(c),
-      tiers: new RelayTiers({
-        scope,
-        ownRelayIps: c.relayIps ?? c.listen,
-        perPeer: c.anonymousRelayPerPeer,
-        total: c.anonymousRelayTotal,
-        bandwidth: c.anonymousRelayBandwidth,
-        totalBandwidth: c.anonymousRelayTotalBandwidth,
-      }),
+      ...tier,
       ...(c.relayIps ? { relayIps: c.relayIps } : {}),
       relayPorts: { min: c.minPort, max: c.maxPort },
       peers: { allow: c.allowPeers, deny: c.denyPeers },

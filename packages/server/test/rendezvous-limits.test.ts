@@ -64,8 +64,11 @@ describe('rendezvous shares and lifetimes', () => {
     expect(other.closeInfo).toBeUndefined();
     let stats = rv.stats();
     expect(stats.pendingRefused).toBe(6);
-    expect(stats.handshakeTimeouts).toBe(4);
-    expect(stats.tcpConnections).toBe(1);
+    // closed by the listener's governor (silent) or node:http's request timer (408), whichever comes first
+    expect(stats.handshakeTimeouts + stats.idleClosed).toBe(4);
+    // the server sees the closes a moment after the client does
+    for (let i = 0; i < 50 && rv.stats().tcpConnections !== 1; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(rv.stats().tcpConnections).toBe(1);
     // WebSockets: one source holds at most its share (2 here), then 1013
     const ws = [await open(rv.url, '127.0.15.2'), await open(rv.url, '127.0.15.2'), await open(rv.url, '127.0.15.2')];
     expect((await ws[2]!.closed).code).toBe(1013);

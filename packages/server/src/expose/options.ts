@@ -1,5 +1,6 @@
 import { type Cidr, ParseError, parseCidr } from '@nat/protocol';
 import { ServerError } from '../errors.js';
+import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
 
@@ -67,6 +68,11 @@ export interface ExposeOptions {
   readonly limits?: ExposeLimits;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
+  /**
+   * Where the service's events go: expose-port-opened/closed, expose-connection, auth-failure,
+   * refused (sessions, ports, connections). Default none.
+   */
+  readonly events?: ServerEventSink;
 }
 
 export type ResolvedExposeLimits = Required<ExposeLimits>;

@@ -45,6 +45,16 @@ export class Admission {
   keyOk(peerId: string): boolean {
     return this.#keys === undefined || this.#keys.has(peerId);
   }
+
+  /** Whether a peer id is on the operator's key list (false for every key of an open rendezvous). */
+  listed(peerId: string): boolean {
+    return this.#keys?.has(peerId) ?? false;
+  }
+
+  /** Whether the upgrades need an invite token. */
+  get needsToken(): boolean {
+    return this.#tokens.length > 0;
+  }
 }
 
 /** Fixed-length digests so that comparing tokens takes the same time whatever their lengths. */

@@ -1,14 +1,18 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
-import { sourceKey } from '@nat/protocol';
+import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
-import type { RendezvousGateStats } from './stats.js';
 
 /** The limits the gate enforces (from {@link RendezvousLimits}). */
 export interface GateLimits {
-  readonly maxConnections: number;
   readonly maxPendingPerSource: number;
   readonly handshakeTimeoutMs: number;
+}
+
+/** The gate's own counters (the connection pool's are its StreamGovernor's). */
+export interface GateCounters {
+  pendingRefused: number;
+  handshakeTimeouts: number;
 }
 
 /** The node:http server options that close a connection which has not sent its request in time. */
@@ -24,19 +28,28 @@ export function isGateListener(listener: unknown): boolean {
   return typeof listener === 'function' && GATE in listener;
 }
 
+/** What {@link PendingGate.admit} is told about one admitted connection. */
+export interface PendingGate {
+  /** A connection the governor admitted: false (after closing it) when its source holds `maxPendingPerSource` pending ones. */
+  admit(socket: Socket, source: string): boolean;
+  /** Whether `socket` was upgraded (its service governs its lifetime from then on). */
+  upgraded(socket: Socket): boolean;
+  readonly counters: GateCounters;
+}
+
 /**
- * The rendezvous HTTP server's admission of TCP connections, before any handler sees them: at
- * most twice `maxConnections` at once (the WebSocket count, `maxConnections`, is checked at
- * upgrade and answered 1013; the headroom is for handshakes), at most `maxPendingPerSource`
- * connections from one address (IPv6: one /64) that have not sent their request yet, and a
- * request within `handshakeTimeoutMs` of the accept (node:http's own timer, via
- * {@link handshakeServerOptions}): a connection that sends nothing is closed then, not after 90 s.
- * Upgraded connections leave the pending count: the services they reach keep their own shares.
+ * What the rendezvous HTTP server adds to its StreamGovernor (which counts every connection, caps
+ * them and holds each source to its share): at most `maxPendingPerSource` connections from one
+ * source (IPv6: one /64) that have not sent their request yet, and a whole request within
+ * `handshakeTimeoutMs` of the accept (node:http's own timer, via {@link handshakeServerOptions}),
+ * answered 408. Upgraded connections leave the pending count: the services they reach keep their
+ * own pools.
  */
-export function gateConnections(http: HttpServer, limits: GateLimits, log: Logger): () => RendezvousGateStats {
-  const stats: RendezvousGateStats = { tcpConnections: 0, pendingRefused: 0, refusedTcpConnections: 0, handshakeTimeouts: 0 };
+export function gatePending(http: HttpServer, limits: GateLimits, log: Logger, events: ServerEventSink): PendingGate {
+  const counters: GateCounters = { pendingRefused: 0, handshakeTimeouts: 0 };
   const pending = new Map<string, number>();
   const pendingOf = new WeakMap<Socket, string>();
+  const upgraded = new WeakSet<Socket>();
   const settle = (socket: Socket): void => {
     const key = pendingOf.get(socket);
     if (key === undefined) return;
@@ -45,30 +58,19 @@ export function gateConnections(http: HttpServer, limits: GateLimits, log: Logge
     if (left <= 0) pending.delete(key);
     else pending.set(key, left);
   };
-  http.on('connection', (socket: Socket) => {
-    const key = sourceKey(socket.remoteAddress ?? '?');
-    const n = pending.get(key) ?? 0;
-    if (stats.tcpConnections >= 2 * limits.maxConnections || n >= limits.maxPendingPerSource) {
-      if (n >= limits.maxPendingPerSource) stats.pendingRefused++;
-      else stats.refusedTcpConnections++;
-      log.debug({ source: key, pending: n }, 'rendezvous: connection refused at accept (pending share of its source, or the cap)');
-      socket.destroy();
-      return;
-    }
-    pending.set(key, n + 1);
-    pendingOf.set(socket, key);
-    stats.tcpConnections++;
-    socket.once('close', () => {
-      stats.tcpConnections--;
-      settle(socket);
-    });
-  });
-  const onUpgrade = Object.assign((req: { socket: Socket }) => settle(req.socket), { [GATE]: true });
+  const onUpgrade = Object.assign(
+    (req: { socket: Socket }) => {
+      upgraded.add(req.socket);
+      settle(req.socket);
+    },
+    { [GATE]: true },
+  );
   http.prependListener('upgrade', onUpgrade);
   http.prependListener('request', (req: { socket: Socket }) => settle(req.socket));
   http.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    if (socket.destroyed) return; // closed already (by the governor's silence rule in the same round)
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      stats.handshakeTimeouts++;
+      counters.handshakeTimeouts++;
       log.debug({ remote: socket.remoteAddress }, 'rendezvous: no request within the handshake timeout; closing');
     }
     if (socket.writable && error.code !== 'ECONNRESET')
@@ -77,5 +79,22 @@ export function gateConnections(http: HttpServer, limits: GateLimits, log: Logge
       );
     socket.destroy();
   });
-  return () => ({ ...stats });
+  return {
+    counters,
+    upgraded: (socket) => upgraded.has(socket),
+    admit(socket, source) {
+      const n = pending.get(source) ?? 0;
+      if (n >= limits.maxPendingPerSource) {
+        counters.pendingRefused++;
+        log.debug({ source, pending: n }, 'rendezvous: connection refused at accept (its source has its share of pending connections)');
+        events({ type: 'refused', service: 'rendezvous', cause: 'source-share', source, pool: 'pending-connections' });
+        socket.destroy();
+        return false;
+      }
+      pending.set(source, n + 1);
+      pendingOf.set(socket, source);
+      socket.once('close', () => settle(socket));
+      return true;
+    },
+  };
 }

@@ -36,8 +36,17 @@
  * - Names: at most 8 per key, 32 new claims per source address (IPv6: /64) per hour, 100,000 in
  *   all; a name whose owner has not registered for 30 days is released.
  * - One source address (IPv6: /64) holds at most 64 WebSocket connections (1013 beyond).
- * - {@link startRendezvous} only: an HTTP connection that sends no request within 10 s is closed
- *   (408), and one source may have at most 16 connections that have not sent their request.
+ * - {@link startRendezvous} only: every TCP connection of its HTTP server (services attached to
+ *   it, such as `attachExpose`, included) goes through a StreamGovernor from accept: at most
+ *   20,000 in all and 80 per source (IPv6: /64) by default (`connections`), refused at accept
+ *   beyond; one that sends nothing before its upgrade is closed after 10 s (`handshakeTimeoutMs`;
+ *   node:http answers 408 to one whose request is not whole by then); one source may have at
+ *   most 16 connections that have not sent their request. Upgraded connections are governed by
+ *   their service's heartbeat.
+ * - Events (`events`): peer-online/peer-offline (closed, replaced, timeout, server-close),
+ *   session-brokered (an offer relayed), auth-failure (bad-integrity, missing, not-allowed),
+ *   refused (connections, pending-connections, names), rate-limited (requests, registrations).
+ * - {@link anonymousRelayTier} wires what TURN and the rendezvous share for the anonymous tier.
  *
  * @example
  * ```ts
@@ -65,3 +74,4 @@ export { type NameLimits, DEFAULT_NAME_LIMITS, NameTable } from './names.js';
 export { type RelayScope, type ScopeKind, type MemoryRelayScopeOptions, MemoryRelayScope, recordSignalledCandidates, sameSource, plainIp } from './scope.js';
 export { type RendezvousServer, startRendezvous } from './server.js';
 export { TokenBucket } from './token-bucket.js';
+export { type AnonymousRelayTier, type AnonymousRelayTierOptions, anonymousRelayTier } from './relay-tier.js';

@@ -1,5 +1,7 @@
 import { IceServerUrl, MAX_ICE_SERVERS, MAX_ICE_SERVERS_TTL, MAX_SIGNALLING_MESSAGE_BYTES, SignallingIceServer } from '@nat/protocol';
 import { ServerError } from '../errors.js';
+import type { ServerEventSink } from '../events.js';
+import type { StreamLimits } from '../listeners/stream.js';
 import type { Logger } from '../logger.js';
 import type { RendezvousAdmission } from './admission.js';
 import { DEFAULT_NAME_LIMITS, type NameLimits } from './names.js';
@@ -90,6 +92,11 @@ export interface RendezvousOptions {
   readonly scope?: RelayScope;
   /** Logger (pino-compatible). Default silent. Nothing is logged per message above debug. */
   readonly logger?: Logger;
+  /**
+   * Where the service's events go: peer-online/offline, session-brokered, auth-failure,
+   * refused (connections, names), rate-limited. Default none.
+   */
+  readonly events?: ServerEventSink;
 }
 
 /** Options of {@link startRendezvous}: where to listen, plus {@link RendezvousOptions}. */
@@ -98,6 +105,14 @@ export interface StartRendezvousOptions extends RendezvousOptions {
   readonly host: string;
   /** TCP port; 0 picks a free one. Required. */
   readonly port: number;
+  /**
+   * The StreamGovernor limits of the listener: every TCP connection (WebSocket, expose control on
+   * the same server, handshakes) counts. Defaults: twice `limits.maxConnections` in all,
+   * `limits.maxConnectionsPerSource + limits.maxPendingPerSource` per source, and a connection
+   * silent for `limits.handshakeTimeoutMs` before its upgrade is closed (after the upgrade, its
+   * service's heartbeat governs it).
+   */
+  readonly connections?: StreamLimits;
 }
 
 /** The limits with every default filled in. */

@@ -2,11 +2,14 @@ import { type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
-import { gateConnections, handshakeServerOptions } from './gate.js';
-import { type StartRendezvousOptions, resolveLimits } from './options.js';
+import { noEvents } from '../events.js';
+import { governTcpServer } from '../listeners/listen.js';
+import { StreamGovernor, type StreamLimits } from '../listeners/stream.js';
+import { silentLogger } from '../logger.js';
+import { type PendingGate, gatePending, handshakeServerOptions } from './gate.js';
+import { type ResolvedLimits, type StartRendezvousOptions, resolveLimits } from './options.js';
 import { attachRendezvous } from './service.js';
 import type { RendezvousGateStats, RendezvousStats } from './stats.js';
-import { silentLogger } from '../logger.js';
 
 /** A running stand-alone rendezvous service (see {@link startRendezvous}). */
 export interface RendezvousServer {
@@ -16,37 +19,65 @@ export interface RendezvousServer {
   readonly address: TransportAddress;
   /** The HTTP server it runs on: other upgrade services (e.g. `attachExpose`) can share its address. */
   readonly httpServer: HttpServer;
-  /** Counters (the service's and its TCP gate's). */
+  /** The governor every connection of `httpServer` goes through (services attached to it included). */
+  readonly governor: StreamGovernor;
+  /** Counters (the service's and its listener's). */
   stats(): RendezvousStats & RendezvousGateStats;
   /** Closes every connection and stops listening. Idempotent. */
   close(): Promise<void>;
 }
 
+/** The listener's governor limits: `given` over the defaults derived from the rendezvous limits. */
+function governorLimits(limits: ResolvedLimits, given: StreamLimits = {}): StreamLimits {
+  return {
+    maxConnections: 2 * limits.maxConnections,
+    maxConnectionsPerSource: limits.maxConnectionsPerSource + limits.maxPendingPerSource,
+    idleTimeoutMs: limits.handshakeTimeoutMs,
+    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+  };
+}
+
+/** Routes `http`'s connections through `governor`, then the pending gate; upgraded ones are left to their service. */
+function governListener(http: HttpServer, governor: StreamGovernor, gate: PendingGate): void {
+  governTcpServer(http, governor, (socket, lease) => {
+    if (!gate.admit(socket, lease.source)) return;
+    lease.serve(socket, { carries: () => gate.upgraded(socket), resumed: () => undefined });
+  });
+}
+
+function listen(http: HttpServer, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 /**
  * Starts a rendezvous service on its own HTTP server at `host:port` (plain `ws:`; put it behind
  * a TLS terminator, or use {@link attachRendezvous} on an https server, for `wss:`). Plain HTTP
- * requests are answered 426 Upgrade Required. Rejects with ServerError BIND_FAILED when it
- * cannot listen, BAD_CONFIG for bad options.
+ * requests are answered 426 Upgrade Required. Every connection goes through a StreamGovernor
+ * (`options.connections`). Rejects with ServerError BIND_FAILED when it cannot listen,
+ * BAD_CONFIG for bad options.
  */
 export async function startRendezvous(options: StartRendezvousOptions): Promise<RendezvousServer> {
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new ServerError('BAD_CONFIG', `rendezvous: port must be 0-65535, got ${options.port}`);
   }
   const limits = resolveLimits(options.limits);
+  const log = options.logger ?? silentLogger;
   const http = createServer(handshakeServerOptions(limits), (_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
     res.end('nat rendezvous: connect with a WebSocket\n');
   });
-  const gateStats = gateConnections(http, limits, options.logger ?? silentLogger);
+  const governor = new StreamGovernor(governorLimits(limits, options.connections), log);
+  const gate = gatePending(http, limits, log, options.events ?? noEvents);
+  governListener(http, governor, gate);
   const service = attachRendezvous(http, options);
   try {
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(options.port, options.host, () => {
-        http.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(http, options.host, options.port);
   } catch (error) {
     await service.close();
     throw new ServerError('BIND_FAILED', `rendezvous: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, { cause: error });
@@ -56,18 +87,28 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   const family = ipFamily(info.address) ?? (info.family === 'IPv6' ? 'IPv6' : 'IPv4');
   const address: TransportAddress = { family, address: info.address, port: info.port };
   const hostPart = family === 'IPv6' ? `[${info.address}]` : info.address;
+  const g = governor.stats;
   let closing: Promise<void> | undefined;
   return {
     url: `ws://${hostPart}:${info.port}${service.path}`,
     address,
     httpServer: http,
-    stats: () => ({ ...service.stats(), ...gateStats() }),
+    governor,
+    stats: () => ({
+      ...service.stats(),
+      ...gate.counters,
+      tcpConnections: g.open,
+      refusedTcpConnections: g.refusedTotal,
+      refusedTcpSourceShare: g.refusedPerSource,
+      idleClosed: g.idleClosed,
+    }),
     close() {
       closing ??= (async () => {
         await service.close();
         await new Promise<void>((resolve) => {
           http.close(() => resolve());
           http.closeAllConnections();
+          governor.closeAll();
         });
       })();
       return closing;

@@ -38,14 +38,18 @@ export interface RendezvousStats {
   names: number;
 }
 
-/** Counters of the TCP gate of {@link startRendezvous} (its own HTTP server). */
+/** Counters of the listener of {@link startRendezvous} (its own HTTP server and StreamGovernor). */
 export interface RendezvousGateStats {
-  /** TCP connections open now, upgraded or not. */
+  /** TCP connections open now, upgraded or not (rendezvous, expose control, handshakes). */
   tcpConnections: number;
   /** Connections closed at accept: their source address (IPv6: /64) had `maxPendingPerSource` connections that had sent no request yet. */
   pendingRefused: number;
-  /** Connections closed at accept: twice `maxConnections` TCP connections were open. */
+  /** Connections closed at accept: the listener's connection cap was reached. */
   refusedTcpConnections: number;
+  /** Connections closed at accept: their source address (IPv6: /64) held its share of the listener's connections. */
+  refusedTcpSourceShare: number;
   /** Connections closed for not sending their request (the upgrade) within `handshakeTimeoutMs`. */
   handshakeTimeouts: number;
+  /** Connections closed for sending nothing (before any upgrade) for the listener's idle timeout. */
+  idleClosed: number;
 }
