@@ -25,7 +25,6 @@ const ROUNDS = arg('--rounds', 5);
 type Handler = (msg: Buffer, rinfo: RemoteInfo) => void;
 const handlers: { socket: Socket; handler: Handler }[] = [];
 const sockets: Socket[] = [];
-// eslint-disable-next-line @typescript-eslint/unbound-method -- wrapped and called with its receiver
 const on = createSocket('udp4').constructor.prototype.on as (this: Socket, event: string, fn: (...a: unknown[]) => void) => Socket;
 (createSocket('udp4').constructor.prototype as { on: typeof on }).on = function (this: Socket, event, fn) {
   if (event === 'message') handlers.push({ socket: this, handler: fn as Handler });
