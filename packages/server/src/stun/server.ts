@@ -45,7 +45,7 @@ export interface StunServerInit {
   readonly maxConnections?: number;
   /** Idle TCP/TLS connections that carry nothing are closed after this many milliseconds (same as `streams.idleTimeoutMs`). Default 30,000. */
   readonly idleTimeoutMs?: number;
-  /** Governance of TCP/TLS connections: per-source share, TLS handshake deadline, backpressure, error-answer rate. Defaults in {@link StreamLimits}. */
+  /** Governance of TCP/TLS connections: per-source and per-user shares, TLS handshake deadline, backpressure, error-answer rate. Defaults in {@link StreamLimits}. */
   readonly streams?: StreamLimits;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
