@@ -2,7 +2,7 @@
  * Times nat-server's relay path without sockets: TurnCore.handleChannelData (client -> peer) and
  * TurnCore.handlePeerData (peer -> client), each with the drain() the driver does after it, on
  * two allocations bound to each other by channels, as in bench/turn/run.ts; a replica of the
- * per-packet 5-tuple key that the UDP driver (packages/server/src/stun/server.ts) builds; and
+ * per-packet 5-tuple key that the TURN driver (packages/server/src/relay/driver.ts) builds; and
  * what the bare forwarder does instead (subarray; allocUnsafe + copy of the header and data);
  * and the allocation inside encodeChannelData against Node's pooled Buffer.allocUnsafe.
  * Nanoseconds per packet: compare with the server's CPU time per relayed packet from run.ts.

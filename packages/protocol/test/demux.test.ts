@@ -60,6 +60,20 @@ describe('demultiplex', () => {
       expect(demultiplex(v)).toBe('unknown');
     }
   });
+
+  it('takes RFC 5766 channel numbers (first byte 80-127) as ChannelData only when asked', () => {
+    const legacy = { legacyChannelNumbers: true };
+    for (let b = 0; b <= 255; b++) {
+      const strict = demultiplex(b);
+      const wide = demultiplex(b, legacy);
+      if (b >= 80 && b <= 127) {
+        expect(strict, `byte ${b}`).toBe('unknown');
+        expect(wide, `byte ${b}`).toBe('turn-channel');
+      } else expect(wide, `byte ${b}`).toBe(strict);
+    }
+    expect(classifyPacket(Uint8Array.from([0x7f, 0xff, 0, 0]), legacy)).toBe('turn-channel');
+    expect(classifyPacket(Uint8Array.from([0x7f, 0xff, 0, 0]))).toBe('unknown');
+  });
 });
 
 describe('classifyPacket', () => {

@@ -34,9 +34,19 @@ export { type EndpointSet, type SocketRole, SOCKET_ROLES, availableRoles, change
 export { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './stun/rate-limiter.js';
 export { StunResponder, type StunReply, type StunResponderInit, type StunResponderStats } from './stun/responder.js';
 export { type StunListener, type StunServer, type StunServerInit, startStunServer } from './stun/server.js';
-export { DEFAULT_STREAM_LIMITS, StreamGovernor, type StreamGovernorStats, type StreamHooks, StreamLease, type StreamLimits } from './listeners/stream.js';
+export {
+  DEFAULT_STREAM_LIMITS,
+  StreamGovernor,
+  type StreamGovernorOptions,
+  type StreamGovernorStats,
+  type StreamHooks,
+  StreamLease,
+  type StreamLimits,
+  type StreamOutputKind,
+} from './listeners/stream.js';
 export { type GovernedConnection, createGovernedTlsServer, governTcpServer } from './listeners/listen.js';
-export { type TurnOptions } from './stun/server.js';
+export { type BoundEndpointSet, type EndpointPorts, type UdpSockets, bindEndpointSet, bindUdp } from './listeners/udp.js';
+export { TurnDriver, type TurnDriverInit, type TurnOptions } from './relay/driver.js';
 export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';
 export { Allocation, type ClientEndpoint, type Channel } from './turn/allocation.js';
 export {

@@ -1,12 +1,13 @@
 // Connection governance of the STUN/TURN TCP and TLS listeners (issue 14 findings 2, 4 and 7):
 // connections are counted from TCP accept, TLS handshakes have a deadline, one source gets a
-// share of the slots, and error answers over TCP are rate limited per source.
+// share of the slots, and error answers over TCP are rate limited per source (one limiter, the
+// stream layer's; a connection over it is closed).
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { StunClass, StunMethod, StunStreamFramer, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sourceKey } from '@nat/protocol';
-import { type StunServer, startStunServer, staticUsers } from '../src/index.js';
+import { DEFAULT_STREAM_LIMITS, type ServerEvent, ServerEventHub, type StunServer, startStunServer, staticUsers } from '../src/index.js';
 
 let server: StunServer | undefined;
 const sockets: Socket[] = [];
@@ -106,30 +107,52 @@ describe('stream listener governance', () => {
     expect(await answers(port, '127.0.3.8', binding(), 500)).toEqual([StunClass.SuccessResponse]);
   });
 
-  it('finding 2: unsupported-method 400s over TCP are rate limited per source', async () => {
+  // One error-answer limiter on streams: the governor's `errorRate`. A client flooding bad
+  // requests in one write gets exactly the burst of error answers (the few milliseconds the
+  // flood takes refill less than one token at these rates), then the server closes the
+  // connection (cause protocol-error). Before, the connection stayed open, and on a TURN server
+  // the TURN core's own unauthenticated limiter (50/s, bursts of 100) also held answers back.
+  const floods = [
+    { name: 'STUN only, errorRate 10/s bursts of 20', turn: false, errorRate: { perSecond: 10, burst: 20 }, expected: 20 },
+    { name: 'TURN, the default errorRate (bursts of 50)', turn: true, errorRate: undefined, expected: DEFAULT_STREAM_LIMITS.errorRate.burst },
+  ];
+  it.each(floods)('finding 2: a TCP client flooding bad requests gets the configured error answers, then is closed ($name)', async (c) => {
+    const hub = new ServerEventHub();
+    const seen: ServerEvent[] = [];
+    hub.subscribe((e) => seen.push(e));
     server = await startStunServer({
       listen: ['127.0.0.1'],
       port: 0,
       altPort: null,
       tcp: true,
-      rateLimit: { perSecond: 0 },
-      turn: { realm: 'governance.test', auth: staticUsers({ u: 'p' }) },
-      streams: { errorRate: { perSecond: 10, burst: 20 } },
+      events: hub.sink,
+      ...(c.turn ? { turn: { realm: 'governance.test', auth: staticUsers({ u: 'p' }) } } : {}),
+      streams: { errorRate: c.errorRate },
     });
     const port = portOf(server, 'tcp');
+    // SharedSecret: a method neither the responder nor the TURN core serves (400 from either).
     const one = encodeStunMessage({ class: StunClass.Request, method: StunMethod.SharedSecret, attributes: [] });
-    const flood = Buffer.concat(
-      Array.from({ length: 500 }, () => encodeStunMessage({ class: StunClass.Request, method: StunMethod.SharedSecret, attributes: [] })),
-    );
-    expect(one.length).toBe(20);
-    const got = await answers(port, '127.0.4.1', flood, 1500);
-    // The burst (20) plus what refills in the time taken, not 500 answers.
-    expect(got.length).toBeGreaterThanOrEqual(20);
-    expect(got.length).toBeLessThan(60);
-    expect(got.every((c) => c === StunClass.ErrorResponse)).toBe(true);
-    // Two limiters may drop them: the TURN core's for unauthenticated requests (any transport) and
-    // the stream layer's for error answers; together they held back the rest of the 500.
-    expect(server.stats().streams.errorsRateLimited + (server.turn?.stats.rateLimited ?? 0)).toBeGreaterThan(400);
+    const flood = Buffer.concat(Array.from({ length: 500 }, () => one));
+    const s = await open(port, '127.0.4.1');
+    const framer = new StunStreamFramer();
+    const classes: number[] = [];
+    s.on('data', (d: Buffer) => {
+      framer.push(new Uint8Array(d));
+      for (let f = framer.next(); f; f = framer.next()) classes.push(decodeStunMessage(f.bytes).class);
+    });
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.write(flood);
+    await closed;
+    expect(classes.length).toBeGreaterThanOrEqual(c.expected);
+    expect(classes.length).toBeLessThanOrEqual(c.expected + 1);
+    expect(classes.every((k) => k === StunClass.ErrorResponse)).toBe(true);
+    expect(server.stats().streams.errorsRateLimited).toBe(1);
+    expect(server.turn?.stats.rateLimited ?? 0).toBe(0);
+    const service = c.turn ? 'turn' : 'stun';
+    expect(await until(() => seen.some((e) => e.type === 'connection-closed'), 5000)).toBe(true);
+    expect(seen.filter((e) => e.type === 'rate-limited')).toEqual([{ type: 'rate-limited', service, source: '127.0.4.1', what: 'error-answers' }]);
+    const close = seen.find((e) => e.type === 'connection-closed');
+    expect(close).toMatchObject({ service, transport: 'tcp', source: '127.0.4.1', cause: 'protocol-error' });
     // Another source still gets its answers.
     expect(await answers(port, '127.0.4.2', one, 500)).toEqual([StunClass.ErrorResponse]);
   });

@@ -22,12 +22,21 @@
 /** What a packet is, judged by its first byte; 'rtp' covers RTP and RTCP alike. */
 export type DemultiplexedProtocol = 'stun' | 'zrtp' | 'dtls' | 'turn-channel' | 'rtp' | 'unknown';
 
+/** Options of {@link demultiplex}. */
+export interface DemultiplexOptions {
+  /**
+   * Treat 80-127 as TURN ChannelData too: RFC 5766's channel numbers 0x4000-0x7FFF (RFC 7983's
+   * original range), which RFC 8656 reserves but older clients still bind. Default false.
+   */
+  readonly legacyChannelNumbers?: boolean;
+}
+
 /**
  * The protocol a packet whose first byte is `firstByte` belongs to (RFC 7983 section 7 as
  * updated by RFC 9443 section 3). A value that is not an integer within 0-255 is 'unknown'.
- * Allocates nothing.
+ * Allocates nothing (hoist `options` out of a per-packet path).
  */
-export function demultiplex(firstByte: number): DemultiplexedProtocol {
+export function demultiplex(firstByte: number, options?: DemultiplexOptions): DemultiplexedProtocol {
   // Ranges in ascending order; NaN, fractions and values above 255 end up as unknown.
   if (!Number.isInteger(firstByte) || firstByte < 0) return 'unknown';
   if (firstByte <= 3) return 'stun';
@@ -35,12 +44,12 @@ export function demultiplex(firstByte: number): DemultiplexedProtocol {
   if (firstByte <= 19) return 'zrtp';
   if (firstByte <= 63) return 'dtls';
   if (firstByte <= 79) return 'turn-channel';
-  if (firstByte < 128) return 'unknown';
+  if (firstByte < 128) return options?.legacyChannelNumbers === true ? 'turn-channel' : 'unknown';
   if (firstByte <= 191) return 'rtp';
   return 'unknown';
 }
 
 /** The protocol of a received packet, judged by its first byte; an empty packet is 'unknown'. */
-export function classifyPacket(bytes: Uint8Array): DemultiplexedProtocol {
-  return bytes.length === 0 ? 'unknown' : demultiplex(bytes[0]!);
+export function classifyPacket(bytes: Uint8Array, options?: DemultiplexOptions): DemultiplexedProtocol {
+  return bytes.length === 0 ? 'unknown' : demultiplex(bytes[0]!, options);
 }

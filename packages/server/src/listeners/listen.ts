@@ -40,6 +40,10 @@ export function createGovernedTlsServer(credentials: TlsCredentials, governor: S
       if (pending.get(key) === lease) pending.delete(key);
     });
   });
-  server.on('tlsClientError', (_e: Error, socket: TLSSocket) => socket.destroy());
+  server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const lease = pending.get(`${socket.remoteAddress}|${socket.remotePort}`);
+    if (lease === undefined) return void socket.destroy();
+    lease.close(e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'protocol-error');
+  });
   return server;
 }

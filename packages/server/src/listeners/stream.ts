@@ -13,15 +13,26 @@
  * 4. idle rule: a connection silent for `idleTimeoutMs` is closed unless it carries something
  *    whose own lifetime governs it (a TURN allocation, a bound RFC 6062 data connection).
  *
- * Error answers (STUN error responses) are rate limited per source, as on UDP.
+ * 5. shares per user: once the service attributes a connection to a user (after an
+ *    authenticated request on it; {@link StreamLease.attribute}), that user may hold at most
+ *    `perUser` connections; the excess one is closed;
+ * 6. error answers: the one limiter of error answers on streams (`errorRate`, per source); a
+ *    connection whose error answer it refuses is closed.
+ *
+ * Every open, close (with its cause and duration), refusal and rate limit is emitted as a
+ * typed event ({@link ServerEventSink}) for the service named at construction.
  *
  * The governor holds no protocol knowledge: the service says what is droppable and what a
  * connection carries. Listeners other than STUN/TURN (rendezvous, expose) can adopt it as is.
  */
 import type { Socket } from 'node:net';
 import { sourceKey } from '@nat/protocol';
+import { type RefusalCause, type ServerEventSink, type ServiceName, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type RateLimit, RateLimiter } from '../stun/rate-limiter.js';
+import { StreamLease } from './lease.js';
+
+export { StreamLease, type StreamHooks, type StreamOutputKind } from './lease.js';
 
 /** Limits of a {@link StreamGovernor}; every one has a default a public volunteer server can live with. */
 export interface StreamLimits {
@@ -37,7 +48,17 @@ export interface StreamLimits {
   readonly pauseBytes?: number;
   /** Close a connection whose unsent output would exceed this many bytes. Default 1,048,576. */
   readonly maxQueuedBytes?: number;
-  /** Error answers per second per source (0 disables). Default 50, bursts of 100. */
+  /**
+   * Most simultaneous connections of one user (counted once a connection carried an
+   * authenticated request of that user, e.g. a TURN allocation or an RFC 6062 data connection).
+   * Default 128: one RFC 6062 allocation's 64 Connects and 64 incoming peer connections at their caps.
+   */
+  readonly perUser?: number;
+  /**
+   * Error answers per second per source: the one error-answer limit on streams (0 disables); a
+   * connection whose error answer it refuses is closed. Default 25, bursts of 50 (below the TURN
+   * core's own unauthenticated-request rate, 50/s, so that this limit is the one that acts).
+   */
   readonly errorRate?: RateLimit;
 }
 
@@ -49,6 +70,8 @@ export interface StreamGovernorStats {
   refusedTotal: number;
   /** Refused at accept: the source had its share. */
   refusedPerSource: number;
+  /** Closed when attributed to a user who had its share. */
+  refusedPerUser: number;
   /** Closed before the TLS handshake finished (out of time, failed, or the client left). */
   handshakeFailed: number;
   /** Closed: silent and carrying nothing. */
@@ -57,7 +80,7 @@ export interface StreamGovernorStats {
   overflowClosed: number;
   /** Times reading was paused because output was queued. */
   paused: number;
-  /** Error answers not sent: the source was over `errorRate`. */
+  /** Error answers not sent (and their connections closed): the source was over `errorRate`. */
   errorsRateLimited: number;
   /** Relayed packets dropped because the connection's output was queued over `pauseBytes`. */
   relayDropped: number;
@@ -66,19 +89,21 @@ export interface StreamGovernorStats {
 export const DEFAULT_STREAM_LIMITS = {
   maxConnections: 10_000,
   maxConnectionsPerSource: 256,
+  perUser: 128,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
   pauseBytes: 64 * 1024,
   maxQueuedBytes: 1024 * 1024,
-  errorRate: { perSecond: 50, burst: 100 },
+  errorRate: { perSecond: 25, burst: 50 },
 } as const satisfies Required<StreamLimits>;
 
-/** What a service tells the governor about one connection. */
-export interface StreamHooks {
-  /** True while the connection carries something whose own lifetime governs it (no idle cut). */
-  carries(): boolean;
-  /** Reading resumed after a pause: process what was held back. */
-  resumed(): void;
+/** Who the governor reports to. */
+export interface StreamGovernorOptions {
+  readonly log?: Logger;
+  /** Where connection events go. Default {@link noEvents}. */
+  readonly events?: ServerEventSink;
+  /** The service named in the events. Default 'stun'. */
+  readonly service?: ServiceName;
 }
 
 /** Counts, limits and closes the connections of one or more stream listeners. */
@@ -87,6 +112,7 @@ export class StreamGovernor {
     open: 0,
     refusedTotal: 0,
     refusedPerSource: 0,
+    refusedPerUser: 0,
     handshakeFailed: 0,
     idleClosed: 0,
     overflowClosed: 0,
@@ -96,20 +122,27 @@ export class StreamGovernor {
   };
   readonly limits: Required<StreamLimits>;
   readonly log: Logger;
+  readonly events: ServerEventSink;
+  readonly service: ServiceName;
   readonly #perSource = new Map<string, number>();
+  readonly #perUser = new Map<string, number>();
   readonly #errors: RateLimiter;
   readonly #leases = new Set<StreamLease>();
 
-  constructor(limits: StreamLimits = {}, log: Logger = silentLogger) {
+  /** `options` may be a logger (the older signature). */
+  constructor(limits: StreamLimits = {}, options: StreamGovernorOptions | Logger = {}) {
+    const o: StreamGovernorOptions = isLogger(options) ? { log: options } : options;
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...dropUndefined(limits) };
-    this.log = log;
+    this.log = o.log ?? silentLogger;
+    this.events = o.events ?? noEvents;
+    this.service = o.service ?? 'stun';
     this.#errors = new RateLimiter(this.limits.errorRate);
   }
 
   /**
    * A connection was accepted (call it from the listener's 'connection' event, before TLS).
    * Returns its lease, or undefined after closing it when a cap or share is reached. A TLS
-   * connection (`handshake` true) is closed unless {@link StreamLease.secured} comes in time.
+   * connection (`handshake` true) is closed unless {@link StreamLease.serve} comes in time.
    */
   admit(raw: Socket, handshake: boolean): StreamLease | undefined {
     const source = sourceKey(raw.remoteAddress ?? '');
@@ -122,27 +155,57 @@ export class StreamGovernor {
       const why = total ? 'connection refused: connection cap reached' : 'connection refused: source has its share';
       this.log.debug({ source, open: this.stats.open, held }, why);
       raw.destroy();
+      this.#refused(total ? 'global-cap' : 'source-share', source, undefined);
       return undefined;
     }
     this.stats.open++;
     this.#perSource.set(source, held + 1);
     const lease = new StreamLease(this, raw, source, handshake);
     this.#leases.add(lease);
-    raw.once('close', () => {
-      lease.release();
-      this.#leases.delete(lease);
-      this.stats.open--;
-      const n = (this.#perSource.get(source) ?? 1) - 1;
-      if (n > 0) this.#perSource.set(source, n);
-      else this.#perSource.delete(source);
-    });
+    this.events({ type: 'connection-opened', service: this.service, transport: lease.transport, source });
+    raw.once('close', () => this.#closed(lease));
     return lease;
   }
 
-  /** Takes one error-answer token for `source`. */
+  #closed(lease: StreamLease): void {
+    lease.release();
+    this.#leases.delete(lease);
+    this.stats.open--;
+    const { source, user } = lease;
+    const n = (this.#perSource.get(source) ?? 1) - 1;
+    if (n > 0) this.#perSource.set(source, n);
+    else this.#perSource.delete(source);
+    if (user !== undefined) {
+      const u = (this.#perUser.get(user) ?? 1) - 1;
+      if (u > 0) this.#perUser.set(user, u);
+      else this.#perUser.delete(user);
+    }
+    const durationMs = Date.now() - lease.openedAt;
+    this.events({ type: 'connection-closed', service: this.service, transport: lease.transport, source, cause: lease.closeCause, durationMs });
+  }
+
+  #refused(cause: RefusalCause, source: string, user: string | undefined): void {
+    this.events({ type: 'refused', service: this.service, cause, source, pool: 'connections', ...(user !== undefined ? { user } : {}) });
+  }
+
+  /** Counts `lease` against `user`'s share; false (after a refused event) when the user has it all. */
+  takeUserShare(lease: StreamLease, user: string): boolean {
+    const held = this.#perUser.get(user) ?? 0;
+    if (held >= this.limits.perUser) {
+      this.stats.refusedPerUser++;
+      this.log.debug({ source: lease.source, user, held }, 'connection closed: user has its share');
+      this.#refused('user-quota', lease.source, user);
+      return false;
+    }
+    this.#perUser.set(user, held + 1);
+    return true;
+  }
+
+  /** Takes one error-answer token for `source`; false (after a rate-limited event) when it has none. */
   allowError(source: string, now: number): boolean {
     if (this.#errors.allow(source, now)) return true;
     this.stats.errorsRateLimited++;
+    this.events({ type: 'rate-limited', service: this.service, source, what: 'error-answers' });
     return false;
   }
 
@@ -151,100 +214,19 @@ export class StreamGovernor {
     return this.#perSource.get(sourceKey(address)) ?? 0;
   }
 
-  /** Closes every connection. */
+  /** Connections currently attributed to `user`. */
+  heldByUser(user: string): number {
+    return this.#perUser.get(user) ?? 0;
+  }
+
+  /** Closes every connection (cause 'server-close'). */
   closeAll(): void {
-    for (const lease of this.#leases) lease.raw.destroy();
+    for (const lease of this.#leases) lease.close('server-close');
   }
 }
 
-/** One governed connection: from accept to close. */
-export class StreamLease {
-  readonly source: string;
-  readonly raw: Socket;
-  #socket: Socket | undefined;
-  #paused = false;
-  #handshakeTimer: NodeJS.Timeout | undefined;
-  readonly #gov: StreamGovernor;
-
-  constructor(gov: StreamGovernor, raw: Socket, source: string, handshake: boolean) {
-    this.#gov = gov;
-    this.raw = raw;
-    this.source = source;
-    if (handshake) {
-      this.#handshakeTimer = setTimeout(() => this.#handshakeTimeout(), gov.limits.handshakeTimeoutMs);
-      this.#handshakeTimer.unref();
-    }
-  }
-
-  /** True while reading is paused for queued output: the service stops processing frames. */
-  get paused(): boolean {
-    return this.#paused;
-  }
-
-  /** The TLS handshake did not finish in time: close the connection (counted when it closes). */
-  #handshakeTimeout(): void {
-    this.#gov.log.debug({ source: this.source, timeoutMs: this.#gov.limits.handshakeTimeoutMs }, 'connection closed: TLS handshake not finished in time');
-    this.raw.destroy();
-  }
-
-  /**
-   * The connection is ready for the service: `socket` is the raw socket (TCP) or the TLS socket
-   * once its handshake finished. Arms the idle rule and the backpressure resume.
-   */
-  serve(socket: Socket, hooks: StreamHooks): void {
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-    this.#socket = socket;
-    const idle = this.#gov.limits.idleTimeoutMs;
-    socket.setTimeout(idle, () => {
-      if (hooks.carries()) {
-        socket.setTimeout(idle); // re-armed: checked again after the next silent period
-        return;
-      }
-      this.#gov.stats.idleClosed++;
-      this.#gov.log.debug({ source: this.source, idleMs: idle }, 'connection closed: idle');
-      socket.destroy();
-    });
-    socket.on('drain', () => {
-      if (!this.#paused) return;
-      this.#paused = false;
-      hooks.resumed();
-      if (!this.#paused && !socket.destroyed) socket.resume();
-    });
-  }
-
-  /**
-   * Sends bytes with backpressure. `droppable` bytes (relayed data) are dropped rather than
-   * queued over `pauseBytes`; `error` answers are rate limited per source.
-   */
-  send(bytes: Uint8Array, kind: 'answer' | 'error' | 'droppable'): void {
-    const socket = this.#socket;
-    if (socket === undefined || socket.destroyed) return;
-    const { pauseBytes, maxQueuedBytes } = this.#gov.limits;
-    const queued = socket.writableLength;
-    if (kind === 'droppable' && queued >= pauseBytes) return void this.#gov.stats.relayDropped++;
-    if (kind === 'error' && !this.#gov.allowError(this.source, Date.now())) return;
-    if (queued + bytes.length > maxQueuedBytes) {
-      this.#gov.stats.overflowClosed++;
-      this.#gov.log.info({ source: this.source, queued }, 'connection closed: output not read by the client');
-      socket.destroy();
-      return;
-    }
-    socket.write(bytes);
-    if (!this.#paused && socket.writableLength > pauseBytes) {
-      this.#paused = true;
-      this.#gov.stats.paused++;
-      socket.pause();
-    }
-  }
-
-  /** Called once the raw socket closed; a TLS connection closed before its handshake finished is counted. */
-  release(): void {
-    if (this.#handshakeTimer === undefined) return;
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-    this.#gov.stats.handshakeFailed++;
-  }
+function isLogger(o: StreamGovernorOptions | Logger): o is Logger {
+  return typeof (o as Logger).info === 'function';
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

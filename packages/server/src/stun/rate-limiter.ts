@@ -18,6 +18,8 @@ export const DEFAULT_RATE_LIMIT: RateLimit = { perSecond: 500, burst: 1000 };
 interface Bucket {
   tokens: number;
   last: number;
+  /** The last request was refused. */
+  limited: boolean;
 }
 
 export class RateLimiter {
@@ -25,6 +27,7 @@ export class RateLimiter {
   readonly #burst: number;
   readonly #max: number;
   readonly #buckets = new Map<string, Bucket>();
+  #firstRefusal = false;
 
   constructor(limit: RateLimit) {
     this.#perMs = limit.perSecond / 1000;
@@ -41,20 +44,33 @@ export class RateLimiter {
     return this.#buckets.size;
   }
 
+  /**
+   * True when the last refusal of {@link allow} was the source's first since its last allowed
+   * request: report a rate-limited source once per episode, not once per packet.
+   */
+  get firstRefusal(): boolean {
+    return this.#firstRefusal;
+  }
+
   /** Takes one token for `source`; false when the source is over its limit. */
   allow(source: string, now: number): boolean {
     if (this.#perMs <= 0) return true;
     let b = this.#buckets.get(source);
     if (b === undefined) {
       if (this.#buckets.size >= this.#max) this.#sweep(now);
-      b = { tokens: this.#burst, last: now };
+      b = { tokens: this.#burst, last: now, limited: false };
       this.#buckets.set(source, b);
     } else {
       b.tokens = Math.min(this.#burst, b.tokens + (now - b.last) * this.#perMs);
       b.last = now;
     }
-    if (b.tokens < 1) return false;
+    if (b.tokens < 1) {
+      this.#firstRefusal = !b.limited;
+      b.limited = true;
+      return false;
+    }
     b.tokens -= 1;
+    b.limited = false;
     return true;
   }
 

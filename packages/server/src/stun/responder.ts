@@ -11,8 +11,10 @@ import {
   decodeStunMessage,
   encodeStunMessage,
   methodOfType,
+  sourceKey,
   verifyFingerprint,
 } from '@nat/protocol';
+import { type ServerEventSink, noEvents } from '../events.js';
 import { type EndpointSet, type SocketRole, changeRole, roleAddress } from './endpoints.js';
 import { boundedErrorAttributes } from './error-answer.js';
 import { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './rate-limiter.js';
@@ -47,6 +49,8 @@ export interface StunResponderInit {
   readonly software?: string;
   /** Per-source rate limit. Default 500 requests/s with bursts of 1000; `{ perSecond: 0 }` disables. */
   readonly rateLimit?: RateLimit;
+  /** Where 'rate-limited' events go (once per source each time it goes over the limit). Default {@link noEvents}. */
+  readonly events?: ServerEventSink;
 }
 
 // The attributes a plain STUN server understands (RFC 8489 section 7.3.1: anything else that is
@@ -90,9 +94,11 @@ export class StunResponder {
   readonly stats: StunResponderStats = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0 };
   readonly #software: string | undefined;
   readonly #limiter: RateLimiter;
+  readonly #events: ServerEventSink;
 
   constructor(init: StunResponderInit) {
     this.endpoints = init.endpoints;
+    this.#events = init.events ?? noEvents;
     this.#software = init.software;
     this.#limiter = new RateLimiter(init.rateLimit ?? DEFAULT_RATE_LIMIT);
   }
@@ -144,6 +150,7 @@ export class StunResponder {
     }
     if (!this.#limiter.allow(from.address, now)) {
       this.stats.rateLimited++;
+      this.#limited(from);
       return undefined;
     }
     if (request.method !== StunMethod.Binding) {
@@ -215,6 +222,18 @@ export class StunResponder {
     };
   }
 
+  /** Counts a datagram dropped before it reached the responder (not STUN, by its first byte). */
+  dropped(): void {
+    this.stats.dropped++;
+  }
+
+  /** A source went over the request limit: reported once per episode (not per packet). */
+  #limited(from: TransportAddress): void {
+    if (this.#events !== noEvents && this.#limiter.firstRefusal) {
+      this.#events({ type: 'rate-limited', service: 'stun', source: sourceKey(from.address), what: 'requests' });
+    }
+  }
+
   /**
    * A request whose header is sound but whose attributes are not gets 400 (RFC 8489 section
    * 6.3.1); anything else that fails to decode is not STUN and is dropped without an answer.
@@ -229,8 +248,13 @@ export class StunResponder {
       20 + ((bytes[2]! << 8) | bytes[3]!) === n &&
       (bytes[3]! & 3) === 0 &&
       ((bytes[4]! << 24) | (bytes[5]! << 16) | (bytes[6]! << 8) | bytes[7]!) >>> 0 === MAGIC_COOKIE;
-    if (!soundHeader || !this.#limiter.allow(from.address, now)) {
+    if (!soundHeader) {
       this.stats.dropped++;
+      return undefined;
+    }
+    if (!this.#limiter.allow(from.address, now)) {
+      this.stats.dropped++;
+      this.#limited(from);
       return undefined;
     }
     this.stats.errors++;
