@@ -219,9 +219,12 @@ export class StreamGovernor {
     return this.#perUser.get(user) ?? 0;
   }
 
-  /** Closes every connection (cause 'server-close'). */
-  closeAll(): void {
-    for (const lease of this.#leases) lease.close('server-close');
+  /** Closes every connection (cause 'server-close'); resolves once each has closed and its events went out. */
+  closeAll(): Promise<void> {
+    const leases = [...this.#leases];
+    const closed = leases.map((l) => new Promise<void>((resolve) => (l.raw.closed ? resolve() : l.raw.once('close', () => resolve()))));
+    for (const lease of leases) lease.close('server-close');
+    return Promise.all(closed).then(() => undefined);
   }
 }
 

@@ -69,10 +69,13 @@ export class TurnDriver {
       if (f && !relayIps.has(f)) relayIps.set(f, ip);
     }
     this.relayIps = relayIps;
-    // `events` goes to the core: TurnCoreInit takes it once the core emits (issue 14's event
-    // sink). Passed as a variable, not a literal, so that this also compiles while it does not.
-    const core = { ...init.turn, relayFamilies: [...relayIps.keys()], peers: init.turn.peers, logger: this.#log, events: init.events };
-    this.core = new TurnCore(core);
+    this.core = new TurnCore({
+      ...init.turn,
+      relayFamilies: [...relayIps.keys()],
+      peers: init.turn.peers,
+      logger: this.#log,
+      ...(init.events === undefined ? {} : { events: init.events }),
+    });
     this.#relayPorts = new RelayPorts(init.turn.relayPorts);
     this.#peers = new TcpPeers(this.core, relayIps, () => this.flush());
     this.#sweep = setInterval(() => {
@@ -213,6 +216,9 @@ export class TurnDriver {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
+    // Every allocation ends with the server (allocation-ended, cause server-close, and its last relayed counts).
+    this.core.close(Date.now());
+    this.core.drain();
     for (const id of [...this.#relays.keys(), ...this.#tcpRelays.keys()]) this.#closeRelay(id);
     this.#peers.closeAll();
     this.#relayPorts.close();

@@ -105,11 +105,13 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
     close() {
       closing ??= (async () => {
         await service.close();
-        await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
-          governor.closeAll();
-        });
+        await Promise.all([
+          new Promise<void>((resolve) => {
+            http.close(() => resolve());
+            http.closeAllConnections();
+          }),
+          governor.closeAll(),
+        ]);
       })();
       return closing;
     },

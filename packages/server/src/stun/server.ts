@@ -204,8 +204,8 @@ async function closeRunning(run: Running): Promise<void> {
   if (run.closed) return;
   run.closed = true;
   run.turn?.close();
-  run.governor.closeAll();
   await Promise.all([
+    run.governor.closeAll(),
     ...run.udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
     ...run.streamServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
   ]);
