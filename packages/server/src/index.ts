@@ -84,3 +84,5 @@ export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tc
 export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';
 export * from './rendezvous/index.js';
 export * from './expose/index.js';
+export { ServerMetrics, type ServerMetricsInit, type MetricsSources } from './admin/metrics.js';
+export { type AdminServer, type AdminServerInit, startAdminServer } from './admin/server.js';
