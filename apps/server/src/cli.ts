@@ -1,6 +1,20 @@
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MemoryRelayScope, type RelayScope, ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
+import {
+  type AdminServer,
+  MemoryRelayScope,
+  type RelayScope,
+  ServerError,
+  ServerEventHub,
+  ServerMetrics,
+  attachExpose,
+  parsePortRange,
+  startAdminServer,
+  startRendezvous,
+  startStunServer,
+  type StunServer,
+} from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { type Logger, pino } from 'pino';
 import { ConfigError, type ServerConfig, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
@@ -82,6 +96,9 @@ interface Flags {
   anonymousRelayPerPeer?: number;
   anonymousRelayTotal?: number;
   anonymousRelayBandwidth?: number;
+  adminPort?: number;
+  adminListen?: string;
+  adminTokenFile?: string;
 }
 
 const HELP_AFTER = `
@@ -111,7 +128,8 @@ rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKe
 rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
 anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource; admin: adminPort, adminListen, adminToken,
+adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -201,6 +219,10 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect)
+    .optionsGroup('Admin options (Prometheus metrics):')
+    .option('--admin-port <port>', 'serve Prometheus metrics at http://ADMIN-LISTEN:PORT/metrics (default off; 0 picks a port)', portArg)
+    .option('--admin-listen <ip>', 'address of the admin listener (default 127.0.0.1; any other needs a token)')
+    .option('--admin-token-file <file>', 'file holding the bearer token every admin request must carry (or NAT_SERVER_ADMIN_TOKEN)')
     .optionsGroup('General options:')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
@@ -263,6 +285,10 @@ function flagValues(o: Flags): Record<string, unknown> {
     anonymousRelayPerPeer: o.anonymousRelayPerPeer,
     anonymousRelayTotal: o.anonymousRelayTotal,
     anonymousRelayBandwidth: o.anonymousRelayBandwidth,
+    adminPort: o.adminPort,
+    adminListen: o.adminListen,
+    adminTokenFile: o.adminTokenFile,
+    adminToken: process.env.NAT_SERVER_ADMIN_TOKEN === '' ? undefined : process.env.NAT_SERVER_ADMIN_TOKEN,
   };
 }
 
@@ -305,6 +331,10 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
   // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
   const scope = new MemoryRelayScope();
+  // Everything the services observe goes to one hub; the metrics subscribe to it.
+  const events = new ServerEventHub({ onError: (e) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'event subscriber failed') });
+  const metrics = new ServerMetrics();
+  events.subscribe(metrics.sink);
   const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
@@ -318,9 +348,22 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     await stun.close();
     throw e;
   }
+  let admin: AdminServer | undefined;
+  try {
+    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, metrics, logger, out);
+  } catch (e) {
+    await expose?.close();
+    await rendezvous?.close();
+    await stun.close();
+    throw e;
+  }
+  const rv = rendezvous;
+  const ex = expose;
+  metrics.watch({ stun: () => stun.stats(), ...(rv ? { rendezvous: () => rv.stats() } : {}), ...(ex ? { expose: () => ex.stats() } : {}) });
   return {
     stun,
     async stop() {
+      await admin?.close();
       await expose?.close();
       await rendezvous?.close();
       await stun.close();
@@ -392,6 +435,26 @@ async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logg
   });
   out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
   return expose;
+}
+
+/** The admin listener (Prometheus metrics) of a configuration. */
+async function startAdminOf(config: ServerConfig, metrics: ServerMetrics, logger: Logger, out: Out): Promise<AdminServer> {
+  let token = config.adminToken;
+  if (config.adminTokenFile !== undefined) {
+    try {
+      token = (await readFile(config.adminTokenFile, 'utf8')).trim();
+    } catch (e) {
+      throw new ConfigError(`--admin-token-file ${config.adminTokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    if (token.length < 16)
+      throw new ConfigError(`--admin-token-file ${config.adminTokenFile}: the token in it has ${token.length} characters; it needs at least 16`);
+  }
+  const admin = await startAdminServer({ metrics, listen: config.adminListen, port: config.adminPort!, ...(token === undefined ? {} : { token }), logger });
+  const a = admin.address;
+  out.stderr.write(
+    `admin http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics${token === undefined ? '' : ' (bearer token required)'}\n`,
+  );
+  return admin;
 }
 
 export { ConfigError, ServerError };
