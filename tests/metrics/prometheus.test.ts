@@ -73,7 +73,7 @@ describe('nat-server metrics scraped by Prometheus', () => {
     await a.createPermission(b.relayedAddress);
     await b.createPermission(a.relayedAddress);
     const got = new Promise<void>((resolve) => b.on('data', () => resolve()));
-    for (let i = 0; i < 5; i++) await a.send(b.relayedAddress, new Uint8Array(100));
+    for (let i = 0; i < 5; i++) a.send(b.relayedAddress, new Uint8Array(100));
     await got;
 
     prometheus = await startPrometheus(adminTarget, { token: TOKEN });
