@@ -12,6 +12,7 @@ import {
 } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
+import { checkConfigFiles } from './check-config.js';
 import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
@@ -92,6 +93,7 @@ interface Flags {
   adminPort?: number;
   adminListen?: string;
   adminTokenFile?: string;
+  checkConfig?: string;
 }
 
 const HELP_AFTER = `
@@ -231,6 +233,10 @@ function withGeneralOptions(program: Command, out: Out): Command {
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
+    .option(
+      '--check-config <file>',
+      'read and check this config file (with the flags given), the files it names (users file, TLS certificate and key, admin token), and exit: 0 valid, 2 not',
+    )
     .helpOption('-h, --help', 'print this help and exit')
     .addHelpText('after', HELP_AFTER)
     .exitOverride()
@@ -311,10 +317,17 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
   const o = program.opts<Flags>();
-  const fromFile = o.config ? await readConfigFile(o.config) : {};
+  const file = o.checkConfig ?? o.config;
+  const fromFile = file ? await readConfigFile(file) : {};
   const flags = flagValues(o);
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
-  const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
+  const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
+  if (o.checkConfig !== undefined) {
+    const checked = await checkConfigFiles(config);
+    out.stdout.write(`${o.checkConfig}: valid\n${checked.summary.map((l) => `  ${l}\n`).join('')}`);
+    for (const w of checked.warnings) out.stderr.write(`warning: ${w}\n`);
+    return undefined;
+  }
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
   // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
   const scope = new MemoryRelayScope();

@@ -3,7 +3,6 @@
  * rendezvous (with TURN credentials for peers when it can make them), the expose service on
  * its HTTP server, and the admin listener.
  */
-import { readFile } from 'node:fs/promises';
 import {
   type AdminServer,
   type RelayScope,
@@ -15,7 +14,8 @@ import {
   startRendezvous,
 } from '@nat/server';
 import type { Logger } from 'pino';
-import { ConfigError, type ServerConfig, authenticatorOf } from './config.js';
+import { readAdminToken } from './check-config.js';
+import { type ServerConfig, authenticatorOf } from './config.js';
 
 /** Where the server writes what it tells people (stderr) and scripts (stdout). */
 export type Out = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -104,16 +104,7 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
 
 /** The admin listener (Prometheus metrics) of a configuration. */
 export async function startAdminOf(config: ServerConfig, metrics: ServerMetrics, logger: Logger, out: Out): Promise<AdminServer> {
-  let token = config.adminToken;
-  if (config.adminTokenFile !== undefined) {
-    try {
-      token = (await readFile(config.adminTokenFile, 'utf8')).trim();
-    } catch (e) {
-      throw new ConfigError(`--admin-token-file ${config.adminTokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    if (token.length < 16)
-      throw new ConfigError(`--admin-token-file ${config.adminTokenFile}: the token in it has ${token.length} characters; it needs at least 16`);
-  }
+  const token = config.adminTokenFile !== undefined ? await readAdminToken(config.adminTokenFile) : config.adminToken;
   const admin = await startAdminServer({ metrics, listen: config.adminListen, port: config.adminPort!, ...(token === undefined ? {} : { token }), logger });
   const a = admin.address;
   out.stderr.write(
