@@ -22,6 +22,7 @@ declare -A PROVIDES=(
   [procps]=pgrep                 # pgrep/sysctl, used by the lab and its tests
   [chromium]=chromium            # real browser for the WebRTC-through-TURN test (playwright-core)
   [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
+  [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
 )
 
