@@ -86,3 +86,5 @@ export * from './rendezvous/index.js';
 export * from './expose/index.js';
 export { ServerMetrics, type ServerMetricsInit, type MetricsSources } from './admin/metrics.js';
 export { type AdminServer, type AdminServerInit, startAdminServer } from './admin/server.js';
+export { StatusView, type StatusViewInit, type StatusSnapshot, type RecentRefusal, type ExposedPortStatus } from './admin/status.js';
+export { renderStatusPage } from './admin/status-page.js';

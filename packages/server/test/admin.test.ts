@@ -1,22 +1,23 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AdminServer, ServerError, ServerMetrics, startAdminServer } from '../src/index.js';
+import { type AdminServer, ServerError, ServerMetrics, StatusView, renderStatusPage, startAdminServer } from '../src/index.js';
 
 const open: AdminServer[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
-function get(server: AdminServer, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; type: string }> {
+function get(server: AdminServer, path: string, headers: Record<string, string> = {}, post?: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: server.address.address, port: server.address.port, path, headers }, (res) => {
+    const method = post === undefined ? 'GET' : 'POST';
+    const req = request({ host: server.address.address, port: server.address.port, path, headers, method }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(post);
   });
 }
 
@@ -93,5 +94,87 @@ describe('startAdminServer', () => {
     await expect(startAdminServer({ metrics, listen: '0.0.0.0', port: 0 })).rejects.toThrow(ServerError);
     await expect(startAdminServer({ metrics, listen: '0.0.0.0', port: 0 })).rejects.toThrow(/not a loopback address/);
     await expect(startAdminServer({ metrics, port: 0, token: 'short' })).rejects.toThrow(/at least 16 characters/);
+  });
+});
+
+describe('StatusView and the status page', () => {
+  const view = (): StatusView => {
+    let t = 1_000_000;
+    const v = new StatusView({ version: '9.9.9', now: () => (t += 1000) });
+    v.sink({ type: 'allocation-created', allocation: 1, user: 'alice', source: '192.0.2.1', transport: 'udp', relay: 'udp', lifetimeS: 600, anonymous: false });
+    v.sink({ type: 'allocation-created', allocation: 2, user: 'alice', source: '192.0.2.1', transport: 'tcp', relay: 'udp', lifetimeS: 600, anonymous: false });
+    v.sink({
+      type: 'allocation-created',
+      allocation: 3,
+      user: '<b>bob</b>',
+      source: '192.0.2.2',
+      transport: 'udp',
+      relay: 'udp',
+      lifetimeS: 600,
+      anonymous: false,
+    });
+    v.sink({ type: 'allocation-ended', allocation: 2, user: 'alice', relay: 'udp', cause: 'deleted' });
+    v.sink({ type: 'peer-online', peer: 'p'.repeat(32), source: '192.0.2.3', anonymous: true });
+    const address = { family: 'IPv4' as const, address: '198.51.100.1', port: 15441 };
+    v.sink({ type: 'expose-port-opened', user: 'alice', name: 'zeronet', address, protocol: 'tcp' });
+    v.sink({ type: 'expose-connection', user: 'alice', name: 'zeronet', source: '192.0.2.9', state: 'opened' });
+    v.sink({ type: 'expose-connection', user: 'alice', name: 'zeronet', source: '192.0.2.9', state: 'opened' });
+    v.sink({ type: 'expose-connection', user: 'alice', name: 'zeronet', source: '192.0.2.9', state: 'closed' });
+    v.sink({ type: 'auth-failure', service: 'turn', reason: 'bad-integrity', source: '192.0.2.66', user: 'mallory' });
+    v.sink({ type: 'refused', service: 'expose', cause: 'user-quota', source: '192.0.2.1', user: 'alice', pool: 'ports' });
+    return v;
+  };
+
+  it('keeps allocations by user, peers, exposed ports with their connections and recent refusals, newest first', () => {
+    const s = view().snapshot();
+    expect(s.allocationsByUser).toEqual([
+      { user: '<b>bob</b>', allocations: 1, anonymous: false },
+      { user: 'alice', allocations: 1, anonymous: false },
+    ]);
+    expect(s.peers.map((p) => [p.peer.length, p.source, p.anonymous])).toEqual([[32, '192.0.2.3', true]]);
+    expect(s.exposedPorts.map((p) => [p.address.port, p.user, p.name, p.connections])).toEqual([[15441, 'alice', 'zeronet', 1]]);
+    expect(s.recentRefusals.map((r) => r.what)).toEqual(['user-quota (ports)', 'auth: bad-integrity']);
+  });
+
+  it('renders every value escaped, with data attributes for the numbers', () => {
+    const html = renderStatusPage(view().snapshot(), { reloadCsrf: 'c"s' });
+    expect(html).toContain('&lt;b&gt;bob&lt;/b&gt;');
+    expect(html).not.toContain('<b>bob</b>');
+    expect(html).toContain('data-table="allocations" data-rows="2"');
+    expect(html).toContain('data-table="ports" data-rows="1"');
+    expect(html).toContain('value="c&quot;s"');
+    expect(html).toContain('<span data-field="version">9.9.9</span>');
+  });
+
+  it('is served only with a token, to Basic (a browser) or Bearer; reload needs the form value', async () => {
+    const metrics = new ServerMetrics({ processMetrics: false });
+    const token = 'status-page-token-0123456789';
+    let reloads = 0;
+    const reload = async (): Promise<string> => {
+      reloads++;
+      if (reloads === 2) throw new Error('users file: line 3 is not name:password');
+      return 'users file (2 users)';
+    };
+    const plain = await startAdminServer({ metrics, port: 0, status: view() });
+    open.push(plain);
+    expect((await get(plain, '/status')).status).toBe(404);
+    const server = await startAdminServer({ metrics, port: 0, token, status: view(), reload });
+    open.push(server);
+    const unauth = await get(server, '/status');
+    expect(unauth.status).toBe(401);
+    const basic = { authorization: `Basic ${Buffer.from(`admin:${token}`).toString('base64')}` };
+    const page = await get(server, '/status', basic);
+    expect(page.status).toBe(200);
+    expect(page.type).toContain('text/html');
+    const json = await get(server, '/status.json', { authorization: `Bearer ${token}` });
+    expect((JSON.parse(json.body) as { allocationsByUser: unknown[] }).allocationsByUser).toHaveLength(2);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    expect((await get(server, '/reload', basic, 'csrf=forged')).status).toBe(403);
+    expect(reloads).toBe(0);
+    const ok = await get(server, '/reload', basic, `csrf=${csrf}`);
+    expect(ok.body).toContain('reloaded: users file (2 users)');
+    const refused = await get(server, '/reload', basic, `csrf=${csrf}`);
+    expect(refused.body).toContain('reload refused, the old configuration is kept: users file: line 3 is not name:password');
+    expect((await get(server, '/healthz')).status).toBe(200);
   });
 });

@@ -1,16 +1,24 @@
 /**
- * The admin listener: Prometheus metrics at `GET /metrics` (and `GET /healthz`), off unless
- * started, on loopback unless told otherwise. Listening anywhere but loopback needs a token:
- * then every request must carry `Authorization: Bearer TOKEN` (Prometheus: `authorization:
- * { credentials: TOKEN }` in the scrape config). Answers are small; connections are capped,
- * and a request must arrive within a few seconds.
+ * The admin listener, off unless started, on loopback unless told otherwise:
+ *
+ * - `GET /metrics`: Prometheus metrics; `GET /healthz`: `ok` (no token needed);
+ * - `GET /status` (HTML) and `/status.json`: the status page, only when a token is set;
+ * - `POST /reload`: the status page's reload button (a CSRF value from the page is required).
+ *
+ * With a token, every request but /healthz must carry it: `Authorization: Bearer TOKEN`
+ * (Prometheus: `authorization: { credentials: TOKEN }`), or HTTP Basic with the token as the
+ * password (what a browser sends after its prompt). Listening anywhere but loopback needs a
+ * token. Answers to strangers are small; connections are capped, requests must arrive within a
+ * few seconds, request bodies are at most 1 KiB.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ServerMetrics } from './metrics.js';
+import { renderStatusPage } from './status-page.js';
+import type { StatusView } from './status.js';
 
 /** Options of {@link startAdminServer}. */
 export interface AdminServerInit {
@@ -26,6 +34,10 @@ export interface AdminServerInit {
   readonly maxConnections?: number;
   /** A request's headers must arrive within this many ms of accept. Default 5,000. */
   readonly requestTimeoutMs?: number;
+  /** The status page's data. Default none (no /status). Needs `token`. */
+  readonly status?: StatusView;
+  /** What the reload button does (SIGHUP does the same): resolves to a message, rejects with the reason it was refused. Default none (no button). */
+  readonly reload?: () => Promise<string>;
   /** Logger. Default silent. */
   readonly logger?: Logger;
 }
@@ -50,29 +62,55 @@ export async function startAdminServer(init: AdminServerInit): Promise<AdminServ
     throw new ServerError('BAD_CONFIG', `admin listen: ${ip} is not a loopback address: the admin listener needs a token there (or listen on 127.0.0.1)`);
   }
   const log = init.logger ?? silentLogger;
-  const want = init.token === undefined ? undefined : digest(`Bearer ${init.token}`);
-  const authorized = (req: IncomingMessage): boolean => want === undefined || timingSafeEqual(digest(req.headers.authorization ?? ''), want);
+  const authorized = authorizer(init.token);
+  const csrf = init.token === undefined ? undefined : createHmac('sha256', init.token).update('nat-server reload').digest('base64url');
   const server = createServer(
     { requestTimeout: init.requestTimeoutMs ?? 5000, headersTimeout: init.requestTimeoutMs ?? 5000, keepAliveTimeout: 5000 },
     (req, res) => {
-      void answer(req, res);
+      void answer(req, res).catch((e: unknown) => {
+        log.warn({ err: e instanceof Error ? e.message : String(e) }, 'admin: request failed');
+        if (!res.headersSent) small(res, 500, 'internal error\n');
+      });
     },
   );
   server.maxConnections = init.maxConnections ?? 32;
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
-    if (!authorized(req)) return small(res, 401, 'unauthorized\n', { 'www-authenticate': 'Bearer' });
-    if (req.method !== 'GET' && req.method !== 'HEAD') return small(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
     if (path === '/healthz') return small(res, 200, 'ok\n');
-    if (path !== '/metrics') return small(res, 404, 'not found: try /metrics\n');
+    if (!authorized(req)) return small(res, 401, 'unauthorized\n', { 'www-authenticate': 'Basic realm="nat-server", charset="UTF-8"' });
+    if (path === '/reload' && req.method === 'POST') return reloadAnswer(req, res);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return small(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+    if (path === '/metrics') return metricsAnswer(req, res);
+    if (path === '/status' || path === '/status.json') return statusAnswer(res, path.endsWith('.json'));
+    return small(res, 404, 'not found: try /metrics or /status\n');
+  };
+  const metricsAnswer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const text = await init.metrics.text();
+    res.writeHead(200, { 'content-type': init.metrics.registry.contentType, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  };
+  const statusAnswer = (res: ServerResponse, json: boolean, notice?: string): void => {
+    if (init.status === undefined || init.token === undefined) return small(res, 404, 'no status page: it needs an admin token\n');
+    const snap = init.status.snapshot();
+    if (json) return small(res, 200, `${JSON.stringify(snap)}\n`, { 'content-type': 'application/json' });
+    const page = renderStatusPage(snap, { ...(init.reload && csrf ? { reloadCsrf: csrf } : {}), ...(notice === undefined ? {} : { notice }) });
+    small(res, 200, page, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    });
+  };
+  const reloadAnswer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (init.reload === undefined || csrf === undefined) return small(res, 404, 'no reload here\n');
+    const body = await readBody(req, 1024);
+    if (body === undefined || !sameText(new URLSearchParams(body).get('csrf') ?? '', csrf))
+      return small(res, 403, 'reload refused: the form value is missing or wrong; reload the status page\n');
+    let notice: string;
     try {
-      const text = await init.metrics.text();
-      res.writeHead(200, { 'content-type': init.metrics.registry.contentType, 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : text);
+      notice = `reloaded: ${await init.reload()}`;
     } catch (e) {
-      log.warn({ err: e instanceof Error ? e.message : String(e) }, 'admin: collecting metrics failed');
-      small(res, 500, 'metrics collection failed\n');
+      notice = `reload refused, the old configuration is kept: ${e instanceof Error ? e.message : String(e)}`;
     }
+    statusAnswer(res, false, notice);
   };
   await listen(server, ip, init.port ?? 9641);
   const port = (server.address() as { port: number }).port;
@@ -88,6 +126,41 @@ export async function startAdminServer(init: AdminServerInit): Promise<AdminServ
       return closed;
     },
   };
+}
+
+/** Checks a request's token: Bearer TOKEN, or Basic with TOKEN as the password; any request when there is no token. */
+function authorizer(token: string | undefined): (req: IncomingMessage) => boolean {
+  if (token === undefined) return () => true;
+  return (req) => {
+    const h = req.headers.authorization ?? '';
+    if (h.startsWith('Basic ')) {
+      const decoded = Buffer.from(h.slice(6), 'base64').toString('utf8');
+      return sameText(decoded.slice(decoded.indexOf(':') + 1), token);
+    }
+    return sameText(h, `Bearer ${token}`);
+  };
+}
+
+/** Constant-time comparison of two texts (through their SHA-256, so lengths leak nothing either). */
+function sameText(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** A request body of at most `max` bytes, or undefined when it is longer. */
+function readBody(req: IncomingMessage, max: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+      if (body.length > max) {
+        resolve(undefined);
+        req.destroy();
+      }
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', () => resolve(undefined));
+  });
 }
 
 function small(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
