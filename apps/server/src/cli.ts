@@ -6,6 +6,7 @@ import {
   ServerError,
   ServerEventHub,
   ServerMetrics,
+  StatusView,
   type attachExpose,
   startStunServer,
   type StunServer,
@@ -334,7 +335,9 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   // Everything the services observe goes to one hub; the metrics subscribe to it.
   const events = new ServerEventHub({ onError: (e) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'event subscriber failed') });
   const metrics = new ServerMetrics();
+  const status = new StatusView({ version: VERSION });
   events.subscribe(metrics.sink);
+  events.subscribe(status.sink);
   const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
@@ -350,7 +353,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   }
   let admin: AdminServer | undefined;
   try {
-    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, metrics, logger, out);
+    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status }, logger, out);
   } catch (e) {
     await expose?.close();
     await rendezvous?.close();
@@ -359,7 +362,9 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   }
   const rv = rendezvous;
   const ex = expose;
-  metrics.watch({ stun: () => stun.stats(), ...(rv ? { rendezvous: () => rv.stats() } : {}), ...(ex ? { expose: () => ex.stats() } : {}) });
+  const sources = { stun: () => stun.stats(), ...(rv ? { rendezvous: () => rv.stats() } : {}), ...(ex ? { expose: () => ex.stats() } : {}) };
+  metrics.watch(sources);
+  status.watch(sources);
   return {
     stun,
     async stop() {

@@ -7,6 +7,7 @@ import {
   type AdminServer,
   type RelayScope,
   type ServerMetrics,
+  type StatusView,
   type StunServer,
   attachExpose,
   parsePortRange,
@@ -103,12 +104,17 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
 }
 
 /** The admin listener (Prometheus metrics) of a configuration. */
-export async function startAdminOf(config: ServerConfig, metrics: ServerMetrics, logger: Logger, out: Out): Promise<AdminServer> {
+export async function startAdminOf(
+  config: ServerConfig,
+  views: { metrics: ServerMetrics; status: StatusView; reload?: () => Promise<string> },
+  logger: Logger,
+  out: Out,
+): Promise<AdminServer> {
   const token = config.adminTokenFile !== undefined ? await readAdminToken(config.adminTokenFile) : config.adminToken;
-  const admin = await startAdminServer({ metrics, listen: config.adminListen, port: config.adminPort!, ...(token === undefined ? {} : { token }), logger });
+  const admin = await startAdminServer({ ...views, listen: config.adminListen, port: config.adminPort!, ...(token === undefined ? {} : { token }), logger });
   const a = admin.address;
   out.stderr.write(
-    `admin http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics${token === undefined ? '' : ' (bearer token required)'}\n`,
+    `admin http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics${token === undefined ? '' : ` (token required; status page at /status)`}\n`,
   );
   return admin;
 }
