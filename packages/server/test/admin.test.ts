@@ -38,10 +38,14 @@ describe('ServerMetrics', () => {
     m.sink({ type: 'auth-failure', service: 'turn', reason: 'bad-integrity', source: '192.0.2.9', user: 'mallory' });
     m.sink({ type: 'auth-failure', service: 'turn', reason: 'bad-integrity', source: '192.0.2.9', user: 'mallory' });
     m.sink({ type: 'refused', service: 'turn', cause: 'user-quota', source: '192.0.2.1', user: 'alice', pool: 'allocations' });
+    m.sink({ type: 'auth-failure', service: 'turn', reason: 'missing', source: '192.0.2.1' });
     m.sink({ type: 'relayed', allocation: 1, user: 'alice', packetsToPeer: 3, bytesToPeer: 300, packetsToClient: 1, bytesToClient: 50 });
     let text = await m.text();
     expect(sample(text, 'nat_turn_allocations_created_total{transport="udp",relay="udp",tier="user"}')).toBe(1);
     expect(sample(text, 'nat_auth_failures_total{service="turn",reason="bad-integrity"}')).toBe(2);
+    // a request without credentials is a challenge, not a failure
+    expect(sample(text, 'nat_auth_failures_total{service="turn",reason="missing"}')).toBeUndefined();
+    expect(sample(text, 'nat_auth_challenges_total{service="turn"}')).toBe(1);
     expect(sample(text, 'nat_refusals_total{service="turn",cause="user-quota",pool="allocations"}')).toBe(1);
     expect(sample(text, 'nat_turn_relayed_bytes_total{direction="to_peer"}')).toBe(300);
     expect(sample(text, 'nat_turn_relayed_packets_total{direction="to_client"}')).toBe(1);

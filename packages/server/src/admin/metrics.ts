@@ -49,6 +49,7 @@ export class ServerMetrics {
   readonly #relayedPackets: Counter<'direction'>;
   readonly #relayedBytes: Counter<'direction'>;
   readonly #authFailures: Counter<'service' | 'reason'>;
+  readonly #challenges: Counter<'service'>;
   readonly #refusals: Counter<'service' | 'cause' | 'pool'>;
   readonly #rateLimited: Counter<'service' | 'what'>;
   readonly #connectionsAccepted: Counter<'service' | 'transport'>;
@@ -70,7 +71,10 @@ export class ServerMetrics {
     this.#allocationsEnded = counter('turn_allocations_ended_total', 'TURN allocations ended, by relay transport and cause', ['relay', 'cause']);
     this.#relayedPackets = counter('turn_relayed_packets_total', 'Packets relayed by TURN allocations (to_peer: from clients to peers)', ['direction']);
     this.#relayedBytes = counter('turn_relayed_bytes_total', 'Payload bytes relayed by TURN allocations', ['direction']);
-    this.#authFailures = counter('auth_failures_total', 'Authentication failures, by service and reason', ['service', 'reason']);
+    this.#authFailures = counter('auth_failures_total', 'Authentication failures (wrong or unknown credentials), by service and reason', ['service', 'reason']);
+    this.#challenges = counter('auth_challenges_total', 'Requests without credentials answered with a challenge (the first step of every client), by service', [
+      'service',
+    ]);
     this.#refusals = counter('refusals_total', 'Requests or connections refused by a limit, by service, cause and pool', ['service', 'cause', 'pool']);
     this.#rateLimited = counter('rate_limited_total', 'Requests or answers suppressed by a rate limit', ['service', 'what']);
     this.#connectionsAccepted = counter('connections_accepted_total', 'Stream connections accepted, by service and transport', ['service', 'transport']);
@@ -108,6 +112,8 @@ export class ServerMetrics {
       case 'relayed':
         return this.#relayed(e);
       case 'auth-failure':
+        // A request without credentials is how every client starts (RFC 8489 section 9.2): a challenge, not a failure.
+        if (e.reason === 'missing') return this.#challenges.inc({ service: e.service });
         return this.#authFailures.inc({ service: e.service, reason: e.reason });
       case 'refused':
         return this.#refusals.inc({ service: e.service, cause: e.cause, pool: e.pool });

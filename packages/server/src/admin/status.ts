@@ -104,6 +104,7 @@ export class StatusView {
       case 'refused':
         return this.#remember({ at: this.#now(), service: e.service, what: `${e.cause} (${e.pool})`, source: e.source, ...(e.user ? { user: e.user } : {}) });
       case 'auth-failure':
+        if (e.reason === 'missing') return; // the challenge every client gets first
         return this.#remember({ at: this.#now(), service: e.service, what: `auth: ${e.reason}`, source: e.source, ...(e.user ? { user: e.user } : {}) });
       case 'rate-limited':
         return this.#remember({ at: this.#now(), service: e.service, what: `rate limited: ${e.what}`, source: e.source });
