@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests need (real NAT lab in network
 # namespaces, classic and RFC 5780 STUN classifiers, TURN server, a browser for the WebRTC
-# test), only when missing.
+# test, a metrics scraper), only when missing.
 # Idempotent: a second run installs nothing and does not run `apt-get update`.
 # Runs non-interactively and starts no service: while it installs, a temporary
 # /usr/sbin/policy-rc.d forbids invoke-rc.d from starting daemons, and afterwards any
@@ -22,6 +22,8 @@ declare -A PROVIDES=(
   [procps]=pgrep                 # pgrep/sysctl, used by the lab and its tests
   [chromium]=chromium            # real browser for the WebRTC-through-TURN test (playwright-core)
   [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
+  [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
+  [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
@@ -68,7 +70,7 @@ else
   # Keep the daemons from starting at the next boot too: tests start their own, and a system
   # coturn on 3478 would collide with the loopback servers the tests run.
   # (stun-server's sysv script is called "stun")
-  for svc in coturn stun; do
+  for svc in coturn stun prometheus; do
     if [[ -e /lib/systemd/system/$svc.service ]] && command -v systemctl >/dev/null 2>&1; then
       log "disabling service $svc (systemd)"
       systemctl disable "$svc" >/dev/null 2>&1 || true
@@ -81,7 +83,7 @@ else
 fi
 
 # Whatever a maintainer script did, leave no daemon running: the tests start their own.
-for svc in coturn stun; do
+for svc in coturn stun prometheus; do
   if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
     if systemctl is-active --quiet "$svc" 2>/dev/null; then
       log "stopping and disabling service $svc"
@@ -90,7 +92,7 @@ for svc in coturn stun; do
     fi
   fi
 done
-for daemon in turnserver stund; do
+for daemon in turnserver stund prometheus; do
   # exact process name match only (-x), never a pattern over command lines
   for pid in $(pgrep -x "$daemon" || true); do
     # only daemons started by init (parent 1) as a system service, not a test's own
@@ -102,6 +104,6 @@ for daemon in turnserver stund; do
 done
 
 log "versions:"
-{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; chromium --version 2>/dev/null || true; } 2>&1 \
+{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; chromium --version 2>/dev/null || true; prometheus --version 2>&1 | head -n1 || true; } 2>&1 \
   | sed 's/^/  /'
 log "done"

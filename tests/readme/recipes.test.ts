@@ -49,6 +49,15 @@ const EXCLUDED: Record<string, string> = {
   'nat map add 15441 --protocol tcp': 'needs a router that maps (PCP, NAT-PMP, UPnP); tests/portmap runs nat map against miniupnpd in a network namespace',
   'nat map list': 'asks the default gateway (a real router); tests/portmap runs it against miniupnpd',
   'nat map remove 15441': 'removes what `nat map add` mapped on a router; tests/portmap runs it against miniupnpd',
+  'sudo npm install --global @nat/server-app':
+    'installs from the registry as root; tests/packaging/pack.test.ts installs the packed packages and runs their nat-server --help',
+  'sudo install -D -m 0644 apps/server/systemd/nat-server.service /etc/systemd/system/nat-server.service':
+    'installs a system service; apps/server/test/systemd.test.ts checks the unit with systemd-analyze verify and security',
+  'sudo install -D -m 0640 nat-server.yaml /etc/nat-server/config.yaml':
+    "writes the machine's /etc; the unit's --check-config of a config is run by apps/server/test/systemd.test.ts",
+  'sudo systemctl daemon-reload': "changes the machine's services (this test starts none)",
+  'sudo systemctl enable --now nat-server': 'starts a system service; apps/server/test/systemd.test.ts checks the unit and runs its ExecStartPre',
+  'journalctl -u nat-server -o cat': 'reads the journal of a system service this test does not start',
   'nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem':
     "needs the operator's certificate files; STUN over TLS with a certificate is run by apps/server/test",
 };

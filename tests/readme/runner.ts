@@ -34,7 +34,7 @@ export interface Context {
   detectKeys: string[];
 }
 
-export type Tool = 'nat' | 'nat-server' | 'demo' | 'sh';
+export type Tool = 'nat' | 'nat-server' | 'demo' | 'sh' | 'curl';
 
 /** Commands run through `sh -c` as they are (they only write files in the test's folder). */
 const SH_COMMANDS = new Set(['printf']);
@@ -45,6 +45,8 @@ export function resolveCommand(ctx: Pick<Context, 'root' | 'scripts'>, line: str
   if (words[0] === 'npx' && words[1] === '-y' && /^pnpm@/.test(words[2] ?? '')) words = ['pnpm', ...words.slice(3)];
   if (words[0] === 'nat' || words[0] === 'nat-server') words = ['pnpm', ...words];
   if (SH_COMMANDS.has(words[0] ?? '')) return { tool: 'sh', argv: ['sh', '-c', line] };
+  // curl asks a server the README started (its admin listener): as written, in the test's namespace.
+  if (words[0] === 'curl') return { tool: 'curl', argv: words };
   if (words[0] !== 'pnpm' || words[1] === undefined) return undefined;
   const script = ctx.scripts[words[1]];
   if (script === undefined) return undefined;
@@ -97,7 +99,8 @@ export async function runLine(ctx: Context, line: string): Promise<void> {
     throw new Error(
       `\`${line}\` is neither run by this test nor excluded: teach tests/readme/runner.ts to run it, or add it to EXCLUDED in recipes.test.ts with the reason`,
     );
-  const mapped = resolved.tool === 'sh' ? resolved.argv : resolved.argv.map((w, i) => (i < 2 ? w : mapAddresses(ctx, fill(ctx, w))));
+  const mapped =
+    resolved.tool === 'sh' || resolved.tool === 'curl' ? resolved.argv : resolved.argv.map((w, i) => (i < 2 ? w : mapAddresses(ctx, fill(ctx, w))));
   const args = mapped.slice(2);
   const argv = [...ctx.net.prefix, ...mapped];
   const o = { cwd: ctx.cwd, env: ctx.env };
@@ -107,9 +110,21 @@ export async function runLine(ctx: Context, line: string): Promise<void> {
       expect(r.code, output(r)).toBe(0);
       return;
     }
+    case 'curl': {
+      const r = await runProc(line, argv, o, 10_000);
+      expect(r.code, output(r)).toBe(0);
+      if (/\/metrics\b/.test(line)) expect(r.stdout, 'the metrics as Prometheus reads them').toMatch(/^nat_turn_allocations_active \d+$/m);
+      return;
+    }
     case 'demo':
       return runDemo(ctx, line, argv);
     case 'nat-server':
+      if (has(args, '--check-config')) {
+        const r = await runProc(line, argv, o, 20_000);
+        expect(r.code, output(r)).toBe(0);
+        expect(r.stdout, output(r)).toContain(`${flag(args, '--check-config')}: valid`);
+        return;
+      }
       return startServer(ctx, line, argv, args);
     case 'nat':
       return runNat(ctx, line, argv, args);
@@ -151,6 +166,7 @@ async function startServer(ctx: Context, line: string, argv: string[], args: str
     'listening ',
     ...(rv === undefined ? [] : ['rendezvous ws://']),
     ...(has(args, '--expose-ports') || /^exposePorts:/m.test(text) ? ['expose '] : []),
+    ...(has(args, '--admin-port') ? ['admin http://'] : []),
   ];
   await waitFor(`nat-server prints ${printed.join(', ')}`, p, () => (printed.every((w) => p.stderr().includes(w)) ? true : undefined));
   await sleep(300);

@@ -1,10 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MemoryRelayScope, type RelayScope, ServerError, attachExpose, parsePortRange, startRendezvous, startStunServer, type StunServer } from '@nat/server';
+import {
+  type AdminServer,
+  MemoryRelayScope,
+  ServerError,
+  ServerEventHub,
+  ServerMetrics,
+  StatusView,
+  type attachExpose,
+  startStunServer,
+  type StunServer,
+} from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
-import { type Logger, pino } from 'pino';
-import { ConfigError, type ServerConfig, authenticatorOf, readConfigFile, resolveConfig, toServerInit } from './config.js';
-
+import { pino } from 'pino';
+import { checkConfigFiles } from './check-config.js';
+import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
+import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
 
@@ -27,8 +38,6 @@ export interface RunningServer {
   stun: StunServer;
   stop(): Promise<void>;
 }
-
-type Out = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 
 interface Flags {
   listen?: string[];
@@ -82,6 +91,10 @@ interface Flags {
   anonymousRelayPerPeer?: number;
   anonymousRelayTotal?: number;
   anonymousRelayBandwidth?: number;
+  adminPort?: number;
+  adminListen?: string;
+  adminTokenFile?: string;
+  checkConfig?: string;
 }
 
 const HELP_AFTER = `
@@ -111,11 +124,12 @@ rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKe
 rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
 anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource; admin: adminPort, adminListen, adminToken,
+adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
-  return new Command('nat-server')
+  const program = new Command('nat-server')
     .description(
       'The server side of nat: a STUN server with RFC 5780 behaviour discovery (two addresses, two ports) over UDP, TCP and TLS; ' +
         'optionally a TURN relay (--realm), a rendezvous service where peers meet (--rendezvous-port) and public ports for `nat expose --public` (--expose-ports).',
@@ -200,11 +214,30 @@ function buildProgram(out: Out): Command {
       'connections (UDP: flows) from one source address (IPv6: one /64) per public port at most (default a quarter of exposeConnectionsPerPort: 64)',
       numberArg,
     )
-    .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect)
+    .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
+  return withGeneralOptions(withAdminOptions(program), out);
+}
+
+/** The admin listener's options. */
+function withAdminOptions(program: Command): Command {
+  return program
+    .optionsGroup('Admin options (Prometheus metrics):')
+    .option('--admin-port <port>', 'serve Prometheus metrics at http://ADMIN-LISTEN:PORT/metrics (default off; 0 picks a port)', portArg)
+    .option('--admin-listen <ip>', 'address of the admin listener (default 127.0.0.1; any other needs a token)')
+    .option('--admin-token-file <file>', 'file holding the bearer token every admin request must carry (or NAT_SERVER_ADMIN_TOKEN)');
+}
+
+/** --version, --log-level, --config, --help, and how the program reports. */
+function withGeneralOptions(program: Command, out: Out): Command {
+  return program
     .optionsGroup('General options:')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('-c, --config <file>', 'YAML or JSON config file; flags override its keys')
+    .option(
+      '--check-config <file>',
+      'read and check this config file (with the flags given), the files it names (users file, TLS certificate and key, admin token), and exit: 0 valid, 2 not',
+    )
     .helpOption('-h, --help', 'print this help and exit')
     .addHelpText('after', HELP_AFTER)
     .exitOverride()
@@ -263,24 +296,11 @@ function flagValues(o: Flags): Record<string, unknown> {
     anonymousRelayPerPeer: o.anonymousRelayPerPeer,
     anonymousRelayTotal: o.anonymousRelayTotal,
     anonymousRelayBandwidth: o.anonymousRelayBandwidth,
+    adminPort: o.adminPort,
+    adminListen: o.adminListen,
+    adminTokenFile: o.adminTokenFile,
+    adminToken: process.env.NAT_SERVER_ADMIN_TOKEN === '' ? undefined : process.env.NAT_SERVER_ADMIN_TOKEN,
   };
-}
-
-/**
- * The warning printed when the rendezvous service can hand peers no TURN relay (no time-limited
- * credentials can be made), or undefined when it can. Names the flags that fix it; never the secret.
- */
-export function noRelayWarning(config: ServerConfig): string | undefined {
-  if (config.realm !== undefined && config.authSecrets.length > 0) return undefined;
-  const why =
-    config.realm === undefined
-      ? 'TURN is off (no --realm)'
-      : 'it hands out time-limited TURN credentials only, made with a REST API secret, and no --auth-secret was given (--user and --users-file users are not handed out)';
-  return (
-    `warning: the rendezvous service will offer peers no TURN relay: ${why}. ` +
-    'Peers that cannot reach each other directly then have no relay to fall back on. ' +
-    `To offer one, start with ${config.realm === undefined ? '--realm REALM ' : ''}--auth-secret SECRET.`
-  );
 }
 
 /**
@@ -298,13 +318,26 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
   const o = program.opts<Flags>();
-  const fromFile = o.config ? await readConfigFile(o.config) : {};
+  const file = o.checkConfig ?? o.config;
+  const fromFile = file ? await readConfigFile(file) : {};
   const flags = flagValues(o);
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
-  const config = resolveConfig(fromFile, flags, o.config ? `${o.config} and flags` : 'flags');
+  const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
+  if (o.checkConfig !== undefined) {
+    const checked = await checkConfigFiles(config);
+    out.stdout.write(`${o.checkConfig}: valid\n${checked.summary.map((l) => `  ${l}\n`).join('')}`);
+    for (const w of checked.warnings) out.stderr.write(`warning: ${w}\n`);
+    return undefined;
+  }
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
   // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
   const scope = new MemoryRelayScope();
+  // Everything the services observe goes to one hub; the metrics subscribe to it.
+  const events = new ServerEventHub({ onError: (e) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'event subscriber failed') });
+  const metrics = new ServerMetrics();
+  const status = new StatusView({ version: VERSION });
+  events.subscribe(metrics.sink);
+  events.subscribe(status.sink);
   const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger });
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
@@ -318,9 +351,24 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     await stun.close();
     throw e;
   }
+  let admin: AdminServer | undefined;
+  try {
+    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status }, logger, out);
+  } catch (e) {
+    await expose?.close();
+    await rendezvous?.close();
+    await stun.close();
+    throw e;
+  }
+  const rv = rendezvous;
+  const ex = expose;
+  const sources = { stun: () => stun.stats(), ...(rv ? { rendezvous: () => rv.stats() } : {}), ...(ex ? { expose: () => ex.stats() } : {}) };
+  metrics.watch(sources);
+  status.watch(sources);
   return {
     stun,
     async stop() {
+      await admin?.close();
       await expose?.close();
       await rendezvous?.close();
       await stun.close();
@@ -329,69 +377,4 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   };
 }
 
-type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
-
-/** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
-async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, logger: Logger, out: Out): Promise<Rendezvous> {
-  const first = config.listen[0]!;
-  const host = first.includes(':') ? `[${first}]` : first;
-  // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
-  const bound = (transport: 'udp' | 'tcp'): number =>
-    stun.listeners.find((l) => l.transport === transport && l.role === 'PP' && l.address.address === first)?.address.port ?? config.port;
-  // TURN over TCP too (when served) for peers whose network blocks UDP.
-  const urls = config.rendezvousIceUrls ?? [
-    `stun:${host}:${bound('udp')}`,
-    ...(config.realm ? [`turn:${host}:${bound('udp')}`, ...(config.tcp ? [`turn:${host}:${bound('tcp')}?transport=tcp`] : [])] : []),
-  ];
-  const rendezvous = await startRendezvous({
-    host: config.rendezvousHost ?? first,
-    port: config.rendezvousPort!,
-    logger,
-    scope,
-    admission: { peerKeys: config.rendezvousPeerKeys, tokens: config.rendezvousTokens },
-    limits: {
-      handshakeTimeoutMs: config.rendezvousHandshakeTimeout * 1000,
-      maxConnectionsPerSource: config.rendezvousConnectionsPerSource,
-      maxNamesPerPeer: config.rendezvousNamesPerKey,
-      nameClaimsPerSource: config.rendezvousNameClaimsPerHour,
-      nameTtlMs: config.rendezvousNameTtlDays * 86_400_000,
-    },
-    // Time-limited TURN credentials need a REST API secret: the first one is the current one.
-    ...(config.realm && config.authSecrets.length > 0
-      ? { turn: { urls, secret: config.authSecrets[0]! } }
-      : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
-  });
-  // Its port (and the expose control on it) is never a TURN relay peer.
-  stun.turn?.addServiceAddresses([rendezvous.address]);
-  out.stderr.write(`rendezvous ${rendezvous.url}\n`);
-  const warning = noRelayWarning(config);
-  if (warning !== undefined) out.stderr.write(`${warning}\n`);
-  return rendezvous;
-}
-
-/** The expose service of a configuration, on the rendezvous service's HTTP server. */
-async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logger: Logger, out: Out): Promise<ReturnType<typeof attachExpose>> {
-  const expose = attachExpose(rendezvous.httpServer, {
-    host: rendezvous.address.address,
-    ports: parsePortRange(config.exposePorts!),
-    ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
-    ...(config.realm ? { realm: config.realm } : {}),
-    ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
-    peerKeys: config.exposePeerKeys,
-    denySources: config.exposeDenySources,
-    limits: {
-      portsPerUser: config.exposePortsPerUser,
-      connectionsPerPort: config.exposeConnectionsPerPort,
-      bandwidthPerUser: config.exposeBandwidth,
-      idleTimeoutMs: config.exposeIdleTimeout * 1000,
-      graceMs: config.exposeGrace * 1000,
-      ...(config.exposeSessionsPerSource !== undefined ? { sessionsPerSource: config.exposeSessionsPerSource } : {}),
-      ...(config.exposeConnectionsPerSource !== undefined ? { connectionsPerSource: config.exposeConnectionsPerSource } : {}),
-    },
-    logger,
-  });
-  out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
-  return expose;
-}
-
-export { ConfigError, ServerError };
+export { ConfigError, ServerError, noRelayWarning };

@@ -53,6 +53,9 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   anonymousRelayPerPeer: '--anonymous-relay-per-peer',
   anonymousRelayTotal: '--anonymous-relay-total',
   anonymousRelayBandwidth: '--anonymous-relay-bandwidth',
+  adminPort: '--admin-port',
+  adminListen: '--admin-listen',
+  adminTokenFile: '--admin-token-file',
 };
 
 /** `the string "x"`, `the number 5`, `the list ["a", "b"]`, `a list of 5 items`, `a mapping (keys a, b)`. */

@@ -40,6 +40,8 @@ const hostPort = z.string().refine(
   { message: 'not IP[:PORT]' },
 );
 
+const isLoopbackIp = (a: string): boolean => a === '::1' || a.startsWith('127.');
+
 /** `20000-20099` or `20000`, within 1-65535, MIN <= MAX. */
 function isPortRange(text: string): boolean {
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text.trim());
@@ -146,6 +148,11 @@ export const ServerConfig = z
     /** Per source (IPv4 address, IPv6 /64): control connections, and connections (UDP: flows) per public port. Default a quarter of the pool. */
     exposeSessionsPerSource: count(1).optional().describe('a whole number of at least 1'),
     exposeConnectionsPerSource: count(1).optional().describe('a whole number of at least 1'),
+    // ---- admin listener (Prometheus metrics at /metrics; off unless adminPort is set)
+    adminPort: port.optional().describe('a port number 0-65535 (without it there is no admin listener)'),
+    adminListen: ip.default('127.0.0.1').describe('an IP address (anything but loopback needs adminToken or adminTokenFile)'),
+    adminToken: z.string().min(16).optional().describe('a bearer token of at least 16 characters'),
+    adminTokenFile: z.string().min(1).optional().describe('the path of a file holding a bearer token of at least 16 characters'),
   })
   .strict()
   .refine((c) => c.minPort <= c.maxPort, { message: 'must not exceed maxPort (--max-port)', path: ['minPort'] })
@@ -168,6 +175,11 @@ export const ServerConfig = z
   .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, {
     message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too',
     path: ['exposePorts'],
+  })
+  .refine((c) => c.adminPort === undefined || isLoopbackIp(c.adminListen) || c.adminToken !== undefined || c.adminTokenFile !== undefined, {
+    message:
+      'the admin listener on an address other than loopback needs a token: --admin-token-file FILE or NAT_SERVER_ADMIN_TOKEN (config keys adminTokenFile, adminToken)',
+    path: ['adminListen'],
   })
   .refine((c) => c.exposePorts === undefined || c.exposePeerKeys !== false || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
     message: 'expose needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets, or exposePeerKeys: [PEER_ID])',

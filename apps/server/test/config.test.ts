@@ -160,3 +160,23 @@ describe('TURN shares (issue 14 findings 6 and 7)', () => {
     expect(errorOf({ listen: ['127.0.0.1'] }, { sourceQuota: 0 })).toMatch(/--source-quota: expected a whole number of at least 1/);
   });
 });
+
+describe('the admin listener (issue 17: metrics)', () => {
+  it('is off by default, on loopback when a port is given, and needs a token anywhere else', async () => {
+    const c = resolveConfig({ listen: '127.0.0.1' }, {}, 'test');
+    expect(c.adminPort).toBeUndefined();
+    expect(c.adminListen).toBe('127.0.0.1');
+    expect(errorOf({ listen: '127.0.0.1', adminPort: 9641 }, { adminListen: '0.0.0.0' })).toMatch(
+      /--admin-listen: the admin listener on an address other than loopback needs a token: --admin-token-file FILE or NAT_SERVER_ADMIN_TOKEN/,
+    );
+    expect(errorOf({ listen: '127.0.0.1', adminToken: 'short' })).toMatch(/config key "adminToken": expected a bearer token of at least 16 characters/);
+    const short = file('short-token', 'tooshort\n');
+    const s = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--admin-port', '0', '--admin-token-file', short]);
+    expect(await s.exited).toBe(2);
+    expect(s.err()).toContain(`--admin-token-file ${short}: the token in it has 8 characters; it needs at least 16`);
+    const missing = join(dir, 'no-such-token');
+    const m = start(['--listen', '127.0.0.1', '--port', '0', '--no-alt-port', '--admin-port', '0', '--admin-token-file', missing]);
+    expect(await m.exited).toBe(2);
+    expect(m.err()).toContain(`--admin-token-file ${missing}: cannot read it (ENOENT)`);
+  });
+});

@@ -95,3 +95,7 @@ export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tc
 export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';
 export * from './rendezvous/index.js';
 export * from './expose/index.js';
+export { ServerMetrics, type ServerMetricsInit, type MetricsSources } from './admin/metrics.js';
+export { type AdminServer, type AdminServerInit, startAdminServer } from './admin/server.js';
+export { StatusView, type StatusViewInit, type StatusSnapshot, type RecentRefusal, type ExposedPortStatus } from './admin/status.js';
+export { renderStatusPage } from './admin/status-page.js';

@@ -1,0 +1,120 @@
+/**
+ * The services of a nat-server configuration, each started from its config keys: the
+ * rendezvous (with TURN credentials for peers when it can make them), the expose service on
+ * its HTTP server, and the admin listener.
+ */
+import {
+  type AdminServer,
+  type RelayScope,
+  type ServerMetrics,
+  type StatusView,
+  type StunServer,
+  attachExpose,
+  parsePortRange,
+  startAdminServer,
+  startRendezvous,
+} from '@nat/server';
+import type { Logger } from 'pino';
+import { readAdminToken } from './check-config.js';
+import { type ServerConfig, authenticatorOf } from './config.js';
+
+/** Where the server writes what it tells people (stderr) and scripts (stdout). */
+export type Out = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+
+/**
+ * The warning printed when the rendezvous service can hand peers no TURN relay (no time-limited
+ * credentials can be made), or undefined when it can. Names the flags that fix it; never the secret.
+ */
+export function noRelayWarning(config: ServerConfig): string | undefined {
+  if (config.realm !== undefined && config.authSecrets.length > 0) return undefined;
+  const why =
+    config.realm === undefined
+      ? 'TURN is off (no --realm)'
+      : 'it hands out time-limited TURN credentials only, made with a REST API secret, and no --auth-secret was given (--user and --users-file users are not handed out)';
+  return (
+    `warning: the rendezvous service will offer peers no TURN relay: ${why}. ` +
+    'Peers that cannot reach each other directly then have no relay to fall back on. ' +
+    `To offer one, start with ${config.realm === undefined ? '--realm REALM ' : ''}--auth-secret SECRET.`
+  );
+}
+
+export type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
+
+/** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
+export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, logger: Logger, out: Out): Promise<Rendezvous> {
+  const first = config.listen[0]!;
+  const host = first.includes(':') ? `[${first}]` : first;
+  // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
+  const bound = (transport: 'udp' | 'tcp'): number =>
+    stun.listeners.find((l) => l.transport === transport && l.role === 'PP' && l.address.address === first)?.address.port ?? config.port;
+  // TURN over TCP too (when served) for peers whose network blocks UDP.
+  const urls = config.rendezvousIceUrls ?? [
+    `stun:${host}:${bound('udp')}`,
+    ...(config.realm ? [`turn:${host}:${bound('udp')}`, ...(config.tcp ? [`turn:${host}:${bound('tcp')}?transport=tcp`] : [])] : []),
+  ];
+  const rendezvous = await startRendezvous({
+    host: config.rendezvousHost ?? first,
+    port: config.rendezvousPort!,
+    logger,
+    scope,
+    admission: { peerKeys: config.rendezvousPeerKeys, tokens: config.rendezvousTokens },
+    limits: {
+      handshakeTimeoutMs: config.rendezvousHandshakeTimeout * 1000,
+      maxConnectionsPerSource: config.rendezvousConnectionsPerSource,
+      maxNamesPerPeer: config.rendezvousNamesPerKey,
+      nameClaimsPerSource: config.rendezvousNameClaimsPerHour,
+      nameTtlMs: config.rendezvousNameTtlDays * 86_400_000,
+    },
+    // Time-limited TURN credentials need a REST API secret: the first one is the current one.
+    ...(config.realm && config.authSecrets.length > 0
+      ? { turn: { urls, secret: config.authSecrets[0]! } }
+      : { iceServers: [{ urls: urls.filter((u) => u.startsWith('stun')) }] }),
+  });
+  // Its port (and the expose control on it) is never a TURN relay peer.
+  stun.turn?.addServiceAddresses([rendezvous.address]);
+  out.stderr.write(`rendezvous ${rendezvous.url}\n`);
+  const warning = noRelayWarning(config);
+  if (warning !== undefined) out.stderr.write(`${warning}\n`);
+  return rendezvous;
+}
+
+/** The expose service of a configuration, on the rendezvous service's HTTP server. */
+export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logger: Logger, out: Out): Promise<ReturnType<typeof attachExpose>> {
+  const expose = attachExpose(rendezvous.httpServer, {
+    host: rendezvous.address.address,
+    ports: parsePortRange(config.exposePorts!),
+    ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
+    ...(config.realm ? { realm: config.realm } : {}),
+    ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
+    peerKeys: config.exposePeerKeys,
+    denySources: config.exposeDenySources,
+    limits: {
+      portsPerUser: config.exposePortsPerUser,
+      connectionsPerPort: config.exposeConnectionsPerPort,
+      bandwidthPerUser: config.exposeBandwidth,
+      idleTimeoutMs: config.exposeIdleTimeout * 1000,
+      graceMs: config.exposeGrace * 1000,
+      ...(config.exposeSessionsPerSource !== undefined ? { sessionsPerSource: config.exposeSessionsPerSource } : {}),
+      ...(config.exposeConnectionsPerSource !== undefined ? { connectionsPerSource: config.exposeConnectionsPerSource } : {}),
+    },
+    logger,
+  });
+  out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
+  return expose;
+}
+
+/** The admin listener (Prometheus metrics) of a configuration. */
+export async function startAdminOf(
+  config: ServerConfig,
+  views: { metrics: ServerMetrics; status: StatusView; reload?: () => Promise<string> },
+  logger: Logger,
+  out: Out,
+): Promise<AdminServer> {
+  const token = config.adminTokenFile !== undefined ? await readAdminToken(config.adminTokenFile) : config.adminToken;
+  const admin = await startAdminServer({ ...views, listen: config.adminListen, port: config.adminPort!, ...(token === undefined ? {} : { token }), logger });
+  const a = admin.address;
+  out.stderr.write(
+    `admin http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics${token === undefined ? '' : ` (token required; status page at /status)`}\n`,
+  );
+  return admin;
+}
