@@ -338,14 +338,15 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const status = new StatusView({ version: VERSION });
   events.subscribe(metrics.sink);
   events.subscribe(status.sink);
-  const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger });
+  const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger, events: events.sink });
+  const ctx = { logger, out, events: events.sink };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   try {
-    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, scope, logger, out);
-    if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, logger, out);
+    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, scope, ctx);
+    if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, ctx);
   } catch (e) {
     await rendezvous?.close();
     await stun.close();

@@ -5,6 +5,9 @@
  */
 import {
   type AdminServer,
+  DEFAULT_EXPOSE_LIMITS,
+  DEFAULT_RENDEZVOUS_LIMITS,
+  type ServerEventSink,
   type RelayScope,
   type ServerMetrics,
   type StatusView,
@@ -41,7 +44,15 @@ export function noRelayWarning(config: ServerConfig): string | undefined {
 export type Rendezvous = Awaited<ReturnType<typeof startRendezvous>>;
 
 /** The rendezvous service of a configuration, with TURN credentials for peers when it can make them. */
-export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, logger: Logger, out: Out): Promise<Rendezvous> {
+/** What every service of a nat-server shares: its log, where it tells people what it serves, its event hub. */
+export interface ServiceContext {
+  readonly logger: Logger;
+  readonly out: Out;
+  readonly events: ServerEventSink;
+}
+
+export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
+  const { logger, out, events } = ctx;
   const first = config.listen[0]!;
   const host = first.includes(':') ? `[${first}]` : first;
   // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
@@ -58,6 +69,15 @@ export async function startRendezvousOf(config: ServerConfig, stun: StunServer, 
     logger,
     scope,
     admission: { peerKeys: config.rendezvousPeerKeys, tokens: config.rendezvousTokens },
+    events,
+    // The listener carries the expose control connections too: a source's share covers both.
+    ...(config.exposePorts === undefined
+      ? {}
+      : {
+          connections: {
+            maxConnectionsPerSource: config.rendezvousConnectionsPerSource + DEFAULT_RENDEZVOUS_LIMITS.maxPendingPerSource + exposeSessionsPerSource(config),
+          },
+        }),
     limits: {
       handshakeTimeoutMs: config.rendezvousHandshakeTimeout * 1000,
       maxConnectionsPerSource: config.rendezvousConnectionsPerSource,
@@ -79,7 +99,8 @@ export async function startRendezvousOf(config: ServerConfig, stun: StunServer, 
 }
 
 /** The expose service of a configuration, on the rendezvous service's HTTP server. */
-export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, logger: Logger, out: Out): Promise<ReturnType<typeof attachExpose>> {
+export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, ctx: ServiceContext): Promise<ReturnType<typeof attachExpose>> {
+  const { logger, out, events } = ctx;
   const expose = attachExpose(rendezvous.httpServer, {
     host: rendezvous.address.address,
     ports: parsePortRange(config.exposePorts!),
@@ -98,9 +119,15 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
       ...(config.exposeConnectionsPerSource !== undefined ? { connectionsPerSource: config.exposeConnectionsPerSource } : {}),
     },
     logger,
+    events,
   });
   out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
   return expose;
+}
+
+/** Expose control connections one source may hold (`exposeSessionsPerSource`, default a quarter of the expose service's session cap). */
+function exposeSessionsPerSource(config: ServerConfig): number {
+  return config.exposeSessionsPerSource ?? DEFAULT_EXPOSE_LIMITS.sessionsPerSource;
 }
 
 /** The admin listener (Prometheus metrics) of a configuration. */
