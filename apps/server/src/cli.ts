@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   type AdminServer,
   MemoryRelayScope,
+  anyOf,
   ServerError,
   ServerEventHub,
   ServerMetrics,
@@ -14,7 +15,8 @@ import {
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
-import { ConfigError, readConfigFile, resolveConfig, toServerInit } from './config.js';
+import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
+import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
@@ -36,6 +38,8 @@ export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', impor
 
 export interface RunningServer {
   stun: StunServer;
+  /** Re-reads the configuration (SIGHUP): resolves to what changed, rejects with why nothing did. */
+  reload(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -338,8 +342,9 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const status = new StatusView({ version: VERSION });
   events.subscribe(metrics.sink);
   events.subscribe(status.sink);
-  const stun = await startStunServer({ ...(await toServerInit(config, scope)), logger, events: events.sink });
-  const ctx = { logger, out, events: events.sink };
+  const turnAuth = new SwappableAuthenticator(anyOf());
+  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth)), logger, events: events.sink });
+  const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
   let rendezvous: Rendezvous | undefined;
@@ -352,9 +357,15 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     await stun.close();
     throw e;
   }
+  const targets: ReloadTargets = { file, flags, config, turnAuth, exposeAuth: ctx.exposeAuth, stun, ...(rendezvous ? { rendezvous } : {}) };
+  const reloadNow = async (): Promise<string> => {
+    const did = await reload(targets, turnAuthOf, authenticatorOf);
+    logger.info({ reloaded: did }, 'configuration reloaded');
+    return did;
+  };
   let admin: AdminServer | undefined;
   try {
-    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status }, logger, out);
+    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status, reload: reloadNow }, logger, out);
   } catch (e) {
     await expose?.close();
     await rendezvous?.close();
@@ -368,6 +379,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   status.watch(sources);
   return {
     stun,
+    reload: reloadNow,
     async stop() {
       await admin?.close();
       await expose?.close();

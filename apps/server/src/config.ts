@@ -6,6 +6,7 @@ import {
   type StunServerInit,
   type TurnAuthenticator,
   anonymousRelayTier,
+  anonymousRelayUsers,
   anyOf,
   parseUsersFile,
   restApiSecrets,
@@ -249,7 +250,13 @@ export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticato
     } catch (e) {
       throw new ConfigError(`cannot read users file ${c.usersFile}: ${(e as Error).message}`);
     }
-    for (const [k, v] of parseUsersFile(text, c.usersFile)) users.set(k, v);
+    let parsed: Map<string, string>;
+    try {
+      parsed = parseUsersFile(text, c.usersFile);
+    } catch (e) {
+      throw new ConfigError(`--users-file ${(e as Error).message}`);
+    }
+    for (const [k, v] of parsed) users.set(k, v);
   }
   const sources: TurnAuthenticator[] = [];
   if (users.size > 0) sources.push(staticUsers(users));
@@ -262,7 +269,11 @@ export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticato
  * secrets, TURN also takes the anonymous relay credentials the rendezvous hands out, narrowed by
  * trust tiers to what the peers' sessions signalled in `scope` (share it with the rendezvous).
  */
-export async function toServerInit(c: ServerConfig, scope: RelayScope = new MemoryRelayScope()): Promise<StunServerInit> {
+export async function toServerInit(
+  c: ServerConfig,
+  scope: RelayScope = new MemoryRelayScope(),
+  swap?: { replace(next: TurnAuthenticator): void } & TurnAuthenticator,
+): Promise<StunServerInit> {
   const base = toStunServerInit(c);
   if (c.realm === undefined) return base;
   let alternateServer;
@@ -274,7 +285,7 @@ export async function toServerInit(c: ServerConfig, scope: RelayScope = new Memo
     }
   }
   const users = await authenticatorOf(c);
-  const tier =
+  let tier: ReturnType<ReturnType<typeof anonymousRelayTier>['turn']> | { auth: TurnAuthenticator } =
     c.authSecrets.length > 0
       ? anonymousRelayTier({
           secrets: c.authSecrets,
@@ -287,6 +298,10 @@ export async function toServerInit(c: ServerConfig, scope: RelayScope = new Memo
           totalBandwidth: c.anonymousRelayTotalBandwidth,
         }).turn()
       : { auth: users }; // no secret, no anonymous credentials: every user is the operator's
+  if (swap !== undefined) {
+    swap.replace(tier.auth);
+    tier = { ...tier, auth: swap };
+  }
   return {
     ...base,
     turn: {
@@ -310,6 +325,12 @@ export async function toServerInit(c: ServerConfig, scope: RelayScope = new Memo
       ...(c.software ? { software: c.software } : {}),
     },
   };
+}
+
+/** The authenticator TURN uses for a configuration: its users and REST secrets, and the anonymous credentials signed with those secrets. */
+export async function turnAuthOf(c: ServerConfig): Promise<TurnAuthenticator> {
+  const users = await authenticatorOf(c);
+  return c.authSecrets.length > 0 ? anyOf(users, anonymousRelayUsers(c.authSecrets)) : users;
 }
 
 /** The STUN part of a configuration's library options. */

@@ -28,10 +28,18 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 });
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+// SIGHUP (systemctl reload) re-reads the users, secrets and TLS certificate; it never stops the server.
+process.on('SIGHUP', () => {
+  if (server === undefined || stopping) return void process.stderr.write('SIGHUP: ignored (the server is not running)\n');
+  server.reload().then(
+    (did) => process.stderr.write(`SIGHUP: reloaded: ${did}\n`),
+    (e: unknown) => process.stderr.write(`SIGHUP: reload refused, the running configuration is kept: ${e instanceof Error ? e.message : String(e)}\n`),
+  );
+});
 
 try {
   server = await run(process.argv.slice(2));
-  if (server === undefined) process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
+  if (server === undefined) process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM').removeAllListeners('SIGHUP');
   else if (pending !== undefined) stop(pending);
 } catch (e) {
   if (e instanceof ConfigError) {

@@ -12,6 +12,7 @@ import {
   type ServerMetrics,
   type StatusView,
   type StunServer,
+  type TurnAuthenticator,
   attachExpose,
   parsePortRange,
   startAdminServer,
@@ -20,6 +21,7 @@ import {
 import type { Logger } from 'pino';
 import { readAdminToken } from './check-config.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
+import type { SwappableAuthenticator } from './reload.js';
 
 /** Where the server writes what it tells people (stderr) and scripts (stdout). */
 export type Out = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -49,6 +51,13 @@ export interface ServiceContext {
   readonly logger: Logger;
   readonly out: Out;
   readonly events: ServerEventSink;
+  /** The expose service's users (a reload replaces what it holds). */
+  readonly exposeAuth: SwappableAuthenticator;
+}
+
+async function swapIn(swap: SwappableAuthenticator, next: Promise<TurnAuthenticator>): Promise<SwappableAuthenticator> {
+  swap.replace(await next);
+  return swap;
 }
 
 export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
@@ -106,7 +115,7 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
     ports: parsePortRange(config.exposePorts!),
     ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
     ...(config.realm ? { realm: config.realm } : {}),
-    ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await authenticatorOf(config) } : {}),
+    ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await swapIn(ctx.exposeAuth, authenticatorOf(config)) } : {}),
     peerKeys: config.exposePeerKeys,
     denySources: config.exposeDenySources,
     limits: {

@@ -23,6 +23,8 @@ export interface RendezvousServer {
   readonly governor: StreamGovernor;
   /** Counters (the service's and its listener's). */
   stats(): RendezvousStats & RendezvousGateStats;
+  /** Signs the anonymous relay credentials of later registrations with this secret (a reload rotated it). */
+  setTurnSecret(secret: string): void;
   /** Closes every connection and stops listening. Idempotent. */
   close(): Promise<void>;
 }
@@ -94,6 +96,7 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
     address,
     httpServer: http,
     governor,
+    setTurnSecret: (secret) => service.setTurnSecret(secret),
     stats: () => ({
       ...service.stats(),
       ...gate.counters,

@@ -10,6 +10,7 @@ import { isGateListener } from './gate.js';
 import { type RendezvousOptions, type ResolvedLimits, resolveIceServers, resolveLimits, resolvePath, resolveTurn } from './options.js';
 import { plainIp } from './scope.js';
 import { type RendezvousCounters, Signalling } from './signalling.js';
+import { ServerError } from '../errors.js';
 import type { RendezvousStats } from './stats.js';
 
 /** An embedded rendezvous service (see {@link attachRendezvous}). */
@@ -18,6 +19,8 @@ export interface RendezvousHandle {
   readonly path: string;
   /** Counters. */
   stats(): RendezvousStats;
+  /** Signs the anonymous relay credentials of later registrations with this secret (a reload). No effect without `turn`. */
+  setTurnSecret(secret: string): void;
   /**
    * Stops answering upgrades, closes every connection (1001) and stops the heartbeat; the HTTP
    * server itself is left alone. Idempotent.
@@ -93,6 +96,11 @@ class RendezvousService implements RendezvousHandle {
     http.on('upgrade', this.#onUpgrade);
     this.#heartbeat = setInterval(() => this.#beat(), this.#limits.heartbeatIntervalMs);
     this.#heartbeat.unref();
+  }
+
+  setTurnSecret(secret: string): void {
+    if (typeof secret !== 'string' || secret === '') throw new ServerError('BAD_CONFIG', 'turn.secret must be a non-empty string');
+    this.#signalling.setTurnSecret(secret);
   }
 
   stats(): RendezvousStats {

@@ -68,10 +68,18 @@ export class Signalling {
   /** Claimed names, kept while their owner comes back within `nameTtlMs`; only the owner's key re-claims one. */
   readonly names: NameTable;
   readonly #d: SignallingDeps;
+  /** The secret the anonymous relay credentials are signed with (replaced by a reload). */
+  #turnSecret: string | undefined;
 
   constructor(deps: SignallingDeps) {
     this.#d = deps;
+    this.#turnSecret = deps.turn?.secret;
     this.names = new NameTable(deps.limits);
+  }
+
+  /** Signs the credentials of registrations from now on with `secret` (a reload rotated it); those handed out stay valid as long as TURN accepts their secret. */
+  setTurnSecret(secret: string): void {
+    this.#turnSecret = secret;
   }
 
   /** Ends a connection on the server's initiative: presence goes at once, not after the close handshake. */
@@ -242,7 +250,7 @@ export class Signalling {
     if (t !== undefined) {
       if (t.stunUrls.length > 0) iceServers.push({ urls: [...t.stunUrls] });
       // The anonymous tier: relay only, toward what this peer's sessions signal (see RelayTiers).
-      const cred = anonymousRelayCredentials(t.secret, peerId, t.ttl, Date.now());
+      const cred = anonymousRelayCredentials(this.#turnSecret ?? t.secret, peerId, t.ttl, Date.now());
       iceServers.push({ urls: [...t.turnUrls], username: cred.username, credential: cred.password });
       ttl = t.ttl;
     }

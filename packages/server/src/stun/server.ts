@@ -1,5 +1,6 @@
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
+import { type Server as TlsServer, createSecureContext } from 'node:tls';
 import { type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type ServerEventSink, noEvents } from '../events.js';
@@ -71,6 +72,12 @@ export interface StunServer {
   stats(): StunResponderStats & { connections: number; streams: StreamGovernorStats; turn?: TurnStats };
   /** The TURN core, when TURN is on (for inspection and tests). */
   readonly turn: TurnCore | undefined;
+  /**
+   * New TLS connections use this certificate and key from now on (a reload); connections already
+   * open keep theirs. Throws ServerError `TLS` when they cannot be used (nothing changes then),
+   * `BAD_CONFIG` when the server has no TLS listener.
+   */
+  setTlsCredentials(credentials: TlsCredentials): void;
   /** Stops listening, closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -104,6 +111,7 @@ function validate(init: StunServerInit): void {
 interface Running {
   readonly udpSockets: UdpSocket[];
   readonly streamServers: NetServer[];
+  readonly tlsServers: TlsServer[];
   readonly listeners: StunListener[];
   readonly endpoints: EndpointSet[];
   readonly responders: StunResponder[];
@@ -131,6 +139,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const run: Running = {
     udpSockets: [],
     streamServers: [],
+    tlsServers: [],
     listeners: [],
     endpoints: [],
     responders: [],
@@ -156,7 +165,14 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     [...turn.relayIps.values()],
   );
   for (const l of run.listeners) log.info({ transport: l.transport, role: l.role, address: formatTransportAddress(l.address) }, 'listening');
-  return { endpoints: run.endpoints, listeners: run.listeners, turn: turn?.core, stats: () => totals(run), close };
+  return {
+    endpoints: run.endpoints,
+    listeners: run.listeners,
+    turn: turn?.core,
+    stats: () => totals(run),
+    setTlsCredentials: (credentials) => setTlsCredentials(run, credentials),
+    close,
+  };
 }
 
 function counter(): () => number {
@@ -193,6 +209,7 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
     if (ip === undefined) continue;
     const server = createGovernedTlsServer(tls, run.governor, serve(role));
     run.streamServers.push(server);
+    run.tlsServers.push(server);
     await listenStream(server, ip, tlsPort, 'TLS');
     // When the system picked the port, the alternate IP uses the same one.
     tlsPort = (server.address() as { port: number }).port;
@@ -209,6 +226,19 @@ async function closeRunning(run: Running): Promise<void> {
     ...run.udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
     ...run.streamServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
   ]);
+}
+
+function setTlsCredentials(run: Running, credentials: TlsCredentials): void {
+  if (run.tlsServers.length === 0) throw new ServerError('BAD_CONFIG', 'no TLS listener: the server was started without tlsPort');
+  let context;
+  try {
+    context = { cert: credentials.cert, key: credentials.key };
+    createSecureContext(context); // refuses a certificate and key that do not belong together, before any server takes them
+  } catch (e) {
+    throw new ServerError('TLS', `the new TLS certificate and key cannot be used: ${(e as Error).message}`, { cause: e });
+  }
+  for (const server of run.tlsServers) server.setSecureContext(context);
+  run.log.info({ servers: run.tlsServers.length }, 'TLS certificate replaced');
 }
 
 /** Counters summed over families. */
