@@ -53,6 +53,7 @@ import {
 } from './ping.js';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
+import { resetTcp, spliceTunnel } from './tunnel-splice.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -218,26 +219,6 @@ function readExactly(s: Readable, n: number, signal?: AbortSignal): Promise<Buff
   });
 }
 
-/** Pipes `a` and `b` both ways; an end on one side half-closes the other; an error tears both down. */
-export function splice(a: Duplex, b: Duplex, onClose: (error: Error | undefined) => void): void {
-  let failed: Error | undefined;
-  let closed = 0;
-  const fail = (e: Error): void => {
-    failed ??= e;
-    a.destroy();
-    b.destroy();
-  };
-  const close = (): void => {
-    if (++closed === 2) onClose(failed);
-  };
-  a.on('error', fail);
-  b.on('error', fail);
-  a.on('close', close);
-  b.on('close', close);
-  a.pipe(b);
-  b.pipe(a);
-}
-
 function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
   return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }) };
 }
@@ -337,7 +318,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     tcp.once('connect', () => {
       connected = true;
       stream.write(Buffer.from([StreamStatus.Ok]));
-      splice(stream, tcp, () => {});
+      spliceTunnel(tcp, stream, link, emit, link.remotePeerId);
     });
   };
 
@@ -518,12 +499,12 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     tcp.setNoDelay(true);
     tcp.pause();
     const l = link ?? (await new Promise<PeerLink | undefined>((resolve) => linkWaiters.push(resolve)));
-    if (l === undefined || tcp.destroyed) return void tcp.destroy();
+    if (l === undefined || tcp.destroyed) return resetTcp(tcp);
     let stream: Duplex;
     try {
       stream = await l.openStream();
     } catch {
-      return void tcp.destroy();
+      return resetTcp(tcp);
     }
     stream.on('error', () => {});
     stream.write(header);
@@ -532,9 +513,9 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
       const why = status === undefined ? 'the stream closed before the peer answered' : (STATUS_TEXT[status[0]!] ?? `status ${status[0]}`);
       emit({ event: 'stream-refused', reason: why }, `a connection was refused: ${why}`);
       stream.destroy();
-      return void tcp.destroy();
+      return resetTcp(tcp);
     }
-    splice(tcp, stream, () => {});
+    spliceTunnel(tcp, stream, l, emit, peerId);
     tcp.resume();
   };
 
@@ -620,7 +601,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     for (const w of linkWaiters) w(undefined);
     link?.close();
     await conn?.close('connect stopped');
-    for (const s of sockets) s.destroy();
+    for (const s of sockets) resetTcp(s);
     server?.close();
     // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
     await closePortMapper(mapper, io, 'connect');
