@@ -42,6 +42,7 @@ import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { type ConnectionDiagnosis, ConnectionObservations, IceConnectError, isLoopbackIp, serversOnLoopback } from './diagnosis.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
+import { watchHostAddresses } from './restart.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
 export interface IceConnectionOptions {
@@ -58,6 +59,17 @@ export interface IceConnectionOptions {
   readonly includeLoopback?: boolean;
   /** Gather host (and so server-reflexive) candidates at all. Default true; false leaves only relayed ones. */
   readonly hostCandidates?: boolean;
+  /**
+   * Once connected, restart ICE on the same session ({@link IceConnection.restart}) when the
+   * host's addresses change. Default true; ignored with {@link hostAddresses}.
+   */
+  readonly restartOnAddressChange?: boolean;
+  /**
+   * An ICE restart signals through the client this resolves with (a fresh connection to the
+   * rendezvous: the old one's TCP connection may have died with the address it was on); the
+   * connection then listens there. Default: the one it started with.
+   */
+  readonly renewRendezvous?: () => Promise<RendezvousClient>;
   /** Ask the STUN servers for server-reflexive candidates. Default true. */
   readonly serverReflexive?: boolean;
   /**
@@ -122,6 +134,8 @@ export interface ConnectionPath {
   readonly rttMs: number | undefined;
   /** True when the pair is a path birthday punching opened (see {@link IceConnectionOptions.punch}). */
   readonly punched: boolean;
+  /** True on the event that starts an ICE restart ({@link IceConnection.restart}): this pair is being replaced. */
+  readonly restarting?: boolean;
 }
 
 /** Events of {@link IceConnection}. */
@@ -219,7 +233,7 @@ export class IceConnection {
   /** `performance.now()` when a direct pair was first selected. */
   directAt: number | undefined;
 
-  readonly #rv: RendezvousClient;
+  #rv: RendezvousClient;
   readonly #agent: IceAgent;
   readonly #options: IceConnectionOptions;
   readonly #sockets = new Map<BaseId, { socket: DatagramSocket; address: TransportAddress }>();
@@ -255,6 +269,12 @@ export class IceConnection {
   );
   #offerRef: string | undefined;
   #answered: boolean;
+  /** The peer's current ufrag: a description with another one is an ICE restart (restart.ts). */
+  #remoteUfrag: string | undefined;
+  /** Our restart awaits the peer's new description. */
+  #restarting = false;
+  #includeLoopback = false;
+  #stopWatch: (() => void) | undefined;
   #path: ConnectionPath | undefined;
   #nextSeq = 0;
   #closed = false;
@@ -288,6 +308,7 @@ export class IceConnection {
     this.#punch = init.options.punch === undefined ? undefined : this.#makePunch(init.options.punch);
     init.rv.on('message', this.#onMessage);
     if (init.offer !== undefined) {
+      this.#remoteUfrag = init.offer.ufrag;
       this.#agent.setRemoteCredentials(init.offer.ufrag, init.offer.pwd);
       this.#setPunchRemote(init.offer.app, init.offer.ufrag, init.offer.pwd);
       for (const line of init.offer.candidates) this.#addRemote(line);
@@ -509,6 +530,97 @@ export class IceConnection {
   }
 
   // -------------------------------------------------------------------------------------------
+  // ICE restart (RFC 8445 section 9; restart.ts)
+
+  /**
+   * Restarts ICE on this session: new credentials; host sockets for the host's addresses now
+   * (those on vanished addresses close, after a `path` event with `restarting` let a peer link
+   * move its streams off them); host and server-reflexive candidates signalled to the peer,
+   * which restarts too. The selected pair carries data until a new one is selected (a `path`
+   * event). Runs by itself when the host's addresses change ({@link IceConnectionOptions.restartOnAddressChange}).
+   */
+  async restart(): Promise<void> {
+    if (this.#closed || !this.#readySettled) return;
+    this.#restarting = true;
+    this.#agent.restart(iceChars(6), iceChars(18));
+    const o = this.#options;
+    const now = o.hostAddresses === undefined && o.hostCandidates !== false ? hostInterfaceAddresses(this.#includeLoopback) : undefined;
+    const old = this.#hostSockets();
+    const gone = now === undefined ? [] : old.filter((h) => !now.includes(h.address.address));
+    for (const ip of now ?? []) if (!old.some((h) => h.address.address === ip)) await this.#bind(ip).catch(() => undefined);
+    if (this.#closed) return;
+    for (const h of gone) this.#sockets.delete(h.base);
+    const path = this.#path;
+    if (path !== undefined) for (const l of this.#listeners.path) l({ ...path, restarting: true });
+    for (const h of gone) h.socket.close();
+    const rv = await o.renewRendezvous?.().catch(() => undefined);
+    if (this.#closed) return;
+    if (rv !== undefined && rv !== this.#rv) {
+      this.#rv.off('message', this.#onMessage);
+      this.#rv = rv;
+      rv.on('message', this.#onMessage);
+    }
+    const hosts = this.#hostSockets();
+    for (const [i, h] of hosts.entries()) this.#agent.addLocalCandidate(candidate('host', h.address, h.address, undefined, 65535 - i), h.base);
+    this.#sendDescription();
+    this.#flush();
+    const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
+    const stun = o.serverReflexive === false ? [] : iceServerRefs(o.iceServers ?? this.#rv.iceServers).stun;
+    await Promise.all(hosts.flatMap((h, i) => stun.map((s) => this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}))));
+    if (this.#closed) return;
+    this.#sendSignal({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
+    this.#flush();
+  }
+
+  #watchHosts(): void {
+    const o = this.#options;
+    if (o.hostAddresses !== undefined || o.hostCandidates === false || o.restartOnAddressChange === false) return;
+    this.#stopWatch = watchHostAddresses({
+      current: () => hostInterfaceAddresses(this.#includeLoopback),
+      bound: () => this.#hostSockets().map((h) => h.address.address),
+      onChange: () => void this.restart(),
+    });
+  }
+
+  #hostSockets(): { base: string; address: TransportAddress; socket: DatagramSocket }[] {
+    const out: { base: string; address: TransportAddress; socket: DatagramSocket }[] = [];
+    for (const [base, v] of this.#sockets) if (typeof base === 'string' && base.startsWith('host:')) out.push({ base, ...v });
+    return out;
+  }
+
+  #sendSignal(m: Parameters<RendezvousClient['send']>[0]): void {
+    try {
+      this.#rv.send(m);
+    } catch {
+      // the rendezvous connection is gone: the restart's checks find no peer, and consent ends the path
+    }
+  }
+
+  /** Our credentials and every local candidate still on a socket, as an `answer` within the session. */
+  #sendDescription(): void {
+    const { ufrag, pwd } = this.#agent.localCredentials;
+    const candidates = this.#agent
+      .localCandidates()
+      .filter((l) => l.candidate.type !== 'prflx' && (l.base === RELAY_BASE ? this.#turn !== undefined : this.#sockets.has(l.base)))
+      .map((l) => formatCandidate(l.candidate))
+      .slice(0, 64);
+    this.#sendSignal({ type: 'answer', to: this.peerId, sessionId: this.sessionId, ufrag, pwd, candidates });
+  }
+
+  /** A description with a new ufrag: the peer's answer to our restart, or a restart of its own (we restart too, and answer). */
+  #peerRestarted(m: { readonly ufrag: string; readonly pwd: string; readonly candidates: readonly string[] }): void {
+    const ours = this.#restarting;
+    this.#restarting = false;
+    if (!ours) this.#agent.restart(iceChars(6), iceChars(18));
+    this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
+    this.#remoteUfrag = m.ufrag;
+    for (const line of m.candidates) this.#addRemote(line);
+    if (ours) return;
+    this.#sendDescription();
+    this.#sendSignal({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Start: host candidates, offer or answer, then trickled srflx and relayed candidates
 
   /** @internal */
@@ -558,6 +670,7 @@ export class IceConnection {
     if (o.hostCandidates === false) return [];
     // Explicit addresses keep the caller's order; the interfaces' are ranked (rankHostAddresses).
     const loopback = o.includeLoopback ?? (this.#offerLoopback || serversOnLoopback(this.#rv.url, o.iceServers ?? this.#rv.iceServers));
+    this.#includeLoopback = loopback;
     const addresses =
       o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(loopback), await this.#routeSource());
     const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
@@ -805,8 +918,12 @@ export class IceConnection {
     if (m.from !== this.peerId || m.sessionId !== this.sessionId) return;
     switch (m.type) {
       case 'answer':
-        if (this.role !== 'controlling' || this.#answered) return;
+        if (this.role !== 'controlling' || this.#answered) {
+          if (m.ufrag !== this.#remoteUfrag) this.#peerRestarted(m);
+          break;
+        }
         this.#answered = true;
+        this.#remoteUfrag = m.ufrag;
         this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
         this.#setPunchRemote(m.app, m.ufrag, m.pwd);
         for (const line of m.candidates) this.#addRemote(line);
@@ -957,6 +1074,7 @@ export class IceConnection {
     if (!this.#readySettled) {
       this.#readySettled = true;
       this.#resolveReady(path);
+      this.#watchHosts();
     }
     for (const l of this.#listeners.path) l(path);
   }
@@ -978,6 +1096,7 @@ export class IceConnection {
       this.#rv.off('message', this.#onMessage);
       this.#options.signal?.removeEventListener('abort', this.#onAbort);
       this.#timer.cancel();
+      this.#stopWatch?.();
       this.#gather.abort();
       this.#agent.close();
       for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));
