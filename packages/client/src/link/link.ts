@@ -109,6 +109,15 @@ export interface PeerLinkOptions {
    * room for one full udx packet: only acknowledgements batch there.
    */
   readonly batchBytes?: () => number;
+  /**
+   * Let the streams run directly on a direct pair's socket (`direct` route). Default true. False
+   * keeps them on the shim route for the link's life (on both sides: the peer goes direct only
+   * when this side says it can), slower but able to survive either side moving (an ICE restart
+   * on a new address): libudx resends a packet only to the address it first went to, so packets
+   * in flight on a direct route when the peer's address changes never arrive, and their stream
+   * times out (about 12 s later).
+   */
+  readonly directRoute?: boolean;
 }
 
 /** Datagrams refused by a link, by reason. */
@@ -262,12 +271,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #rx: Buffer;
   /** The link's own loopback socket, when the path has no udx home socket. */
   readonly #privateSocket: UdxSocket | undefined;
-  readonly #home: UdxSocket;
-  readonly #homeHost: string;
-  readonly #homePort: number;
+  /** The socket the streams are on; it changes only when the path's home does (an ICE restart on a new address). */
+  #home: UdxSocket;
+  #homeHost: string;
+  #homePort: number;
   readonly #shim: UdxSocket;
   /** Streams send here when no direct route exists: the shim, from the home socket. */
-  readonly #shimRoute: UdxRoute;
+  #shimRoute: UdxRoute;
   /** Where the streams send now. */
   #route: UdxRoute;
   /** The local address of the route's socket: where the shim hands the path's packets. */
@@ -446,6 +456,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   #localDirect(): UdxRoute | undefined {
+    if (this.#options.directRoute === false) return undefined;
     const direct = this.#path.udxRoute;
     return direct !== undefined && direct.socket === this.#home ? direct : undefined;
   }
@@ -485,6 +496,15 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   /** The selected pair changed, or the peer's route did: move every stream where both allow. */
   #reroute(): void {
     if (this.#closed) return;
+    // the path's home socket went away (its address did): the streams move to the new one
+    const home = this.#path.udxHome;
+    if (home !== undefined && home !== this.#home && this.#privateSocket === undefined) {
+      const a = home.address();
+      this.#home = home;
+      this.#homeHost = a.host;
+      this.#homePort = a.port;
+      this.#shimRoute = { ...this.#shimRoute, socket: home };
+    }
     this.#tellRoute();
     const next = this.#wanted();
     if (sameRoute(next, this.#route)) return;
