@@ -71,6 +71,8 @@ const NOT_ALLOWED_BYE = 'not allowed';
 export interface TunnelCommonOptions extends PeerCommandOptions {
   /** `--keepalive MS`: peer link keepalive interval. */
   readonly keepalive?: number;
+  /** `--no-direct-streams`: the link's streams stay on the sealed shim route, which survives a peer moving. */
+  readonly directStreams?: boolean;
 }
 
 /** Options of `nat expose`. */
@@ -220,7 +222,7 @@ function readExactly(s: Readable, n: number, signal?: AbortSignal): Promise<Buff
 }
 
 function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
-  return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }) };
+  return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }), ...(o.directStreams === false ? { directRoute: false } : {}) };
 }
 
 /** Waits `ms`, or less when `signal` fires. */
@@ -251,6 +253,7 @@ const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => 
   peer,
   path: p.path,
   ...(p.punched ? { punched: true } : {}),
+  ...(p.restarting === true ? { restarting: true } : {}),
   localCandidate: endpointJson(p.localCandidate),
   remoteCandidate: endpointJson(p.remoteCandidate),
 });
@@ -461,6 +464,14 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
   const sockets = new Set<Socket>();
   let server: Server | undefined;
 
+  /** An ICE restart (the host's address changed) signals through a new rendezvous connection: the old one may have died with the address. */
+  const retired = new WeakSet<RendezvousClient>();
+  const renewRendezvous = async (): Promise<RendezvousClient> => {
+    retired.add(rv); // the new registration replaces it: that is no reason to stop
+    void rv.close(); // without waiting: a dead connection takes 2 s to give up
+    rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    return rv;
+  };
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.replaced) throw new StunClientError('SOCKET', replacedMessage('connect', identity), { reason: 'replaced' });
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
@@ -472,6 +483,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     try {
       c = await connectPeer(rv, peerId, {
         ...options,
+        renewRendezvous: renewRendezvous,
         ...(punch === undefined ? {} : { punch }),
         ...(pm === undefined ? {} : { mappedAddress: pm.mappedAddress }),
       });
@@ -584,7 +596,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
         if (signal.aborted) return resolve(undefined);
         signal.addEventListener('abort', () => resolve(undefined), { once: true });
         current.once('close', resolve);
-        void registration.closed.then(() => registration.replaced && resolve('replaced'));
+        void registration.closed.then(() => registration.replaced && !retired.has(registration) && resolve('replaced'));
       });
       if (why === 'replaced') {
         io.stderr.write(replacedMessage('connect', identity));
