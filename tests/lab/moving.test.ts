@@ -39,7 +39,7 @@ interface Tunnel {
   tool: string;
 }
 
-async function startTunnel(serviceArgs: (tool: string) => string[]): Promise<Tunnel> {
+async function startTunnel(serviceArgs: (tool: string) => string[], connectArgs: readonly string[] = []): Promise<Tunnel> {
   const lab = await createPairLab({ a: 'port-restricted-cone', b: 'port-restricted-cone' });
   try {
     const tool = writeMovingTool(lab);
@@ -78,6 +78,7 @@ async function startTunnel(serviceArgs: (tool: string) => string[]): Promise<Tun
       '--identity',
       join(lab.tmpDir, 'connect.key'),
       '--json',
+      ...connectArgs,
     ]);
     // the link first: the transfer must run on a direct path when A moves
     await waitFor(
@@ -151,6 +152,8 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
     );
     const sender = transferReports(t.service.output()).find((x) => x.event === 'sent');
     const log = describeRun(t, reader, sender);
+    // MOVING_LOG=1 (a developer's shortcut): every event of both tunnel commands
+    if (process.env.MOVING_LOG === '1') console.log(log);
     const summary = expectHonestEnd(reader, sender, log);
     console.log(`moving (reader behind nat connect): ${summary}; the reader ended ${Date.now() - moved} ms after the move; ${resets(t.connect)}`);
     if (reader!.end === 'error')
@@ -178,6 +181,8 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
     );
     const reader = transferReports(t.service.output()).find((x) => x.event === 'received');
     const log = describeRun(t, reader, sender);
+    // MOVING_LOG=1 (a developer's shortcut): every event of both tunnel commands
+    if (process.env.MOVING_LOG === '1') console.log(log);
     const summary = expectHonestEnd(reader, sender, log);
     console.log(`moving (reader behind nat expose): ${summary}; the writer ended ${Date.now() - moved} ms after the move; ${resets(t.expose)}`);
     if (reader!.end === 'error')
@@ -186,4 +191,46 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
         log,
       ).toBe(true);
   });
+
+  it(
+    'a 50 MB transfer finishes intact across the address change: ICE restarts on the same link, and the gap is reported as path events',
+    { timeout: 180_000 },
+    async () => {
+      const t = await startTunnel(() => ['source', String(SERVICE_PORT), String(BYTES), String(RATE)], ['--no-direct-streams']);
+      labs.push(t.lab);
+      const read = t.lab.exec('clientA', [process.execPath, t.tool, 'read', String(TUNNEL_PORT)], { timeoutMs: 120_000 });
+      await delay(MOVE_AFTER_MS);
+      await moveClientA(t.lab, NEW_ADDRESS);
+      const r = await read;
+      const reader = transferReports(r.stdout).find((x) => x.event === 'received');
+      await waitFor(
+        () => transferReports(t.service.output()).some((x) => x.event === 'sent'),
+        60_000,
+        'the source to report',
+        () => t.service.output(),
+      );
+      const sender = transferReports(t.service.output()).find((x) => x.event === 'sent');
+      const log = describeRun(t, reader, sender);
+      if (process.env.MOVING_LOG === '1') console.log(log);
+      // every byte, intact, and no reset: the link and its stream lived through the move
+      expect(reader?.end, log).toBe('eof');
+      expect(reader?.received, log).toBe(BYTES);
+      expect(reader?.sha256, log).toBe(sender?.sha256);
+      const events = jsonLines(t.connect);
+      expect(
+        events.filter((e) => e.event === 'stream-reset' || e.event === 'link-lost'),
+        log,
+      ).toEqual([]);
+      // the gap: from the path event that starts the restart to the next one (the new pair, from A's new address)
+      const paths = events.filter((e) => e.event === 'path');
+      const start = paths.findIndex((e) => e.restarting === true);
+      expect(start, log).toBeGreaterThanOrEqual(0);
+      const next = paths.slice(start + 1).find((e) => e.restarting !== true);
+      expect(next, log).toBeDefined();
+      const gapMs = Date.parse(String(next!.time)) - Date.parse(String(paths[start]!.time));
+      console.log(
+        `moving (ICE restart): ${reader!.received} bytes, SHA-256 equal; path gap ${gapMs} ms (${JSON.stringify(paths[start]!.localCandidate)} -> ${JSON.stringify(next!.localCandidate)})`,
+      );
+    },
+  );
 });
