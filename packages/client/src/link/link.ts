@@ -195,6 +195,12 @@ const MAX_REASSEMBLY = 64;
 // Control stream messages: type, then two 32-bit stream ids.
 const CTRL_OPEN = 1;
 const CTRL_ACCEPT = 2;
+/**
+ * The sender's stream (second id) failed (its udx stream timed out, was tampered with, or was
+ * destroyed with an error): the receiver's stream (first id) is destroyed too, so that neither
+ * end waits forever for bytes that will not come (a link older than this message ends instead).
+ */
+const CTRL_RESET = 3;
 const CTRL_BYTES = 9;
 
 const PROLOGUE = Buffer.from('nat-peer-link/2');
@@ -546,7 +552,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #track(raw: UdxStream, remoteId: number): LinkStream {
     const s = new LinkStream(raw, this.#protection(raw, remoteId));
     this.#streams.add(s);
-    s.on('close', () => this.#streams.delete(s));
+    s.on('close', () => {
+      this.#streams.delete(s);
+      if (!this.#closed && !(s.readableEnded && s.writableFinished)) this.#sendControl(u32(CTRL_RESET, remoteId, raw.id));
+    });
     return s;
   }
 
@@ -587,6 +596,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         this.#pending.delete(a);
         this.#connect(p.stream, b);
         p.resolve(this.#track(p.stream, b));
+      } else if (type === CTRL_RESET) {
+        for (const s of this.#streams) if (s.id === a) s.destroy(new PeerLinkError('CLOSED', "the peer's end of the stream failed"));
       } else {
         this.#end(new PeerLinkError('CLOSED', `the peer sent an unknown control message ${type}`));
         return;
