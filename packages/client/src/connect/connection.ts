@@ -577,7 +577,6 @@ export class IceConnection {
     if (o.hostAddresses !== undefined || o.hostCandidates === false || o.restartOnAddressChange === false) return;
     this.#stopWatch = watchHostAddresses({
       current: () => hostInterfaceAddresses(this.#includeLoopback),
-      bound: () => this.#hostSockets().map((h) => h.address.address),
       onChange: () => void this.restart(),
     });
   }

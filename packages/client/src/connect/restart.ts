@@ -13,9 +13,7 @@
 export interface HostWatchOptions {
   /** The host's usable addresses now (node:os interfaces). */
   readonly current: () => readonly string[];
-  /** The addresses the connection's host sockets are bound to. */
-  readonly bound: () => readonly string[];
-  /** Called when the addresses differ from the bound ones, and have been stable for one interval. */
+  /** Called when the addresses differ from those of the last call (or of the start), and have been stable for one interval. */
   readonly onChange: () => void;
   /** How often the addresses are read, ms. Default 500. */
   readonly intervalMs?: number;
@@ -25,17 +23,22 @@ const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.lengt
 
 /**
  * Polls the host's addresses (node has no event for this) and calls `onChange` once they differ
- * from the bound ones and were the same at two reads in a row (an address removed and a new one
- * added a moment later is one change, not two); never while no address is left. Returns a stop
+ * from those it last acted on (at first, those at the start) and were the same at two reads in a
+ * row (an address removed and a new one added a moment later is one change, not two); never
+ * while no address is left. An address that cannot be bound does not call it again and again:
+ * the comparison is with what the host had, not with what the connection bound. Returns a stop
  * function. The timer does not keep the process alive.
  */
 export function watchHostAddresses(options: HostWatchOptions): () => void {
-  let last: readonly string[] | undefined;
+  let acted = options.current();
+  let last = acted;
   const timer = setInterval(() => {
     const now = options.current();
-    const stable = last !== undefined && sameSet(now, last);
+    const stable = sameSet(now, last);
     last = now;
-    if (stable && now.length > 0 && !sameSet(now, options.bound())) options.onChange();
+    if (!stable || now.length === 0 || sameSet(now, acted)) return;
+    acted = now;
+    options.onChange();
   }, options.intervalMs ?? 500);
   timer.unref();
   return () => clearInterval(timer);
