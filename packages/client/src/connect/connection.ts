@@ -42,7 +42,7 @@ import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { type ConnectionDiagnosis, ConnectionObservations, IceConnectError, isLoopbackIp, serversOnLoopback } from './diagnosis.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
-import { watchHostAddresses } from './restart.js';
+import { IceRestart, type RestartContext, type RestartHost, watchHostAddresses } from './restart.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
 export interface IceConnectionOptions {
@@ -269,10 +269,7 @@ export class IceConnection {
   );
   #offerRef: string | undefined;
   #answered: boolean;
-  /** The peer's current ufrag: a description with another one is an ICE restart (restart.ts). */
-  #remoteUfrag: string | undefined;
-  /** Our restart awaits the peer's new description. */
-  #restarting = false;
+  readonly #restart: IceRestart;
   #includeLoopback = false;
   #stopWatch: (() => void) | undefined;
   #path: ConnectionPath | undefined;
@@ -306,9 +303,9 @@ export class IceConnection {
     this.#answered = init.offer !== undefined;
     this.#offerLoopback = init.offer?.candidates.some((l) => / (127\.\d+\.\d+\.\d+|::1) \d+ typ host/.test(l)) ?? false;
     this.#punch = init.options.punch === undefined ? undefined : this.#makePunch(init.options.punch);
+    this.#restart = new IceRestart(this.#restartContext(), init.offer?.ufrag);
     init.rv.on('message', this.#onMessage);
     if (init.offer !== undefined) {
-      this.#remoteUfrag = init.offer.ufrag;
       this.#agent.setRemoteCredentials(init.offer.ufrag, init.offer.pwd);
       this.#setPunchRemote(init.offer.app, init.offer.ufrag, init.offer.pwd);
       for (const line of init.offer.candidates) this.#addRemote(line);
@@ -540,83 +537,56 @@ export class IceConnection {
    * event). Runs by itself when the host's addresses change ({@link IceConnectionOptions.restartOnAddressChange}).
    */
   async restart(): Promise<void> {
-    if (this.#closed || !this.#readySettled) return;
-    this.#restarting = true;
-    this.#agent.restart(iceChars(6), iceChars(18));
+    if (!this.#closed && this.#readySettled) await this.#restart.run();
+  }
+
+  #restartContext(): RestartContext {
     const o = this.#options;
-    const now = o.hostAddresses === undefined && o.hostCandidates !== false ? hostInterfaceAddresses(this.#includeLoopback) : undefined;
-    const old = this.#hostSockets();
-    const gone = now === undefined ? [] : old.filter((h) => !now.includes(h.address.address));
-    for (const ip of now ?? []) if (!old.some((h) => h.address.address === ip)) await this.#bind(ip).catch(() => undefined);
-    if (this.#closed) return;
-    for (const h of gone) this.#sockets.delete(h.base);
-    const path = this.#path;
-    if (path !== undefined) for (const l of this.#listeners.path) l({ ...path, restarting: true });
-    for (const h of gone) h.socket.close();
-    const rv = await o.renewRendezvous?.().catch(() => undefined);
-    if (this.#closed) return;
-    if (rv !== undefined && rv !== this.#rv) {
-      this.#rv.off('message', this.#onMessage);
-      this.#rv = rv;
-      rv.on('message', this.#onMessage);
-    }
-    const hosts = this.#hostSockets();
-    for (const [i, h] of hosts.entries()) this.#agent.addLocalCandidate(candidate('host', h.address, h.address, undefined, 65535 - i), h.base);
-    this.#sendDescription();
-    this.#flush();
-    const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
-    const stun = o.serverReflexive === false ? [] : iceServerRefs(o.iceServers ?? this.#rv.iceServers).stun;
-    await Promise.all(hosts.flatMap((h, i) => stun.map((s) => this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}))));
-    if (this.#closed) return;
-    this.#sendSignal({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
-    this.#flush();
+    const hosts = (): (RestartHost & { socket: DatagramSocket })[] =>
+      [...this.#sockets].flatMap(([base, v]) => (typeof base === 'string' && base.startsWith('host:') ? [{ base, ...v }] : []));
+    return {
+      agent: this.#agent,
+      peerId: this.peerId,
+      sessionId: this.sessionId,
+      closed: () => this.#closed,
+      addresses: () => (o.hostAddresses === undefined && o.hostCandidates !== false ? hostInterfaceAddresses(this.#includeLoopback) : undefined),
+      hosts,
+      bind: (ip) => this.#bind(ip),
+      forget: (base) => void this.#sockets.delete(base),
+      announce: () => {
+        const path = this.#path;
+        if (path !== undefined) for (const l of this.#listeners.path) l({ ...path, restarting: true });
+      },
+      renewSignalling: async () => {
+        const rv = await o.renewRendezvous?.().catch(() => undefined);
+        if (rv === undefined || rv === this.#rv || this.#closed) return;
+        this.#rv.off('message', this.#onMessage);
+        this.#rv = rv;
+        rv.on('message', this.#onMessage);
+      },
+      addHost: (h, pref) => this.#agent.addLocalCandidate(candidate('host', h.address, h.address, undefined, pref), h.base),
+      gatherReflexive: async () => {
+        const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
+        const stun = o.serverReflexive === false ? [] : iceServerRefs(o.iceServers ?? this.#rv.iceServers).stun;
+        await Promise.all(hosts().flatMap((h, i) => stun.map((s) => this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}))));
+      },
+      usable: (base) => (base === RELAY_BASE ? this.#turn !== undefined : this.#sockets.has(base)),
+      addRemote: (line) => this.#addRemote(line),
+      send: (m) => {
+        try {
+          this.#rv.send(m);
+        } catch {
+          // the rendezvous connection is gone: the restart's checks find no peer, and consent ends the path
+        }
+      },
+      flush: () => this.#flush(),
+    };
   }
 
   #watchHosts(): void {
     const o = this.#options;
     if (o.hostAddresses !== undefined || o.hostCandidates === false || o.restartOnAddressChange === false) return;
-    this.#stopWatch = watchHostAddresses({
-      current: () => hostInterfaceAddresses(this.#includeLoopback),
-      onChange: () => void this.restart(),
-    });
-  }
-
-  #hostSockets(): { base: string; address: TransportAddress; socket: DatagramSocket }[] {
-    const out: { base: string; address: TransportAddress; socket: DatagramSocket }[] = [];
-    for (const [base, v] of this.#sockets) if (typeof base === 'string' && base.startsWith('host:')) out.push({ base, ...v });
-    return out;
-  }
-
-  #sendSignal(m: Parameters<RendezvousClient['send']>[0]): void {
-    try {
-      this.#rv.send(m);
-    } catch {
-      // the rendezvous connection is gone: the restart's checks find no peer, and consent ends the path
-    }
-  }
-
-  /** Our credentials and every local candidate still on a socket, as an `answer` within the session. */
-  #sendDescription(): void {
-    const { ufrag, pwd } = this.#agent.localCredentials;
-    const candidates = this.#agent
-      .localCandidates()
-      .filter((l) => l.candidate.type !== 'prflx' && (l.base === RELAY_BASE ? this.#turn !== undefined : this.#sockets.has(l.base)))
-      .map((l) => formatCandidate(l.candidate))
-      .slice(0, 64);
-    this.#sendSignal({ type: 'answer', to: this.peerId, sessionId: this.sessionId, ufrag, pwd, candidates });
-  }
-
-  /** A description with a new ufrag: the peer's answer to our restart, or a restart of its own (we restart too, and answer). */
-  #peerRestarted(m: { readonly ufrag: string; readonly pwd: string; readonly candidates: readonly string[] }): void {
-    const ours = this.#restarting;
-    this.#restarting = false;
-    if (!ours) this.#agent.restart(iceChars(6), iceChars(18));
-    this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
-    this.#remoteUfrag = m.ufrag;
-    for (const line of m.candidates) this.#addRemote(line);
-    if (ours) return;
-    this.#sendDescription();
-    this.#sendSignal({ type: 'end-of-candidates', to: this.peerId, sessionId: this.sessionId });
+    this.#stopWatch = watchHostAddresses({ current: () => hostInterfaceAddresses(this.#includeLoopback), onChange: () => void this.restart() });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -918,11 +888,11 @@ export class IceConnection {
     switch (m.type) {
       case 'answer':
         if (this.role !== 'controlling' || this.#answered) {
-          if (m.ufrag !== this.#remoteUfrag) this.#peerRestarted(m);
+          this.#restart.onDescription(m);
           break;
         }
         this.#answered = true;
-        this.#remoteUfrag = m.ufrag;
+        this.#restart.remoteUfrag = m.ufrag;
         this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
         this.#setPunchRemote(m.app, m.ufrag, m.pwd);
         for (const line of m.candidates) this.#addRemote(line);

@@ -9,6 +9,12 @@
  * own new description, then both trickle and end their candidates as at the start.
  */
 
+import { randomBytes } from 'node:crypto';
+import { MAX_CANDIDATES_PER_DESCRIPTION, type TransportAddress, formatCandidate } from '@nat/protocol';
+import type { IceAgent } from '../ice/agent.js';
+import type { BaseId } from '../ice/types.js';
+import type { OutgoingRelayedMessage } from '../rendezvous/client.js';
+
 /** Options of {@link watchHostAddresses}. */
 export interface HostWatchOptions {
   /** The host's usable addresses now (node:os interfaces). */
@@ -42,4 +48,119 @@ export function watchHostAddresses(options: HostWatchOptions): () => void {
   }, options.intervalMs ?? 500);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** A host socket of the connection, as a restart sees it. */
+export interface RestartHost {
+  readonly base: string;
+  readonly address: TransportAddress;
+  readonly socket: { close(): unknown };
+}
+
+/** What an {@link IceRestart} needs of its connection (connection.ts hands these over). */
+export interface RestartContext {
+  readonly agent: IceAgent;
+  readonly peerId: string;
+  readonly sessionId: string;
+  closed(): boolean;
+  /** The host's addresses to gather on now; undefined when the caller fixed them. */
+  addresses(): readonly string[] | undefined;
+  /** The host sockets now (bases `host:IP`). */
+  hosts(): RestartHost[];
+  /** Binds and registers a host socket on `ip`. */
+  bind(ip: string): Promise<unknown>;
+  /** Forgets a socket about to close (the selected pair on it is no route any more). */
+  forget(base: string): void;
+  /** Tells the path listeners that a restart starts (a peer link moves its streams off closing sockets). */
+  announce(): void;
+  /** Switches to a fresh signalling connection when the options say how. */
+  renewSignalling(): Promise<void>;
+  /** Adds a host candidate of `host` with this local preference. */
+  addHost(host: RestartHost, localPreference: number): void;
+  /** Gathers and trickles the server-reflexive candidates of every host socket. */
+  gatherReflexive(): Promise<void>;
+  /** Whether a local candidate's base still has its socket (or allocation). */
+  usable(base: BaseId): boolean;
+  /** Adds a signalled remote candidate line. */
+  addRemote(line: string): void;
+  send(message: OutgoingRelayedMessage): void;
+  flush(): void;
+}
+
+const iceChars = (bytes: number): string => randomBytes(bytes).toString('base64');
+
+/**
+ * ICE restart on one session (RFC 8445 section 9) for an {@link IceConnection}: a description
+ * (`answer`) with a new ufrag, from either side, restarts both agents; the side that did not
+ * start answers with its own. The selected pair carries data until a new one is selected.
+ */
+export class IceRestart {
+  /** The peer's current ufrag: a description with another one is a restart. */
+  remoteUfrag: string | undefined;
+  /** Our restart awaits the peer's description. */
+  #waiting = false;
+  readonly #c: RestartContext;
+
+  constructor(context: RestartContext, remoteUfrag: string | undefined) {
+    this.#c = context;
+    this.remoteUfrag = remoteUfrag;
+  }
+
+  /**
+   * Restarts: new credentials; host sockets for the host's addresses now (those on vanished
+   * addresses close, after the path listeners were told); host and server-reflexive candidates
+   * signalled to the peer, then end-of-candidates.
+   */
+  async run(): Promise<void> {
+    const c = this.#c;
+    this.#waiting = true;
+    c.agent.restart(iceChars(6), iceChars(18));
+    const now = c.addresses();
+    const old = c.hosts();
+    const gone = now === undefined ? [] : old.filter((h) => !now.includes(h.address.address));
+    for (const ip of now ?? []) if (!old.some((h) => h.address.address === ip)) await c.bind(ip).catch(() => undefined);
+    if (c.closed()) return;
+    for (const h of gone) c.forget(h.base);
+    c.announce();
+    for (const h of gone) h.socket.close();
+    await c.renewSignalling();
+    if (c.closed()) return;
+    const hosts = c.hosts();
+    for (const [i, h] of hosts.entries()) c.addHost(h, 65535 - i);
+    this.#describe();
+    c.flush();
+    await c.gatherReflexive();
+    if (c.closed()) return;
+    c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
+    c.flush();
+  }
+
+  /** A description within the session: handled (true) when its ufrag is new, i.e. a restart's. */
+  onDescription(m: { readonly ufrag: string; readonly pwd: string; readonly candidates: readonly string[] }): boolean {
+    if (m.ufrag === this.remoteUfrag) return false;
+    const c = this.#c;
+    const ours = this.#waiting;
+    this.#waiting = false;
+    if (!ours) c.agent.restart(iceChars(6), iceChars(18));
+    c.agent.setRemoteCredentials(m.ufrag, m.pwd);
+    this.remoteUfrag = m.ufrag;
+    for (const line of m.candidates) c.addRemote(line);
+    if (!ours) {
+      this.#describe();
+      c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
+    }
+    return true;
+  }
+
+  /** Our credentials and every local candidate still on a socket, as an `answer` within the session. */
+  #describe(): void {
+    const c = this.#c;
+    const { ufrag, pwd } = c.agent.localCredentials;
+    const candidates = c.agent
+      .localCandidates()
+      .filter((l) => l.candidate.type !== 'prflx' && c.usable(l.base))
+      .map((l) => formatCandidate(l.candidate))
+      .slice(0, MAX_CANDIDATES_PER_DESCRIPTION);
+    c.send({ type: 'answer', to: c.peerId, sessionId: c.sessionId, ufrag, pwd, candidates });
+  }
 }
