@@ -61,7 +61,8 @@ export interface IceConnectionOptions {
   readonly hostCandidates?: boolean;
   /**
    * Once connected, restart ICE on the same session ({@link IceConnection.restart}) when the
-   * host's addresses change. Default true; ignored with {@link hostAddresses}.
+   * host's addresses change (not with {@link hostAddresses}), and when consent goes unanswered
+   * long enough for the agent to call the path disconnected (a NAT rebinding). Default true.
    */
   readonly restartOnAddressChange?: boolean;
   /**
@@ -1020,6 +1021,8 @@ export class IceConnection {
       if (e.type === 'pair' && e.pair.state === 'succeeded') this.#valid.add(addressKey(e.pair.base, e.pair.remoteAddress));
       else if (e.type === 'remote-candidate') this.#permit(e.candidate.address);
       else if (e.type === 'selected-pair') this.#selected(e.pair);
+      // consent went unanswered for a while (a NAT that dropped or changed our mapping): restart
+      else if (e.type === 'state' && e.state === 'disconnected' && this.#options.restartOnAddressChange !== false) void this.restart();
       else if (e.type === 'state' && e.state === 'failed') {
         const reason = e.reason ?? 'timeout';
         void this.#end(reason, new StunClientError('TIMEOUT', `ICE failed: ${reason}`, { reason }));
