@@ -4,10 +4,20 @@
  * it through `nat connect`, and 4 s into a 50 MB transfer at about 5 MB/s A's LAN address
  * changes (the old address removed, a new one added, the default route set again).
  *
- * Whatever happens to the link, the reader of the transfer (behind `nat connect` when B's
- * service sends, behind `nat expose` when A sends) must never see a clean end of stream with
- * fewer bytes than were sent: either every byte arrives (SHA-256 equal to the sender's), or its
- * TCP connection is reset (ECONNRESET) and the tunnel's JSON events say why.
+ * - Whatever happens to the link, the reader of the transfer (behind `nat connect` when B's
+ *   service sends, behind `nat expose` when A sends) must never see a clean end of stream with
+ *   fewer bytes than were sent: either every byte arrives (SHA-256 equal to the sender's), or its
+ *   TCP connection is reset (ECONNRESET) and the tunnel's JSON events say why (`stream-reset`).
+ *   With the default direct route, libudx resends B's packets in flight at the move only to A's
+ *   old address, so B's stream times out and A's is reset; A's own packets reach B (B did not
+ *   move), so the other direction arrives intact.
+ * - With `nat connect --no-direct-streams` (the streams on the sealed route through the path),
+ *   the link restarts ICE on the same session and the 50 MB arrive intact, the gap between the
+ *   `path` event that starts the restart and the next one printed.
+ * - The same across a NAT rebinding: router A forgets its mappings and maps to other ports; the
+ *   expose side's consent goes unanswered, and it restarts ICE.
+ *
+ * MOVING_LOG=1 prints every event of both tunnel commands.
  */
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -230,6 +240,49 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
       const gapMs = Date.parse(String(next!.time)) - Date.parse(String(paths[start]!.time));
       console.log(
         `moving (ICE restart): ${reader!.received} bytes, SHA-256 equal; path gap ${gapMs} ms (${JSON.stringify(paths[start]!.localCandidate)} -> ${JSON.stringify(next!.localCandidate)})`,
+      );
+    },
+  );
+
+  it(
+    'a 50 MB transfer finishes intact across a NAT rebinding (router A maps to new ports): ICE restarts when consent goes unanswered',
+    { timeout: 180_000 },
+    async () => {
+      const t = await startTunnel(() => ['source', String(SERVICE_PORT), String(BYTES), String(RATE)], ['--no-direct-streams']);
+      labs.push(t.lab);
+      const read = t.lab.exec('clientA', [process.execPath, t.tool, 'read', String(TUNNEL_PORT)], { timeoutMs: 120_000 });
+      await delay(MOVE_AFTER_MS);
+      // the mapping A's packets had is gone, and the router gives them another port from now on
+      const before = jsonLines(t.connect).filter((e) => e.event === 'path');
+      const oldPort = Number(
+        String((before.at(-1)?.localCandidate as { address?: string } | undefined)?.address ?? ':0')
+          .split(':')
+          .at(-1),
+      );
+      const range = oldPort >= 20_000 && oldPort < 30_000 ? '40000-49999' : '20000-29999';
+      await t.lab.exec('routerA', ['nft', `insert rule inet natlab postrouting oifname "wan0" meta l4proto udp snat ip to ${t.lab.a.router.wan}:${range}`], {
+        check: true,
+      });
+      await t.lab.exec('routerA', ['conntrack', '-F'], { timeoutMs: 5000 });
+      const r = await read;
+      const reader = transferReports(r.stdout).find((x) => x.event === 'received');
+      await waitFor(
+        () => transferReports(t.service.output()).some((x) => x.event === 'sent'),
+        60_000,
+        'the source to report',
+        () => t.service.output(),
+      );
+      const sender = transferReports(t.service.output()).find((x) => x.event === 'sent');
+      const log = describeRun(t, reader, sender);
+      if (process.env.MOVING_LOG === '1') console.log(log);
+      expect(reader?.end, log).toBe('eof');
+      expect(reader?.received, log).toBe(BYTES);
+      expect(reader?.sha256, log).toBe(sender?.sha256);
+      const paths = jsonLines(t.connect).filter((e) => e.event === 'path');
+      const rebound = paths.slice(before.length).find((e) => e.restarting !== true);
+      expect(rebound, log).toBeDefined();
+      console.log(
+        `moving (NAT rebinding): ${reader!.received} bytes, SHA-256 equal; new path at ${String(rebound!.time)} from ${JSON.stringify(rebound!.localCandidate)}`,
       );
     },
   );
