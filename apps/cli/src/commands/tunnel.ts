@@ -258,6 +258,10 @@ const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => 
   remoteCandidate: endpointJson(p.remoteCandidate),
 });
 
+/** A path event for people: a new path, or an ICE restart starting (the host's address or its NAT mapping changed). */
+const pathText = (p: ConnectionPath, changed = 'path'): string =>
+  p.restarting === true ? `ICE restart: looking for a new path (the one in use: ${describePath(p)})` : `${changed} ${describePath(p)}`;
+
 // ---------------------------------------------------------------------------------------------
 // nat expose
 
@@ -329,7 +333,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     conns.add(conn);
     conn.on('close', () => conns.delete(conn));
     const peer = conn.peerId; // allowed: admission refused the others before opening anything
-    conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
+    conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: ${pathText(p)}`));
     void (async () => {
       try {
         // listen for the initiator's first handshake message at once, not after our own pair selection
@@ -495,7 +499,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     if (pm !== undefined) c.on('close', () => void pm.release());
     conn = c;
     emit({ ...pathEvent(peer, c.path!), event: 'path' }, `path: ${describePath(c.path!)}`);
-    c.on('path', (p) => emit(pathEvent(peer, p), `path changed: ${describePath(p)}`));
+    c.on('path', (p) => emit(pathEvent(peer, p), pathText(p, 'path changed:')));
     try {
       return await linkOverConnection(c, { ...linkOptions(identity, o), signal });
     } catch (e) {
