@@ -1022,7 +1022,7 @@ export class IceConnection {
       else if (e.type === 'remote-candidate') this.#permit(e.candidate.address);
       else if (e.type === 'selected-pair') this.#selected(e.pair);
       // consent went unanswered for a while (a NAT that dropped or changed our mapping): restart
-      else if (e.type === 'state' && e.state === 'disconnected' && this.#options.restartOnAddressChange !== false) void this.restart();
+      else if (e.type === 'state' && e.state === 'disconnected' && this.#options.restartOnAddressChange !== false && this.#restart.quiet()) void this.restart();
       else if (e.type === 'state' && e.state === 'failed') {
         const reason = e.reason ?? 'timeout';
         void this.#end(reason, new StunClientError('TIMEOUT', `ICE failed: ${reason}`, { reason }));
@@ -1034,6 +1034,7 @@ export class IceConnection {
   }
 
   #selected(pair: CandidatePairInfo): void {
+    this.#restart.onSelected();
     this.#valid.add(addressKey(pair.base, pair.remoteAddress));
     const now = performance.now();
     this.connectedAt ??= now;
@@ -1069,6 +1070,7 @@ export class IceConnection {
       this.#options.signal?.removeEventListener('abort', this.#onAbort);
       this.#timer.cancel();
       this.#stopWatch?.();
+      this.#restart.close();
       this.#gather.abort();
       this.#agent.close();
       for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));

@@ -88,6 +88,12 @@ export interface RestartContext {
 }
 
 const iceChars = (bytes: number): string => randomBytes(bytes).toString('base64');
+/** How long a restart waits for a new selected pair before it starts over, ms. */
+const RETRY_MS = 3000;
+/** How long after a restart a disconnected path starts no other, ms (above the agent's 8 s disconnected timeout). */
+const QUIET_MS = 10_000;
+/** Restarts in a row without a new pair before giving up (consent then ends the path). */
+const MAX_TRIES = 4;
 
 /**
  * ICE restart on one session (RFC 8445 section 9) for an {@link IceConnection}: a description
@@ -99,6 +105,11 @@ export class IceRestart {
   remoteUfrag: string | undefined;
   /** Our restart awaits the peer's description. */
   #waiting = false;
+  /** Tries again when no new pair was selected in time (a description lost while both sides renewed their signalling). */
+  #retry: NodeJS.Timeout | undefined;
+  #tries = 0;
+  /** When this side last restarted or answered a restart (performance.now()). */
+  #lastAt = -Infinity;
   readonly #c: RestartContext;
 
   constructor(context: RestartContext, remoteUfrag: string | undefined) {
@@ -114,16 +125,21 @@ export class IceRestart {
   async run(): Promise<void> {
     const c = this.#c;
     this.#waiting = true;
+    this.#lastAt = performance.now();
+    this.#expectPath();
     c.agent.restart(iceChars(6), iceChars(18));
     const now = c.addresses();
     const old = c.hosts();
     const gone = now === undefined ? [] : old.filter((h) => !now.includes(h.address.address));
-    for (const ip of now ?? []) if (!old.some((h) => h.address.address === ip)) await c.bind(ip).catch(() => undefined);
+    const added = (now ?? []).filter((ip) => !old.some((h) => h.address.address === ip));
+    for (const ip of added) await c.bind(ip).catch(() => undefined);
     if (c.closed()) return;
     for (const h of gone) c.forget(h.base);
     c.announce();
     for (const h of gone) h.socket.close();
-    await c.renewSignalling();
+    // a new address: the signalling connection may have died with the old one (not otherwise:
+    // renewing it needlessly can lose the peer's description while neither side is registered)
+    if (gone.length > 0 || added.length > 0) await c.renewSignalling();
     if (c.closed()) return;
     const hosts = c.hosts();
     for (const [i, h] of hosts.entries()) c.addHost(h, 65535 - i);
@@ -141,7 +157,11 @@ export class IceRestart {
     const c = this.#c;
     const ours = this.#waiting;
     this.#waiting = false;
-    if (!ours) c.agent.restart(iceChars(6), iceChars(18));
+    if (!ours) {
+      this.#lastAt = performance.now();
+      c.agent.restart(iceChars(6), iceChars(18));
+      this.#expectPath();
+    }
     c.agent.setRemoteCredentials(m.ufrag, m.pwd);
     this.remoteUfrag = m.ufrag;
     for (const line of m.candidates) c.addRemote(line);
@@ -150,6 +170,41 @@ export class IceRestart {
       c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
     }
     return true;
+  }
+
+  /**
+   * Whether no restart ran for a while: a path that went quiet during one (consent unanswered
+   * while the peer moves) is no reason for another, which would throw away the credentials the
+   * first has just exchanged.
+   */
+  quiet(): boolean {
+    return performance.now() - this.#lastAt > QUIET_MS;
+  }
+
+  /** A new pair was selected: the restart is over. */
+  onSelected(): void {
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#tries = 0;
+  }
+
+  /** Stops retrying (the connection closed). */
+  close(): void {
+    clearTimeout(this.#retry);
+  }
+
+  /**
+   * Restarts again when no new pair is selected within {@link RETRY_MS}, up to {@link MAX_TRIES}
+   * times in a row; only the controlling side does, so that the two sides' retries never meet
+   * (each would clear the credentials the other's had just brought).
+   */
+  #expectPath(): void {
+    clearTimeout(this.#retry);
+    if (this.#c.agent.role !== 'controlling' || this.#tries++ >= MAX_TRIES) return;
+    this.#retry = setTimeout(() => {
+      if (!this.#c.closed()) void this.run();
+    }, RETRY_MS);
+    this.#retry.unref();
   }
 
   /** Our credentials and every local candidate still on a socket, as an `answer` within the session. */
