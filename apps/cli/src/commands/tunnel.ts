@@ -53,6 +53,7 @@ import {
 } from './ping.js';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
+import { RendezvousRenewal } from './tunnel-renew.js';
 import { resetTcp, spliceTunnel } from './tunnel-splice.js';
 
 /** The status byte the exposing side answers a stream header with. */
@@ -360,8 +361,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     })();
   };
 
+  const renewal = new RendezvousRenewal();
   const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
-    const acceptOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
+    const acceptOptions = { ...options, ...admit, renewRendezvous: renewal.renew, ...(punch === undefined ? {} : { punch }) };
     if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
     const onReport = (peer: string, sessionId: string, r: PortMapReport): void =>
       emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
@@ -376,6 +378,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
       io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
       return ExitCode.Failure;
     }
+    renewal.registered(rv);
     if (first) mapper = await openPortMapper(o);
     const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
     if (!first) return stop;
