@@ -124,14 +124,15 @@ export function transferReports(text: string): TransferReport[] {
 }
 
 /**
- * Moves client A of a pair lab to a new address on its LAN: the old address is removed, the new
- * one added and the default route set again (as after a DHCP or Wi-Fi change). The router's
- * recipe must not depend on the host's address (port-restricted cone and symmetric do not).
+ * Moves the client of side `which` of a pair lab to a new address on its LAN: the old address is
+ * removed, the new one added and the default route set again (as after a DHCP or Wi-Fi change).
+ * The router's recipe must not depend on the host's address (port-restricted cone and symmetric
+ * do not).
  */
-export async function moveClientA(lab: PairLab, newAddress: string, prefix = 24): Promise<void> {
-  const old = lab.a.client.lanAddress;
-  await lab.exec('clientA', ['ip', '-batch', '-'], {
-    input: `addr del ${old}/${prefix} dev eth0\naddr add ${newAddress}/${prefix} dev eth0\nroute replace default via ${lab.a.router.lan}\n`,
+export async function moveClient(lab: PairLab, which: 'a' | 'b', newAddress: string, prefix = 24): Promise<void> {
+  const side = lab[which];
+  await lab.exec(which === 'a' ? 'clientA' : 'clientB', ['ip', '-batch', '-'], {
+    input: `addr del ${side.client.lanAddress}/${prefix} dev eth0\naddr add ${newAddress}/${prefix} dev eth0\nroute replace default via ${side.router.lan}\n`,
     check: true,
   });
 }

@@ -26,7 +26,7 @@ import { NAT_CLI, RENDEZVOUS, jsonLines, startNatServer, waitFor } from './ice-l
 import { labAvailable, listLabNamespaces } from './index.js';
 import type { LabProcess } from './netns.js';
 import { createPairLab, type PairLab } from './pair.js';
-import { type TransferReport, moveClientA, transferReports, writeMovingTool } from './moving-lab.js';
+import { type TransferReport, moveClient, transferReports, writeMovingTool } from './moving-lab.js';
 
 const availability = labAvailable();
 if (!availability.ok) console.warn(`[lab] moving-peer lab skipped: ${availability.reason}`);
@@ -150,7 +150,7 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
     labs.push(t.lab);
     const read = t.lab.exec('clientA', [process.execPath, t.tool, 'read', String(TUNNEL_PORT)], { timeoutMs: 120_000 });
     await delay(MOVE_AFTER_MS);
-    await moveClientA(t.lab, NEW_ADDRESS);
+    await moveClient(t.lab, 'a', NEW_ADDRESS);
     const moved = Date.now();
     const r = await read;
     const reader = transferReports(r.stdout).find((x) => x.event === 'received');
@@ -179,7 +179,7 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
     labs.push(t.lab);
     const write = t.lab.exec('clientA', [process.execPath, t.tool, 'write', String(TUNNEL_PORT), String(BYTES), String(RATE)], { timeoutMs: 120_000 });
     await delay(MOVE_AFTER_MS);
-    await moveClientA(t.lab, NEW_ADDRESS);
+    await moveClient(t.lab, 'a', NEW_ADDRESS);
     const moved = Date.now();
     const w = await write;
     const sender = transferReports(w.stdout).find((x) => x.event === 'sent');
@@ -210,7 +210,7 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
       labs.push(t.lab);
       const read = t.lab.exec('clientA', [process.execPath, t.tool, 'read', String(TUNNEL_PORT)], { timeoutMs: 120_000 });
       await delay(MOVE_AFTER_MS);
-      await moveClientA(t.lab, NEW_ADDRESS);
+      await moveClient(t.lab, 'a', NEW_ADDRESS);
       const r = await read;
       const reader = transferReports(r.stdout).find((x) => x.event === 'received');
       await waitFor(
@@ -286,4 +286,33 @@ describe.skipIf(!availability.ok)('a peer that moves mid-transfer (kernel NATs)'
       );
     },
   );
+
+  it('a 50 MB transfer finishes intact when the exposing side moves: it restarts ICE through a new rendezvous connection', { timeout: 180_000 }, async () => {
+    const t = await startTunnel(() => ['source', String(SERVICE_PORT), String(BYTES), String(RATE)], ['--no-direct-streams']);
+    labs.push(t.lab);
+    const read = t.lab.exec('clientA', [process.execPath, t.tool, 'read', String(TUNNEL_PORT)], { timeoutMs: 120_000 });
+    await delay(MOVE_AFTER_MS);
+    await moveClient(t.lab, 'b', '198.19.1.77');
+    const r = await read;
+    const reader = transferReports(r.stdout).find((x) => x.event === 'received');
+    await waitFor(
+      () => transferReports(t.service.output()).some((x) => x.event === 'sent'),
+      60_000,
+      'the source to report',
+      () => t.service.output(),
+    );
+    const sender = transferReports(t.service.output()).find((x) => x.event === 'sent');
+    const log = describeRun(t, reader, sender);
+    if (process.env.MOVING_LOG === '1') console.log(log);
+    expect(reader?.end, log).toBe('eof');
+    expect(reader?.received, log).toBe(BYTES);
+    expect(reader?.sha256, log).toBe(sender?.sha256);
+    const paths = jsonLines(t.expose).filter((e) => e.event === 'path');
+    const start = paths.findIndex((e) => e.restarting === true);
+    expect(start, log).toBeGreaterThanOrEqual(0);
+    const next = paths.slice(start + 1).find((e) => e.restarting !== true);
+    expect(next, log).toBeDefined();
+    const gapMs = Date.parse(String(next!.time)) - Date.parse(String(paths[start]!.time));
+    console.log(`moving (the exposing side moves): ${reader!.received} bytes, SHA-256 equal; path gap ${gapMs} ms`);
+  });
 });
