@@ -62,6 +62,10 @@ function withIceOptions(command: Command, o: { readonly mapped: string; readonly
       'peer link keepalive when idle, below the NAT binding lifetime; the link is declared dead after 3 intervals of silence (default 15000)',
       positiveInt('milliseconds'),
     );
+    command.option(
+      '--no-direct-streams',
+      "keep the link's streams on the sealed route through the path, never straight on a direct pair's socket: slower, but they survive either peer's address changing (an ICE restart)",
+    );
   }
   return command
     .option('--host-address <ip>', 'gather host candidates on this address only, loopback allowed (repeatable)', collect, [])

@@ -53,6 +53,8 @@ import {
 } from './ping.js';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
+import { RendezvousRenewal } from './tunnel-renew.js';
+import { resetTcp, spliceTunnel } from './tunnel-splice.js';
 
 /** The status byte the exposing side answers a stream header with. */
 export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
@@ -70,6 +72,8 @@ const NOT_ALLOWED_BYE = 'not allowed';
 export interface TunnelCommonOptions extends PeerCommandOptions {
   /** `--keepalive MS`: peer link keepalive interval. */
   readonly keepalive?: number;
+  /** `--no-direct-streams`: the link's streams stay on the sealed shim route, which survives a peer moving. */
+  readonly directStreams?: boolean;
 }
 
 /** Options of `nat expose`. */
@@ -218,28 +222,8 @@ function readExactly(s: Readable, n: number, signal?: AbortSignal): Promise<Buff
   });
 }
 
-/** Pipes `a` and `b` both ways; an end on one side half-closes the other; an error tears both down. */
-export function splice(a: Duplex, b: Duplex, onClose: (error: Error | undefined) => void): void {
-  let failed: Error | undefined;
-  let closed = 0;
-  const fail = (e: Error): void => {
-    failed ??= e;
-    a.destroy();
-    b.destroy();
-  };
-  const close = (): void => {
-    if (++closed === 2) onClose(failed);
-  };
-  a.on('error', fail);
-  b.on('error', fail);
-  a.on('close', close);
-  b.on('close', close);
-  a.pipe(b);
-  b.pipe(a);
-}
-
 function linkOptions(identity: LoadedIdentity, o: TunnelCommonOptions) {
-  return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }) };
+  return { identity, ...(o.keepalive === undefined ? {} : { keepaliveMs: o.keepalive }), ...(o.directStreams === false ? { directRoute: false } : {}) };
 }
 
 /** Waits `ms`, or less when `signal` fires. */
@@ -270,9 +254,14 @@ const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => 
   peer,
   path: p.path,
   ...(p.punched ? { punched: true } : {}),
+  ...(p.restarting === true ? { restarting: true } : {}),
   localCandidate: endpointJson(p.localCandidate),
   remoteCandidate: endpointJson(p.remoteCandidate),
 });
+
+/** A path event for people: a new path, or an ICE restart starting (the host's address or its NAT mapping changed). */
+const pathText = (p: ConnectionPath, changed = 'path'): string =>
+  p.restarting === true ? `ICE restart: looking for a new path (the one in use: ${describePath(p)})` : `${changed} ${describePath(p)}`;
 
 // ---------------------------------------------------------------------------------------------
 // nat expose
@@ -337,7 +326,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     tcp.once('connect', () => {
       connected = true;
       stream.write(Buffer.from([StreamStatus.Ok]));
-      splice(stream, tcp, () => {});
+      spliceTunnel(tcp, stream, link, emit, link.remotePeerId);
     });
   };
 
@@ -345,7 +334,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     conns.add(conn);
     conn.on('close', () => conns.delete(conn));
     const peer = conn.peerId; // allowed: admission refused the others before opening anything
-    conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: path ${describePath(p)}`));
+    conn.on('path', (p) => emit(pathEvent(peer, p), `${peer}: ${pathText(p)}`));
     void (async () => {
       try {
         // listen for the initiator's first handshake message at once, not after our own pair selection
@@ -372,8 +361,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     })();
   };
 
+  const renewal = new RendezvousRenewal();
   const accept = (rv: RendezvousClient, punch: Awaited<ReturnType<typeof punchOptions>>): (() => void) => {
-    const acceptOptions = { ...options, ...admit, ...(punch === undefined ? {} : { punch }) };
+    const acceptOptions = { ...options, ...admit, renewRendezvous: renewal.renew, ...(punch === undefined ? {} : { punch }) };
     if (!(mapper instanceof PortMapper)) return acceptPeers(rv, onConnection, acceptOptions);
     const onReport = (peer: string, sessionId: string, r: PortMapReport): void =>
       emit(portMapEvent(peer, r, sessionId), `${peer}: port mapping ${describePortMap(r)}`);
@@ -388,6 +378,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
       io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
       return ExitCode.Failure;
     }
+    renewal.registered(rv);
     if (first) mapper = await openPortMapper(o);
     const stop = accept(rv, await punchOptions(o, rv, signal).catch(() => undefined));
     if (!first) return stop;
@@ -480,6 +471,14 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
   const sockets = new Set<Socket>();
   let server: Server | undefined;
 
+  /** An ICE restart (the host's address changed) signals through a new rendezvous connection: the old one may have died with the address. */
+  const retired = new WeakSet<RendezvousClient>();
+  const renewRendezvous = async (): Promise<RendezvousClient> => {
+    retired.add(rv); // the new registration replaces it: that is no reason to stop
+    void rv.close(); // without waiting: a dead connection takes 2 s to give up
+    rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    return rv;
+  };
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.replaced) throw new StunClientError('SOCKET', replacedMessage('connect', identity), { reason: 'replaced' });
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
@@ -491,6 +490,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     try {
       c = await connectPeer(rv, peerId, {
         ...options,
+        renewRendezvous: renewRendezvous,
         ...(punch === undefined ? {} : { punch }),
         ...(pm === undefined ? {} : { mappedAddress: pm.mappedAddress }),
       });
@@ -502,7 +502,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     if (pm !== undefined) c.on('close', () => void pm.release());
     conn = c;
     emit({ ...pathEvent(peer, c.path!), event: 'path' }, `path: ${describePath(c.path!)}`);
-    c.on('path', (p) => emit(pathEvent(peer, p), `path changed: ${describePath(p)}`));
+    c.on('path', (p) => emit(pathEvent(peer, p), pathText(p, 'path changed:')));
     try {
       return await linkOverConnection(c, { ...linkOptions(identity, o), signal });
     } catch (e) {
@@ -518,12 +518,12 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     tcp.setNoDelay(true);
     tcp.pause();
     const l = link ?? (await new Promise<PeerLink | undefined>((resolve) => linkWaiters.push(resolve)));
-    if (l === undefined || tcp.destroyed) return void tcp.destroy();
+    if (l === undefined || tcp.destroyed) return resetTcp(tcp);
     let stream: Duplex;
     try {
       stream = await l.openStream();
     } catch {
-      return void tcp.destroy();
+      return resetTcp(tcp);
     }
     stream.on('error', () => {});
     stream.write(header);
@@ -532,9 +532,9 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
       const why = status === undefined ? 'the stream closed before the peer answered' : (STATUS_TEXT[status[0]!] ?? `status ${status[0]}`);
       emit({ event: 'stream-refused', reason: why }, `a connection was refused: ${why}`);
       stream.destroy();
-      return void tcp.destroy();
+      return resetTcp(tcp);
     }
-    splice(tcp, stream, () => {});
+    spliceTunnel(tcp, stream, l, emit, peerId);
     tcp.resume();
   };
 
@@ -603,7 +603,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
         if (signal.aborted) return resolve(undefined);
         signal.addEventListener('abort', () => resolve(undefined), { once: true });
         current.once('close', resolve);
-        void registration.closed.then(() => registration.replaced && resolve('replaced'));
+        void registration.closed.then(() => registration.replaced && !retired.has(registration) && resolve('replaced'));
       });
       if (why === 'replaced') {
         io.stderr.write(replacedMessage('connect', identity));
@@ -620,7 +620,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     for (const w of linkWaiters) w(undefined);
     link?.close();
     await conn?.close('connect stopped');
-    for (const s of sockets) s.destroy();
+    for (const s of sockets) resetTcp(s);
     server?.close();
     // Always: a live mapping's renewal timer would keep the process alive, and the router would keep the port open.
     await closePortMapper(mapper, io, 'connect');

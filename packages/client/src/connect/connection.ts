@@ -44,6 +44,7 @@ import { type TurnServerRef, iceServerRefs } from './servers.js';
 import { type ConnectionDiagnosis, ConnectionObservations, IceConnectError, isLoopbackIp, serversOnLoopback } from './diagnosis.js';
 import { WakeTimer } from '../driver/wake-timer.js';
 import { eventIterator } from '../event-iterator.js';
+import { IceRestart, type RestartContext, type RestartHost, watchHostAddresses } from './restart.js';
 
 /** Options of {@link connectPeer} and {@link acceptOffer}; every one has a default. */
 export interface IceConnectionOptions {
@@ -60,6 +61,18 @@ export interface IceConnectionOptions {
   readonly includeLoopback?: boolean;
   /** Gather host (and so server-reflexive) candidates at all. Default true; false leaves only relayed ones. */
   readonly hostCandidates?: boolean;
+  /**
+   * Once connected, restart ICE on the same session ({@link IceConnection.restart}) when the
+   * host's addresses change (not with {@link hostAddresses}), and when consent goes unanswered
+   * long enough for the agent to call the path disconnected (a NAT rebinding). Default true.
+   */
+  readonly restartOnAddressChange?: boolean;
+  /**
+   * An ICE restart signals through the client this resolves with (a fresh connection to the
+   * rendezvous: the old one's TCP connection may have died with the address it was on); the
+   * connection then listens there. Default: the one it started with.
+   */
+  readonly renewRendezvous?: () => Promise<RendezvousClient>;
   /** Ask the STUN servers for server-reflexive candidates. Default true. */
   readonly serverReflexive?: boolean;
   /**
@@ -124,6 +137,8 @@ export interface ConnectionPath {
   readonly rttMs: number | undefined;
   /** True when the pair is a path birthday punching opened (see {@link IceConnectionOptions.punch}). */
   readonly punched: boolean;
+  /** True on the event that starts an ICE restart ({@link IceConnection.restart}): this pair is being replaced. */
+  readonly restarting?: boolean;
 }
 
 /** Events of {@link IceConnection}. */
@@ -220,7 +235,7 @@ export class IceConnection {
   /** `performance.now()` when a direct pair was first selected. */
   directAt: number | undefined;
 
-  readonly #rv: RendezvousClient;
+  #rv: RendezvousClient;
   readonly #agent: IceAgent;
   readonly #options: IceConnectionOptions;
   readonly #sockets = new Map<BaseId, { socket: DatagramSocket; address: TransportAddress }>();
@@ -256,6 +271,9 @@ export class IceConnection {
   );
   #offerRef: string | undefined;
   #answered: boolean;
+  readonly #restart: IceRestart;
+  #includeLoopback = false;
+  #stopWatch: (() => void) | undefined;
   #path: ConnectionPath | undefined;
   #nextSeq = 0;
   #closed = false;
@@ -287,6 +305,7 @@ export class IceConnection {
     this.#answered = init.offer !== undefined;
     this.#offerLoopback = init.offer?.candidates.some((l) => / (127\.\d+\.\d+\.\d+|::1) \d+ typ host/.test(l)) ?? false;
     this.#punch = init.options.punch === undefined ? undefined : this.#makePunch(init.options.punch);
+    this.#restart = new IceRestart(this.#restartContext(), init.offer?.ufrag);
     init.rv.on('message', this.#onMessage);
     if (init.offer !== undefined) {
       this.#agent.setRemoteCredentials(init.offer.ufrag, init.offer.pwd);
@@ -510,6 +529,69 @@ export class IceConnection {
   }
 
   // -------------------------------------------------------------------------------------------
+  // ICE restart (RFC 8445 section 9; restart.ts)
+
+  /**
+   * Restarts ICE on this session: new credentials; host sockets for the host's addresses now
+   * (those on vanished addresses close, after a `path` event with `restarting` let a peer link
+   * move its streams off them); host and server-reflexive candidates signalled to the peer,
+   * which restarts too. The selected pair carries data until a new one is selected (a `path`
+   * event). Runs by itself when the host's addresses change ({@link IceConnectionOptions.restartOnAddressChange}).
+   */
+  async restart(): Promise<void> {
+    if (!this.#closed && this.#readySettled) await this.#restart.run();
+  }
+
+  #restartContext(): RestartContext {
+    const o = this.#options;
+    const hosts = (): (RestartHost & { socket: DatagramSocket })[] =>
+      [...this.#sockets].flatMap(([base, v]) => (typeof base === 'string' && base.startsWith('host:') ? [{ base, ...v }] : []));
+    return {
+      agent: this.#agent,
+      peerId: this.peerId,
+      sessionId: this.sessionId,
+      closed: () => this.#closed,
+      addresses: () => (o.hostAddresses === undefined && o.hostCandidates !== false ? hostInterfaceAddresses(this.#includeLoopback) : undefined),
+      hosts,
+      bind: (ip) => this.#bind(ip),
+      forget: (base) => void this.#sockets.delete(base),
+      announce: () => {
+        const path = this.#path;
+        if (path !== undefined) for (const l of this.#listeners.path) l({ ...path, restarting: true });
+      },
+      renewSignalling: async () => {
+        const rv = await o.renewRendezvous?.().catch(() => undefined);
+        if (rv === undefined || rv === this.#rv || this.#closed) return;
+        this.#rv.off('message', this.#onMessage);
+        this.#rv = rv;
+        rv.on('message', this.#onMessage);
+      },
+      addHost: (h, pref) => this.#agent.addLocalCandidate(candidate('host', h.address, h.address, undefined, pref), h.base),
+      gatherReflexive: async () => {
+        const signal = AbortSignal.any([this.#gather.signal, AbortSignal.timeout(o.gatherTimeoutMs ?? 5000)]);
+        const stun = o.serverReflexive === false ? [] : iceServerRefs(o.iceServers ?? this.#rv.iceServers).stun;
+        await Promise.all(hosts().flatMap((h, i) => stun.map((s) => this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}))));
+      },
+      usable: (base) => (base === RELAY_BASE ? this.#turn !== undefined : this.#sockets.has(base)),
+      addRemote: (line) => this.#addRemote(line),
+      send: (m) => {
+        try {
+          this.#rv.send(m);
+        } catch {
+          // the rendezvous connection is gone: the restart's checks find no peer, and consent ends the path
+        }
+      },
+      flush: () => this.#flush(),
+    };
+  }
+
+  #watchHosts(): void {
+    const o = this.#options;
+    if (o.hostAddresses !== undefined || o.hostCandidates === false || o.restartOnAddressChange === false) return;
+    this.#stopWatch = watchHostAddresses({ current: () => hostInterfaceAddresses(this.#includeLoopback), onChange: () => void this.restart() });
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Start: host candidates, offer or answer, then trickled srflx and relayed candidates
 
   /** @internal */
@@ -559,6 +641,7 @@ export class IceConnection {
     if (o.hostCandidates === false) return [];
     // Explicit addresses keep the caller's order; the interfaces' are ranked (rankHostAddresses).
     const loopback = o.includeLoopback ?? (this.#offerLoopback || serversOnLoopback(this.#rv.url, o.iceServers ?? this.#rv.iceServers));
+    this.#includeLoopback = loopback;
     const addresses =
       o.hostAddresses !== undefined ? explicitHostAddresses(o.hostAddresses) : rankHostAddresses(hostInterfaceAddresses(loopback), await this.#routeSource());
     const bound = await Promise.all(addresses.map((ip) => this.#bind(ip).catch(() => undefined)));
@@ -810,8 +893,12 @@ export class IceConnection {
     if (m.from !== this.peerId || m.sessionId !== this.sessionId) return;
     switch (m.type) {
       case 'answer':
-        if (this.role !== 'controlling' || this.#answered) return;
+        if (this.role !== 'controlling' || this.#answered) {
+          this.#restart.onDescription(m);
+          break;
+        }
         this.#answered = true;
+        this.#restart.remoteUfrag = m.ufrag;
         this.#agent.setRemoteCredentials(m.ufrag, m.pwd);
         this.#setPunchRemote(m.app, m.ufrag, m.pwd);
         for (const line of m.candidates) this.#addRemote(line);
@@ -940,6 +1027,8 @@ export class IceConnection {
       if (e.type === 'pair' && e.pair.state === 'succeeded') this.#valid.add(addressKey(e.pair.base, e.pair.remoteAddress));
       else if (e.type === 'remote-candidate') this.#permit(e.candidate.address);
       else if (e.type === 'selected-pair') this.#selected(e.pair);
+      // consent went unanswered for a while (a NAT that dropped or changed our mapping): restart
+      else if (e.type === 'state' && e.state === 'disconnected' && this.#options.restartOnAddressChange !== false && this.#restart.quiet()) void this.restart();
       else if (e.type === 'state' && e.state === 'failed') {
         const reason = e.reason ?? 'timeout';
         void this.#end(reason, new StunClientError('TIMEOUT', `ICE failed: ${reason}`, { reason }));
@@ -951,6 +1040,7 @@ export class IceConnection {
   }
 
   #selected(pair: CandidatePairInfo): void {
+    this.#restart.onSelected();
     this.#valid.add(addressKey(pair.base, pair.remoteAddress));
     const now = performance.now();
     this.connectedAt ??= now;
@@ -963,6 +1053,7 @@ export class IceConnection {
     if (!this.#readySettled) {
       this.#readySettled = true;
       this.#resolveReady(path);
+      this.#watchHosts();
     }
     for (const l of this.#listeners.path) l(path);
   }
@@ -984,6 +1075,8 @@ export class IceConnection {
       this.#rv.off('message', this.#onMessage);
       this.#options.signal?.removeEventListener('abort', this.#onAbort);
       this.#timer.cancel();
+      this.#stopWatch?.();
+      this.#restart.close();
       this.#gather.abort();
       this.#agent.close();
       for (const p of [...this.#pings.values()]) p.done(new StunClientError('ABORTED', 'connection closed'));

@@ -109,6 +109,15 @@ export interface PeerLinkOptions {
    * room for one full udx packet: only acknowledgements batch there.
    */
   readonly batchBytes?: () => number;
+  /**
+   * Let the streams run directly on a direct pair's socket (`direct` route). Default true. False
+   * keeps them on the shim route for the link's life (on both sides: the peer goes direct only
+   * when this side says it can), slower but able to survive either side moving (an ICE restart
+   * on a new address): libudx resends a packet only to the address it first went to, so packets
+   * in flight on a direct route when the peer's address changes never arrive, and their stream
+   * times out (about 12 s later).
+   */
+  readonly directRoute?: boolean;
 }
 
 /** Datagrams refused by a link, by reason. */
@@ -186,6 +195,12 @@ const MAX_REASSEMBLY = 64;
 // Control stream messages: type, then two 32-bit stream ids.
 const CTRL_OPEN = 1;
 const CTRL_ACCEPT = 2;
+/**
+ * The sender's stream (second id) failed (its udx stream timed out, was tampered with, or was
+ * destroyed with an error): the receiver's stream (first id) is destroyed too, so that neither
+ * end waits forever for bytes that will not come (a link older than this message ends instead).
+ */
+const CTRL_RESET = 3;
 const CTRL_BYTES = 9;
 
 const PROLOGUE = Buffer.from('nat-peer-link/2');
@@ -262,12 +277,13 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #rx: Buffer;
   /** The link's own loopback socket, when the path has no udx home socket. */
   readonly #privateSocket: UdxSocket | undefined;
-  readonly #home: UdxSocket;
-  readonly #homeHost: string;
-  readonly #homePort: number;
+  /** The socket the streams are on; it changes only when the path's home does (an ICE restart on a new address). */
+  #home: UdxSocket;
+  #homeHost: string;
+  #homePort: number;
   readonly #shim: UdxSocket;
   /** Streams send here when no direct route exists: the shim, from the home socket. */
-  readonly #shimRoute: UdxRoute;
+  #shimRoute: UdxRoute;
   /** Where the streams send now. */
   #route: UdxRoute;
   /** The local address of the route's socket: where the shim hands the path's packets. */
@@ -446,6 +462,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   #localDirect(): UdxRoute | undefined {
+    if (this.#options.directRoute === false) return undefined;
     const direct = this.#path.udxRoute;
     return direct !== undefined && direct.socket === this.#home ? direct : undefined;
   }
@@ -485,6 +502,15 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   /** The selected pair changed, or the peer's route did: move every stream where both allow. */
   #reroute(): void {
     if (this.#closed) return;
+    // the path's home socket went away (its address did): the streams move to the new one
+    const home = this.#path.udxHome;
+    if (home !== undefined && home !== this.#home && this.#privateSocket === undefined) {
+      const a = home.address();
+      this.#home = home;
+      this.#homeHost = a.host;
+      this.#homePort = a.port;
+      this.#shimRoute = { ...this.#shimRoute, socket: home };
+    }
     this.#tellRoute();
     const next = this.#wanted();
     if (sameRoute(next, this.#route)) return;
@@ -526,7 +552,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #track(raw: UdxStream, remoteId: number): LinkStream {
     const s = new LinkStream(raw, this.#protection(raw, remoteId));
     this.#streams.add(s);
-    s.on('close', () => this.#streams.delete(s));
+    s.on('close', () => {
+      this.#streams.delete(s);
+      if (!this.#closed && !(s.readableEnded && s.writableFinished)) this.#sendControl(u32(CTRL_RESET, remoteId, raw.id));
+    });
     return s;
   }
 
@@ -567,6 +596,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         this.#pending.delete(a);
         this.#connect(p.stream, b);
         p.resolve(this.#track(p.stream, b));
+      } else if (type === CTRL_RESET) {
+        for (const s of this.#streams) if (s.id === a) s.destroy(new PeerLinkError('CLOSED', "the peer's end of the stream failed"));
       } else {
         this.#end(new PeerLinkError('CLOSED', `the peer sent an unknown control message ${type}`));
         return;
