@@ -572,7 +572,7 @@ export class IceConnection {
         const stun = o.serverReflexive === false ? [] : iceServerRefs(o.iceServers ?? this.#rv.iceServers).stun;
         await Promise.all(hosts().flatMap((h, i) => stun.map((s) => this.#reflexive(h, s.server, 65535 - i, signal).catch(() => {}))));
       },
-      usable: (base) => (base === RELAY_BASE ? this.#turn !== undefined : this.#sockets.has(base)),
+      usable: (base) => (isRelayBase(base) ? this.#turn !== undefined : this.#sockets.has(base)),
       addRemote: (line) => this.#addRemote(line),
       send: (m) => {
         try {
