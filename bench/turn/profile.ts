@@ -53,7 +53,8 @@ if (statSync(target).isDirectory()) {
 }
 const top = Number(arg('--top') ?? 30);
 const under = (
-  arg('--under') ?? 'flushTurn,flush,handleChannelData,handlePeerData,udpEndpoint,tryDecodeStun,handleStun,send,onMessage,doSend,processTicksAndRejections,lookup'
+  arg('--under') ??
+  'flushTurn,flush,handleChannelData,handlePeerData,udpEndpoint,tryDecodeStun,handleStun,send,onMessage,doSend,processTicksAndRejections,lookup'
 ).split(',');
 
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
