@@ -9,3 +9,4 @@ export * from './credentials/index.js';
 export * from './portmap/index.js';
 export * from './expose/index.js';
 export * from './net/index.js';
+export * from './link/index.js';

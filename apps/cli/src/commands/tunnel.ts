@@ -8,8 +8,8 @@
  * link to the exposing peer. Half-closes travel both ways; a link that drops is reopened.
  *
  * Each stream starts with a header from the connecting side, `[1][name length][name]` (an empty
- * name asks for the only service), and one status byte from the exposing side (see
- * {@link StreamStatus}) before the bytes of the TCP connection.
+ * name asks for the only service), and one status byte from the exposing side before the bytes
+ * of the TCP connection (@nat/protocol's link/tunnel-header.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -51,20 +51,12 @@ import {
   portMapperJson,
   punchOptions,
 } from './ping.js';
+import { TunnelStatus, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 import { RendezvousRenewal } from './tunnel-renew.js';
 import { resetTcp, spliceTunnel } from './tunnel-splice.js';
 
-/** The status byte the exposing side answers a stream header with. */
-export const StreamStatus = { Ok: 0, UnknownService: 1, NotAllowed: 2, TargetUnreachable: 3, BadHeader: 4 } as const;
-const STATUS_TEXT: Record<number, string> = {
-  1: 'the peer exposes no such service',
-  2: 'the peer does not allow this peer id to use the service',
-  3: 'the peer could not reach its target',
-  4: 'the peer did not understand the stream header',
-};
-const HEADER_VERSION = 1;
 /** The `bye` reason of an exposing peer that refuses a connecting peer's id (no service allows it). */
 const NOT_ALLOWED_BYE = 'not allowed';
 
@@ -293,8 +285,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
       stream.end(Buffer.from([status]));
     };
     if (head === undefined) return void stream.destroy();
-    if (head[0] !== HEADER_VERSION) return answer(StreamStatus.BadHeader);
-    const nameBytes = head[1]! === 0 ? Buffer.alloc(0) : await readExactly(stream, head[1]!, signal);
+    const start = tunnelHeaderStart(head);
+    if ('refuse' in start) return answer(start.refuse);
+    const nameBytes = start.nameLength === 0 ? Buffer.alloc(0) : await readExactly(stream, start.nameLength, signal);
     if (nameBytes === undefined) return void stream.destroy();
     const name = nameBytes.toString('utf8');
     const service = name === '' ? (services.length === 1 ? services[0] : undefined) : byName.get(name);
@@ -303,14 +296,14 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         { event: 'refused', peer: link.remotePeerId, service: name, reason: 'unknown-service' },
         `${link.remotePeerId} asked for an unknown service ${JSON.stringify(name)}`,
       );
-      return answer(StreamStatus.UnknownService);
+      return answer(TunnelStatus.UnknownService);
     }
     if (service.allow !== undefined && !service.allow.has(link.remotePeerId)) {
       emit(
         { event: 'refused', peer: link.remotePeerId, service: service.name, reason: 'not-allowed' },
         `${link.remotePeerId} is not allowed to use ${service.name}`,
       );
-      return answer(StreamStatus.NotAllowed);
+      return answer(TunnelStatus.NotAllowed);
     }
     const tcp = tcpConnect({ host: service.target.host, port: service.target.port, allowHalfOpen: true });
     tcp.setNoDelay(true);
@@ -321,11 +314,11 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         { event: 'target-error', service: service.name, error: e.message },
         `${service.name}: cannot reach ${service.target.host}:${service.target.port}: ${e.message}`,
       );
-      answer(StreamStatus.TargetUnreachable);
+      answer(TunnelStatus.TargetUnreachable);
     });
     tcp.once('connect', () => {
       connected = true;
-      stream.write(Buffer.from([StreamStatus.Ok]));
+      stream.write(Buffer.from([TunnelStatus.Ok]));
       spliceTunnel(tcp, stream, link, emit, link.remotePeerId);
     });
   };
@@ -441,7 +434,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
   const identity = await loadIdentity(o.identity);
   if (isPeerId) checkNotSelf(nameOrPeer, identity, 'connect');
   const emit = emitter(o, io);
-  const header = Buffer.concat([Buffer.from([HEADER_VERSION, Buffer.byteLength(service)]), Buffer.from(service)]);
+  const header = encodeTunnelHeader(service);
 
   const opened = await openRendezvous(o, identity, io, signal, 'connect');
   if (typeof opened === 'number') return opened;
@@ -528,8 +521,8 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     stream.on('error', () => {});
     stream.write(header);
     const status = await readExactly(stream, 1, signal);
-    if (status === undefined || status[0] !== StreamStatus.Ok) {
-      const why = status === undefined ? 'the stream closed before the peer answered' : (STATUS_TEXT[status[0]!] ?? `status ${status[0]}`);
+    if (status === undefined || status[0] !== TunnelStatus.Ok) {
+      const why = status === undefined ? 'the stream closed before the peer answered' : tunnelStatusText(status[0]!);
       emit({ event: 'stream-refused', reason: why }, `a connection was refused: ${why}`);
       stream.destroy();
       return resetTcp(tcp);

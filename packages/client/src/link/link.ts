@@ -23,7 +23,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { peerIdFromPublicKey } from '@nat/protocol';
+import {
+  LINK_HS1,
+  LINK_HS2,
+  LINK_HS3,
+  LINK_SEALED,
+  LinkControl,
+  LinkControlReader,
+  LinkInner,
+  decodeLinkRoute,
+  decodeUdxBatch,
+  decodeUdxFragment,
+  encodeLinkControl,
+  encodeLinkRoute,
+  encodeUdxBatch,
+  encodeUdxFragment,
+  peerIdFromPublicKey,
+} from '@nat/protocol';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { PeerLinkError } from './errors.js';
 import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, bindUdxSocket, curveEd, shimUdx, udx } from './native.js';
@@ -159,30 +175,27 @@ export interface PeerLinkEvents {
   close: [error: PeerLinkError | undefined];
 }
 
-// The first byte of each datagram handed to the path.
-const HS1 = 0x01;
-const HS2 = 0x02;
-const HS3 = 0x03;
-const SEALED = 0x04;
-// The first byte of a sealed plaintext.
-const INNER_UDX = 0x00;
-const INNER_KEEPALIVE = 0x01;
-const INNER_CLOSE = 0x02;
-/** Several small udx packets (acknowledgements, mostly), each as a 16-bit length and the packet. */
-const INNER_UDX_BATCH = 0x03;
+// The datagram types, inner types and control messages are @nat/protocol's (link/frames.ts).
+const HS1 = LINK_HS1;
+const HS2 = LINK_HS2;
+const HS3 = LINK_HS3;
+const SEALED = LINK_SEALED;
+const INNER_UDX = LinkInner.Udx;
+const INNER_KEEPALIVE = LinkInner.Keepalive;
+const INNER_CLOSE = LinkInner.Close;
+const INNER_UDX_BATCH = LinkInner.UdxBatch;
 /**
- * One byte, 1 or 0: whether the sender's selected pair is direct on the socket its streams are
- * on, so that udx packets sent straight to the pair's remote address reach its streams. A side
- * sends its streams directly only while both its own pair and the peer's say so.
+ * Whether the sender's selected pair is direct on the socket its streams are on, so that udx
+ * packets sent straight to the pair's remote address reach its streams. A side sends its streams
+ * directly only while both its own pair and the peer's say so.
  */
-const INNER_ROUTE = 0x04;
+const INNER_ROUTE = LinkInner.Route;
 /**
- * A piece of a udx packet too large for one datagram of the path: a 16-bit packet number, the
- * piece's index and the number of pieces, then its bytes. udx probes the path MTU toward the shim
- * (loopback: 1500, udx's maximum), so its packets are larger than a sealed datagram may be on a
- * real path (and an ICE host socket is a udx socket, which sets Don't Fragment).
+ * udx probes the path MTU toward the shim (loopback: 1500, udx's maximum), so its packets are
+ * larger than a sealed datagram may be on a real path (and an ICE host socket is a udx socket,
+ * which sets Don't Fragment): those travel in pieces.
  */
-const INNER_UDX_FRAGMENT = 0x05;
+const INNER_UDX_FRAGMENT = LinkInner.UdxFragment;
 /**
  * udx packets larger than this travel in pieces unless the path takes loopback-sized datagrams:
  * a sealed piece (this + 4 + 26 bytes of framing and tag, + 1 of the ICE frame) fits in a 1280-byte
@@ -192,17 +205,6 @@ const INNER_UDX_FRAGMENT = 0x05;
 export const FRAGMENT_BYTES = 1180;
 /** Packets being reassembled at most (the oldest is dropped: udx resends the whole packet). */
 const MAX_REASSEMBLY = 64;
-// Control stream messages: type, then two 32-bit stream ids.
-const CTRL_OPEN = 1;
-const CTRL_ACCEPT = 2;
-/**
- * The sender's stream (second id) failed (its udx stream timed out, was tampered with, or was
- * destroyed with an error): the receiver's stream (first id) is destroyed too, so that neither
- * end waits forever for bytes that will not come (a link older than this message ends instead).
- */
-const CTRL_RESET = 3;
-const CTRL_BYTES = 9;
-
 const PROLOGUE = Buffer.from('nat-peer-link/2');
 const LOOPBACK = '127.0.0.1';
 const LOOPBACK6 = '::1';
@@ -250,14 +252,6 @@ export function sodiumKeyPair(identity: RendezvousIdentity): SodiumKeyPair {
   return curveEd.generateKeyPair(Buffer.from(jwk.d, 'base64url'));
 }
 
-const u32 = (type: number, a: number, b: number): Buffer => {
-  const out = Buffer.alloc(CTRL_BYTES);
-  out[0] = type;
-  out.writeUInt32BE(a, 1);
-  out.writeUInt32BE(b, 5);
-  return out;
-};
-
 /**
  * An open peer link: encrypted, mutually authenticated, multiplexed byte streams. Get one with
  * {@link openLink}.
@@ -296,7 +290,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   readonly #streams = new Set<LinkStream>();
   readonly #retransmitHs: Buffer | undefined;
   readonly #initiator: boolean;
-  #ctrlBuffer = Buffer.alloc(0);
+  readonly #ctrl = new LinkControlReader();
   #lastSent = performance.now();
   #lastReceived = performance.now();
   #timer: NodeJS.Timeout | undefined;
@@ -430,7 +424,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const stream = createRawStream();
     return new Promise((resolve, reject) => {
       this.#pending.set(stream.id, { stream, resolve, reject });
-      this.#sendControl(u32(CTRL_OPEN, stream.id, 0));
+      this.#sendControl(encodeLinkControl(LinkControl.Open, stream.id, 0));
     });
   }
 
@@ -469,10 +463,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** INNER_ROUTE: our current route bit under the next sequence number (the peer keeps the newest). */
   #sendRoute(): void {
-    const m = Buffer.allocUnsafe(5);
-    m[0] = this.#toldDirect === true ? 1 : 0;
-    m.writeUInt32BE(this.#routeSeq++ >>> 0, 1);
-    this.#sendSealed(INNER_ROUTE, m);
+    this.#sendSealed(INNER_ROUTE, encodeLinkRoute(this.#toldDirect === true, this.#routeSeq++));
   }
 
   /**
@@ -554,7 +545,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#streams.add(s);
     s.on('close', () => {
       this.#streams.delete(s);
-      if (!this.#closed && !(s.readableEnded && s.writableFinished)) this.#sendControl(u32(CTRL_RESET, remoteId, raw.id));
+      if (!this.#closed && !(s.readableEnded && s.writableFinished)) this.#sendControl(encodeLinkControl(LinkControl.Reset, remoteId, raw.id));
     });
     return s;
   }
@@ -579,31 +570,25 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   #onControlBytes(chunk: Buffer): void {
-    let buf = this.#ctrlBuffer.length === 0 ? chunk : Buffer.concat([this.#ctrlBuffer, chunk]);
-    while (buf.length >= CTRL_BYTES) {
-      const type = buf[0];
-      const a = buf.readUInt32BE(1);
-      const b = buf.readUInt32BE(5);
-      buf = buf.subarray(CTRL_BYTES);
-      if (type === CTRL_OPEN) {
+    for (const { type, a, b } of this.#ctrl.push(chunk)) {
+      if (type === LinkControl.Open) {
         const raw = createRawStream();
         this.#connect(raw, a);
-        this.#sendControl(u32(CTRL_ACCEPT, a, raw.id));
+        this.#sendControl(encodeLinkControl(LinkControl.Accept, a, raw.id));
         this.emit('stream', this.#track(raw, a));
-      } else if (type === CTRL_ACCEPT) {
+      } else if (type === LinkControl.Accept) {
         const p = this.#pending.get(a);
         if (p === undefined) continue;
         this.#pending.delete(a);
         this.#connect(p.stream, b);
         p.resolve(this.#track(p.stream, b));
-      } else if (type === CTRL_RESET) {
+      } else if (type === LinkControl.Reset) {
         for (const s of this.#streams) if (s.id === a) s.destroy(new PeerLinkError('CLOSED', "the peer's end of the stream failed"));
       } else {
         this.#end(new PeerLinkError('CLOSED', `the peer sent an unknown control message ${type}`));
         return;
       }
     }
-    this.#ctrlBuffer = Buffer.from(buf);
   }
 
   #fromUdx(packet: Buffer): void {
@@ -625,26 +610,19 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#nextPacketNumber = (id + 1) & 0xffff;
     const count = Math.ceil(packet.length / FRAGMENT_BYTES);
     for (let i = 0; i < count; i++) {
-      const bytes = packet.subarray(i * FRAGMENT_BYTES, (i + 1) * FRAGMENT_BYTES);
-      const piece = Buffer.allocUnsafe(4 + bytes.length);
-      piece.writeUInt16BE(id, 0);
-      piece[2] = i;
-      piece[3] = count;
-      piece.set(bytes, 4);
-      this.#sendSealed(INNER_UDX_FRAGMENT, piece);
+      this.#sendSealed(INNER_UDX_FRAGMENT, encodeUdxFragment(id, i, count, packet.subarray(i * FRAGMENT_BYTES, (i + 1) * FRAGMENT_BYTES)));
     }
   }
 
   /** An authentic piece of a udx packet: the packet goes to the streams once every piece is here. */
   #onPiece(plain: Buffer, to: { host: string; port: number }): void {
     if (plain.length < 6) return;
-    const id = plain.readUInt16BE(1);
-    const index = plain[3]!;
-    const count = plain[4]!;
-    if (count < 2 || index >= count) {
+    const piece = decodeUdxFragment(plain);
+    if (piece === undefined) {
       this.stats.dropped.malformed++;
       return;
     }
+    const { id, index, count } = piece;
     let entry = this.#reassembly.get(id);
     if (entry === undefined || entry.pieces.length !== count) {
       // packet numbers wrap at 2^16: forget every packet more than MAX_REASSEMBLY numbers
@@ -656,7 +634,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       if (this.#reassembly.size > MAX_REASSEMBLY) this.#reassembly.delete(this.#reassembly.keys().next().value!);
     }
     if (entry.pieces[index] !== undefined) return;
-    entry.pieces[index] = plain.subarray(5);
+    entry.pieces[index] = piece.bytes;
     if (++entry.got < count) return;
     this.#reassembly.delete(id);
     this.#shim.trySend(Buffer.concat(entry.pieces as Buffer[]), to.port, to.host);
@@ -676,14 +654,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       this.#sendSealed(INNER_UDX, batch[0]!);
       return;
     }
-    const payload = Buffer.allocUnsafe(bytes);
-    let at = 0;
-    for (const p of batch) {
-      payload.writeUInt16BE(p.length, at);
-      payload.set(p, at + 2);
-      at += 2 + p.length;
-    }
-    this.#sendSealed(INNER_UDX_BATCH, payload);
+    this.#sendSealed(INNER_UDX_BATCH, encodeUdxBatch(batch, bytes));
   }
 
   #sendSealed(inner: number, payload: Uint8Array): void {
@@ -736,26 +707,21 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const to = this.#routeLocal;
     if (inner === INNER_UDX) this.#shim.trySend(plain.subarray(1), to.port, to.host);
     else if (inner === INNER_UDX_BATCH) {
-      for (let at = 1; at < plain.length;) {
-        const length = at + 2 <= plain.length ? plain.readUInt16BE(at) : Infinity;
-        if (at + 2 + length > plain.length) {
-          this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
-          return;
-        }
-        this.#shim.trySend(plain.subarray(at + 2, at + 2 + length), to.port, to.host);
-        at += 2 + length;
-      }
+      const { packets, truncated } = decodeUdxBatch(plain);
+      for (const p of packets) this.#shim.trySend(p, to.port, to.host);
+      if (truncated) this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
     } else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
     else if (inner === INNER_ROUTE) {
-      if (plain.length < 6) {
+      const route = decodeLinkRoute(plain);
+      if (route === undefined) {
         this.stats.dropped.malformed++;
         return;
       }
       // datagrams may arrive reordered: an older route message must not undo a newer one
-      const seq = plain.readUInt32BE(2);
+      const seq = route.seq;
       if (this.#peerRouteSeq !== undefined && ((seq - this.#peerRouteSeq) | 0) <= 0) return;
       this.#peerRouteSeq = seq;
-      this.#peerDirect = plain[1] === 1;
+      this.#peerDirect = route.direct;
       this.#reroute();
     } else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
   }

@@ -1,0 +1,8 @@
+/**
+ * The peer link's wire formats: its datagrams and control messages (`frames.ts`) and the header
+ * of a tunnel stream (`tunnel-header.ts`).
+ *
+ * @module
+ */
+export * from './frames.js';
+export * from './tunnel-header.js';
