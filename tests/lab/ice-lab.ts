@@ -1,8 +1,12 @@
 /**
  * The ICE services of a pair lab (tests/lab/pair.ts), started the same way for the kernel-NAT
  * matrix (ice-matrix.test.ts) and the connect-time benchmark (bench/connect/run.ts):
- * `nat-server` (STUN on two addresses, TURN over UDP and TCP, rendezvous) in the server
- * namespace and `nat listen --json` behind NAT B, whose peer id is read from its first line.
+ * `nat-server` (STUN, TURN over UDP and TCP, rendezvous) in the server namespace and `nat listen
+ * --json` behind NAT B, whose peer id is read from its first line.
+ *
+ * The server has one address by default, as almost every volunteer or rented server has
+ * (`--listen` only: STUN on 3478 and on its alternate port 3479 of the same IP, no RFC 5780
+ * OTHER-ADDRESS); `{ addresses: 2 }` adds `--alternate` for what needs RFC 5780 discovery.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +40,18 @@ export function jsonLines(p: LabProcess): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** The lab server's STUN shape: one address (the default) or two; `altPort: false` serves no second port either. */
+export interface NatServerShape {
+  /** 1 (default): `--listen` only; 2: also `--alternate` (RFC 5780 OTHER-ADDRESS). */
+  readonly addresses?: 1 | 2;
+  /** False: `--no-alt-port` (STUN on one port of one address). Default true. */
+  readonly altPort?: boolean;
+}
+
 /** Options of {@link startIceServices}. */
 export interface IceServicesOptions {
+  /** The server's shape. Default one address, with its alternate port. */
+  readonly server?: NatServerShape;
   /** More arguments of `nat listen` (e.g. `--no-punch`). */
   readonly listenArgs?: readonly string[];
   /** How long each of the two gets to come up, ms. Default 20000. */
@@ -59,7 +73,7 @@ export interface IceServices {
  */
 export async function startIceServices(lab: PairLab, options: IceServicesOptions = {}): Promise<IceServices> {
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const server = await startNatServer(lab, timeoutMs);
+  const server = await startNatServer(lab, timeoutMs, options.server);
   const listener = lab.spawn('clientB', [
     process.execPath,
     NAT_CLI,
@@ -82,18 +96,19 @@ export async function startIceServices(lab: PairLab, options: IceServicesOptions
 }
 
 /**
- * Starts `nat-server` (STUN on the server's two addresses, TURN over UDP and TCP, rendezvous on
- * port 8080 handing out {@link ICE_URLS}) in the lab's server namespace and waits until it
- * listens; throws with its output when it exits or does not come up in `timeoutMs`.
+ * Starts `nat-server` (STUN on the server's primary address, also on its secondary one with
+ * `shape.addresses` 2; TURN over UDP and TCP, rendezvous on port 8080 handing out
+ * {@link ICE_URLS}) in the lab's server namespace and waits until it listens; throws with its
+ * output when it exits or does not come up in `timeoutMs`.
  */
-export async function startNatServer(lab: PairLab, timeoutMs = 20_000): Promise<LabProcess> {
+export async function startNatServer(lab: PairLab, timeoutMs = 20_000, shape: NatServerShape = {}): Promise<LabProcess> {
   const server = lab.spawn('server', [
     process.execPath,
     NAT_SERVER,
     '--listen',
     lab.server.primary,
-    '--alternate',
-    lab.server.secondary,
+    ...(shape.addresses === 2 ? ['--alternate', lab.server.secondary] : []),
+    ...(shape.altPort === false ? ['--no-alt-port'] : []),
     '--realm',
     'lab',
     '--auth-secret',

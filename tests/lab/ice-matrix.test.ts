@@ -38,6 +38,12 @@ const TCP_TOOL = fileURLToPath(new URL('../tunnel/tcp-tool.mjs', import.meta.url
 const ECHO_PORT = 15451;
 const TUNNEL_PORT = 15452;
 const TUNNEL_BYTES = 1 << 20;
+/**
+ * The server: one address (`nat-server --listen` only, as most servers on the internet have), so
+ * every NAT mapping is learned without RFC 5780's OTHER-ADDRESS. ICE_MATRIX_SERVER=two-address
+ * (a developer's shortcut, for comparison) adds `--alternate`.
+ */
+const SERVER_SHAPE = { addresses: process.env.ICE_MATRIX_SERVER === 'two-address' ? 2 : 1 } as const;
 
 /**
  * The path `nat ping`/`nat listen` must take between two behaviours: relay when both mappings
@@ -119,7 +125,7 @@ async function runColumn(b: Behaviour, as: readonly Behaviour[], lossPercent = 0
         await injectForwardLoss(lab, 'routerA', lossPercent);
         await injectForwardLoss(lab, 'routerB', lossPercent);
       }
-      const { server, listener, id } = await startIceServices(lab);
+      const { server, listener, id } = await startIceServices(lab, { server: SERVER_SHAPE });
       const expose = tunnel ? await startExpose(lab) : undefined;
       const outcomes: PairOutcome[] = [];
       let t = started;
