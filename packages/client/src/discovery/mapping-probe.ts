@@ -99,9 +99,10 @@ export async function probeNatMapping(options: ProbeNatMappingOptions): Promise<
   };
   try {
     const testI = (await bounded(runFirstTest(ctx, 'mapping-I', server))) as FirstTestOutcome;
+    const firstMs = performance.now() - started;
     const spread = testI.kind === 'response' && !testI.sameAsLocal && testI.alternate === undefined;
     const found = spread
-      ? await spreadTests(ctx, server, testI.mapped, await spreadDestinations(server, options), bounded)
+      ? await spreadTests(ctx, { to: server, mapped: testI.mapped, ms: firstMs }, await spreadDestinations(server, options), bounded)
       : await rfc5780Tests(ctx, server, testI, bounded);
     const { ports, mapping } = found;
     // An endpoint-independent mapping makes one mapping only: it tells preservation, not sequence.
@@ -174,22 +175,32 @@ async function spreadDestinations(server: TransportAddress, options: ProbeNatMap
   return out;
 }
 
-/** Binding requests to every destination at once, from the probe's socket; their mappings against Test I's. */
+/** Least time the destinations of {@link spreadTests} get when none answers, ms (three transmissions). */
+const SPREAD_MIN_MS = 400;
+
+/**
+ * Binding requests to every destination at once, from the probe's socket; their mappings against
+ * Test I's (`first`, answered after `first.ms`). They get four times Test I's time (at least
+ * {@link SPREAD_MIN_MS}) and, once one answered, as long again as it took (at least one RTO): a
+ * guessed port that nothing listens on must not hold the probe until its deadline.
+ */
 async function spreadTests(
   ctx: ProbeContext,
-  server: TransportAddress,
-  mapped: TransportAddress,
+  first: { readonly to: TransportAddress; readonly mapped: TransportAddress; readonly ms: number },
   to: readonly TransportAddress[],
   bounded: Bounded,
 ): Promise<Found> {
-  // Once one answered, the others get as long again (at least one RTO): a guessed port that
-  // nothing listens on must not hold the probe until its deadline.
+  const { to: server, mapped } = first;
   const cut = new AbortController();
   const sub: ProbeContext = { ...ctx, signal: ctx.signal === undefined ? cut.signal : AbortSignal.any([ctx.signal, cut.signal]) };
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer = setTimeout(() => cut.abort(), Math.max(SPREAD_MIN_MS, 4 * first.ms));
+  let answered = false;
   const onAnswer = (): void => {
-    timer ??= setTimeout(() => cut.abort(), Math.max(ctx.timing.rto ?? 100, performance.now() - started));
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    timer = setTimeout(() => cut.abort(), Math.max(ctx.timing.rto ?? 100, performance.now() - started));
   };
   const outcomes = await Promise.all(
     to.map(async (d, i) => {
@@ -198,9 +209,9 @@ async function spreadTests(
       return o;
     }),
   ).finally(() => clearTimeout(timer));
-  const answered: SpreadObservation[] = [];
-  for (const [i, o] of outcomes.entries()) if (o.kind === 'response') answered.push({ to: to[i]!, mapped: o.mapped });
-  const verdict = classifyMappingSpread({ to: server, mapped }, answered);
+  const seen: SpreadObservation[] = [];
+  for (const [i, o] of outcomes.entries()) if (o.kind === 'response') seen.push({ to: to[i]!, mapped: o.mapped });
+  const verdict = classifyMappingSpread({ to: server, mapped }, seen);
   // Sent in this order at once: the NAT made the mappings in this order.
-  return { mapping: verdict.behavior, ports: [mapped.port, ...answered.map((a) => a.mapped.port)], reason: verdict.reason };
+  return { mapping: verdict.behavior, ports: [mapped.port, ...seen.map((a) => a.mapped.port)], reason: verdict.reason };
 }
