@@ -89,8 +89,9 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
             outcome: p.outcome ?? null,
             probesSent: p.probesSent,
             socketsOpened: p.socketsOpened,
+            ...(p.learned === undefined ? {} : { learned: p.learned }),
           },
-          `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`,
+          `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.learned === undefined ? '' : ` (mapping learned from the checks: ${p.learned})`}`,
         );
       if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
       else if (reason !== 'closed') {

@@ -26,6 +26,7 @@ import {
 } from '../ice/birthday.js';
 import type { BaseId } from '../ice/types.js';
 import { WakeTimer } from '../driver/wake-timer.js';
+import { localMappingEvidence, remoteMappingEvidence } from './mapping-evidence.js';
 
 /** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
 export const MAX_PUNCH_SOCKETS = 1024;
@@ -82,6 +83,8 @@ export interface PunchReport {
   readonly socketsOpened: number;
   /** Extra sockets open now. */
   readonly socketsOpen: number;
+  /** Why the role changed after the peer's offer or answer: what the checks showed of a mapping. */
+  readonly learned: string | undefined;
 }
 
 /** What the driver needs of its connection. */
@@ -121,7 +124,8 @@ function anyIPv4(candidates: readonly IceCandidate[]): TransportAddress | undefi
 export class SocketPunch {
   readonly #host: PunchHost;
   readonly #options: IcePunchOptions;
-  readonly #local: PunchNatInfo;
+  #local: PunchNatInfo;
+  #learned: string | undefined;
   readonly #remoteCandidates: IceCandidate[] = [];
   readonly #extras: (Extra | undefined)[] = [];
   #remote: PunchNatInfo | undefined;
@@ -175,6 +179,7 @@ export class SocketPunch {
       probesSent: this.#puncher?.probesSent ?? 0,
       socketsOpened: this.#opened,
       socketsOpen: this.#extras.filter((e) => e?.open === true).length,
+      learned: this.#learned,
     };
   }
 
@@ -232,6 +237,7 @@ export class SocketPunch {
 
   /** The agent changed its selected pair, or may have: stop punching once a direct path works. */
   onFlush(): void {
+    if (!this.#started && this.#armed === undefined) this.#learnFromChecks();
     if (!this.#started) this.#maybeStart();
     if (!this.#started) this.#considerStart();
     const puncher = this.#puncher;
@@ -256,6 +262,35 @@ export class SocketPunch {
     this.#timer.cancel();
     this.#waitTimer.cancel();
     for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
+  }
+
+  /**
+   * Before punching is armed: an endpoint-dependent mapping the checks revealed
+   * ({@link localMappingEvidence}, {@link remoteMappingEvidence}) overrides an unknown or
+   * endpoint-independent one, and a side still unknown is taken as endpoint-independent once the
+   * other is known to depend on the destination (the one case punching helps; if both depend, the
+   * checks show it on both sides and the role becomes `relay`).
+   */
+  #learnFromChecks(): void {
+    const remote = this.#remote;
+    const agent = this.#host.agent;
+    if (this.#role !== 'none' || remote === undefined || agent.selectedPair()?.path === 'direct') return;
+    const mine = localMappingEvidence(agent.pairs(), agent.localCandidates());
+    const theirs = remoteMappingEvidence(this.#remoteCandidates, agent.remoteCandidates());
+    if (mine === undefined && theirs === undefined) return;
+    const dependent = (m: PunchMapping, seen: boolean): PunchMapping =>
+      seen && (m === null || m === 'endpoint-independent') ? 'address-and-port-dependent' : m;
+    const local = dependent(this.#local.mapping, mine !== undefined);
+    const peer = dependent(remote.mapping, theirs !== undefined);
+    const role = punchRole(
+      local ?? (peer !== null && peer !== 'endpoint-independent' ? 'endpoint-independent' : null),
+      peer ?? (local !== null && local !== 'endpoint-independent' ? 'endpoint-independent' : null),
+    );
+    if (role === 'none') return;
+    this.#local = { ...this.#local, mapping: local };
+    this.#remote = { ...remote, mapping: peer };
+    this.#role = role;
+    this.#learned = [mine && `ours: ${mine.reason}`, theirs && `the peer's: ${theirs.reason}`].filter((x) => x !== undefined).join('; ');
   }
 
   #maybeStart(): void {
