@@ -346,8 +346,12 @@ export class SocketPunch {
     this.#start(armed.role, armed.target);
   }
 
-  #start(role: 'hard' | 'easy', target: TransportAddress): void {
+  #start(role: 'hard' | 'easy', armedTarget: TransportAddress): void {
     const credentials = this.#credentials!;
+    // Candidates trickled while the checks had their chance may hold a better target and base.
+    const target = punchTarget(this.#remoteCandidates) ?? armedTarget;
+    const own = this.#ownBase();
+    if (own !== undefined) this.#primary = own;
     this.#waitTimer.cancel();
     this.#started = true;
     const given = this.#options.options ?? {};

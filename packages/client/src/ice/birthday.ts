@@ -146,8 +146,8 @@ export function isPublicIPv4(ip: string): boolean {
 }
 
 /**
- * The peer's public address to punch towards, from its signalled candidates: its first IPv4
- * server-reflexive candidate, else (a peer with no NAT) its first IPv4 host candidate with a
+ * The peer's public address to punch towards, from its signalled candidates: its IPv4
+ * server-reflexive candidate of the highest priority (the first of equals), else (a peer with no NAT) its first IPv4 host candidate with a
  * public address. The hard side probes this address; the easy side probes random ports of its
  * IP and predicts from its port.
  */
@@ -156,7 +156,13 @@ export function punchTarget(candidates: readonly IceCandidate[]): TransportAddre
     .filter((c) => c.transport === 'udp')
     .map((c) => ({ c, a: candidateTransportAddress(c) }))
     .filter((x): x is { c: IceCandidate; a: TransportAddress } => x.a !== undefined && x.a.family === 'IPv4');
-  return (v4.find((x) => x.c.type === 'srflx') ?? v4.find((x) => x.c.type === 'host' && isPublicIPv4(x.a.address)))?.a;
+  // The highest priority wins, not the first signalled: a host with two addresses behind one NAT
+  // (a carrier NAT translating both) has two server-reflexive candidates, gathered and trickled in
+  // either order, and both sides must pick the same one (its base is where the easy side probes from).
+  const srflx = v4
+    .filter((x) => x.c.type === 'srflx')
+    .reduce<(typeof v4)[number] | undefined>((best, x) => (best === undefined || x.c.priority > best.c.priority ? x : best), undefined);
+  return (srflx ?? v4.find((x) => x.c.type === 'host' && isPublicIPv4(x.a.address)))?.a;
 }
 
 /** Settable budgets of {@link BirthdayPuncher}; every one has a default. */
