@@ -14,9 +14,16 @@ import type { LabProcess } from './netns.js';
 import type { PairLab } from './pair.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-/** The built `nat-server` and `nat` entry points (build first). */
-export const NAT_SERVER = join(repo, 'apps/server/dist/main.js');
-export const NAT_CLI = join(repo, 'apps/cli/dist/main.js');
+/** The built `nat-server` and `nat` entry points of a checkout (build first). */
+export const natServerOf = (root: string): string => join(root, 'apps/server/dist/main.js');
+export const natCliOf = (root: string): string => join(root, 'apps/cli/dist/main.js');
+/**
+ * The `nat-server` and `nat` the lab runs: this checkout's, or those of the built checkout named by
+ * NAT_LAB_BUILD (a developer's shortcut: a lab suite against another build, such as main's).
+ */
+export const LAB_BUILD = process.env.NAT_LAB_BUILD ?? repo;
+export const NAT_SERVER = natServerOf(LAB_BUILD);
+export const NAT_CLI = natCliOf(LAB_BUILD);
 /** The rendezvous URL on the lab's server. */
 export const RENDEZVOUS = 'ws://203.0.113.1:8080/';
 /** What the rendezvous hands out: STUN, TURN over UDP, and TURN over TCP for networks that block UDP. */
@@ -46,12 +53,16 @@ export interface NatServerShape {
   readonly addresses?: 1 | 2;
   /** False: `--no-alt-port` (STUN on one port of one address). Default true. */
   readonly altPort?: boolean;
+  /** The checkout whose built `nat-server` runs. Default this one. */
+  readonly root?: string;
 }
 
 /** Options of {@link startIceServices}. */
 export interface IceServicesOptions {
   /** The server's shape. Default one address, with its alternate port. */
   readonly server?: NatServerShape;
+  /** The checkout whose built `nat-server` and `nat` run (another build to compare with). Default this one. */
+  readonly root?: string;
   /** More arguments of `nat listen` (e.g. `--no-punch`). */
   readonly listenArgs?: readonly string[];
   /** How long each of the two gets to come up, ms. Default 20000. */
@@ -73,10 +84,10 @@ export interface IceServices {
  */
 export async function startIceServices(lab: PairLab, options: IceServicesOptions = {}): Promise<IceServices> {
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const server = await startNatServer(lab, timeoutMs, options.server);
+  const server = await startNatServer(lab, timeoutMs, { ...options.server, ...(options.root === undefined ? {} : { root: options.root }) });
   const listener = lab.spawn('clientB', [
     process.execPath,
-    NAT_CLI,
+    options.root === undefined ? NAT_CLI : natCliOf(options.root),
     'listen',
     '--rendezvous',
     RENDEZVOUS,
@@ -104,7 +115,7 @@ export async function startIceServices(lab: PairLab, options: IceServicesOptions
 export async function startNatServer(lab: PairLab, timeoutMs = 20_000, shape: NatServerShape = {}): Promise<LabProcess> {
   const server = lab.spawn('server', [
     process.execPath,
-    NAT_SERVER,
+    shape.root === undefined ? NAT_SERVER : natServerOf(shape.root),
     '--listen',
     lab.server.primary,
     ...(shape.addresses === 2 ? ['--alternate', lab.server.secondary] : []),
