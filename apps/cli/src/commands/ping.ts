@@ -385,10 +385,8 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
               ? {}
               : {
                   punch: {
-                    role: conn.punch.role ?? null,
-                    outcome: conn.punch.outcome ?? null,
-                    probesSent: conn.punch.probesSent,
-                    socketsOpened: conn.punch.socketsOpened,
+                    ...{ role: conn.punch.role ?? null, outcome: conn.punch.outcome ?? null },
+                    ...{ probesSent: conn.punch.probesSent, socketsOpened: conn.punch.socketsOpened },
                     ...(conn.punch.learned === undefined ? {} : { learned: conn.punch.learned }),
                   },
                 }),
