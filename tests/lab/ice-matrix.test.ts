@@ -316,7 +316,7 @@ describe.skipIf(!availability.ok)('ICE across two kernel NATs', () => {
 
   it(
     `connects all ${pairs.length} pairs of ${MATRIX.join(', ')} with the expected path${tunnelMatrix ? ', and through the tunnel' : ''}`,
-    { timeout: 300_000 },
+    { timeout: 900_000 },
     async () => {
       const t = Date.now();
       outcomes.push(
