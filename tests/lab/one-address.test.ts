@@ -53,7 +53,7 @@ describe.skipIf(!availability.ok)('ICE with a one-address server across kernel N
 
   it(
     `behind a carrier NAT: ${all ? 'all 49 pairs' : listed !== undefined ? `${carrierPairs.length} listed pairs` : `the ${carrierPairs.length} pairs that need punching`} take their path`,
-    { timeout: 300_000 },
+    { timeout: 900_000 },
     async () => {
       const t = Date.now();
       const outcomes = await runPairs(carrierPairs, { carrierA: true });
