@@ -63,6 +63,13 @@ export interface IcePunchOptions {
   readonly udpBlocked?: boolean;
 }
 
+/**
+ * How long after the peer's offer or answer the checks are read for mapping evidence, ms, and how
+ * often at most (the connection flushes on every datagram; a relayed connection lives on).
+ */
+export const EVIDENCE_WINDOW_MS = 10_000;
+const EVIDENCE_INTERVAL_MS = 50;
+
 /** The least default {@link IcePunchOptions.plainCheckWaitMs}, ms. */
 export const MIN_PLAIN_CHECK_WAIT_MS = 100;
 /** Punching starts at the latest this long after its target is known (unless a direct pair succeeded), ms. */
@@ -126,6 +133,9 @@ export class SocketPunch {
   readonly #options: IcePunchOptions;
   #local: PunchNatInfo;
   #learned: string | undefined;
+  /** When the peer's offer or answer came, and when the checks were last read for evidence. */
+  #remoteAt = 0;
+  #evidenceAt = 0;
   readonly #remoteCandidates: IceCandidate[] = [];
   readonly #extras: (Extra | undefined)[] = [];
   #remote: PunchNatInfo | undefined;
@@ -194,6 +204,7 @@ export class SocketPunch {
   setRemote(info: PunchNatInfo | undefined, credentials: { localUfrag: string; localPwd: string; remoteUfrag: string; remotePwd: string }): void {
     if (this.#role !== undefined) return;
     this.#remote = info;
+    this.#remoteAt = performance.now();
     this.#credentials = credentials;
     this.#role = info === undefined ? 'none' : punchRole(this.#local.mapping, info.mapping);
     this.#maybeStart();
@@ -275,6 +286,9 @@ export class SocketPunch {
     const remote = this.#remote;
     const agent = this.#host.agent;
     if (this.#role !== 'none' || remote === undefined || agent.selectedPair()?.path === 'direct') return;
+    const now = performance.now();
+    if (now - this.#remoteAt > EVIDENCE_WINDOW_MS || now - this.#evidenceAt < EVIDENCE_INTERVAL_MS) return;
+    this.#evidenceAt = now;
     const mine = localMappingEvidence(agent.pairs(), agent.localCandidates());
     const theirs = remoteMappingEvidence(this.#remoteCandidates, agent.remoteCandidates());
     if (mine === undefined && theirs === undefined) return;
