@@ -351,6 +351,7 @@ async function main(): Promise<void> {
     }
     const r = await runPair(a, b, settings);
     results.push(r);
+    if (!values.json) process.stderr.write(`${a} -> ${b}: ${oneLine(summarize(r), r.wallMs)}\n`);
     if (settings.baseline !== undefined) {
       const old = await runPair(a, b, settings, settings.baseline);
       baseline.push(old);
@@ -360,7 +361,6 @@ async function main(): Promise<void> {
       for (const x of r.runs)
         process.stderr.write(`  ${a} -> ${b} run ${x.i}: ${x.error ?? `connect ${x.connectMs} direct ${x.directMs}`}\n    ${(x.trace ?? []).join('\n    ')}\n`);
     }
-    if (!values.json) process.stderr.write(`${a} -> ${b}: ${oneLine(summarize(r), r.wallMs)}\n`);
   }
   const summaries = results.map(summarize);
   const baseSummaries = baseline.map(summarize);
