@@ -11,7 +11,7 @@
  *   side's public (server-reflexive) address, so its NAT holds that many mappings, each one open
  *   to the easy side's address;
  * - the easy side sends probes from its ICE socket to random ports of the hard side's public IP
- *   (2000 at 400 per second by default). Each probe opens the easy side's filter for that port;
+ *   (2000 at 1000 per second by default). Each probe opens the easy side's filter for that port;
  *   a probe that lands on one of the hard side's mapped ports gets through.
  *
  * With N mapped ports among R possible ones, k probes all miss with probability (1 - N/R)^k:
@@ -171,9 +171,13 @@ export interface BirthdayOptions {
   readonly sockets?: number;
   /** Hard side: the probes of every socket are sent again this often (a late probe gets through a filter the easy side opened meanwhile), ms. Default 1000. */
   readonly hardRoundInterval?: number;
-  /** Easy side: probes per second. Default 400. */
+  /**
+   * Easy side: probes per second. Default 1000: with 256 mapped ports among 64512, one probe in
+   * 252 hits on average and 95% of tries hit within 750 probes, so 400 per second (the earlier
+   * default) put one try in ten past 2 s; 1000 per second hits within about 0.75 s at p95.
+   */
   readonly probesPerSecond?: number;
-  /** Easy side: probes in all (with the defaults, 5 s of probing). Default 2000. */
+  /** Easy side: probes in all (with the defaults, 2 s of probing). Default 2000. */
   readonly probeBudget?: number;
   /** Both sides: give up this long after {@link BirthdayPuncher.start} without a hit, ms. Default 6000. */
   readonly giveUpAfter?: number;
@@ -196,7 +200,7 @@ export interface BirthdayOptions {
 export const BIRTHDAY_DEFAULTS: Readonly<Required<Omit<BirthdayOptions, 'random'>>> = Object.freeze({
   sockets: 256,
   hardRoundInterval: 1000,
-  probesPerSecond: 400,
+  probesPerSecond: 1000,
   probeBudget: 2000,
   giveUpAfter: 6000,
   minPort: 1024,
