@@ -75,7 +75,7 @@ const RUNNERS: Record<string, string[]> = {
     '--json',
   ],
   tunnel: ['--mb', '--runs', '--targets', '--profile', '--json'],
-  connect: ['--runs', '--warmup', '--pairs', '--no-punch', '--direct-wait', '--punch-wait', '--time-limit', '--trace', '--json'],
+  connect: ['--runs', '--warmup', '--pairs', '--no-punch', '--direct-wait', '--punch-wait', '--time-limit', '--two-address', '--baseline', '--trace', '--json'],
   expose: ['--mb', '--conns', '--conc', '--rounds', '--json'],
 };
 

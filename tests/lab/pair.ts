@@ -16,6 +16,12 @@
  *   {@link createLab}: side A 198.51.100.2/28 (gateway .1), side B 198.51.100.18/28 (gateway
  *   .17); the server and the other router route that /28 via the router's WAN address.
  * - Each router gets the nftables recipe of its behaviour from recipes.ts.
+ * - With `carrierA`, router A sits behind a carrier-grade NAT (namespace `-ga`): the CGN owns
+ *   203.0.113.254 on the internet segment and 100.64.1.1/24 (RFC 6598 shared address space) toward
+ *   router A (wan0 100.64.1.2, default route via the CGN). The CGN is a port-restricted cone
+ *   (endpoint-independent mapping, as RFC 6888 requires of a CGN; address-and-port-dependent
+ *   filtering), so A's home NAT and the CGN together behave as a port-restricted cone (or stricter:
+ *   symmetric stays symmetric). A public behaviour's /28 lies behind the CGN too and is translated by it.
  * - Namespaces are named `natlab-<pid>-p<n><random>-{s,ra,ca,rb,cb}`, so `sweepStaleLabs()`
  *   removes them when their owner died; `destroy()` (idempotent) and the process 'exit' handler
  *   of netns.ts remove them otherwise: the namespaces, processes and cleanup are those of
@@ -44,6 +50,9 @@ export interface PairSide {
 
 /** Role names of the pair lab's namespaces. */
 export type PairNsRef = 'server' | 'routerA' | 'clientA' | 'routerB' | 'clientB';
+/** Namespaces a lab may have beside those of {@link PairNsRef}: the carrier NAT of side A ({@link PairLabOptions.carrierA}). */
+export type PairExtraNsRef = 'carrierA';
+type NsNames = Record<PairNsRef | PairExtraNsRef, string>;
 
 /** A built two-LAN lab. */
 export interface PairLab {
@@ -51,6 +60,8 @@ export interface PairLab {
   readonly server: { readonly ns: string; readonly primary: string; readonly secondary: string };
   readonly a: PairSide;
   readonly b: PairSide;
+  /** Whether side A is behind the carrier NAT ({@link PairLabOptions.carrierA}). */
+  readonly carrierA: boolean;
   readonly namespaces: readonly string[];
   readonly tmpDir: string;
   /** Runs `ip netns exec NS argv...` with a timeout. */
@@ -65,6 +76,8 @@ export interface PairLab {
 export interface PairLabOptions {
   readonly a: Behaviour;
   readonly b: Behaviour;
+  /** Router A behind a carrier-grade NAT (see the module comment). Default false. */
+  readonly carrierA?: boolean;
   /** Timeout of each setup command, in ms (default 10000). */
   readonly setupTimeoutMs?: number;
 }
@@ -93,13 +106,27 @@ export const PAIR_ADDRESSES = {
   },
 } as const;
 
+/** The carrier NAT's addresses (side A only): its inside segment toward router A. */
+export const CARRIER_ADDRESSES = { cgnLan: '100.64.1.1', routerWan: '100.64.1.2', prefix: 24 } as const;
+
+/** The carrier NAT's ruleset: a port-restricted cone translating to side A's public address. */
+export function carrierRuleset(): string {
+  return routerRuleset('port-restricted-cone', {
+    wanIf: 'wan0',
+    lanIf: 'lan0',
+    publicAddress: PAIR_ADDRESSES.a.routerWan,
+    hostAddress: CARRIER_ADDRESSES.routerWan,
+    filterTimeoutSeconds: 120,
+  });
+}
+
 let counter = 0;
 
 /** What {@link reconfigurePairSide} needs of a lab {@link createPairLab} built. */
-const internals = new WeakMap<PairLab, { names: Record<PairNsRef, string>; set: ReturnType<typeof openNamespaceSet> }>();
+const internals = new WeakMap<PairLab, { names: NsNames; set: ReturnType<typeof openNamespaceSet>; carrier: boolean }>();
 
-/** The side of behaviour `behaviour` (`which` of the lab `names`). */
-function makeSide(which: 'a' | 'b', behaviour: Behaviour, names: Record<PairNsRef, string>): PairSide & { pub: boolean } {
+/** The side of behaviour `behaviour` (`which` of the lab `names`), behind the carrier NAT when `carrier`. */
+function makeSide(which: 'a' | 'b', behaviour: Behaviour, names: NsNames, carrier = false): PairSide & { pub: boolean } {
   const s = PAIR_ADDRESSES[which];
   const pub = isPublicBehaviour(behaviour);
   return {
@@ -107,11 +134,11 @@ function makeSide(which: 'a' | 'b', behaviour: Behaviour, names: Record<PairNsRe
     pub,
     router: { ns: which === 'a' ? names.routerA : names.routerB, wan: s.routerWan, lan: s.routerLan },
     client: { ns: which === 'a' ? names.clientA : names.clientB, address: pub ? s.clientPublic : s.clientLan, lanAddress: s.clientLan },
-    publicAddress: pub ? s.clientPublic : s.routerWan,
+    publicAddress: pub && !carrier ? s.clientPublic : s.routerWan,
     ruleset: routerRuleset(behaviour, {
       wanIf: 'wan0',
       lanIf: 'lan0',
-      publicAddress: s.routerWan,
+      publicAddress: carrier ? CARRIER_ADDRESSES.routerWan : s.routerWan,
       hostAddress: s.clientLan,
       filterTimeoutSeconds: 120,
     }),
@@ -126,18 +153,20 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
   const setupTimeout = options.setupTimeoutMs ?? 10_000;
   counter += 1;
   const id = `${LAB_PREFIX}${process.pid}-p${counter}${randomBytes(2).toString('hex')}`;
-  const names: Record<PairNsRef, string> = {
+  const names: NsNames = {
     server: `${id}-s`,
     routerA: `${id}-ra`,
     clientA: `${id}-ca`,
     routerB: `${id}-rb`,
     clientB: `${id}-cb`,
+    carrierA: `${id}-ga`,
   };
+  const carrier = options.carrierA === true;
   const set = openNamespaceSet(id, { label: 'pair lab', setupTimeoutMs: setupTimeout });
   const { must, batch } = set;
 
   const A = PAIR_ADDRESSES;
-  const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => makeSide(which, behaviour, names);
+  const side = (which: 'a' | 'b', behaviour: Behaviour): PairSide & { pub: boolean } => makeSide(which, behaviour, names, which === 'a' && carrier);
   const sa = side('a', options.a);
   const sb = side('b', options.b);
 
@@ -146,7 +175,8 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
     server: { ns: names.server, primary: A.serverPrimary, secondary: A.serverSecondary },
     a: sa,
     b: sb,
-    namespaces: Object.values(names),
+    carrierA: carrier,
+    namespaces: Object.values(names).filter((n) => carrier || n !== names.carrierA),
     tmpDir: set.tmpDir,
     exec: (ref, argv, opts) => set.exec(names[ref], argv, opts),
     spawn: (ref, argv) => set.spawn(names[ref], argv),
@@ -155,20 +185,26 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
 
   try {
     await set.build(lab.namespaces, [
-      veth('ra0', names.server, 'wan0', names.routerA),
+      ...(carrier
+        ? [veth('ga0', names.server, 'wan0', names.carrierA), veth('lan0', names.carrierA, 'wan0', names.routerA)]
+        : [veth('ra0', names.server, 'wan0', names.routerA)]),
       veth('rb0', names.server, 'wan0', names.routerB),
       veth('lan0', names.routerA, 'eth0', names.clientA),
       veth('lan0', names.routerB, 'eth0', names.clientB),
     ]);
-    const routerLines = (s: typeof sa, addr: (typeof A)['a' | 'b'], other: typeof sb, otherAddr: (typeof A)['a' | 'b']): string[] => [
+    const routerLines = (s: typeof sa, addr: (typeof A)['a' | 'b'], other: typeof sb, otherAddr: (typeof A)['a' | 'b'], behindCarrier = false): string[] => [
       'link set lo up',
-      `addr add ${addr.routerWan}/24 dev wan0`,
+      behindCarrier ? `addr add ${CARRIER_ADDRESSES.routerWan}/${CARRIER_ADDRESSES.prefix} dev wan0` : `addr add ${addr.routerWan}/24 dev wan0`,
       `addr add ${addr.routerLan}/${addr.lanPrefix} dev lan0`,
       ...(s.pub ? [`addr add ${addr.routerPublicLan}/28 dev lan0`] : []),
       'link set wan0 up',
       'link set lan0 up',
       // The other side's public client subnet lies behind the other router.
-      ...(other.pub ? [`route add ${otherAddr.publicNet} via ${otherAddr.routerWan}`] : []),
+      ...(behindCarrier
+        ? [`route add default via ${CARRIER_ADDRESSES.cgnLan}`]
+        : other.pub
+          ? [`route add ${otherAddr.publicNet} via ${otherAddr.routerWan}`]
+          : []),
     ];
     const clientLines = (s: typeof sa, addr: (typeof A)['a' | 'b']): string[] => [
       'link set lo up',
@@ -181,34 +217,50 @@ export async function createPairLab(options: PairLabOptions): Promise<PairLab> {
       batch(names.server, [
         'link set lo up',
         'link add inet0 type bridge',
-        'link set ra0 master inet0',
+        `link set ${carrier ? 'ga0' : 'ra0'} master inet0`,
         'link set rb0 master inet0',
         `addr add ${A.serverPrimary}/24 dev inet0`,
         `addr add ${A.serverSecondary}/24 dev inet0`,
-        'link set ra0 up',
+        `link set ${carrier ? 'ga0' : 'ra0'} up`,
         'link set rb0 up',
         'link set inet0 up',
-        ...(sa.pub ? [`route add ${A.a.publicNet} via ${A.a.routerWan}`] : []),
+        ...(sa.pub && !carrier ? [`route add ${A.a.publicNet} via ${A.a.routerWan}`] : []),
         ...(sb.pub ? [`route add ${A.b.publicNet} via ${A.b.routerWan}`] : []),
       ]),
-      batch(names.routerA, routerLines(sa, A.a, sb, A.b)),
+      batch(names.routerA, routerLines(sa, A.a, sb, A.b, carrier)),
       batch(names.routerB, routerLines(sb, A.b, sa, A.a)),
+      ...(carrier ? [batch(names.carrierA, carrierLines(sb.pub))] : []),
       batch(names.clientA, clientLines(sa, A.a)),
       batch(names.clientB, clientLines(sb, A.b)),
     ]);
-    for (const [ns, s] of [
-      [names.routerA, sa],
-      [names.routerB, sb],
+    for (const [ns, ruleset] of [
+      [names.routerA, sa.ruleset],
+      [names.routerB, sb.ruleset],
+      ...(carrier ? [[names.carrierA, carrierRuleset()] as const] : []),
     ] as const) {
-      await must(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], s.ruleset);
+      await must(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], ruleset);
       await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     }
-    internals.set(lab, { names, set });
+    internals.set(lab, { names, set, carrier });
     return lab;
   } catch (e) {
     await set.destroy();
     throw e;
   }
+}
+
+/** The carrier NAT's interfaces and routes: side A's LAN and public /28 behind router A, side B's public /28 behind router B. */
+function carrierLines(bPublic: boolean): string[] {
+  const A = PAIR_ADDRESSES;
+  return [
+    'link set lo up',
+    `addr add ${A.a.routerWan}/24 dev wan0`,
+    `addr add ${CARRIER_ADDRESSES.cgnLan}/${CARRIER_ADDRESSES.prefix} dev lan0`,
+    'link set wan0 up',
+    'link set lan0 up',
+    `route add ${A.a.publicNet} via ${CARRIER_ADDRESSES.routerWan}`,
+    ...(bPublic ? [`route add ${A.b.publicNet} via ${A.b.routerWan}`] : []),
+  ];
 }
 
 /**
@@ -235,7 +287,8 @@ export async function reconfigurePairSide(lab: PairLab, which: 'a' | 'b', behavi
   if (inner === undefined) throw new Error('reconfigurePairSide needs a lab made by createPairLab');
   const { names, set } = inner;
   const addr = PAIR_ADDRESSES[which];
-  const side = makeSide(which, behaviour, names);
+  const carrier = which === 'a' && inner.carrier;
+  const side = makeSide(which, behaviour, names, carrier);
   const router = which === 'a' ? names.routerA : names.routerB;
   const client = which === 'a' ? names.clientA : names.clientB;
   const otherRouter = which === 'a' ? names.routerB : names.routerA;
@@ -248,8 +301,8 @@ export async function reconfigurePairSide(lab: PairLab, which: 'a' | 'b', behavi
     undo(client, ['route flush default', 'addr flush dev eth0']),
   ]);
   await Promise.all([
-    side.pub ? set.batch(names.server, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
-    side.pub ? set.batch(otherRouter, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
+    side.pub && !carrier ? set.batch(names.server, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
+    side.pub && !carrier ? set.batch(otherRouter, [`route add ${addr.publicNet} via ${addr.routerWan}`]) : undefined,
     set.batch(router, [`addr add ${addr.routerLan}/${addr.lanPrefix} dev lan0`, ...(side.pub ? [`addr add ${addr.routerPublicLan}/28 dev lan0`] : [])]),
     set.batch(client, [
       `addr add ${addr.clientLan}/${addr.lanPrefix} dev eth0`,
@@ -260,6 +313,7 @@ export async function reconfigurePairSide(lab: PairLab, which: 'a' | 'b', behavi
   ]);
   // Forget every mapping and filter entry of the old behaviour (after the new rules are in).
   await set.exec(router, ['conntrack', '-F'], { timeoutMs: 5000 });
+  if (carrier) await set.exec(names.carrierA, ['conntrack', '-F'], { timeoutMs: 5000 });
   const updated: PairLab = { ...lab, [which]: side };
   internals.set(updated, inner);
   return updated;

@@ -429,7 +429,8 @@ export async function createMappedPairLab(a: Behaviour = 'symmetric', b: Behavio
     await lab.destroy();
   };
   try {
-    const server = await startNatServer(lab);
+    // two addresses: miniupnpd's STUN check of its WAN address needs RFC 5780 answers
+    const server = await startNatServer(lab, undefined, { addresses: 2 });
     daemon = await startPairMiniupnpd(lab);
     return { lab, server, daemon, destroy };
   } catch (e) {

@@ -141,7 +141,7 @@ describe('BirthdayPuncher (sans-I/O)', () => {
     expect(verifyMessageIntegrity(m, shortTermKey(EASY.localPwd))).toBe(true);
   });
 
-  it('easy side: random distinct ports of the peer IP at 400 per second, 2000 in all', () => {
+  it('easy side: random distinct ports of the peer IP at 1000 per second, 2000 in all', () => {
     const p = puncher({ role: 'easy', peerPortAllocation: 'random', options: { random: seededRandom(5) } });
     expect(p.socketCount).toBe(0);
     const sent = runAlone(p, 10_000);
@@ -153,11 +153,11 @@ describe('BirthdayPuncher (sans-I/O)', () => {
       expect(t.to.port).toBeLessThanOrEqual(65535);
     }
     expect(new Set(sent.map((s) => s.t.to.port)).size).toBe(2000);
-    // paced: about 400 in the first second (10 ms ticks), the last one before 5 s
+    // paced: about 1000 in the first second (10 ms ticks), the last one before 2 s
     const firstSecond = sent.filter((s) => s.at < 1000).length;
-    expect(firstSecond).toBeGreaterThanOrEqual(396);
-    expect(firstSecond).toBeLessThanOrEqual(404);
-    expect(sent.at(-1)!.at).toBeLessThanOrEqual(5000);
+    expect(firstSecond).toBeGreaterThanOrEqual(990);
+    expect(firstSecond).toBeLessThanOrEqual(1010);
+    expect(sent.at(-1)!.at).toBeLessThanOrEqual(2000);
     // no prediction for a NAT known to pick random ports
     expect(sent.slice(0, 10).some((s) => s.t.to.port === 49153)).toBe(false);
     expect(drain(p).events).toEqual([{ type: 'done', outcome: 'timeout', keep: undefined, probesSent: 2000, at: 6000 }]);
@@ -255,7 +255,7 @@ describe('BirthdayPuncher (sans-I/O)', () => {
     easy.handleTimeout(100);
     easy.stop(105);
     const { events } = drain(easy);
-    expect(events).toEqual([{ type: 'done', outcome: 'stopped', keep: undefined, probesSent: 41, at: 105 }]);
+    expect(events).toEqual([{ type: 'done', outcome: 'stopped', keep: undefined, probesSent: 101, at: 105 }]);
     easy.handleTimeout(200);
     expect(drain(easy)).toEqual({ transmits: [], events: [] });
   });
@@ -356,8 +356,9 @@ describe('birthday punching in the simulated network', () => {
         expect(hard.sockets, what).toBe(256);
         expect(easySide.probesSent, what).toBeLessThanOrEqual(2000);
         if (easy === 'port-restricted' || easy === 'symmetric-firewall') {
-          // only punching gets through these: the relay came first, the direct path later
-          expect(r.connectMs!, what).toBeLessThan(r.directMs!);
+          // only punching gets through these: the direct path never before the connection (relay
+          // first; a quick hit may make the punched pair the first one selected)
+          expect(r.connectMs!, what).toBeLessThanOrEqual(r.directMs!);
           expect(hard.outcome, what).toBe('hit');
         }
       }

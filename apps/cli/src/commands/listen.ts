@@ -89,8 +89,9 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
             outcome: p.outcome ?? null,
             probesSent: p.probesSent,
             socketsOpened: p.socketsOpened,
+            ...(p.learned === undefined ? {} : { learned: p.learned }),
           },
-          `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes`,
+          `${peer}: birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.learned === undefined ? '' : ` (mapping learned from the checks: ${p.learned})`}`,
         );
       if (reason === 'bye') event({ event: 'bye', peer, sessionId: conn.sessionId }, `${peer} said bye`);
       else if (reason !== 'closed') {
@@ -119,7 +120,7 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
         const nat = natJson(punch);
         if (nat !== null)
           io.stderr.write(
-            `this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'off: unknown mapping' : 'on where it helps'})\n`,
+            `this side's NAT: mapping ${nat.mapping ?? 'unknown'}, ports ${nat.ports ?? 'unknown'} (birthday punching ${nat.mapping === null ? 'only where the ICE checks show a symmetric NAT: the probe could not tell the mapping' : 'on where it helps'})\n`,
           );
         if (mapper instanceof PortMapper) io.stderr.write(`port mapping: each connection's ports are mapped on ${mapper.gateway} and unmapped when it ends\n`);
         else if (mapper !== undefined) io.stderr.write(`port mapping: ${describePortMap(mapper)}\n`);

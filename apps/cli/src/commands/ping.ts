@@ -385,10 +385,9 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
               ? {}
               : {
                   punch: {
-                    role: conn.punch.role ?? null,
-                    outcome: conn.punch.outcome ?? null,
-                    probesSent: conn.punch.probesSent,
-                    socketsOpened: conn.punch.socketsOpened,
+                    ...{ role: conn.punch.role ?? null, outcome: conn.punch.outcome ?? null },
+                    ...{ probesSent: conn.punch.probesSent, socketsOpened: conn.punch.socketsOpened },
+                    ...(conn.punch.learned === undefined ? {} : { learned: conn.punch.learned }),
                   },
                 }),
           })}\n`,
@@ -401,7 +400,7 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
         const p = conn.punch;
         if (p?.started === true)
           io.stdout.write(
-            `birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}\n`,
+            `birthday punching as the ${p.role} side: ${p.outcome ?? 'unfinished'} after ${p.probesSent} probes${p.socketsOpened > 0 ? ` from ${p.socketsOpened} sockets` : ''}${p.learned === undefined ? '' : ` (mapping learned from the checks: ${p.learned})`}\n`,
           );
         const pm = portMapping();
         if (pm !== null) io.stdout.write(`port mapping: ${describePortMap(pm)}\n`);

@@ -49,7 +49,7 @@
  * | `tcpRelayDelayMs` | 250 |
  * | `turnTls` | system trust store, server name checked |
  * | `agent.failureTimeout` | 10,000 ms: connecting rejects with StunClientError `TIMEOUT` |
- * | `punch` | none (no punching, no `app` keys); budgets: 256 sockets (at most 1024), 2000 probes at 400/s, give up after 6 s |
+ * | `punch` | none (no punching, no `app` keys); budgets: 256 sockets (at most 1024), 2000 probes at 1000/s, give up after 6 s |
  * | `learnPunchOptions` probe | 1000 ms at most |
  * | `ping({ timeoutMs })` | 2000 |
  * | iterators' `bufferSize` | 1024 |

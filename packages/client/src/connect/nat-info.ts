@@ -1,7 +1,9 @@
 /**
  * What birthday punching needs to know about this side's NAT, learned at connect time: a quick
  * RFC 5780 mapping probe ({@link probeNatMapping}) against the first STUN server of the ICE
- * servers (the rendezvous service's by default), turned into {@link IcePunchOptions}.
+ * servers (the rendezvous service's by default), turned into {@link IcePunchOptions}. A server
+ * with one address (no OTHER-ADDRESS) is compared with its next port and with the other UDP STUN
+ * and TURN servers of the list.
  */
 import type { SignallingIceServer } from '@nat/protocol';
 import { type NatMappingProbe, probeNatMapping } from '../discovery/mapping-probe.js';
@@ -26,19 +28,23 @@ export interface LearnedPunchOptions extends IcePunchOptions {
 }
 
 /**
- * Probes this side's NAT mapping with the first UDP STUN server of `iceServers` and returns
+ * Probes this side's NAT mapping with the first UDP STUN server of `iceServers` (and, when it
+ * has one address, the other UDP servers of the list) and returns
  * punch options for {@link IceConnectionOptions.punch}: mapping null (no punching, but the
  * peer still learns we can) when there is no STUN server or it could not tell. Bounded by
  * `timeoutMs`; rejects only with `ABORTED`.
  */
 export async function learnPunchOptions(iceServers: readonly SignallingIceServer[], options: LearnPunchOptions = {}): Promise<LearnedPunchOptions> {
-  const server = iceServerRefs(iceServers).stun[0]?.server;
+  const refs = iceServerRefs(iceServers);
+  const server = refs.stun[0]?.server;
+  const others = [...refs.stun.slice(1).map((s) => s.server), ...refs.turn.filter((t) => t.transport === 'udp').map((t) => t.server)];
   const budgets = options.birthday === undefined ? {} : { options: options.birthday };
   if (server === undefined) return { mapping: null, probe: undefined, ...budgets };
   let probe: NatMappingProbe;
   try {
     probe = await probeNatMapping({
       server,
+      others,
       timeoutMs: options.timeoutMs ?? 1000,
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),

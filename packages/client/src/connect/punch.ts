@@ -26,6 +26,7 @@ import {
 } from '../ice/birthday.js';
 import type { BaseId } from '../ice/types.js';
 import { WakeTimer } from '../driver/wake-timer.js';
+import { localMappingEvidence, remoteMappingEvidence } from './mapping-evidence.js';
 
 /** The most extra sockets the hard side opens, whatever {@link BirthdayOptions.sockets} says. */
 export const MAX_PUNCH_SOCKETS = 1024;
@@ -62,6 +63,13 @@ export interface IcePunchOptions {
   readonly udpBlocked?: boolean;
 }
 
+/**
+ * How long after the peer's offer or answer the checks are read for mapping evidence, ms, and how
+ * often at most (the connection flushes on every datagram; a relayed connection lives on).
+ */
+export const EVIDENCE_WINDOW_MS = 10_000;
+const EVIDENCE_INTERVAL_MS = 50;
+
 /** The least default {@link IcePunchOptions.plainCheckWaitMs}, ms. */
 export const MIN_PLAIN_CHECK_WAIT_MS = 100;
 /** Punching starts at the latest this long after its target is known (unless a direct pair succeeded), ms. */
@@ -82,6 +90,8 @@ export interface PunchReport {
   readonly socketsOpened: number;
   /** Extra sockets open now. */
   readonly socketsOpen: number;
+  /** Why the role changed after the peer's offer or answer: what the checks showed of a mapping. */
+  readonly learned: string | undefined;
 }
 
 /** What the driver needs of its connection. */
@@ -121,7 +131,11 @@ function anyIPv4(candidates: readonly IceCandidate[]): TransportAddress | undefi
 export class SocketPunch {
   readonly #host: PunchHost;
   readonly #options: IcePunchOptions;
-  readonly #local: PunchNatInfo;
+  #local: PunchNatInfo;
+  #learned: string | undefined;
+  /** When the peer's offer or answer came, and when the checks were last read for evidence. */
+  #remoteAt = 0;
+  #evidenceAt = 0;
   readonly #remoteCandidates: IceCandidate[] = [];
   readonly #extras: (Extra | undefined)[] = [];
   #remote: PunchNatInfo | undefined;
@@ -175,6 +189,7 @@ export class SocketPunch {
       probesSent: this.#puncher?.probesSent ?? 0,
       socketsOpened: this.#opened,
       socketsOpen: this.#extras.filter((e) => e?.open === true).length,
+      learned: this.#learned,
     };
   }
 
@@ -189,6 +204,7 @@ export class SocketPunch {
   setRemote(info: PunchNatInfo | undefined, credentials: { localUfrag: string; localPwd: string; remoteUfrag: string; remotePwd: string }): void {
     if (this.#role !== undefined) return;
     this.#remote = info;
+    this.#remoteAt = performance.now();
     this.#credentials = credentials;
     this.#role = info === undefined ? 'none' : punchRole(this.#local.mapping, info.mapping);
     this.#maybeStart();
@@ -232,6 +248,7 @@ export class SocketPunch {
 
   /** The agent changed its selected pair, or may have: stop punching once a direct path works. */
   onFlush(): void {
+    if (!this.#started && this.#armed === undefined) this.#learnFromChecks();
     if (!this.#started) this.#maybeStart();
     if (!this.#started) this.#considerStart();
     const puncher = this.#puncher;
@@ -256,6 +273,38 @@ export class SocketPunch {
     this.#timer.cancel();
     this.#waitTimer.cancel();
     for (let i = 0; i < this.#extras.length; i++) this.#closeExtra(i);
+  }
+
+  /**
+   * Before punching is armed: an endpoint-dependent mapping the checks revealed
+   * ({@link localMappingEvidence}, {@link remoteMappingEvidence}) overrides an unknown or
+   * endpoint-independent one, and a side still unknown is taken as endpoint-independent once the
+   * other is known to depend on the destination (the one case punching helps; if both depend, the
+   * checks show it on both sides and the role becomes `relay`).
+   */
+  #learnFromChecks(): void {
+    const remote = this.#remote;
+    const agent = this.#host.agent;
+    if (this.#role !== 'none' || remote === undefined || agent.selectedPair()?.path === 'direct') return;
+    const now = performance.now();
+    if (now - this.#remoteAt > EVIDENCE_WINDOW_MS || now - this.#evidenceAt < EVIDENCE_INTERVAL_MS) return;
+    this.#evidenceAt = now;
+    const mine = localMappingEvidence(agent.pairs(), agent.localCandidates());
+    const theirs = remoteMappingEvidence(this.#remoteCandidates, agent.remoteCandidates());
+    if (mine === undefined && theirs === undefined) return;
+    const dependent = (m: PunchMapping, seen: boolean): PunchMapping =>
+      seen && (m === null || m === 'endpoint-independent') ? 'address-and-port-dependent' : m;
+    const local = dependent(this.#local.mapping, mine !== undefined);
+    const peer = dependent(remote.mapping, theirs !== undefined);
+    const role = punchRole(
+      local ?? (peer !== null && peer !== 'endpoint-independent' ? 'endpoint-independent' : null),
+      peer ?? (local !== null && local !== 'endpoint-independent' ? 'endpoint-independent' : null),
+    );
+    if (role === 'none') return;
+    this.#local = { ...this.#local, mapping: local };
+    this.#remote = { ...remote, mapping: peer };
+    this.#role = role;
+    this.#learned = [mine && `ours: ${mine.reason}`, theirs && `the peer's: ${theirs.reason}`].filter((x) => x !== undefined).join('; ');
   }
 
   #maybeStart(): void {
@@ -311,8 +360,12 @@ export class SocketPunch {
     this.#start(armed.role, armed.target);
   }
 
-  #start(role: 'hard' | 'easy', target: TransportAddress): void {
+  #start(role: 'hard' | 'easy', armedTarget: TransportAddress): void {
     const credentials = this.#credentials!;
+    // Candidates trickled while the checks had their chance may hold a better target and base.
+    const target = punchTarget(this.#remoteCandidates) ?? armedTarget;
+    const own = this.#ownBase();
+    if (own !== undefined) this.#primary = own;
     this.#waitTimer.cancel();
     this.#started = true;
     const given = this.#options.options ?? {};

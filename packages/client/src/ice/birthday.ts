@@ -11,7 +11,7 @@
  *   side's public (server-reflexive) address, so its NAT holds that many mappings, each one open
  *   to the easy side's address;
  * - the easy side sends probes from its ICE socket to random ports of the hard side's public IP
- *   (2000 at 400 per second by default). Each probe opens the easy side's filter for that port;
+ *   (2000 at 1000 per second by default). Each probe opens the easy side's filter for that port;
  *   a probe that lands on one of the hard side's mapped ports gets through.
  *
  * With N mapped ports among R possible ones, k probes all miss with probability (1 - N/R)^k:
@@ -146,8 +146,8 @@ export function isPublicIPv4(ip: string): boolean {
 }
 
 /**
- * The peer's public address to punch towards, from its signalled candidates: its first IPv4
- * server-reflexive candidate, else (a peer with no NAT) its first IPv4 host candidate with a
+ * The peer's public address to punch towards, from its signalled candidates: its IPv4
+ * server-reflexive candidate of the highest priority (the first of equals), else (a peer with no NAT) its first IPv4 host candidate with a
  * public address. The hard side probes this address; the easy side probes random ports of its
  * IP and predicts from its port.
  */
@@ -156,7 +156,13 @@ export function punchTarget(candidates: readonly IceCandidate[]): TransportAddre
     .filter((c) => c.transport === 'udp')
     .map((c) => ({ c, a: candidateTransportAddress(c) }))
     .filter((x): x is { c: IceCandidate; a: TransportAddress } => x.a !== undefined && x.a.family === 'IPv4');
-  return (v4.find((x) => x.c.type === 'srflx') ?? v4.find((x) => x.c.type === 'host' && isPublicIPv4(x.a.address)))?.a;
+  // The highest priority wins, not the first signalled: a host with two addresses behind one NAT
+  // (a carrier NAT translating both) has two server-reflexive candidates, gathered and trickled in
+  // either order, and both sides must pick the same one (its base is where the easy side probes from).
+  const srflx = v4
+    .filter((x) => x.c.type === 'srflx')
+    .reduce<(typeof v4)[number] | undefined>((best, x) => (best === undefined || x.c.priority > best.c.priority ? x : best), undefined);
+  return (srflx ?? v4.find((x) => x.c.type === 'host' && isPublicIPv4(x.a.address)))?.a;
 }
 
 /** Settable budgets of {@link BirthdayPuncher}; every one has a default. */
@@ -165,9 +171,13 @@ export interface BirthdayOptions {
   readonly sockets?: number;
   /** Hard side: the probes of every socket are sent again this often (a late probe gets through a filter the easy side opened meanwhile), ms. Default 1000. */
   readonly hardRoundInterval?: number;
-  /** Easy side: probes per second. Default 400. */
+  /**
+   * Easy side: probes per second. Default 1000: with 256 mapped ports among 64512, one probe in
+   * 252 hits on average and 95% of tries hit within 750 probes, so 400 per second (the earlier
+   * default) put one try in ten past 2 s; 1000 per second hits within about 0.75 s at p95.
+   */
   readonly probesPerSecond?: number;
-  /** Easy side: probes in all (with the defaults, 5 s of probing). Default 2000. */
+  /** Easy side: probes in all (with the defaults, 2 s of probing). Default 2000. */
   readonly probeBudget?: number;
   /** Both sides: give up this long after {@link BirthdayPuncher.start} without a hit, ms. Default 6000. */
   readonly giveUpAfter?: number;
@@ -190,7 +200,7 @@ export interface BirthdayOptions {
 export const BIRTHDAY_DEFAULTS: Readonly<Required<Omit<BirthdayOptions, 'random'>>> = Object.freeze({
   sockets: 256,
   hardRoundInterval: 1000,
-  probesPerSecond: 400,
+  probesPerSecond: 1000,
   probeBudget: 2000,
   giveUpAfter: 6000,
   minPort: 1024,
