@@ -9,7 +9,7 @@
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server as NetServer } from 'node:net';
-import { type AddressFamily, type StunMessage, type TransportAddress, ipFamily } from '@nat/protocol';
+import { type AddressFamily, type StunMessage, type TransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
 import type { ServerEventSink } from '../events.js';
 import { ExternalAddresses } from '../stun/external.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -58,6 +58,9 @@ export class TurnDriver {
   readonly relayIps: ReadonlyMap<AddressFamily, string>;
   readonly #log: Logger;
   readonly #external: ExternalAddresses;
+  /** Public relay IP -> the private one it is bound to, and back (canonical text; empty without external addresses). */
+  readonly #inside = new Map<string, string>();
+  readonly #outside = new Map<string, string>();
   readonly #relayPorts: RelayPorts;
   readonly #relays = new Map<number, Partial<Record<AddressFamily, UdpSocket>>>();
   readonly #tcpRelays = new Map<number, NetServer>();
@@ -78,6 +81,12 @@ export class TurnDriver {
       if (f && !relayIps.has(f)) relayIps.set(f, ip);
     }
     this.relayIps = relayIps;
+    for (const ip of relayIps.values()) {
+      const pub = this.#external.publicIp(ip);
+      if (pub === ip) continue;
+      this.#inside.set(pub, canonicalIp(ip));
+      this.#outside.set(canonicalIp(ip), pub);
+    }
     this.core = new TurnCore({
       ...init.turn,
       relayFamilies: [...relayIps.keys()],
@@ -153,7 +162,7 @@ export class TurnDriver {
         return this.#senders.get(o.endpoint.key)?.(o.bytes);
       case 'to-peer': {
         // A peer at one of this server's public addresses (another allocation's relayed address) is reached inside.
-        const inside = this.#external.size === 0 ? undefined : this.#external.privateOf(o.peer.address);
+        const inside = this.#inside.size === 0 ? undefined : this.#inside.get(o.peer.address);
         return void this.#relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, inside ?? o.peer.address);
       }
       case 'open-relay':
@@ -200,9 +209,9 @@ export class TurnDriver {
       sockets[family] = socket;
       // Hot path: peer -> client. Another allocation of this server sends from the private
       // address; its peers know it by the public one (the permission names that one).
-      const external = this.#external;
+      const outside = this.#outside;
       socket.on('message', (msg, rinfo) => {
-        const pub = external.size === 0 ? undefined : external.publicOf(rinfo.address);
+        const pub = outside.size === 0 ? undefined : outside.get(rinfo.address);
         const from = pub === undefined ? (rinfo as TransportAddress) : { family: rinfo.family as AddressFamily, address: pub, port: rinfo.port };
         this.core.handlePeerData(id, msg, from, Date.now());
         this.flush();

@@ -16,14 +16,14 @@ export interface ExternalAddress {
   readonly private: string;
 }
 
-/** Private IP -> public IP (both canonical), and back. Empty when no mapping is configured. */
+/** Private IP -> public IP (both canonical). Empty when no mapping is configured. */
 export class ExternalAddresses {
   readonly #toPublic = new Map<string, string>();
-  readonly #toPrivate = new Map<string, string>();
 
   /**
    * Checks each mapping: both sides IP addresses of one family, `private` one of `own` (the
-   * server's listen, alternate and relay IPs), no private or public address mapped twice.
+   * server's listen, alternate and relay IPs), no private address mapped twice (one public
+   * address may stand for several private ones, e.g. a listen and a relay IP).
    * Throws ServerError BAD_CONFIG naming the mapping otherwise.
    */
   constructor(external: readonly ExternalAddress[] = [], own: readonly string[] = []) {
@@ -44,9 +44,7 @@ export class ExternalAddresses {
         );
       }
       if (this.#toPublic.has(priv)) throw new ServerError('BAD_CONFIG', `${label}: ${m.private} is mapped twice`);
-      if (this.#toPrivate.has(pub)) throw new ServerError('BAD_CONFIG', `${label}: ${m.public} is mapped twice`);
       this.#toPublic.set(priv, pub);
-      this.#toPrivate.set(pub, priv);
     }
   }
 
@@ -58,19 +56,6 @@ export class ExternalAddresses {
   /** The public IP of a bound IP, or the IP itself when it has none. */
   publicIp(ip: string): string {
     return this.#toPublic.size === 0 ? ip : (this.#toPublic.get(canonicalSafe(ip)) ?? ip);
-  }
-
-  /**
-   * Hot path (every relayed packet): the bound IP behind a public one, or undefined when `ip` is
-   * not a mapped public address. `ip` is canonical text, as decoded from the wire or reported by a socket.
-   */
-  privateOf(ip: string): string | undefined {
-    return this.#toPrivate.get(ip);
-  }
-
-  /** Hot path: the public IP of a bound one (canonical text), or undefined when it has none. */
-  publicOf(ip: string): string | undefined {
-    return this.#toPublic.get(ip);
   }
 
   /** The address a client is told for a bound address: same port, the public IP when mapped. */
@@ -88,7 +73,7 @@ export class ExternalAddresses {
 
   /** Every public IP. */
   publicIps(): string[] {
-    return [...this.#toPrivate.keys()];
+    return [...new Set(this.#toPublic.values())];
   }
 }
 
