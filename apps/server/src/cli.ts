@@ -16,6 +16,7 @@ import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
+import { externalOf } from './external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
@@ -350,6 +351,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
+  for (const m of externalOf(config)) out.stderr.write(`external ${m.public} for ${m.private} (told to clients instead)\n`);
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   try {

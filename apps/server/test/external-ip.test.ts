@@ -76,6 +76,7 @@ describe('nat-server --external-ip on loopback', () => {
     try {
       expect(await until(() => /expose ws:/.test(s.err())), s.err()).toBe(true);
       const url = /rendezvous (ws:\/\/\S+)/.exec(s.err())![1]!;
+      expect(s.err()).toContain('external 127.0.18.9 for 127.0.18.1 (told to clients instead)\n');
       const port = Number(/listening udp 127\.0\.18\.1:(\d+)/.exec(s.err())![1]);
       const tcpPort = Number(/listening tcp 127\.0\.18\.1:(\d+)/.exec(s.err())![1]);
 
