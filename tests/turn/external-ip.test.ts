@@ -144,6 +144,33 @@ describe('a server behind a 1:1 NAT (external addresses)', () => {
     }
   });
 
+  it('maps each family to its own public address (IPv6 too)', async () => {
+    const dual = await startStunServer({
+      listen: ['127.0.17.40', '::1'],
+      port: 0,
+      altPort: null,
+      external: [
+        { public: '127.0.17.41', private: '127.0.17.40' },
+        { public: '2001:db8::41', private: '::1' },
+      ],
+      turn: { realm: 'external-ip.test', auth: staticUsers(USERS), peers: { allow: ['127.0.0.0/8'] }, unauthenticatedRate: 10_000 },
+    });
+    const v6 = dual.listeners.find((l) => l.transport === 'udp' && l.address.family === 'IPv6')!.address;
+    const c = await RawTurn.open(v6, 'alice', USERS.alice, '::1');
+    try {
+      const r = await c.allocate([attr(Attr.RequestedTransport, 17), attr(Attr.RequestedAddressFamily, 'IPv6')]);
+      expect(r.get(Attr.XorRelayedAddress)).toMatchObject({ family: 'IPv6', address: '2001:db8::41' });
+      const b = await new Promise<StunMessage>((resolve) => {
+        c.socket.once('message', (m) => resolve(decodeStunMessage(m)));
+        c.sendRaw(encodeStunMessage({ method: StunMethod.Binding, class: StunClass.Request, attributes: [] }));
+      });
+      expect(b.get(Attr.ResponseOrigin)).toEqual({ family: 'IPv6', address: '2001:db8::41', port: v6.port });
+    } finally {
+      c.close();
+      await dual.close();
+    }
+  });
+
   it('refuses a mapping whose private address it does not bind, or of two families', async () => {
     const start = (external: { public: string; private: string }[]) => startStunServer({ listen: ['127.0.17.30'], port: 0, altPort: null, external });
     await expect(start([{ public: '127.0.17.31', private: '127.0.17.32' }])).rejects.toThrow(
