@@ -16,6 +16,7 @@ import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
+import { externalOf } from './external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
@@ -66,6 +67,7 @@ interface Flags {
   usersFile?: string;
   authSecret?: string[];
   relayIp?: string[];
+  externalIp?: string[];
   minPort?: number;
   maxPort?: number;
   allowPeer?: string[];
@@ -118,7 +120,7 @@ Examples:
                                                               + public ports for nat expose --public
 
 Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
-listen, alternate, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
+listen, alternate, externalIps, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
 rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
 tlsHandshakeTimeout, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
@@ -145,6 +147,7 @@ function buildProgram(out: Out): Command {
     .option('--alt-port <port>', 'alternate port for change-port answers (default 3479; 0 picks one)', portArg)
     .option('--no-alt-port', 'serve no alternate port')
     .option('--no-tcp', 'serve STUN over UDP only')
+    .option('--external-ip <pub[/priv]>', 'behind a 1:1 NAT: tell clients PUB for PRIV (default: --listen, --relay-ip); repeatable', collect)
     .option('--tls-port <port>', 'serve STUN over TLS on this port (default off; 0 picks one)', portArg)
     .option('--tls-cert <file>', 'PEM certificate chain for TLS (default: a generated self-signed one)')
     .option('--tls-key <file>', 'PEM private key for TLS')
@@ -207,7 +210,7 @@ function buildProgram(out: Out): Command {
       '--expose-ports <range>',
       'hand out these public ports (e.g. 20000-20099) to authenticated clients of the rendezvous service (needs --rendezvous-port and --user/--users-file/--auth-secret)',
     )
-    .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address)')
+    .option('--expose-public-ip <ip>', 'the address announced for public ports (default: the rendezvous address, or its --external-ip)')
     .option(
       '--expose-sessions-per-source <n>',
       'expose control connections from one source address (IPv6: one /64) at most (default 250, a quarter of 1000)',
@@ -253,6 +256,7 @@ function flagValues(o: Flags): Record<string, unknown> {
   return {
     listen: o.listen,
     alternate: o.alternate,
+    externalIps: o.externalIp,
     port: o.port,
     altPort: o.altPort === false ? null : o.altPort,
     tcp: o.tcp === false ? false : undefined,
@@ -347,6 +351,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
+  for (const m of externalOf(config)) out.stderr.write(`external ${m.public} for ${m.private} (told to clients instead)\n`);
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   try {

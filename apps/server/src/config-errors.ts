@@ -16,6 +16,7 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   port: '--port',
   altPort: '--alt-port',
   tcp: '--no-tcp',
+  externalIps: '--external-ip',
   tlsPort: '--tls-port',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',

@@ -15,6 +15,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { configErrorSentences } from './config-errors.js';
+import { EXTERNAL_IPS_DESCRIPTION, externalIp, externalIpsProblem, externalOf } from './external-ip.js';
 
 const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { message: 'not an IP prefix (e.g. 10.0.0.0/8)' });
 const ip = z.string().refine((s) => ipFamily(s) !== undefined, { message: 'not an IP address' });
@@ -62,6 +63,8 @@ export const ServerConfig = z
     port: port.default(3478).describe('a port number 0-65535'),
     altPort: port.nullable().default(3479).describe('a port number 0-65535, or null for no alternate port'),
     tcp: z.boolean().default(true).describe('true or false'),
+    /** 1:1 NAT (coturn's external-ip): the public address told to clients for a bound one. */
+    externalIps: list(externalIp).default([]).describe(EXTERNAL_IPS_DESCRIPTION),
     tlsPort: port.optional().describe('a port number 0-65535'),
     tlsCert: z.string().min(1).optional().describe('the path of a PEM certificate chain file'),
     tlsKey: z.string().min(1).optional().describe('the path of a PEM private key file'),
@@ -156,6 +159,10 @@ export const ServerConfig = z
     adminTokenFile: z.string().min(1).optional().describe('the path of a file holding a bearer token of at least 16 characters'),
   })
   .strict()
+  .superRefine((c, ctx) => {
+    const problem = externalIpsProblem(c);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: ['externalIps'] });
+  })
   .refine((c) => c.minPort <= c.maxPort, { message: 'must not exceed maxPort (--max-port)', path: ['minPort'] })
   .refine((c) => c.realm === undefined || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
     message: 'TURN needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets)',
@@ -291,7 +298,8 @@ export async function toServerInit(
           secrets: c.authSecrets,
           users,
           scope,
-          ownRelayIps: c.relayIps ?? c.listen,
+          // Relayed candidates carry the public addresses: those are this server's too.
+          ownRelayIps: [...(c.relayIps ?? c.listen), ...externalOf(c).map((m) => m.public)],
           perPeer: c.anonymousRelayPerPeer,
           total: c.anonymousRelayTotal,
           bandwidth: c.anonymousRelayBandwidth,
@@ -338,6 +346,7 @@ export function toStunServerInit(c: ServerConfig): StunServerInit {
   return {
     listen: c.listen,
     alternate: c.alternate,
+    ...(c.externalIps.length > 0 ? { external: externalOf(c) } : {}),
     port: c.port,
     altPort: c.altPort,
     tcp: c.tcp,

@@ -21,6 +21,7 @@ import {
 import type { Logger } from 'pino';
 import { readAdminToken } from './check-config.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
+import { advertisedIp, externalOf } from './external-ip.js';
 import type { SwappableAuthenticator } from './reload.js';
 
 /** Where the server writes what it tells people (stderr) and scripts (stdout). */
@@ -63,7 +64,9 @@ async function swapIn(swap: SwappableAuthenticator, next: Promise<TurnAuthentica
 export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
   const { logger, out, events } = ctx;
   const first = config.listen[0]!;
-  const host = first.includes(':') ? `[${first}]` : first;
+  // Behind a 1:1 NAT (--external-ip) peers reach the server at its public address.
+  const told = advertisedIp(externalOf(config), first);
+  const host = told.includes(':') ? `[${told}]` : told;
   // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
   const bound = (transport: 'udp' | 'tcp'): number =>
     stun.listeners.find((l) => l.transport === transport && l.role === 'PP' && l.address.address === first)?.address.port ?? config.port;
@@ -113,7 +116,7 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
   const expose = attachExpose(rendezvous.httpServer, {
     host: rendezvous.address.address,
     ports: parsePortRange(config.exposePorts!),
-    ...(config.exposePublicIp ? { publicIp: config.exposePublicIp } : {}),
+    publicIp: config.exposePublicIp ?? exposePublicIpOf(config, rendezvous.address.address),
     ...(config.realm ? { realm: config.realm } : {}),
     ...(config.users.length + config.authSecrets.length > 0 || config.usersFile ? { auth: await swapIn(ctx.exposeAuth, authenticatorOf(config)) } : {}),
     peerKeys: config.exposePeerKeys,
@@ -132,6 +135,16 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
   });
   out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
   return expose;
+}
+
+/** The address announced for public ports: the rendezvous address, or its public one behind a 1:1 NAT (--external-ip). */
+function exposePublicIpOf(config: ServerConfig, host: string): string {
+  const external = externalOf(config);
+  const told = advertisedIp(external, host);
+  if (told !== host || !/^(0\.0\.0\.0|::)$/.test(host)) return told;
+  // A wildcard rendezvous address: the public address of the listen address of its family.
+  const listen = config.listen.find((l) => l.includes(':') === host.includes(':'));
+  return listen === undefined ? host : advertisedIp(external, listen);
 }
 
 /** Expose control connections one source may hold (`exposeSessionsPerSource`, default a quarter of the expose service's session cap). */

@@ -31,6 +31,7 @@ export {
 } from './events.js';
 export { type TlsCredentials, type TlsCredentialsSource, loadTlsCredentials } from './tls/credentials.js';
 export { type EndpointSet, type SocketRole, SOCKET_ROLES, availableRoles, changeRole, roleAddress } from './stun/endpoints.js';
+export { type ExternalAddress, ExternalAddresses } from './stun/external.js';
 export { DEFAULT_RATE_LIMIT, type RateLimit, RateLimiter } from './stun/rate-limiter.js';
 export { StunResponder, type StunReply, type StunResponderInit, type StunResponderStats } from './stun/responder.js';
 export { type StunListener, type StunServer, type StunServerInit, startStunServer } from './stun/server.js';

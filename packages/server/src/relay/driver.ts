@@ -9,8 +9,9 @@
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server as NetServer } from 'node:net';
-import { type AddressFamily, type StunMessage, type TransportAddress, ipFamily } from '@nat/protocol';
+import { type AddressFamily, type StunMessage, type TransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
 import type { ServerEventSink } from '../events.js';
+import { ExternalAddresses } from '../stun/external.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ClientEndpoint } from '../turn/allocation.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
@@ -39,6 +40,12 @@ export interface TurnDriverInit {
   readonly logger?: Logger;
   /** Where the TURN core's events go. Default none. */
   readonly events?: ServerEventSink;
+  /**
+   * 1:1 NAT: relay sockets stay bound to the private relay IP, clients are told the public one
+   * (XOR-RELAYED-ADDRESS), and relaying between two allocations of this server goes straight to
+   * the private address. Default none.
+   */
+  readonly external?: ExternalAddresses;
 }
 
 /** Most UDP client endpoints remembered before those without an allocation are forgotten. */
@@ -50,6 +57,10 @@ export class TurnDriver {
   /** Relay IP per family (the first of `relayIps`, or of the listen addresses, of each family). */
   readonly relayIps: ReadonlyMap<AddressFamily, string>;
   readonly #log: Logger;
+  readonly #external: ExternalAddresses;
+  /** Public relay IP -> the private one it is bound to, and back (canonical text; empty without external addresses). */
+  readonly #inside = new Map<string, string>();
+  readonly #outside = new Map<string, string>();
   readonly #relayPorts: RelayPorts;
   readonly #relays = new Map<number, Partial<Record<AddressFamily, UdpSocket>>>();
   readonly #tcpRelays = new Map<number, NetServer>();
@@ -63,12 +74,19 @@ export class TurnDriver {
 
   constructor(init: TurnDriverInit) {
     this.#log = init.logger ?? silentLogger;
+    this.#external = init.external ?? new ExternalAddresses();
     const relayIps = new Map<AddressFamily, string>();
     for (const ip of init.turn.relayIps ?? init.listen) {
       const f = ipFamily(ip);
       if (f && !relayIps.has(f)) relayIps.set(f, ip);
     }
     this.relayIps = relayIps;
+    for (const ip of relayIps.values()) {
+      const pub = this.#external.publicIp(ip);
+      if (pub === ip) continue;
+      this.#inside.set(pub, canonicalIp(ip));
+      this.#outside.set(canonicalIp(ip), pub);
+    }
     this.core = new TurnCore({
       ...init.turn,
       relayFamilies: [...relayIps.keys()],
@@ -142,8 +160,11 @@ export class TurnDriver {
     switch (o.kind) {
       case 'to-client':
         return this.#senders.get(o.endpoint.key)?.(o.bytes);
-      case 'to-peer':
-        return void this.#relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, o.peer.address);
+      case 'to-peer': {
+        // A peer at one of this server's public addresses (another allocation's relayed address) is reached inside.
+        const inside = this.#inside.size === 0 ? undefined : this.#inside.get(o.peer.address);
+        return void this.#relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, inside ?? o.peer.address);
+      }
       case 'open-relay':
         if (o.transport === 'tcp') void this.#openTcpRelay(o.allocation, o.families[0]!);
         else void this.#openRelay(o);
@@ -186,13 +207,17 @@ export class TurnDriver {
       if (opened.next && newToken) this.#relayPorts.reserve(newToken, opened.next);
       const socket = opened.socket;
       sockets[family] = socket;
-      // Hot path: peer -> client.
+      // Hot path: peer -> client. Another allocation of this server sends from the private
+      // address; its peers know it by the public one (the permission names that one).
+      const outside = this.#outside;
       socket.on('message', (msg, rinfo) => {
-        this.core.handlePeerData(id, msg, rinfo as TransportAddress, Date.now());
+        const pub = outside.size === 0 ? undefined : outside.get(rinfo.address);
+        const from = pub === undefined ? (rinfo as TransportAddress) : { family: rinfo.family as AddressFamily, address: pub, port: rinfo.port };
+        this.core.handlePeerData(id, msg, from, Date.now());
         this.flush();
       });
       socket.on('error', (e) => this.#log.debug({ err: e.message, allocation: id }, 'relay socket error'));
-      this.core.relayOpened(id, family, { family, address: ip, port: socket.address().port });
+      this.core.relayOpened(id, family, this.#external.advertise({ family, address: ip, port: socket.address().port }));
     }
     this.flush();
   }
@@ -207,7 +232,7 @@ export class TurnDriver {
     }
     this.#tcpRelays.set(id, server);
     server.on('connection', (socket) => this.#peers.incoming(id, socket));
-    this.core.relayOpened(id, family, { family, address: ip, port: (server.address() as { port: number }).port });
+    this.core.relayOpened(id, family, this.#external.advertise({ family, address: ip, port: (server.address() as { port: number }).port }));
     this.flush();
   }
 

@@ -45,6 +45,11 @@ export interface StunResponderStats {
 export interface StunResponderInit {
   /** The server's addresses in this family. */
   readonly endpoints: EndpointSet;
+  /**
+   * The same addresses as clients see them (1:1 NAT: public IPs, same ports), told in
+   * RESPONSE-ORIGIN, OTHER-ADDRESS and their RFC 3489 forms. Default `endpoints`.
+   */
+  readonly advertised?: EndpointSet;
   /** SOFTWARE to include when the amplification budget allows. Default none. */
   readonly software?: string;
   /** Per-source rate limit. Default 500 requests/s with bursts of 1000; `{ perSecond: 0 }` disables. */
@@ -91,6 +96,8 @@ const understood = (t: number): boolean => UNDERSTOOD.has(t);
  */
 export class StunResponder {
   readonly endpoints: EndpointSet;
+  /** What RESPONSE-ORIGIN and OTHER-ADDRESS tell: `advertised`, or `endpoints`. */
+  readonly advertised: EndpointSet;
   readonly stats: StunResponderStats = { answered: 0, errors: 0, dropped: 0, rateLimited: 0, indications: 0 };
   readonly #software: string | undefined;
   readonly #limiter: RateLimiter;
@@ -98,6 +105,7 @@ export class StunResponder {
 
   constructor(init: StunResponderInit) {
     this.endpoints = init.endpoints;
+    this.advertised = init.advertised ?? init.endpoints;
     this.#events = init.events ?? noEvents;
     this.#software = init.software;
     this.#limiter = new RateLimiter(init.rateLimit ?? DEFAULT_RATE_LIMIT);
@@ -174,7 +182,7 @@ export class StunResponder {
       return this.#error(request, 400, 'Bad Request: CHANGE-REQUEST and RESPONSE-PORT are UDP-only', [], from, role, stream);
     }
     const via = changeRole(role, changeIp, changePort);
-    const origin = roleAddress(this.endpoints, via);
+    const origin = roleAddress(this.advertised, via);
     if (origin === undefined) {
       // RFC 5780 section 6.1: a server without the alternate address it would need answers 420,
       // listing CHANGE-REQUEST as not understood.
@@ -184,7 +192,7 @@ export class StunResponder {
       return this.#error(request, 400, 'Bad Request: RESPONSE-PORT 0', [], from, role, stream);
     }
     const to = responsePort === undefined ? from : { family: from.family, address: from.address, port: responsePort };
-    const other = roleAddress(this.endpoints, changeRole(role, true, true));
+    const other = roleAddress(this.advertised, changeRole(role, true, true));
 
     // Attribute sizes: 4-byte header plus 8 (IPv4) or 20 (IPv6) bytes of address.
     const a = from.family === 'IPv6' ? 24 : 12;

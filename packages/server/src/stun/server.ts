@@ -12,6 +12,7 @@ import { bindEndpointSet, listenStream } from '../listeners/udp.js';
 import { TurnDriver, type TurnOptions } from '../relay/driver.js';
 import type { TurnCore, TurnStats } from '../turn/core.js';
 import { type EndpointSet, type SocketRole, availableRoles, roleAddress } from './endpoints.js';
+import { type ExternalAddress, ExternalAddresses } from './external.js';
 import type { RateLimit } from './rate-limiter.js';
 import { StunResponder, type StunResponderStats } from './responder.js';
 import { type StunStreamContext, serveStunStream } from './stream-service.js';
@@ -54,6 +55,13 @@ export interface StunServerInit {
   readonly turn?: TurnOptions;
   /** Where events go: connections (governor), rate-limited requests (responder), the TURN core's. Default {@link noEvents}. */
   readonly events?: ServerEventSink;
+  /**
+   * 1:1 NAT (a cloud VM's public address mapped to its private one, coturn's `external-ip`):
+   * sockets stay bound to `private` (a listen, alternate or relay IP), and every address told
+   * to a client carries `public` with the same port: XOR-RELAYED-ADDRESS, RESPONSE-ORIGIN,
+   * OTHER-ADDRESS. The public addresses are never relay peers either. Default none.
+   */
+  readonly external?: readonly ExternalAddress[];
 }
 
 /** A listening socket of the server and what it is for. */
@@ -117,6 +125,7 @@ interface Running {
   readonly responders: StunResponder[];
   readonly governor: StreamGovernor;
   readonly turn: TurnDriver | undefined;
+  readonly external: ExternalAddresses;
   readonly log: Logger;
   readonly events: ServerEventSink;
   /** Numbers the stream connections (their TURN endpoint keys). */
@@ -135,7 +144,8 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const log = init.logger ?? silentLogger;
   const events = init.events ?? noEvents;
   const limits: StreamLimits = { maxConnections: init.maxConnections, idleTimeoutMs: init.idleTimeoutMs, ...init.streams };
-  const turn = init.turn ? new TurnDriver({ turn: init.turn, listen: init.listen, logger: log, events }) : undefined;
+  const external = new ExternalAddresses(init.external, [...init.listen, ...(init.alternate ?? []), ...(init.turn?.relayIps ?? [])]);
+  const turn = init.turn ? new TurnDriver({ turn: init.turn, listen: init.listen, logger: log, events, external }) : undefined;
   const run: Running = {
     udpSockets: [],
     streamServers: [],
@@ -145,6 +155,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     responders: [],
     governor: new StreamGovernor(limits, { log, events, service: turn ? 'turn' : 'stun' }),
     turn,
+    external,
     log,
     events,
     nextId: counter(),
@@ -153,16 +164,20 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
   const close = (): Promise<void> => closeRunning(run);
   try {
     const tls =
-      init.tlsPort !== undefined ? await loadTlsCredentials(init.tls ?? { selfSigned: true, altIps: [...init.listen, ...(init.alternate ?? [])] }) : undefined;
+      init.tlsPort !== undefined
+        ? await loadTlsCredentials(init.tls ?? { selfSigned: true, altIps: [...init.listen, ...(init.alternate ?? []), ...external.publicIps()] })
+        : undefined;
     for (const primary of init.listen) await startFamily(init, run, primary, tls);
   } catch (e) {
     await close();
     throw e;
   }
-  // The server's own listeners are never relay peers (its relay IPs stand in for a wildcard listen address).
+  // The server's own listeners, at their bound and public addresses, are never relay peers (its
+  // relay IPs stand in for a wildcard listen address).
+  const listening = run.listeners.map((l) => l.address);
   turn?.core.addServiceAddresses(
-    run.listeners.map((l) => l.address),
-    [...turn.relayIps.values()],
+    [...listening, ...listening.map((a) => external.advertise(a)).filter((a) => !listening.includes(a))],
+    [...turn.relayIps.values(), ...[...turn.relayIps.values()].map((ip) => external.publicIp(ip))],
   );
   for (const l of run.listeners) log.info({ transport: l.transport, role: l.role, address: formatTransportAddress(l.address) }, 'listening');
   return {
@@ -188,7 +203,13 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
   run.udpSockets.push(...Object.values(sockets));
   run.streamServers.push(...tcpServers.values());
   run.endpoints.push(set);
-  const responder = new StunResponder({ endpoints: set, software: init.software, rateLimit: init.rateLimit, events: run.events });
+  const responder = new StunResponder({
+    endpoints: set,
+    advertised: run.external.advertiseSet(set),
+    software: init.software,
+    rateLimit: init.rateLimit,
+    events: run.events,
+  });
   run.responders.push(responder);
   for (const role of availableRoles(set)) {
     serveStunUdp(sockets, set, role, responder, run.turn, run.log);
