@@ -63,7 +63,7 @@ const EXCLUDED: Record<string, string> = {
 };
 
 /** Documentation (and fixed loopback) addresses of the READMEs, in alias order. */
-const DOC_ADDRESSES = ['127.0.0.1', '127.0.0.2', '203.0.113.1', '203.0.113.2', '198.51.100.7'];
+const DOC_ADDRESSES = ['127.0.0.1', '127.0.0.2', '203.0.113.1', '203.0.113.2', '198.51.100.7', '10.0.0.5'];
 
 const readmes = [
   'README.md',

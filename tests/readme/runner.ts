@@ -114,6 +114,7 @@ export async function runLine(ctx: Context, line: string): Promise<void> {
       const r = await runProc(line, argv, o, 10_000);
       expect(r.code, output(r)).toBe(0);
       if (/\/metrics\b/.test(line)) expect(r.stdout, 'the metrics as Prometheus reads them').toMatch(/^nat_turn_allocations_active \d+$/m);
+      if (/\/status\.json\b/.test(line)) expect(JSON.parse(r.stdout), 'the status page as data').toHaveProperty('counts');
       return;
     }
     case 'demo':
