@@ -16,12 +16,38 @@ export type StunClientErrorCode =
   | 'BAD_ADDRESS';
 
 /**
- * The client layer's one error type. Every operation of @nat/client that fails rejects with a
- * `StunClientError` whose `code` says why; the original error, when there is one, is `cause`.
+ * The base class of every error @nat/client throws or rejects with: a `code` (a string union
+ * of the subclass's), a message that says what was observed, and the original error as `cause`
+ * when there is one. One subclass per layer, each with its own `name` and codes:
+ *
+ * | subclass | layer | codes |
+ * |---|---|---|
+ * | {@link StunClientError} | STUN, TURN, ICE, rendezvous | {@link StunClientErrorCode} (ICE failures and rendezvous refusals also set `reason`) |
+ * | `IceConnectError` (a `StunClientError`) | a connection that failed to connect | as `StunClientError`, plus `diagnosis` |
+ * | `PeerLinkError` | the encrypted peer link | `PeerLinkErrorCode` |
+ * | `PortMapError` | port mapping (UPnP IGD, NAT-PMP, PCP) | `PortMapErrorCode` |
+ * | `IdentityFileError` | identity files | `IdentityFileErrorCode` |
+ *
+ * `e instanceof NatClientError` tells a client error from any other; `e.code` is then set.
  */
-export class StunClientError extends Error {
+export class NatClientError<Code extends string = string> extends Error {
+  override readonly name: string = 'NatClientError';
+  /** What went wrong, one of the subclass's codes. */
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/**
+ * The error of the STUN, TURN, ICE and rendezvous layers: every such operation of @nat/client
+ * that fails rejects with a `StunClientError` whose `code` says why; the original error, when
+ * there is one, is `cause`.
+ */
+export class StunClientError extends NatClientError<StunClientErrorCode> {
   override readonly name = 'StunClientError';
-  readonly code: StunClientErrorCode;
   /** For `ERROR_RESPONSE`: the ERROR-CODE number (300-699), when the response carried one. */
   readonly stunErrorCode: number | undefined;
   /** For `ERROR_RESPONSE`: the ERROR-CODE reason phrase. */
@@ -30,8 +56,7 @@ export class StunClientError extends Error {
   readonly response: StunMessage | undefined;
 
   constructor(code: StunClientErrorCode, message: string, options: { cause?: unknown; stunErrorCode?: number; reason?: string; response?: StunMessage } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options);
     this.stunErrorCode = options.stunErrorCode;
     this.reason = options.reason;
     this.response = options.response;

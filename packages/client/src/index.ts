@@ -37,14 +37,17 @@
  *   credential exchange, refreshes, permissions, channels, Send indications and ChannelData over
  *   UDP, TCP and TLS (RFC 8656).
  *
- * Errors: every operation rejects with a {@link StunClientError} whose `code` is `TIMEOUT`,
- * `ABORTED`, `ERROR_RESPONSE` (with `stunErrorCode`), `BAD_RESPONSE`, `SOCKET` or
- * `BAD_ADDRESS`. Discovery reports test failures in its result instead of throwing.
+ * Errors: every error is a {@link NatClientError} with a `code`, of one subclass per layer.
+ * The STUN, TURN, ICE and rendezvous operations reject with a {@link StunClientError} whose
+ * `code` is `TIMEOUT`, `ABORTED`, `ERROR_RESPONSE` (with `stunErrorCode`), `BAD_RESPONSE`,
+ * `SOCKET` or `BAD_ADDRESS`; the peer link with a `PeerLinkError`, port mapping with a
+ * `PortMapError`, identity files with an `IdentityFileError`. Discovery reports test failures
+ * in its result instead of throwing.
  *
  * @packageDocumentation
  */
 
-export { StunClientError, type StunClientErrorCode, isStunClientError } from './errors.js';
+export { NatClientError, StunClientError, type StunClientErrorCode, isStunClientError } from './errors.js';
 
 export { type RetransmissionOptions, type Retransmission, RFC8489_RETRANSMISSION, resolveRetransmission, transactionBudget } from './transaction/options.js';
 export { StunTransaction, type StunTransactionInit, type TransactionResult, type TransactionState } from './transaction/transaction.js';

@@ -65,8 +65,8 @@ export {
   type IceIteratorOptions,
   type ConnectionEndpoint,
   type ConnectionPath,
-  connectPeer,
 } from './connection.js';
+export { connectPeer } from './connect-peer.js';
 export { acceptOffer, acceptPeers, type AcceptPeersOptions, type PerOfferSetup, type RefusedOffer, acceptedConnections } from './accept.js';
 export {
   DEFAULT_MAX_SESSIONS,

@@ -1,3 +1,5 @@
+import { NatClientError } from '../errors.js';
+
 /** What went wrong in a {@link PeerLinkError}. */
 export type PeerLinkErrorCode =
   /** the peer's static key is not the one its peer id names, or the peer is not allowed */
@@ -17,12 +19,7 @@ export type PeerLinkErrorCode =
    */
   | 'TAMPERED';
 
-/** The peer link's one error type. */
-export class PeerLinkError extends Error {
+/** The peer link's one error type (a {@link NatClientError}). */
+export class PeerLinkError extends NatClientError<PeerLinkErrorCode> {
   override readonly name = 'PeerLinkError';
-  readonly code: PeerLinkErrorCode;
-  constructor(code: PeerLinkErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-  }
 }

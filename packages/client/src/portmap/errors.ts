@@ -1,3 +1,5 @@
+import { NatClientError } from '../errors.js';
+
 /** What went wrong in a {@link PortMapError}. */
 export type PortMapErrorCode =
   /** the gateway did not answer within the retransmission budget */
@@ -19,15 +21,13 @@ export type PortMapErrorCode =
   /** a UPnP description or control URL that is not on the gateway's address: no request is sent there */
   | 'NOT_GATEWAY';
 
-/** The port-mapping layer's one error type: every failure of @nat/client's port mapping. */
-export class PortMapError extends Error {
+/** The port-mapping layer's one error type (a {@link NatClientError}): every failure of @nat/client's port mapping. */
+export class PortMapError extends NatClientError<PortMapErrorCode> {
   override readonly name = 'PortMapError';
-  readonly code: PortMapErrorCode;
   /** For REFUSED: the method's result code (NAT-PMP/PCP result code, UPnP errorCode). */
   readonly resultCode: number | undefined;
   constructor(code: PortMapErrorCode, message: string, options: { cause?: unknown; resultCode?: number } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options);
     this.resultCode = options.resultCode;
   }
 }

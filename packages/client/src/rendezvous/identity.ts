@@ -3,6 +3,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { peerIdFromPublicKey } from '@nat/protocol';
+import { NatClientError } from '../errors.js';
 
 /**
  * A peer's identity: an Ed25519 key pair, as node:crypto's `generateKeyPairSync('ed25519')`
@@ -63,16 +64,16 @@ export function identityFromPem(pem: string | Buffer): RendezvousIdentity {
 /** Why an identity file could not be used: `READ` (it exists but cannot be read), `INVALID` (not an Ed25519 PKCS#8 PEM key), `CREATE` (it or its folder cannot be created). */
 export type IdentityFileErrorCode = 'READ' | 'INVALID' | 'CREATE';
 
-/** An identity file that cannot be read, parsed or created; `path` names it, `cause` is the fs or key error. */
-export class IdentityFileError extends Error {
+/** An identity file that cannot be read, parsed or created (a {@link NatClientError}); `path` names it, `cause` is the fs or key error. */
+export class IdentityFileError extends NatClientError<IdentityFileErrorCode> {
   override readonly name = 'IdentityFileError';
   constructor(
-    readonly code: IdentityFileErrorCode,
+    code: IdentityFileErrorCode,
     readonly path: string,
     message: string,
     options: { cause?: unknown } = {},
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 }
 
