@@ -1,5 +1,6 @@
 // Host candidate ranking (RFC 8445 section 5.1.2.1, RFC 8421): the address the kernel routes
 // from toward the server first, then addresses the internet can reach, then private ones.
+import { isGlobalIPv6 } from '../src/ice/family.js';
 import { describe, expect, it } from 'vitest';
 import { addressPrecedence, isPublicAddress, rankHostAddresses, routeSourceAddress } from '../src/index.js';
 
@@ -81,5 +82,13 @@ describe('rankHostAddresses', () => {
     const src = await routeSourceAddress({ family: 'IPv4', address: '127.0.0.5', port: 3478 });
     expect(src).toMatch(/^127\./);
     expect(rankHostAddresses(['198.51.100.1', src!], src)[0]).toBe(src);
+  });
+});
+
+describe('isGlobalIPv6: the pairs whose nomination waits for a firewalled first check', () => {
+  it('is true for global unicast IPv6 only', () => {
+    for (const ip of ['2001:db8:a::2', '2a00:1450::1', '2600::5']) expect(isGlobalIPv6(ip), ip).toBe(true);
+    for (const ip of ['fe80::1', 'fd00::1', '::1', '::ffff:192.0.2.1', '2001::1', '2002:c000:201::1', '192.0.2.1', 'not an ip'])
+      expect(isGlobalIPv6(ip), ip).toBe(false);
   });
 });

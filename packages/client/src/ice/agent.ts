@@ -23,6 +23,7 @@ import {
   verifyFingerprint,
   verifyMessageIntegrity,
 } from '@nat/protocol';
+import { isGlobalIPv6 } from './family.js';
 import { encodeCheckError, encodeCheckRequest, encodeCheckSuccess, encodeKeepalive } from './messages.js';
 import {
   type BaseId,
@@ -118,6 +119,12 @@ const COMPONENT = 1;
 
 const keyOf = (a: TransportAddress): string => `${a.address}|${a.port}`;
 const txKeyOf = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset + 4, 16).toString('hex');
+/**
+ * How long a valid pair waits for a pending higher-priority pair toward a global IPv6 address
+ * before it is nominated (RFC 8421's preference; RFC 8305 gives IPv6 a head start of the same
+ * order): the peer's stateful firewall drops the first check until the peer's own check opens it.
+ */
+const IPV6_NOMINATION_WAIT = 1000;
 const isPending = (p: Pair): boolean => p.state === 'frozen' || p.state === 'waiting' || p.state === 'in-progress';
 
 function canonicalAddress(a: TransportAddress): TransportAddress {
@@ -777,13 +784,16 @@ export class IceAgent {
    * later, and for a pair already being checked no longer than it could still answer, two round
    * trips of `best` plus Ta after its check went out. A higher-priority pair that never answers
    * (a host candidate in the other side's private network) then costs a few ms, not the whole
-   * delay; one not yet checked keeps the whole delay.
+   * delay; one not yet checked keeps the whole delay, and so does one toward a global IPv6
+   * address (RFC 8421: the pair to prefer), whose first check a stateful firewall at the peer
+   * usually drops until the peer's own check opens it.
    */
   private nominationTime(best: Pair, validAt: number): number {
     const latest = validAt + this.opts.nominationDelay;
     let at = validAt;
     for (const p of this.pairList) {
       if (p.priority <= best.priority || !isPending(p)) continue;
+      if (isGlobalIPv6(p.remote.address.address)) return validAt + Math.max(this.opts.nominationDelay, IPV6_NOMINATION_WAIT);
       if (p.state !== 'in-progress' || p.checkStartedAt === undefined) return latest;
       at = Math.max(at, p.checkStartedAt + 2 * (best.rttMs ?? 0) + this.opts.ta);
     }

@@ -36,6 +36,17 @@ export function addressPrecedence(ip: string): number | undefined {
   return 40;
 }
 
+/**
+ * A global unicast IPv6 address (RFC 6724 precedence 40, not link-local `fe80::/10`): one that
+ * needs no NAT binding, but is usually behind a stateful firewall that drops a check until the
+ * peer's own check has gone out.
+ */
+export function isGlobalIPv6(ip: string): boolean {
+  if (ipFamily(ip) !== 'IPv6' || addressPrecedence(ip) !== 40) return false;
+  const b = ipToBytes(ip);
+  return !(b[0] === 0xfe && (b[1]! & 0xc0) === 0x80);
+}
+
 /** The base of the relayed candidate of `family` (the IPv4 one keeps the historical id `relay`). */
 export function relayBase(family: AddressFamily): BaseId {
   return family === 'IPv6' ? 'relay6' : 'relay';
