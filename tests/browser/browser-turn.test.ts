@@ -103,7 +103,12 @@ describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE se
       const { a, b } = page.selected;
       for (const pair of [a, b]) {
         expect(pair).not.toBeNull();
-        expect(pair!.state).toBe('succeeded');
+        // libwebrtc sets a pair 'in-progress' each time it sends a check on it (Connection::Ping)
+        // and 'succeeded' when the response comes, so a snapshot taken while a keepalive check
+        // is outstanding reads 'in-progress' (seen twice under load in CI). A received check
+        // response is what proves the pair succeeded.
+        expect(['succeeded', 'in-progress']).toContain(pair!.state);
+        expect(pair!.responsesReceived).toBeGreaterThanOrEqual(1);
         expect(pair!.nominated).toBe(true);
         expect(pair!.local.candidateType).toBe('relay');
         expect(pair!.remote.candidateType).toBe('relay');

@@ -187,6 +187,7 @@ window.runExchange = async function runExchange(cfg) {
         currentRoundTripTime: typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime : null,
         bytesSent: pair.bytesSent || 0,
         bytesReceived: pair.bytesReceived || 0,
+        responsesReceived: pair.responsesReceived || 0,
       };
     };
     var selected = { a: await selectedPair(a), b: await selectedPair(b) };

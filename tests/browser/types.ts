@@ -45,6 +45,8 @@ export interface SelectedPair {
   readonly currentRoundTripTime: number | null;
   readonly bytesSent: number;
   readonly bytesReceived: number;
+  /** STUN check responses received on this pair (RTCIceCandidatePairStats.responsesReceived). */
+  readonly responsesReceived: number;
 }
 
 /** An RTCPeerConnectionIceErrorEvent (a TURN or STUN error the browser saw). */
