@@ -40,7 +40,7 @@ const longFunctions = [
 const cores = [
   'packages/client/src/transaction/**/*.ts',
   'packages/client/src/ice/**/*.ts',
-  'packages/client/src/turn/{core,credentials,events,options,peers}.ts',
+  'packages/client/src/turn/{core,credentials,data-path,events,exchange,options,peer-outcomes,peers,requests}.ts',
   'packages/client/src/link/{records,seal,errors}.ts',
   'packages/server/src/turn/{core,allocation,peer-policy,answers,authenticate,lifecycle,options,peer-check,state,handlers/*}.ts',
   'packages/server/src/stun/{responder,endpoints,rate-limiter}.ts',
