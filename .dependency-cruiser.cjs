@@ -17,7 +17,7 @@ const app = '^(apps/|@nat/(cli|server-app)$)';
 const cores = [
   'packages/client/src/transaction/',
   'packages/client/src/ice/',
-  'packages/client/src/turn/(core|credentials|events|options|peers)\\.ts$',
+  'packages/client/src/turn/(core|credentials|data-path|events|exchange|options|peer-outcomes|peers|requests)\\.ts$',
   'packages/client/src/link/(records|seal|errors)\\.ts$',
   'packages/server/src/turn/(core|allocation|peer-policy|answers|authenticate|lifecycle|options|peer-check|state|handlers/[^/]+)\\.ts$',
   'packages/server/src/stun/(responder|endpoints|rate-limiter)\\.ts$',

@@ -15,6 +15,7 @@ import {
   startStunServer,
   staticUsers,
 } from '@nat/server';
+import { type IceConnection, IceError, RendezvousClient, TurnClient, acceptPeers, connectPeer, connectionDiagnosis, generateIdentity } from '@nat/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPair, echo } from './peers.js';
 
@@ -23,6 +24,7 @@ const scope = new MemoryRelayScope();
 let stun: StunServer;
 let rv: RendezvousServer;
 let port6: number;
+let port4: number;
 
 beforeAll(async () => {
   stun = await startStunServer({
@@ -38,6 +40,7 @@ beforeAll(async () => {
     },
   });
   port6 = stun.listeners.find((l) => l.transport === 'udp' && l.address.family === 'IPv6')!.address.port;
+  port4 = stun.listeners.find((l) => l.transport === 'udp' && l.address.family === 'IPv4')!.address.port;
   rv = await startRendezvous({ host: '::1', port: 0, scope, turn: { urls: [`turn:[::1]:${port6}`], secret: SECRET, ttl: 300 } });
 });
 
@@ -66,8 +69,8 @@ describe('ICE over IPv6 (loopback)', () => {
   });
 
   it('prefers the IPv6 relayed address when the peer has host candidates of both families', async () => {
-    // An operator's user (not the anonymous tier, which relays only toward the family a peer
-    // registered from: see below), so that the IPv4 relay could reach bob's 127.0.0.1 too; bob
+    // An operator's user (not the anonymous tier, which relays toward a peer's other family only
+    // once the peer proved it: see below), so that the IPv4 relay could reach bob's 127.0.0.1 too; bob
     // lists 127.0.0.1 first, so only the relays' own local preference puts the IPv6 pair first.
     const iceServers = [{ urls: `turn:[::1]:${port6}`, username: 'operator', credential: 'operator-password' }];
     const p = await connectPair(rv.url, { hostCandidates: false, iceServers }, { hostAddresses: ['127.0.0.1', '::1'], relay: false });
@@ -80,18 +83,53 @@ describe('ICE over IPv6 (loopback)', () => {
     }
   });
 
-  // Server limitation (packages/server/src/rendezvous/scope.ts, recordSignalledCandidates): the
-  // anonymous tier records only candidates on the sender's own source address, so a peer that
-  // registered over IPv6 can never be relayed to on its IPv4 addresses (nor an IPv4-registered
-  // one on IPv6): CreatePermission gets 403 "peer address not signalled in this credential's
-  // sessions". Expected to fail until the server records a dual-stack peer's other family;
-  // drop `.fails` then.
-  it.fails('relays with anonymous credentials toward the IPv4 host of a peer registered over IPv6', async () => {
-    const p = await connectPair(rv.url, { hostCandidates: false }, { hostAddresses: ['127.0.0.1'], relay: false });
+  // The anonymous tier relays toward a candidate only when something proves the peer that
+  // signalled it is there: its rendezvous connection's own address, or (a dual-stack peer's other
+  // family) an Allocate it signed from that address with the nonce the server sent there.
+  it('refuses (403) anonymous relaying toward the IPv4 host of a peer registered over IPv6 that never reached this server over IPv4: nothing proves that address is its own', async () => {
+    const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+    const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+    const stop = acceptPeers(bob, () => {}, { hostAddresses: ['127.0.0.1'], relay: false });
     try {
-      expect(p.conn.path).toMatchObject({ path: 'relay', remoteCandidate: { address: { address: '127.0.0.1' } } });
+      const e = await connectPeer(alice, bob.id, { hostCandidates: false, agent: { failureTimeout: 6000 } }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(IceError);
+      expect(connectionDiagnosis(e)?.permissionsRefused).toContainEqual(expect.objectContaining({ ip: '127.0.0.1', code: 403 }));
     } finally {
-      await p.cleanup();
+      stop();
+      await Promise.all([alice.close(), bob.close()]);
+    }
+  });
+
+  it('relays with anonymous credentials toward the IPv4 host of a peer registered over IPv6 once that peer allocated from its IPv4 address', async () => {
+    const alice = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+    const bob = await RendezvousClient.connect({ url: rv.url, identity: generateIdentity() });
+    const accepted: IceConnection[] = [];
+    const stop = acceptPeers(
+      bob,
+      (c) => {
+        accepted.push(c);
+        c.on('data', (d) => c.send(new Uint8Array([...d, 0x21])));
+      },
+      { hostAddresses: ['127.0.0.1'], relay: false },
+    );
+    // bob's anonymous credentials (from its IPv6 registration), used once over IPv4
+    const creds = bob.iceServers.find((s) => s.username !== undefined)!;
+    const proof = await TurnClient.connect({ server: `127.0.0.1:${port4}`, username: creds.username!, password: creds.credential! });
+    let conn: IceConnection | undefined;
+    try {
+      conn = await connectPeer(alice, bob.id, { hostCandidates: false });
+      expect(conn.path).toMatchObject({
+        path: 'relay',
+        localCandidate: { type: 'relay' },
+        remoteCandidate: { type: 'host', address: { address: '127.0.0.1' } },
+      });
+      expect(await echo(conn, 'over IPv4')).toBe('over IPv4!');
+    } finally {
+      stop();
+      await conn?.close();
+      await Promise.all(accepted.map((c) => c.close()));
+      await proof.close();
+      await Promise.all([alice.close(), bob.close()]);
     }
   });
 });

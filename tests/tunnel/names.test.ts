@@ -22,13 +22,13 @@ it('binds a name to the claiming key; others resolve it and cannot take it', asy
   try {
     expect(await owner.claimName('zeronet-home')).toEqual({ peerId: owner.id, online: true });
     expect(await owner.claimName('zeronet-home')).toEqual({ peerId: owner.id, online: true }); // idempotent
-    await expect(thief.claimName('zeronet-home')).rejects.toMatchObject({ code: 'ERROR_RESPONSE', reason: 'name-taken' });
+    await expect(thief.claimName('zeronet-home')).rejects.toMatchObject({ name: 'RendezvousError', code: 'name-taken' });
     expect(await thief.resolveName('zeronet-home')).toEqual({ peerId: owner.id, online: true });
-    await expect(thief.resolveName('nobody-here')).rejects.toMatchObject({ reason: 'unknown-name' });
-    await expect(thief.claimName('Not A Label')).rejects.toMatchObject({ code: 'ERROR_RESPONSE' });
+    await expect(thief.resolveName('nobody-here')).rejects.toMatchObject({ code: 'unknown-name' });
+    await expect(thief.claimName('Not A Label')).rejects.toMatchObject({ name: 'RendezvousError', code: 'bad-message' });
     await owner.close();
     // the owner is away: the name stays its own
-    await expect(thief.claimName('zeronet-home')).rejects.toMatchObject({ reason: 'name-taken' });
+    await expect(thief.claimName('zeronet-home')).rejects.toMatchObject({ code: 'name-taken' });
     expect(await thief.resolveName('zeronet-home')).toEqual({ peerId: owner.id, online: false });
     const back = await RendezvousClient.connect({ url: rv.url, identity: ownerId });
     expect(await back.claimName('zeronet-home')).toEqual({ peerId: owner.id, online: true });

@@ -1,4 +1,6 @@
-import type { StunMessage } from '@nat/protocol';
+import type { SignallingErrorCode, StunMessage } from '@nat/protocol';
+import type { ConnectionDiagnosis } from './connect/diagnosis-types.js';
+import type { IceFailureReason } from './ice/types.js';
 
 /** What went wrong in a {@link StunClientError}. */
 export type StunClientErrorCode =
@@ -22,8 +24,10 @@ export type StunClientErrorCode =
  *
  * | subclass | layer | codes |
  * |---|---|---|
- * | {@link StunClientError} | STUN, TURN, ICE, rendezvous | {@link StunClientErrorCode} (ICE failures and rendezvous refusals also set `reason`) |
- * | `IceConnectError` (a `StunClientError`) | a connection that failed to connect | as `StunClientError`, plus `diagnosis` |
+ * | {@link StunClientError} | STUN, TURN, and the sockets under ICE and the rendezvous | {@link StunClientErrorCode} |
+ * | {@link IceError} | ICE: no pair worked, consent lost | {@link IceErrorCode} |
+ * | {@link RendezvousError} | the rendezvous or the peer refused (through it) | {@link RendezvousErrorCode} |
+ * | `IceConnectError` (a `StunClientError`) | a connection whose socket failed before it connected | as `StunClientError`, plus `diagnosis` |
  * | `PeerLinkError` | the encrypted peer link | `PeerLinkErrorCode` |
  * | `PortMapError` | port mapping (UPnP IGD, NAT-PMP, PCP) | `PortMapErrorCode` |
  * | `IdentityFileError` | identity files | `IdentityFileErrorCode` |
@@ -42,15 +46,16 @@ export class NatClientError<Code extends string = string> extends Error {
 }
 
 /**
- * The error of the STUN, TURN, ICE and rendezvous layers: every such operation of @nat/client
- * that fails rejects with a `StunClientError` whose `code` says why; the original error, when
- * there is one, is `cause`.
+ * The error of the STUN and TURN layers, and of the sockets under ICE and the rendezvous: every
+ * such operation of @nat/client that fails rejects with a `StunClientError` whose `code` says
+ * why; the original error, when there is one, is `cause`. An ICE failure is an
+ * {@link IceError}, a refusal by the rendezvous or the peer a {@link RendezvousError}.
  */
 export class StunClientError extends NatClientError<StunClientErrorCode> {
-  override readonly name = 'StunClientError';
+  override readonly name: string = 'StunClientError';
   /** For `ERROR_RESPONSE`: the ERROR-CODE number (300-699), when the response carried one. */
   readonly stunErrorCode: number | undefined;
-  /** For `ERROR_RESPONSE`: the ERROR-CODE reason phrase. */
+  /** For `ERROR_RESPONSE`: the ERROR-CODE reason phrase (or the expose service's refusal code). */
   readonly reason: string | undefined;
   /** For `ERROR_RESPONSE` and `BAD_RESPONSE`: the response that caused it. */
   readonly response: StunMessage | undefined;
@@ -60,6 +65,54 @@ export class StunClientError extends NatClientError<StunClientErrorCode> {
     this.stunErrorCode = options.stunErrorCode;
     this.reason = options.reason;
     this.response = options.response;
+  }
+}
+
+/** Why ICE failed: an {@link IceFailureReason} (`no-remote-candidates`, `all-pairs-failed`, `timeout`, `consent-expired`, `no-local-candidates`). */
+export type IceErrorCode = IceFailureReason;
+
+/**
+ * An ICE connection that failed: the agent found no working pair (`all-pairs-failed`,
+ * `timeout`, `no-remote-candidates`), gathering found no local candidate
+ * (`no-local-candidates`), or the selected pair lost consent (`consent-expired`). From
+ * `connectPeer`, `diagnosis` says what the connection observed.
+ */
+export class IceError extends NatClientError<IceErrorCode> {
+  override readonly name = 'IceError';
+  /** What the connection observed until it failed, when a connection attempt rejected with it. */
+  readonly diagnosis: ConnectionDiagnosis | undefined;
+
+  constructor(code: IceErrorCode, message: string, options: { cause?: unknown; diagnosis?: ConnectionDiagnosis } = {}) {
+    super(code, message, options);
+    this.diagnosis = options.diagnosis;
+  }
+}
+
+/**
+ * Why the rendezvous, or a peer through it, said no:
+ * - a {@link SignallingErrorCode} the rendezvous answered with (`peer-offline`, `unknown-peer`,
+ *   `name-taken`, `unknown-name`, `unauthorized`, `rate-limited`, ...), to a registration or a
+ *   request;
+ * - `http-refused`: the rendezvous answered the WebSocket upgrade with an HTTP error status;
+ * - `bye`: the peer ended the session before it connected;
+ * - `self`: the peer id is this peer's own;
+ * - `replaced`: another process registered this identity, and the rendezvous dropped this one.
+ */
+export type RendezvousErrorCode = SignallingErrorCode | 'http-refused' | 'bye' | 'self' | 'replaced';
+
+/**
+ * A refusal by the rendezvous service, or by the peer through it (see
+ * {@link RendezvousErrorCode}). The rendezvous connection's own failures (closed, no answer in
+ * time) are {@link StunClientError}s `SOCKET` and `TIMEOUT`.
+ */
+export class RendezvousError extends NatClientError<RendezvousErrorCode> {
+  override readonly name = 'RendezvousError';
+  /** What the connection observed until it failed, when a connection attempt rejected with it. */
+  readonly diagnosis: ConnectionDiagnosis | undefined;
+
+  constructor(code: RendezvousErrorCode, message: string, options: { cause?: unknown; diagnosis?: ConnectionDiagnosis } = {}) {
+    super(code, message, options);
+    this.diagnosis = options.diagnosis;
   }
 }
 

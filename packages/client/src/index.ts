@@ -38,16 +38,27 @@
  *   UDP, TCP and TLS (RFC 8656).
  *
  * Errors: every error is a {@link NatClientError} with a `code`, of one subclass per layer.
- * The STUN, TURN, ICE and rendezvous operations reject with a {@link StunClientError} whose
- * `code` is `TIMEOUT`, `ABORTED`, `ERROR_RESPONSE` (with `stunErrorCode`), `BAD_RESPONSE`,
- * `SOCKET` or `BAD_ADDRESS`; the peer link with a `PeerLinkError`, port mapping with a
+ * The STUN and TURN operations (and the sockets under ICE and the rendezvous) reject with a
+ * {@link StunClientError} whose `code` is `TIMEOUT`, `ABORTED`, `ERROR_RESPONSE` (with
+ * `stunErrorCode`), `BAD_RESPONSE`, `SOCKET` or `BAD_ADDRESS`; ICE failures with an
+ * {@link IceError} (`all-pairs-failed`, `timeout`, ...), refusals by the rendezvous or the peer
+ * with a {@link RendezvousError} (`peer-offline`, `name-taken`, `bye`, ...); the peer link with a `PeerLinkError`, port mapping with a
  * `PortMapError`, identity files with an `IdentityFileError`. Discovery reports test failures
  * in its result instead of throwing.
  *
  * @packageDocumentation
  */
 
-export { NatClientError, StunClientError, type StunClientErrorCode, isStunClientError } from './errors.js';
+export {
+  IceError,
+  type IceErrorCode,
+  NatClientError,
+  RendezvousError,
+  type RendezvousErrorCode,
+  StunClientError,
+  type StunClientErrorCode,
+  isStunClientError,
+} from './errors.js';
 
 export { type RetransmissionOptions, type Retransmission, RFC8489_RETRANSMISSION, resolveRetransmission, transactionBudget } from './transaction/options.js';
 export { StunTransaction, type StunTransactionInit, type TransactionResult, type TransactionState } from './transaction/transaction.js';

@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   IceConnectError,
+  IceError,
   IdentityFileError,
   NatClientError,
   PeerLinkError,
   PortMapError,
+  RendezvousError,
   StunClientError,
+  connectionDiagnosis,
   isPortMapError,
   isStunClientError,
   loadOrCreateIdentity,
@@ -25,30 +28,38 @@ describe('the client error hierarchy', () => {
     const map = new PortMapError('REFUSED', 'NAT-PMP result 2', { resultCode: 2 });
     const file = new IdentityFileError('INVALID', '/nowhere/identity.pem', 'not a key', { cause });
     const diagnosis = {} as ConstructorParameters<typeof IceConnectError>[2];
-    const ice = new IceConnectError('TIMEOUT', 'ICE failed: timeout', diagnosis, { reason: 'timeout' });
-    for (const e of [stun, link, map, file, ice]) {
+    const socket = new IceConnectError('SOCKET', 'ICE connect: send failed', diagnosis);
+    const ice = new IceError('all-pairs-failed', 'ICE failed: all-pairs-failed', { diagnosis });
+    const rv = new RendezvousError('peer-offline', 'peer x: peer-offline: not connected');
+    for (const e of [stun, link, map, file, socket, ice, rv]) {
       expect(e).toBeInstanceOf(NatClientError);
       expect(e).toBeInstanceOf(Error);
       expect(typeof e.code).toBe('string');
     }
-    expect([stun, link, map, file, ice].map((e) => [e.name, e.code])).toEqual([
+    expect([stun, link, map, file, socket, ice, rv].map((e) => [e.name, e.code])).toEqual([
       ['StunClientError', 'ERROR_RESPONSE'],
       ['PeerLinkError', 'TAMPERED'],
       ['PortMapError', 'REFUSED'],
       ['IdentityFileError', 'INVALID'],
-      ['StunClientError', 'TIMEOUT'],
+      ['IceConnectError', 'SOCKET'],
+      ['IceError', 'all-pairs-failed'],
+      ['RendezvousError', 'peer-offline'],
     ]);
     expect(stun).toMatchObject({ stunErrorCode: 401, reason: 'Unauthorized', message: 'error response 401', cause });
     expect(link.cause).toBe(cause);
     expect(map.resultCode).toBe(2);
     expect(map.cause).toBeUndefined();
     expect(file).toMatchObject({ path: '/nowhere/identity.pem', cause });
-    expect(ice).toBeInstanceOf(StunClientError);
-    expect(ice.reason).toBe('timeout');
+    expect(socket).toBeInstanceOf(StunClientError);
+    expect(connectionDiagnosis(socket)).toBe(diagnosis);
+    expect(connectionDiagnosis(ice)).toBe(diagnosis);
+    expect(connectionDiagnosis(rv)).toBeUndefined();
     // the layers stay apart
     expect(link).not.toBeInstanceOf(StunClientError);
     expect(map).not.toBeInstanceOf(PeerLinkError);
-    expect(isStunClientError(ice, 'TIMEOUT')).toBe(true);
+    expect(ice).not.toBeInstanceOf(StunClientError);
+    expect(rv).not.toBeInstanceOf(StunClientError);
+    expect(isStunClientError(socket, 'SOCKET')).toBe(true);
     expect(isPortMapError(map, 'REFUSED')).toBe(true);
     expect(isStunClientError(map)).toBe(false);
   });

@@ -12,7 +12,7 @@ import { EncodeError, type SignallingMessage, peerIdFromPublicKey, registerSigni
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
-import { isStunClientError } from '../src/errors.js';
+import { RendezvousError, isStunClientError } from '../src/errors.js';
 import {
   RendezvousClient,
   type RendezvousInbound,
@@ -180,11 +180,11 @@ describe('RendezvousClient', () => {
     expect(Date.now() - t0).toBeLessThan(500);
   });
 
-  it('fails with ERROR_RESPONSE when the server refuses the registration', async () => {
+  it('fails with a RendezvousError carrying the refusal code when the server refuses the registration', async () => {
     const s = await fakeServer({ mode: 'refuse' });
     const e = await RendezvousClient.connect({ url: s.url, identity: generateIdentity() }).catch((x: unknown) => x);
-    expect(isStunClientError(e, 'ERROR_RESPONSE')).toBe(true);
-    expect((e as { reason: string }).reason).toBe('unauthorized');
+    expect(e).toBeInstanceOf(RendezvousError);
+    expect(e).toMatchObject({ name: 'RendezvousError', code: 'unauthorized' });
   });
 
   it('fails with BAD_RESPONSE when the server registers another id', async () => {

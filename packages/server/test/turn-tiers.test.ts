@@ -24,6 +24,8 @@ import {
 const SECRET = 's3cret';
 const PEER_A = 'a'.repeat(32);
 const PEER_B = 'b'.repeat(32);
+const PEER_C = 'c'.repeat(32);
+const PEER_D = 'd'.repeat(32);
 let port = 5000;
 
 function setup(limits: Partial<RelayTiersOptions> = {}, init: Partial<TurnCoreInit> = {}) {
@@ -38,10 +40,10 @@ function setup(limits: Partial<RelayTiersOptions> = {}, init: Partial<TurnCoreIn
     return [...out, ...core.drain()];
   };
   /** A client (its own 5-tuple) with a username and password. */
-  const client = (username: string, password: string, transport: 'udp' | 'tcp' = 'udp') => {
+  const client = (username: string, password: string, transport: 'udp' | 'tcp' = 'udp', address = '198.51.100.20') => {
     const endpoint: ClientEndpoint = {
       key: `${transport}|${port}`,
-      client: { family: 'IPv4', address: '198.51.100.20', port: port++ },
+      client: { family: 'IPv4', address, port: port++ },
       server: { family: 'IPv4', address: '203.0.113.1', port: 3478 },
       transport,
     };
@@ -74,9 +76,9 @@ function setup(limits: Partial<RelayTiersOptions> = {}, init: Partial<TurnCoreIn
     };
   };
   /** Anonymous credentials of `peerId`, `skew` seconds apart (a new expiry = a new username). */
-  const anonymous = (peerId: string, skew = 0, transport: 'udp' | 'tcp' = 'udp') => {
+  const anonymous = (peerId: string, skew = 0, transport: 'udp' | 'tcp' = 'udp', address?: string) => {
     const c = anonymousRelayCredentials(SECRET, peerId, 600 + skew, now);
-    return client(c.username, c.password, transport);
+    return client(c.username, c.password, transport, address);
   };
   return {
     core,
@@ -91,10 +93,10 @@ function setup(limits: Partial<RelayTiersOptions> = {}, init: Partial<TurnCoreIn
   };
 }
 
-const offer = (to: string, candidates: string[]) => ({
+const offer = (to: string, candidates: string[], from = PEER_B) => ({
   v: 1 as const,
   type: 'offer' as const,
-  from: PEER_B,
+  from,
   to,
   sessionId: 's1',
   ufrag: 'abcd',
@@ -183,6 +185,31 @@ describe('TURN trust tiers', () => {
     const op = h.client('op', 'op-pw');
     expect(op.allocate()).toBeUndefined();
     expect(op.permit('192.0.2.200')).toBeUndefined();
+  });
+
+  it("a dual-stack peer's candidate in its other family is in scope only once that peer proved it receives there (a signed Allocate from it), never on its word", () => {
+    const h = setup();
+    const a = h.anonymous(PEER_A);
+    expect(a.allocate()).toBeUndefined();
+    const host = (ip: string): string => `candidate:1 1 udp 2130706431 ${ip} 4000 typ host`;
+    // B registered over IPv6 and names two IPv4 addresses: its own and a third party's
+    recordSignalledCandidates(h.scope, offer(PEER_A, [host('198.51.100.30'), host('192.0.2.200')]), '2001:db8:b::2', h.now);
+    expect(a.permit('198.51.100.30')).toBe(403); // B's word only
+    // B allocates from 198.51.100.30 with its anonymous credentials: the nonce of the 401 went there
+    expect(h.anonymous(PEER_B, 0, 'udp', '198.51.100.30').allocate()).toBeUndefined();
+    expect(a.permit('198.51.100.30')).toBeUndefined();
+    expect(a.permit('192.0.2.200')).toBe(403); // B was never seen there
+    // C, seen at 192.0.2.200, never named it to A: that proves nothing for B's claim
+    expect(h.anonymous(PEER_C, 0, 'udp', '192.0.2.200').allocate()).toBeUndefined();
+    expect(a.permit('192.0.2.200')).toBe(403);
+    // the proof counts for what B signalled to A only: D, to whom B named nothing, gets nothing
+    const d = h.anonymous(PEER_D);
+    expect(d.allocate()).toBeUndefined();
+    expect(d.permit('198.51.100.30')).toBe(403);
+    // seen first, named after: C names 192.0.2.200 (where it was seen) to A from its IPv6 connection
+    recordSignalledCandidates(h.scope, offer(PEER_A, [host('192.0.2.200')], PEER_C), '2001:db8:c::2', h.now);
+    expect(a.permit('192.0.2.200')).toBeUndefined();
+    expect(h.tiers.stats.refusedOutOfScope).toBe(4);
   });
 
   it('a scope entry lives 6 hours after it was last signalled or used: permissions refreshed keep it, a silent one expires', () => {

@@ -1,10 +1,10 @@
 import {
-  type ConnectionDiagnosis,
   type ConnectionEndpoint,
   type ConnectionPath,
   type IceConnection,
   type IceConnectionOptions,
-  IceConnectError,
+  NatClientError,
+  connectionDiagnosis,
   type LearnedPunchOptions,
   type LoadedIdentity,
   PortMapError,
@@ -132,7 +132,7 @@ export async function openRendezvous(
   try {
     return await RendezvousClient.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
   } catch (e) {
-    if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
+    if (!(e instanceof NatClientError) || e.code === 'ABORTED') throw e;
     if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
     io.stderr.write(`nat ${command}: ${e.message}\n`);
     return e.code === 'SOCKET' || e.code === 'TIMEOUT' ? ExitCode.NoAnswer : ExitCode.Failure;
@@ -328,17 +328,17 @@ export async function pingCommand(peerId: string, o: PingCommandOptions, io: Io,
         ...(portMap === undefined ? {} : { mappedAddress: portMap.mappedAddress }),
       });
     } catch (e) {
-      if (!(e instanceof StunClientError) || e.code === 'ABORTED') throw e;
-      const offline = e.code === 'ERROR_RESPONSE' && (e.reason === 'peer-offline' || e.reason === 'unknown-peer');
-      const silent = e.code === 'TIMEOUT' && e.reason === 'no-remote-candidates';
-      const diagnosis: ConnectionDiagnosis | undefined = e instanceof IceConnectError ? e.diagnosis : undefined;
+      if (!(e instanceof NatClientError) || e.code === 'ABORTED') throw e;
+      const offline = e.code === 'peer-offline' || e.code === 'unknown-peer'; // a RendezvousError
+      const silent = e.code === 'no-remote-candidates'; // an IceError
+      const diagnosis = connectionDiagnosis(e);
       if (o.json)
         io.stdout.write(
-          `${JSON.stringify({ peer: peerId, error: e.reason ?? e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }), ...(diagnosis === undefined ? {} : { diagnosis, hints: hints(diagnosis) }) })}\n`,
+          `${JSON.stringify({ peer: peerId, error: e.code, message: e.message, ...(mapper === undefined ? {} : { portMapping: portMapping() }), ...(diagnosis === undefined ? {} : { diagnosis, hints: hints(diagnosis) }) })}\n`,
         );
       io.stderr.write(
         explainFailure(
-          `nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.reason})` : silent ? `peer ${peerId} did not answer` : e.message}`,
+          `nat ping: ${offline ? `peer ${peerId} is not connected to the rendezvous (${e.code})` : silent ? `peer ${peerId} did not answer` : e.message}`,
           offline ? undefined : diagnosis,
         ),
       );

@@ -5,7 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { RendezvousClient, type RendezvousIdentity, StunClientError } from '@nat/client';
+import { RendezvousClient, RendezvousError, type RendezvousIdentity, StunClientError } from '@nat/client';
 import { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
@@ -99,7 +99,7 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       rv = await RendezvousClient.connect({ url: o.url, identity: o.identity, signal, token: o.token });
     } catch (e) {
       if (signal.aborted) break;
-      if (!(e instanceof StunClientError)) throw e;
+      if (!(e instanceof StunClientError || e instanceof RendezvousError)) throw e;
       if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
       if (first) {
         o.io.stderr.write(`nat ${o.command}: ${e.message}\n`);

@@ -24,9 +24,9 @@ import {
   PortMapper,
   type RendezvousClient,
   RendezvousClient as Rendezvous,
-  IceConnectError,
-  StunClientError,
+  RendezvousError,
   acceptPeers,
+  connectionDiagnosis,
   connectPeer,
   linkOverConnection,
 } from '@nat/client';
@@ -367,7 +367,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     try {
       for (const s of services) await rv.claimName(s.name);
     } catch (e) {
-      if (!(e instanceof StunClientError && e.reason === 'name-taken')) throw e;
+      if (!(e instanceof RendezvousError && e.code === 'name-taken')) throw e;
       io.stderr.write(`nat expose: ${e.message}\n(the name is bound to another peer's key; choose another --name)\n`);
       return ExitCode.Failure;
     }
@@ -445,7 +445,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
       peerId = (await rv.resolveName(nameOrPeer)).peerId;
     } catch (e) {
       await rv.close();
-      if (e instanceof StunClientError && e.reason === 'unknown-name') {
+      if (e instanceof RendezvousError && e.code === 'unknown-name') {
         io.stderr.write(`nat connect: nobody exposes the name ${nameOrPeer} on ${o.rendezvous} (check the name, or run nat expose first)\n`);
         return ExitCode.NoAnswer;
       }
@@ -473,7 +473,7 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     return rv;
   };
   const openOnce = async (): Promise<PeerLink> => {
-    if (rv.replaced) throw new StunClientError('SOCKET', replacedMessage('connect', identity), { reason: 'replaced' });
+    if (rv.replaced) throw new RendezvousError('replaced', replacedMessage('connect', identity));
     if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
     const peer = peerId;
@@ -562,12 +562,12 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
       } catch (e) {
         if (signal.aborted) break;
         const message = e instanceof Error ? e.message : String(e);
-        if (e instanceof StunClientError && e.reason === 'replaced') {
+        if (e instanceof RendezvousError && e.code === 'replaced') {
           io.stderr.write(message);
           return ExitCode.Failure;
         }
         if (attempt === 0) {
-          const diagnosis = e instanceof IceConnectError ? e.diagnosis : undefined;
+          const diagnosis = connectionDiagnosis(e);
           // the --allow list is named only when the other side said it refused this peer
           const refused = diagnosis?.peerBye === NOT_ALLOWED_BYE;
           io.stderr.write(

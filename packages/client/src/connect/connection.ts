@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type AnswerMessage, type IceCandidate, type OfferMessage, type SignallingIceServer } from '@nat/protocol';
-import { StunClientError, abortError } from '../errors.js';
+import { IceError, RendezvousError, StunClientError, abortError } from '../errors.js';
 import { IceAgent } from '../ice/agent.js';
 import type { CandidatePairInfo, IceFailureReason, IceRole } from '../ice/types.js';
 import { isRelayBase } from '../ice/family.js';
@@ -91,7 +91,7 @@ export class IceConnection {
   #closed = false;
   #closing: Promise<void> | undefined;
   #resolveReady!: (p: ConnectionPath) => void;
-  #rejectReady!: (e: StunClientError) => void;
+  #rejectReady!: (e: StunClientError | IceError | RendezvousError) => void;
   #readySettled = false;
 
   /** @internal use {@link connectPeer} or {@link acceptOffer} */
@@ -125,7 +125,7 @@ export class IceConnection {
         // consent went unanswered for a while (a NAT that dropped or changed our mapping): restart
         if (this.#options.restartOnAddressChange !== false && this.#restart.quiet()) void this.restart();
       },
-      failed: (reason) => void this.#end(reason, new StunClientError('TIMEOUT', `ICE failed: ${reason}`, { reason })),
+      failed: (reason) => void this.#end(reason, new IceError(reason, `ICE failed: ${reason}`)),
       permissionFailed: (ip, e) => this.#observed.permissionFailed(ip, e),
     });
     this.#gatherer = new Gathering({
@@ -372,7 +372,7 @@ export class IceConnection {
       if (this.#closed) return;
       if (agent.localCandidates().length === 0) {
         // no socket at all: neither a signalled nor a peer-reflexive pair can ever form
-        await this.#end('no-local-candidates', new StunClientError('TIMEOUT', 'ICE failed: no-local-candidates', { reason: 'no-local-candidates' }));
+        await this.#end('no-local-candidates', new IceError('no-local-candidates', 'ICE failed: no-local-candidates'));
         return;
       }
       agent.endOfLocalCandidates();
@@ -380,7 +380,10 @@ export class IceConnection {
       this.#pump.flush();
     } catch (e) {
       if (this.#closed) return;
-      const error = e instanceof StunClientError ? e : new StunClientError('SOCKET', `ICE connect: ${(e as Error).message}`, { cause: e });
+      const error =
+        e instanceof StunClientError || e instanceof RendezvousError || e instanceof IceError
+          ? e
+          : new StunClientError('SOCKET', `ICE connect: ${(e as Error).message}`, { cause: e });
       await this.#end('closed', error);
     }
   }
@@ -398,8 +401,7 @@ export class IceConnection {
     const open = (): boolean => !this.#closed;
     return new Signalling(rv, this.peerId, this.sessionId, {
       offerRefused: (code, message) => {
-        if (open() && !this.#readySettled)
-          void this.#end('closed', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId}: ${code}: ${message}`, { reason: code }));
+        if (open() && !this.#readySettled) void this.#end('closed', new RendezvousError(code, `peer ${this.peerId}: ${code}: ${message}`));
       },
       answer: (m) => open() && this.#onAnswer(m),
       candidate: (line) => {
@@ -416,7 +418,7 @@ export class IceConnection {
         if (!open()) return;
         this.#observed.peerBye = reason;
         this.#observed.peerEnded = !this.#readySettled;
-        void this.#end('bye', new StunClientError('ERROR_RESPONSE', `peer ${this.peerId} ended the session${reason ? `: ${reason}` : ''}`, { reason: 'bye' }));
+        void this.#end('bye', new RendezvousError('bye', `peer ${this.peerId} ended the session${reason ? `: ${reason}` : ''}`));
       },
     });
   }
@@ -453,7 +455,7 @@ export class IceConnection {
     this.#channel.emitPath(path);
   }
 
-  #end(why: CloseReason, error: StunClientError, byeReason?: string): Promise<void> {
+  #end(why: CloseReason, error: StunClientError | IceError | RendezvousError, byeReason?: string): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     this.#diagnosis = this.diagnosis; // before the agent and sockets are gone
     this.#closed = true;

@@ -2,11 +2,12 @@
  * What an ICE connection observed while it gathered and checked: which candidates each side
  * had, which STUN/TURN servers it was offered, whether it got a relayed candidate (and why
  * not), and which TURN permissions the relay refused. A failed connection carries it
- * ({@link IceConnectError.diagnosis}, {@link IceConnection.diagnosis}) so that the failure can
+ * ({@link IceError.diagnosis}, {@link RendezvousError.diagnosis}, {@link IceConnectError.diagnosis},
+ * {@link IceConnection.diagnosis}) so that the failure can
  * be explained by what was seen rather than guessed.
  */
 import type { CandidateType, IceCandidate, SignallingIceServer } from '@nat/protocol';
-import { StunClientError, type StunClientErrorCode } from '../errors.js';
+import { IceError, RendezvousError, StunClientError, type StunClientErrorCode } from '../errors.js';
 import { iceServerRefs } from './servers.js';
 
 /** 127.0.0.0/8 (RFC 1122 section 3.2.1.3) or ::1. */
@@ -32,59 +33,9 @@ export function serversOnLoopback(rendezvousUrl: string, iceServers: readonly Si
   return [...refs.stun, ...refs.turn].some((s) => isLoopbackHost(s.server.replace(/:\d+$/, '')));
 }
 
-/** Candidates of one side, counted by type; loopback host candidates also counted apart. */
-export interface CandidateCounts {
-  readonly host: number;
-  /** Host candidates on 127.0.0.0/8 or ::1 (included in `host`). */
-  readonly loopbackHost: number;
-  readonly srflx: number;
-  readonly prflx: number;
-  readonly relay: number;
-}
+import type { CandidateCounts, ConnectionDiagnosis, RefusedPermission, RelayOutcome } from './diagnosis-types.js';
 
-/** Whether this side got a relayed candidate, and why not. */
-export type RelayOutcome =
-  /** an allocation was granted: a relayed candidate was offered to the peer */
-  | 'obtained'
-  /** the ICE servers (the rendezvous service's) had no TURN server with credentials */
-  | 'not-offered'
-  /** the connection was told not to relay (`relay: false`) */
-  | 'disabled'
-  /** every TURN server refused or did not answer (see `relayErrors`) */
-  | 'failed'
-  /** gathering had not finished */
-  | 'pending';
-
-/** A TURN permission the relay refused (RFC 8656 section 9: e.g. 403 for a peer its policy denies). */
-export interface RefusedPermission {
-  /** The peer IP the permission was for. */
-  readonly ip: string;
-  /** The STUN error code (403 Forbidden), when the server answered with one. */
-  readonly code: number | undefined;
-  readonly message: string;
-}
-
-/** What a connection observed; see the module documentation. */
-export interface ConnectionDiagnosis {
-  /** The STUN (`host:port`) and TURN (`host:port/transport`) servers this side was offered. */
-  readonly iceServers: { readonly stun: readonly string[]; readonly turn: readonly string[] };
-  /** True when the rendezvous service or a STUN/TURN server is on this machine's loopback. */
-  readonly serversOnLoopback: boolean;
-  /** False when host candidates were turned off (`hostCandidates: false`, relay only). */
-  readonly hostCandidates: boolean;
-  readonly local: CandidateCounts;
-  readonly remote: CandidateCounts;
-  /** Where the TURN server saw the peer: the related addresses of the peer's relayed candidates. */
-  readonly remoteRelaySeenAt: readonly string[];
-  readonly relay: RelayOutcome;
-  /** Why each TURN server refused an allocation, when `relay` is `failed`. */
-  readonly relayErrors: readonly string[];
-  readonly permissionsRefused: readonly RefusedPermission[];
-  /** The reason the peer gave in its `bye`, when it ended the session. */
-  readonly peerBye: string | undefined;
-  /** True when the peer said `bye` before the connection had a path. */
-  readonly peerEnded: boolean;
-}
+export type { CandidateCounts, ConnectionDiagnosis, RefusedPermission, RelayOutcome } from './diagnosis-types.js';
 
 /** Counts candidates by type. */
 export function countCandidates(candidates: readonly IceCandidate[]): CandidateCounts {
@@ -153,15 +104,35 @@ export class ConnectionObservations {
 }
 
 /**
- * A connection that failed to connect, with what it observed. A {@link StunClientError} (same
- * `code` and `reason` as before), so existing checks keep working.
+ * A connection that failed to connect for a transport reason (a socket failed, the rendezvous
+ * connection closed), with what it observed. ICE failures reject with an {@link IceError} and
+ * rendezvous refusals with a {@link RendezvousError} instead, each with the same `diagnosis`;
+ * {@link connectionDiagnosis} reads it from any of them.
  */
 export class IceConnectError extends StunClientError {
+  override readonly name = 'IceConnectError';
   /** What the connection observed until it failed. */
   readonly diagnosis: ConnectionDiagnosis;
 
-  constructor(code: StunClientErrorCode, message: string, diagnosis: ConnectionDiagnosis, options: { cause?: unknown; reason?: string } = {}) {
+  constructor(code: StunClientErrorCode, message: string, diagnosis: ConnectionDiagnosis, options: { cause?: unknown } = {}) {
     super(code, message, options);
     this.diagnosis = diagnosis;
   }
+}
+
+/**
+ * The same failure as `e`, carrying what the connection observed: an {@link IceError} or a
+ * {@link RendezvousError} of the same code, or an {@link IceConnectError} for a
+ * {@link StunClientError}. Anything else (and `ABORTED`) is returned as it is.
+ */
+export function withDiagnosis(e: unknown, diagnosis: ConnectionDiagnosis): unknown {
+  if (e instanceof IceError) return new IceError(e.code, e.message, { cause: e.cause, diagnosis });
+  if (e instanceof RendezvousError) return new RendezvousError(e.code, e.message, { cause: e.cause, diagnosis });
+  if (e instanceof StunClientError && e.code !== 'ABORTED') return new IceConnectError(e.code, e.message, diagnosis, { cause: e });
+  return e;
+}
+
+/** What a failed connection observed, when `e` carries it (see {@link withDiagnosis}). */
+export function connectionDiagnosis(e: unknown): ConnectionDiagnosis | undefined {
+  return e instanceof IceError || e instanceof RendezvousError || e instanceof IceConnectError ? e.diagnosis : undefined;
 }

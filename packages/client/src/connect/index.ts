@@ -14,8 +14,9 @@
  * for await (const d of conn.data({ signal })) ...;    // or conn.on('data', ...), conn.events()
  * const rtt = await conn.ping({ signal });
  * await conn.close();        // sends `bye`, closes the sockets and the TURN allocation
- * // a failure to connect is an IceConnectError: e.diagnosis says which candidates each side
- * // had, whether a relay was offered and obtained, and which permissions the relay refused
+ * // a failure to connect (IceError, RendezvousError, IceConnectError) carries a diagnosis:
+ * // connectionDiagnosis(e) says which candidates each side had, whether a relay was offered
+ * // and obtained, and which permissions the relay refused
  * // callee (controlled)
  * for await (const c of acceptedConnections(rv, { signal, punch })) c.on('data', (d) => c.send(d));
  * // or: const stop = acceptPeers(rv, (c) => ..., options);
@@ -48,7 +49,7 @@
  * | `gatherTimeoutMs` | 5000 (server-reflexive, mapped and relayed gathering) |
  * | `tcpRelayDelayMs` | 250 |
  * | `turnTls` | system trust store, server name checked |
- * | `agent.failureTimeout` | 10,000 ms: connecting rejects with StunClientError `TIMEOUT` |
+ * | `agent.failureTimeout` | 10,000 ms: connecting rejects with IceError `timeout` |
  * | `punch` | none (no punching, no `app` keys); budgets: 256 sockets (at most 1024), 2000 probes at 1000/s, give up after 6 s |
  * | `learnPunchOptions` probe | 1000 ms at most |
  * | `ping({ timeoutMs })` | 2000 |
@@ -77,7 +78,15 @@ export {
   type OfferRefusalCause,
   refusalReason,
 } from './admission.js';
-export { type CandidateCounts, type ConnectionDiagnosis, IceConnectError, type RefusedPermission, type RelayOutcome, serversOnLoopback } from './diagnosis.js';
+export {
+  type CandidateCounts,
+  type ConnectionDiagnosis,
+  IceConnectError,
+  type RefusedPermission,
+  type RelayOutcome,
+  connectionDiagnosis,
+  serversOnLoopback,
+} from './diagnosis.js';
 export { type LearnPunchOptions, type LearnedPunchOptions, learnPunchOptions } from './nat-info.js';
 export { type IcePunchOptions, MAX_PUNCH_SOCKETS, type PunchHost, type PunchReport, SocketPunch, punchBase } from './punch.js';
 // The application datagram framing lives in @nat/protocol (every wire format does); re-exported here.

@@ -64,7 +64,7 @@ export interface IceConnectionOptions {
   readonly gatherTimeoutMs?: number;
   /**
    * Options of the agent. Its `failureTimeout` (default 10,000 ms) bounds the time to connect:
-   * the connection fails with {@link StunClientError} `TIMEOUT` when it elapses.
+   * the connection fails with {@link IceError} `timeout` when it elapses.
    */
   readonly agent?: IceAgentOptions;
   /** Aborts connecting (rejects with `ABORTED`), and closes the connection once connected. */

@@ -5,13 +5,13 @@
  * the connection as calls of {@link SignallingHandlers}. An ICE restart may switch to a fresh
  * rendezvous connection ({@link Signalling.renew}).
  */
-import { type AnswerMessage, type IceCandidate, formatCandidate } from '@nat/protocol';
+import { type AnswerMessage, type IceCandidate, type SignallingErrorCode, formatCandidate } from '@nat/protocol';
 import type { OutgoingRelayedMessage, RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
 
 /** What the connection does with the peer's messages of this session. */
 export interface SignallingHandlers {
   /** The rendezvous refused our offer (peer offline, unknown peer): `code` and `message` are its. */
-  offerRefused(code: string, message: string): void;
+  offerRefused(code: SignallingErrorCode, message: string): void;
   /** An `answer`: the peer's first description, or an ICE restart's. */
   answer(m: AnswerMessage): void;
   /** A trickled candidate line. */

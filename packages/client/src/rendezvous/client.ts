@@ -19,7 +19,7 @@ import {
   tryDecodeSignallingMessage,
 } from '@nat/protocol';
 import WebSocket from 'ws';
-import { StunClientError, abortError } from '../errors.js';
+import { RendezvousError, StunClientError, abortError } from '../errors.js';
 import { type RendezvousIdentity, peerIdOf, rawPublicKeyBase64url } from './identity.js';
 
 /** A message one peer sends another through the rendezvous server. */
@@ -176,7 +176,7 @@ export class RendezvousClient {
 
     return new Promise<RendezvousClient>((resolve, reject) => {
       let settled = false;
-      const finish = (error: StunClientError | undefined): void => {
+      const finish = (error: StunClientError | RendezvousError | undefined): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -195,16 +195,12 @@ export class RendezvousClient {
       const onAbort = (): void => finish(abortError(signal, 'rendezvous connect'));
       const onError = (cause: Error): void => {
         // An HTTP answer instead of the upgrade (401 without the invite token, 503 over a share) is
-        // the server refusing, not a server that did not answer: ERROR_RESPONSE, reason `HTTP n`.
+        // the server refusing, not a server that did not answer: a RendezvousError `http-refused`.
         const status = /server response: (\d{3})\b/.exec(cause.message)?.[1];
         const hint =
           status === '401' ? ' (a rendezvous that needs an invite token answers 401: give its token, nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN)' : '';
         const message = `rendezvous ${options.url}: ${cause.message}${hint}`;
-        finish(
-          status === undefined
-            ? new StunClientError('SOCKET', message, { cause })
-            : new StunClientError('ERROR_RESPONSE', message, { cause, reason: `HTTP ${status}` }),
-        );
+        finish(status === undefined ? new StunClientError('SOCKET', message, { cause }) : new RendezvousError('http-refused', message, { cause }));
       };
       const onClose = (code: number, reason: Buffer): void =>
         finish(new StunClientError('SOCKET', `rendezvous ${options.url} closed the connection before registering (${code} ${reason.toString('utf8')})`));
@@ -222,7 +218,7 @@ export class RendezvousClient {
           return;
         }
         if (m.type === 'error') {
-          return finish(new StunClientError('ERROR_RESPONSE', `rendezvous refused the registration: ${m.code}: ${m.message}`, { reason: m.code }));
+          return finish(new RendezvousError(m.code, `rendezvous refused the registration: ${m.code}: ${m.message}`));
         }
         if (m.type !== 'registered') return;
         if (m.peerId !== id) return finish(new StunClientError('BAD_RESPONSE', `rendezvous registered ${m.peerId}, not ${id}`));
@@ -336,25 +332,19 @@ export class RendezvousClient {
         () => done(undefined, new StunClientError('TIMEOUT', `rendezvous ${type} ${name}: no answer within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      const done = (answer: NameMessage | ErrorMessage | undefined, error?: StunClientError): void => {
+      const done = (answer: NameMessage | ErrorMessage | undefined, error?: StunClientError | RendezvousError): void => {
         clearTimeout(timer);
         this.#nameRequests.delete(id);
         if (error !== undefined) reject(error);
         else if (answer === undefined) reject(new StunClientError('SOCKET', 'rendezvous connection closed'));
-        else if (answer.type === 'error')
-          reject(new StunClientError('ERROR_RESPONSE', `rendezvous ${type} ${name}: ${answer.code}: ${answer.message}`, { reason: answer.code }));
+        else if (answer.type === 'error') reject(new RendezvousError(answer.code, `rendezvous ${type} ${name}: ${answer.code}: ${answer.message}`));
         else resolve({ peerId: answer.peerId, online: answer.online });
       };
       this.#nameRequests.set(id, (answer) => done(answer));
       try {
         this.#sendRaw({ v: SIGNALLING_VERSION, type, id, name });
       } catch (e) {
-        done(
-          undefined,
-          e instanceof StunClientError
-            ? e
-            : new StunClientError('ERROR_RESPONSE', `rendezvous ${type}: ${(e as Error).message}`, { reason: 'bad-message', cause: e }),
-        );
+        done(undefined, e instanceof StunClientError ? e : new RendezvousError('bad-message', `rendezvous ${type}: ${(e as Error).message}`, { cause: e }));
       }
     });
   }

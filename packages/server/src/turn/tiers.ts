@@ -42,7 +42,11 @@ export interface RelayRefusal {
  * (an operator's user: no limits beyond the server's), or a refusal.
  */
 export interface RelayTierPolicy {
-  allocate(username: string, transport: 'udp' | 'tcp', now: number): RelayLease | RelayRefusal | undefined;
+  /**
+   * An authenticated Allocate of `username` (its nonce bound to `client`, the client's IP): the
+   * lease of a tier's user, a refusal, or undefined for an operator's user.
+   */
+  allocate(username: string, transport: 'udp' | 'tcp', now: number, client?: string): RelayLease | RelayRefusal | undefined;
 }
 
 /** Limits of the anonymous tier (credentials the rendezvous hands to any registered peer). */
@@ -132,9 +136,11 @@ export class RelayTiers implements RelayTierPolicy {
     this.#clock = options.clock ?? Date.now;
   }
 
-  allocate(username: string, transport: 'udp' | 'tcp', now: number): RelayLease | RelayRefusal | undefined {
+  allocate(username: string, transport: 'udp' | 'tcp', now: number, client?: string): RelayLease | RelayRefusal | undefined {
     const peerId = anonymousRelayPeer(username);
     if (peerId === undefined) return undefined; // an operator's user
+    // signed, with a nonce that went to `client` in the 401: the peer receives there
+    if (client !== undefined) this.#scope.sighted?.(peerId, plainIp(client) ?? client, this.#clock());
     if (transport !== 'udp') {
       this.stats.refusedTransport++;
       this.#log.info({ peerId, transport }, 'anonymous relay allocation refused: TCP relay asked');
@@ -173,6 +179,11 @@ export class RelayTiers implements RelayTierPolicy {
         const kind = this.#scope.lookup(peerId, plain, t);
         if (kind === 'source' || (kind === 'relay' && this.#own.has(plain))) {
           this.#scope.add(peerId, plain, kind, t); // a relay in use (permissions refreshed) keeps its scope
+          return true;
+        }
+        if (this.#scope.proven?.(peerId, plain, t) === true) {
+          // the peer that signalled it proved it receives there (a dual-stack peer's other family)
+          this.#scope.add(peerId, plain, 'source', t);
           return true;
         }
         this.stats.refusedOutOfScope++;

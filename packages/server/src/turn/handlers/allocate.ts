@@ -119,7 +119,7 @@ const QUOTA_CAUSE: Record<QuotaRefusal, RefusalCause> = { user: 'user-quota', so
  * `wrong-tier`); returns the lease of a tier's user.
  */
 function admit(s: TurnState, { endpoint, auth, now }: TurnRequest, id: number, ask: AllocateAsk, newToken: Uint8Array | undefined): RelayLease | undefined {
-  const lease = s.tiers?.allocate(auth.username, ask.transport, now);
+  const lease = s.tiers?.allocate(auth.username, ask.transport, now, endpoint.client.address);
   const source = sourceKey(endpoint.client.address);
   if (isRelayRefusal(lease)) {
     if (lease.wrongTier) s.emit({ type: 'auth-failure', service: 'turn', reason: 'wrong-tier', source, user: auth.username });
