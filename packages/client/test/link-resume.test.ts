@@ -118,11 +118,14 @@ describe('peer link stream resumption', () => {
     for (let at = 0; at < data.length; at += 65536) {
       if (!s.write(data.subarray(at, at + 65536))) await Promise.race([new Promise((r) => s.once('drain', r)), failed]);
       if (!moved && at >= 8 << 20) {
-        // the route the streams use dies with packets in flight; both pairs switch to another
+        // the route the streams use dies (what is in flight and sent from now on is lost), and
+        // 200 ms later both pairs switch to another route, as after an ICE restart
         moved = true;
         first.dead = true;
-        pa.use({ socket: ha, host: '127.0.0.1', port: second.port });
-        pb.use({ socket: hb, host: '127.0.0.1', port: second.port });
+        setTimeout(() => {
+          pa.use({ socket: ha, host: '127.0.0.1', port: second.port });
+          pb.use({ socket: hb, host: '127.0.0.1', port: second.port });
+        }, 200);
       }
     }
     s.end();
