@@ -76,6 +76,12 @@ export interface KeepRendezvousOptions {
    * returns what stops that when the connection drops, or an exit code to end with.
    */
   readonly onRegistered: (rv: RendezvousClient, first: boolean) => Promise<(() => void) | number>;
+  /**
+   * Resolves when a new connection is wanted now (an ICE restart after the host's address
+   * changed: the old connection may have died with the address): the current one is dropped
+   * without waiting for its close handshake, and the next one opens at once.
+   */
+  readonly renewal?: () => Promise<void>;
 }
 
 /**
@@ -125,12 +131,18 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
     if (!first) emit({ event: 'rendezvous-reconnected', id: rv.id }, o.reconnected);
     first = false;
     const registeredAt = performance.now();
-    const ended = await new Promise<'signal' | 'rendezvous'>((resolve) => {
+    const ended = await new Promise<'signal' | 'rendezvous' | 'renew'>((resolve) => {
       if (signal.aborted) return resolve('signal');
       signal.addEventListener('abort', () => resolve('signal'), { once: true });
       void rv.closed.then(() => resolve('rendezvous'));
+      void o.renewal?.().then(() => resolve('renew'));
     });
     stop();
+    if (ended === 'renew') {
+      // not awaited: a connection whose address is gone never answers the close handshake (2 s)
+      void rv.close();
+      continue;
+    }
     await rv.close();
     if (ended === 'signal') break;
     if (rv.replaced) {

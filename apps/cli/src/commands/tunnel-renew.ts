@@ -13,6 +13,10 @@ export class RendezvousRenewal {
   #current: RendezvousClient | undefined;
   #waiters: ((rv: RendezvousClient) => void)[] = [];
   #pending: Promise<RendezvousClient> | undefined;
+  #wanted: (() => void)[] = [];
+
+  /** For keepRendezvous's `renewal`: resolves at the next {@link renew}. */
+  readonly wanted = (): Promise<void> => new Promise<void>((resolve) => this.#wanted.push(resolve));
 
   /** keepRendezvous registered `rv` (names claimed): it is the one restarts signal through. */
   registered(rv: RendezvousClient): void {
@@ -23,8 +27,8 @@ export class RendezvousRenewal {
   }
 
   /**
-   * For {@link IceConnectionOptions.renewRendezvous}: closes the current connection (keepRendezvous
-   * reconnects and registers again) and resolves with the next one; restarts at the same time
+   * For {@link IceConnectionOptions.renewRendezvous}: has keepRendezvous drop the current
+   * connection and register again at once, and resolves with the next one; restarts at the same time
    * share one renewal. Rejects when none comes within 15 s (the restart then signals through the
    * old one).
    */
@@ -36,7 +40,10 @@ export class RendezvousRenewal {
         clearTimeout(timer);
         resolve(rv);
       });
-      void this.#current?.close();
+      const wanted = this.#wanted;
+      this.#wanted = [];
+      if (wanted.length > 0) for (const w of wanted) w();
+      else void this.#current?.close();
     }).finally(() => (this.#pending = undefined));
     return this.#pending;
   };

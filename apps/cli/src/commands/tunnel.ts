@@ -408,6 +408,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
       keeps: 'open links',
       reconnected: 'rendezvous reconnected; names claimed again',
       onRegistered,
+      renewal: renewal.wanted,
     });
   } finally {
     for (const l of links) l.close();

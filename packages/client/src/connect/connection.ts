@@ -33,7 +33,7 @@ import type { ConnectionPath, IceConnectionEvent, IceConnectionEvents, IceConnec
 import type { PunchReport, SocketPunch } from './punch.js';
 import { punchOnPump, setPunchRemote } from './punch-glue.js';
 import { AgentPump } from './pump.js';
-import { IceRestart, type RestartContext, watchHostAddresses } from './restart.js';
+import { IceRestart, type RestartContext, renewRelay, watchHostAddresses } from './restart.js';
 import { Signalling } from './signalling.js';
 
 export type { ConnectionEndpoint, ConnectionPath, IceConnectionEvent, IceConnectionEvents, IceConnectionOptions, IceIteratorOptions } from './options.js';
@@ -338,6 +338,8 @@ export class IceConnection {
       },
       addHost: (h, pref) => pump.agent.addLocalCandidate(candidate('host', h.address, h.address, undefined, pref), h.base),
       gatherReflexive: () => this.#gatherer.reflexiveAgain(hosts()),
+      renewRelay: () => renewRelay({ current: () => pump.turn, allocate: () => this.#gatherer.relayAgain(), use: (t) => this.#gatherer.useRelay(t) }),
+      signallingLost: () => this.#signalling.lost,
       usable: (base) => (isRelayBase(base) ? pump.turn !== undefined : pump.sockets.has(base)),
       addRemote: (line) => pump.addRemote(line),
       send: (m) => this.#signalling.send(m),

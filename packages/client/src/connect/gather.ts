@@ -88,20 +88,41 @@ export class Gathering {
     if (mapper !== undefined) {
       for (const [i, h] of hosts.entries()) tasks.push(this.reflexive.fromMapping(h, mapper, 65535 - i, signal).catch(() => {}));
     }
-    const turn = iceServerRefs(this.#ctx.iceServers()).turn;
-    if (o.relay !== false && turn.length > 0) {
-      const relay = gatherRelay(turn, signal, {
-        closed: () => this.#ctx.closed(),
-        obtained: () => this.#ctx.pump.turn !== undefined,
-        use: (t) => this.#useRelay(t),
-        failed: (server, e) => this.#ctx.observed.relayFailed(server, e),
-        // no UDP answer at all in the NAT probe: TCP/TLS at once
-        tcpDelayMs: o.punch?.udpBlocked === true ? 0 : (o.tcpRelayDelayMs ?? 250),
-        tls: o.turnTls,
-      });
-      tasks.push(relay.catch(() => {}));
-    }
+    if (o.relay !== false)
+      tasks.push(
+        this.#relay(
+          signal,
+          () => this.#ctx.pump.turn !== undefined,
+          (t) => this.useRelay(t),
+        ),
+      );
     await Promise.all(tasks);
+  }
+
+  /** A new TURN allocation from the configured servers (an ICE restart's, when the one in use died), or undefined. */
+  async relayAgain(): Promise<TurnClient | undefined> {
+    let got: TurnClient | undefined;
+    await this.#relay(
+      this.#signal(),
+      () => got !== undefined,
+      (t) => (got = t),
+    );
+    return got;
+  }
+
+  #relay(signal: AbortSignal, obtained: () => boolean, use: (t: TurnClient) => void): Promise<void> {
+    const o = this.#ctx.options;
+    const turn = iceServerRefs(this.#ctx.iceServers()).turn;
+    if (turn.length === 0) return Promise.resolve();
+    return gatherRelay(turn, signal, {
+      closed: () => this.#ctx.closed(),
+      obtained,
+      use,
+      failed: (server, e) => this.#ctx.observed.relayFailed(server, e),
+      // no UDP answer at all in the NAT probe: TCP/TLS at once
+      tcpDelayMs: o.punch?.udpBlocked === true ? 0 : (o.tcpRelayDelayMs ?? 250),
+      tls: o.turnTls,
+    }).catch(() => {});
   }
 
   /** The server-reflexive candidates of `hosts` again (an ICE restart's). */
@@ -124,7 +145,8 @@ export class Gathering {
     await Promise.all(hosts.flatMap((h, i) => stun.map((s) => this.reflexive.fromServer(h, s.server, 65535 - i, signal).catch(() => {}))));
   }
 
-  #useRelay(turn: TurnClient): void {
+  /** Uses `turn` for the relayed bases (instead of any earlier allocation) and adds and trickles its candidates. */
+  useRelay(turn: TurnClient): void {
     const { pump, observed } = this.#ctx;
     observed.relayObtained = true;
     pump.useRelay(turn);

@@ -85,6 +85,7 @@ export class AgentPump {
   /** Uses `turn` for the relayed bases: its data goes to the agent, and remote candidates get permissions. */
   useRelay(turn: TurnClient): void {
     this.#turn = turn;
+    this.#permitted.clear(); // a new allocation (an ICE restart's) has none of the old one's permissions
     turn.on('data', (m: TurnPeerData) => this.#onRelayData(m));
     for (const r of this.agent.remoteCandidates()) this.permit(r.address);
   }

@@ -15,6 +15,8 @@ import type { IceAgent } from '../ice/agent.js';
 import type { BaseId } from '../ice/types.js';
 import type { OutgoingRelayedMessage } from '../rendezvous/client.js';
 
+export { renewRelay } from './restart-relay.js';
+
 /** Options of {@link watchHostAddresses}. */
 export interface HostWatchOptions {
   /** The host's usable addresses now (node:os interfaces). */
@@ -79,6 +81,10 @@ export interface RestartContext {
   addHost(host: RestartHost, localPreference: number): void;
   /** Gathers and trickles the server-reflexive candidates of every host socket. */
   gatherReflexive(): Promise<void>;
+  /** When the TURN allocation in use is gone, allocates anew and trickles the new relayed candidates (restart-relay.ts). */
+  renewRelay(): Promise<void>;
+  /** Whether the signalling connection closed (the rendezvous server restarted or went away). */
+  signallingLost(): boolean;
   /** Whether a local candidate's base still has its socket (or allocation). */
   usable(base: BaseId): boolean;
   /** Adds a signalled remote candidate line. */
@@ -105,6 +111,9 @@ export class IceRestart {
   remoteUfrag: string | undefined;
   /** Our restart awaits the peer's description. */
   #waiting = false;
+  /** Our last restart signalled its description, and its end-of-candidates. */
+  #described = true;
+  #gathered = true;
   /** Tries again when no new pair was selected in time (a description lost while both sides renewed their signalling). */
   #retry: NodeJS.Timeout | undefined;
   #tries = 0;
@@ -125,9 +134,14 @@ export class IceRestart {
   async run(): Promise<void> {
     const c = this.#c;
     this.#waiting = true;
+    this.#described = false;
+    this.#gathered = false;
     this.#lastAt = performance.now();
     this.#expectPath();
     c.agent.restart(iceChars(6), iceChars(18));
+    // the agent forgot the peer's credentials: whatever description comes next is the answer,
+    // even one with the ufrag we had (the peer's restart that crossed ours)
+    this.remoteUfrag = undefined;
     const now = c.addresses();
     const old = c.hosts();
     const gone = now === undefined ? [] : old.filter((h) => !now.includes(h.address.address));
@@ -137,17 +151,20 @@ export class IceRestart {
     for (const h of gone) c.forget(h.base);
     c.announce();
     for (const h of gone) h.socket.close();
-    // a new address: the signalling connection may have died with the old one (not otherwise:
-    // renewing it needlessly can lose the peer's description while neither side is registered)
-    if (gone.length > 0 || added.length > 0) await c.renewSignalling();
+    // a new address: the signalling connection may have died with the old one; or it closed (the
+    // server restarted). Not otherwise: renewing it needlessly can lose the peer's description
+    // while neither side is registered
+    if (gone.length > 0 || added.length > 0 || c.signallingLost()) await c.renewSignalling();
     if (c.closed()) return;
     const hosts = c.hosts();
     for (const [i, h] of hosts.entries()) c.addHost(h, 65535 - i);
     this.#describe();
+    this.#described = true;
     c.flush();
-    await c.gatherReflexive();
+    await Promise.all([c.gatherReflexive(), c.renewRelay()]);
     if (c.closed()) return;
     c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
+    this.#gathered = true;
     c.flush();
   }
 
@@ -165,10 +182,13 @@ export class IceRestart {
     c.agent.setRemoteCredentials(m.ufrag, m.pwd);
     this.remoteUfrag = m.ufrag;
     for (const line of m.candidates) c.addRemote(line);
-    if (!ours) {
-      this.#describe();
-      c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
-    }
+    // Answered, or (ours, once our restart has described itself) said again: when both sides
+    // restarted at once, each may take the other's description as the answer to its own while
+    // ours was lost (sent while the peer renewed its signalling connection) or one side restarts
+    // again (a retry); a peer that has our ufrag already ignores it, one that lacks it takes it
+    // as its answer.
+    if (!ours || this.#described) this.#describe();
+    if (!ours || this.#gathered) c.send({ type: 'end-of-candidates', to: c.peerId, sessionId: c.sessionId });
     return true;
   }
 

@@ -90,6 +90,11 @@ export class Signalling {
     rv.on('message', this.#onMessage);
   }
 
+  /** Whether the rendezvous connection it signals through closed. */
+  get lost(): boolean {
+    return this.#rv.closeInfo !== undefined;
+  }
+
   /** Stops listening. */
   detach(): void {
     this.#rv.off('message', this.#onMessage);

@@ -56,8 +56,14 @@
  *   and guesses a stream id (random, 31 bits) and a sequence number in the window could end a
  *   stream the same way, even while the link is relayed.
  * - libudx completes a move (`changeRemote`) only once every packet sent before it is
- *   acknowledged; a stream whose new route dies before that cannot move again and ends when udx
- *   gives up.
+ *   acknowledged, and resends a packet only to the address it first went to: packets in flight
+ *   to an address the peer no longer has never arrive. A stream whose move does not complete
+ *   within 1 s, or whose udx stream fails while the link lives, resumes (`channel.ts`): both
+ *   sides make a new udx stream pair on the current route and each writes again from the
+ *   other's count of bytes received (sealed `Resume` datagrams, resent every 250 ms, given up
+ *   after 30 s). Each side keeps what it wrote until the peer confirms it (every 1 MiB
+ *   received), so the bytes come again exactly once, under the same records
+ *   (`stats.streamsResumed`).
  * - A stream destroyed while the peer's side is already gone takes libudx about 13 s to give
  *   up, and the socket it is on closes only after that.
  *

@@ -31,149 +31,28 @@ import {
   LinkControl,
   LinkControlReader,
   LinkInner,
+  decodeLinkResume,
   decodeLinkRoute,
   decodeUdxBatch,
   decodeUdxFragment,
+  LinkResumeKind,
   encodeLinkControl,
+  encodeLinkResume,
   encodeLinkRoute,
   encodeUdxBatch,
   encodeUdxFragment,
   peerIdFromPublicKey,
 } from '@nat/protocol';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
+import { type ChannelHost, ResumableChannel } from './channel.js';
 import { PeerLinkError } from './errors.js';
 import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, bindUdxSocket, curveEd, shimUdx, udx } from './native.js';
 import { RecordOpener, RecordSealer, streamKey } from './records.js';
 import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
 import { LinkStream } from './stream.js';
+import type { LinkPath, LinkStats, PeerLinkEvents, PeerLinkOptions, UdxRoute } from './types.js';
 
-/** Where a link's udx streams send: a udx socket and the address on the other side. */
-export interface UdxRoute {
-  /** A socket of the link's udx instance ({@link udx}). */
-  readonly socket: UdxSocket;
-  readonly host: string;
-  readonly port: number;
-}
-
-/** What the link needs from the path: an {@link IceConnection} is one. */
-export interface LinkPath {
-  send(data: Uint8Array): boolean;
-  /**
-   * Optional: sends `frame.subarray(1)` as one datagram without copying it; `frame[0]` is the
-   * path's own (IceConnection.sendFrame writes its frame type there).
-   */
-  sendFrame?(frame: Uint8Array): boolean;
-  /**
-   * Optional: the selected pair as a udx route (its local udx socket and the peer's address),
-   * when the pair is direct and its local socket is a udx socket of {@link udx}; undefined
-   * otherwise (relayed). The link's streams then run on it without the shim.
-   */
-  readonly udxRoute?: UdxRoute | undefined;
-  /**
-   * Optional: the udx socket the link's streams live on while no direct route exists (they send
-   * to the shim from it): the socket of the selected pair when direct, else the path's first
-   * udx host socket. Without one, the link binds a private socket on loopback.
-   */
-  readonly udxHome?: UdxSocket | undefined;
-  on(event: 'data', listener: (data: Uint8Array) => void): unknown;
-  on(event: 'close', listener: (reason: string) => void): unknown;
-  /** The selected pair changed: the link asks `udxRoute` again. */
-  on(event: 'path', listener: () => void): unknown;
-  off(event: 'data', listener: (data: Uint8Array) => void): unknown;
-  off(event: 'close', listener: (reason: string) => void): unknown;
-  off(event: 'path', listener: () => void): unknown;
-}
-
-/** Options of {@link openLink}. */
-export interface PeerLinkOptions {
-  /** This peer's Ed25519 identity (the rendezvous identity). Required. */
-  readonly identity: RendezvousIdentity;
-  /** The initiator sends the first handshake message: the ICE controlling side (the caller). Required. */
-  readonly initiator: boolean;
-  /**
-   * The peer id the remote static key must hash to. Required: a peer that does not hold the key
-   * of this id is refused (`REFUSED`).
-   */
-  readonly remotePeerId: string;
-  /** A further check of the authenticated remote peer id (e.g. an allow list). Default: allow. */
-  readonly allow?: (peerId: string) => boolean;
-  /**
-   * Send an (encrypted, empty) keepalive when nothing was sent for this long, ms, to keep NAT
-   * bindings open: below the shortest UDP binding lifetime on the path (RFC 4787 REQ-5 asks NATs
-   * for at least 120 s, Linux conntrack gives 30 s to a one-way flow). Default 15,000; 0 disables.
-   */
-  readonly keepaliveMs?: number;
-  /**
-   * Close the link with `IDLE_TIMEOUT` when nothing authentic arrived for this long, ms (the peer
-   * keeps sending keepalives, so silence means the path or the peer is gone). Default 3 x
-   * `keepaliveMs` (45,000), or 45,000 when keepalives are off; 0 disables.
-   */
-  readonly idleTimeoutMs?: number;
-  /** Give up the handshake after this long, ms (`HANDSHAKE_TIMEOUT`). Default 10,000. */
-  readonly handshakeTimeoutMs?: number;
-  /** Handshake messages are resent this often until answered, ms. Default 250. */
-  readonly handshakeRetransmitMs?: number;
-  /** Aborts the handshake, and closes the link once open. */
-  readonly signal?: AbortSignal;
-  /**
-   * How many bytes of udx packets one sealed datagram may carry on the path as it is now; asked
-   * for each udx packet. udx packets that arrive in one event-loop turn and fit travel together.
-   * Default {@link BATCH_BYTES} (512: small packets, udx's acknowledgements, within any path MTU).
-   * {@link linkOverConnection} allows {@link LOOPBACK_BATCH_BYTES} while every hop of the
-   * selected pair is on loopback (MTU 65,536; direct, or through a TURN server on this host), so
-   * that full data packets travel together too. Over a real network (MTU 1500) a datagram has
-   * room for one full udx packet: only acknowledgements batch there.
-   */
-  readonly batchBytes?: () => number;
-  /**
-   * Let the streams run directly on a direct pair's socket (`direct` route). Default true. False
-   * keeps them on the shim route for the link's life (on both sides: the peer goes direct only
-   * when this side says it can), slower but able to survive either side moving (an ICE restart
-   * on a new address): libudx resends a packet only to the address it first went to, so packets
-   * in flight on a direct route when the peer's address changes never arrive, and their stream
-   * times out (about 12 s later).
-   */
-  readonly directRoute?: boolean;
-}
-
-/** Datagrams refused by a link, by reason. */
-export interface LinkDropCounts {
-  /** Too short, or an unknown type. */
-  malformed: number;
-  /** Failed authentication: altered, forged, or under a key we do not have. */
-  tampered: number;
-  /** A counter already seen, or older than the replay window. */
-  replayed: number;
-}
-
-/** Counters of a link. */
-export interface LinkStats {
-  packetsSent: number;
-  packetsReceived: number;
-  bytesSent: number;
-  bytesReceived: number;
-  keepalivesSent: number;
-  dropped: LinkDropCounts;
-  /** Streams destroyed because their bytes failed authentication (records.ts). */
-  streamsTampered: number;
-  /** Times the streams moved to another route (relay -> direct, a new remote address, ...). */
-  routeChanges: number;
-  /** The streams' current route: `direct` on the pair's own socket, or `shim` (sealed packets over the path). */
-  route: 'direct' | 'shim';
-}
-
-/** Events of {@link PeerLink}. */
-export interface PeerLinkEvents {
-  /** The peer opened a stream. */
-  stream: [stream: LinkStream];
-  /**
-   * The streams' route changed: `direct` (on the selected pair's socket, straight to the peer) or
-   * `shim` (sealed packets carried by the path, e.g. through TURN). Links start on `shim`.
-   */
-  route: [route: 'direct' | 'shim'];
-  /** The link closed; `error` says why unless it was closed locally. */
-  close: [error: PeerLinkError | undefined];
-}
+export type { LinkDropCounts, LinkPath, LinkStats, PeerLinkEvents, PeerLinkOptions, UdxRoute } from './types.js';
 
 // The datagram types, inner types and control messages are @nat/protocol's (link/frames.ts).
 const HS1 = LINK_HS1;
@@ -184,6 +63,7 @@ const INNER_UDX = LinkInner.Udx;
 const INNER_KEEPALIVE = LinkInner.Keepalive;
 const INNER_CLOSE = LinkInner.Close;
 const INNER_UDX_BATCH = LinkInner.UdxBatch;
+const INNER_RESUME = LinkInner.Resume;
 /**
  * Whether the sender's selected pair is direct on the socket its streams are on, so that udx
  * packets sent straight to the pair's remote address reach its streams. A side sends its streams
@@ -282,8 +162,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #route: UdxRoute;
   /** The local address of the route's socket: where the shim hands the path's packets. */
   #routeLocal: { host: string; port: number };
-  readonly #raws = new Set<UdxStream>();
-  readonly #control: UdxStream;
+  /** The link's channels (its streams' and the control stream's), by their local id. */
+  readonly #channels = new Map<number, ResumableChannel>();
+  readonly #control: ResumableChannel;
+  #channelHost: ChannelHost | undefined;
   readonly #controlSealer: RecordSealer;
   readonly #controlOpener: RecordOpener;
   readonly #pending = new Map<number, { stream: UdxStream; resolve: (s: LinkStream) => void; reject: (e: Error) => void }>();
@@ -314,8 +196,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #routeResend: NodeJS.Timeout | undefined;
   #routeSeq = 0;
   #peerRouteSeq: number | undefined;
-  /** Streams whose move waits for their previous one to complete (see #move). */
-  readonly #moveQueued = new WeakSet<UdxStream>();
   readonly #onPathClose = (reason: string): void => this.#end(new PeerLinkError('CLOSED', `the path closed (${reason})`));
   readonly #onAbort = (): void => this.close();
 
@@ -363,10 +243,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats.route = this.#route === this.#shimRoute ? 'shim' : 'direct';
     this.#retransmitHs = init.retransmitHs;
     this.#batchLimit = init.options.batchBytes ?? defaultBatch;
-    this.#control = init.control;
     this.#controlSealer = new RecordSealer(streamKey(this.#tx, init.control.id, init.remoteControlId));
     this.#controlOpener = new RecordOpener(streamKey(this.#rx, init.remoteControlId, init.control.id));
-    this.#connect(this.#control, init.remoteControlId);
+    this.#control = this.#connect(init.control, init.remoteControlId);
     this.#control.on('data', (chunk) => this.#onControl(chunk));
     this.#control.on('error', () => {});
     this.#control.on('close', () => this.#end(new PeerLinkError('CLOSED', 'the peer link control stream closed')));
@@ -436,10 +315,28 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   }
 
   /** Connects a raw stream to the peer's stream `remoteId` on the current route. */
-  #connect(raw: UdxStream, remoteId: number): void {
+  #connect(raw: UdxStream, remoteId: number): ResumableChannel {
     raw.connect(this.#route.socket, remoteId, this.#route.port, this.#route.host);
-    this.#raws.add(raw);
-    raw.once('close', () => this.#raws.delete(raw));
+    const channel = new ResumableChannel((this.#channelHost ??= this.#host()), raw, remoteId);
+    this.#channels.set(channel.id, channel);
+    channel.once('close', () => this.#channels.delete(channel.id));
+    return channel;
+  }
+
+  /** What the link's channels need from it (channel.ts). */
+  #host(): ChannelHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter below reads the link's state
+    const link = this;
+    return {
+      initiator: this.#initiator,
+      get closed(): boolean {
+        return link.#closed;
+      },
+      newRaw: createRawStream,
+      route: () => this.#route,
+      sendResume: (m) => this.#sendSealed(INNER_RESUME, encodeLinkResume(m).subarray(1)),
+      resumed: () => void this.stats.streamsResumed++,
+    };
   }
 
   /**
@@ -509,30 +406,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#routeLocal = next.socket.address();
     this.stats.routeChanges++;
     this.stats.route = next === this.#shimRoute ? 'shim' : 'direct';
-    for (const raw of this.#raws) this.#move(raw);
+    for (const channel of this.#channels.values()) channel.move();
     this.emit('route', this.stats.route);
   }
 
-  #move(raw: UdxStream): void {
-    const to = this.#route;
-    if (raw.destroyed || raw.socket === null || (raw.socket === to.socket && raw.remotePort === to.port && raw.remoteHost === to.host)) return;
-    try {
-      raw.changeRemote(to.socket, raw.remoteId, to.port, to.host)?.catch(() => {});
-    } catch {
-      // The previous move is not complete (libudx completes a move once every packet sent
-      // before it is acknowledged): move once it is, to wherever the route is by then; one
-      // queued move per stream. If the route moved to died before acknowledging them, the
-      // stream cannot move again and ends when udx gives up (a libudx limit).
-      if (this.#moveQueued.has(raw)) return;
-      this.#moveQueued.add(raw);
-      raw.once('remote-changed', () => {
-        this.#moveQueued.delete(raw);
-        this.#move(raw);
-      });
-    }
-  }
-
-  #protection(raw: UdxStream, remoteId: number): { sealer: RecordSealer; opener: RecordOpener; onTampered: (e: PeerLinkError) => void } {
+  #protection(raw: ResumableChannel, remoteId: number): { sealer: RecordSealer; opener: RecordOpener; onTampered: (e: PeerLinkError) => void } {
     return {
       sealer: new RecordSealer(streamKey(this.#tx, raw.id, remoteId)),
       opener: new RecordOpener(streamKey(this.#rx, remoteId, raw.id)),
@@ -540,7 +418,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     };
   }
 
-  #track(raw: UdxStream, remoteId: number): LinkStream {
+  #track(raw: ResumableChannel, remoteId: number): LinkStream {
     const s = new LinkStream(raw, this.#protection(raw, remoteId));
     this.#streams.add(s);
     s.on('close', () => {
@@ -573,15 +451,14 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     for (const { type, a, b } of this.#ctrl.push(chunk)) {
       if (type === LinkControl.Open) {
         const raw = createRawStream();
-        this.#connect(raw, a);
+        const channel = this.#connect(raw, a);
         this.#sendControl(encodeLinkControl(LinkControl.Accept, a, raw.id));
-        this.emit('stream', this.#track(raw, a));
+        this.emit('stream', this.#track(channel, a));
       } else if (type === LinkControl.Accept) {
         const p = this.#pending.get(a);
         if (p === undefined) continue;
         this.#pending.delete(a);
-        this.#connect(p.stream, b);
-        p.resolve(this.#track(p.stream, b));
+        p.resolve(this.#track(this.#connect(p.stream, b), b));
       } else if (type === LinkControl.Reset) {
         for (const s of this.#streams) if (s.id === a) s.destroy(new PeerLinkError('CLOSED', "the peer's end of the stream failed"));
       } else {
@@ -723,7 +600,21 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       this.#peerRouteSeq = seq;
       this.#peerDirect = route.direct;
       this.#reroute();
-    } else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
+    } else if (inner === INNER_RESUME) this.#onResume(plain);
+    else if (inner === INNER_CLOSE) this.#end(new PeerLinkError('CLOSED', `peer ${this.remotePeerId} closed the link`));
+  }
+
+  #onResume(plain: Buffer): void {
+    const m = decodeLinkResume(plain);
+    if (m === undefined) {
+      this.stats.dropped.malformed++;
+      return;
+    }
+    const channel = this.#channels.get(m.target);
+    if (channel !== undefined) channel.onResume(m);
+    else if (m.kind === LinkResumeKind.Request)
+      // a stream this side closed: the requester's ends with an error
+      this.#sendSealed(INNER_RESUME, encodeLinkResume({ kind: LinkResumeKind.Refuse, target: m.echo, raw: 0, echo: m.raw, received: 0 }).subarray(1));
   }
 
   #end(error: PeerLinkError | undefined): void {
@@ -746,8 +637,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     for (const s of this.#streams) s.destroy(error);
     // a stream closing gracefully waits for the peer's acknowledgements, which a closed link
     // will not carry: end them all now, so that the socket they are on can close
-    for (const raw of this.#raws) raw.destroy();
-    this.#control.destroy();
+    for (const channel of [...this.#channels.values()]) channel.destroy();
     void this.#shim.close().catch(() => {});
     // the home socket belongs to the path, unless it is the link's own
     void this.#privateSocket?.close().catch(() => {});
@@ -785,6 +675,7 @@ export async function openLink(path: LinkPath, options: PeerLinkOptions): Promis
     dropped: { malformed: 0, tampered: 0, replayed: 0 },
     streamsTampered: 0,
     routeChanges: 0,
+    streamsResumed: 0,
     route: 'shim',
   };
   const control = createRawStream();

@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { PeerLinkError } from './errors.js';
-import type { UdxStream } from './native.js';
+import type { ResumableChannel } from './channel.js';
 import { type RecordOpener, type RecordSealer } from './records.js';
 
 /** The two directions' protection of a stream (records.ts). */
@@ -12,7 +12,8 @@ export interface StreamProtection {
 }
 
 /**
- * A Node duplex over one udx-native stream (a streamx duplex) whose bytes are sealed records
+ * A Node duplex over one udx-native stream (a streamx duplex; through a {@link ResumableChannel},
+ * which may move the bytes to a new udx stream pair) whose bytes are sealed records
  * (records.ts): writes are sealed and wait for udx's `drain`, reads are opened record by record
  * and pause udx when Node's buffer is full, `end()` sends the authenticated end and half-closes
  * (udx sends its END and keeps reading), and the duplex closes once udx has closed, i.e. once
@@ -23,12 +24,12 @@ export interface StreamProtection {
 export class LinkStream extends Duplex {
   /** The udx stream's local id (diagnostics). */
   readonly id: number;
-  readonly #raw: UdxStream;
+  readonly #raw: ResumableChannel;
   readonly #protection: StreamProtection;
   #rawClosed = false;
   #pendingWrite: ((error?: Error | null) => void) | undefined;
 
-  constructor(raw: UdxStream, protection: StreamProtection) {
+  constructor(raw: ResumableChannel, protection: StreamProtection) {
     super({ allowHalfOpen: true });
     this.id = raw.id;
     this.#raw = raw;

@@ -39,6 +39,8 @@ export const LinkInner = {
   Route: 0x04,
   /** A piece of a udx packet too large for one datagram of the path. */
   UdxFragment: 0x05,
+  /** A stream's resumption on a new udx stream, or a count of its bytes received (`resume.ts`). */
+  Resume: 0x06,
 } as const;
 
 /** Control stream message types. */
