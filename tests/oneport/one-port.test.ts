@@ -1,0 +1,110 @@
+/**
+ * One TLS port (issue 17 item 5), on loopback: nat-server's --tls-port carries STUN/TURN over
+ * TLS and the rendezvous (wss:) together, told apart by ALPN ("stun.turn", "http/1.1") or by
+ * the first bytes; the rendezvous hands out a `turns:` URI on that same port, and TURN over TLS
+ * allocates there with the credentials it handed out.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { RendezvousClient, TurnClient, generateIdentity, stunBinding } from '@nat/client';
+import { Attr, StunClass, StunMethod, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, loopbackNet, startServer, writeCert } from './helpers.js';
+
+const net = loopbackNet();
+const host = `${net}1`;
+const dir = mkdtempSync(join(tmpdir(), 'nat-oneport-'));
+let server: RunningServer;
+let ca = '';
+let tlsPort = 0;
+let wssUrl = '';
+
+beforeAll(async () => {
+  const cert = await writeCert(dir, [host]);
+  ca = cert.certPem;
+  const args = ['--listen', host, '--port', '0', '--no-alt-port', '--tls-port', '0', '--tls-cert', cert.cert, '--tls-key', cert.key];
+  const turn = ['--realm', 'one.test', '--auth-secret', 'one-port-secret', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0'];
+  server = await startServer([...args, ...turn], /rendezvous (wss:\/\/\S+) \(on the TLS port/);
+  wssUrl = (await server.line(/rendezvous (wss:\/\/\S+) \(on the TLS port/))[1]!;
+  tlsPort = Number((await server.line(/listening tls {1,2}\S+:(\d+) \(PP\)/))[1]);
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Opens TLS to the port with `alpn`, writes `bytes`, and collects what comes back until the server closes or `ms` pass. */
+function exchange(alpn: string[] | undefined, bytes: Uint8Array | string, ms = 5000): Promise<{ alpn: string | false; got: Buffer; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host, port: tlsPort, ca, localAddress: `${net}9`, ...(alpn ? { ALPNProtocols: alpn } : {}) }, () => s.write(bytes));
+    const chunks: Buffer[] = [];
+    const done = (closed: boolean): void => {
+      clearTimeout(timer);
+      resolve({ alpn: s.alpnProtocol ?? false, got: Buffer.concat(chunks), closed });
+      s.destroy();
+    };
+    const timer = setTimeout(() => done(false), ms);
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (typeof bytes !== 'string' && chunks.reduce((n, b) => n + b.length, 0) >= 20) done(false);
+    });
+    s.on('close', () => done(true));
+    s.on('error', (e: Error) => (chunks.length === 0 ? reject(e) : undefined));
+  });
+}
+
+const binding = () => encodeStunMessage({ method: StunMethod.Binding, class: StunClass.Request, attributes: [] });
+
+describe('one TLS port: STUN/TURN and the rendezvous together', () => {
+  it('a STUN Binding over TLS without ALPN (told by its first bytes) learns the client address', { timeout: 30_000 }, async () => {
+    const r = await stunBinding(`${host}:${tlsPort}`, { transport: 'tls', localAddress: `${net}7`, tls: { ca }, signal: AbortSignal.timeout(10_000) });
+    expect(r.mappedAddress.address).toBe(`${net}7`);
+  });
+
+  it('ALPN "stun.turn" (RFC 7443) goes to STUN', { timeout: 30_000 }, async () => {
+    const r = await exchange(['stun.turn'], binding());
+    expect(r.alpn).toBe('stun.turn');
+    const m = decodeStunMessage(r.got);
+    expect(m.class).toBe(StunClass.SuccessResponse);
+    expect(m.get(Attr.XorMappedAddress)?.address).toBe(`${net}9`);
+  });
+
+  it('ALPN "http/1.1" goes to the rendezvous HTTP server (426 for a plain GET)', { timeout: 30_000 }, async () => {
+    const r = await exchange(['http/1.1'], `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(r.alpn).toBe('http/1.1');
+    expect(r.got.toString('latin1')).toMatch(/^HTTP\/1\.1 426 /);
+  });
+
+  it('neither STUN nor HTTP: closed without an answer', { timeout: 30_000 }, async () => {
+    const r = await exchange(undefined, 'hello, is this the server?\r\n');
+    expect(r.closed).toBe(true);
+    expect(r.got.length).toBe(0);
+  });
+
+  it('wss: on the TLS port registers; the turns: URI handed out allocates over TLS on the same port', { timeout: 60_000 }, async () => {
+    expect(wssUrl).toBe(`wss://${host}:${tlsPort}/`);
+    const peer = await RendezvousClient.connect({ url: wssUrl, identity: generateIdentity(), tls: { ca }, signal: AbortSignal.timeout(10_000) });
+    try {
+      const turns = peer.iceServers.find((s) => [s.urls].flat().includes(`turns:${host}:${tlsPort}?transport=tcp`));
+      expect(turns, JSON.stringify(peer.iceServers)).toBeDefined();
+      const turn = await TurnClient.connect({
+        server: `${host}:${tlsPort}`,
+        transport: 'tls',
+        username: turns!.username!,
+        password: turns!.credential!,
+        tls: { ca },
+        signal: AbortSignal.timeout(10_000),
+      });
+      try {
+        expect(turn.relayedAddress.address).toBe(host);
+      } finally {
+        await turn.close();
+      }
+    } finally {
+      await peer.close();
+    }
+  });
+});
