@@ -27,6 +27,7 @@ let haproxy: ChildProcess | undefined;
 let haproxyLog = '';
 let ca = '';
 let tlsPort = 0;
+let tcpPort = 0;
 let frontPort = 0;
 const open: TLSSocket[] = [];
 
@@ -54,6 +55,7 @@ beforeAll(async () => {
   const governance = ['--proxy-protocol-from', BALANCER_SOURCE, '--max-connections-per-source', '2', '--tls-handshake-timeout', '5'];
   server = await startServer([...args, ...governance], /listening tls {1,2}\S+:(\d+) \(PP\)/);
   tlsPort = Number((await server.line(/listening tls {1,2}\S+:(\d+) \(PP\)/))[1]);
+  tcpPort = Number((await server.line(/listening tcp {1,2}\S+:(\d+) \(PP\)/))[1]);
   frontPort = await freePort(HAPROXY);
   const cfg = [
     'global',
@@ -145,5 +147,20 @@ describe('PROXY protocol v2 from haproxy in front of the TLS port', () => {
     const deadline = Date.now() + 10_000;
     while (!server.stdout().includes('--proxy-protocol-from lists this source') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(server.stdout()).toMatch(/"source":"127\.\d+\.\d+\.3".*not a PROXY protocol header.*--proxy-protocol-from lists this source/);
+  });
+
+  it('the TCP listener too, with a v1 text header: the claimed client is answered', { timeout: 30_000 }, async () => {
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const c = netConnect({ host: SERVER, port: tcpPort, localAddress: BALANCER_SOURCE }, () => {
+        c.write(`PROXY TCP4 192.0.2.88 ${SERVER} 5555 ${tcpPort}\r\n`);
+        c.write(binding());
+      });
+      c.once('data', (d: Buffer) => {
+        c.destroy();
+        resolve(d);
+      });
+      c.on('error', reject);
+    });
+    expect(decodeStunMessage(answer).get(Attr.XorMappedAddress)).toMatchObject({ address: '192.0.2.88', port: 5555 });
   });
 });

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { RendezvousClient, TurnClient, generateIdentity, stunBinding } from '@nat/client';
+import { type AddressInfo, connect as netConnect, createServer as createNetServer } from 'node:net';
+import { RendezvousClient, TurnClient, exposePublic, generateIdentity, stunBinding } from '@nat/client';
 import { Attr, StunClass, StunMethod, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, loopbackNet, startServer, writeCert } from './helpers.js';
@@ -26,7 +27,8 @@ beforeAll(async () => {
   ca = cert.certPem;
   const args = ['--listen', host, '--port', '0', '--no-alt-port', '--tls-port', '0', '--tls-cert', cert.cert, '--tls-key', cert.key];
   const turn = ['--realm', 'one.test', '--auth-secret', 'one-port-secret', '--allow-peer', '127.0.0.0/8', '--rendezvous-port', '0'];
-  server = await startServer([...args, ...turn], /rendezvous (wss:\/\/\S+) \(on the TLS port/);
+  const expose = ['--user', 'alice:alice-pw', '--expose-ports', '20000-20009'];
+  server = await startServer([...args, ...turn, ...expose], /rendezvous (wss:\/\/\S+) \(on the TLS port/);
   wssUrl = (await server.line(/rendezvous (wss:\/\/\S+) \(on the TLS port/))[1]!;
   tlsPort = Number((await server.line(/listening tls {1,2}\S+:(\d+) \(PP\)/))[1]);
 }, 60_000);
@@ -105,6 +107,28 @@ describe('one TLS port: STUN/TURN and the rendezvous together', () => {
       }
     } finally {
       await peer.close();
+    }
+  });
+
+  it('the expose control connection on the TLS port: a public port opens and reaches the local service', { timeout: 60_000 }, async () => {
+    const echo = createNetServer((c) => c.pipe(c));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const target = { host: '127.0.0.1', port: (echo.address() as AddressInfo).port };
+    const t = exposePublic({ url: wssUrl, credentials: { username: 'alice', password: 'alice-pw' }, tls: { ca }, target });
+    try {
+      const a = await t.ready;
+      expect(a.address).toBe(`${host}:${a.port}`);
+      const back = await new Promise<string>((resolve, reject) => {
+        const c = netConnect({ host, port: a.port }, () => c.end('through the public port'));
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString()));
+        c.on('close', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(back).toBe('through the public port');
+    } finally {
+      await t.close();
+      echo.close();
     }
   });
 });
