@@ -41,7 +41,8 @@ afterAll(async () => {
 /** Opens TLS to the port with `alpn`, writes `bytes`, and collects what comes back until the server closes or `ms` pass. */
 function exchange(alpn: string[] | undefined, bytes: Uint8Array | string, ms = 5000): Promise<{ alpn: string | false; got: Buffer; closed: boolean }> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host, port: tlsPort, ca, localAddress: `${net}9`, ...(alpn ? { ALPNProtocols: alpn } : {}) }, () => s.write(bytes));
+    const raw = netConnect({ host, port: tlsPort, localAddress: `${net}9` });
+    const s = tlsConnect({ socket: raw, host, ca, ...(alpn ? { ALPNProtocols: alpn } : {}) }, () => s.write(bytes));
     const chunks: Buffer[] = [];
     const done = (closed: boolean): void => {
       clearTimeout(timer);
