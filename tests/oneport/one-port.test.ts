@@ -7,10 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { type AddressInfo, connect as netConnect, createServer as createNetServer } from 'node:net';
 import { RendezvousClient, TurnClient, exposePublic, generateIdentity, stunBinding } from '@nat/client';
 import { Attr, StunClass, StunMethod, decodeStunMessage, encodeStunMessage } from '@nat/protocol';
+import { loadTlsCredentials } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, loopbackNet, startServer, writeCert } from './helpers.js';
 
@@ -67,12 +68,32 @@ describe('one TLS port: STUN/TURN and the rendezvous together', () => {
     expect(r.mappedAddress.address).toBe(`${net}7`);
   });
 
-  it('ALPN "stun.turn" (RFC 7443) goes to STUN', { timeout: 30_000 }, async () => {
-    const r = await exchange(['stun.turn'], binding());
-    expect(r.alpn).toBe('stun.turn');
-    const m = decodeStunMessage(r.got);
-    expect(m.class).toBe(StunClass.SuccessResponse);
-    expect(m.get(Attr.XorMappedAddress)?.address).toBe(`${net}9`);
+  it('ALPN "stun.turn" and "stun.nat-discovery" (RFC 7443) go to STUN', { timeout: 30_000 }, async () => {
+    for (const alpn of ['stun.turn', 'stun.nat-discovery']) {
+      const r = await exchange([alpn], binding());
+      expect(r.alpn).toBe(alpn);
+      const m = decodeStunMessage(r.got);
+      expect(m.class).toBe(StunClass.SuccessResponse);
+      expect(m.get(Attr.XorMappedAddress)?.address).toBe(`${net}9`);
+    }
+  });
+
+  it('the TURN client offers ALPN "stun.turn" over TLS', { timeout: 30_000 }, async () => {
+    const offered: (string | false)[] = [];
+    const creds = await loadTlsCredentials({ selfSigned: true, altIps: [`${net}20`] });
+    const probe = createTlsServer({ cert: creds.cert, key: creds.key, ALPNProtocols: ['stun.turn', 'other'] }, (s) => {
+      offered.push(s.alpnProtocol);
+      s.destroy();
+    });
+    await new Promise<void>((r) => probe.listen(0, `${net}20`, r));
+    try {
+      const server = `${net}20:${(probe.address() as AddressInfo).port}`;
+      const init = { server, transport: 'tls' as const, username: 'u', password: 'p', tls: { ca: String(creds.cert) }, signal: AbortSignal.timeout(5000) };
+      await expect(TurnClient.connect(init)).rejects.toThrow();
+      expect(offered).toEqual(['stun.turn']);
+    } finally {
+      probe.close();
+    }
   });
 
   it('ALPN "http/1.1" goes to the rendezvous HTTP server (426 for a plain GET)', { timeout: 30_000 }, async () => {

@@ -2,7 +2,7 @@
  * One TLS port for several services (issue 17 item 5: networks that pass only TCP 443): after
  * the handshake, a connection goes to TURN/STUN or to the HTTP server of the WebSocket services
  * (the rendezvous, and the expose control connection on its path), chosen by the ALPN protocol
- * the client asked for ("stun.turn", RFC 7443; "http/1.1"), else by its first bytes
+ * the client asked for ("stun.turn" and "stun.nat-discovery", RFC 7443; "http/1.1"), else by its first bytes
  * ({@link classifyStreamStart}). Until the first bytes decide, the connection is still under
  * its lease's handshake deadline.
  */
@@ -13,7 +13,7 @@ import type { GovernedConnection } from './listen.js';
 import type { StreamLease } from './stream.js';
 
 /** The ALPN protocols a shared TLS port offers, in the server's order of preference. */
-export const ONE_PORT_ALPN = ['stun.turn', 'http/1.1'] as const;
+export const ONE_PORT_ALPN = ['stun.turn', 'stun.nat-discovery', 'http/1.1'] as const;
 
 /** Where {@link routeOnePort} sends a connection. */
 export interface OnePortRoutes {
@@ -25,7 +25,7 @@ export interface OnePortRoutes {
 /** Routes one TLS connection whose handshake finished (see the module text). */
 export function routeOnePort(routes: OnePortRoutes, socket: TLSSocket, lease: StreamLease): void {
   const alpn = socket.alpnProtocol;
-  if (alpn === 'stun.turn') return routes.stun(socket, lease);
+  if (alpn === 'stun.turn' || alpn === 'stun.nat-discovery') return routes.stun(socket, lease);
   if (alpn === 'http/1.1') return toHttp(routes, socket, lease);
   socket.on('error', () => socket.destroy()); // recorded by the lease; the close ends it
   let held: Buffer = Buffer.alloc(0);
