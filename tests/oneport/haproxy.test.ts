@@ -53,7 +53,8 @@ beforeAll(async () => {
   ca = cert.certPem;
   const args = ['--listen', SERVER, '--port', '0', '--no-alt-port', '--tls-port', '0', '--tls-cert', cert.cert, '--tls-key', cert.key];
   const governance = ['--proxy-protocol-from', BALANCER_SOURCE, '--max-connections-per-source', '2', '--tls-handshake-timeout', '5'];
-  server = await startServer([...args, ...governance], /listening tls {1,2}\S+:(\d+) \(PP\)/);
+  const rendezvous = ['--rendezvous-port', '0', '--rendezvous-connections-per-source', '1'];
+  server = await startServer([...args, ...governance, ...rendezvous], /rendezvous wss:\/\/\S+ \(on the TLS port/);
   tlsPort = Number((await server.line(/listening tls {1,2}\S+:(\d+) \(PP\)/))[1]);
   tcpPort = Number((await server.line(/listening tcp {1,2}\S+:(\d+) \(PP\)/))[1]);
   frontPort = await freePort(HAPROXY);
@@ -163,4 +164,44 @@ describe('PROXY protocol v2 from haproxy in front of the TLS port', () => {
     });
     expect(decodeStunMessage(answer).get(Attr.XorMappedAddress)).toMatchObject({ address: '192.0.2.88', port: 5555 });
   });
+
+  it('the rendezvous on the TLS port behind haproxy holds each client behind it to its own share', { timeout: 60_000 }, async () => {
+    // --rendezvous-connections-per-source 1: a second WebSocket from one client is closed 1013;
+    // another client's first one is not (all three reach the server from haproxy's address).
+    expect(await upgradeThroughHaproxy(`${net}8`)).toBe('open');
+    expect(await upgradeThroughHaproxy(`${net}8`)).toBe('closed 1013');
+    expect(await upgradeThroughHaproxy(`${net}9`)).toBe('open');
+  });
 });
+
+/**
+ * A WebSocket upgrade through haproxy from `localAddress`, kept open: 'open' when the server
+ * switched protocols and sent nothing more within a second, 'closed CODE' when it sent a close frame.
+ */
+function upgradeThroughHaproxy(localAddress: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = netConnect({ host: HAPROXY, port: frontPort, localAddress });
+    const s = tlsConnect({ socket: raw, ca, checkServerIdentity: () => undefined }, () =>
+      s.write(
+        `GET / HTTP/1.1\r\nHost: ${HAPROXY}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      ),
+    );
+    open.push(s);
+    let got = Buffer.alloc(0);
+    let timer: NodeJS.Timeout | undefined;
+    s.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      if (!got.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) return reject(new Error(`no upgrade: ${got.toString().slice(0, 80)}`));
+      const frame = got.subarray(end + 4);
+      // A close frame from the server: 0x88, a payload length, then the 2-byte code.
+      if (frame.length >= 4 && frame[0] === 0x88) {
+        clearTimeout(timer);
+        return resolve(`closed ${frame.readUInt16BE(2)}`);
+      }
+      timer ??= setTimeout(() => resolve('open'), 1000);
+    });
+    s.on('error', reject);
+  });
+}
