@@ -79,7 +79,7 @@ describe('one TLS port: STUN/TURN and the rendezvous together', () => {
   });
 
   it('the TURN client offers ALPN "stun.turn" over TLS', { timeout: 30_000 }, async () => {
-    const offered: (string | false)[] = [];
+    const offered: (string | false | null)[] = [];
     const creds = await loadTlsCredentials({ selfSigned: true, altIps: [`${net}20`] });
     const probe = createTlsServer({ cert: creds.cert, key: creds.key, ALPNProtocols: ['stun.turn', 'other'] }, (s) => {
       offered.push(s.alpnProtocol);
