@@ -24,6 +24,7 @@ declare -A PROVIDES=(
   [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
   [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
+  [haproxy]=haproxy              # a real TCP load balancer sending PROXY v2 headers (the test starts its own)
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }

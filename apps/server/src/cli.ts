@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
 import { externalOf } from './external-ip.js';
+import { type ProxyProtocolFlags, proxyProtocolFromFlag, withProxyProtocolOption } from './proxy-flags.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
@@ -44,7 +45,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-interface Flags {
+interface Flags extends ProxyProtocolFlags {
   listen?: string[];
   alternate?: string[];
   port?: number;
@@ -122,7 +123,7 @@ Examples:
 Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
 listen, alternate, externalIps, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
 rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
-tlsHandshakeTimeout, logLevel; TURN: realm, users [name:password], usersFile,
+tlsHandshakeTimeout, proxyProtocolFrom, logLevel; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
@@ -148,7 +149,7 @@ function buildProgram(out: Out): Command {
     .option('--no-alt-port', 'serve no alternate port')
     .option('--no-tcp', 'serve STUN over UDP only')
     .option('--external-ip <pub[/priv]>', 'behind a 1:1 NAT: tell clients PUB for PRIV (default: --listen, --relay-ip); repeatable', collect)
-    .option('--tls-port <port>', 'serve STUN over TLS on this port (default off; 0 picks one)', portArg)
+    .option('--tls-port <port>', 'STUN and TURN over TLS on this port; also the rendezvous (wss:) and expose control when on (default off)', portArg)
     .option('--tls-cert <file>', 'PEM certificate chain for TLS (default: a generated self-signed one)')
     .option('--tls-key <file>', 'PEM private key for TLS')
     .option('--software <text>', 'SOFTWARE attribute to send when the response size allows')
@@ -222,7 +223,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withAdminOptions(program), out);
+  return withGeneralOptions(withAdminOptions(withProxyProtocolOption(program)), out);
 }
 
 /** The admin listener's options. */
@@ -328,7 +329,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const o = program.opts<Flags>();
   const file = o.checkConfig ?? o.config;
   const fromFile = file ? await readConfigFile(file) : {};
-  const flags = flagValues(o);
+  const flags = { ...flagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom) };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
   if (o.checkConfig !== undefined) {

@@ -20,6 +20,7 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   tlsPort: '--tls-port',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
+  proxyProtocolFrom: '--proxy-protocol-from',
   software: '--software',
   rateLimit: '--rate-limit/--rate-burst',
   logLevel: '--log-level',

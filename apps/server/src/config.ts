@@ -80,6 +80,8 @@ export const ServerConfig = z
     maxConnectionsPerSource: count(1).default(256).describe('a whole number of at least 1'),
     idleTimeout: z.number().min(0.1).default(30).describe('seconds, a number of at least 0.1'),
     tlsHandshakeTimeout: z.number().min(0.1).default(10).describe('seconds, a number of at least 0.1'),
+    /** Load balancers whose TCP/TLS connections start with a PROXY header (v2 or v1) carrying the client's address. */
+    proxyProtocolFrom: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them: the load balancers that send PROXY headers'),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
@@ -360,5 +362,7 @@ export function toStunServerInit(c: ServerConfig): StunServerInit {
       idleTimeoutMs: c.idleTimeout * 1000,
       handshakeTimeoutMs: c.tlsHandshakeTimeout * 1000,
     },
+    // The PROXY header is read before the TLS handshake, within the same deadline.
+    ...(c.proxyProtocolFrom.length > 0 ? { proxyProtocol: { from: c.proxyProtocolFrom, timeoutMs: c.tlsHandshakeTimeout * 1000 } } : {}),
   };
 }

@@ -68,12 +68,20 @@ export async function startRendezvousOf(config: ServerConfig, stun: StunServer, 
   const told = advertisedIp(externalOf(config), first);
   const host = told.includes(':') ? `[${told}]` : told;
   // The ports actually bound (with --port 0 each transport gets its own), not the configured one.
-  const bound = (transport: 'udp' | 'tcp'): number =>
+  const bound = (transport: 'udp' | 'tcp' | 'tls'): number =>
     stun.listeners.find((l) => l.transport === transport && l.role === 'PP' && l.address.address === first)?.address.port ?? config.port;
-  // TURN over TCP too (when served) for peers whose network blocks UDP.
+  // TURN over TCP too (when served) for peers whose network blocks UDP, and over TLS on the
+  // TLS port (often 443) for networks that let only that out.
+  const tls = config.tlsPort !== undefined;
   const urls = config.rendezvousIceUrls ?? [
     `stun:${host}:${bound('udp')}`,
-    ...(config.realm ? [`turn:${host}:${bound('udp')}`, ...(config.tcp ? [`turn:${host}:${bound('tcp')}?transport=tcp`] : [])] : []),
+    ...(config.realm
+      ? [
+          `turn:${host}:${bound('udp')}`,
+          ...(config.tcp ? [`turn:${host}:${bound('tcp')}?transport=tcp`] : []),
+          ...(tls ? [`turns:${host}:${bound('tls')}?transport=tcp`] : []),
+        ]
+      : []),
   ];
   const rendezvous = await startRendezvous({
     host: config.rendezvousHost ?? first,
@@ -105,6 +113,11 @@ export async function startRendezvousOf(config: ServerConfig, stun: StunServer, 
   // Its port (and the expose control on it) is never a TURN relay peer.
   stun.turn?.addServiceAddresses([rendezvous.address]);
   out.stderr.write(`rendezvous ${rendezvous.url}\n`);
+  if (tls) {
+    // One port for restrictive networks: the TLS port serves the rendezvous (and expose control) too.
+    stun.serveHttpOnTls((socket, lease) => rendezvous.serveGoverned(socket, lease));
+    out.stderr.write(`rendezvous wss://${host}:${bound('tls')}${new URL(rendezvous.url).pathname} (on the TLS port, with TURN over TLS)\n`);
+  }
   const warning = noRelayWarning(config);
   if (warning !== undefined) out.stderr.write(`${warning}\n`);
   return rendezvous;

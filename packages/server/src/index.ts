@@ -45,7 +45,10 @@ export {
   type StreamLimits,
   type StreamOutputKind,
 } from './listeners/stream.js';
-export { type GovernedConnection, createGovernedTlsServer, governTcpServer } from './listeners/listen.js';
+export { type GovernedConnection, createGovernedTlsServer, governTcpServer, proxiedTlsListener } from './listeners/listen.js';
+export { ONE_PORT_ALPN, type OnePortRoutes, routeOnePort } from './listeners/one-port.js';
+export { ProxyFront, type ProxyFrontStats, type ProxyProtocolOptions } from './listeners/proxy-front.js';
+export { adoptClientAddress } from './listeners/client-address.js';
 export { type BoundEndpointSet, type EndpointPorts, type UdpSockets, bindEndpointSet, bindUdp } from './listeners/udp.js';
 export { TurnDriver, type TurnDriverInit, type TurnOptions } from './relay/driver.js';
 export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';

@@ -308,7 +308,8 @@ export class TurnClient {
 
   async #allocate(init: TurnClientInit, servername: string | undefined): Promise<Outcome> {
     const { signal } = init;
-    const tls = init.transport === 'tls' && servername !== undefined ? { servername, ...init.tls } : init.tls;
+    // ALPN "stun.turn" (RFC 7443): a TLS port shared with other services (or a balancer routing by ALPN) tells TURN apart.
+    const tls = init.transport === 'tls' ? { ALPNProtocols: ['stun.turn'], ...(servername !== undefined ? { servername } : {}), ...init.tls } : init.tls;
     this.#socket = await openTurnSocket(
       this.serverAddress,
       {

@@ -1,7 +1,7 @@
 /**
  * The expose protocol (public exposure through a server, frp/ngrok style): yamux framing, a
  * sans-I/O session with TCP-like streams, stream preambles, UDP datagram framing, the control
- * messages and the PROXY protocol v2 header. No sockets, no clocks.
+ * messages and the PROXY protocol header (v2 encoder; v2 and v1 decoder). No sockets, no clocks.
  * @module
  */
 export * from './frame.js';
@@ -9,5 +9,6 @@ export { MuxSession, MuxStream, MuxStreamError, type MuxSessionInit } from './se
 export * from './preamble.js';
 export * from './datagram.js';
 export * from './proxy-v2.js';
+export * from './proxy-decode.js';
 export * from './control.js';
 export { spliceTcp, frameWriter, readControlMessages, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';

@@ -1,10 +1,9 @@
 import { type Server as HttpServer, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { noEvents } from '../events.js';
-import { governTcpServer } from '../listeners/listen.js';
-import { StreamGovernor, type StreamLimits } from '../listeners/stream.js';
+import { StreamGovernor, type StreamLease, type StreamLimits } from '../listeners/stream.js';
 import { silentLogger } from '../logger.js';
 import { type PendingGate, gatePending, handshakeServerOptions } from './gate.js';
 import { type ResolvedLimits, type StartRendezvousOptions, resolveLimits } from './options.js';
@@ -23,6 +22,12 @@ export interface RendezvousServer {
   readonly governor: StreamGovernor;
   /** Counters (the service's and its listener's). */
   stats(): RendezvousStats & RendezvousGateStats;
+  /**
+   * Serves a connection another listener accepted and governs (a shared TLS port, see
+   * `StunServer.serveHttpOnTls`): the pending gate and the HTTP server take it from here; it
+   * is not counted again by this server's own governor.
+   */
+  serveGoverned(socket: Socket, lease: StreamLease): void;
   /** Signs the anonymous relay credentials of later registrations with this secret (a reload rotated it). */
   setTurnSecret(secret: string): void;
   /** Closes every connection and stops listening. Idempotent. */
@@ -39,11 +44,19 @@ function governorLimits(limits: ResolvedLimits, given: StreamLimits = {}): Strea
   };
 }
 
-/** Routes `http`'s connections through `governor`, then the pending gate; upgraded ones are left to their service. */
-function governListener(http: HttpServer, governor: StreamGovernor, gate: PendingGate): void {
-  governTcpServer(http, governor, (socket, lease) => {
-    if (!gate.admit(socket, lease.source)) return;
-    lease.serve(socket, { carries: () => gate.upgraded(socket), resumed: () => undefined });
+/** A governed connection through the pending gate; once upgraded, its service governs its lifetime. */
+function serveGated(gate: PendingGate, socket: Socket, lease: StreamLease): boolean {
+  if (!gate.admit(socket, lease.source)) return false;
+  lease.serve(socket, { carries: () => gate.upgraded(socket), resumed: () => undefined });
+  return true;
+}
+
+/** Routes `http`'s connections through `governor`, then the pending gate, except those another listener governs. */
+function governListener(http: HttpServer, governor: StreamGovernor, gate: PendingGate, elsewhere: WeakSet<Socket>): void {
+  http.on('connection', (raw: Socket) => {
+    if (elsewhere.has(raw)) return;
+    const lease = governor.admit(raw, false);
+    if (lease !== undefined) serveGated(gate, raw, lease);
   });
 }
 
@@ -76,7 +89,8 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   });
   const governor = new StreamGovernor(governorLimits(limits, options.connections), log);
   const gate = gatePending(http, limits, log, options.events ?? noEvents);
-  governListener(http, governor, gate);
+  const elsewhere = new WeakSet<Socket>();
+  governListener(http, governor, gate, elsewhere);
   const service = attachRendezvous(http, options);
   try {
     await listen(http, options.host, options.port);
@@ -97,6 +111,10 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
     httpServer: http,
     governor,
     setTurnSecret: (secret) => service.setTurnSecret(secret),
+    serveGoverned(socket, lease) {
+      elsewhere.add(socket);
+      if (serveGated(gate, socket, lease)) http.emit('connection', socket);
+    },
     stats: () => ({
       ...service.stats(),
       ...gate.counters,

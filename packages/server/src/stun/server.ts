@@ -1,12 +1,14 @@
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
-import { type Server as TlsServer, createSecureContext } from 'node:tls';
+import { type Server as TlsServer, type TLSSocket, createSecureContext } from 'node:tls';
 import { type TransportAddress, formatTransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type TlsCredentials, type TlsCredentialsSource, loadTlsCredentials } from '../tls/credentials.js';
-import { createGovernedTlsServer, governTcpServer } from '../listeners/listen.js';
+import { type GovernedConnection, createGovernedTlsServer, governTcpServer, proxiedTlsListener } from '../listeners/listen.js';
+import { ONE_PORT_ALPN, type OnePortRoutes, routeOnePort } from '../listeners/one-port.js';
+import { ProxyFront, type ProxyProtocolOptions } from '../listeners/proxy-front.js';
 import { StreamGovernor, type StreamGovernorStats, type StreamLease, type StreamLimits } from '../listeners/stream.js';
 import { bindEndpointSet, listenStream } from '../listeners/udp.js';
 import { TurnDriver, type TurnOptions } from '../relay/driver.js';
@@ -62,6 +64,12 @@ export interface StunServerInit {
    * OTHER-ADDRESS. The public addresses are never relay peers either. Default none.
    */
   readonly external?: readonly ExternalAddress[];
+  /**
+   * Load balancers in front (PROXY protocol v2 or v1): connections from these sources, on the TCP
+   * and TLS listeners, must start with a PROXY header (read before TLS), whose client address
+   * then stands for the connection everywhere. Default none.
+   */
+  readonly proxyProtocol?: ProxyProtocolOptions;
 }
 
 /** A listening socket of the server and what it is for. */
@@ -86,6 +94,13 @@ export interface StunServer {
    * `BAD_CONFIG` when the server has no TLS listener.
    */
   setTlsCredentials(credentials: TlsCredentials): void;
+  /**
+   * Shares the TLS port with an HTTP service (the rendezvous and the expose control connection):
+   * TLS connections that ask for ALPN "http/1.1", or start with an HTTP request line, go to
+   * `serve` under the TLS listener's governance; STUN/TURN ones ("stun.turn", or a STUN message)
+   * stay here. Undefined stops it (HTTP connections are then closed).
+   */
+  serveHttpOnTls(serve: GovernedConnection | undefined): void;
   /** Stops listening, closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -130,6 +145,9 @@ interface Running {
   readonly events: ServerEventSink;
   /** Numbers the stream connections (their TURN endpoint keys). */
   readonly nextId: () => number;
+  readonly front: ProxyFront | undefined;
+  /** The HTTP service sharing the TLS port, if any. */
+  http: GovernedConnection | undefined;
   closed: boolean;
 }
 
@@ -159,6 +177,8 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     log,
     events,
     nextId: counter(),
+    front: init.proxyProtocol ? new ProxyFront(init.proxyProtocol, log) : undefined,
+    http: undefined,
     closed: false,
   };
   const close = (): Promise<void> => closeRunning(run);
@@ -186,6 +206,7 @@ export async function startStunServer(init: StunServerInit): Promise<StunServer>
     turn: turn?.core,
     stats: () => totals(run),
     setTlsCredentials: (credentials) => setTlsCredentials(run, credentials),
+    serveHttpOnTls: (serve) => void (run.http = serve),
     close,
   };
 }
@@ -218,7 +239,7 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
   const ctx: StunStreamContext = { responder, turn: run.turn, nextId: run.nextId };
   const serve = (role: SocketRole) => (s: NetSocket, lease: StreamLease) => serveStunStream(ctx, s, lease, role, roleAddress(set, role)!);
   for (const [role, server] of tcpServers) {
-    governTcpServer(server, run.governor, serve(role));
+    governTcpServer(server, run.governor, serve(role), run.front);
     run.listeners.push({ transport: 'tcp', role, address: roleAddress(set, role)! });
   }
   if (tls === undefined) return;
@@ -228,9 +249,11 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
     ['AP', alternate],
   ] as const) {
     if (ip === undefined) continue;
-    const server = createGovernedTlsServer(tls, run.governor, serve(role));
+    const routes: OnePortRoutes = { stun: serve(role), http: () => run.http };
+    const tlsServer = createGovernedTlsServer(tls, run.governor, (s, lease) => routeOnePort(routes, s as TLSSocket, lease), ONE_PORT_ALPN);
+    const server = run.front === undefined ? tlsServer : proxiedTlsListener(tlsServer, run.front);
     run.streamServers.push(server);
-    run.tlsServers.push(server);
+    run.tlsServers.push(tlsServer);
     await listenStream(server, ip, tlsPort, 'TLS');
     // When the system picked the port, the alternate IP uses the same one.
     tlsPort = (server.address() as { port: number }).port;
@@ -242,6 +265,7 @@ async function closeRunning(run: Running): Promise<void> {
   if (run.closed) return;
   run.closed = true;
   run.turn?.close();
+  run.front?.closePending();
   await Promise.all([
     run.governor.closeAll(),
     ...run.udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
