@@ -24,6 +24,8 @@ declare -A PROVIDES=(
   [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
   [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
+  [curl]=curl                    # an independent SOCKS5 client for the expose outbound test (python3: a listener that never accepts)
+  [python3]=python3
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
