@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { type StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
+import { type StunClientError, type ExposeCredentials, type ExposedAddress, defaultIdentityPath, exposePublic, loadOrCreateIdentity } from '@nat/client';
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
@@ -19,6 +19,8 @@ export interface ExposePublicOptions {
   readonly insecure?: boolean;
   /** `--outbound-socks IP:PORT`: a local SOCKS5 proxy whose connections the server opens from its public address. */
   readonly outboundSocks?: string;
+  /** `--advertise-peer`: the server's owner lookup tells this peer's id for the port. */
+  readonly advertisePeer?: boolean;
   readonly json?: boolean;
   /** `--config FILE`: rendezvous URL and credentials from a JSON file ({@link readPublicConfig}). */
   readonly config?: string;
@@ -82,6 +84,20 @@ export function parseTarget(text: string | undefined): { host: string; port: num
   return { host, port };
 }
 
+/** The credentials of `nat expose --public`: --user, NAT_EXPOSE_USER, the config file's user, or an identity. Throws UsageError. */
+async function credentialsOf(o: ExposePublicOptions, config: PublicExposeConfig, env: NodeJS.ProcessEnv): Promise<ExposeCredentials> {
+  // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
+  const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
+  const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
+  const identity = o.identity ?? config.identity;
+  if (user !== undefined && user !== '')
+    return parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
+  if (identity !== undefined) return { identity: await loadOrCreateIdentity(identity) };
+  throw new UsageError(
+    'nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)',
+  );
+}
+
 /** What to do about each refusal of the port, when something can be done. */
 const REFUSAL_HINTS: Readonly<Record<string, string>> = {
   unauthorized: 'check --user NAME:PASSWORD (or the key behind --identity) with the server operator',
@@ -115,19 +131,9 @@ export async function exposePublicCommand(
       : parseSocksListen(o.outboundSocks, o.outboundSocks === config.outboundSocks ? '"outboundSocks"' : '--outbound-socks');
   if (!o.rendezvous)
     throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
-  let credentials: ExposeCredentials;
-  // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
-  const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
-  const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
-  const identity = o.identity ?? config.identity;
-  if (user !== undefined && user !== '') {
-    credentials = parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
-  } else if (identity !== undefined) {
-    credentials = { identity: await loadOrCreateIdentity(identity) };
-  } else
-    throw new UsageError(
-      'nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)',
-    );
+  const credentials = await credentialsOf(o, config, env);
+  // --advertise-peer: the key of --identity (else the default identity) is told as the port's owner.
+  const advertise = o.advertisePeer ? await loadOrCreateIdentity(o.identity ?? config.identity ?? defaultIdentityPath()) : undefined;
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
     if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
@@ -143,6 +149,7 @@ export async function exposePublicCommand(
     ...(o.allowSource?.length ? { allow: o.allowSource } : {}),
     ...(o.denySource?.length ? { deny: o.denySource } : {}),
     ...(o.insecure ? { tls: { insecure: true } } : {}),
+    ...(advertise ? { advertise } : {}),
     signal,
   });
   const json = (a: ExposedAddress): Record<string, unknown> => ({
@@ -152,11 +159,15 @@ export async function exposePublicCommand(
     port: a.port,
     user: a.user,
     target: `${target.host}:${target.port}`,
+    ...(advertise ? { peer: advertise.id } : {}),
   });
   let first = true;
   tunnel.on('exposed', (a) => {
     out(json(a), first ? a.address : `reconnected: ${a.transport} ${a.address}`, first);
-    if (first && !o.json) io.stderr.write(`public ${a.transport} ${a.address} -> ${target.host}:${target.port} (as ${a.user}); Ctrl-C stops\n`);
+    if (first && !o.json)
+      io.stderr.write(
+        `public ${a.transport} ${a.address} -> ${target.host}:${target.port} (as ${a.user}${advertise ? `, owner advertised as peer ${advertise.id}` : ''}); Ctrl-C stops\n`,
+      );
     first = false;
   });
   tunnel.on('connection', (c) => out({ event: 'connection', transport: c.transport, source: `${c.source.address}:${c.source.port}` }, undefined));
