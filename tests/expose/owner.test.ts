@@ -5,7 +5,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -178,6 +178,21 @@ describe('nat expose --public --advertise-peer and nat owner', () => {
     expect((await run(['owner', '70000', '--rendezvous', url])).code).toBe(2);
     expect((await run(['owner', String(range.min), '--rendezvous', 'ws://127.0.0.1:1/'])).code).toBe(3);
     await bob.stop();
+  });
+
+  test('the --config file of nat expose --public takes outboundSocks and advertisePeer', async () => {
+    const identity = join(dir, 'carol.key');
+    const id = (await run(['id', '--identity', identity])).stdout.trim();
+    const config = join(dir, 'expose.json');
+    writeFileSync(config, JSON.stringify({ rendezvous: url, user: 'alice:alice-pw', identity, outboundSocks: '127.0.0.1:0', advertisePeer: true }), {
+      mode: 0o600,
+    });
+    const nat = start([NAT_CLI, 'expose', `127.0.0.1:${echo.port}`, '--public', '--config', config, '--public-port', String(range.min + 4), '--json']);
+    children.push(nat);
+    await nat.wait(/"event":"outbound-socks","address":"127\.0\.0\.1:\d+"/);
+    expect(JSON.parse((await nat.wait(/\{"time"[^\n]*"event":"exposed"[^\n]*\}/))[0])).toMatchObject({ port: range.min + 4, user: 'alice', peer: id });
+    expect((await run(['owner', String(range.min + 4), '--rendezvous', url])).stdout).toBe(`${id}\n`);
+    await nat.stop();
   });
 
   test("a key the requester cannot sign for, or a proof made for another connection, is refused (forbidden): nobody advertises another peer's id", async () => {

@@ -211,7 +211,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .option('--allow-any', 'allow every peer registered with the rendezvous service')
       .option(
         '-c, --config <file>',
-        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}',
+        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure", "outboundSocks", "advertisePeer"}',
       )
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "each peer link's", links: true },

@@ -36,6 +36,8 @@ export interface PublicExposeConfig {
   readonly insecure?: boolean;
   /** As `--outbound-socks`. */
   readonly outboundSocks?: string;
+  /** As `--advertise-peer`. */
+  readonly advertisePeer?: boolean;
 }
 
 const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = {
@@ -44,11 +46,13 @@ const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean
   identity: 'string',
   insecure: 'boolean',
   outboundSocks: 'string',
+  advertisePeer: 'boolean',
 };
 
 /**
  * Reads `{"rendezvous": "wss://...", "user": "NAME:PASSWORD", "identity": "FILE", "insecure":
- * false}` (every key optional, no other key allowed), so the password stays off the command line.
+ * false, "outboundSocks": "127.0.0.1:1080", "advertisePeer": true}` (every key optional, no other
+ * key allowed), so the password stays off the command line.
  * A file with a password that other users may read gets a warning on `warn`.
  */
 export async function readPublicConfig(file: string, warn: (line: string) => void): Promise<PublicExposeConfig> {
@@ -64,7 +68,9 @@ export async function readPublicConfig(file: string, warn: (line: string) => voi
   for (const [k, v] of Object.entries(raw)) {
     const type = CONFIG_KEYS[k as keyof PublicExposeConfig];
     if (type === undefined)
-      throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure, outboundSocks)`);
+      throw new UsageError(
+        `--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure, outboundSocks, advertisePeer)`,
+      );
     if (typeof v !== type) throw new UsageError(`--config ${file}: ${JSON.stringify(k)} must be a ${type}`);
     config[k] = v;
   }
@@ -82,6 +88,17 @@ export function parseTarget(text: string | undefined): { host: string; port: num
   if (!m || ipFamily(host) === undefined || port < 1 || port > 65535)
     throw new UsageError(`TARGET ${JSON.stringify(text)}: expected IP:PORT or PORT, e.g. 127.0.0.1:15441`);
   return { host, port };
+}
+
+/** The flags, with the --config file's keys for those not given (the command line wins). */
+function withConfig(o: ExposePublicOptions, config: PublicExposeConfig): ExposePublicOptions {
+  return {
+    ...o,
+    rendezvous: o.rendezvous ?? config.rendezvous,
+    insecure: o.insecure ?? config.insecure,
+    outboundSocks: o.outboundSocks ?? config.outboundSocks,
+    advertisePeer: o.advertisePeer ?? config.advertisePeer,
+  };
 }
 
 /** The credentials of `nat expose --public`: --user, NAT_EXPOSE_USER, the config file's user, or an identity. Throws UsageError. */
@@ -124,7 +141,7 @@ export async function exposePublicCommand(
 ): Promise<number> {
   const target = parseTarget(targetText);
   const config = o.config === undefined ? {} : await readPublicConfig(o.config, (line) => io.stderr.write(`${line}\n`));
-  o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure, outboundSocks: o.outboundSocks ?? config.outboundSocks };
+  o = withConfig(o, config);
   const socksAt =
     o.outboundSocks === undefined
       ? undefined
