@@ -106,6 +106,17 @@ describe('expose outbound: events, server cap, connect timeout', () => {
     b.stream.destroy();
   });
 
+  test('a target outside the peer policy is refused (forbidden), counted as a peer-denied refusal', async () => {
+    // the cap's slots come back once the server saw the two connections above close
+    const deadline = Date.now() + 10_000;
+    while (events.filter((e) => e.type === 'expose-outbound' && e.state === 'closed').length < 3 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    const r = await tunnel.openOutbound({ host: '127.0.0.12', port: target.port }).catch((e: unknown) => e);
+    expect((r as ExposeOutboundError).code).toBe('forbidden');
+    expect((r as ExposeOutboundError).message).toMatch(/127\.0\.0\.12 is in 127\.0\.0\.0\/8.*--allow-peer 127\.0\.0\.0\/8/);
+    expect(events).toContainEqual({ type: 'refused', service: 'expose', cause: 'peer-denied', source: '127.0.0.1', user: 'alice', pool: 'outbound' });
+  });
+
   test('a target that does not answer is refused with timeout after the connect timeout', async () => {
     // wait for the cap's slots to come back
     const deadline = Date.now() + 10_000;
