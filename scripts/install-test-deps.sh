@@ -25,6 +25,8 @@ declare -A PROVIDES=(
   [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
   [haproxy]=haproxy              # a real TCP load balancer sending PROXY v2 headers (the test starts its own)
+  [curl]=curl                    # an independent SOCKS5 client for the expose outbound test (python3: a listener that never accepts)
+  [python3]=python3
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }

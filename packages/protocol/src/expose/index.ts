@@ -12,3 +12,6 @@ export * from './proxy-v2.js';
 export * from './proxy-decode.js';
 export * from './control.js';
 export { spliceTcp, frameWriter, readControlMessages, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';
+export * from './outbound.js';
+export * from './socks5.js';
+export { readStreamPrefix, StreamPrefixError, type PrefixReadable } from './prefix.js';

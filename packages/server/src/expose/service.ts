@@ -17,7 +17,9 @@ import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type ExposeCredentials, checkHello } from './auth.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
-import { PortTable } from './ports.js';
+import { OutboundSide } from './outbound.js';
+import { ownerRequestListener, verifyAdvertise } from './owner.js';
+import { PortTable, keyOf } from './ports.js';
 import { PublicSide } from './public-side.js';
 import { type Session, closeSession, heartbeat, startSession } from './session.js';
 import { ShareCounter } from './shares.js';
@@ -64,6 +66,7 @@ class ExposeService implements ExposeHandle {
   readonly #events: ServerEventSink;
   readonly #sessions = new Set<Session>();
   readonly #ports: PortTable;
+  readonly #outbound: OutboundSide;
   /** Control connections per source. */
   readonly #sessionShares = new ShareCounter();
   /** When each TCP connection of the HTTP server was accepted (performance.now()): the authentication deadline counts from there. */
@@ -71,6 +74,7 @@ class ExposeService implements ExposeHandle {
   readonly #onConnection = (socket: object): void => void this.#accepted.set(socket, performance.now());
   readonly #heartbeat: NodeJS.Timeout;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly #onRequest: ReturnType<typeof ownerRequestListener>;
   #closing: Promise<void> | undefined;
   #pingValue = 0;
   readonly #stats: ExposeCounters = newExposeCounters();
@@ -86,15 +90,19 @@ class ExposeService implements ExposeHandle {
     this.#events = opts.events ?? noEvents;
     const common = { limits: this.#limits, stats: this.#stats, log: this.#log, events: this.#events, host: opts.host };
     const publicSide = new PublicSide({ ...common, deny: parseCidrs(opts.denySources) });
+    const range = resolvePortRange(opts.ports);
+    this.#outbound = new OutboundSide({ ...common, options: opts.outbound ?? {}, publicIp: this.#publicIp, meter: (u) => publicSide.meter(u) });
     this.#ports = new PortTable({
       ...common,
-      range: resolvePortRange(opts.ports),
+      range,
       publicIp: this.#publicIp,
       publicSide,
       send: (s, m) => this.#send(s, m),
       closing: () => this.#closing !== undefined,
     });
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
+    this.#onRequest = ownerRequestListener(this.path, (transport, port) => this.#owner(transport, port));
+    http.prependListener('request', this.#onRequest);
     http.on('upgrade', this.#onUpgrade);
     http.on('connection', this.#onConnection);
     http.on('secureConnection', this.#onConnection); // https: req.socket is the TLS socket
@@ -121,13 +129,22 @@ class ExposeService implements ExposeHandle {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#http.off('upgrade', this.#onUpgrade);
+      this.#http.off('request', this.#onRequest);
       this.#http.off('connection', this.#onConnection);
       this.#http.off('secureConnection', this.#onConnection);
       clearInterval(this.#heartbeat);
       for (const s of [...this.#sessions]) this.#endSession(s, 'shutting down');
+      this.#outbound.close();
       await Promise.all([...this.#ports.exposures.values()].map((e) => this.#ports.release(e)));
     })();
     return this.#closing;
+  }
+
+  /** The advertised owner of a held public port (the owner lookup). */
+  #owner(transport: 'tcp' | 'udp', port: number): { peer: string; address: string } | undefined {
+    const e = this.#ports.exposures.get(keyOf(transport, port));
+    if (e?.advertised === undefined || e.session === undefined) return undefined;
+    return { peer: e.advertised, address: `${ipFamily(this.#publicIp) === 'IPv6' ? `[${this.#publicIp}]` : this.#publicIp}:${port}` };
   }
 
   // ---- control connections
@@ -199,7 +216,9 @@ class ExposeService implements ExposeHandle {
   #incomingStream(s: Session, stream: MuxStream): void {
     stream.on('error', () => {});
     if (s.control !== undefined) {
-      stream.destroy(); // only the control stream may be opened by a client
+      // After the control stream, a client opens only outbound connections (once authenticated).
+      if (s.user !== undefined) this.#outbound.handle(s, stream);
+      else stream.destroy();
       return;
     }
     s.control = stream;
@@ -262,9 +281,19 @@ class ExposeService implements ExposeHandle {
   #control(s: Session, m: ExposeControlMessage): void {
     if (s.user === undefined) return this.#hello(s, m);
     switch (m.type) {
-      case 'expose':
-        void this.#ports.request(s, m);
+      case 'expose': {
+        const advertised = m.advertise === undefined ? undefined : verifyAdvertise(m.advertise, s.nonce);
+        if (m.advertise !== undefined && advertised === undefined)
+          return this.#send(s, {
+            v: EXPOSE_VERSION,
+            type: 'refused',
+            ref: m.id,
+            code: 'forbidden',
+            message: 'the signature of the advertised peer key does not verify',
+          });
+        void this.#ports.request(s, m, advertised);
         return;
+      }
       case 'unexpose':
         this.#ports.unexpose(s, m.transport, m.port);
         return;

@@ -26,6 +26,8 @@ export interface Exposure {
   /** UDP flows and their shares per source prefix (UDP ports only). */
   readonly flows?: UdpFlowShares;
   graceTimer?: NodeJS.Timeout;
+  /** The peer id its owner advertised (the owner lookup tells it), if any. */
+  advertised?: string | undefined;
 }
 
 /** One control connection. */
@@ -101,8 +103,8 @@ export function startSession(
     mux: new MuxSession({
       client: false,
       window: limits.window,
-      // The control stream and one stream per inbound connection of each of its user's ports.
-      maxStreams: 2 + limits.portsPerUser * (limits.connectionsPerPort + 1),
+      // The control stream, one stream per inbound connection of each of its user's ports, and its outbound connections.
+      maxStreams: 2 + limits.portsPerUser * (limits.connectionsPerPort + 1) + limits.outboundPerSession,
       admit: (h) => gate.admit(h),
       write: (header, payload) => {
         const ok = write(header, payload);
@@ -133,6 +135,8 @@ export function startSession(
     s.mux.drain();
   });
   socket.on('error', () => {});
+  // A client that ended its side sends nothing more (no pong, no data): the session is over, its ports held.
+  socket.on('end', () => hooks.onEnd(s, 'the client ended the connection', false));
   socket.on('close', () => hooks.onEnd(s, cut ?? 'connection closed', cut !== undefined));
   return s;
 }
