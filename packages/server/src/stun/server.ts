@@ -62,6 +62,8 @@ export interface StunServerInit {
    * OTHER-ADDRESS. The public addresses are never relay peers either. Default none.
    */
   readonly external?: readonly ExternalAddress[];
+  /** In a node:cluster worker: share every listening socket with the other workers (see EndpointPorts). Default false. */
+  readonly clusterShared?: boolean;
 }
 
 /** A listening socket of the server and what it is for. */
@@ -231,7 +233,7 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
     const server = createGovernedTlsServer(tls, run.governor, serve(role));
     run.streamServers.push(server);
     run.tlsServers.push(server);
-    await listenStream(server, ip, tlsPort, 'TLS');
+    await listenStream(server, ip, tlsPort, 'TLS', init.clusterShared !== true);
     // When the system picked the port, the alternate IP uses the same one.
     tlsPort = (server.address() as { port: number }).port;
     run.listeners.push({ transport: 'tls', role, address: { family, address: ip, port: tlsPort } });
