@@ -80,6 +80,11 @@ export const ServerConfig = z
     maxConnectionsPerSource: count(1).default(256).describe('a whole number of at least 1'),
     idleTimeout: z.number().min(0.1).default(30).describe('seconds, a number of at least 0.1'),
     tlsHandshakeTimeout: z.number().min(0.1).default(10).describe('seconds, a number of at least 0.1'),
+    /** Worker processes (`--workers`, workers/plan.ts): a number, or auto (one per core; one on a loopback-only server). */
+    workers: z
+      .union([z.literal('auto'), count(1).max(64)])
+      .default('auto')
+      .describe('auto or a whole number 1-64'),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')
