@@ -4,11 +4,14 @@
  * (300 Try Alternate to each worker's own port, seen in the client's server address and in the
  * per-worker metrics); relay works through each worker; a user quota of 3 holds across workers;
  * a worker killed with SIGKILL is restarted and the server keeps answering; coturn's
- * turnutils_uclient follows the redirect and relays; SIGTERM stops every process.
+ * turnutils_uclient follows the redirect and relays; SIGHUP reloads every worker; SIGTERM stops
+ * every process.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StunClientError, TurnClient, stunBinding } from '@nat/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +30,8 @@ interface Server {
 }
 
 let server: Server;
+const dir = mkdtempSync(join(tmpdir(), 'workers-test-'));
+const usersFile = join(dir, 'users');
 let sharedPort = 0;
 let admin = '';
 
@@ -85,7 +90,8 @@ async function relayOnce(client: TurnClient): Promise<void> {
 
 beforeAll(async () => {
   const args = ['--workers', '2', '--listen', IP, '--port', '0', '--alt-port', '0', '--realm', 'workers.test', '--user-quota', '3'];
-  for (const u of USERS) args.push('--user', `${u}:${PASSWORD}`);
+  writeFileSync(usersFile, USERS.map((u) => `${u}:${PASSWORD}\n`).join(''));
+  args.push('--users-file', usersFile);
   args.push('--allow-peer', '127.0.0.0/8', '--rate-limit', '0', '--admin-port', '0', '--log-level', 'warn');
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -97,6 +103,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (server.child.exitCode === null) server.child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('nat-server --workers 2', () => {
@@ -199,6 +206,16 @@ describe('nat-server --workers 2', () => {
     expect(output).toContain('error 300 (Try Alternate)');
     expect(output).toMatch(/tot_send_msgs=40, tot_recv_msgs=40/);
   }, 90_000);
+
+  it('reloads every worker on SIGHUP: a user added to the users file can allocate', async () => {
+    await expect(connect('late')).rejects.toMatchObject({ stunErrorCode: 401 });
+    appendFileSync(usersFile, `late:${PASSWORD}\n`);
+    server.child.kill('SIGHUP');
+    await waitFor('the reload line', () => (/SIGHUP: reloaded: .*worker 0: reloaded; worker 1: reloaded/.test(server.err()) ? true : undefined));
+    const late = await connect('late');
+    await relayOnce(late);
+    await late.close();
+  }, 60_000);
 
   it('stops every process on SIGTERM (exit 0)', async () => {
     for (const c of clients) await c.close().catch(() => undefined);
