@@ -56,6 +56,14 @@ function workerOfPort(port: number): number | undefined {
   return owner;
 }
 
+/** The worker whose own TURN TCP port is `port`. */
+function workerOfTcpPort(port: number): number | undefined {
+  const re = /worker (\d+) (?:pid \d+:|\(pid \d+\) restarted:) TURN allocations on udp [\d.]+:\d+, tcp [\d.]+:(\d+)/g;
+  let owner: number | undefined;
+  for (const m of server.err().matchAll(re)) if (Number(m[2]) === port) owner = Number(m[1]);
+  return owner;
+}
+
 async function metric(name: string): Promise<string> {
   const text = await (await fetch(admin)).text();
   return text
@@ -64,8 +72,8 @@ async function metric(name: string): Promise<string> {
     .join('\n');
 }
 
-function connect(username: string): Promise<TurnClient> {
-  return TurnClient.connect({ server: `${IP}:${sharedPort}`, username, password: PASSWORD, localAddress: IP });
+function connect(username: string, transport: 'udp' | 'tcp' = 'udp'): Promise<TurnClient> {
+  return TurnClient.connect({ server: `${IP}:${sharedPort}`, transport, username, password: PASSWORD, localAddress: IP });
 }
 
 /** Relays one datagram client -> peer -> client through `client`'s allocation. */
@@ -137,6 +145,15 @@ describe('nat-server --workers 2', () => {
     expect(text).toMatch(/nat_stun_requests_total\{outcome="answered"\} (\d+)/);
     expect(Number(/nat_stun_requests_total\{outcome="answered"\} (\d+)/.exec(text)![1])).toBeGreaterThanOrEqual(60);
   }, 90_000);
+
+  it('redirects TURN over TCP to the TCP port of the same worker, and relays there', async () => {
+    const tcp = await connect(USERS[1]!, 'tcp');
+    expect(tcp.transport).toBe('tcp');
+    expect(tcp.serverAddress.port).not.toBe(sharedPort);
+    expect(workerOfTcpPort(tcp.serverAddress.port)).toBe(workerOfPort(clients[1]!.serverAddress.port));
+    await relayOnce(tcp);
+    await tcp.close();
+  }, 60_000);
 
   it('holds a user quota of 3 across workers', async () => {
     const user = USERS[0]!;
