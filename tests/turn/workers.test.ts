@@ -250,3 +250,31 @@ describe('nat-server --workers 2', () => {
     expect(pids.filter(alive)).toEqual([]);
   }, 60_000);
 });
+
+describe('nat-server --workers 2 whose primary dies', () => {
+  it('leaves no worker behind when the primary is killed with SIGKILL', async () => {
+    const child = spawn(process.execPath, [BIN, '--workers', '2', '--listen', `${NET}.2`, '--port', '0', '--alt-port', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (c) => (err += String(c)));
+    const deadline = Date.now() + 60_000;
+    while (!/worker 1 pid/.test(err) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pids = [...err.matchAll(/worker \d+ pid (\d+):/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(2);
+    child.kill('SIGKILL');
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const gone = Date.now() + 20_000;
+    while (pids.some(alive) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    const left = pids.filter(alive);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    expect(left).toEqual([]);
+  }, 90_000);
+});

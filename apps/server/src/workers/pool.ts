@@ -66,7 +66,6 @@ export class WorkerPool {
   async start(timeoutMs = 60_000): Promise<void> {
     cluster.setupPrimary({ exec: this.#init.exec, args: [...this.#init.args], silent: false });
     const ready = new Promise<void>((resolve, reject) => {
-      this.#firstFailure = (why) => reject(new Error(why));
       const check = setInterval(() => {
         if (this.slots.every((s) => s.ready)) {
           clearInterval(check);
@@ -74,6 +73,10 @@ export class WorkerPool {
           resolve();
         }
       }, 20);
+      this.#firstFailure = (why) => {
+        clearInterval(check);
+        reject(new Error(why));
+      };
       setTimeout(() => {
         clearInterval(check);
         reject(new Error(`the workers were not ready within ${timeoutMs / 1000} s`));

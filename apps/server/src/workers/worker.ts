@@ -38,6 +38,9 @@ export function workerIdentity(env: NodeJS.ProcessEnv = process.env): WorkerIden
   return { id: Number(id), count: Number(count), ports: JSON.parse(ports) as FixedPorts, nonceKey: Buffer.from(nonce, 'hex') };
 }
 
+/** How long a stopping worker waits for its sockets to close. */
+const STOP_WAIT_MS = 3000;
+
 const send = (m: WorkerMessage): void => {
   if (process.connected) process.send!(m);
 };
@@ -155,9 +158,16 @@ export async function runWorker(
   for (const signal of ['SIGINT', 'SIGHUP'] as const) process.removeAllListeners(signal).on(signal, () => undefined);
   const stop = async (): Promise<void> => {
     clearInterval(statsTimer);
-    await Promise.all(servers.map((s) => s.close()));
+    // A socket shared through the primary may never confirm its close once the primary is gone.
+    const bounded = new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref());
+    await Promise.race([Promise.all(servers.map((s) => s.close())), bounded]);
     logger.info({ stats: sumStats(servers.map((s) => s.stats())) }, 'stopped');
   };
+  // The primary died (SIGKILL, a crash): no worker outlives it.
+  process.once('disconnect', () => {
+    logger.warn({ worker: me.id }, 'the primary process is gone: stopping');
+    void stop().finally(() => process.exit(0));
+  });
   send({ t: 'ready', shared: shared.listeners, own: mine?.listeners ?? [] });
   return { stun: shared, reload: reloadNow, stop };
 }
