@@ -1,11 +1,17 @@
 /** `nat-server --workers N`: which part this process plays, and its flag. */
-import { Option, type Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ServerConfig } from '../config.js';
 import type { RunningServer } from '../running.js';
 import type { Out } from '../services.js';
 import { MAX_WORKERS, workerCount } from './plan.js';
 import { runPrimary } from './primary.js';
 import { runWorker, workerIdentity } from './worker.js';
+
+const workersArg = (v: string): number | 'auto' => {
+  if (v === 'auto') return 'auto';
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_WORKERS) throw new InvalidArgumentError(`expected auto or a whole number 1-${MAX_WORKERS}`);
+  return Number(v);
+};
 
 /** The --workers option (config key `workers`). */
 export function withWorkerOptions(program: Command): Command {
@@ -15,7 +21,7 @@ export function withWorkerOptions(program: Command): Command {
       new Option(
         '--workers <n>',
         `worker processes, 1-${MAX_WORKERS}, or auto: one per core, but one on a loopback-only server (default auto). STUN is answered by every worker; each TURN user's allocations live on one worker (300 Try Alternate to its port)`,
-      ).argParser((v) => (v === 'auto' ? 'auto' : Number(v))),
+      ).argParser(workersArg),
     );
 }
 
