@@ -26,7 +26,8 @@ import {
   ROOT,
   type Started,
   TICKS_PER_SECOND,
-  benchArgv,
+  parseBenchArgs,
+  usageError,
   freePort,
   killChildrenOnExit,
   onPath,
@@ -51,22 +52,37 @@ interface Options {
   json: boolean;
 }
 
-function options(argv: readonly string[]): Options {
-  const o: Options = { workers: [1, 2], phases: ['stun', 'relay'], duration: 5, warmup: 1, json: false };
-  const list = (v: string | undefined): string[] => (v ?? '').split(',');
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--json') o.json = true;
-    else if (a === '--workers') o.workers = list(argv[++i]).map(Number);
-    else if (a === '--phases') o.phases = list(argv[++i]);
-    else if (a === '--duration') o.duration = Math.min(60, Number(argv[++i]));
-    else if (a === '--warmup') o.warmup = Math.min(10, Number(argv[++i]));
-    else {
-      process.stderr.write('usage: pnpm bench:workers [-- --workers 1,2] [--phases stun,relay] [--duration S (max 60)] [--warmup S] [--json]\n');
-      process.exit(2);
-    }
-  }
-  if (o.workers.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--workers: a list of whole numbers 1-8');
+const USAGE = `pnpm bench:workers [-- options]     (or: tsx bench/workers/run.ts [options])
+
+nat-server --workers N against coturn --relay-threads N, on 127.0.0.0/8: STUN responses/s,
+relayed ChannelData packets/s, the server's CPU microseconds per packet.
+
+  --workers LIST     worker (relay thread) counts to measure, each 1-8 (default 1,2)
+  --phases LIST      stun,relay (default both)
+  --duration S       measured seconds per measurement, at most 60 (default 5)
+  --warmup S         seconds before measuring, at most 10 (default 1)
+  --json             one JSON object instead of the table
+  -h, --help`;
+
+function options(): Options {
+  const a = parseBenchArgs('workers', USAGE, {
+    workers: { type: 'string', default: '1,2' },
+    phases: { type: 'string', default: 'stun,relay' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  });
+  const o: Options = {
+    workers: a.workers.split(',').map(Number),
+    phases: a.phases.split(','),
+    duration: Number(a.duration),
+    warmup: Number(a.warmup),
+    json: a.json,
+  };
+  if (o.workers.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) usageError('workers', USAGE, `--workers: expected whole numbers 1-8, got ${a.workers}`);
+  if (o.phases.some((p) => p !== 'stun' && p !== 'relay')) usageError('workers', USAGE, `--phases: expected stun and/or relay, got ${a.phases}`);
+  if (!(o.duration > 0 && o.duration <= 60)) usageError('workers', USAGE, `--duration: expected seconds in (0, 60], got ${a.duration}`);
+  if (!(o.warmup >= 0 && o.warmup <= 10)) usageError('workers', USAGE, `--warmup: expected seconds in [0, 10], got ${a.warmup}`);
   return o;
 }
 
@@ -223,7 +239,7 @@ function loadAverage(): string {
 }
 
 async function main(): Promise<void> {
-  const o = options(benchArgv());
+  const o = options();
   killChildrenOnExit('workers', 'every server and load generator killed');
   if (!onPath('turnserver')) throw new Error('turnserver (coturn) is not installed: apt-get install coturn');
   build(STUN_GEN);
