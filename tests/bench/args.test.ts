@@ -77,6 +77,7 @@ const RUNNERS: Record<string, string[]> = {
   tunnel: ['--mb', '--runs', '--targets', '--profile', '--json'],
   connect: ['--runs', '--warmup', '--pairs', '--no-punch', '--direct-wait', '--punch-wait', '--time-limit', '--two-address', '--baseline', '--trace', '--json'],
   expose: ['--mb', '--conns', '--conc', '--rounds', '--json'],
+  workers: ['--workers', '--phases', '--duration', '--warmup', '--json'],
 };
 
 /** Child scripts the runners start that take flags. */

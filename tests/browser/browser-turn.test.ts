@@ -2,8 +2,9 @@
  * A real browser through nat-server's TURN relay: Debian's chromium, driven headless by
  * playwright-core, makes two RTCPeerConnections in one page with our server as their only ICE
  * server and `iceTransportPolicy: 'relay'`, opens a data channel and exchanges messages both
- * ways. Three runs, each against a fresh server: TURN over UDP, TURN over TCP, and TURN over UDP
- * with TURN REST API time-limited credentials.
+ * ways. Four runs, each against a fresh server: TURN over UDP, TURN over TCP, TURN over UDP
+ * with TURN REST API time-limited credentials, and TURN over UDP where the server named in the
+ * turn: URI redirects the Allocate (300 Try Alternate) to a second server that relays.
  *
  * Chromium and the server both run inside a private network namespace with only loopback
  * (run-in-netns.ts under `unshare --net --pid --fork --kill-child`): otherwise Chromium binds the
@@ -25,6 +26,7 @@ const RUNS: readonly RunSpec[] = [
   { name: 'TURN over UDP, static user', transport: 'udp', auth: 'static' },
   { name: 'TURN over TCP, static user', transport: 'tcp', auth: 'static' },
   { name: 'TURN over UDP, REST API credentials', transport: 'udp', auth: 'rest-api' },
+  { name: 'TURN over UDP, 300 Try Alternate to a second server', transport: 'udp', auth: 'static', redirect: true },
 ];
 
 const SKIP = skipReason();
@@ -70,13 +72,14 @@ describe.skipIf(SKIP !== undefined)('Chromium with nat-server as its only ICE se
     it('gathers only relay candidates, from our server, with no ICE error', () => {
       const r = run();
       const page = r.page!;
-      expect(r.turnUrl).toMatch(new RegExp(`^turn:127\\.0\\.0\\.1:\\d+\\?transport=${r.spec.transport}$`));
+      const ip = r.spec.redirect ? '10.99.0.1' : '127.0.0.1';
+      expect(r.turnUrl).toMatch(new RegExp(`^turn:${ip.replaceAll('.', '\\.')}:\\d+\\?transport=${r.spec.transport}$`));
       for (const side of [page.gathered.a, page.gathered.b]) {
         expect(side.length).toBeGreaterThanOrEqual(1);
         for (const c of side) {
           expect(c.candidateType).toBe('relay');
           expect(c.protocol).toBe('udp'); // the relayed transport address is UDP (RFC 8656)
-          expect(c.address).toBe('127.0.0.1');
+          expect(c.address).toBe(ip);
           expect(c.url).toBe(r.turnUrl);
         }
       }

@@ -13,6 +13,7 @@
  * Bounded: after `deadlineMs` it closes the browser and servers, prints what it has, exits 1.
  */
 import { restApiCredentials, restApiSecrets, startStunServer, staticUsers, type StunServer, type TurnAuthenticator } from '@nat/server';
+import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
 import { runBounded, runnerLog } from './chromium.js';
 import { PAGE_HTML, type PageConfig } from './page.js';
@@ -23,6 +24,21 @@ const STATIC_USER = { name: 'browser', password: 'browser-pw' };
 const REST_SECRET = 'secret';
 
 const log = runnerLog('browser-runner');
+
+/** The address of the redirect run's servers, added to lo of the runner's own network namespace (it dies with it). */
+const REDIRECT_IP = '10.99.0.1';
+/**
+ * One nonce key for both servers, as nat-server --workers gives all its workers: libwebrtc keeps
+ * the first server's NONCE for the Allocate at the alternate and fails on a 438 there (it retries
+ * a stale nonce on Refresh, not on Allocate).
+ */
+const NONCE_KEY = crypto.getRandomValues(new Uint8Array(32));
+
+function addRedirectInterface(): void {
+  if (spawnSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).stdout.includes(REDIRECT_IP)) return;
+  const r = spawnSync('ip', ['addr', 'add', `${REDIRECT_IP}/32`, 'dev', 'lo'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip addr add ${REDIRECT_IP}/32 dev lo failed: ${r.stderr}`);
+}
 
 const servers = new Set<StunServer>();
 
@@ -60,16 +76,39 @@ async function runOne(spec: RunSpec, b: Browser, timeoutMs: number): Promise<Run
     username = STATIC_USER.name;
     credential = STATIC_USER.password;
   }
+  // libwebrtc ignores a redirect to a loopback address (TurnPort::SetAlternateServer, "Blocking
+  // attempted redirect to loopback address"): the redirect run serves on another address, added
+  // to the loopback interface of this private namespace.
+  if (spec.redirect) addRedirectInterface();
   const server = await startStunServer({
-    listen: ['127.0.0.1'],
+    listen: [spec.redirect ? REDIRECT_IP : '127.0.0.1'],
     port: 0,
     altPort: null,
-    turn: { realm: REALM, auth, peers: { allow: ['127.0.0.0/8'] } },
+    turn: { realm: REALM, auth, peers: { allow: ['127.0.0.0/8', `${REDIRECT_IP}/32`] }, nonceSecret: NONCE_KEY },
   });
   servers.add(server);
-  const listener = server.listeners.find((l) => l.transport === spec.transport && l.role === 'PP');
-  if (!listener) throw new Error(`the server has no ${spec.transport} listener: ${JSON.stringify(server.listeners)}`);
-  const turnUrl = `turn:127.0.0.1:${listener.address.port}?transport=${spec.transport}`;
+  const listenerOf = (s: StunServer) => {
+    const l = s.listeners.find((x) => x.transport === spec.transport && x.role === 'PP');
+    if (!l) throw new Error(`the server has no ${spec.transport} listener: ${JSON.stringify(s.listeners)}`);
+    return l;
+  };
+  // With `redirect`, the browser is sent to a first server that answers 300 toward `server`.
+  const first = spec.redirect
+    ? await startStunServer({
+        listen: [REDIRECT_IP],
+        port: 0,
+        altPort: null,
+        turn: {
+          realm: REALM,
+          auth,
+          peers: { allow: ['127.0.0.0/8', `${REDIRECT_IP}/32`] },
+          alternateServer: listenerOf(server).address,
+          nonceSecret: NONCE_KEY,
+        },
+      })
+    : server;
+  servers.add(first);
+  const turnUrl = `turn:${listenerOf(first).address.address}:${listenerOf(first).address.port}?transport=${spec.transport}`;
   log(`${spec.name}: server on ${turnUrl}, user ${username}`);
 
   const context = await b.newContext();
@@ -94,7 +133,9 @@ async function runOne(spec: RunSpec, b: Browser, timeoutMs: number): Promise<Run
   for (let i = 0; i < 20 && (server.stats().turn?.allocations ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 50));
   const srv = counters(server);
   servers.delete(server);
+  servers.delete(first);
   await server.close();
+  await first.close();
   return { spec, turnUrl, username, page, server: srv, elapsedMs: Date.now() - t0, ...(error === undefined ? {} : { error }) };
 }
 

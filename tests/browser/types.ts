@@ -14,6 +14,12 @@ export interface RunSpec {
   readonly transport: 'udp' | 'tcp';
   /** Long-term credentials of a static user, or TURN REST API time-limited credentials. */
   readonly auth: BrowserAuth;
+  /**
+   * The turn: URI names a first server that answers every Allocate 300 Try Alternate (RFC 8656
+   * section 7.2) toward a second one, where the allocations then live (as nat-server --workers
+   * sends each user to its worker).
+   */
+  readonly redirect?: boolean;
 }
 
 /** The runner's input, passed as one JSON argument. */

@@ -105,7 +105,9 @@ async function measure(behaviour: Behaviour): Promise<Outcome> {
       l.server.ns,
       [v4(l.server.primary, 3478), v4(l.server.primary, 3479), v4(l.server.secondary, 3478), v4(l.server.secondary, 3479)],
       ours,
-      10_000,
+      // Five labs start at once, each nat-server with a worker per core (the default): 15 Node
+      // processes starting together on a busy 2-core machine take longer than one each.
+      40_000,
     );
     const coturn = await startCoturnStun(l, { port: 3490 });
     const detected = await runDetect(l, `${l.server.primary}:3478`);

@@ -10,7 +10,6 @@ import {
   StatusView,
   type attachExpose,
   startStunServer,
-  type StunServer,
 } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
@@ -21,6 +20,8 @@ import { type ProxyProtocolFlags, proxyProtocolFromFlag, withProxyProtocolOption
 import { type OutboundFlags, outboundFlagValues, withOutboundOptions } from './outbound-flags.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
+import type { RunningServer } from './running.js';
+import { startWorkersOf, withWorkerOptions } from './workers/index.js';
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
 
@@ -39,12 +40,7 @@ const numberArg = (value: string): number => {
 /** The version of this package (`nat-server --version`). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-export interface RunningServer {
-  stun: StunServer;
-  /** Re-reads the configuration (SIGHUP): resolves to what changed, rejects with why nothing did. */
-  reload(): Promise<string>;
-  stop(): Promise<void>;
-}
+export type { RunningServer } from './running.js';
 
 interface Flags extends ProxyProtocolFlags, OutboundFlags {
   listen?: string[];
@@ -124,7 +120,7 @@ Examples:
 Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
 listen, alternate, externalIps, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
 rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
-tlsHandshakeTimeout, proxyProtocolFrom, logLevel; TURN: realm, users [name:password], usersFile,
+tlsHandshakeTimeout, proxyProtocolFrom, logLevel, workers; TURN: realm, users [name:password], usersFile,
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
@@ -224,7 +220,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))), out);
+  return withGeneralOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program)))), out);
 }
 
 /** The admin listener's options. */
@@ -328,10 +324,10 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     const hint = err.code === 'commander.unknownOption' ? '; nat-server --help lists the options' : '';
     throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
-  const o = program.opts<Flags>();
+  const o = program.opts<Flags & { workers?: number | 'auto' }>();
   const file = o.checkConfig ?? o.config;
   const fromFile = file ? await readConfigFile(file) : {};
-  const flags = { ...flagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom) };
+  const flags = { ...flagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
   if (o.checkConfig !== undefined) {
@@ -340,6 +336,8 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     for (const w of checked.warnings) out.stderr.write(`warning: ${w}\n`);
     return undefined;
   }
+  const split = await startWorkersOf(config, { file, flags, argv, out, version: VERSION });
+  if (split !== undefined) return split;
   const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
   // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
   const scope = new MemoryRelayScope();

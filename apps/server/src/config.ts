@@ -82,6 +82,11 @@ export const ServerConfig = z
     tlsHandshakeTimeout: z.number().min(0.1).default(10).describe('seconds, a number of at least 0.1'),
     /** Load balancers whose TCP/TLS connections start with a PROXY header (v2 or v1) carrying the client's address. */
     proxyProtocolFrom: list(cidr).default([]).describe('an IP prefix (e.g. 10.0.0.0/8) or a list of them: the load balancers that send PROXY headers'),
+    /** Worker processes (`--workers`, workers/plan.ts): a number, or auto (one per core; one on a loopback-only server). */
+    workers: z
+      .union([z.literal('auto'), count(1).max(64)])
+      .default('auto')
+      .describe('auto or a whole number 1-64'),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info')

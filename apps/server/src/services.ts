@@ -19,6 +19,7 @@ import {
   startRendezvous,
 } from '@nat/server';
 import { networkInterfaces } from 'node:os';
+import type { TransportAddress } from '@nat/protocol';
 import type { Logger } from 'pino';
 import { readAdminToken } from './check-config.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
@@ -62,7 +63,13 @@ async function swapIn(swap: SwappableAuthenticator, next: Promise<TurnAuthentica
   return swap;
 }
 
-export async function startRendezvousOf(config: ServerConfig, stun: StunServer, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
+/** What the rendezvous needs of the STUN/TURN server: its listeners (for the URLs it hands out) and TURN's list of addresses no relay may reach. */
+export interface RendezvousStunHook {
+  readonly listeners: StunServer['listeners'];
+  readonly turn?: { addServiceAddresses(addresses: readonly TransportAddress[]): void } | undefined;
+}
+
+export async function startRendezvousOf(config: ServerConfig, stun: RendezvousStunHook, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
   const { logger, out, events } = ctx;
   const first = config.listen[0]!;
   // Behind a 1:1 NAT (--external-ip) peers reach the server at its public address.

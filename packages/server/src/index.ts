@@ -53,6 +53,7 @@ export { type BoundEndpointSet, type EndpointPorts, type UdpSockets, bindEndpoin
 export { TurnDriver, type TurnDriverInit, type TurnOptions } from './relay/driver.js';
 export { TurnCore, type TurnCoreInit, type TurnOutput, type TurnStats } from './turn/core.js';
 export { Allocation, type ClientEndpoint, type Channel } from './turn/allocation.js';
+export type { AlternateServerOf } from './turn/options.js';
 export {
   type TurnAuthenticator,
   staticUsers,

@@ -20,10 +20,16 @@ export interface EndpointPorts {
   readonly altPort?: number | null;
   /** Also listen on TCP. Default true. */
   readonly tcp?: boolean;
+  /**
+   * In a node:cluster worker, share each socket and listener with the other workers (bound once,
+   * by the primary: UDP datagrams go to whichever worker reads first, TCP connections are handed
+   * out round robin) instead of binding it exclusively. Default false.
+   */
+  readonly clusterShared?: boolean;
 }
 
 /** Binds a UDP socket with large buffers (the kernel default drops bursts under load). */
-export function bindUdp(ip: string, port: number): Promise<UdpSocket> {
+export function bindUdp(ip: string, port: number, exclusive = true): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const family = ipFamily(ip);
     const socket = createSocket({
@@ -39,7 +45,7 @@ export function bindUdp(ip: string, port: number): Promise<UdpSocket> {
       reject(new ServerError('BIND_FAILED', `cannot listen on UDP ${where}: ${e.message}`, { cause: e }));
     };
     socket.once('error', onError);
-    socket.bind({ address: ip, port, exclusive: true }, () => {
+    socket.bind({ address: ip, port, exclusive }, () => {
       socket.off('error', onError);
       resolve(socket);
     });
@@ -47,11 +53,11 @@ export function bindUdp(ip: string, port: number): Promise<UdpSocket> {
 }
 
 /** Listens on a stream (TCP or TLS) server; `what` names it in the error. */
-export function listenStream(server: NetServer, ip: string, port: number, what: string): Promise<void> {
+export function listenStream(server: NetServer, ip: string, port: number, what: string, exclusive = true): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (e: Error): void => reject(new ServerError('BIND_FAILED', `cannot listen on ${what} ${ip} port ${port}: ${e.message}`, { cause: e }));
     server.once('error', onError);
-    server.listen({ host: ip, port, ipv6Only: ipFamily(ip) === 'IPv6', exclusive: true }, () => {
+    server.listen({ host: ip, port, ipv6Only: ipFamily(ip) === 'IPv6', exclusive }, () => {
       server.off('error', onError);
       resolve();
     });
@@ -85,28 +91,29 @@ export async function bindEndpointSet(ports: EndpointPorts, family: AddressFamil
   const chosenPort = ports.port ?? 3478;
   const chosenAlt = ports.altPort === null ? null : (ports.altPort ?? (chosenPort === 0 ? 0 : 3479));
   const systemPicked = chosenPort === 0 || chosenAlt === 0;
+  const exclusive = ports.clusterShared !== true;
   for (let attempt = 1; ; attempt++) {
     const sockets: UdpSockets = {};
     const tcpServers = new Map<SocketRole, NetServer>();
     try {
-      sockets.PP = await bindUdp(primary, chosenPort);
+      sockets.PP = await bindUdp(primary, chosenPort, exclusive);
       const port = sockets.PP.address().port;
       let altPort: number | undefined;
       if (chosenAlt !== null) {
-        sockets.PA = await bindUdp(primary, chosenAlt);
+        sockets.PA = await bindUdp(primary, chosenAlt, exclusive);
         altPort = sockets.PA.address().port;
       }
       const set: EndpointSet = { family, primary, alternate, port, altPort };
       if (alternate !== undefined) {
-        sockets.AP = await bindUdp(alternate, port);
-        if (altPort !== undefined) sockets.AA = await bindUdp(alternate, altPort);
+        sockets.AP = await bindUdp(alternate, port, exclusive);
+        if (altPort !== undefined) sockets.AA = await bindUdp(alternate, altPort, exclusive);
       }
       if (ports.tcp !== false) {
         for (const role of availableRoles(set)) {
           const addr = roleAddress(set, role)!;
           const server = createTcpServer();
           tcpServers.set(role, server);
-          await listenStream(server, addr.address, addr.port, 'TCP');
+          await listenStream(server, addr.address, addr.port, 'TCP', exclusive);
         }
       }
       return { set, sockets, tcpServers };

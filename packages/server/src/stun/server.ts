@@ -70,6 +70,8 @@ export interface StunServerInit {
    * then stands for the connection everywhere. Default none.
    */
   readonly proxyProtocol?: ProxyProtocolOptions;
+  /** In a node:cluster worker: share every listening socket with the other workers (see EndpointPorts). Default false. */
+  readonly clusterShared?: boolean;
 }
 
 /** A listening socket of the server and what it is for. */
@@ -254,7 +256,7 @@ async function startFamily(init: StunServerInit, run: Running, primary: string, 
     const server = run.front === undefined ? tlsServer : proxiedTlsListener(tlsServer, run.front);
     run.streamServers.push(server);
     run.tlsServers.push(tlsServer);
-    await listenStream(server, ip, tlsPort, 'TLS');
+    await listenStream(server, ip, tlsPort, 'TLS', init.clusterShared !== true);
     // When the system picked the port, the alternate IP uses the same one.
     tlsPort = (server.address() as { port: number }).port;
     run.listeners.push({ transport: 'tls', role, address: { family, address: ip, port: tlsPort } });

@@ -38,6 +38,9 @@ export type TurnOutput =
   | { readonly kind: 'tcp-close'; readonly connectionId: number };
 
 /** Options of the TURN core. Every option has its default documented. */
+/** Where an authenticated Allocate of `username` from `endpoint` is redirected (300), or undefined to serve it here. */
+export type AlternateServerOf = (username: string, endpoint: ClientEndpoint) => TransportAddress | undefined;
+
 export interface TurnCoreInit {
   /** The REALM (RFC 8489 section 9.2). Required. */
   readonly realm: string;
@@ -71,12 +74,23 @@ export interface TurnCoreInit {
   readonly maxChannels?: number;
   /** Relayed bytes per second per allocation, both directions together; 0 = unlimited. Default 0. */
   readonly bandwidth?: number;
-  /** Redirect every authenticated Allocate here with 300 (RFC 8489 ALTERNATE-SERVER). Default none. */
-  readonly alternateServer?: TransportAddress;
+  /**
+   * Redirect every authenticated Allocate here with 300 (RFC 8489 ALTERNATE-SERVER); a function
+   * picks the address per request (its user and the client's transport and endpoint), undefined
+   * to serve it here (how `nat-server --workers` sends each user to the worker that owns it).
+   * Default none.
+   */
+  readonly alternateServer?: TransportAddress | AlternateServerOf;
   /** SOFTWARE in responses. Default none. */
   readonly software?: string;
   /** Nonce lifetime in ms. Default 600,000. */
   readonly nonceLifetimeMs?: number;
+  /**
+   * The key nonces are made with. Default a random one per core. Servers that take turns on one
+   * socket (the workers of `nat-server --workers`) share one, so a nonce issued by any of them is
+   * valid at all of them.
+   */
+  readonly nonceSecret?: Uint8Array;
   /**
    * Accept only RFC 8656's channel numbers 0x4000-0x4FFF. Default false: RFC 5766's 0x4000-0x7FFF
    * are accepted too, as coturn does (its turnutils_uclient and other older clients bind them).

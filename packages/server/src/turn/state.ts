@@ -6,7 +6,7 @@ import { RateLimiter } from '../stun/rate-limiter.js';
 import type { Allocation, ClientEndpoint } from './allocation.js';
 import type { TurnAuthenticator } from './auth.js';
 import { NonceIssuer } from './nonce.js';
-import type { TurnCoreInit, TurnOutput, TurnStats } from './options.js';
+import type { AlternateServerOf, TurnCoreInit, TurnOutput, TurnStats } from './options.js';
 import { PeerPolicy } from './peer-policy.js';
 import { TurnQuotas } from './quota.js';
 import { type TcpOrigin, TcpPeerLimits } from './tcp-limits.js';
@@ -66,7 +66,7 @@ export class TurnState {
   readonly maxPermissions: number;
   readonly maxChannels: number;
   readonly bandwidth: number;
-  readonly alternate: TransportAddress | undefined;
+  readonly alternate: TransportAddress | AlternateServerOf | undefined;
   readonly software: string | undefined;
   readonly legacyChannels: boolean;
   readonly tcpRelay: boolean;
@@ -117,7 +117,7 @@ export class TurnState {
     this.software = init.software;
     this.legacyChannels = init.strictChannelNumbers !== true;
     this.tcpRelay = init.tcpRelay !== false;
-    this.nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000 });
+    this.nonces = new NonceIssuer({ lifetimeMs: init.nonceLifetimeMs ?? 600_000, ...(init.nonceSecret ? { secret: init.nonceSecret } : {}) });
     this.limiter = new RateLimiter({ perSecond: init.unauthenticatedRate ?? 50 });
     this.log = init.logger ?? silentLogger;
     this.emit = init.events ?? noEvents;

@@ -32,7 +32,7 @@ interface AllocateAsk {
  * 3. RESERVATION-TOKEN with EVEN-PORT or an address family: 400.
  * 4. REQUESTED-/ADDITIONAL-ADDRESS-FAMILY: both 400, ADDITIONAL IPv4 400, a family the relay has
  *    not 440 (an unavailable additional family: ADDRESS-ERROR-CODE in the success answer).
- * 5. ALTERNATE-SERVER configured: 300 (RFC 8489 section 10).
+ * 5. ALTERNATE-SERVER configured (or chosen for this user and endpoint): 300 (RFC 8489 section 10).
  * 6. Quotas (injected policy): the tier's lease, then the one ledger per user/tier/source/total,
  *    taken atomically: 486 (508 for the server's total); an anonymous TCP relay is 442.
  * 7. The allocation exists: the driver opens its relay socket(s) (`open-relay`); the answer
@@ -47,7 +47,8 @@ export function handleAllocate(s: TurnState, req: TurnRequest): void {
     return;
   }
   const ask = checkAllocate(s, req);
-  if (s.alternate) throw new Reject(300, undefined, [attr(Attr.AlternateServer, s.alternate)]);
+  const alternate = typeof s.alternate === 'function' ? s.alternate(auth.username, endpoint) : s.alternate;
+  if (alternate) throw new Reject(300, undefined, [attr(Attr.AlternateServer, alternate)]);
   const id = s.nextId++;
   const newToken = ask.even?.reserve ? crypto.getRandomValues(new Uint8Array(8)) : undefined;
   const lease = admit(s, req, id, ask, newToken);
