@@ -67,6 +67,8 @@ async function swapIn(swap: SwappableAuthenticator, next: Promise<TurnAuthentica
 export interface RendezvousStunHook {
   readonly listeners: StunServer['listeners'];
   readonly turn?: { addServiceAddresses(addresses: readonly TransportAddress[]): void } | undefined;
+  /** Present on a single-process server: the TLS port's HTTP connections go to the rendezvous. */
+  readonly serveHttpOnTls?: StunServer['serveHttpOnTls'];
 }
 
 export async function startRendezvousOf(config: ServerConfig, stun: RendezvousStunHook, scope: RelayScope, ctx: ServiceContext): Promise<Rendezvous> {
@@ -121,7 +123,7 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
   // Its port (and the expose control on it) is never a TURN relay peer.
   stun.turn?.addServiceAddresses([rendezvous.address]);
   out.stderr.write(`rendezvous ${rendezvous.url}\n`);
-  if (tls) {
+  if (tls && stun.serveHttpOnTls !== undefined) {
     // One port for restrictive networks: the TLS port serves the rendezvous (and expose control) too.
     stun.serveHttpOnTls((socket, lease) => rendezvous.serveGoverned(socket, lease));
     out.stderr.write(`rendezvous wss://${host}:${bound('tls')}${new URL(rendezvous.url).pathname} (on the TLS port, with TURN over TLS)\n`);

@@ -41,6 +41,9 @@ describe('nat-server --workers: dividing one configuration', () => {
     expect(workerCount(config({ listen: ['127.0.0.1', '::1'] }), 8)).toBe(1);
     expect(workerCount(config({ listen: '127.0.0.1', workers: 3 }), 8)).toBe(3);
     expect(workerCount(config({ workers: 1 }), 8)).toBe(1);
+    // The TLS port carrying the rendezvous too (one port for restrictive networks): one process.
+    expect(workerCount(config({ tlsPort: 443, rendezvousPort: 8443 }), 8)).toBe(1);
+    expect(workerCount(config({ tlsPort: 443 }), 8)).toBe(8);
     expect(() => config({ workers: 0 })).toThrow(/workers/);
   });
 });

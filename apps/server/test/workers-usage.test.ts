@@ -10,6 +10,13 @@ describe('nat-server --workers usage', () => {
     }
   }, 60_000);
 
+  it('refuses several workers when the TLS port carries the rendezvous too, naming --workers 1', async () => {
+    const s = start(['--listen', '127.0.0.1', '--port', '0', '--workers', '2', '--tls-port', '0', '--rendezvous-port', '0']);
+    expect(await s.exited).toBe(2);
+    expect(s.err()).toContain('--workers 2 with --tls-port and --rendezvous-port: the TLS port serves the rendezvous too');
+    expect(s.err()).toContain('use --workers 1');
+  }, 30_000);
+
   it('lists the option in --help', async () => {
     const s = start(['--help']);
     expect(await s.exited).toBe(0);

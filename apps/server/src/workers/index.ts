@@ -1,9 +1,9 @@
 /** `nat-server --workers N`: which part this process plays, and its flag. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { ServerConfig } from '../config.js';
+import { ConfigError, type ServerConfig } from '../config.js';
 import type { RunningServer } from '../running.js';
 import type { Out } from '../services.js';
-import { MAX_WORKERS, workerCount } from './plan.js';
+import { MAX_WORKERS, oneTlsPort, workerCount } from './plan.js';
 import { runPrimary } from './primary.js';
 import { runWorker, workerIdentity } from './worker.js';
 
@@ -36,5 +36,10 @@ export async function startWorkersOf(
   const me = workerIdentity();
   if (me !== undefined) return runWorker(config, me, src);
   const count = workerCount(config);
+  if (count > 1 && oneTlsPort(config)) {
+    throw new ConfigError(
+      `--workers ${count} with --tls-port and --rendezvous-port: the TLS port serves the rendezvous too, which runs in one process; use --workers 1 (the default, auto, does)`,
+    );
+  }
   return count > 1 ? runPrimary(config, count, src) : undefined;
 }

@@ -41,11 +41,17 @@ const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.'
  * one per core, except on a loopback-only server (a demo, a test, a readme recipe), which stays
  * one process: nothing there gains from more cores, and its start-up and output stay as they were.
  */
-export function workerCount(config: Pick<ServerConfig, 'workers' | 'listen'>, cores: number = availableParallelism()): number {
+export function workerCount(config: Pick<ServerConfig, 'workers' | 'listen' | 'tlsPort' | 'rendezvousPort'>, cores: number = availableParallelism()): number {
   if (config.workers !== 'auto') return config.workers;
   if (config.listen.every(isLoopback)) return 1;
+  // The TLS port also carries the rendezvous (one port for restrictive networks), which lives in
+  // one process: until the workers hand such connections to it, the server stays one process.
+  if (oneTlsPort(config)) return 1;
   return Math.max(1, Math.min(cores, MAX_WORKERS));
 }
+
+/** Whether the TLS port serves the rendezvous (wss:) and expose control as well as TURN. */
+export const oneTlsPort = (c: Pick<ServerConfig, 'tlsPort' | 'rendezvousPort'>): boolean => c.tlsPort !== undefined && c.rendezvousPort !== undefined;
 
 /** Worker k's configuration: the pools divided, the relay ports sliced (see the module comment). */
 export function workerConfig(c: ServerConfig, n: number, k: number): ServerConfig {

@@ -148,6 +148,8 @@ function stunView(pool: WorkerPool): StunServer {
     stats: () => sumStats(pool.slots.map((s) => s.stats)),
     turn: undefined,
     setTlsCredentials: () => undefined,
+    // Never asked: several workers with the rendezvous on the TLS port are refused (workers/index.ts).
+    serveHttpOnTls: () => undefined,
     close: async () => undefined,
   };
 }

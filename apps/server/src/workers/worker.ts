@@ -90,6 +90,31 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** How many ports of its relay slice a worker tries for its own TURN ports before it gives up. */
+const OWN_PORT_TRIES = 32;
+
+/**
+ * Binds the worker's own TURN ports (UDP and TCP on one number, TLS on the next) at the first
+ * free ports of its relay port slice: a firewall that lets the relay range in (as every TURN
+ * deployment must) lets the 300 Try Alternate's target in too. A relay allocation that later
+ * draws one of these ports finds it taken and draws another.
+ */
+async function startOwnPorts(own: ServerConfig, start: (ports: { port: number; tlsPort?: number }) => Promise<StunServer>): Promise<StunServer> {
+  const step = own.tlsPort === undefined ? 1 : 2;
+  let last: Error | undefined;
+  for (let i = 0; i < OWN_PORT_TRIES; i++) {
+    const port = own.minPort + i * step;
+    if (port + step - 1 > own.maxPort) break;
+    try {
+      return await start({ port, ...(own.tlsPort === undefined ? {} : { tlsPort: port + 1 }) });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'BIND_FAILED' && !/EADDRINUSE/.test(String(e))) throw e;
+      last = e as Error;
+    }
+  }
+  throw last ?? new Error(`no free port for the worker's own TURN listeners in its relay ports ${own.minPort}-${own.maxPort}`);
+}
+
 /** Starts worker `me` of `config` (read from `file` and `flags`, as the primary read it). */
 export async function runWorker(
   config: ServerConfig,
@@ -114,9 +139,14 @@ export async function runWorker(
   });
   let mine: StunServer | undefined;
   if (config.realm !== undefined) {
-    const init = await toServerInit({ ...own, port: 0, altPort: null, alternate: [], ...(own.tlsPort !== undefined ? { tlsPort: 0 } : {}) }, scope, turnAuth);
     try {
-      mine = await startStunServer({ ...withRedirect(init, redirect(w, me.id), me.nonceKey), logger, events });
+      mine = await startOwnPorts(own, async (ports) =>
+        startStunServer({
+          ...withRedirect(await toServerInit({ ...own, ...ports, altPort: null, alternate: [] }, scope, turnAuth), redirect(w, me.id), me.nonceKey),
+          logger,
+          events,
+        }),
+      );
     } catch (e) {
       await shared.close();
       throw e;
