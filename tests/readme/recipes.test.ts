@@ -60,6 +60,10 @@ const EXCLUDED: Record<string, string> = {
   'journalctl -u nat-server -o cat': 'reads the journal of a system service this test does not start',
   'nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem':
     "needs the operator's certificate files; STUN over TLS with a certificate is run by apps/server/test",
+  'nat-server --listen 203.0.113.1 --tls-port 443 --tls-cert cert.pem --tls-key key.pem --rendezvous-port 8080 --realm example.org --auth-secret S3CRET':
+    "needs the operator's certificate files and port 443; tests/lab/only-443.test.ts runs this setup (a generated certificate) and tests/oneport the routing",
+  'nat ping PEER_ID --rendezvous wss://203.0.113.1:443/':
+    'needs the TLS server of the line before and a peer listening; tests/lab/only-443.test.ts runs nat listen and this nat ping from a network that passes only TCP 443',
 };
 
 /** Documentation (and fixed loopback) addresses of the READMEs, in alias order. */

@@ -65,7 +65,7 @@ function withIceOptions(command: Command, o: { readonly mapped: string; readonly
     );
     command.option(
       '--no-direct-streams',
-      "keep the link's streams on the sealed route through the path, never straight on a direct pair's socket: slower, but they survive either peer's address changing (an ICE restart)",
+      "keep the link's streams on the sealed route through the path, never straight on a direct pair's socket (slower; streams survive a peer moving either way)",
     );
   }
   return command

@@ -64,7 +64,7 @@ const NOT_ALLOWED_BYE = 'not allowed';
 export interface TunnelCommonOptions extends PeerCommandOptions {
   /** `--keepalive MS`: peer link keepalive interval. */
   readonly keepalive?: number;
-  /** `--no-direct-streams`: the link's streams stay on the sealed shim route, which survives a peer moving. */
+  /** `--no-direct-streams`: the link's streams stay on the sealed shim route (slower; streams resume across a move on either route). */
   readonly directStreams?: boolean;
 }
 
