@@ -24,6 +24,11 @@ declare -A PROVIDES=(
   [miniupnpd-nftables]=miniupnpd # UPnP IGD / NAT-PMP / PCP router daemon (nftables backend; the binary only, no service)
   [systemd]=systemd-analyze       # systemd-analyze verify/security checks the service unit (no service is started)
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
+  [python3-gevent]=python3       # real ZeroNet for tests/zeronet (with python3-msgpack, -rsa, -socks, -base58 below)
+  [python3-msgpack]=python3
+  [python3-rsa]=python3
+  [python3-socks]=python3
+  [python3-base58]=python3       # ZeroNet's signatures (CryptBitcoin) need it
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }
