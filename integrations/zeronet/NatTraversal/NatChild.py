@@ -60,13 +60,15 @@ def addressOf(mode, event):
 
 
 class NatChild(object):
-    def __init__(self, commands, env=None, on_reachable=None, on_lost=None, min_backoff=1.0, max_backoff=60.0):
-        """commands: [(mode, argv)] in the order to try; on_reachable(Reachable) and on_lost(mode) are called from its greenlet."""
+    def __init__(self, commands, env=None, on_reachable=None, on_lost=None, on_event=None, min_backoff=1.0, max_backoff=60.0):
+        """commands: [(mode, argv)] in the order to try; on_reachable(Reachable), on_lost(mode) and
+        on_event(mode, event) (every JSON line) are called from its greenlet."""
         self.log = logging.getLogger("NatTraversal")
         self.commands = commands
         self.env = env
         self.on_reachable = on_reachable or (lambda r: None)
         self.on_lost = on_lost or (lambda mode: None)
+        self.on_event = on_event or (lambda mode, event: None)
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.proc = None
@@ -117,6 +119,7 @@ class NatChild(object):
             if not isinstance(event, dict):
                 continue
             self.log.info("nat child %s event: %s" % (proc.pid, line))
+            self.on_event(mode, event)
             reachable = addressOf(mode, event)
             if reachable:
                 had_address = True

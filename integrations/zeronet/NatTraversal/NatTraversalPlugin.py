@@ -5,9 +5,9 @@ the router maps nothing and a nat-server is configured, a public port on that se
 (`nat expose --public --proxy-protocol`). ZeroNet's external address and announced port are set
 from what the child reported. Exposed connections arrive from the local nat process (127.0.0.1)
 with a PROXY v2 header naming the real peer, which this plugin reads so that TLS, flood
-protection and peer records work per real peer. With --nat_outbound_socks the tracker announces
-leave through the server's public address (nat expose --outbound-socks), so that trackers record
-SERVER:PORT.
+protection and peer records work per real peer. With --nat_announce_via_server the tracker
+announces leave through the server's public address (nat expose --outbound-socks), so that
+trackers record SERVER:PORT.
 """
 import atexit
 import logging
@@ -38,6 +38,7 @@ class NatState(object):
         self.file_server = None
         self.ip_external_before = None
         self.trackers_proxy_before = None
+        self.socks = None  # "127.0.0.1:PORT" of nat expose --outbound-socks, once it listens
 
     @property
     def exposed(self):
@@ -72,8 +73,8 @@ def buildCommands(port, target_ip):
                 argv += ["--config", config.nat_config]
             if config.nat_insecure:
                 argv += ["--insecure"]
-            if config.nat_outbound_socks:
-                argv += ["--outbound-socks", "127.0.0.1:%s" % config.nat_outbound_socks]
+            if config.nat_announce_via_server:
+                argv += ["--outbound-socks", "127.0.0.1:0"]  # nat picks the port and reports it
             commands.append((mode, argv))
         elif mode == "expose" and config.nat_mode == "expose":
             log.error("--nat_mode expose needs --nat_rendezvous URL (or --nat_config FILE)")
@@ -84,18 +85,35 @@ def onReachable(reachable):
     changed = state.reachable is None or (state.reachable.ip, state.reachable.port) != (reachable.ip, reachable.port)
     state.reachable = reachable
     config.ip_external = [reachable.ip]
-    if reachable.mode == "expose" and config.nat_outbound_socks:
-        config.trackers_proxy = "127.0.0.1:%s" % config.nat_outbound_socks
-    else:
-        config.trackers_proxy = state.trackers_proxy_before
+    useSocks()
     log.info("fileserver reachable at %s:%s (%s)" % (reachable.ip, reachable.port, reachable.mode))
     if changed and state.file_server and state.file_server.port_opened:
         gevent.spawn(reannounce)
 
 
+def useSocks():
+    """Announces through the server's SOCKS endpoint while exposed and it listens; else as configured."""
+    if state.exposed and state.socks:
+        config.trackers_proxy = state.socks
+    else:
+        config.trackers_proxy = state.trackers_proxy_before
+
+
+def onEvent(mode, event):
+    kind = event.get("event")
+    if kind == "outbound-socks" and event.get("address"):
+        state.socks = event["address"]
+        log.info("tracker announces go through the server: SOCKS5 %s" % state.socks)
+        useSocks()
+    elif kind == "outbound" and event.get("state") == "refused":
+        log.error("nat-server refused an announce connection to %s (%s): the server needs --expose-outbound and a peer policy that allows the tracker" % (
+            event.get("target"), event.get("reason") or event.get("error")))
+
+
 def onLost(mode):
     log.info("the %s child is gone: %s:%s is no longer reachable" % (mode, state.reachable.ip if state.reachable else "?", state.reachable.port if state.reachable else "?"))
     state.reachable = None
+    state.socks = None
     config.ip_external = state.ip_external_before
     config.trackers_proxy = state.trackers_proxy_before
 
@@ -129,6 +147,14 @@ def installSignalHandlers():
     atexit.register(lambda: state.child and state.child.stopNow())
 
 
+def ready():
+    """An address, and with --nat_announce_via_server while exposed, the SOCKS endpoint too (the first
+    announces must not leave directly: the tracker connection is kept and reused)."""
+    if state.reachable is None:
+        return False
+    return not (config.nat_announce_via_server and state.exposed) or state.socks is not None
+
+
 def startNat(file_server):
     commands = buildCommands(file_server.port, "127.0.0.1" if file_server.ip in ("0.0.0.0", "::", "*") else file_server.ip)
     if not commands:
@@ -141,10 +167,10 @@ def startNat(file_server):
     env = dict(os.environ)
     if config.nat_user:
         env["NAT_EXPOSE_USER"] = config.nat_user  # off the command line, where ps shows it
-    state.child = NatChild(commands, env=env, on_reachable=onReachable, on_lost=onLost).start()
+    state.child = NatChild(commands, env=env, on_reachable=onReachable, on_lost=onLost, on_event=onEvent).start()
     installSignalHandlers()
     waited = 0.0
-    while state.reachable is None and waited < config.nat_wait and not state.child.stopping:
+    while not ready() and waited < config.nat_wait and not state.child.stopping:
         gevent.sleep(0.2)
         waited += 0.2
     if state.reachable is None:
@@ -206,8 +232,8 @@ class ConfigPlugin(object):
         group.add_argument("--nat_config", help="A `nat expose --config` JSON file (rendezvous, user, identity)", default=None, metavar="path")
         group.add_argument("--nat_public_port", help="Public port to ask for (0: the fileserver port)", default=0, type=int, metavar="port")
         group.add_argument("--nat_gateway", help="Router to ask for the port mapping (default: the default gateway)", default=None, metavar="ip")
-        group.add_argument("--nat_outbound_socks", help="Local SOCKS5 port of nat expose --outbound-socks: tracker announces leave from the server's public address (0: off)",
-                           default=0, type=int, metavar="port")
+        group.add_argument("--nat_announce_via_server", help="While exposed, send tracker announces through the nat-server (nat expose --outbound-socks; "
+                           "needs nat-server --expose-outbound), so that trackers record the server's address", action="store_true")
         group.add_argument("--nat_insecure", help="Accept the nat-server's TLS certificate without checking it", action="store_true")
         group.add_argument("--nat_wait", help="Seconds to wait for the address before the fileserver starts announcing", default=30, type=float, metavar="seconds")
         return super(ConfigPlugin, self).createArguments()
