@@ -226,6 +226,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
     .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
     .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')
+    .option(
+      '--outbound-socks <ip:port>',
+      "--public: a SOCKS5 proxy on this loopback address (port 0 picks one) whose connections the server opens from its public address (needs nat-server --expose-outbound), e.g. for a fileserver's tracker announces",
+    )
     .option('--json', 'one JSON status line per event ({"event": "ready", "id", "services"}, "path", "link", "port-mapping", "refused", ...)')
     .option('--max-sessions <n>', 'inbound peer sessions at once, every peer together; more offers are refused (default 32)', positiveInt('a count'))
     .option('--max-offers-per-peer <n>', 'inbound peer sessions at once from one peer id; more offers are refused (default 4)', positiveInt('a count'))
@@ -234,6 +238,8 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441',
     )
     .action(async (target: string | undefined, opts) => {
+      if (opts.outboundSocks !== undefined && opts.public !== true)
+        throw new UsageError('--outbound-socks goes with --public: the server opens those connections for a user that holds a public port');
       if (opts.public === true) {
         if (opts.portMap !== undefined)
           throw new UsageError(

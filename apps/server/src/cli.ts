@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
 import { externalOf } from './external-ip.js';
+import { type OutboundFlags, outboundFlagValues, withOutboundOptions } from './outbound-flags.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
 import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
 /** Exit codes of `nat-server`. */
@@ -44,7 +45,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-interface Flags {
+interface Flags extends OutboundFlags {
   listen?: string[];
   alternate?: string[];
   port?: number;
@@ -130,8 +131,8 @@ rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKe
 rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
 anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource; admin: adminPort, adminListen, adminToken,
-adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource, exposeOutbound, exposeOutboundPerSession, exposeOutboundPerMinute,
+exposeOutboundTotal, exposeOutboundTimeout; admin: adminPort, adminListen, adminToken, adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -222,7 +223,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withAdminOptions(program), out);
+  return withGeneralOptions(withAdminOptions(withOutboundOptions(program)), out);
 }
 
 /** The admin listener's options. */
@@ -296,6 +297,7 @@ function flagValues(o: Flags): Record<string, unknown> {
     exposeSessionsPerSource: o.exposeSessionsPerSource,
     exposeConnectionsPerSource: o.exposeConnectionsPerSource,
     exposePeerKeys: o.exposeAllowKey,
+    ...outboundFlagValues(o),
     rendezvousPeerKeys: o.rendezvousAllowKey,
     rendezvousTokens: o.rendezvousToken,
     rendezvousConnectionsPerSource: o.rendezvousConnectionsPerSource,

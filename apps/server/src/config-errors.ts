@@ -46,6 +46,7 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   exposePorts: '--expose-ports',
   exposePublicIp: '--expose-public-ip',
   exposePeerKeys: '--expose-allow-key',
+  exposeOutbound: '--expose-outbound',
   rendezvousPeerKeys: '--rendezvous-allow-key',
   rendezvousTokens: '--rendezvous-token',
   rendezvousConnectionsPerSource: '--rendezvous-connections-per-source',

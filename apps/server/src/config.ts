@@ -152,6 +152,12 @@ export const ServerConfig = z
     /** Per source (IPv4 address, IPv6 /64): control connections, and connections (UDP: flows) per public port. Default a quarter of the pool. */
     exposeSessionsPerSource: count(1).optional().describe('a whole number of at least 1'),
     exposeConnectionsPerSource: count(1).optional().describe('a whole number of at least 1'),
+    /** Outbound TCP connections for exposed users, from the public ports' address (e.g. tracker announces). */
+    exposeOutbound: z.boolean().default(false).describe('true or false'),
+    exposeOutboundPerSession: count(1).default(16).describe('a whole number of at least 1'),
+    exposeOutboundPerMinute: count(1).default(30).describe('new connections per user per minute, a whole number of at least 1'),
+    exposeOutboundTotal: count(1).default(1000).describe('a whole number of at least 1'),
+    exposeOutboundTimeout: count(1).default(10).describe('seconds, a whole number of at least 1'),
     // ---- admin listener (Prometheus metrics at /metrics; off unless adminPort is set)
     adminPort: port.optional().describe('a port number 0-65535 (without it there is no admin listener)'),
     adminListen: ip.default('127.0.0.1').describe('an IP address (anything but loopback needs adminToken or adminTokenFile)'),
@@ -183,6 +189,10 @@ export const ServerConfig = z
   .refine((c) => c.exposePorts === undefined || c.rendezvousPort !== undefined, {
     message: 'expose runs on the rendezvous service: set --rendezvous-port (config key rendezvousPort) too',
     path: ['exposePorts'],
+  })
+  .refine((c) => !c.exposeOutbound || c.exposePorts !== undefined, {
+    message: 'outbound connections are for exposed users: set --expose-ports (config key exposePorts) too',
+    path: ['exposeOutbound'],
   })
   .refine((c) => c.adminPort === undefined || isLoopbackIp(c.adminListen) || c.adminToken !== undefined || c.adminTokenFile !== undefined, {
     message:

@@ -18,6 +18,7 @@ import {
   startAdminServer,
   startRendezvous,
 } from '@nat/server';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { readAdminToken } from './check-config.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
@@ -129,12 +130,33 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
       graceMs: config.exposeGrace * 1000,
       ...(config.exposeSessionsPerSource !== undefined ? { sessionsPerSource: config.exposeSessionsPerSource } : {}),
       ...(config.exposeConnectionsPerSource !== undefined ? { connectionsPerSource: config.exposeConnectionsPerSource } : {}),
+      outboundPerSession: config.exposeOutboundPerSession,
+      outboundPerMinute: config.exposeOutboundPerMinute,
+      outboundTotal: config.exposeOutboundTotal,
+      outboundConnectTimeoutMs: config.exposeOutboundTimeout * 1000,
     },
+    // The server's own addresses (every listener, relay and public one) are never outbound targets.
+    outbound: { enabled: config.exposeOutbound, peers: { allow: config.allowPeers, deny: config.denyPeers, ownIps: ownIpsOf(config) } },
     logger,
     events,
   });
   out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
   return expose;
+}
+
+/** Every IP address of the server a configuration names (a wildcard listen address: every address of the machine). */
+function ownIpsOf(config: ServerConfig): string[] {
+  const ips = [
+    ...config.listen,
+    ...config.alternate,
+    ...(config.rendezvousHost === undefined ? [] : [config.rendezvousHost]),
+    ...(config.relayIps ?? []),
+    ...externalOf(config).map((m) => m.public),
+  ];
+  if (config.exposePublicIp !== undefined) ips.push(config.exposePublicIp);
+  if (ips.some((ip) => /^(0\.0\.0\.0|::)$/.test(ip)))
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ips.push(a.address.replace(/%.*$/, ''));
+  return ips.filter((ip) => !/^(0\.0\.0\.0|::)$/.test(ip));
 }
 
 /** The address announced for public ports: the rendezvous address, or its public one behind a 1:1 NAT (--external-ip). */

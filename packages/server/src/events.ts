@@ -16,7 +16,7 @@
  * await startStunServer({ listen: ['127.0.0.1'], events: hub.sink, turn: { ... } });
  * ```
  */
-import type { TransportAddress } from '@nat/protocol';
+import type { OutboundRefusal, TransportAddress } from '@nat/protocol';
 
 /** Which service an event is about. */
 export type ServiceName = 'stun' | 'turn' | 'rendezvous' | 'expose' | 'admin';
@@ -153,7 +153,22 @@ export type ServerEvent =
   | { readonly type: 'session-brokered'; readonly from: string; readonly to: string }
   | { readonly type: 'expose-port-opened'; readonly user: string; readonly name: string; readonly address: TransportAddress; readonly protocol: 'tcp' | 'udp' }
   | { readonly type: 'expose-port-closed'; readonly user: string; readonly name: string; readonly address: TransportAddress; readonly protocol: 'tcp' | 'udp' }
-  | { readonly type: 'expose-connection'; readonly user: string; readonly name: string; readonly source: string; readonly state: 'opened' | 'closed' };
+  | { readonly type: 'expose-connection'; readonly user: string; readonly name: string; readonly source: string; readonly state: 'opened' | 'closed' }
+  | {
+      /**
+       * An outbound connection the expose service opened for a user (nat-server --expose-outbound):
+       * `target` as asked (host:port), `address` the peer it reached; `reason` when refused;
+       * bytes both ways when closed.
+       */
+      readonly type: 'expose-outbound';
+      readonly user: string;
+      readonly state: 'opened' | 'refused' | 'closed';
+      readonly target: string;
+      readonly address?: TransportAddress;
+      readonly reason?: OutboundRefusal;
+      readonly bytesToPeer?: number;
+      readonly bytesToClient?: number;
+    };
 
 /** The kinds of {@link ServerEvent}. */
 export type ServerEventType = ServerEvent['type'];

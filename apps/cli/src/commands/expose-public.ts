@@ -3,6 +3,7 @@ import { type StunClientError, type ExposeCredentials, type ExposedAddress, expo
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { parseSocksListen, startOutboundSocksOf } from './expose-outbound.js';
 import { parseUser } from '../user.js';
 
 /** Flags of `nat expose TARGET --public`. */
@@ -16,6 +17,8 @@ export interface ExposePublicOptions {
   readonly allowSource?: readonly string[];
   readonly denySource?: readonly string[];
   readonly insecure?: boolean;
+  /** `--outbound-socks IP:PORT`: a local SOCKS5 proxy whose connections the server opens from its public address. */
+  readonly outboundSocks?: string;
   readonly json?: boolean;
   /** `--config FILE`: rendezvous URL and credentials from a JSON file ({@link readPublicConfig}). */
   readonly config?: string;
@@ -29,6 +32,8 @@ export interface PublicExposeConfig {
   /** An Ed25519 identity key file the server accepts. */
   readonly identity?: string;
   readonly insecure?: boolean;
+  /** As `--outbound-socks`. */
+  readonly outboundSocks?: string;
 }
 
 const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = {
@@ -36,6 +41,7 @@ const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean
   user: 'string',
   identity: 'string',
   insecure: 'boolean',
+  outboundSocks: 'string',
 };
 
 /**
@@ -55,7 +61,8 @@ export async function readPublicConfig(file: string, warn: (line: string) => voi
   const config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     const type = CONFIG_KEYS[k as keyof PublicExposeConfig];
-    if (type === undefined) throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure)`);
+    if (type === undefined)
+      throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure, outboundSocks)`);
     if (typeof v !== type) throw new UsageError(`--config ${file}: ${JSON.stringify(k)} must be a ${type}`);
     config[k] = v;
   }
@@ -75,6 +82,16 @@ export function parseTarget(text: string | undefined): { host: string; port: num
   return { host, port };
 }
 
+/** What to do about each refusal of the port, when something can be done. */
+const REFUSAL_HINTS: Readonly<Record<string, string>> = {
+  unauthorized: 'check --user NAME:PASSWORD (or the key behind --identity) with the server operator',
+  taken: 'another user holds that port: choose another --public-port, or omit it',
+  'port-in-use': 'choose another --public-port, or leave it out (the server picks a free one)',
+  'port-denied': 'choose another --public-port, or ask the server operator to let nat-server bind it',
+  'out-of-range': 'ask the server operator which ports it hands out (nat-server --expose-ports)',
+  'over-quota': 'stop another of your exposures first',
+};
+
 /**
  * `nat expose TARGET --public`: asks the server behind `--rendezvous` for a public port and
  * carries every public connection (or UDP datagram) to TARGET until Ctrl-C; reconnects with
@@ -91,7 +108,11 @@ export async function exposePublicCommand(
 ): Promise<number> {
   const target = parseTarget(targetText);
   const config = o.config === undefined ? {} : await readPublicConfig(o.config, (line) => io.stderr.write(`${line}\n`));
-  o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure };
+  o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure, outboundSocks: o.outboundSocks ?? config.outboundSocks };
+  const socksAt =
+    o.outboundSocks === undefined
+      ? undefined
+      : parseSocksListen(o.outboundSocks, o.outboundSocks === config.outboundSocks ? '"outboundSocks"' : '--outbound-socks');
   if (!o.rendezvous)
     throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
   let credentials: ExposeCredentials;
@@ -153,20 +174,18 @@ export async function exposePublicCommand(
     if (err.code === 'ABORTED') return ExitCode.Ok;
     out({ event: 'failed', code: err.reason ?? err.code, error: err.message }, `nat expose: ${err.message}`);
     if (err.code === 'ERROR_RESPONSE') {
-      const hint: Record<string, string> = {
-        unauthorized: 'check --user NAME:PASSWORD (or the key behind --identity) with the server operator',
-        taken: 'another user holds that port: choose another --public-port, or omit it',
-        'port-in-use': 'choose another --public-port, or leave it out (the server picks a free one)',
-        'port-denied': 'choose another --public-port, or ask the server operator to let nat-server bind it',
-        'out-of-range': 'ask the server operator which ports it hands out (nat-server --expose-ports)',
-        'over-quota': 'stop another of your exposures first',
-      };
-      if (!o.json && err.reason && hint[err.reason]) io.stderr.write(`  ${hint[err.reason]}\n`);
+      if (!o.json && err.reason && REFUSAL_HINTS[err.reason]) io.stderr.write(`  ${REFUSAL_HINTS[err.reason]}\n`);
       return ExitCode.Failure;
     }
     return ExitCode.NoAnswer;
   }
+  const socks = socksAt === undefined ? undefined : await startOutboundSocksOf(tunnel, socksAt, out);
+  if (socks instanceof Error) {
+    await tunnel.close();
+    return ExitCode.Failure;
+  }
   const error = await closed;
+  await socks?.close();
   if (error === undefined || error.code === 'ABORTED') return ExitCode.Ok;
   out({ event: 'failed', code: error.reason ?? error.code, error: error.message }, `nat expose: ${error.message}`);
   return ExitCode.Failure;

@@ -1,4 +1,3 @@
-import { type KeyObject, createHmac, sign } from 'node:crypto';
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
@@ -16,22 +15,19 @@ import {
   encodeControlMessage,
   encodeExposedDatagram,
   encodeProxyV2Header,
-  exposeSigningPayload,
   formatTransportAddress,
   frameWriter,
   ipFamily,
-  longTermKey,
-  peerIdFromPublicKey,
+  type OutboundTarget,
   readControlMessages,
   spliceTcp,
 } from '@nat/protocol';
 import { StunClientError } from '../errors.js';
-import { rawPublicKeyBase64url } from '../rendezvous/identity.js';
+import { type ExposeCredentials, authOf } from './auth.js';
 import { type ExposeTlsOptions, exposeEndpoint, openExposeConnection } from './connect.js';
+import { type OutboundConnection, openOutbound } from './outbound.js';
 
-/** Credentials: a user of the server (static or TURN REST API), or an Ed25519 peer key. */
-export type ExposeCredentials =
-  { readonly username: string; readonly password: string } | { readonly identity: { readonly privateKey: KeyObject; readonly publicKey: KeyObject } };
+export type { ExposeCredentials } from './auth.js';
 
 /** Options of {@link exposePublic}. */
 export interface ExposeInit {
@@ -95,6 +91,8 @@ export interface ExposeTunnel extends EventEmitter<ExposeEvents> {
   readonly current: ExposedAddress | undefined;
   /** Inbound TCP connections open now. */
   readonly connections: number;
+  /** Asks the server to open a TCP connection from its public address (nat-server --expose-outbound); see `openOutbound`. */
+  openOutbound(target: OutboundTarget): Promise<OutboundConnection>;
   /** Stops: releases the port on the server and closes every connection. */
   close(): Promise<void>;
 }
@@ -110,18 +108,6 @@ const FATAL: ReadonlySet<ExposeRefusal> = new Set([
   'port-in-use',
   'port-denied',
 ]);
-
-function authOf(c: ExposeCredentials, nonce: string, realm: string): Extract<ExposeControlMessage, { type: 'hello' }>['auth'] {
-  if ('username' in c) {
-    const key = longTermKey({ username: c.username, realm, password: c.password, algorithm: 'SHA-256' });
-    const mac = createHmac('sha256', key).update(exposeSigningPayload(nonce, c.username)).digest('base64url');
-    return { method: 'password', username: c.username, mac };
-  }
-  const publicKey = rawPublicKeyBase64url(c.identity.publicKey);
-  const peerId = peerIdFromPublicKey(Buffer.from(publicKey, 'base64url'));
-  const signature = sign(null, exposeSigningPayload(nonce, peerId), c.identity.privateKey).toString('base64url');
-  return { method: 'peer-key', publicKey, signature };
-}
 
 /** Reads the stream preamble without switching the stream to flowing mode. */
 function readPreamble(stream: MuxStream): Promise<StreamPreamble> {
@@ -206,6 +192,10 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
 
   get connections(): number {
     return this.#tcp.size;
+  }
+
+  openOutbound(target: OutboundTarget): Promise<OutboundConnection> {
+    return openOutbound(this.#mux, target);
   }
 
   async #connect(): Promise<void> {

@@ -4,3 +4,5 @@
  */
 export { exposePublic, type ExposeInit, type ExposeCredentials, type ExposeTunnel, type ExposeEvents, type ExposedAddress } from './client.js';
 export { exposeEndpoint, openExposeConnection, type ExposeTlsOptions } from './connect.js';
+export { openOutbound, ExposeOutboundError, type ExposeOutboundErrorCode, type OutboundConnection } from './outbound.js';
+export { startOutboundSocks, OutboundSocksError, type OutboundSocks, type OutboundSocksEvent, type OutboundSocksInit } from './socks.js';

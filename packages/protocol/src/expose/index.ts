@@ -11,3 +11,6 @@ export * from './datagram.js';
 export * from './proxy-v2.js';
 export * from './control.js';
 export { spliceTcp, frameWriter, readControlMessages, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';
+export * from './outbound.js';
+export * from './socks5.js';
+export { readStreamPrefix, StreamPrefixError } from './prefix.js';

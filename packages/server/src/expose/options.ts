@@ -2,6 +2,7 @@ import { type Cidr, ParseError, parseCidr } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
+import type { ExposeOutboundOptions } from './outbound.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
 
 /** Limits of the expose service. */
@@ -45,6 +46,14 @@ export interface ExposeLimits {
   readonly outputBuffer?: number;
   /** Unsent output of a control connection over which it is cut (a peer that does not read). Default 8 MiB. */
   readonly outputHardCap?: number;
+  /** Outbound connections (see `outbound`) open at once on one control connection. Default 16. */
+  readonly outboundPerSession?: number;
+  /** New outbound connections per user per minute (a sliding minute). Default 30. */
+  readonly outboundPerMinute?: number;
+  /** Outbound connections open at once, all users together. Default 1,000. */
+  readonly outboundTotal?: number;
+  /** An outbound connection not established in this long is refused (`timeout`). Default 10,000 ms. */
+  readonly outboundConnectTimeoutMs?: number;
 }
 
 /** Options of {@link attachExpose}. */
@@ -66,6 +75,8 @@ export interface ExposeOptions {
   /** Source prefixes refused on every port. Default none. */
   readonly denySources?: readonly string[];
   readonly limits?: ExposeLimits;
+  /** Outbound connections for exposed users, from the public ports' address. Default off. */
+  readonly outbound?: ExposeOutboundOptions;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
   /**
@@ -94,6 +105,10 @@ export const DEFAULT_EXPOSE_LIMITS: ResolvedExposeLimits = {
   preAuthBytes: 8192,
   outputBuffer: 1 << 20,
   outputHardCap: 8 << 20,
+  outboundPerSession: 16,
+  outboundPerMinute: 30,
+  outboundTotal: 1000,
+  outboundConnectTimeoutMs: 10_000,
 };
 
 function bad(message: string): never {
@@ -115,6 +130,8 @@ export function resolveExposeLimits(l: ExposeLimits = {}): ResolvedExposeLimits 
     bad('sessionsPerSource and connectionsPerSource must be at least 1, preAuthFrames at least 2');
   if (r.outputBuffer < 64 * 1024 || r.outputHardCap < 2 * r.outputBuffer)
     bad('limits.outputBuffer must be at least 65536 and outputHardCap at least twice outputBuffer');
+  if (r.outboundPerSession < 1 || r.outboundPerMinute < 1 || r.outboundTotal < 1 || r.outboundConnectTimeoutMs < 1)
+    bad('outboundPerSession, outboundPerMinute, outboundTotal and outboundConnectTimeoutMs must be at least 1');
   if (r.window < 256 * 1024) bad('limits.window must be at least 262144 (the yamux initial window)');
   return r;
 }

@@ -12,9 +12,9 @@ export interface PreAuthBounds {
  * The frame filter of one expose control connection (a {@link MuxSession} `admit` hook),
  * sans-I/O. Before authentication only what authenticating needs passes: one stream opened by the
  * client (the control stream), Data and Window Update frames on it, pings and Go Away, within
- * `bounds` (frames and Data bytes). After authentication everything passes except a second
- * stream opened by the client: a client opens only the control stream (the server opens the
- * others, one per inbound public connection).
+ * `bounds` (frames and Data bytes). After authentication everything passes: further streams the
+ * client opens are outbound requests, which the service answers (and refuses unless its user may
+ * open outbound connections); the server opens one stream per inbound public connection.
  */
 export class ControlFrameGate {
   readonly #bounds: PreAuthBounds;
@@ -32,8 +32,8 @@ export class ControlFrameGate {
   admit(h: MuxHeader): boolean {
     const syn = (h.type === MuxType.Data || h.type === MuxType.WindowUpdate) && (h.flags & MuxFlag.SYN) !== 0;
     if (syn) {
-      if (this.#control !== undefined) return this.#refuse('a client opens only the control stream');
-      this.#control = h.streamId;
+      if (this.#control === undefined) this.#control = h.streamId;
+      else if (!this.authenticated) return this.#refuse('a client opens only the control stream before authenticating');
     }
     if (this.authenticated) return true;
     if (++this.#frames > this.#bounds.frames) return this.#refuse(`more than ${this.#bounds.frames} frames before authenticating`);

@@ -50,7 +50,7 @@ export class PublicSide {
   }
 
   /** The bandwidth meter of `user` (undefined when bandwidth is not limited). */
-  #meter(user: string): ((n: number) => number) | undefined {
+  meter(user: string): ((n: number) => number) | undefined {
     const rate = this.#d.limits.bandwidthPerUser;
     if (rate === 0) return undefined;
     let b = this.#budgets.get(user);
@@ -120,7 +120,7 @@ export class PublicSide {
       return;
     }
     stream.write(encodeStreamPreamble({ kind: 'tcp', publicPort: e.port, source, destination: addressOf(socket.localAddress, socket.localPort) }));
-    const meter = this.#meter(e.user);
+    const meter = this.meter(e.user);
     spliceTcp(socket, stream, meter === undefined ? {} : { meterUp: meter, meterDown: meter });
   }
 
@@ -143,7 +143,7 @@ export class PublicSide {
       try {
         reader.push(chunk, (to, payload) => {
           stats.datagramsOut++;
-          const meter = this.#meter(e.user);
+          const meter = this.meter(e.user);
           if (meter !== undefined && meter(payload.length) > 0) {
             stats.datagramsDropped++;
             return;
@@ -173,7 +173,7 @@ export class PublicSide {
       stats.datagramsOverShare++;
       return;
     }
-    const meter = this.#meter(e.user);
+    const meter = this.meter(e.user);
     if (meter !== undefined && meter(msg.length) > 0) {
       stats.datagramsDropped++;
       return;

@@ -17,6 +17,7 @@ import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type ExposeCredentials, checkHello } from './auth.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
+import { OutboundSide } from './outbound.js';
 import { PortTable } from './ports.js';
 import { PublicSide } from './public-side.js';
 import { type Session, closeSession, heartbeat, startSession } from './session.js';
@@ -64,6 +65,7 @@ class ExposeService implements ExposeHandle {
   readonly #events: ServerEventSink;
   readonly #sessions = new Set<Session>();
   readonly #ports: PortTable;
+  readonly #outbound: OutboundSide;
   /** Control connections per source. */
   readonly #sessionShares = new ShareCounter();
   /** When each TCP connection of the HTTP server was accepted (performance.now()): the authentication deadline counts from there. */
@@ -86,9 +88,11 @@ class ExposeService implements ExposeHandle {
     this.#events = opts.events ?? noEvents;
     const common = { limits: this.#limits, stats: this.#stats, log: this.#log, events: this.#events, host: opts.host };
     const publicSide = new PublicSide({ ...common, deny: parseCidrs(opts.denySources) });
+    const range = resolvePortRange(opts.ports);
+    this.#outbound = new OutboundSide({ ...common, options: opts.outbound ?? {}, publicIp: this.#publicIp, meter: (u) => publicSide.meter(u) });
     this.#ports = new PortTable({
       ...common,
-      range: resolvePortRange(opts.ports),
+      range,
       publicIp: this.#publicIp,
       publicSide,
       send: (s, m) => this.#send(s, m),
@@ -125,6 +129,7 @@ class ExposeService implements ExposeHandle {
       this.#http.off('secureConnection', this.#onConnection);
       clearInterval(this.#heartbeat);
       for (const s of [...this.#sessions]) this.#endSession(s, 'shutting down');
+      this.#outbound.close();
       await Promise.all([...this.#ports.exposures.values()].map((e) => this.#ports.release(e)));
     })();
     return this.#closing;
@@ -199,7 +204,9 @@ class ExposeService implements ExposeHandle {
   #incomingStream(s: Session, stream: MuxStream): void {
     stream.on('error', () => {});
     if (s.control !== undefined) {
-      stream.destroy(); // only the control stream may be opened by a client
+      // After the control stream, a client opens only outbound connections (once authenticated).
+      if (s.user !== undefined) this.#outbound.handle(s, stream);
+      else stream.destroy();
       return;
     }
     s.control = stream;

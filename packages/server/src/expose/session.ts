@@ -101,8 +101,8 @@ export function startSession(
     mux: new MuxSession({
       client: false,
       window: limits.window,
-      // The control stream and one stream per inbound connection of each of its user's ports.
-      maxStreams: 2 + limits.portsPerUser * (limits.connectionsPerPort + 1),
+      // The control stream, one stream per inbound connection of each of its user's ports, and its outbound connections.
+      maxStreams: 2 + limits.portsPerUser * (limits.connectionsPerPort + 1) + limits.outboundPerSession,
       admit: (h) => gate.admit(h),
       write: (header, payload) => {
         const ok = write(header, payload);
