@@ -93,10 +93,16 @@ def onReachable(reachable):
 
 def useSocks():
     """Announces through the server's SOCKS endpoint while exposed and it listens; else as configured."""
-    if state.exposed and state.socks:
-        config.trackers_proxy = state.socks
-    else:
-        config.trackers_proxy = state.trackers_proxy_before
+    proxy = state.socks if state.exposed and state.socks else state.trackers_proxy_before
+    if proxy == config.trackers_proxy:
+        return
+    config.trackers_proxy = proxy
+    # ZeroNet keeps and reuses tracker connections: close those opened the other way, so that
+    # the next announce connects as configured now (and the tracker records the right address).
+    if state.file_server:
+        for connection in state.file_server.connections[:]:
+            if getattr(connection, "is_tracker_connection", False):
+                connection.close("NatTraversal: tracker connections now via %s" % ("the server" if proxy == state.socks else "the NAT"))
 
 
 def onEvent(mode, event):
@@ -115,7 +121,7 @@ def onLost(mode):
     state.reachable = None
     state.socks = None
     config.ip_external = state.ip_external_before
-    config.trackers_proxy = state.trackers_proxy_before
+    useSocks()
 
 
 def reannounce():
