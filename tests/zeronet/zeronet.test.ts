@@ -22,6 +22,7 @@ import { ZN, createZeroNetLab, type ZeroNetLab, type ZeroNetNs } from './zeronet
 import {
   NAT_CLI,
   NAT_SERVER,
+  PEX_PEERS_PY,
   PYTHON,
   TRACKER_PEERS_PY,
   checkZeroNetPython,
@@ -159,6 +160,12 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
   test('(ii) an unmodified ZeroNet behind another symmetric NAT downloads and verifies the site too; the owner sees its NAT address, over TLS', async () => {
     await download('p2');
     expect(ownerLog()).toMatch(connectedOverTls(ZN.router2Wan));
+    // The owner's peer records (its answer to a peer exchange, ZeroNet's own peerCmd): both peers
+    // under their real addresses (ZeroNet leaves out private ones such as 127.0.0.1).
+    const pex = await cli('p3', homes.p3, ['peerCmd', ZN.server, String(PORT), 'pex', JSON.stringify({ site, peers: [], need: 20 })]);
+    const decoded = await lab.exec('p3', [PYTHON, '-c', PEX_PEERS_PY], { input: pex, timeoutMs: 20_000 });
+    const peers = JSON.parse(decoded.stdout) as string[];
+    expect(new Set(peers.map((p) => p.split(':')[0]))).toEqual(new Set([ZN.router2Wan, ZN.peer3]));
   }, 180_000);
 
   test('(iv) a killed nat child is restarted; ZeroNet stopping stops its child', async () => {

@@ -129,6 +129,18 @@ rows = db.execute("SELECT peer.address, peer.port, COUNT(peer_to_hash.hash_id) F
 print(json.dumps([{"address": a, "port": p, "hashes": n} for a, p, n in rows]))
 `;
 
+/**
+ * Python that reads `zeronet.py peerCmd IP PORT pex ...` output on stdin (ZeroNet prints a reply
+ * holding bytes as a Python literal) and prints the peers of the answer as JSON ["ip:port"].
+ */
+export const PEX_PEERS_PY = `
+import ast, json, socket, struct, sys
+text = sys.stdin.read()
+start = text.index("{", text.index("Unknown response"))
+reply = ast.literal_eval(text[start:text.rindex("}") + 1])
+print(json.dumps(["%s:%s" % (socket.inet_ntoa(p[:4]), struct.unpack("H", p[4:6])[0]) for p in reply.get("peers", [])]))
+`;
+
 export function trackerDb(home: ZeroNetHome): string {
   return join(home.data, 'bootstrapper.db');
 }
