@@ -78,6 +78,8 @@ def buildCommands(port, target_ip):
             commands.append((mode, argv))
         elif mode == "expose" and config.nat_mode == "expose":
             log.error("--nat_mode expose needs --nat_rendezvous URL (or --nat_config FILE)")
+        elif mode == "expose":
+            log.info("no --nat_rendezvous (or --nat_config): only a port mapping from the router is tried")
     return commands
 
 
