@@ -87,6 +87,10 @@ def onReachable(reachable):
     changed = state.reachable is None or (state.reachable.ip, state.reachable.port) != (reachable.ip, reachable.port)
     state.reachable = reachable
     config.ip_external = [reachable.ip]
+    # ZeroNet blacklists (external ip, local port) as itself; the public port may differ.
+    from Site import SiteManager
+    if (reachable.ip, reachable.port) not in SiteManager.peer_blacklist:
+        SiteManager.peer_blacklist.append((reachable.ip, reachable.port))
     useSocks()
     log.info("fileserver reachable at %s:%s (%s)" % (reachable.ip, reachable.port, reachable.mode))
     if changed and state.file_server and state.file_server.port_opened:
