@@ -39,6 +39,8 @@ import {
 
 const TRACKER = `zero://${ZN.tracker}:15441`;
 const PORT = 15441;
+/** The public port the owner asks nat-server for in (i): another than its own, so that the announced port must be the public one. */
+const PUBLIC = 15442;
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined, log?: () => string): Promise<T> {
   const end = Date.now() + ms;
@@ -74,7 +76,7 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
   const childPids = (p: LabProcess, mode: string): number[] =>
     [...p.output().matchAll(new RegExp(`nat child started \\(pid (\\d+), mode ${mode}\\)`, 'g'))].map((m) => Number(m[1]));
   const connectedOverTls = (ip: string): RegExp => new RegExp(`Conn#\\s*\\d+ ${ip.replace(/\./g, '\\.')}\\s.*Crypt in connection using implicit SSL`);
-  const ping = (role: ZeroNetNs, home: ZeroNetHome, ip: string): Promise<string> => cli(role, home, ['peerPing', ip, String(PORT)]);
+  const ping = (role: ZeroNetNs, home: ZeroNetHome, ip: string, port: number): Promise<string> => cli(role, home, ['peerPing', ip, String(port)]);
   /** An unmodified ZeroNet that knows the site address and the tracker: downloads the site, then verifies it. */
   const download = async (role: 'p3' | 'p2', home: ZeroNetHome = homes[role]): Promise<string> => {
     const got = await cli(role, home, ['siteDownload', site], 120_000);
@@ -132,20 +134,28 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
   }, 30_000);
 
   test('(i) exposed through nat-server: a ZeroNet on the internet finds the owner through the tracker, downloads and verifies the site; the owner sees its real address, over TLS', async () => {
-    owner = startOwner(['--nat_rendezvous', `ws://${ZN.server}:8443/`, '--nat_user', 'alice:alice-pw', '--nat_announce_via_server']);
+    owner = startOwner([
+      '--nat_rendezvous',
+      `ws://${ZN.server}:8443/`,
+      '--nat_user',
+      'alice:alice-pw',
+      '--nat_announce_via_server',
+      '--nat_public_port',
+      String(PUBLIC),
+    ]);
     await until(
       'the exposed address',
       60_000,
-      () => (/fileserver reachable at 203\.0\.113\.1:15441 \(expose\)/.test(owner.output()) ? true : undefined),
+      () => (/fileserver reachable at 203\.0\.113\.1:15442 \(expose\)/.test(owner.output()) ? true : undefined),
       () => owner.output(),
     );
-    // The announce left through the server: the tracker recorded SERVER:PORT, never the NAT's address.
+    // The announce left through the server with the public port: the tracker recorded SERVER:PUBLIC, never the NAT's address.
     const peers = await until(
       'the announce',
       60_000,
       async () => {
         const p = await trackerPeers();
-        return p.some((r) => r.address === ZN.server && r.port === PORT) ? p : undefined;
+        return p.some((r) => r.address === ZN.server && r.port === PUBLIC) ? p : undefined;
       },
       () => owner.output(),
     );
@@ -162,7 +172,7 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     expect(ownerLog()).toMatch(connectedOverTls(ZN.router2Wan));
     // The owner's peer records (its answer to a peer exchange, ZeroNet's own peerCmd): both peers
     // under their real addresses (ZeroNet leaves out private ones such as 127.0.0.1).
-    const pex = await cli('p3', homes.p3, ['peerCmd', ZN.server, String(PORT), 'pex', JSON.stringify({ site, peers: [], need: 20 })]);
+    const pex = await cli('p3', homes.p3, ['peerCmd', ZN.server, String(PUBLIC), 'pex', JSON.stringify({ site, peers: [], need: 20 })]);
     const decoded = await lab.exec('p3', [PYTHON, '-c', PEX_PEERS_PY], { input: pex, timeoutMs: 20_000 });
     const peers = JSON.parse(decoded.stdout) as string[];
     expect(new Set(peers.map((p) => p.split(':')[0]))).toEqual(new Set([ZN.router2Wan, ZN.peer3]));
@@ -181,16 +191,16 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     await until(
       'the address again',
       30_000,
-      () => (owner.output().split(`pid ${second}`)[1]?.includes('reachable at 203.0.113.1:15441') ? true : undefined),
+      () => (owner.output().split(`pid ${second}`)[1]?.includes('reachable at 203.0.113.1:15442') ? true : undefined),
       () => owner.output(),
     );
-    expect(await ping('p3', homes.p3, ZN.server)).toMatch(/Response time/);
+    expect(await ping('p3', homes.p3, ZN.server, PUBLIC)).toMatch(/Response time/);
     await owner.stop(20_000); // SIGTERM: the plugin stops the child, then ZeroNet dies of SIGTERM as without it
     expect(await owner.exited).toEqual({ code: null, signal: 'SIGTERM' });
     expect(owner.output()).toContain(`stopping nat child ${second}`);
     expect(processRunning(second)).toBe(false);
     // nat-server closed the public port with the exposure.
-    expect(await ping('p3', homes.p3, ZN.server)).not.toMatch(/Response time/);
+    expect(await ping('p3', homes.p3, ZN.server, PUBLIC)).not.toMatch(/Response time/);
   }, 120_000);
 
   test('(iii) the router offers UPnP (miniupnpd): the plugin maps the port instead of using the server; the tracker records the router address', async () => {
