@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { detectCommand } from './commands/detect.js';
 import { exposePublicCommand } from './commands/expose-public.js';
+import { ownerCommand } from './commands/owner.js';
 import { idCommand } from './commands/id.js';
 import { listenCommand } from './commands/listen.js';
 import { mapAddCommand, mapListCommand, mapRemoveCommand } from './commands/map.js';
@@ -210,7 +211,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .option('--allow-any', 'allow every peer registered with the rendezvous service')
       .option(
         '-c, --config <file>',
-        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure"}',
+        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure", "outboundSocks", "advertisePeer"}',
       )
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "each peer link's", links: true },
@@ -226,6 +227,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
     .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
     .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')
+    .option('--advertise-peer', "--public: let the server tell this peer's id (--identity, else the default identity) as the port's owner (nat owner PORT)")
     .option(
       '--outbound-socks <ip:port>',
       "--public: a SOCKS5 proxy on this loopback address (port 0 picks one) whose connections the server opens from its public address (needs nat-server --expose-outbound), e.g. for a fileserver's tracker announces",
@@ -238,8 +240,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       '\nExamples:\n  nat expose 127.0.0.1:15441 --name zeronet-home --rendezvous ws://rv.example.org:8443/ --allow 3xk2...9f\n  nat expose --config services.json --rendezvous ws://rv.example.org:8443/\n  nat expose 127.0.0.1:15441 --public --rendezvous ws://rv.example.org:8443/ --user alice:secret --public-port 15441',
     )
     .action(async (target: string | undefined, opts) => {
-      if (opts.outboundSocks !== undefined && opts.public !== true)
-        throw new UsageError('--outbound-socks goes with --public: the server opens those connections for a user that holds a public port');
+      if ((opts.outboundSocks !== undefined || opts.advertisePeer === true) && opts.public !== true)
+        throw new UsageError(
+          `${opts.outboundSocks !== undefined ? '--outbound-socks' : '--advertise-peer'} goes with --public: it is about a public port of the server`,
+        );
       if (opts.public === true) {
         if (opts.portMap !== undefined)
           throw new UsageError(
@@ -324,6 +328,18 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     .option('--json', 'print {"id", "identity", "created"}')
     .action(async (opts) => {
       code = await idCommand(opts, io);
+    });
+
+  program
+    .command('owner')
+    .description('print the peer id that owns a public port of a nat-server, when its owner advertised it (nat expose --public --advertise-peer)')
+    .argument('<port>', 'the public port')
+    .option('-r, --rendezvous <url>', 'the rendezvous URL of the server whose public port it is, e.g. ws://rv.example.org:8443/')
+    .option('--udp', 'a public UDP port (default TCP)')
+    .option('-k, --insecure', 'accept a self-signed certificate on a wss:// URL')
+    .option('--json', 'print {"event": "owner", "peer", "address", "port", "transport"} (or "not-advertised")')
+    .action(async (port: string, opts) => {
+      code = await ownerCommand(port, opts, io);
     });
 
   checkRequiredLast(program);

@@ -4,8 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  ControlMessageReader,
   DecodeError,
   EncodeError,
+  ExposeOwnerAnswer,
+  encodeControlMessage,
+  exposeAdvertisePayload,
+  exposeSigningPayload,
   OutboundRefusal,
   SocksReply,
   decodeOutboundReply,
@@ -118,5 +123,29 @@ describe('SOCKS5 (RFC 1928)', () => {
     expect(socksReplyOf('connection-refused')).toBe(0x05);
     expect(socksReplyOf('timeout')).toBe(0x06);
     expect(socksReplyOf('failed')).toBe(0x01);
+  });
+});
+
+describe('owner advertise (expose request) and the owner answer', () => {
+  const nonce = 'n'.repeat(43);
+  it('an expose request may carry an advertise proof; the answer is an owner or not-advertised', () => {
+    const key = Buffer.alloc(32, 1).toString('base64url');
+    const sig = Buffer.alloc(64, 2).toString('base64url');
+    const frame = encodeControlMessage({ v: 1, type: 'expose', id: 1, transport: 'tcp', port: 15441, advertise: { publicKey: key, signature: sig } });
+    const [m] = new ControlMessageReader().push(frame);
+    expect(m).toEqual({ v: 1, type: 'expose', id: 1, transport: 'tcp', port: 15441, advertise: { publicKey: key, signature: sig } });
+    expect(() => encodeControlMessage({ v: 1, type: 'expose', id: 1, transport: 'tcp', advertise: { publicKey: 'short', signature: sig } })).toThrow(
+      EncodeError,
+    );
+    expect(ExposeOwnerAnswer.parse({ v: 1, transport: 'tcp', port: 1, address: '203.0.113.1:1', peer: 'a'.repeat(32) })).toBeTruthy();
+    expect(ExposeOwnerAnswer.parse({ v: 1, error: 'not-advertised', message: 'no' })).toBeTruthy();
+    expect(ExposeOwnerAnswer.safeParse({ v: 1, transport: 'tcp', port: 1, address: 'x', peer: 'not a peer id' }).success).toBe(false);
+  });
+
+  it('the advertise payload is separated from the authentication payload', () => {
+    const adv = Buffer.from(exposeAdvertisePayload(nonce, 'a'.repeat(32))).toString();
+    expect(adv).toBe(`nat-expose-advertise-v1:${nonce}:${'a'.repeat(32)}`);
+    expect(adv).not.toBe(Buffer.from(exposeSigningPayload(nonce, 'a'.repeat(32))).toString());
+    expect(() => exposeAdvertisePayload('bad nonce', 'a'.repeat(32))).toThrow(EncodeError);
   });
 });

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { type StunClientError, type ExposeCredentials, type ExposedAddress, exposePublic, loadOrCreateIdentity } from '@nat/client';
+import { type StunClientError, type ExposeCredentials, type ExposedAddress, defaultIdentityPath, exposePublic, loadOrCreateIdentity } from '@nat/client';
 import { ipFamily } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
@@ -19,6 +19,8 @@ export interface ExposePublicOptions {
   readonly insecure?: boolean;
   /** `--outbound-socks IP:PORT`: a local SOCKS5 proxy whose connections the server opens from its public address. */
   readonly outboundSocks?: string;
+  /** `--advertise-peer`: the server's owner lookup tells this peer's id for the port. */
+  readonly advertisePeer?: boolean;
   readonly json?: boolean;
   /** `--config FILE`: rendezvous URL and credentials from a JSON file ({@link readPublicConfig}). */
   readonly config?: string;
@@ -34,6 +36,8 @@ export interface PublicExposeConfig {
   readonly insecure?: boolean;
   /** As `--outbound-socks`. */
   readonly outboundSocks?: string;
+  /** As `--advertise-peer`. */
+  readonly advertisePeer?: boolean;
 }
 
 const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean'>> = {
@@ -42,11 +46,13 @@ const CONFIG_KEYS: Readonly<Record<keyof PublicExposeConfig, 'string' | 'boolean
   identity: 'string',
   insecure: 'boolean',
   outboundSocks: 'string',
+  advertisePeer: 'boolean',
 };
 
 /**
  * Reads `{"rendezvous": "wss://...", "user": "NAME:PASSWORD", "identity": "FILE", "insecure":
- * false}` (every key optional, no other key allowed), so the password stays off the command line.
+ * false, "outboundSocks": "127.0.0.1:1080", "advertisePeer": true}` (every key optional, no other
+ * key allowed), so the password stays off the command line.
  * A file with a password that other users may read gets a warning on `warn`.
  */
 export async function readPublicConfig(file: string, warn: (line: string) => void): Promise<PublicExposeConfig> {
@@ -62,7 +68,9 @@ export async function readPublicConfig(file: string, warn: (line: string) => voi
   for (const [k, v] of Object.entries(raw)) {
     const type = CONFIG_KEYS[k as keyof PublicExposeConfig];
     if (type === undefined)
-      throw new UsageError(`--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure, outboundSocks)`);
+      throw new UsageError(
+        `--config ${file}: unknown key ${JSON.stringify(k)} (with --public: rendezvous, user, identity, insecure, outboundSocks, advertisePeer)`,
+      );
     if (typeof v !== type) throw new UsageError(`--config ${file}: ${JSON.stringify(k)} must be a ${type}`);
     config[k] = v;
   }
@@ -80,6 +88,31 @@ export function parseTarget(text: string | undefined): { host: string; port: num
   if (!m || ipFamily(host) === undefined || port < 1 || port > 65535)
     throw new UsageError(`TARGET ${JSON.stringify(text)}: expected IP:PORT or PORT, e.g. 127.0.0.1:15441`);
   return { host, port };
+}
+
+/** The flags, with the --config file's keys for those not given (the command line wins). */
+function withConfig(o: ExposePublicOptions, config: PublicExposeConfig): ExposePublicOptions {
+  return {
+    ...o,
+    rendezvous: o.rendezvous ?? config.rendezvous,
+    insecure: o.insecure ?? config.insecure,
+    outboundSocks: o.outboundSocks ?? config.outboundSocks,
+    advertisePeer: o.advertisePeer ?? config.advertisePeer,
+  };
+}
+
+/** The credentials of `nat expose --public`: --user, NAT_EXPOSE_USER, the config file's user, or an identity. Throws UsageError. */
+async function credentialsOf(o: ExposePublicOptions, config: PublicExposeConfig, env: NodeJS.ProcessEnv): Promise<ExposeCredentials> {
+  // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
+  const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
+  const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
+  const identity = o.identity ?? config.identity;
+  if (user !== undefined && user !== '')
+    return parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
+  if (identity !== undefined) return { identity: await loadOrCreateIdentity(identity) };
+  throw new UsageError(
+    'nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)',
+  );
 }
 
 /** What to do about each refusal of the port, when something can be done. */
@@ -108,26 +141,16 @@ export async function exposePublicCommand(
 ): Promise<number> {
   const target = parseTarget(targetText);
   const config = o.config === undefined ? {} : await readPublicConfig(o.config, (line) => io.stderr.write(`${line}\n`));
-  o = { ...o, rendezvous: o.rendezvous ?? config.rendezvous, insecure: o.insecure ?? config.insecure, outboundSocks: o.outboundSocks ?? config.outboundSocks };
+  o = withConfig(o, config);
   const socksAt =
     o.outboundSocks === undefined
       ? undefined
       : parseSocksListen(o.outboundSocks, o.outboundSocks === config.outboundSocks ? '"outboundSocks"' : '--outbound-socks');
   if (!o.rendezvous)
     throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
-  let credentials: ExposeCredentials;
-  // NAT_EXPOSE_USER and --config keep the password off the command line (where `ps` shows it).
-  const fromEnv = env['NAT_EXPOSE_USER'] !== undefined && env['NAT_EXPOSE_USER'] !== '' ? env['NAT_EXPOSE_USER'] : undefined;
-  const user = o.user ?? fromEnv ?? (o.identity === undefined ? config.user : undefined);
-  const identity = o.identity ?? config.identity;
-  if (user !== undefined && user !== '') {
-    credentials = parseUser(user, o.user !== undefined ? '--user' : fromEnv !== undefined ? 'NAT_EXPOSE_USER' : `"user" in --config ${o.config}`);
-  } else if (identity !== undefined) {
-    credentials = { identity: await loadOrCreateIdentity(identity) };
-  } else
-    throw new UsageError(
-      'nat expose --public needs --user NAME:PASSWORD, NAT_EXPOSE_USER=NAME:PASSWORD in the environment or "user" in --config FILE (a user of the server), or --identity FILE (a peer key the server accepts)',
-    );
+  const credentials = await credentialsOf(o, config, env);
+  // --advertise-peer: the key of --identity (else the default identity) is told as the port's owner.
+  const advertise = o.advertisePeer ? await loadOrCreateIdentity(o.identity ?? config.identity ?? defaultIdentityPath()) : undefined;
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string | undefined, toStdout = false): void => {
     if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
@@ -143,6 +166,7 @@ export async function exposePublicCommand(
     ...(o.allowSource?.length ? { allow: o.allowSource } : {}),
     ...(o.denySource?.length ? { deny: o.denySource } : {}),
     ...(o.insecure ? { tls: { insecure: true } } : {}),
+    ...(advertise ? { advertise } : {}),
     signal,
   });
   const json = (a: ExposedAddress): Record<string, unknown> => ({
@@ -152,11 +176,15 @@ export async function exposePublicCommand(
     port: a.port,
     user: a.user,
     target: `${target.host}:${target.port}`,
+    ...(advertise ? { peer: advertise.id } : {}),
   });
   let first = true;
   tunnel.on('exposed', (a) => {
     out(json(a), first ? a.address : `reconnected: ${a.transport} ${a.address}`, first);
-    if (first && !o.json) io.stderr.write(`public ${a.transport} ${a.address} -> ${target.host}:${target.port} (as ${a.user}); Ctrl-C stops\n`);
+    if (first && !o.json)
+      io.stderr.write(
+        `public ${a.transport} ${a.address} -> ${target.host}:${target.port} (as ${a.user}${advertise ? `, owner advertised as peer ${advertise.id}` : ''}); Ctrl-C stops\n`,
+      );
     first = false;
   });
   tunnel.on('connection', (c) => out({ event: 'connection', transport: c.transport, source: `${c.source.address}:${c.source.port}` }, undefined));

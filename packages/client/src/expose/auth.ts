@@ -1,5 +1,5 @@
 import { type KeyObject, createHmac, sign } from 'node:crypto';
-import { type ExposeControlMessage, exposeSigningPayload, longTermKey, peerIdFromPublicKey } from '@nat/protocol';
+import { type ExposeControlMessage, type ExposeRequest, exposeAdvertisePayload, exposeSigningPayload, longTermKey, peerIdFromPublicKey } from '@nat/protocol';
 import { rawPublicKeyBase64url } from '../rendezvous/identity.js';
 
 /** Credentials: a user of the server (static or TURN REST API), or an Ed25519 peer key. */
@@ -17,4 +17,14 @@ export function authOf(c: ExposeCredentials, nonce: string, realm: string): Extr
   const peerId = peerIdFromPublicKey(Buffer.from(publicKey, 'base64url'));
   const signature = sign(null, exposeSigningPayload(nonce, peerId), c.identity.privateKey).toString('base64url');
   return { method: 'peer-key', publicKey, signature };
+}
+
+/** The proof that the peer key advertised as a port's owner is the requester's: a signature over the session's challenge. */
+export function advertiseProof(
+  identity: { readonly privateKey: KeyObject; readonly publicKey: KeyObject },
+  nonce: string,
+): NonNullable<ExposeRequest['advertise']> {
+  const publicKey = rawPublicKeyBase64url(identity.publicKey);
+  const peerId = peerIdFromPublicKey(Buffer.from(publicKey, 'base64url'));
+  return { publicKey, signature: sign(null, exposeAdvertisePayload(nonce, peerId), identity.privateKey).toString('base64url') };
 }

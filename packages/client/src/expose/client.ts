@@ -1,4 +1,5 @@
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
+import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import {
@@ -23,7 +24,7 @@ import {
   spliceTcp,
 } from '@nat/protocol';
 import { StunClientError } from '../errors.js';
-import { type ExposeCredentials, authOf } from './auth.js';
+import { type ExposeCredentials, advertiseProof, authOf } from './auth.js';
 import { type ExposeTlsOptions, exposeEndpoint, openExposeConnection } from './connect.js';
 import { type OutboundConnection, openOutbound } from './outbound.js';
 
@@ -57,6 +58,8 @@ export interface ExposeInit {
    */
   readonly window?: number;
   readonly tls?: ExposeTlsOptions;
+  /** Advertise this identity's peer id as the port's owner (the server's owner lookup tells it). Default: not advertised. */
+  readonly advertise?: { readonly privateKey: KeyObject; readonly publicKey: KeyObject };
   /** Aborting closes the tunnel. */
   readonly signal?: AbortSignal;
 }
@@ -266,10 +269,12 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
   }
 
   #user = '';
+  #nonce = '';
 
   #message(m: ExposeControlMessage): void {
     switch (m.type) {
       case 'challenge':
+        this.#nonce = m.nonce;
         this.#send({ v: EXPOSE_VERSION, type: 'hello', auth: authOf(this.#init.credentials, m.nonce, m.realm) });
         return;
       case 'welcome':
@@ -282,6 +287,7 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
           ...(this.#port !== undefined ? { port: this.#port } : {}),
           ...(this.#init.allow ? { allow: [...this.#init.allow] } : {}),
           ...(this.#init.deny ? { deny: [...this.#init.deny] } : {}),
+          ...(this.#init.advertise ? { advertise: advertiseProof(this.#init.advertise, this.#nonce) } : {}),
         });
         return;
       case 'exposed': {

@@ -6,3 +6,4 @@ export { exposePublic, type ExposeInit, type ExposeCredentials, type ExposeTunne
 export { exposeEndpoint, openExposeConnection, type ExposeTlsOptions } from './connect.js';
 export { openOutbound, ExposeOutboundError, type ExposeOutboundErrorCode, type OutboundConnection } from './outbound.js';
 export { startOutboundSocks, OutboundSocksError, type OutboundSocks, type OutboundSocksEvent, type OutboundSocksInit } from './socks.js';
+export { lookupExposeOwner, ExposeOwnerError, type ExposeOwner } from './owner.js';

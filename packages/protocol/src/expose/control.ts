@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DecodeError, EncodeError } from '../errors.js';
 import { ChallengeNonce, Ed25519PublicKeyBase64url, Ed25519SignatureBase64url } from '../signalling/fields.js';
+import { PeerId } from '../signalling/peer-id.js';
 
 /**
  * Control messages of the expose protocol: JSON objects on the first stream the client opens,
@@ -71,6 +72,11 @@ export const ExposeRequest = z
     allow: z.array(Cidr).max(MAX_EXPOSE_CIDRS).optional(),
     /** These source prefixes may not connect. */
     deny: z.array(Cidr).max(MAX_EXPOSE_CIDRS).optional(),
+    /**
+     * Advertise this peer key as the port's owner ({@link ExposeOwnerAnswer}): the key and an
+     * Ed25519 signature over {@link exposeAdvertisePayload}. Default: the owner is not told.
+     */
+    advertise: z.object({ publicKey: Ed25519PublicKeyBase64url, signature: Ed25519SignatureBase64url }).strict().optional(),
   })
   .strict();
 export const ExposeGranted = z
@@ -162,6 +168,33 @@ function decodeControlText(text: string): ExposeControlMessage {
         .slice(0, 300)}`,
     );
   return r.data;
+}
+
+/** The path, under the expose endpoint, of the owner lookup: `GET /expose/owner?port=P[&transport=tcp|udp]`. */
+export const EXPOSE_OWNER_PATH = 'owner';
+
+/**
+ * The answer of the owner lookup (plain HTTP GET, JSON): which peer id owns public port `port`,
+ * when its owner advertised it (200), or `not-advertised` (404: no such port, or an owner that
+ * did not opt in; the two are not told apart).
+ */
+export const ExposeOwnerAnswer = z.union([
+  z.object({ v, transport: ExposeTransport, port: Port, address: z.string().max(80), peer: PeerId }).strict(),
+  z.object({ v, error: z.enum(['not-advertised', 'bad-request']), message: z.string().max(512) }).strict(),
+]);
+export type ExposeOwnerAnswer = z.infer<typeof ExposeOwnerAnswer>;
+
+/** The domain-separation prefix of the proof that an advertised peer key is the requester's. */
+export const EXPOSE_ADVERTISE_CONTEXT = 'nat-expose-advertise-v1:';
+
+/**
+ * The bytes an advertised key signs: UTF-8("nat-expose-advertise-v1:" + nonce + ":" + peer id),
+ * the nonce being the control connection's challenge (so a proof cannot be replayed on another
+ * connection, nor as an authentication proof).
+ */
+export function exposeAdvertisePayload(nonce: string, peerId: string): Uint8Array {
+  if (!ChallengeNonce.safeParse(nonce).success) throw new EncodeError('BAD_VALUE', 'exposeAdvertisePayload: nonce is not a challenge nonce');
+  return new TextEncoder().encode(`${EXPOSE_ADVERTISE_CONTEXT}${nonce}:${peerId}`);
 }
 
 /** The domain-separation prefix of expose authentication proofs. */

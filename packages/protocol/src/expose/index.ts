@@ -13,4 +13,4 @@ export * from './control.js';
 export { spliceTcp, frameWriter, readControlMessages, type ByteMeter, type ResettableSocket, type SpliceResult } from './splice.js';
 export * from './outbound.js';
 export * from './socks5.js';
-export { readStreamPrefix, StreamPrefixError } from './prefix.js';
+export { readStreamPrefix, StreamPrefixError, type PrefixReadable } from './prefix.js';

@@ -1,4 +1,10 @@
-import type { Duplex } from 'node:stream';
+/** What {@link readStreamPrefix} needs of a readable stream (a node:stream Readable or Duplex has it). */
+export interface PrefixReadable {
+  read(): unknown;
+  unshift(chunk: Uint8Array): void;
+  on(event: 'readable' | 'end' | 'error' | 'close', listener: () => void): unknown;
+  off(event: 'readable' | 'end' | 'error' | 'close', listener: () => void): unknown;
+}
 
 /** Why {@link readStreamPrefix} gave up. */
 export class StreamPrefixError extends Error {
@@ -20,7 +26,7 @@ export class StreamPrefixError extends Error {
  * or failed first (ENDED), more than `max` bytes without a complete prefix (TOO_LONG), or `decode`
  * threw (BAD_PREFIX, the error as `cause`).
  */
-export function readStreamPrefix<T>(stream: Duplex, decode: (bytes: Uint8Array) => { value: T; length: number } | undefined, max: number): Promise<T> {
+export function readStreamPrefix<T>(stream: PrefixReadable, decode: (bytes: Uint8Array) => { value: T; length: number } | undefined, max: number): Promise<T> {
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const fail = (e: StreamPrefixError): void => {

@@ -138,6 +138,7 @@ export class OutboundSide {
     const user = s.user ?? '?';
     const text = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
     const refuse = (e: Refusal): void => {
+      if (e.reason === 'forbidden') this.#d.events({ type: 'refused', service: 'expose', cause: 'peer-denied', source: s.source, user, pool: 'outbound' });
       this.#d.events({ type: 'expose-outbound', user, state: 'refused', target: text, reason: e.reason });
       this.#d.log.debug({ user, target: text, reason: e.reason, message: e.message }, 'expose: outbound connection refused');
       if (!stream.destroyed) stream.end(encodeOutboundReply({ ok: false, reason: e.reason, message: e.message }));

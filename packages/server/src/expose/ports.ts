@@ -51,8 +51,8 @@ export class PortTable {
     this.#d.send(s, { v: EXPOSE_VERSION, type: 'refused', ref: m.id, code, message });
   }
 
-  /** An `expose` request of authenticated session `s`. */
-  async request(s: Session, m: ExposeRequest): Promise<void> {
+  /** An `expose` request of authenticated session `s`; `advertised`: the peer id the owner lookup tells (its proof checked). */
+  async request(s: Session, m: ExposeRequest, advertised?: string): Promise<void> {
     const user = s.user!;
     const { min, max } = this.#d.range;
     let allow: Cidr[];
@@ -70,6 +70,7 @@ export class PortTable {
         if (existing.user !== user) return this.#refuse(s, m, 'taken', `${m.transport} port ${m.port} is held by another user of this server`);
         // The same user again (a reconnect, or a newer connection): it gets the port back.
         this.#attach(existing, s, allow, deny);
+        existing.advertised = advertised;
         return this.#grant(s, m, existing);
       }
     }
@@ -79,7 +80,9 @@ export class PortTable {
       this.#d.events({ type: 'refused', service: 'expose', cause: 'user-quota', source: s.source, user, pool: 'ports' });
       return this.#refuse(s, m, 'over-quota', `${user} already holds ${this.#ports.count(user)} ports (at most ${quota})`);
     }
-    if ((await this.#bindNew(s, m, user, allow, deny)) === undefined) this.#ports.give(user);
+    const e = await this.#bindNew(s, m, user, allow, deny);
+    if (e === undefined) this.#ports.give(user);
+    else e.advertised = advertised;
   }
 
   /** The ports to try for a request: the one asked, or up to 64 free ones of the range from a random start. */

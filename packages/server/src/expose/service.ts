@@ -18,7 +18,8 @@ import { type Logger, silentLogger } from '../logger.js';
 import { type ExposeCredentials, checkHello } from './auth.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
 import { OutboundSide } from './outbound.js';
-import { PortTable } from './ports.js';
+import { ownerRequestListener, verifyAdvertise } from './owner.js';
+import { PortTable, keyOf } from './ports.js';
 import { PublicSide } from './public-side.js';
 import { type Session, closeSession, heartbeat, startSession } from './session.js';
 import { ShareCounter } from './shares.js';
@@ -73,6 +74,7 @@ class ExposeService implements ExposeHandle {
   readonly #onConnection = (socket: object): void => void this.#accepted.set(socket, performance.now());
   readonly #heartbeat: NodeJS.Timeout;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly #onRequest: ReturnType<typeof ownerRequestListener>;
   #closing: Promise<void> | undefined;
   #pingValue = 0;
   readonly #stats: ExposeCounters = newExposeCounters();
@@ -99,6 +101,8 @@ class ExposeService implements ExposeHandle {
       closing: () => this.#closing !== undefined,
     });
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
+    this.#onRequest = ownerRequestListener(this.path, (transport, port) => this.#owner(transport, port));
+    http.prependListener('request', this.#onRequest);
     http.on('upgrade', this.#onUpgrade);
     http.on('connection', this.#onConnection);
     http.on('secureConnection', this.#onConnection); // https: req.socket is the TLS socket
@@ -125,6 +129,7 @@ class ExposeService implements ExposeHandle {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#http.off('upgrade', this.#onUpgrade);
+      this.#http.off('request', this.#onRequest);
       this.#http.off('connection', this.#onConnection);
       this.#http.off('secureConnection', this.#onConnection);
       clearInterval(this.#heartbeat);
@@ -133,6 +138,13 @@ class ExposeService implements ExposeHandle {
       await Promise.all([...this.#ports.exposures.values()].map((e) => this.#ports.release(e)));
     })();
     return this.#closing;
+  }
+
+  /** The advertised owner of a held public port (the owner lookup). */
+  #owner(transport: 'tcp' | 'udp', port: number): { peer: string; address: string } | undefined {
+    const e = this.#ports.exposures.get(keyOf(transport, port));
+    if (e?.advertised === undefined || e.session === undefined) return undefined;
+    return { peer: e.advertised, address: `${ipFamily(this.#publicIp) === 'IPv6' ? `[${this.#publicIp}]` : this.#publicIp}:${port}` };
   }
 
   // ---- control connections
@@ -269,9 +281,19 @@ class ExposeService implements ExposeHandle {
   #control(s: Session, m: ExposeControlMessage): void {
     if (s.user === undefined) return this.#hello(s, m);
     switch (m.type) {
-      case 'expose':
-        void this.#ports.request(s, m);
+      case 'expose': {
+        const advertised = m.advertise === undefined ? undefined : verifyAdvertise(m.advertise, s.nonce);
+        if (m.advertise !== undefined && advertised === undefined)
+          return this.#send(s, {
+            v: EXPOSE_VERSION,
+            type: 'refused',
+            ref: m.id,
+            code: 'forbidden',
+            message: 'the signature of the advertised peer key does not verify',
+          });
+        void this.#ports.request(s, m, advertised);
         return;
+      }
       case 'unexpose':
         this.#ports.unexpose(s, m.transport, m.port);
         return;

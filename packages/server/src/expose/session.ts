@@ -26,6 +26,8 @@ export interface Exposure {
   /** UDP flows and their shares per source prefix (UDP ports only). */
   readonly flows?: UdpFlowShares;
   graceTimer?: NodeJS.Timeout;
+  /** The peer id its owner advertised (the owner lookup tells it), if any. */
+  advertised?: string | undefined;
 }
 
 /** One control connection. */
@@ -133,6 +135,8 @@ export function startSession(
     s.mux.drain();
   });
   socket.on('error', () => {});
+  // A client that ended its side sends nothing more (no pong, no data): the session is over, its ports held.
+  socket.on('end', () => hooks.onEnd(s, 'the client ended the connection', false));
   socket.on('close', () => hooks.onEnd(s, cut ?? 'connection closed', cut !== undefined));
   return s;
 }

@@ -71,6 +71,7 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   const limits = resolveLimits(options.limits);
   const log = options.logger ?? silentLogger;
   const http = createServer(handshakeServerOptions(limits), (_req, res) => {
+    if (res.headersSent) return; // answered by an earlier listener (the expose service's owner lookup)
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
     res.end('nat rendezvous: connect with a WebSocket\n');
   });

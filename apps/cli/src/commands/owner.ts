@@ -1,0 +1,45 @@
+import { ExposeOwnerError, lookupExposeOwner } from '@nat/client';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import type { Io } from '../io.js';
+
+/** Flags of `nat owner PORT`. */
+export interface OwnerOptions {
+  readonly rendezvous?: string;
+  readonly udp?: boolean;
+  readonly insecure?: boolean;
+  readonly json?: boolean;
+}
+
+/**
+ * `nat owner PORT --rendezvous URL`: asks the nat-server behind URL which peer owns its public
+ * port PORT (when the owner ran `nat expose --public --advertise-peer`). Prints the peer id on
+ * stdout (`nat connect PEER_ID` then reaches it over a peer link), or a JSON line with --json.
+ * Exit codes: 0 told, 1 not advertised (or not an expose server), 2 bad usage, 3 no answer.
+ */
+export async function ownerCommand(portText: string, o: OwnerOptions, io: Io): Promise<number> {
+  const port = Number(portText);
+  if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`PORT ${JSON.stringify(portText)}: expected a port number 1-65535`);
+  if (!o.rendezvous) throw new UsageError('nat owner needs --rendezvous URL: the ws:// or wss:// address of the server whose public port it is');
+  const transport = o.udp ? 'udp' : 'tcp';
+  const out = (event: Record<string, unknown>, text: string, stream: 'stdout' | 'stderr'): void => {
+    if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+    else io[stream].write(`${text}\n`);
+  };
+  try {
+    const owner = await lookupExposeOwner(o.rendezvous, port, { transport, ...(o.insecure ? { tls: { insecure: true } } : {}) });
+    if (owner === undefined) {
+      out(
+        { event: 'not-advertised', transport, port },
+        `nat owner: no owner of ${transport} port ${port} is advertised there (the port is not held, or its owner did not run nat expose --public --advertise-peer)`,
+        'stderr',
+      );
+      return ExitCode.Failure;
+    }
+    out({ event: 'owner', transport, port, address: owner.address, peer: owner.peer }, owner.peer, 'stdout');
+    return ExitCode.Ok;
+  } catch (e) {
+    if (!(e instanceof ExposeOwnerError)) throw e;
+    out({ event: 'failed', code: e.code, error: e.message }, `nat owner: ${e.message}`, 'stderr');
+    return e.code === 'BAD_ANSWER' ? ExitCode.Failure : ExitCode.NoAnswer;
+  }
+}
