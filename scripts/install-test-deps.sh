@@ -27,6 +27,11 @@ declare -A PROVIDES=(
   [haproxy]=haproxy              # a real TCP load balancer sending PROXY v2 headers (the test starts its own)
   [curl]=curl                    # an independent SOCKS5 client for the expose outbound test (python3: a listener that never accepts)
   [python3]=python3
+  [python3-gevent]=python3       # real ZeroNet for tests/zeronet (with python3-msgpack, -rsa, -socks, -base58 below)
+  [python3-msgpack]=python3
+  [python3-rsa]=python3
+  [python3-socks]=python3
+  [python3-base58]=python3       # ZeroNet's signatures (CryptBitcoin) need it
 )
 
 log() { printf '[install-test-deps] %s\n' "$*"; }

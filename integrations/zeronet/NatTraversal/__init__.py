@@ -1,0 +1,1 @@
+from . import NatTraversalPlugin  # noqa: F401 (registers the plugin's classes)
