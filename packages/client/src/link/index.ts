@@ -77,7 +77,9 @@
  */
 import type { IceConnection } from '../connect/connection.js';
 import type { RendezvousIdentity } from '../rendezvous/identity.js';
-import { BATCH_BYTES, LOOPBACK_BATCH_BYTES, type PeerLink, type PeerLinkOptions, openLink } from './link.js';
+import type { PeerLink, PeerLinkOptions } from './link.js';
+import { openLink } from './open.js';
+import { BATCH_BYTES, LOOPBACK_BATCH_BYTES } from './packing.js';
 
 export {
   BATCH_BYTES,
@@ -89,9 +91,8 @@ export {
   type LinkStats,
   type LinkDropCounts,
   type UdxRoute,
-  openLink,
-  sodiumKeyPair,
 } from './link.js';
+export { openLink, sodiumKeyPair } from './open.js';
 export { MAX_RECORD, RecordOpener, RecordSealer, streamKey } from './records.js';
 export { LinkStream } from './stream.js';
 export { PeerLinkError, type PeerLinkErrorCode } from './errors.js';

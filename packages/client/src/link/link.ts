@@ -1,27 +1,11 @@
 /**
- * The peer link: a Noise XX handshake over the path's datagrams, then udx-native streams whose
- * bytes are sealed records (`records.ts`, keys from the handshake). The path is any datagram
- * carrier with `send(bytes)` and `data` events, such as an {@link IceConnection}; its selected
- * pair may be direct or through a TURN relay, and may change (relay first, then a direct upgrade,
- * or a NAT rebinding).
- *
- * Where the udx packets go:
- * - On a direct pair whose local socket is a udx-native socket (an IceConnection's host sockets
- *   are), the streams run on that very socket, to the peer's address of the pair: no JavaScript
- *   touches their packets, which is what makes the direct path fast.
- * - Otherwise (a relayed pair, a punched socket, a path without udx sockets) the streams send to
- *   a local shim socket on loopback, which seals their packets (`seal.ts`; one, or several
- *   gathered in one event-loop turn, to a datagram) and hands them to the path, and hands the
- *   path's opened packets back to the streams' socket.
- *
- * When the selected pair changes, every stream is moved (`changeRemote`) to the new place; the
- * streams stay on one "home" socket, which takes their packets from any source (the shim or the
- * peer directly), so a move on one side before the other loses nothing. A side sends directly
- * only while its own pair is direct on the home socket and the peer said the same of its own
- * (`INNER_ROUTE`), so neither sends udx packets where the other's streams are not (a direct pair
- * on another socket, see `#wanted`, takes the shim route on both sides).
+ * The peer link (see index.ts for the whole story): after `openLink`'s handshake (open.ts),
+ * udx-native streams whose bytes are sealed records (`records.ts`). The streams run on one
+ * "home" socket and send either straight to the peer on a direct pair of that socket, or to a
+ * loopback shim that seals their packets onto the path (packing.ts, seal.ts). When the selected
+ * pair changes every stream moves (`changeRemote`); a side sends directly only while its own pair
+ * is direct on the home socket and the peer said the same of its own (`INNER_ROUTE`).
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   LINK_HS1,
@@ -34,25 +18,25 @@ import {
   decodeLinkResume,
   decodeLinkRoute,
   decodeUdxBatch,
-  decodeUdxFragment,
   LinkResumeKind,
   encodeLinkControl,
   encodeLinkResume,
   encodeLinkRoute,
-  encodeUdxBatch,
-  encodeUdxFragment,
   peerIdFromPublicKey,
 } from '@nat/protocol';
-import type { RendezvousIdentity } from '../rendezvous/identity.js';
 import { type ChannelHost, ResumableChannel } from './channel.js';
 import { PeerLinkError } from './errors.js';
-import { Noise, type NoiseState, type SodiumKeyPair, type UdxSocket, type UdxStream, bindUdxSocket, curveEd, shimUdx, udx } from './native.js';
+import type { UdxSocket, UdxStream } from './native.js';
+import { BATCH_BYTES, UdxPacker, UdxReassembly } from './packing.js';
 import { RecordOpener, RecordSealer, streamKey } from './records.js';
-import { type DropReason, PacketOpener, PacketSealer } from './seal.js';
+import { keepaliveTimer } from './keepalive.js';
+import { type DropReason, type PacketOpener, PacketSealer } from './seal.js';
 import { LinkStream } from './stream.js';
+import { createRawStream } from './stream-ids.js';
 import type { LinkPath, LinkStats, PeerLinkEvents, PeerLinkOptions, UdxRoute } from './types.js';
 
 export type { LinkDropCounts, LinkPath, LinkStats, PeerLinkEvents, PeerLinkOptions, UdxRoute } from './types.js';
+export { BATCH_BYTES, FRAGMENT_BYTES, LOOPBACK_BATCH_BYTES } from './packing.js';
 
 // The datagram types, inner types and control messages are @nat/protocol's (link/frames.ts).
 const HS1 = LINK_HS1;
@@ -70,71 +54,15 @@ const INNER_RESUME = LinkInner.Resume;
  * directly only while both its own pair and the peer's say so.
  */
 const INNER_ROUTE = LinkInner.Route;
-/**
- * udx probes the path MTU toward the shim (loopback: 1500, udx's maximum), so its packets are
- * larger than a sealed datagram may be on a real path (and an ICE host socket is a udx socket,
- * which sets Don't Fragment): those travel in pieces.
- */
+/** A piece of a udx packet too large for one sealed datagram (packing.ts). */
 const INNER_UDX_FRAGMENT = LinkInner.UdxFragment;
-/**
- * udx packets larger than this travel in pieces unless the path takes loopback-sized datagrams:
- * a sealed piece (this + 4 + 26 bytes of framing and tag, + 1 of the ICE frame) fits in a 1280-byte
- * IPv6 packet, the smallest MTU any IPv6 path has (RFC 8200 section 5), and so any IPv4 path udx
- * works on.
- */
-export const FRAGMENT_BYTES = 1180;
-/** Packets being reassembled at most (the oldest is dropped: udx resends the whole packet). */
-const MAX_REASSEMBLY = 64;
-const PROLOGUE = Buffer.from('nat-peer-link/2');
-const LOOPBACK = '127.0.0.1';
-const LOOPBACK6 = '::1';
-const MAX_EARLY = 256;
-/**
- * udx acknowledges every data packet, so half of what crosses the shim are acks of a few dozen
- * bytes: by default udx packets that arrive in one event-loop turn travel together in one sealed
- * datagram of at most this many bytes of plaintext (well below udx's own full packets, so within
- * any path MTU udx works with; sealed and framed, still below the 576-byte IPv4 datagram every
- * host must accept, RFC 791).
- */
-export const BATCH_BYTES = 512;
-/** The batch on a loopback path: a dozen of udx's full packets in one datagram. */
-export const LOOPBACK_BATCH_BYTES = 16 * 1024;
 const defaultBatch = (): number => BATCH_BYTES;
-
-const liveStreamIds = new Set<number>();
-/**
- * A udx stream id, unique within the process's udx instance while its stream lives, and random,
- * so that a host off the path cannot guess it to inject packets into a direct stream (which the
- * records would refuse, but at the cost of the stream).
- */
-function allocStreamId(): number {
-  for (;;) {
-    const id = randomBytes(4).readUInt32BE() >>> 1;
-    if (id !== 0 && !liveStreamIds.has(id)) {
-      liveStreamIds.add(id);
-      return id;
-    }
-  }
-}
-function createRawStream(): UdxStream {
-  const id = allocStreamId();
-  const raw = udx().createStream(id);
-  raw.once('close', () => liveStreamIds.delete(id));
-  return raw;
-}
 
 const sameRoute = (a: UdxRoute, b: UdxRoute): boolean => a.socket === b.socket && a.port === b.port && a.host === b.host;
 
-/** The libsodium-layout key pair of a node:crypto Ed25519 identity. */
-export function sodiumKeyPair(identity: RendezvousIdentity): SodiumKeyPair {
-  const jwk = identity.privateKey.export({ format: 'jwk' });
-  if (typeof jwk.d !== 'string') throw new TypeError('not an Ed25519 private key');
-  return curveEd.generateKeyPair(Buffer.from(jwk.d, 'base64url'));
-}
-
 /**
  * An open peer link: encrypted, mutually authenticated, multiplexed byte streams. Get one with
- * {@link openLink}.
+ * `openLink` (open.ts).
  */
 export class PeerLink extends EventEmitter<PeerLinkEvents> {
   /** The peer's authenticated id. */
@@ -177,16 +105,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   #lastReceived = performance.now();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  #batch: Buffer[] = [];
-  #batchBytes = 0;
-  #batchTimer: NodeJS.Immediate | undefined;
-  #nextPacketNumber = 0;
-  readonly #reassembly = new Map<number, { pieces: (Buffer | undefined)[]; got: number }>();
-  readonly #batchLimit: () => number;
-  readonly #flushSoon = (): void => {
-    this.#batchTimer = undefined;
-    this.#flushBatch();
-  };
+  readonly #packer: UdxPacker;
+  readonly #reassembly = new UdxReassembly();
   readonly #onData = (d: Uint8Array): void => this.#receive(d);
   readonly #onPath = (): void => this.#reroute();
   /** What we last told the peer: whether our streams' socket takes its udx packets directly. */
@@ -242,7 +162,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.stats = init.stats;
     this.stats.route = this.#route === this.#shimRoute ? 'shim' : 'direct';
     this.#retransmitHs = init.retransmitHs;
-    this.#batchLimit = init.options.batchBytes ?? defaultBatch;
+    this.#packer = new UdxPacker(init.options.batchBytes ?? defaultBatch, (inner, payload) => this.#sendSealed(inner, payload));
     this.#controlSealer = new RecordSealer(streamKey(this.#tx, init.control.id, init.remoteControlId));
     this.#controlOpener = new RecordOpener(streamKey(this.#rx, init.remoteControlId, init.control.id));
     this.#control = this.#connect(init.control, init.remoteControlId);
@@ -253,29 +173,23 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.#control.on('end', () => this.#end(new PeerLinkError('TAMPERED', 'the peer link control stream ended')));
     // only udx's packets: the shim listens on loopback, and takes what comes from the home socket
     this.#shim.on('message', (msg, from) => {
-      if (from.port === this.#homePort && from.host === this.#homeHost) this.#fromUdx(msg);
+      if (from.port === this.#homePort && from.host === this.#homeHost) this.#packer.push(msg);
     });
     this.#path.on('data', this.#onData);
     this.#path.on('close', this.#onPathClose);
     this.#path.on('path', this.#onPath);
     const signal = init.options.signal;
     signal?.addEventListener('abort', this.#onAbort, { once: true });
-    const keepalive = init.options.keepaliveMs ?? 15_000;
-    const idle = init.options.idleTimeoutMs ?? (keepalive > 0 ? 3 * keepalive : 45_000);
-    const tick = Math.max(50, Math.min(keepalive > 0 ? keepalive / 3 : Infinity, idle > 0 ? idle / 3 : Infinity, 5_000));
-    this.#timer = setInterval(() => {
-      const now = performance.now();
-      if (idle > 0 && now - this.#lastReceived > idle) {
-        this.#end(new PeerLinkError('IDLE_TIMEOUT', `nothing from peer ${this.remotePeerId} for ${Math.round(now - this.#lastReceived)} ms`));
-        return;
-      }
-      if (keepalive > 0 && now - this.#lastSent >= keepalive) {
-        // the keepalive carries our route, so a peer that missed every resend still learns it
+    this.#timer = keepaliveTimer(init.options, {
+      lastSent: () => this.#lastSent,
+      lastReceived: () => this.#lastReceived,
+      idle: (ms) => this.#end(new PeerLinkError('IDLE_TIMEOUT', `nothing from peer ${this.remotePeerId} for ${Math.round(ms)} ms`)),
+      // the keepalive carries our route, so a peer that missed every resend still learns it
+      keepalive: () => {
         this.stats.keepalivesSent++;
         this.#sendRoute();
-      }
-    }, tick);
-    this.#timer.unref();
+      },
+    });
     // the responder confirms the handshake: the initiator waits for this before it opens
     if (!this.#initiator) this.#sendSealed(INNER_KEEPALIVE, Buffer.alloc(0));
     if (init.confirmation !== undefined) this.#deliver(init.confirmation, 0);
@@ -468,72 +382,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     }
   }
 
-  #fromUdx(packet: Buffer): void {
-    const limit = this.#batchLimit();
-    if (2 + packet.length > limit) {
-      this.#flushBatch(); // keep udx's order
-      if (packet.length > FRAGMENT_BYTES && limit < LOOPBACK_BATCH_BYTES) this.#sendPieces(packet);
-      else this.#sendSealed(INNER_UDX, packet);
-      return;
-    }
-    if (this.#batchBytes + 2 + packet.length > limit) this.#flushBatch();
-    this.#batch.push(packet);
-    this.#batchBytes += 2 + packet.length;
-    this.#batchTimer ??= setImmediate(this.#flushSoon);
-  }
-
-  #sendPieces(packet: Buffer): void {
-    const id = this.#nextPacketNumber;
-    this.#nextPacketNumber = (id + 1) & 0xffff;
-    const count = Math.ceil(packet.length / FRAGMENT_BYTES);
-    for (let i = 0; i < count; i++) {
-      this.#sendSealed(INNER_UDX_FRAGMENT, encodeUdxFragment(id, i, count, packet.subarray(i * FRAGMENT_BYTES, (i + 1) * FRAGMENT_BYTES)));
-    }
-  }
-
-  /** An authentic piece of a udx packet: the packet goes to the streams once every piece is here. */
-  #onPiece(plain: Buffer, to: { host: string; port: number }): void {
-    if (plain.length < 6) return;
-    const piece = decodeUdxFragment(plain);
-    if (piece === undefined) {
-      this.stats.dropped.malformed++;
-      return;
-    }
-    const { id, index, count } = piece;
-    let entry = this.#reassembly.get(id);
-    if (entry === undefined || entry.pieces.length !== count) {
-      // packet numbers wrap at 2^16: forget every packet more than MAX_REASSEMBLY numbers
-      // behind this one, so a number's next use never meets a leftover piece of its last
-      for (const old of this.#reassembly.keys()) if (((id - old) & 0xffff) > MAX_REASSEMBLY) this.#reassembly.delete(old);
-      entry = { pieces: new Array<Buffer | undefined>(count).fill(undefined), got: 0 };
-      this.#reassembly.delete(id);
-      this.#reassembly.set(id, entry);
-      if (this.#reassembly.size > MAX_REASSEMBLY) this.#reassembly.delete(this.#reassembly.keys().next().value!);
-    }
-    if (entry.pieces[index] !== undefined) return;
-    entry.pieces[index] = piece.bytes;
-    if (++entry.got < count) return;
-    this.#reassembly.delete(id);
-    this.#shim.trySend(Buffer.concat(entry.pieces as Buffer[]), to.port, to.host);
-  }
-
-  #flushBatch(): void {
-    if (this.#batchTimer !== undefined) {
-      clearImmediate(this.#batchTimer);
-      this.#batchTimer = undefined;
-    }
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    this.#batch = [];
-    const bytes = this.#batchBytes;
-    this.#batchBytes = 0;
-    if (batch.length === 1) {
-      this.#sendSealed(INNER_UDX, batch[0]!);
-      return;
-    }
-    this.#sendSealed(INNER_UDX_BATCH, encodeUdxBatch(batch, bytes));
-  }
-
   #sendSealed(inner: number, payload: Uint8Array): void {
     if (this.#closed && inner !== INNER_CLOSE) return;
     // plaintext = inner type + payload; sealed datagram = SEALED + counter + ciphertext
@@ -587,8 +435,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       const { packets, truncated } = decodeUdxBatch(plain);
       for (const p of packets) this.#shim.trySend(p, to.port, to.host);
       if (truncated) this.stats.dropped.malformed++; // authentic but cut short: a bug at the peer
-    } else if (inner === INNER_UDX_FRAGMENT) this.#onPiece(plain, to);
-    else if (inner === INNER_ROUTE) {
+    } else if (inner === INNER_UDX_FRAGMENT) {
+      const packet = this.#reassembly.push(plain);
+      if (packet === 'malformed') this.stats.dropped.malformed++;
+      else if (packet !== undefined) this.#shim.trySend(packet, to.port, to.host);
+    } else if (inner === INNER_ROUTE) {
       const route = decodeLinkRoute(plain);
       if (route === undefined) {
         this.stats.dropped.malformed++;
@@ -621,8 +472,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#batchTimer !== undefined) clearImmediate(this.#batchTimer);
-    this.#batch = [];
+    this.#packer.clear();
     this.#path.off('data', this.#onData);
     this.#path.off('close', this.#onPathClose);
     this.#path.off('path', this.#onPath);
@@ -642,173 +492,5 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     // the home socket belongs to the path, unless it is the link's own
     void this.#privateSocket?.close().catch(() => {});
     this.emit('close', error);
-  }
-}
-
-/**
- * Runs the Noise XX handshake (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`, the static keys being the
- * peers' Ed25519 identity keys) over `path` and resolves with the open link. The remote static
- * key must hash to `remotePeerId` and pass `allow`, else the link is refused. Handshake messages
- * are resent until answered: the path is lossy.
- *
- *     -> e
- *     <- e, ee, s, es          (payload: the responder's control stream id)
- *     -> s, se                 (payload: the initiator's control stream id)
- *     <- a sealed keepalive    (confirmation: the responder accepted the initiator's key)
- *
- * The initiator resends its last message until the confirmation comes, so it never reports a
- * link the responder refused; a refused initiator fails with `HANDSHAKE_TIMEOUT`, or `CLOSED`
- * when the responder closes the path (as `nat expose` does).
- * Rejects with {@link PeerLinkError}: `REFUSED`, `HANDSHAKE_TIMEOUT`, `CLOSED`, `ABORTED`.
- */
-export async function openLink(path: LinkPath, options: PeerLinkOptions): Promise<PeerLink> {
-  const { signal } = options;
-  if (signal?.aborted) throw new PeerLinkError('ABORTED', 'peer link aborted');
-  const noise: NoiseState = new Noise('XX', options.initiator, sodiumKeyPair(options.identity), { curve: curveEd });
-  noise.initialise(PROLOGUE);
-  const stats: LinkStats = {
-    packetsSent: 0,
-    packetsReceived: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
-    keepalivesSent: 0,
-    dropped: { malformed: 0, tampered: 0, replayed: 0 },
-    streamsTampered: 0,
-    routeChanges: 0,
-    streamsResumed: 0,
-    route: 'shim',
-  };
-  const control = createRawStream();
-  const idPayload = Buffer.alloc(4);
-  idPayload.writeUInt32BE(control.id);
-  const early: Uint8Array[] = [];
-
-  const frame = (type: number, body: Uint8Array): Buffer => Buffer.concat([Buffer.from([type]), body]);
-  const checkKey = (rs: Buffer | null): Buffer => {
-    if (rs === null) throw new PeerLinkError('REFUSED', 'the peer sent no static key');
-    const id = peerIdFromPublicKey(rs);
-    if (id !== options.remotePeerId) throw new PeerLinkError('REFUSED', `the peer's key is for ${id}, not the expected peer ${options.remotePeerId}`);
-    if (options.allow !== undefined && !options.allow(id)) throw new PeerLinkError('REFUSED', `peer ${id} is not allowed`);
-    return Buffer.from(rs);
-  };
-
-  let privateSocket: UdxSocket | undefined;
-  let shim: UdxSocket | undefined;
-
-  let resend: Buffer | undefined;
-  let pending: { remoteStatic: Buffer; remoteControlId: number } | undefined;
-  let opener: PacketOpener | undefined;
-  let confirmation: Buffer | undefined;
-  let finalMessage: Buffer | undefined;
-  let retransmit: NodeJS.Timeout | undefined;
-  let deadline: NodeJS.Timeout | undefined;
-  let onData: ((d: Uint8Array) => void) | undefined;
-  let onClose: (() => void) | undefined;
-  let onAbort: (() => void) | undefined;
-
-  try {
-    const result = await new Promise<{ remoteStatic: Buffer; remoteControlId: number }>((resolve, reject) => {
-      const every = options.handshakeRetransmitMs ?? 250;
-      retransmit = setInterval(() => {
-        if (resend !== undefined) path.send(resend);
-      }, every);
-      deadline = setTimeout(
-        () =>
-          reject(
-            new PeerLinkError('HANDSHAKE_TIMEOUT', `no peer link handshake with ${options.remotePeerId} within ${options.handshakeTimeoutMs ?? 10_000} ms`),
-          ),
-        options.handshakeTimeoutMs ?? 10_000,
-      );
-      onClose = () => reject(new PeerLinkError('CLOSED', 'the path closed during the peer link handshake'));
-      onAbort = () => reject(new PeerLinkError('ABORTED', 'peer link aborted'));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const fail = (e: unknown): void =>
-        reject(e instanceof PeerLinkError ? e : new PeerLinkError('REFUSED', `peer link handshake failed: ${(e as Error).message}`, { cause: e }));
-      onData = (d: Uint8Array): void => {
-        if (d.length === 0) return;
-        const type = d[0];
-        const body = d.subarray(1);
-        try {
-          if (options.initiator) {
-            if (type === HS2 && !noise.complete) {
-              const payload = noise.recv(body);
-              const remoteStatic = checkKey(noise.rs);
-              if (payload.length !== 4) throw new PeerLinkError('REFUSED', 'bad handshake payload');
-              finalMessage = frame(HS3, noise.send(idPayload));
-              path.send(finalMessage);
-              // resent until the responder confirms: it may still refuse our key
-              resend = finalMessage;
-              pending = { remoteStatic, remoteControlId: payload.readUInt32BE(0) };
-              opener = new PacketOpener(noise.rx!);
-            } else if (type === SEALED && pending !== undefined && opener !== undefined) {
-              const plain = opener.open(body);
-              if (typeof plain !== 'string') {
-                confirmation = plain;
-                resolve(pending);
-              }
-            }
-          } else if (type === HS1 && resend === undefined) {
-            noise.recv(body);
-            resend = frame(HS2, noise.send(idPayload));
-            path.send(resend);
-          } else if (type === HS1 && !noise.complete && resend !== undefined) {
-            path.send(resend);
-          } else if (type === HS3 && resend !== undefined && !noise.complete) {
-            const payload = noise.recv(body);
-            const remoteStatic = checkKey(noise.rs);
-            if (payload.length !== 4) throw new PeerLinkError('REFUSED', 'bad handshake payload');
-            resolve({ remoteStatic, remoteControlId: payload.readUInt32BE(0) });
-          } else if (type === SEALED && !options.initiator) {
-            if (early.length < MAX_EARLY) early.push(d); // data that overtook HS3
-          }
-        } catch (e) {
-          fail(e);
-        }
-      };
-      path.on('data', onData);
-      path.on('close', onClose);
-      if (options.initiator) {
-        resend = frame(HS1, noise.send());
-        path.send(resend);
-      }
-    });
-    if (noise.tx === null || noise.rx === null) throw new PeerLinkError('REFUSED', 'the handshake produced no keys');
-    // the home socket is chosen now, not before the handshake: the path has selected a pair by
-    // now (the handshake crossed it), and its socket is where a direct route will run
-    let home = path.udxHome;
-    if (home === undefined) {
-      privateSocket = bindUdxSocket(udx(), LOOPBACK);
-      home = privateSocket;
-    }
-    // a socket bound to any local address reaches loopback (and is reached from it) on this host
-    shim = bindUdxSocket(shimUdx(), home.address().family === 6 ? LOOPBACK6 : LOOPBACK);
-    return new PeerLink({
-      path,
-      options,
-      remotePublicKey: result.remoteStatic,
-      tx: noise.tx,
-      rx: noise.rx,
-      opener: opener ?? new PacketOpener(noise.rx),
-      confirmation,
-      privateSocket,
-      home,
-      shim,
-      control,
-      remoteControlId: result.remoteControlId,
-      stats,
-      retransmitHs: finalMessage,
-      earlySealed: early,
-    });
-  } catch (error) {
-    control.destroy();
-    void shim?.close().catch(() => {});
-    void privateSocket?.close().catch(() => {});
-    throw error;
-  } finally {
-    clearInterval(retransmit);
-    clearTimeout(deadline);
-    if (onData !== undefined) path.off('data', onData);
-    if (onClose !== undefined) path.off('close', onClose);
-    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
 }
