@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { ConfigError, type ServerConfig, authenticatorOf } from './config.js';
+import { externalOf } from './external-ip.js';
 
 /** What a checked configuration loads: the TLS credentials and admin token as read, and a summary for people. */
 export interface CheckedConfig {
@@ -25,6 +26,8 @@ const DAY = 86_400_000;
 export async function checkConfigFiles(c: ServerConfig, now = Date.now()): Promise<CheckedConfig> {
   const summary: string[] = [`listen ${c.listen.join(', ')}${c.alternate.length > 0 ? ` (alternate ${c.alternate.join(', ')})` : ''}, port ${c.port}`];
   const warnings: string[] = [];
+  // Behind a 1:1 NAT (--external-ip): what clients are told instead of each bound address.
+  for (const m of externalOf(c)) summary.push(`external ${m.public} for ${m.private} (told to clients instead)`);
   if (c.realm !== undefined) {
     await authenticatorOf(c);
     const users = c.users.length + (c.usersFile !== undefined ? await countUsers(c.usersFile) : 0);

@@ -122,7 +122,9 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
   });
   // Its port (and the expose control on it) is never a TURN relay peer.
   stun.turn?.addServiceAddresses([rendezvous.address]);
-  out.stderr.write(`rendezvous ${rendezvous.url}\n`);
+  // Behind a 1:1 NAT the bound URL is not what peers dial: say both (the bound one first).
+  const peersUrl = told === first ? undefined : rendezvous.url.replace(/^(wss?:\/\/)[^/]+/, `$1${host}:${rendezvous.address.port}`);
+  out.stderr.write(`rendezvous ${rendezvous.url}${peersUrl === undefined ? '' : ` (peers dial ${peersUrl})`}\n`);
   if (tls && stun.serveHttpOnTls !== undefined) {
     // One port for restrictive networks: the TLS port serves the rendezvous (and expose control) too.
     stun.serveHttpOnTls((socket, lease) => rendezvous.serveGoverned(socket, lease));

@@ -38,12 +38,13 @@ describe('nat-server --check-config', () => {
     const token = file('token', 'check-config-admin-token-0123\n');
     const config = file(
       'ok.yaml',
-      `listen: 192.0.2.10\nrealm: check.test\nusersFile: ${users}\nauthSecrets: [s3cret]\ntlsPort: 5349\ntlsCert: ${cert}\ntlsKey: ${key}\nadminPort: 9641\nadminTokenFile: ${token}\n`,
+      `listen: 192.0.2.10\nexternalIps: 203.0.113.10\nrealm: check.test\nusersFile: ${users}\nauthSecrets: [s3cret]\ntlsPort: 5349\ntlsCert: ${cert}\ntlsKey: ${key}\nadminPort: 9641\nadminTokenFile: ${token}\n`,
     );
     const r = await check(config);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain(`${config}: valid`);
     expect(r.out).toContain('listen 192.0.2.10, port 3478');
+    expect(r.out).toContain('external 203.0.113.10 for 192.0.2.10 (told to clients instead)');
     expect(r.out).toContain('TURN realm check.test: 2 static user(s), 1 REST secret(s)');
     expect(r.out).toMatch(/TLS on port 5349: certificate valid until \d{4}-/);
     expect(r.out).toContain('admin listener 127.0.0.1:9641 (bearer token)');

@@ -77,6 +77,8 @@ describe('nat-server --external-ip on loopback', () => {
       expect(await until(() => /expose ws:/.test(s.err())), s.err()).toBe(true);
       const url = /rendezvous (ws:\/\/\S+)/.exec(s.err())![1]!;
       expect(s.err()).toContain('external 127.0.18.9 for 127.0.18.1 (told to clients instead)\n');
+      // The start-up line names the bound URL first (tests and local tools dial it) and what peers dial.
+      expect(s.err()).toContain(`rendezvous ${url} (peers dial ${url.replace('127.0.18.1', '127.0.18.9')})\n`);
       const port = Number(/listening udp 127\.0\.18\.1:(\d+)/.exec(s.err())![1]);
       const tcpPort = Number(/listening tcp 127\.0\.18\.1:(\d+)/.exec(s.err())![1]);
 
