@@ -21,6 +21,7 @@ import {
   ipFamily,
   type OutboundTarget,
   readControlMessages,
+  readStreamPrefix,
   spliceTcp,
 } from '@nat/protocol';
 import { StunClientError } from '../errors.js';
@@ -112,48 +113,16 @@ const FATAL: ReadonlySet<ExposeRefusal> = new Set([
   'port-denied',
 ]);
 
-/** Reads the stream preamble without switching the stream to flowing mode. */
+/** Reads the stream preamble without switching the stream to flowing mode (at most 64 bytes). */
 function readPreamble(stream: MuxStream): Promise<StreamPreamble> {
-  return new Promise((resolve, reject) => {
-    let buf: Buffer = Buffer.alloc(0);
-    const onReadable = (): void => {
-      let chunk: Buffer | null;
-      while ((chunk = stream.read() as Buffer | null) !== null) {
-        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-        let got;
-        try {
-          got = decodeStreamPreamble(buf);
-        } catch (e) {
-          cleanup();
-          reject(e);
-          return;
-        }
-        if (got !== undefined) {
-          cleanup();
-          if (got.length < buf.length) stream.unshift(buf.subarray(got.length));
-          resolve(got.preamble);
-          return;
-        }
-        if (buf.length > 64) {
-          cleanup();
-          reject(new Error('stream preamble too long'));
-          return;
-        }
-      }
-    };
-    const onEnd = (): void => {
-      cleanup();
-      reject(new Error('stream ended before its preamble'));
-    };
-    const cleanup = (): void => {
-      stream.off('readable', onReadable);
-      stream.off('end', onEnd);
-      stream.off('error', onEnd);
-    };
-    stream.on('readable', onReadable);
-    stream.on('end', onEnd);
-    stream.on('error', onEnd);
-  });
+  return readStreamPrefix(
+    stream,
+    (bytes) => {
+      const got = decodeStreamPreamble(bytes);
+      return got === undefined ? undefined : { value: got.preamble, length: got.length };
+    },
+    64,
+  );
 }
 
 class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
