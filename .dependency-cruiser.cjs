@@ -3,6 +3,7 @@
 // CONTRIBUTING.md ("Code rules").
 //
 //   apps/*  ->  packages/client, packages/server  ->  packages/protocol
+//   apps/server  ->  packages/redis  ->  packages/server (Redis implements what the server injects)
 //   (apps/cli, the client side, uses packages/client and packages/protocol only)
 //
 // Imports of another package go through its name (@nat/...), which resolves to its built
@@ -37,7 +38,7 @@ module.exports = {
       comment: '@nat/protocol is the bottom layer: it imports neither the client, the server nor an app.',
       severity: 'error',
       from: { path: '^packages/protocol/' },
-      to: { path: `${pkg('client')}|${pkg('server')}|${app}` },
+      to: { path: `${pkg('client')}|${pkg('server')}|${pkg('redis')}|${app}` },
     },
     {
       name: 'client-does-not-import-server',
@@ -52,6 +53,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^packages/server/' },
       to: { path: pkg('client') },
+    },
+    {
+      name: 'server-does-not-import-redis',
+      comment: '@nat/server defines the stores it needs as interfaces with in-memory defaults; @nat/redis implements them and the app wires them in.',
+      severity: 'error',
+      from: { path: '^packages/(server|client)/' },
+      to: { path: pkg('redis') },
     },
     {
       name: 'cli-does-not-import-server',

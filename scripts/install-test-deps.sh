@@ -26,6 +26,7 @@ declare -A PROVIDES=(
   [prometheus]=prometheus        # a real scraper for the metrics test (the test starts its own; the service is disabled)
   [haproxy]=haproxy              # a real TCP load balancer sending PROXY v2 headers (the test starts its own)
   [curl]=curl                    # an independent SOCKS5 client for the expose outbound test (python3: a listener that never accepts)
+  [redis-server]=redis-server   # shared state for the multi-node tests (each test starts its own, no persistence; the service is disabled)
   [python3]=python3
   [python3-gevent]=python3       # real ZeroNet for tests/zeronet (with python3-msgpack, -rsa, -socks, -base58 below)
   [python3-msgpack]=python3
@@ -78,7 +79,7 @@ else
   # Keep the daemons from starting at the next boot too: tests start their own, and a system
   # coturn on 3478 would collide with the loopback servers the tests run.
   # (stun-server's sysv script is called "stun")
-  for svc in coturn stun prometheus; do
+  for svc in coturn stun prometheus redis-server; do
     if [[ -e /lib/systemd/system/$svc.service ]] && command -v systemctl >/dev/null 2>&1; then
       log "disabling service $svc (systemd)"
       systemctl disable "$svc" >/dev/null 2>&1 || true
@@ -91,7 +92,7 @@ else
 fi
 
 # Whatever a maintainer script did, leave no daemon running: the tests start their own.
-for svc in coturn stun prometheus; do
+for svc in coturn stun prometheus redis-server; do
   if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
     if systemctl is-active --quiet "$svc" 2>/dev/null; then
       log "stopping and disabling service $svc"
@@ -100,7 +101,7 @@ for svc in coturn stun prometheus; do
     fi
   fi
 done
-for daemon in turnserver stund prometheus; do
+for daemon in turnserver stund prometheus redis-server; do
   # exact process name match only (-x), never a pattern over command lines
   for pid in $(pgrep -x "$daemon" || true); do
     # only daemons started by init (parent 1) as a system service, not a test's own
@@ -112,6 +113,6 @@ for daemon in turnserver stund prometheus; do
 done
 
 log "versions:"
-{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; chromium --version 2>/dev/null || true; prometheus --version 2>&1 | head -n1 || true; } 2>&1 \
+{ nft --version; ip -V; conntrack --version; turnserver --version 2>/dev/null | head -n1 || true; chromium --version 2>/dev/null || true; prometheus --version 2>&1 | head -n1 || true; redis-server --version || true; } 2>&1 \
   | sed 's/^/  /'
 log "done"

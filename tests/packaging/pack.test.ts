@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const PACKAGES = ['packages/protocol', 'packages/client', 'packages/server', 'apps/cli', 'apps/server'] as const;
+const PACKAGES = ['packages/protocol', 'packages/client', 'packages/server', 'packages/redis', 'apps/cli', 'apps/server'] as const;
 const INSTALL_TIMEOUT_MS = 300_000;
 
 interface Run {
