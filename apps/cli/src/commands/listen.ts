@@ -116,8 +116,7 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
       const portMapping = portMapperJson(mapper);
       // rendezvous: the node registered with (with several, `rendezvous-switched` says when it changes)
       const at = RendezvousNodes.describe(rv);
-      if (o.json)
-        io.stdout.write(`${JSON.stringify({ id: rv.id, rendezvous: at, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
+      if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, rendezvous: at, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
       else {
         io.stdout.write(`${rv.id}\n`);
         io.stderr.write(`listening on ${at}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);

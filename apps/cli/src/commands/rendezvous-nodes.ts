@@ -20,7 +20,10 @@ import { UsageError } from '../exit-codes.js';
 /** `--rendezvous` as a list: each value may hold several URLs separated by commas; one URL as a string works too. */
 export function rendezvousUrls(value: string | readonly string[] | undefined): string[] {
   const values = value === undefined ? [] : typeof value === 'string' ? [value] : value;
-  return values.flatMap((v) => v.split(',')).map((u) => u.trim()).filter((u) => u !== '');
+  return values
+    .flatMap((v) => v.split(','))
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
 }
 
 /** Commander's parser of a repeatable `--rendezvous`: appends the URLs of one value. */

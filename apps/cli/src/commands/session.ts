@@ -148,7 +148,8 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       return stop;
     }
     const here = RendezvousNodes.describe(rv);
-    if (previous !== undefined && previous !== here) emit({ event: 'rendezvous-switched', from: previous, to: here }, `rendezvous moved from ${previous} to ${here}`);
+    if (previous !== undefined && previous !== here)
+      emit({ event: 'rendezvous-switched', from: previous, to: here }, `rendezvous moved from ${previous} to ${here}`);
     if (!first) emit({ event: 'rendezvous-reconnected', id: rv.id }, o.reconnected);
     first = false;
     previous = here;

@@ -391,7 +391,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     else {
       io.stdout.write(`${rv.id}\n`);
       const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
-      io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${RendezvousNodes.describe(rv)}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+      io.stderr.write(
+        `exposing ${summary} as peer ${rv.id} on ${RendezvousNodes.describe(rv)}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`,
+      );
       const pm = describePortMapper(mapper);
       if (pm !== undefined) io.stderr.write(`${pm}\n`);
     }
