@@ -8,7 +8,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { runCli } from '@nat/cli';
 import { connectRendezvousTargets, generateIdentity, loadOrCreateIdentity, RendezvousClient, resolveRendezvousTargets } from '@nat/client';
 import { startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture } from '../tunnel/helpers.js';
+import { capture, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
 import { PeerRuns } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -154,6 +155,32 @@ describe('nat listen with two rendezvous nodes', () => {
     expect(exitCode).toBeUndefined();
     expect(listen.err()).not.toMatch(/replaced/);
     expect(listen.events().filter((l) => l.event === 'rendezvous-switched')).toHaveLength(1);
+  }, 40_000);
+});
+
+describe('nat expose with two rendezvous nodes (a config file listing both)', () => {
+  it('claims its name again on the other node when its node is SIGKILLed: nat connect NAME through the other node carries data', async () => {
+    const [a, b] = await Promise.all(['127.0.18.48', '127.0.18.49'].map(startNode));
+    const hash = await startHashService();
+    const config = join(dir, 'expose.json');
+    await writeFile(
+      config,
+      JSON.stringify({ rendezvous: [a!.url, b!.url], services: [{ name: 'moving-svc', target: `127.0.0.1:${hash.port}`, allowAny: true }] }),
+    );
+    const expose = runs.start(['expose', '--config', config, '--identity', join(dir, 'expose.pem'), '--host-address', '127.0.0.1', '--no-punch', '--json']);
+    const ready = await expose.waitFor((l) => l.event === 'ready');
+    expect([a!.url, b!.url]).toContain(ready.rendezvous);
+    const [on, other] = ready.rendezvous === a!.url ? [a!, b!] : [b!, a!];
+    on.child.kill('SIGKILL');
+    await expose.waitFor((l) => l.event === 'rendezvous-switched', 15_000);
+    // the name is known to the other node only because the exposer claimed it there again
+    const connect = runs.start(['connect', 'moving-svc', '--listen', '127.0.0.1:0', '-r', other.url, '--host-address', '127.0.0.1', '--no-punch', '--json']);
+    const listening = await connect.waitFor((l) => l.event === 'listening');
+    expect(listening.peer).toBe(ready.id);
+    const data = randomBytes(256 << 10);
+    expect(await roundTrip(Number(String(listening.listen).split(':')[1]), data)).toBe(sha256(data));
+    connect.stop.abort();
+    hash.server.close();
   }, 40_000);
 });
 

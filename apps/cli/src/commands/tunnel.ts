@@ -383,6 +383,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         {
           event: 'ready',
           id: rv.id,
+          rendezvous: RendezvousNodes.describe(rv),
           services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })),
           ...(portMapping === null ? {} : { portMapping }),
         },
