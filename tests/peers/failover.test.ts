@@ -90,11 +90,20 @@ async function pingThrough(url: string, peer: string): Promise<{ code: number; o
   return { code, out: io.out(), err: io.err() };
 }
 
-/** Two nodes and `nat listen -r A -r B`: which node it registered with, and the other. */
-async function listenOnTwo(hosts: [string, string], name: string) {
+/** Two nodes and `nat listen -r A -r B` (or `-r A,B`): which node it registered with, and the other. */
+async function listenOnTwo(hosts: [string, string], name: string, form: 'repeated' | 'comma') {
   const [a, b] = await Promise.all(hosts.map(startNode));
   const file = join(dir, `${name}.pem`);
-  const listen = runs.start(['listen', '-r', a!.url, '-r', b!.url, '--json', '--identity', file, '--host-address', '127.0.0.1', '--no-punch']);
+  const listen = runs.start([
+    'listen',
+    ...(form === 'comma' ? ['-r', `${a!.url},${b!.url}`] : ['-r', a!.url, '-r', b!.url]),
+    '--json',
+    '--identity',
+    file,
+    '--host-address',
+    '127.0.0.1',
+    '--no-punch',
+  ]);
   const first = await listen.waitFor((l) => typeof l.id === 'string');
   const id = first.id as string;
   expect([a!.url, b!.url]).toContain(first.rendezvous);
@@ -107,7 +116,7 @@ async function listenOnTwo(hosts: [string, string], name: string) {
 
 describe('nat listen with two rendezvous nodes', () => {
   it('moves to the other node within 5 s of its node being SIGKILLed, and is reachable through it', async () => {
-    const { listen, id, on, other } = await listenOnTwo(['127.0.18.41', '127.0.18.42'], 'killed');
+    const { listen, id, on, other } = await listenOnTwo(['127.0.18.41', '127.0.18.42'], 'killed', 'repeated');
     const killedAt = performance.now();
     on.child.kill('SIGKILL');
     const switched = await listen.waitFor((l) => l.event === 'rendezvous-switched', 15_000);
@@ -125,7 +134,7 @@ describe('nat listen with two rendezvous nodes', () => {
   }, 40_000);
 
   it('leaves a SIGSTOPped node on the ping deadline within 5 s; a 4000 "replaced" from that node afterwards does not stop it', async () => {
-    const { listen, id, file, on, other } = await listenOnTwo(['127.0.18.43', '127.0.18.44'], 'stopped');
+    const { listen, id, file, on, other } = await listenOnTwo(['127.0.18.43', '127.0.18.44'], 'stopped', 'comma');
     let exitCode: number | undefined;
     void listen.done.then((c) => (exitCode = c));
     const stoppedAt = performance.now();
