@@ -7,7 +7,6 @@
  * several addresses: one target per address, the name kept for the Host header.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -19,7 +18,7 @@ import { connectRendezvousTargets, generateIdentity, loadOrCreateIdentity, Rende
 import { startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capture, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
-import { PeerRuns } from './harness.js';
+import { PeerRuns, serverArgs } from './harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const BUDGET_MS = 5000;
@@ -37,14 +36,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function freeUdpPort(host: string): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, host, r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 interface Node {
   readonly child: ChildProcess;
   readonly url: string;
@@ -52,23 +43,7 @@ interface Node {
 
 /** `nat-server` (the built binary) on `host`: STUN on a free UDP port, the rendezvous on a free TCP port. */
 async function startNode(host: string): Promise<Node> {
-  const port = await freeUdpPort(host);
-  const args = [
-    '--listen',
-    host,
-    '--port',
-    String(port),
-    '--no-alt-port',
-    '--no-tcp',
-    '--realm',
-    'example.org',
-    '--auth-secret',
-    'S3CRET',
-    '--rendezvous-port',
-    '0',
-    '--log-level',
-    'silent',
-  ];
+  const args = [...(await serverArgs(host)), '--auth-secret', 'S3CRET'];
   const child = spawn(process.execPath, [join(root, 'apps/server/dist/main.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   nodes.push(child);
   let err = '';
