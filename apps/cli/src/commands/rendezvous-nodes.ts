@@ -50,28 +50,44 @@ export interface NodeConnectOptions {
 
 /** The rendezvous nodes of a command, and which one it is on. */
 export class RendezvousNodes {
-  readonly targets: readonly RendezvousTarget[];
+  readonly #urls: readonly string[];
+  #targets: readonly RendezvousTarget[];
   #index: number;
 
-  private constructor(targets: readonly RendezvousTarget[]) {
-    this.targets = targets;
+  private constructor(urls: readonly string[], targets: readonly RendezvousTarget[]) {
+    this.#urls = urls;
+    this.#targets = targets;
     this.#index = targets.length > 1 ? randomInt(targets.length) : 0;
   }
 
   /** The nodes of `urls` (names with several addresses resolved now), starting at a random one. */
   static async resolve(urls: readonly string[], signal: AbortSignal): Promise<RendezvousNodes> {
     if (urls.length === 0) throw new UsageError('--rendezvous URL is required');
-    return new RendezvousNodes(await resolveRendezvousTargets(urls, { signal }));
+    return new RendezvousNodes(urls, await resolveRendezvousTargets(urls, { signal }));
+  }
+
+  /** The targets, in order. */
+  get targets(): readonly RendezvousTarget[] {
+    return this.#targets;
+  }
+
+  /**
+   * Resolves the names again (after a round in which no node answered: a name's addresses may
+   * have changed); the round goes on from the same position in the list.
+   */
+  async refresh(signal: AbortSignal): Promise<void> {
+    this.#targets = await resolveRendezvousTargets(this.#urls, { signal });
+    this.#index %= this.#targets.length;
   }
 
   /** The node registered with last (or to try first). */
   get current(): RendezvousTarget {
-    return this.targets[this.#index]!;
+    return this.#targets[this.#index]!;
   }
 
   /** More than one node. */
   get several(): boolean {
-    return this.targets.length > 1;
+    return this.#targets.length > 1;
   }
 
   /** The node of `rv` in words. */
@@ -81,7 +97,7 @@ export class RendezvousNodes {
 
   /** `rv`'s node went away: the next one is tried first. */
   dropped(rv: RendezvousClient): void {
-    if (this.several && rv.url === this.current.url && rv.address === this.current.address) this.#index = (this.#index + 1) % this.targets.length;
+    if (this.several && rv.url === this.current.url && rv.address === this.current.address) this.#index = (this.#index + 1) % this.#targets.length;
   }
 
   /**
@@ -90,7 +106,7 @@ export class RendezvousNodes {
    */
   async connect(o: NodeConnectOptions): Promise<RendezvousClient> {
     const { client, index } = await connectRendezvousTargets({
-      targets: this.targets,
+      targets: this.#targets,
       start: this.#index,
       identity: o.identity,
       signal: o.signal,

@@ -113,7 +113,8 @@ function registrationEnd(rv: RendezvousClient, o: KeepRendezvousOptions): Promis
  * With several nodes (URLs, or a name with several addresses) it starts at a random one, pings
  * it (every 1 s, dropped after 1.5 s of silence) and, when it goes away, registers with the next
  * one at once (`rendezvous-switched`, from/to), going around the list; only a second drop
- * within a minute waits as above, and a round where no node answered backs off as above.
+ * within a minute waits as above, and a round where no node answered backs off as above (and
+ * resolves the names again).
  */
 export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> {
   const { signal, emit } = o;
@@ -132,6 +133,7 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       if (first) return rv;
       wait = backoff;
       backoff = Math.min(backoff * 2, 30_000);
+      await nodes.refresh(signal).catch(() => {}); // aborted: the loop ends
       continue;
     }
     if (rv === undefined) break;
