@@ -91,12 +91,14 @@ type Ending = 'signal' | 'rendezvous' | 'renew';
 
 /** Waits until the registration `rv` ends: Ctrl-C, the connection dropped, or a renewal was asked for. */
 function registrationEnd(rv: RendezvousClient, o: KeepRendezvousOptions): Promise<Ending> {
+  if (o.signal.aborted) return Promise.resolve('signal');
+  let onAbort: (() => void) | undefined;
   return new Promise<Ending>((resolve) => {
-    if (o.signal.aborted) return resolve('signal');
-    o.signal.addEventListener('abort', () => resolve('signal'), { once: true });
+    onAbort = () => resolve('signal');
+    o.signal.addEventListener('abort', onAbort, { once: true });
     void rv.closed.then(() => resolve('rendezvous'));
     void o.renewal?.().then(() => resolve('renew'));
-  });
+  }).finally(() => o.signal.removeEventListener('abort', onAbort!)); // one listener per registration would pile up
 }
 
 /**

@@ -8,6 +8,7 @@ export class PingDeadline {
   readonly #interval: NodeJS.Timeout;
   #deadline: NodeJS.Timeout | undefined;
   #heardAt = performance.now();
+  #stopped = false;
 
   /**
    * Pings every `intervalMs` (one at a time); `send` sends one `ping` (it may throw
@@ -23,13 +24,19 @@ export class PingDeadline {
       } catch {
         return;
       }
-      this.#deadline = setTimeout(() => {
-        this.#deadline = undefined;
-        if (this.#heardAt < sentAt) {
-          this.stop();
-          dead(Math.round(performance.now() - this.#heardAt));
-        }
-      }, timeoutMs);
+      // The verdict waits for setImmediate: after a stall of this process (a busy machine, a
+      // laptop waking up) timers run before the socket is read, and a pong already received
+      // must count.
+      this.#deadline = setTimeout(
+        () =>
+          setImmediate(() => {
+            this.#deadline = undefined;
+            if (this.#stopped || this.#heardAt >= sentAt) return;
+            this.stop();
+            dead(Math.round(performance.now() - this.#heardAt));
+          }),
+        timeoutMs,
+      );
       this.#deadline.unref();
     };
     this.#interval = setInterval(round, intervalMs);
@@ -43,6 +50,7 @@ export class PingDeadline {
 
   /** Stops the timers (the connection closed). Idempotent. */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#interval);
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
