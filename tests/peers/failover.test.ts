@@ -142,6 +142,24 @@ describe('nat listen with two rendezvous nodes', () => {
   }, 40_000);
 });
 
+describe('the ping deadline', () => {
+  it("does not take a stall of the client's own process for a silent node when the pong came in meanwhile", async () => {
+    const node = await startNode('127.0.18.50');
+    const client = await RendezvousClient.connect({ url: node.url, identity: generateIdentity(), pingIntervalMs: 200, pingTimeoutMs: 1000 });
+    // the node holds its answer while a ping goes out (one goes every 200 ms)...
+    node.child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 400));
+    // ...then answers it while this process is stalled past the ping's deadline: when the stall
+    // ends the deadline's timer runs before the socket is read, and the pong waiting there counts
+    node.child.kill('SIGCONT');
+    const until = performance.now() + 1600;
+    while (performance.now() < until); // a synchronous stall, on purpose
+    expect(await client.ping({ timeoutMs: 5000 })).toBeGreaterThan(0);
+    expect(client.closeInfo).toBeUndefined();
+    await client.close();
+  }, 20_000);
+});
+
 describe('nat expose with two rendezvous nodes (a config file listing both)', () => {
   it('claims its name again on the other node when its node is SIGKILLed: nat connect NAME through the other node carries data', async () => {
     const [a, b] = await Promise.all(['127.0.18.48', '127.0.18.49'].map(startNode));
