@@ -34,22 +34,7 @@ export class PeerRuns {
    */
   async startServer(host: string, extra: string[]): Promise<{ url: string; server: RunningServer }> {
     const io = capture();
-    const port = await freeUdpPort(host);
-    const args = [
-      '--listen',
-      host,
-      '--port',
-      String(port),
-      '--no-alt-port',
-      '--no-tcp',
-      '--realm',
-      'example.org',
-      '--rendezvous-port',
-      '0',
-      '--log-level',
-      'silent',
-    ];
-    const server = (await runServer([...args, ...extra], io.io))!;
+    const server = (await runServer([...(await serverArgs(host)), ...extra], io.io))!;
     this.#servers.push(server);
     return { url: /rendezvous (ws:\S+)/.exec(io.err())![1]!, server };
   }
@@ -60,6 +45,15 @@ export class PeerRuns {
     await Promise.allSettled(this.#runs);
     await Promise.allSettled(this.#servers.map((s) => s.stop()));
   }
+}
+
+/**
+ * The `nat-server` flags of {@link PeerRuns.startServer} (UDP only on a free port of `host`, the
+ * rendezvous on a free TCP port, no log), for the suites that start the binary themselves.
+ */
+export async function serverArgs(host: string): Promise<string[]> {
+  const port = await freeUdpPort(host);
+  return ['--listen', host, '--port', String(port), '--no-alt-port', '--no-tcp', '--realm', 'example.org', '--rendezvous-port', '0', '--log-level', 'silent'];
 }
 
 async function freeUdpPort(host: string): Promise<number> {

@@ -7,6 +7,7 @@ import { idCommand } from './commands/id.js';
 import { listenCommand } from './commands/listen.js';
 import { mapAddCommand, mapListCommand, mapRemoveCommand } from './commands/map.js';
 import { pingCommand } from './commands/ping.js';
+import { collectRendezvous } from './commands/rendezvous-nodes.js';
 import { stunCommand } from './commands/stun.js';
 import { connectCommand, exposeCommand } from './commands/tunnel.js';
 import { turnCommand, turnCredentialsCommand } from './commands/turn.js';
@@ -50,6 +51,10 @@ function checkRequiredLast(program: Command): void {
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** The help of `-r, --rendezvous` on the peer commands. */
+const RENDEZVOUS_HELP =
+  'rendezvous service, e.g. ws://127.0.0.1:8443/; several nodes: repeat the flag or separate URLs with commas (a host name with several addresses counts as several): registers with one (a random one) and moves to the next when it goes away';
 
 /**
  * The options of every command that opens ICE connections (ping, listen, expose, connect): the
@@ -167,7 +172,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       .command('ping')
       .description('connect to a peer through a rendezvous service (ICE: direct when possible, else relayed) and measure round trips')
       .argument('<peer-id>', 'the id `nat listen` printed')
-      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .requiredOption('-r, --rendezvous <url>', RENDEZVOUS_HELP, collectRendezvous)
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: a new key for this run; nat listen answers any peer)')
       .option('-n, --count <n>', 'pings (default 4)', positiveInt('a count'))
@@ -185,7 +190,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     program
       .command('listen')
       .description("register with a rendezvous service, print this peer's id, and answer connections and pings until Ctrl-C")
-      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .requiredOption('-r, --rendezvous <url>', RENDEZVOUS_HELP, collectRendezvous)
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "this peer's" },
@@ -205,13 +210,13 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
       )
       .argument('[target]', 'the local service, IP:PORT (e.g. 127.0.0.1:15441, a ZeroNet fileserver)')
       .option('-n, --name <name>', "the name peers connect to; claimed on the rendezvous service and bound to this peer's key")
-      .option('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .option('-r, --rendezvous <url>', `${RENDEZVOUS_HELP}; with --public, the one server whose port it is`, collectRendezvous)
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-a, --allow <peer-id>', 'a peer id allowed to connect (repeatable)', collect, [])
       .option('--allow-any', 'allow every peer registered with the rendezvous service')
       .option(
         '-c, --config <file>',
-        'a JSON file with several services: {"rendezvous", "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure", "outboundSocks", "advertisePeer"}',
+        'a JSON file with several services: {"rendezvous" (a URL or an array of them), "identity", "services": [{"name", "target", "allow", "allowAny"}]}; with --public: {"rendezvous", "user", "identity", "insecure", "outboundSocks", "advertisePeer"}',
       )
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),
     { mapped: "each peer link's", links: true },
@@ -264,7 +269,7 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
         "the name given to nat expose --name (the rendezvous says which peer owns it; NAME@PEER_ID refuses any other owner), or the exposing peer's id",
       )
       .requiredOption('-l, --listen <ip:port>', 'local address to listen on, e.g. 127.0.0.1:15442 (port 0 picks one; it is printed)')
-      .requiredOption('-r, --rendezvous <url>', 'rendezvous service, e.g. ws://127.0.0.1:8443/')
+      .requiredOption('-r, --rendezvous <url>', RENDEZVOUS_HELP, collectRendezvous)
       .option('--rendezvous-token <token>', 'invite token of a rendezvous that needs one (default: NAT_RENDEZVOUS_TOKEN)')
       .option('-s, --service <name>', 'with a peer id: which of its services (default: its only one)')
       .option('-i, --identity <file>', 'Ed25519 identity key (default: the config directory, created on first use)'),

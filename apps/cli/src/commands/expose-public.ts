@@ -5,10 +5,12 @@ import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import { parseSocksListen, startOutboundSocksOf } from './expose-outbound.js';
 import { parseUser } from '../user.js';
+import { singleRendezvous } from './rendezvous-nodes.js';
 
 /** Flags of `nat expose TARGET --public`. */
 export interface ExposePublicOptions {
-  readonly rendezvous?: string;
+  /** `--rendezvous URL`: the one server whose public port it is (a list of one works too). */
+  readonly rendezvous?: string | readonly string[];
   readonly user?: string;
   readonly identity?: string;
   readonly publicPort?: number;
@@ -94,7 +96,7 @@ export function parseTarget(text: string | undefined): { host: string; port: num
 function withConfig(o: ExposePublicOptions, config: PublicExposeConfig): ExposePublicOptions {
   return {
     ...o,
-    rendezvous: o.rendezvous ?? config.rendezvous,
+    rendezvous: singleRendezvous(o.rendezvous, 'nat expose --public') ?? config.rendezvous,
     insecure: o.insecure ?? config.insecure,
     outboundSocks: o.outboundSocks ?? config.outboundSocks,
     advertisePeer: o.advertisePeer ?? config.advertisePeer,
@@ -146,7 +148,8 @@ export async function exposePublicCommand(
     o.outboundSocks === undefined
       ? undefined
       : parseSocksListen(o.outboundSocks, o.outboundSocks === config.outboundSocks ? '"outboundSocks"' : '--outbound-socks');
-  if (!o.rendezvous)
+  const url = singleRendezvous(o.rendezvous, 'nat expose --public');
+  if (url === undefined)
     throw new UsageError('nat expose --public needs --rendezvous URL (the ws:// or wss:// address of the rendezvous service), or "rendezvous" in --config');
   const credentials = await credentialsOf(o, config, env);
   // --advertise-peer: the key of --identity (else the default identity) is told as the port's owner.
@@ -157,7 +160,7 @@ export async function exposePublicCommand(
     else if (text !== undefined) (toStdout ? io.stdout : io.stderr).write(`${text}\n`);
   };
   const tunnel = exposePublic({
-    url: o.rendezvous,
+    url,
     credentials,
     target,
     transport,

@@ -17,6 +17,7 @@ import {
   portMapperJson,
   punchOptions,
 } from './ping.js';
+import { RendezvousNodes, rendezvousUrls } from './rendezvous-nodes.js';
 import { type Emit, keepRendezvous, rendezvousToken } from './session.js';
 
 /**
@@ -113,10 +114,12 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
     if (first) {
       // portMapping: null without --port-map, {gateway} when the router will be asked, or the failure.
       const portMapping = portMapperJson(mapper);
-      if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
+      // rendezvous: the node registered with (with several, `rendezvous-switched` says when it changes)
+      const at = RendezvousNodes.describe(rv);
+      if (o.json) io.stdout.write(`${JSON.stringify({ id: rv.id, rendezvous: at, nat: natJson(punch), ...(portMapping === null ? {} : { portMapping }) })}\n`);
       else {
         io.stdout.write(`${rv.id}\n`);
-        io.stderr.write(`listening on ${o.rendezvous}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+        io.stderr.write(`listening on ${at}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
         const nat = natJson(punch);
         if (nat !== null)
           io.stderr.write(
@@ -139,7 +142,7 @@ export async function listenCommand(o: PeerCommandOptions & AdmissionFlags, io: 
   };
   try {
     return await keepRendezvous({
-      url: o.rendezvous,
+      urls: rendezvousUrls(o.rendezvous),
       token: rendezvousToken(o.rendezvousToken),
       identity,
       command: 'listen',

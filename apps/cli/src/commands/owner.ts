@@ -1,10 +1,12 @@
 import { ExposeOwnerError, lookupExposeOwner } from '@nat/client';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { singleRendezvous } from './rendezvous-nodes.js';
 
 /** Flags of `nat owner PORT`. */
 export interface OwnerOptions {
-  readonly rendezvous?: string;
+  /** `--rendezvous URL`: one server (a list of one works too). */
+  readonly rendezvous?: string | readonly string[];
   readonly udp?: boolean;
   readonly insecure?: boolean;
   readonly json?: boolean;
@@ -19,14 +21,15 @@ export interface OwnerOptions {
 export async function ownerCommand(portText: string, o: OwnerOptions, io: Io): Promise<number> {
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`PORT ${JSON.stringify(portText)}: expected a port number 1-65535`);
-  if (!o.rendezvous) throw new UsageError('nat owner needs --rendezvous URL: the ws:// or wss:// address of the server whose public port it is');
+  const url = singleRendezvous(o.rendezvous, 'nat owner');
+  if (url === undefined) throw new UsageError('nat owner needs --rendezvous URL: the ws:// or wss:// address of the server whose public port it is');
   const transport = o.udp ? 'udp' : 'tcp';
   const out = (event: Record<string, unknown>, text: string, stream: 'stdout' | 'stderr'): void => {
     if (o.json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
     else io[stream].write(`${text}\n`);
   };
   try {
-    const owner = await lookupExposeOwner(o.rendezvous, port, { transport, ...(o.insecure ? { tls: { insecure: true } } : {}) });
+    const owner = await lookupExposeOwner(url, port, { transport, ...(o.insecure ? { tls: { insecure: true } } : {}) });
     if (owner === undefined) {
       out(
         { event: 'not-advertised', transport, port },

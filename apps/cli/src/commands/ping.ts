@@ -10,7 +10,7 @@ import {
   PortMapError,
   PortMapper,
   type PortMapMethod,
-  RendezvousClient,
+  type RendezvousClient,
   type RendezvousIdentity,
   StunClientError,
   connectPeer,
@@ -25,11 +25,13 @@ import { PeerId, type TransportAddress, formatTransportAddress, ipFamily } from 
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import { explainFailure, hints } from './ice-failure.js';
+import { RendezvousNodes, rendezvousUrls } from './rendezvous-nodes.js';
 import { type SessionIdentity, checkNotSelf, rendezvousToken } from './session.js';
 
 /** Options shared by `nat ping` and `nat listen`. */
 export interface PeerCommandOptions {
-  readonly rendezvous: string;
+  /** `--rendezvous URL` (repeatable, comma-separated): the rendezvous nodes; one URL as a string works too. */
+  readonly rendezvous: string | readonly string[];
   /** `--rendezvous-token TOKEN`: the invite token of a rendezvous that needs one (else NAT_RENDEZVOUS_TOKEN). */
   readonly rendezvousToken?: string;
   readonly identity?: string;
@@ -121,16 +123,22 @@ export async function settlePath(conn: IceConnection, punch: LearnedPunchOptions
   }
 }
 
-/** Registers with the rendezvous service; failures become a message and an exit code. */
+/**
+ * Registers with the rendezvous service (with several nodes: a random one, else the next ones);
+ * failures become a message and an exit code. `nodes` (resolved here when not given) then holds
+ * the node registered with.
+ */
 export async function openRendezvous(
   o: PeerCommandOptions,
   identity: RendezvousIdentity,
   io: Io,
   signal: AbortSignal,
   command: string,
+  nodes?: RendezvousNodes,
 ): Promise<RendezvousClient | number> {
   try {
-    return await RendezvousClient.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    nodes ??= await RendezvousNodes.resolve(rendezvousUrls(o.rendezvous), signal);
+    return await nodes.connect({ identity, signal, token: rendezvousToken(o.rendezvousToken) });
   } catch (e) {
     if (!(e instanceof NatClientError) || e.code === 'ABORTED') throw e;
     if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);

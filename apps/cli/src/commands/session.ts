@@ -5,10 +5,11 @@
  */
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { RendezvousClient, RendezvousError, type RendezvousIdentity, StunClientError } from '@nat/client';
+import { type RendezvousClient, RendezvousError, type RendezvousIdentity, StunClientError, describeRendezvousTarget } from '@nat/client';
 import { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import type { Io } from '../io.js';
+import { RendezvousNodes } from './rendezvous-nodes.js';
 
 /** An identity that lives in memory only (`path` undefined). */
 export type SessionIdentity = RendezvousIdentity & { readonly id: string; readonly path: string | undefined };
@@ -59,7 +60,8 @@ export function rendezvousToken(flag: string | undefined, env: NodeJS.ProcessEnv
 
 /** Options of {@link keepRendezvous}. */
 export interface KeepRendezvousOptions {
-  readonly url: string;
+  /** The rendezvous URLs (`--rendezvous`, repeatable): several are nodes to move between. */
+  readonly urls: readonly string[];
   /** The invite token of a rendezvous that needs one (see {@link rendezvousToken}). */
   readonly token?: string;
   readonly identity: SessionIdentity;
@@ -84,6 +86,21 @@ export interface KeepRendezvousOptions {
   readonly renewal?: () => Promise<void>;
 }
 
+/** How one registration ended. */
+type Ending = 'signal' | 'rendezvous' | 'renew';
+
+/** Waits until the registration `rv` ends: Ctrl-C, the connection dropped, or a renewal was asked for. */
+function registrationEnd(rv: RendezvousClient, o: KeepRendezvousOptions): Promise<Ending> {
+  if (o.signal.aborted) return Promise.resolve('signal');
+  let onAbort: (() => void) | undefined;
+  return new Promise<Ending>((resolve) => {
+    onAbort = () => resolve('signal');
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    void rv.closed.then(() => resolve('rendezvous'));
+    void o.renewal?.().then(() => resolve('renew'));
+  }).finally(() => o.signal.removeEventListener('abort', onAbort!)); // one listener per registration would pile up
+}
+
 /**
  * Keeps a command registered until `signal` (Ctrl-C): registers, lets `onRegistered` start its
  * work, and when the connection drops (a server restart, a network outage) registers again,
@@ -92,30 +109,36 @@ export interface KeepRendezvousOptions {
  * The first registration's failure ends the command (exit 3 when nothing answered, 1 when the
  * server refused). A connection replaced by another process with the same identity (4000)
  * ends it with exit 1 and {@link replacedMessage}: reconnecting would replace the other process
- * in turn, for ever.
+ * in turn, for ever. Only the connection in use counts: one already left (renewed, or dropped
+ * for silence) may end with any code.
+ *
+ * With several nodes (URLs, or a name with several addresses) it starts at a random one, pings
+ * it (every 1 s, dropped after 1.5 s of silence) and, when it goes away, registers with the next
+ * one at once (`rendezvous-switched`, from/to), going around the list; only a second drop
+ * within a minute waits as above, and a round where no node answered backs off as above (and
+ * resolves the names again).
  */
 export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> {
   const { signal, emit } = o;
+  const nodes = await RendezvousNodes.resolve(o.urls, signal);
   let first = true;
   let backoff = 1000;
   let dropDelay = 500;
+  let lastDropAt = -Infinity;
+  let wait = 0;
+  let previous: string | undefined;
   while (!signal.aborted) {
-    let rv: RendezvousClient;
-    try {
-      rv = await RendezvousClient.connect({ url: o.url, identity: o.identity, signal, token: o.token });
-    } catch (e) {
-      if (signal.aborted) break;
-      if (!(e instanceof StunClientError || e instanceof RendezvousError)) throw e;
-      if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
-      if (first) {
-        o.io.stderr.write(`nat ${o.command}: ${e.message}\n`);
-        return e.code === 'SOCKET' || e.code === 'TIMEOUT' ? ExitCode.NoAnswer : ExitCode.Failure;
-      }
-      emit({ event: 'rendezvous-retry', error: e.message, retryMs: backoff }, `rendezvous unreachable (${e.message}); retrying in ${backoff / 1000} s`);
-      await delay(backoff, undefined, { signal }).catch(() => {});
+    if (wait > 0) await delay(wait, undefined, { signal }).catch(() => {});
+    if (signal.aborted) break;
+    const rv = await registerOnce(o, nodes, first, backoff);
+    if (typeof rv === 'number') {
+      if (first) return rv;
+      wait = backoff;
       backoff = Math.min(backoff * 2, 30_000);
+      await nodes.refresh(signal).catch(() => {}); // aborted: the loop ends
       continue;
     }
+    if (rv === undefined) break;
     backoff = 1000;
     let stop: (() => void) | number;
     try {
@@ -128,19 +151,19 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       await rv.close();
       return stop;
     }
+    const here = RendezvousNodes.describe(rv);
+    if (previous !== undefined && previous !== here)
+      emit({ event: 'rendezvous-switched', from: previous, to: here }, `rendezvous moved from ${previous} to ${here}`);
     if (!first) emit({ event: 'rendezvous-reconnected', id: rv.id }, o.reconnected);
     first = false;
+    previous = here;
     const registeredAt = performance.now();
-    const ended = await new Promise<'signal' | 'rendezvous' | 'renew'>((resolve) => {
-      if (signal.aborted) return resolve('signal');
-      signal.addEventListener('abort', () => resolve('signal'), { once: true });
-      void rv.closed.then(() => resolve('rendezvous'));
-      void o.renewal?.().then(() => resolve('renew'));
-    });
+    const ended = await registrationEnd(rv, o);
     stop();
     if (ended === 'renew') {
       // not awaited: a connection whose address is gone never answers the close handshake (2 s)
       void rv.close();
+      wait = 0;
       continue;
     }
     await rv.close();
@@ -149,15 +172,56 @@ export async function keepRendezvous(o: KeepRendezvousOptions): Promise<number> 
       o.io.stderr.write(replacedMessage(o.command, o.identity));
       return ExitCode.Failure;
     }
+    nodes.dropped(rv);
     // a server that closed us (4003 rate limited, 1001 shutting down) is not asked again at once;
-    // drops soon after registering back off further (1 s doubling to 30 s)
-    dropDelay = performance.now() - registeredAt > 60_000 ? 1000 : Math.min(dropDelay * 2, 30_000);
-    const code = rv.closeInfo?.code ?? null;
-    emit(
-      { event: 'rendezvous-lost', code, retryMs: dropDelay },
-      `the rendezvous connection dropped (${code ?? '?'}${closeCodeText(code)}); reconnecting in ${dropDelay / 1000} s (${o.keeps} stay up)`,
-    );
-    await delay(dropDelay, undefined, { signal }).catch(() => {});
+    // drops soon after registering back off further (1 s doubling to 30 s). With several nodes
+    // the next one is asked at once, unless the previous drop was less than a minute ago.
+    const now = performance.now();
+    dropDelay = now - registeredAt > 60_000 ? 1000 : Math.min(dropDelay * 2, 30_000);
+    wait = nodes.several && now - lastDropAt > 60_000 ? 0 : dropDelay;
+    lastDropAt = now;
+    emitLost(o, rv, nodes.several, wait);
   }
   return ExitCode.Ok;
+}
+
+/** The `rendezvous-lost` line. */
+function emitLost(o: KeepRendezvousOptions, rv: RendezvousClient, several: boolean, wait: number): void {
+  const code = rv.closeInfo?.code ?? null;
+  const reason = rv.closeInfo?.reason ?? '';
+  const why = `${code ?? '?'}${closeCodeText(code)}${several && reason !== '' && closeCodeText(code) === '' ? ` ${reason}` : ''}`;
+  const next = several ? `${wait === 0 ? 'moving to the next node now' : `moving to the next node in ${wait / 1000} s`}` : `reconnecting in ${wait / 1000} s`;
+  o.emit(
+    { event: 'rendezvous-lost', code, retryMs: wait, ...(several ? { from: RendezvousNodes.describe(rv), reason } : {}) },
+    `the rendezvous connection${several ? ` to ${RendezvousNodes.describe(rv)}` : ''} dropped (${why}); ${next} (${o.keeps} stay up)`,
+  );
+}
+
+/**
+ * One registration attempt over the nodes: the client, an exit code when it failed (the first
+ * time: the command ends with it; later: the loop backs off), or undefined on Ctrl-C.
+ */
+async function registerOnce(o: KeepRendezvousOptions, nodes: RendezvousNodes, first: boolean, backoff: number): Promise<RendezvousClient | number | undefined> {
+  try {
+    return await nodes.connect({
+      identity: o.identity,
+      signal: o.signal,
+      token: o.token,
+      onAttemptFailed: (t, e) =>
+        o.emit(
+          { event: 'rendezvous-retry', url: describeRendezvousTarget(t), error: e.message, retryMs: 0 },
+          `rendezvous ${describeRendezvousTarget(t)} unreachable (${e.message}); trying the next node`,
+        ),
+    });
+  } catch (e) {
+    if (o.signal.aborted) return undefined;
+    if (!(e instanceof StunClientError || e instanceof RendezvousError)) throw e;
+    if (e.code === 'BAD_ADDRESS') throw new UsageError(`--rendezvous: ${e.message}`);
+    if (first) {
+      o.io.stderr.write(`nat ${o.command}: ${e.message}\n`);
+      return e.code === 'SOCKET' || e.code === 'TIMEOUT' ? ExitCode.NoAnswer : ExitCode.Failure;
+    }
+    o.emit({ event: 'rendezvous-retry', error: e.message, retryMs: backoff }, `rendezvous unreachable (${e.message}); retrying in ${backoff / 1000} s`);
+    return ExitCode.NoAnswer;
+  }
 }

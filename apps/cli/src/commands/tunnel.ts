@@ -23,7 +23,6 @@ import {
   PeerLinkError,
   PortMapper,
   type RendezvousClient,
-  RendezvousClient as Rendezvous,
   RendezvousError,
   acceptPeers,
   connectionDiagnosis,
@@ -53,6 +52,7 @@ import {
 } from './ping.js';
 import { TunnelStatus, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
 import { explainFailure } from './ice-failure.js';
+import { RendezvousNodes, rendezvousUrls } from './rendezvous-nodes.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 import { RendezvousRenewal } from './tunnel-renew.js';
 import { resetTcp, spliceTunnel } from './tunnel-splice.js';
@@ -135,9 +135,9 @@ function checkPeerIds(ids: readonly string[], what: string): Set<string> {
 export async function exposeServices(
   target: string | undefined,
   o: ExposeOptions,
-): Promise<{ services: ExposedService[]; rendezvous: string | undefined; identity: string | undefined }> {
+): Promise<{ services: ExposedService[]; rendezvous: string | readonly string[] | undefined; identity: string | undefined }> {
   const services: ExposedService[] = [];
-  let rendezvous: string | undefined;
+  let rendezvous: string | readonly string[] | undefined;
   let identity: string | undefined;
   if (o.config !== undefined) {
     let raw: unknown;
@@ -152,9 +152,11 @@ export async function exposeServices(
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('expected a JSON object with "services"');
     const c = raw as Record<string, unknown>;
     for (const k of Object.keys(c)) if (!['rendezvous', 'identity', 'services'].includes(k)) bad(`unknown key ${JSON.stringify(k)}`);
-    if (c['rendezvous'] !== undefined && typeof c['rendezvous'] !== 'string') bad('"rendezvous" must be a URL string');
+    const rv = c['rendezvous'];
+    if (rv !== undefined && typeof rv !== 'string' && !(Array.isArray(rv) && rv.length > 0 && rv.every((u) => typeof u === 'string')))
+      bad('"rendezvous" must be a URL string, or an array of them (several nodes)');
     if (c['identity'] !== undefined && typeof c['identity'] !== 'string') bad('"identity" must be a file name');
-    rendezvous = c['rendezvous'] as string | undefined;
+    rendezvous = rv as string | string[] | undefined;
     identity = c['identity'] as string | undefined;
     if (!Array.isArray(c['services']) || c['services'].length === 0) bad('"services" must be a non-empty array');
     for (const [i, s] of (c['services'] as unknown[]).entries()) {
@@ -265,8 +267,8 @@ const pathText = (p: ConnectionPath, changed = 'path'): string =>
  */
 export async function exposeCommand(target: string | undefined, o: ExposeOptions, io: Io, signal: AbortSignal): Promise<number> {
   const { services, rendezvous, identity: identityFile } = await exposeServices(target, o);
-  const url = o.rendezvous ?? rendezvous;
-  if (url === undefined) throw new UsageError('--rendezvous URL is required (or "rendezvous" in --config)');
+  const urls = rendezvousUrls(o.rendezvous ?? rendezvous);
+  if (urls.length === 0) throw new UsageError('--rendezvous URL is required (or "rendezvous" in --config)');
   const options = connectionOptions(o, signal);
   const identity = await loadIdentity(o.identity ?? identityFile);
   const emit = emitter(o, io);
@@ -381,6 +383,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         {
           event: 'ready',
           id: rv.id,
+          rendezvous: RendezvousNodes.describe(rv),
           services: services.map((s) => ({ name: s.name, target: `${s.target.host}:${s.target.port}`, allow: s.allow === undefined ? 'any' : [...s.allow] })),
           ...(portMapping === null ? {} : { portMapping }),
         },
@@ -389,7 +392,9 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     else {
       io.stdout.write(`${rv.id}\n`);
       const summary = services.map((s) => `${s.name} -> ${s.target.host}:${s.target.port}`).join(', ');
-      io.stderr.write(`exposing ${summary} as peer ${rv.id} on ${url}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`);
+      io.stderr.write(
+        `exposing ${summary} as peer ${rv.id} on ${RendezvousNodes.describe(rv)}${identity.created ? ` (new identity ${identity.path})` : ''}; Ctrl-C stops\n`,
+      );
       const pm = describePortMapper(mapper);
       if (pm !== undefined) io.stderr.write(`${pm}\n`);
     }
@@ -398,7 +403,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
 
   try {
     return await keepRendezvous({
-      url,
+      urls,
       token: rendezvousToken(o.rendezvousToken),
       identity,
       command: 'expose',
@@ -437,7 +442,8 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
   const emit = emitter(o, io);
   const header = encodeTunnelHeader(service);
 
-  const opened = await openRendezvous(o, identity, io, signal, 'connect');
+  const nodes = await RendezvousNodes.resolve(rendezvousUrls(o.rendezvous), signal);
+  const opened = await openRendezvous(o, identity, io, signal, 'connect', nodes);
   if (typeof opened === 'number') return opened;
   let rv = opened;
   let peerId = nameOrPeer;
@@ -447,12 +453,12 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
     } catch (e) {
       await rv.close();
       if (e instanceof RendezvousError && e.code === 'unknown-name') {
-        io.stderr.write(`nat connect: nobody exposes the name ${nameOrPeer} on ${o.rendezvous} (check the name, or run nat expose first)\n`);
+        io.stderr.write(`nat connect: nobody exposes the name ${nameOrPeer} on ${RendezvousNodes.describe(rv)} (check the name, or run nat expose first)\n`);
         return ExitCode.NoAnswer;
       }
       throw e;
     }
-    if (pin !== undefined && peerId !== pin) return refusePinned(rv, io, { name: nameOrPeer, resolved: peerId, pin, rendezvous: o.rendezvous });
+    if (pin !== undefined && peerId !== pin) return refusePinned(rv, io, { name: nameOrPeer, resolved: peerId, pin, rendezvous: RendezvousNodes.describe(rv) });
     if (peerId === rv.id) await rv.close(); // a nat expose with this same identity: registering replaced it
     checkNotSelf(peerId, identity, 'connect', `the name ${nameOrPeer} is exposed by peer ${peerId}, which`);
   }
@@ -470,12 +476,16 @@ export async function connectCommand(arg: string, o: ConnectOptions, io: Io, sig
   const renewRendezvous = async (): Promise<RendezvousClient> => {
     retired.add(rv); // the new registration replaces it: that is no reason to stop
     void rv.close(); // without waiting: a dead connection takes 2 s to give up
-    rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    rv = await nodes.connect({ identity, signal, token: rendezvousToken(o.rendezvousToken) });
     return rv;
   };
   const openOnce = async (): Promise<PeerLink> => {
     if (rv.replaced) throw new RendezvousError('replaced', replacedMessage('connect', identity));
-    if (rv.closeInfo !== undefined) rv = await Rendezvous.connect({ url: o.rendezvous, identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    if (rv.closeInfo !== undefined) {
+      // its node went away (or dropped it): with several nodes, the next one first
+      if (!retired.has(rv)) nodes.dropped(rv);
+      rv = await nodes.connect({ identity, signal, token: rendezvousToken(o.rendezvousToken) });
+    }
     const punch = await punchOptions(o, rv, signal).catch(() => undefined);
     const peer = peerId;
     const pm =

@@ -1,4 +1,5 @@
 import { sign } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
 import { eventIterator } from '../event-iterator.js';
 import type { ConnectionOptions } from 'node:tls';
 import {
@@ -21,6 +22,8 @@ import {
 import WebSocket from 'ws';
 import { RendezvousError, StunClientError, abortError } from '../errors.js';
 import { type RendezvousIdentity, peerIdOf, rawPublicKeyBase64url } from './identity.js';
+import { PingDeadline } from './liveness.js';
+import { pinnedLookup } from './pinned-lookup.js';
 
 /** A message one peer sends another through the rendezvous server. */
 export type RelayedMessage = OfferMessage | AnswerMessage | CandidateMessage | EndOfCandidatesMessage | ByeMessage;
@@ -40,6 +43,12 @@ export type OutgoingRelayedMessage = DistributiveOmit<RelayedMessage, 'v' | 'fro
 export interface RendezvousConnectOptions {
   /** The service's WebSocket URL (`ws:` or `wss:`). Required. */
   readonly url: string;
+  /**
+   * Connect to this IP address instead of resolving the URL's host name (one of the name's
+   * several addresses, see `resolveRendezvousTargets`); the name still goes in the Host header
+   * and the TLS server name. Default: the URL's host, resolved as usual.
+   */
+  readonly address?: string;
   /** The Ed25519 key pair to register with. Required. */
   readonly identity: RendezvousIdentity;
   /** Aborts connecting and registering (rejects with code `ABORTED`). */
@@ -52,6 +61,15 @@ export interface RendezvousConnectOptions {
    * intervals. Default 30,000; 0 disables.
    */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * Every this many ms a protocol `ping` goes to the server, and when nothing at all came back
+   * within {@link pingTimeoutMs} the connection is dropped (close code 1006, reason `no answer
+   * to ping within N ms`): notices a stopped or vanished server within interval + timeout.
+   * Default 0 (off; `connectRendezvousTargets` turns it on when there are several targets).
+   */
+  readonly pingIntervalMs?: number;
+  /** How long a protocol `ping` may go unanswered, ms. Default 1,500 (with {@link pingIntervalMs}). */
+  readonly pingTimeoutMs?: number;
   /** Largest message accepted from the server, bytes. Default 65,536. */
   readonly maxMessageBytes?: number;
   /** TLS settings for `wss:` (`ca`, `rejectUnauthorized`, `servername`). Default: system CAs. */
@@ -106,6 +124,8 @@ export class RendezvousClient {
   readonly id: string;
   /** The service URL. */
   readonly url: string;
+  /** The address connected to, when it was given ({@link RendezvousConnectOptions.address}). */
+  readonly address: string | undefined;
   readonly #ws: WebSocket;
   readonly #listeners: { [E in keyof RendezvousClientEvents]: Set<RendezvousClientEvents[E]> } = { message: new Set(), close: new Set() };
   readonly #pings = new Map<string, (answered: boolean) => void>();
@@ -116,19 +136,23 @@ export class RendezvousClient {
   #nextId = 0;
   #alive = true;
   #heartbeat: NodeJS.Timeout | undefined;
+  #pingDeadline: PingDeadline | undefined;
+  #silence: string | undefined;
   #closeInfo: RendezvousCloseInfo | undefined;
   readonly #closedPromise: Promise<RendezvousCloseInfo>;
   #registered: ((m: SignallingMessage) => void) | undefined;
 
-  private constructor(url: string, id: string, ws: WebSocket, maxBytes: number) {
+  private constructor(url: string, address: string | undefined, id: string, ws: WebSocket, maxBytes: number) {
     this.url = url;
+    this.address = address;
     this.id = id;
     this.#ws = ws;
     this.#maxBytes = maxBytes;
     this.#closedPromise = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         clearInterval(this.#heartbeat);
-        this.#closeInfo = { code, reason: reason.toString('utf8') };
+        this.#pingDeadline?.stop();
+        this.#closeInfo = { code, reason: this.#silence ?? reason.toString('utf8') };
         for (const wake of this.#pings.values()) wake(false);
         this.#pings.clear();
         for (const wake of this.#nameRequests.values()) wake(undefined);
@@ -139,7 +163,10 @@ export class RendezvousClient {
     });
     // A socket error is always followed by 'close', which is where it is reported.
     ws.on('error', () => {});
-    ws.on('pong', () => (this.#alive = true));
+    ws.on('pong', () => {
+      this.#alive = true;
+      this.#pingDeadline?.heard();
+    });
     ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
   }
 
@@ -165,14 +192,17 @@ export class RendezvousClient {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const maxBytes = options.maxMessageBytes ?? MAX_SIGNALLING_MESSAGE_BYTES;
     const headers = options.token === undefined ? undefined : { authorization: `Bearer ${options.token}` };
-    const ws = new WebSocket(url, {
+    // `lookup` goes through ws to the socket's connect (not in ws's option types)
+    const wsOptions: WebSocket.ClientOptions & { lookup?: LookupFunction } = {
       ...options.tls,
       ...(headers ? { headers } : {}),
+      ...(options.address === undefined ? {} : { lookup: pinnedLookup(options.address) }),
       maxPayload: maxBytes,
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
-    });
-    const client = new RendezvousClient(options.url, id, ws, maxBytes);
+    };
+    const ws = new WebSocket(url, wsOptions);
+    const client = new RendezvousClient(options.url, options.address, id, ws, maxBytes);
 
     return new Promise<RendezvousClient>((resolve, reject) => {
       let settled = false;
@@ -186,6 +216,7 @@ export class RendezvousClient {
         client.#registered = undefined;
         if (error === undefined) {
           client.#startHeartbeat(options.heartbeatIntervalMs ?? 30_000);
+          client.#startPings(options.pingIntervalMs ?? 0, options.pingTimeoutMs ?? 1500);
           resolve(client);
         } else {
           ws.terminate();
@@ -411,8 +442,18 @@ export class RendezvousClient {
     this.#heartbeat.unref();
   }
 
+  #startPings(intervalMs: number, timeoutMs: number): void {
+    if (intervalMs <= 0) return;
+    const send = (): void => this.#sendRaw({ v: SIGNALLING_VERSION, type: 'ping', id: this.#newId() });
+    this.#pingDeadline = new PingDeadline(intervalMs, timeoutMs, send, () => {
+      this.#silence = `no answer to ping within ${timeoutMs} ms`;
+      this.#ws.terminate();
+    });
+  }
+
   #receive(data: WebSocket.RawData, isBinary: boolean): void {
     this.#alive = true;
+    this.#pingDeadline?.heard();
     if (isBinary) return;
     const text = Buffer.isBuffer(data)
       ? data.toString('utf8')

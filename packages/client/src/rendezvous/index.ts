@@ -18,6 +18,13 @@
  * await rv.close();
  * ```
  *
+ * Several nodes: {@link resolveRendezvousTargets} turns URLs (a host name with several addresses
+ * counts as one target per address) into targets, and {@link connectRendezvousTargets} registers
+ * with the first that accepts, from a given start index around the list once, with the protocol
+ * ping on (every 1 s, dropped after 1.5 s without an answer) so that a stopped node is left fast.
+ * Staying registered (moving on when the connection drops) is the caller's loop: `nat listen`'s
+ * is in apps/cli `keepRendezvous`.
+ *
  * Errors are StunClientError (the client layer's one error type) with `code` `BAD_ADDRESS`,
  * `SOCKET`, `ERROR_RESPONSE` (`reason` = the signalling error code), `BAD_RESPONSE`, `TIMEOUT`
  * or `ABORTED`.
@@ -35,6 +42,16 @@ export {
   type RelayedMessage,
   type OutgoingRelayedMessage,
 } from './client.js';
+export {
+  type RendezvousTarget,
+  type ResolveRendezvousTargetsOptions,
+  type ConnectRendezvousTargetsOptions,
+  FAILOVER_PING_INTERVAL_MS,
+  FAILOVER_PING_TIMEOUT_MS,
+  connectRendezvousTargets,
+  describeRendezvousTarget,
+  resolveRendezvousTargets,
+} from './targets.js';
 export {
   type RendezvousIdentity,
   type LoadedIdentity,
