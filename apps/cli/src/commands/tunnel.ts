@@ -51,7 +51,7 @@ import {
   portMapperJson,
   punchOptions,
 } from './ping.js';
-import { TunnelStatus, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
+import { TunnelStatus, encodeProxyV2Header, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 import { RendezvousRenewal } from './tunnel-renew.js';
@@ -75,6 +75,8 @@ export interface ExposeOptions extends TunnelCommonOptions, AdmissionFlags {
   readonly allowAny?: boolean;
   /** `--config FILE`: several services (JSON). */
   readonly config?: string;
+  /** `--proxy-protocol`: each connection to a target starts with a PROXY v2 header naming the peer link's remote address. */
+  readonly proxyProtocol?: boolean;
 }
 
 /** Options of `nat connect`. */
@@ -255,6 +257,20 @@ const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => 
 const pathText = (p: ConnectionPath, changed = 'path'): string =>
   p.restarting === true ? `ICE restart: looking for a new path (the one in use: ${describePath(p)})` : `${changed} ${describePath(p)}`;
 
+/**
+ * `nat expose --proxy-protocol`: the PROXY v2 header of a connection carried by a link on `path`:
+ * source the peer's end of the path (its address as this host sees it: its NAT's public address
+ * on a direct path, the relay's on a relayed one), destination this host's end. LOCAL when the
+ * path is unknown or the two ends are of different families.
+ */
+export function linkProxyHeader(path: ConnectionPath | undefined): Uint8Array {
+  try {
+    return encodeProxyV2Header('tcp', path?.remoteCandidate.address, path?.localCandidate.address);
+  } catch {
+    return encodeProxyV2Header('tcp');
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // nat expose
 
@@ -278,7 +294,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
   let mapper: PortMapper | PortMapReport | undefined;
 
-  const handleStream = async (link: PeerLink, stream: Duplex): Promise<void> => {
+  const handleStream = async (link: PeerLink, stream: Duplex, conn: IceConnection): Promise<void> => {
     stream.on('error', () => {});
     const head = await readExactly(stream, 2, signal);
     const answer = (status: number): void => {
@@ -318,6 +334,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     });
     tcp.once('connect', () => {
       connected = true;
+      if (o.proxyProtocol === true) tcp.write(linkProxyHeader(conn.path));
       stream.write(Buffer.from([TunnelStatus.Ok]));
       spliceTunnel(tcp, stream, link, emit, link.remotePeerId);
     });
@@ -335,7 +352,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         links.add(link);
         emit({ event: 'link', peer, route: link.stats.route }, `${peer}: peer link up (Noise XX, key verified)`);
         link.on('route', (route) => emit({ event: 'route', peer, route }, `${peer}: ${describeRoute(route)}`));
-        link.on('stream', (s) => void handleStream(link, s));
+        link.on('stream', (s) => void handleStream(link, s, conn));
         link.on('close', (e) => {
           links.delete(link);
           emit({ event: 'link-closed', peer, reason: e?.message ?? 'closed' }, `${peer}: peer link closed${e === undefined ? '' : `: ${e.message}`}`);
