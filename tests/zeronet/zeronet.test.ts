@@ -8,6 +8,7 @@
  * (ii) the same from an unmodified ZeroNet behind another symmetric NAT;
  * (v) a second peer with the plugin behind its NAT reaches the owner (which advertises itself as the
  *     owner of its public port) directly over a peer link, not through the server;
+ * (vi) behind a symmetric NAT again, where no direct path exists, it falls back to the server;
  * (iv) a killed nat child is restarted, and the child stops when ZeroNet stops;
  * (iii) with UPnP on the owner's router (miniupnpd) the plugin maps the port instead, and the
  *     tracker records the router's public address.
@@ -58,7 +59,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () => {
   let lab: ZeroNetLab;
   let root: string;
-  const homes: Record<'trk' | 'own' | 'p3' | 'p2' | 'p3u' | 'p2d', ZeroNetHome> = {} as never;
+  const homes: Record<'trk' | 'own' | 'p3' | 'p2' | 'p3u' | 'p2d' | 'p2f', ZeroNetHome> = {} as never;
   let site: string;
   let payload: Buffer;
   let owner: LabProcess;
@@ -104,7 +105,7 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     checkZeroNetPython();
     lab = await createZeroNetLab();
     root = extractZeroNet(tarball, join(lab.tmpDir, 'src'));
-    for (const name of ['trk', 'own', 'p3', 'p2', 'p3u', 'p2d'] as const) homes[name] = makeHome(lab.tmpDir, name);
+    for (const name of ['trk', 'own', 'p3', 'p2', 'p3u', 'p2d', 'p2f'] as const) homes[name] = makeHome(lab.tmpDir, name);
     enableBuiltin(homes.trk, 'Bootstrapper');
     lab.spawn('trk', zeronet(homes.trk, ['--fileserver_ip', ZN.tracker, '--fileserver_port', String(PORT), '--ip_external', ZN.tracker]));
     lab.spawn('inet', [
@@ -209,6 +210,19 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     expect(ct).toMatch(new RegExp(`^udp .*src=${ZN.peer2} dst=${ZN.router1Wan} `, 'm'));
     // The owner's fileserver saw the peer's NAT address (PROXY v2 from nat expose over the link), over TLS.
     expect([...ownerLog().matchAll(connectedOverTls(ZN.router2Wan, 'g'))].length).toBeGreaterThan(tlsBefore);
+  }, 180_000);
+
+  test('(vi) with no direct path (both NATs symmetric, no relay) the peer with the plugin falls back to the server, said once', async () => {
+    await lab.setRouter('r2', 'symmetric');
+    expect((await lab.exec('r2', ['conntrack', '-F'])).code).toBe(0);
+    expect(installPlugin(homes.p2f)).toMatch(/NatTraversal installed/);
+    await download('p2', homes.p2f, ['--nat_mode', 'off', '--nat_rendezvous', RENDEZVOUS, '--nat_bin', `${process.execPath} ${NAT_CLI}`]);
+    const server = `${ZN.server.replace(/\./g, '\\.')}:${PUBLIC}`;
+    const fallbacks = [...downloadLog.matchAll(new RegExp(`owner [a-z2-7]{32} of ${server}: .*; connecting through the server`, 'g'))];
+    expect(fallbacks).toHaveLength(1);
+    expect(downloadLog).not.toMatch(/goes over the direct peer link/);
+    // This time the bytes went through the server's public port.
+    expect((await lab.exec('r2', ['conntrack', '-L'])).stdout).toMatch(new RegExp(`^tcp .*src=${ZN.peer2} dst=${ZN.server} .*dport=${PUBLIC} `, 'm'));
   }, 180_000);
 
   test('(iv) a killed nat child is restarted; ZeroNet stopping stops its child', async () => {
