@@ -29,7 +29,10 @@ import gevent.event
 import gevent.lock
 from gevent import subprocess
 
-from .NatChild import dieWithParent
+try:
+    from .NatChild import dieWithParent
+except ImportError:  # loaded on its own, outside ZeroNet (the tests)
+    from NatChild import dieWithParent
 
 log = logging.getLogger("NatTraversal")
 

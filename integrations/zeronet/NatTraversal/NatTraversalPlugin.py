@@ -51,6 +51,7 @@ class NatState(object):
         self.trackers_proxy_before = None
         self.socks = None  # "127.0.0.1:PORT" of nat expose --outbound-socks, once it listens
         self.peer_id = None  # with --nat_advertise_peer: this fileserver's peer id (nat id)
+        self.identity = None  # ... and the file of its key
         self.link_child = None  # with --nat_advertise_peer: the peer-link nat expose, once exposed
         self.router = None  # Direct.DirectRouter of the fetching side, made on first use
 
@@ -66,25 +67,36 @@ def natArgv():
     return shlex.split(config.nat_bin)
 
 
-def identityPath():
-    return os.path.join(config.data_dir, "nat-identity.pem")
+def configIdentity():
+    """With --nat_config: its "identity" (the public child takes its key from there, else nat's default)."""
+    try:
+        with open(config.nat_config, encoding="utf8") as f:
+            value = json.load(f).get("identity")
+        return value if isinstance(value, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def ownPeerId():
-    """Creates (first time) and reads this fileserver's key with `nat id`: its peer id, or None."""
-    argv = natArgv() + ["id", "--identity", identityPath(), "--json"]
+    """Creates (first time) and reads the key the public child advertises, with `nat id`: sets state.peer_id
+    and state.identity. Without --nat_config it is DATA_DIR/nat-identity.pem; with it, the file's "identity"
+    or nat's default identity (--identity on the command line would make nat ignore the file's "user")."""
+    if config.nat_config:
+        key = configIdentity()
+    else:
+        key = os.path.join(config.data_dir, "nat-identity.pem")
+    argv = natArgv() + ["id", "--json"] + (["--identity", key] if key else [])
     try:
-        out = subprocess.check_output(argv, stdin=subprocess.DEVNULL, timeout=30, preexec_fn=dieWithParent)
-        return json.loads(out.decode("utf8"))["id"]
+        out = json.loads(subprocess.check_output(argv, stdin=subprocess.DEVNULL, timeout=30, preexec_fn=dieWithParent).decode("utf8"))
+        state.peer_id, state.identity = out["id"], out["identity"]
     except Exception as err:
         log.error("--nat_advertise_peer: cannot read this peer's id with %s: %s; the owner is not advertised" % (" ".join(argv), err))
-        return None
 
 
 def linkCommand(port, target_ip):
     """The peer-link exposure of the fileserver: any peer of the rendezvous may open a link (the site is public anyway)."""
     argv = natArgv() + ["expose", "%s:%s" % (target_ip, port), "--name", "zeronet-%s" % state.peer_id, "--allow-any", "--proxy-protocol"]
-    return argv + ["--rendezvous", config.nat_rendezvous, "--identity", identityPath(), "--json"]
+    return argv + ["--rendezvous", config.nat_rendezvous, "--identity", state.identity, "--json"]
 
 
 def buildCommands(port, target_ip):
@@ -111,7 +123,7 @@ def buildCommands(port, target_ip):
             if config.nat_announce_via_server:
                 argv += ["--outbound-socks", "127.0.0.1:0"]  # nat picks the port and reports it
             if state.peer_id:
-                argv += ["--advertise-peer", "--identity", identityPath()]
+                argv += ["--advertise-peer"] + ([] if config.nat_config else ["--identity", state.identity])
             commands.append((mode, argv))
         elif mode == "expose" and config.nat_mode == "expose":
             log.error("--nat_mode expose needs --nat_rendezvous URL (or --nat_config FILE)")
@@ -220,7 +232,7 @@ def startNat(file_server):
         return
     state.file_server = file_server
     if config.nat_advertise_peer and config.nat_rendezvous and any(mode == "expose" for mode, _ in commands):
-        state.peer_id = ownPeerId()
+        ownPeerId()
         commands = buildCommands(file_server.port, "127.0.0.1" if file_server.ip in ("0.0.0.0", "::", "*") else file_server.ip)
     elif config.nat_advertise_peer:
         log.info("--nat_advertise_peer needs --nat_rendezvous (and public exposure): not advertised")
