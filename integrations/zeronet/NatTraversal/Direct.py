@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from urllib.parse import urlparse
 
 import gevent
@@ -105,6 +105,7 @@ class Link(object):
         self.changed = gevent.event.Event()
         self.last_used = time.time()
         self.users = []  # (connection server, ip, port) that routed through it
+        self.stderr = deque(maxlen=20)  # its last lines, for the log when it exits
 
     def start(self):
         try:
@@ -115,7 +116,13 @@ class Link(object):
             return self
         log.info("nat connect child started (pid %s) for owner %s" % (self.proc.pid, self.peer))
         gevent.spawn(self.read)
+        gevent.spawn(self.readStderr)
         return self
+
+    def readStderr(self):
+        # Drained all the time: a full pipe would block the child.
+        for raw in self.proc.stderr:
+            self.stderr.append(raw.decode("utf8", "replace").rstrip())
 
     def read(self):
         for raw in self.proc.stdout:
@@ -137,7 +144,8 @@ class Link(object):
                 self.linked = False
             self.changed.set()
         code = self.proc.wait()
-        err = self.proc.stderr.read().decode("utf8", "replace").strip()
+        gevent.sleep(0.1)  # the last stderr lines
+        err = " / ".join(line for line in self.stderr if line)
         log.info("nat connect child %s (owner %s) exited with code %s%s" % (self.proc.pid, self.peer, code, ": %s" % err[-500:] if err else ""))
         self.dead = True
         self.linked = False
