@@ -51,11 +51,11 @@ import {
   portMapperJson,
   punchOptions,
 } from './ping.js';
-import { TunnelStatus, encodeProxyV2Header, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
+import { TunnelStatus, encodeTunnelHeader, tunnelHeaderStart, tunnelStatusText } from '@nat/protocol';
 import { explainFailure } from './ice-failure.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 import { RendezvousRenewal } from './tunnel-renew.js';
-import { resetTcp, spliceTunnel } from './tunnel-splice.js';
+import { linkProxyHeader, resetTcp, spliceTunnel } from './tunnel-splice.js';
 
 /** The `bye` reason of an exposing peer that refuses a connecting peer's id (no service allows it). */
 const NOT_ALLOWED_BYE = 'not allowed';
@@ -256,20 +256,6 @@ const pathEvent = (peer: string, p: ConnectionPath): Record<string, unknown> => 
 /** A path event for people: a new path, or an ICE restart starting (the host's address or its NAT mapping changed). */
 const pathText = (p: ConnectionPath, changed = 'path'): string =>
   p.restarting === true ? `ICE restart: looking for a new path (the one in use: ${describePath(p)})` : `${changed} ${describePath(p)}`;
-
-/**
- * `nat expose --proxy-protocol`: the PROXY v2 header of a connection carried by a link on `path`:
- * source the peer's end of the path (its address as this host sees it: its NAT's public address
- * on a direct path, the relay's on a relayed one), destination this host's end. LOCAL when the
- * path is unknown or the two ends are of different families.
- */
-export function linkProxyHeader(path: ConnectionPath | undefined): Uint8Array {
-  try {
-    return encodeProxyV2Header('tcp', path?.remoteCandidate.address, path?.localCandidate.address);
-  } catch {
-    return encodeProxyV2Header('tcp');
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // nat expose
