@@ -6,6 +6,9 @@
  *     downloads the site and verifies its signatures; the owner sees the peer's real address
  *     and the connection used TLS;
  * (ii) the same from an unmodified ZeroNet behind another symmetric NAT;
+ * (v) a second peer with the plugin behind its NAT reaches the owner (which advertises itself as the
+ *     owner of its public port) directly over a peer link, not through the server;
+ * (vi) behind a symmetric NAT again, where no direct path exists, it falls back to the server;
  * (iv) a killed nat child is restarted, and the child stops when ZeroNet stops;
  * (iii) with UPnP on the owner's router (miniupnpd) the plugin maps the port instead, and the
  *     tracker records the router's public address.
@@ -38,6 +41,7 @@ import {
 } from './zeronet.js';
 
 const TRACKER = `zero://${ZN.tracker}:15441`;
+const RENDEZVOUS = `ws://${ZN.server}:8443/`;
 const PORT = 15441;
 /** The public port the owner asks nat-server for in (i): another than its own, so that the announced port must be the public one. */
 const PUBLIC = 15442;
@@ -55,11 +59,13 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () => {
   let lab: ZeroNetLab;
   let root: string;
-  const homes: Record<'trk' | 'own' | 'p3' | 'p2' | 'p3u', ZeroNetHome> = {} as never;
+  const homes: Record<'trk' | 'own' | 'p3' | 'p2' | 'p3u' | 'p2d' | 'p2f', ZeroNetHome> = {} as never;
   let site: string;
   let payload: Buffer;
   let owner: LabProcess;
   let miniupnpd: Miniupnpd | undefined;
+  /** ZeroNet's log of the last siteDownload. */
+  let downloadLog = '';
 
   const zeronet = (home: ZeroNetHome, args: readonly string[]): string[] => zeronetArgv(root, home, [TRACKER], args);
   const cli = async (role: ZeroNetNs, home: ZeroNetHome, args: readonly string[], timeoutMs = 60_000): Promise<string> => {
@@ -75,13 +81,15 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     lab.spawn('own', zeronet(homes.own, ['--fileserver_port', String(PORT), '--nat_bin', `${process.execPath} ${NAT_CLI}`, '--nat_wait', '60', ...extra]));
   const childPids = (p: LabProcess, mode: string): number[] =>
     [...p.output().matchAll(new RegExp(`nat child started \\(pid (\\d+), mode ${mode}\\)`, 'g'))].map((m) => Number(m[1]));
-  const connectedOverTls = (ip: string): RegExp => new RegExp(`Conn#\\s*\\d+ ${ip.replace(/\./g, '\\.')}\\s.*Crypt in connection using implicit SSL`);
+  const connectedOverTls = (ip: string, flags = ''): RegExp =>
+    new RegExp(`Conn#\\s*\\d+ ${ip.replace(/\./g, '\\.')}\\s.*Crypt in connection using implicit SSL`, flags);
   const ping = (role: ZeroNetNs, home: ZeroNetHome, ip: string, port: number): Promise<string> => cli(role, home, ['peerPing', ip, String(port)]);
   /** An unmodified ZeroNet that knows the site address and the tracker: downloads the site, then verifies it. */
-  const download = async (role: 'p3' | 'p2', home: ZeroNetHome = homes[role]): Promise<string> => {
-    const got = await cli(role, home, ['siteDownload', site], 120_000);
+  const download = async (role: 'p3' | 'p2', home: ZeroNetHome = homes[role], options: readonly string[] = []): Promise<string> => {
+    const got = await cli(role, home, [...options, 'siteDownload', site], 120_000);
+    downloadLog = readFileSync(join(home.log, 'cmd.log'), 'utf8'); // each CLI action rewrites cmd.log
     expect(got).toMatch(/Downloaded in/);
-    const verify = await cli(role, home, ['siteVerify', site]);
+    const verify = await cli(role, home, [...options, 'siteVerify', site]);
     expect(readFileSync(join(home.data, site, 'payload.bin')).equals(payload)).toBe(true);
     expect(verify).toMatch(/\[OK\] content\.json/);
     expect(verify).toMatch(/\[OK\] All file sha512sum matches/);
@@ -97,7 +105,7 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     checkZeroNetPython();
     lab = await createZeroNetLab();
     root = extractZeroNet(tarball, join(lab.tmpDir, 'src'));
-    for (const name of ['trk', 'own', 'p3', 'p2', 'p3u'] as const) homes[name] = makeHome(lab.tmpDir, name);
+    for (const name of ['trk', 'own', 'p3', 'p2', 'p3u', 'p2d', 'p2f'] as const) homes[name] = makeHome(lab.tmpDir, name);
     enableBuiltin(homes.trk, 'Bootstrapper');
     lab.spawn('trk', zeronet(homes.trk, ['--fileserver_ip', ZN.tracker, '--fileserver_port', String(PORT), '--ip_external', ZN.tracker]));
     lab.spawn('inet', [
@@ -105,7 +113,6 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
       NAT_SERVER,
       '--listen',
       ZN.server,
-      '--no-alt-port',
       '--rendezvous-port',
       '8443',
       '--expose-ports',
@@ -136,12 +143,14 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
   test('(i) exposed through nat-server: a ZeroNet on the internet finds the owner through the tracker, downloads and verifies the site; the owner sees its real address, over TLS', async () => {
     owner = startOwner([
       '--nat_rendezvous',
-      `ws://${ZN.server}:8443/`,
+      RENDEZVOUS,
       '--nat_user',
       'alice:alice-pw',
       '--nat_announce_via_server',
       '--nat_public_port',
       String(PUBLIC),
+      '--nat_advertise_peer',
+      'True', // for (v); peers without the plugin see no difference
     ]);
     await until(
       'the exposed address',
@@ -178,6 +187,44 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     expect(new Set(peers.map((p) => p.split(':')[0]))).toEqual(new Set([ZN.router2Wan, ZN.peer3]));
   }, 180_000);
 
+  test('(v) a second peer with the plugin behind its NAT reaches the owner directly over a peer link, not through the server; the site arrives verified', async () => {
+    // The owner advertised itself as the owner of its public port (--nat_advertise_peer).
+    const told = await lab.exec('p2', [process.execPath, NAT_CLI, 'owner', String(PUBLIC), '--rendezvous', RENDEZVOUS, '--json'], { timeoutMs: 30_000 });
+    expect(JSON.parse(told.stdout)).toMatchObject({ event: 'owner', port: PUBLIC });
+    // Behind Linux's default NAT (port-restricted cone): punching reaches the owner's symmetric NAT
+    // (two symmetric NATs would leave only the relay). Forget the connections of (ii).
+    await lab.setRouter('r2', 'port-restricted-cone');
+    expect((await lab.exec('r2', ['conntrack', '-F'])).code).toBe(0);
+    expect(installPlugin(homes.p2d)).toMatch(/NatTraversal installed/);
+    const tlsBefore = [...ownerLog().matchAll(connectedOverTls(ZN.router2Wan, 'g'))].length;
+    await download('p2', homes.p2d, ['--nat_mode', 'off', '--nat_rendezvous', RENDEZVOUS, '--nat_bin', `${process.execPath} ${NAT_CLI}`]);
+    const log = downloadLog;
+    expect(log).toMatch(
+      new RegExp(`connection to ${ZN.server.replace(/\./g, '\\.')}:${PUBLIC} goes over the direct peer link to owner [a-z2-7]{32} \\(path direct`),
+    );
+    expect(log).toMatch(/nat connect \d+ event: \{[^\n]*"event": "path"[^\n]*"path": "direct"/);
+    // The second peer's router saw no TCP to the server's public port (the bytes did not pass the
+    // server), and UDP to the owner's router (the peer link's direct path).
+    const ct = (await lab.exec('r2', ['conntrack', '-L'])).stdout;
+    expect(ct).not.toMatch(new RegExp(`^tcp .*dst=${ZN.server} .*dport=${PUBLIC} `, 'm'));
+    expect(ct).toMatch(new RegExp(`^udp .*src=${ZN.peer2} dst=${ZN.router1Wan} `, 'm'));
+    // The owner's fileserver saw the peer's NAT address (PROXY v2 from nat expose over the link), over TLS.
+    expect([...ownerLog().matchAll(connectedOverTls(ZN.router2Wan, 'g'))].length).toBeGreaterThan(tlsBefore);
+  }, 180_000);
+
+  test('(vi) with no direct path (both NATs symmetric, no relay) the peer with the plugin falls back to the server, said once', async () => {
+    await lab.setRouter('r2', 'symmetric');
+    expect((await lab.exec('r2', ['conntrack', '-F'])).code).toBe(0);
+    expect(installPlugin(homes.p2f)).toMatch(/NatTraversal installed/);
+    await download('p2', homes.p2f, ['--nat_mode', 'off', '--nat_rendezvous', RENDEZVOUS, '--nat_bin', `${process.execPath} ${NAT_CLI}`]);
+    const server = `${ZN.server.replace(/\./g, '\\.')}:${PUBLIC}`;
+    const fallbacks = [...downloadLog.matchAll(new RegExp(`owner [a-z2-7]{32} of ${server}: .*; connecting through the server`, 'g'))];
+    expect(fallbacks).toHaveLength(1);
+    expect(downloadLog).not.toMatch(/goes over the direct peer link/);
+    // This time the bytes went through the server's public port.
+    expect((await lab.exec('r2', ['conntrack', '-L'])).stdout).toMatch(new RegExp(`^tcp .*src=${ZN.peer2} dst=${ZN.server} .*dport=${PUBLIC} `, 'm'));
+  }, 180_000);
+
   test('(iv) a killed nat child is restarted; ZeroNet stopping stops its child', async () => {
     const [first] = childPids(owner, 'expose');
     expect(first).toBeGreaterThan(0);
@@ -199,6 +246,9 @@ describe('real ZeroNet behind symmetric NATs with the NatTraversal plugin', () =
     expect(await owner.exited).toEqual({ code: null, signal: 'SIGTERM' });
     expect(owner.output()).toContain(`stopping nat child ${second}`);
     expect(processRunning(second)).toBe(false);
+    const links = childPids(owner, 'link');
+    expect(links.length).toBeGreaterThan(0);
+    for (const pid of links) expect(processRunning(pid)).toBe(false);
     // nat-server closed the public port with the exposure.
     expect(await ping('p3', homes.p3, ZN.server, PUBLIC)).not.toMatch(/Response time/);
   }, 120_000);

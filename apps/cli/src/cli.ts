@@ -228,7 +228,10 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
     )
     .option('--public-port <port>', "--public: ask for this public port (e.g. the service's own); default any free one", positiveInt('a port'))
     .option('--udp', '--public: expose a UDP service (datagrams keep their sender address)')
-    .option('--proxy-protocol', '--public: send a PROXY protocol v2 header to TARGET on each connection (the real source address)')
+    .option(
+      '--proxy-protocol',
+      "send a PROXY protocol v2 header to TARGET on each connection: the real source address (with --public), or the peer link's remote address",
+    )
     .option('--allow-source <cidr>', '--public: only these source prefixes may connect (repeatable)', collect, [])
     .option('--deny-source <cidr>', '--public: these source prefixes may not connect (repeatable)', collect, [])
     .option('-k, --insecure', '--public: accept a self-signed certificate on a wss:// rendezvous URL')

@@ -19,7 +19,7 @@ from gevent import subprocess  # ZeroNet does not patch subprocess: this one doe
 PR_SET_PDEATHSIG = 1
 
 
-def _dieWithParent():
+def dieWithParent():
     # The child gets SIGTERM when ZeroNet dies, even by SIGKILL (Linux only; elsewhere a no-op).
     try:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -101,7 +101,7 @@ class NatChild(object):
     def runOne(self, mode, argv):
         """Runs one child until it exits. True if it reported an address."""
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=self.env, preexec_fn=_dieWithParent)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=self.env, preexec_fn=dieWithParent)
         except OSError as err:
             self.log.error("cannot start %s (%s): %s; set --nat_bin to the nat command" % (argv[0], mode, err))
             return False

@@ -8,21 +8,32 @@ with a PROXY v2 header naming the real peer, which this plugin reads so that TLS
 protection and peer records work per real peer. With --nat_announce_via_server the tracker
 announces leave through the server's public address (nat expose --outbound-socks), so that
 trackers record SERVER:PORT.
+
+With --nat_advertise_peer the owner of an exposed fileserver also lets the server tell its peer id
+as the port's owner (nat expose --advertise-peer) and serves the fileserver over peer links (a
+second child, `nat expose 127.0.0.1:PORT --allow-any --proxy-protocol`), so that a fetching
+ZeroNet with this plugin (--nat_direct, Direct.py) connects to it over a direct peer link instead
+of through the server.
 """
 import atexit
+import json
 import logging
 import os
 import shlex
 import signal
+import socket
 
 import gevent
+from gevent import subprocess
 
 from Config import config
 from Plugin import PluginManager
 from util import helper
 
-from . import ProxyV2
-from .NatChild import NatChild
+from Connection import Connection
+
+from . import Direct, ProxyV2
+from .NatChild import NatChild, dieWithParent
 
 allow_reload = False  # the child process and the signal handler live across reloads
 
@@ -39,6 +50,10 @@ class NatState(object):
         self.ip_external_before = None
         self.trackers_proxy_before = None
         self.socks = None  # "127.0.0.1:PORT" of nat expose --outbound-socks, once it listens
+        self.peer_id = None  # with --nat_advertise_peer: this fileserver's peer id (nat id)
+        self.identity = None  # ... and the file of its key
+        self.link_child = None  # with --nat_advertise_peer: the peer-link nat expose, once exposed
+        self.router = None  # Direct.DirectRouter of the fetching side, made on first use
 
     @property
     def exposed(self):
@@ -50,6 +65,38 @@ state = NatState()
 
 def natArgv():
     return shlex.split(config.nat_bin)
+
+
+def configIdentity():
+    """With --nat_config: its "identity" (the public child takes its key from there, else nat's default)."""
+    try:
+        with open(config.nat_config, encoding="utf8") as f:
+            value = json.load(f).get("identity")
+        return value if isinstance(value, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def ownPeerId():
+    """Creates (first time) and reads the key the public child advertises, with `nat id`: sets state.peer_id
+    and state.identity. Without --nat_config it is DATA_DIR/nat-identity.pem; with it, the file's "identity"
+    or nat's default identity (--identity on the command line would make nat ignore the file's "user")."""
+    if config.nat_config:
+        key = configIdentity()
+    else:
+        key = os.path.join(config.data_dir, "nat-identity.pem")
+    argv = natArgv() + ["id", "--json"] + (["--identity", key] if key else [])
+    try:
+        out = json.loads(subprocess.check_output(argv, stdin=subprocess.DEVNULL, timeout=30, preexec_fn=dieWithParent).decode("utf8"))
+        state.peer_id, state.identity = out["id"], out["identity"]
+    except Exception as err:
+        log.error("--nat_advertise_peer: cannot read this peer's id with %s: %s; the owner is not advertised" % (" ".join(argv), err))
+
+
+def linkCommand(port, target_ip):
+    """The peer-link exposure of the fileserver: any peer of the rendezvous may open a link (the site is public anyway)."""
+    argv = natArgv() + ["expose", "%s:%s" % (target_ip, port), "--name", "zeronet-%s" % state.peer_id, "--allow-any", "--proxy-protocol"]
+    return argv + ["--rendezvous", config.nat_rendezvous, "--identity", state.identity, "--json"]
 
 
 def buildCommands(port, target_ip):
@@ -75,6 +122,8 @@ def buildCommands(port, target_ip):
                 argv += ["--insecure"]
             if config.nat_announce_via_server:
                 argv += ["--outbound-socks", "127.0.0.1:0"]  # nat picks the port and reports it
+            if state.peer_id:
+                argv += ["--advertise-peer"] + ([] if config.nat_config else ["--identity", state.identity])
             commands.append((mode, argv))
         elif mode == "expose" and config.nat_mode == "expose":
             log.error("--nat_mode expose needs --nat_rendezvous URL (or --nat_config FILE)")
@@ -95,6 +144,11 @@ def onReachable(reachable):
     log.info("fileserver reachable at %s:%s (%s)" % (reachable.ip, reachable.port, reachable.mode))
     if changed and state.file_server and state.file_server.port_opened:
         gevent.spawn(reannounce)
+    if reachable.mode == "expose" and state.peer_id and state.link_child is None and state.file_server:
+        server = state.file_server
+        argv = linkCommand(server.port, "127.0.0.1" if server.ip in ("0.0.0.0", "::", "*") else server.ip)
+        state.link_child = NatChild([("link", argv)], env=dict(os.environ)).start()
+        log.info("owner advertised as peer %s; the fileserver is also served over peer links" % state.peer_id)
 
 
 def useSocks():
@@ -139,8 +193,11 @@ def reannounce():
 
 
 def stopChild():
-    if state.child:
-        state.child.stop()
+    for child in (state.link_child, state.child):
+        if child:
+            child.stop()
+    if state.router:
+        state.router.stop()
 
 
 def installSignalHandlers():
@@ -156,7 +213,7 @@ def installSignalHandlers():
         gevent.signal_handler(signal.SIGTERM, onTerm)
     except Exception as err:  # not the main thread (tests): the child still dies with us (PR_SET_PDEATHSIG)
         log.debug("no SIGTERM handler: %s" % err)
-    atexit.register(lambda: state.child and state.child.stopNow())
+    atexit.register(lambda: [c.stopNow() for c in (state.child, state.link_child) if c])
 
 
 def ready():
@@ -174,6 +231,11 @@ def startNat(file_server):
             log.info("nothing to try (--nat_mode %s%s)" % (config.nat_mode, ", no --nat_rendezvous" if config.nat_mode == "auto" else ""))
         return
     state.file_server = file_server
+    if config.nat_advertise_peer and config.nat_rendezvous and any(mode == "expose" for mode, _ in commands):
+        ownPeerId()
+        commands = buildCommands(file_server.port, "127.0.0.1" if file_server.ip in ("0.0.0.0", "::", "*") else file_server.ip)
+    elif config.nat_advertise_peer:
+        log.info("--nat_advertise_peer needs --nat_rendezvous (and public exposure): not advertised")
     state.ip_external_before = config.ip_external
     state.trackers_proxy_before = config.trackers_proxy
     env = dict(os.environ)
@@ -202,7 +264,8 @@ class FileServerPlugin(object):
 
     def handleIncomingConnection(self, sock, addr):
         ip = addr[0].lower().replace("::ffff:", "", 1)
-        if state.exposed and ip in ("127.0.0.1", "::1"):
+        # exposed connections (public port or peer links) come from the local nat child with a PROXY v2 header
+        if (state.exposed or state.link_child is not None) and ip in ("127.0.0.1", "::1"):
             try:
                 if ProxyV2.startsWithHeader(sock):
                     source = ProxyV2.readHeader(sock)
@@ -213,6 +276,37 @@ class FileServerPlugin(object):
                 sock.close()
                 return False
         return super(FileServerPlugin, self).handleIncomingConnection(sock, addr)
+
+
+def directRouter():
+    """The fetching side's router (Direct.py), when --nat_direct and --nat_rendezvous are set; made on first use."""
+    if state.router is None and config.nat_direct and config.nat_rendezvous:
+        ips = Direct.serverIps(config.nat_rendezvous)
+        state.router = Direct.DirectRouter(natArgv(), config.nat_rendezvous, config.data_dir, ips, max_links=config.nat_direct_links,
+                                           wait=config.nat_direct_wait, insecure=config.nat_insecure, env=dict(os.environ))
+    if state.router is not None:
+        state.router.own_peer = state.peer_id
+    return state.router
+
+
+_createSocket = Connection.createSocket
+
+
+def createSocket(self):
+    """Connection.createSocket (ZeroNet's Connection class takes no plugins): an outgoing connection to a
+    public port of the nat-server whose owner runs this plugin gets a socket that connects over a direct
+    peer link; the Connection keeps SERVER:PORT as the peer's address."""
+    router = directRouter() if self.ip_type == "ipv4" else None
+    local = router.route(self.ip, self.port, self.server) if router else None
+    if local is None:
+        return _createSocket(self)
+    sock = Direct.DirectSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.redirect = local
+    sock.target = (self.ip, self.port)
+    return sock
+
+
+Connection.createSocket = createSocket
 
 
 @PluginManager.registerTo("SiteAnnouncer")
@@ -247,5 +341,12 @@ class ConfigPlugin(object):
         group.add_argument("--nat_announce_via_server", help="While exposed, send tracker announces through the nat-server (nat expose --outbound-socks; "
                            "needs nat-server --expose-outbound), so that trackers record the server's address", action="store_true")
         group.add_argument("--nat_insecure", help="Accept the nat-server's TLS certificate without checking it", action="store_true")
+        group.add_argument("--nat_advertise_peer", help="While exposed through the nat-server, let it tell this fileserver's peer id as the owner of the public port "
+                           "and serve the fileserver over peer links, so that peers with this plugin connect directly. Privacy: whoever asks the server "
+                           "learns the peer id, and a direct link shows them this host's NAT address", type="bool", choices=[True, False], default=False)
+        group.add_argument("--nat_direct", help="Connect to a public port of the nat-server (--nat_rendezvous) over a direct peer link when its owner advertises itself",
+                           type="bool", choices=[True, False], default=True)
+        group.add_argument("--nat_direct_links", help="Direct peer links (nat connect children) at once", default=8, type=int, metavar="count")
+        group.add_argument("--nat_direct_wait", help="Seconds to wait for a direct path before connecting through the server", default=15, type=float, metavar="seconds")
         group.add_argument("--nat_wait", help="Seconds to wait for the address before the fileserver starts announcing", default=30, type=float, metavar="seconds")
         return super(ConfigPlugin, self).createArguments()

@@ -8,8 +8,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { PeerLink } from '@nat/client';
-import { spliceTcp } from '@nat/protocol';
+import type { ConnectionPath, PeerLink } from '@nat/client';
+import { encodeProxyV2Header, spliceTcp } from '@nat/protocol';
 
 /** What the commands print: a JSON event with `--json`, else a line for people. */
 export type TunnelEmit = (event: Record<string, unknown>, text: string) => void;
@@ -42,4 +42,18 @@ export function spliceTunnel(tcp: Socket, stream: Duplex, link: PeerLink, emit: 
       );
     },
   });
+}
+
+/**
+ * `nat expose --proxy-protocol`: the PROXY v2 header of a connection carried by a link on `path`:
+ * source the peer's end of the path (its address as this host sees it: its NAT's public address
+ * on a direct path, the relay's on a relayed one), destination this host's end. LOCAL when the
+ * path is unknown or the two ends are of different families.
+ */
+export function linkProxyHeader(path: ConnectionPath | undefined): Uint8Array {
+  try {
+    return encodeProxyV2Header('tcp', path?.remoteCandidate.address, path?.localCandidate.address);
+  } catch {
+    return encodeProxyV2Header('tcp');
+  }
 }

@@ -55,7 +55,7 @@ import { explainFailure } from './ice-failure.js';
 import { RendezvousNodes, rendezvousUrls } from './rendezvous-nodes.js';
 import { checkNotSelf, keepRendezvous, rendezvousToken, replacedMessage } from './session.js';
 import { RendezvousRenewal } from './tunnel-renew.js';
-import { resetTcp, spliceTunnel } from './tunnel-splice.js';
+import { linkProxyHeader, resetTcp, spliceTunnel } from './tunnel-splice.js';
 
 /** The `bye` reason of an exposing peer that refuses a connecting peer's id (no service allows it). */
 const NOT_ALLOWED_BYE = 'not allowed';
@@ -75,6 +75,8 @@ export interface ExposeOptions extends TunnelCommonOptions, AdmissionFlags {
   readonly allowAny?: boolean;
   /** `--config FILE`: several services (JSON). */
   readonly config?: string;
+  /** `--proxy-protocol`: each connection to a target starts with a PROXY v2 header naming the peer link's remote address. */
+  readonly proxyProtocol?: boolean;
 }
 
 /** Options of `nat connect`. */
@@ -280,7 +282,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
   /** `--port-map`: opened once, after the first rendezvous connection; each accepted connection maps (and, when it ends, unmaps) its own ports. */
   let mapper: PortMapper | PortMapReport | undefined;
 
-  const handleStream = async (link: PeerLink, stream: Duplex): Promise<void> => {
+  const handleStream = async (link: PeerLink, stream: Duplex, conn: IceConnection): Promise<void> => {
     stream.on('error', () => {});
     const head = await readExactly(stream, 2, signal);
     const answer = (status: number): void => {
@@ -320,6 +322,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
     });
     tcp.once('connect', () => {
       connected = true;
+      if (o.proxyProtocol === true) tcp.write(linkProxyHeader(conn.path));
       stream.write(Buffer.from([TunnelStatus.Ok]));
       spliceTunnel(tcp, stream, link, emit, link.remotePeerId);
     });
@@ -337,7 +340,7 @@ export async function exposeCommand(target: string | undefined, o: ExposeOptions
         links.add(link);
         emit({ event: 'link', peer, route: link.stats.route }, `${peer}: peer link up (Noise XX, key verified)`);
         link.on('route', (route) => emit({ event: 'route', peer, route }, `${peer}: ${describeRoute(route)}`));
-        link.on('stream', (s) => void handleStream(link, s));
+        link.on('stream', (s) => void handleStream(link, s, conn));
         link.on('close', (e) => {
           links.delete(link);
           emit({ event: 'link-closed', peer, reason: e?.message ?? 'closed' }, `${peer}: peer link closed${e === undefined ? '' : `: ${e.message}`}`);
