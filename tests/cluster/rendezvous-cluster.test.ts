@@ -11,6 +11,7 @@ import { RendezvousClient, type RendezvousInbound, generateIdentity, peerIdOf } 
 import { type RedisNode, openRedisNode } from '@nat/redis';
 import { MemoryRelayScope, type RendezvousServer, startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { next as nextOfType } from '../rendezvous/inbox.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 const SESSION = 'Y2x1c3Rlci1zZXNzaW9uLTAx';
@@ -34,23 +35,6 @@ async function client(rv: RendezvousServer, identity = generateIdentity()): Prom
   const c = await RendezvousClient.connect({ url: rv.url, identity, heartbeatIntervalMs: 0 });
   clients.push(c);
   return c;
-}
-
-/** The next message from `iter` of the given type, within `ms`. */
-async function next<T extends RendezvousInbound['type']>(
-  iter: AsyncIterator<RendezvousInbound>,
-  type: T,
-  ms = 5000,
-): Promise<Extract<RendezvousInbound, { type: T }>> {
-  const deadline = AbortSignal.timeout(ms);
-  for (;;) {
-    const r = await Promise.race([
-      iter.next(),
-      new Promise<never>((_, rej) => deadline.addEventListener('abort', () => rej(new Error(`no ${type} within ${ms} ms`)))),
-    ]);
-    if (r.done) throw new Error(`closed before ${type}`);
-    if (r.value.type === type) return r.value as Extract<RendezvousInbound, { type: T }>;
-  }
 }
 
 /** Polls `ok` (bounded) until it holds. */
@@ -167,3 +151,8 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     expect(a.rv.stats().cluster?.storeLosses).toBe(1);
   }, 40_000);
 });
+
+/** The next message of `type` (5 s: Redis round trips on a busy machine). */
+function next<T extends RendezvousInbound['type']>(iter: AsyncIterator<RendezvousInbound>, type: T): Promise<Extract<RendezvousInbound, { type: T }>> {
+  return nextOfType(iter, type, 5000);
+}

@@ -14,10 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '@nat/cli';
 import { RendezvousClient, type RendezvousInbound, generateIdentity } from '@nat/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
+import { cliRunner, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -38,8 +37,7 @@ let redis: RedisServer;
 let dir: string;
 const nodes: Node[] = [];
 const children: ChildProcess[] = [];
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
+const { start: cli, stopAll } = cliRunner();
 const clients: RendezvousClient[] = [];
 let hashService: Awaited<ReturnType<typeof startHashService>>;
 
@@ -71,15 +69,6 @@ async function startNode(ip: string, id: string, extra: string[] = []): Promise<
   const node = { ip, child, rendezvous, udpPort, err: () => err, exited };
   nodes.push(node);
   return node;
-}
-
-function cli(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
 }
 
 async function client(url: string): Promise<RendezvousClient> {
@@ -116,8 +105,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
+  await stopAll();
   await Promise.allSettled(clients.map((c) => c.close()));
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   await Promise.allSettled(nodes.map((n) => n.exited));
