@@ -9,7 +9,7 @@
  */
 import { RendezvousClient, type RendezvousInbound, generateIdentity, peerIdOf } from '@nat/client';
 import { type RedisNode, openRedisNode } from '@nat/redis';
-import { MemoryRelayScope, type RendezvousServer, startRendezvous } from '@nat/server';
+import { MemoryRelayScope, type NameLimits, type RendezvousServer, startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { next as nextOfType } from '../rendezvous/inbox.js';
 import { type RedisServer, startRedis } from './redis.js';
@@ -21,10 +21,10 @@ let redis: RedisServer;
 const nodes: { node: RedisNode; rv: RendezvousServer; scope: MemoryRelayScope }[] = [];
 const clients: RendezvousClient[] = [];
 
-async function startNode(nodeId: string): Promise<(typeof nodes)[number]> {
-  const node = await openRedisNode(redis.url, { nodeId, names: { maxNamesPerPeer: 2 }, commandTimeoutMs: 1000 });
+async function startNode(nodeId: string, names: NameLimits = { maxNamesPerPeer: 2 }, prefix = 'nat:'): Promise<(typeof nodes)[number]> {
+  const node = await openRedisNode(redis.url, { nodeId, names, prefix, commandTimeoutMs: 1000 });
   const scope = new MemoryRelayScope();
-  const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: { maxNamesPerPeer: 2 } });
+  const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: names });
   node.rendezvous.setUrl(rv.url);
   const n = { node, rv, scope };
   nodes.push(n);
@@ -128,6 +128,26 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     await until('alice offline', async () => (await bob.resolveName('shop')).online === false);
     expect(await bob.resolveName('shop')).toEqual({ peerId: aliceOnB.id, online: false });
   });
+
+  it('names: the per-source window, the global cap and the TTL after the owner leaves hold across nodes', async () => {
+    const limits = { maxNamesPerPeer: 4, nameClaimsPerSource: 2, maxNames: 3, nameTtlMs: 1500 };
+    const c = await startNode('node-c', limits, 'ttl:');
+    const d = await startNode('node-d', { ...limits, nameClaimsPerSource: 10 }, 'ttl:');
+    const one = await client(c.rv);
+    const two = await client(d.rv);
+    await one.claimName('n-1');
+    await one.claimName('n-2');
+    // node C allows 2 claims per source per window: the third from 127.0.0.1 is refused there
+    expect(((await one.claimName('n-3').catch((e: unknown) => e)) as Error).message).toMatch(/too many names claimed from this address lately/);
+    // node D allows more per source, but the table holds 3 names in all, counted over both nodes
+    await two.claimName('n-3');
+    expect(((await two.claimName('n-4').catch((e: unknown) => e)) as Error).message).toMatch(/the name table of this rendezvous is full/);
+    // the owner of n-1 leaves: after the TTL the name is free for another key, on the other node
+    await one.close();
+    await until('n-1 released', async () => (await two.claimName('n-1').catch(() => undefined)) !== undefined, 10_000);
+    expect(await two.resolveName('n-1')).toEqual({ peerId: two.id, online: true });
+    expect(await redis.command('GET', 'ttl:name:n-1')).toContain(two.id);
+  }, 20_000);
 
   it('without Redis a node serves its own peers, answers others peer-offline, and recovers when Redis is back', async () => {
     const local1 = await client(a.rv);

@@ -1,6 +1,6 @@
 /**
  * Many machines, on one: a real redis-server and three nat-server nodes (the built binary, each
- * `--redis URL`) on loopback aliases 127.77.0.1-3, sharing one --auth-secret. Peers registered on
+ * `--redis URL`; node 3 with two workers) on loopback aliases 127.77.0.1-3, sharing one --auth-secret. Peers registered on
  * different nodes connect (`nat listen` on node 2, `nat ping` on node 1); a relay-only peer on
  * node 1 relays through node 3's TURN (node 1 hands out node 3's turn: URI), with the anonymous
  * credentials node 1 made and the relay scope node 2 recorded; a tunnel (`nat expose` on node 2,
@@ -99,7 +99,7 @@ beforeAll(async () => {
   redis = await startRedis();
   dir = await mkdtemp(join(tmpdir(), 'nat-three-nodes-'));
   hashService = await startHashService();
-  [n3, n2] = await Promise.all([startNode('127.77.0.3', 'n3'), startNode('127.77.0.2', 'n2')]);
+  [n3, n2] = await Promise.all([startNode('127.77.0.3', 'n3', ['--workers', '2']), startNode('127.77.0.2', 'n2')]);
   // node 1 hands its peers node 3's TURN: they relay there with the credentials node 1 made
   n1 = await startNode('127.77.0.1', 'n1', ['--rendezvous-ice-url', `turn:127.77.0.3:${n3.udpPort}`, '--admin-port', '0']);
 }, 60_000);
