@@ -21,8 +21,8 @@ let redis: RedisServer;
 const nodes: { node: RedisNode; rv: RendezvousServer; scope: MemoryRelayScope }[] = [];
 const clients: RendezvousClient[] = [];
 
-async function startNode(nodeId: string, names: NameLimits = { maxNamesPerPeer: 2 }, prefix = 'nat:'): Promise<(typeof nodes)[number]> {
-  const node = await openRedisNode(redis.url, { nodeId, names, prefix, commandTimeoutMs: 1000 });
+async function startNode(nodeId: string, names: NameLimits = { maxNamesPerPeer: 2 }, prefix = 'nat:', maxInFlight = 1000): Promise<(typeof nodes)[number]> {
+  const node = await openRedisNode(redis.url, { nodeId, names, prefix, maxInFlight, commandTimeoutMs: 5000 });
   const scope = new MemoryRelayScope();
   const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: names });
   node.rendezvous.setUrl(rv.url);
@@ -147,6 +147,26 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     await until('n-1 released', async () => (await two.claimName('n-1').catch(() => undefined)) !== undefined, 10_000);
     expect(await two.resolveName('n-1')).toEqual({ peerId: two.id, online: true });
     expect(await redis.command('GET', 'ttl:name:n-1')).toContain(two.id);
+  }, 20_000);
+
+  it('while Redis is slow, forwards beyond maxInFlight are refused at once (rate-limited), not queued', async () => {
+    const e = await startNode('node-e', {}, 'busy:', 8);
+    const f = await startNode('node-f', {}, 'busy:');
+    const alice = await client(e.rv);
+    const bob = await client(f.rv);
+    const errors: number[] = [];
+    const offers: number[] = [];
+    alice.on('message', (m) => void (m.type === 'error' && m.code === 'rate-limited' && errors.push(performance.now())));
+    bob.on('message', (m) => void (m.type === 'offer' && offers.push(performance.now())));
+    expect(await redis.command('CLIENT', 'PAUSE', '1500', 'ALL')).toBe('+OK\r\n');
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) alice.send({ type: 'offer', to: bob.id, sessionId: SESSION, ufrag: 'slow', pwd: PWD, candidates: [] });
+    await until('every offer answered or delivered', () => errors.length + offers.length === 20, 10_000);
+    // at most 8 waited for Redis (the heartbeat takes its share); the others were refused at once, before Redis answered anything
+    expect(offers.length).toBeLessThanOrEqual(8);
+    expect(errors.length).toBeGreaterThanOrEqual(12);
+    expect(Math.max(...errors) - t0).toBeLessThan(Math.min(...offers) - t0);
+    expect(e.rv.stats().cluster?.forwardFailures).toBe(errors.length);
   }, 20_000);
 
   it('without Redis a node serves its own peers, answers others peer-offline, and recovers when Redis is back', async () => {
