@@ -108,6 +108,18 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     expect(a.rv.stats().replaced).toBeGreaterThanOrEqual(1);
   });
 
+  it('after a loss of Redis a node re-registers its peers, except one that registered on another node meanwhile', async () => {
+    const peer = peerIdOf(generateIdentity()); // no connection: the store itself
+    const seqA = await a.node.rendezvous.register(peer);
+    const seqB = await b.node.rendezvous.register(peer);
+    expect(seqB).toBeGreaterThan(seqA!);
+    expect(await a.node.rendezvous.register(peer, true)).toBe(0);
+    expect(await redis.command('GET', `nat:peer:${peer}`)).toContain(`${b.node.rendezvous.instance} ${seqB}`);
+    expect(await b.node.rendezvous.register(peer, true)).toBeGreaterThan(seqB!);
+    b.node.rendezvous.leave(peer, seqB!); // the leave of an older registration: the newer one stays
+    expect(await b.node.rendezvous.online(peer)).toBe(true); // runs after the leave, on the same connection
+  });
+
   it('a name claimed on one node is refused on the other, with the limits of one node', async () => {
     const aliceKey = generateIdentity();
     const alice = await client(a.rv, aliceKey);

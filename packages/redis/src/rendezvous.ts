@@ -191,10 +191,12 @@ export class RedisRendezvousCluster implements RendezvousCluster {
     }
   }
 
-  async register(peerId: string): Promise<number | undefined> {
+  async register(peerId: string, again = false): Promise<number | undefined> {
     if (this.#closed) return undefined;
-    const seq = await this.#track(REGISTER.run(this.#r, [`${this.#p}seq`, `${this.#p}peer:${peerId}`, this.instance, this.#presenceTtl, this.#p, peerId]));
+    const keys = [`${this.#p}seq`, `${this.#p}peer:${peerId}`];
+    const seq = await this.#track(REGISTER.run(this.#r, [...keys, this.instance, this.#presenceTtl, this.#p, peerId, again ? '1' : '0']));
     if (typeof seq !== 'number') return undefined;
+    if (seq === 0) return 0; // re-registering: another node holds the peer now
     this.#local.set(peerId, `${this.instance} ${seq}`);
     return seq;
   }

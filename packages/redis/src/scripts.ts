@@ -30,12 +30,15 @@ export class Script {
 
 /**
  * KEYS: seq counter, the peer's presence key. ARGV: this instance, presence TTL ms, key prefix,
- * peer id. Records the peer here with a new sequence number; tells the previous node (if
- * another) that a newer registration replaced its connection. Returns the sequence number.
+ * peer id, `1` when re-registering after Redis came back. Records the peer here with a new
+ * sequence number; tells the previous node (if another) that a newer registration replaced its
+ * connection. Returns the sequence number; when re-registering, 0 if another node holds the peer
+ * now (it registered there while this node had lost Redis: that one is newer).
  */
 export const REGISTER = new Script(
-  `local seq = redis.call('INCR', KEYS[1])
-local old = redis.call('GET', KEYS[2])
+  `local old = redis.call('GET', KEYS[2])
+if ARGV[5] == '1' and old and string.match(old, '^(%S+) ') ~= ARGV[1] then return 0 end
+local seq = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. seq, 'PX', ARGV[2])
 if old then
   local inst = string.match(old, '^(%S+) ')

@@ -12,9 +12,11 @@ export interface RendezvousCluster {
    * `peerId` registered on this node: it is recorded as present here, and the node it was on
    * before (if another) is told to close that connection (newest wins). Resolves with the
    * registration's sequence number (ordering registrations across nodes), or undefined when the
-   * shared store is unavailable (the peer is then present on this node only).
+   * shared store is unavailable (the peer is then present on this node only). With `again` (after
+   * {@link ClusterInbox.resync}) a peer another node holds now is left there, and 0 is returned:
+   * its connection here is the older one.
    */
-  register(peerId: string): Promise<number | undefined>;
+  register(peerId: string, again?: boolean): Promise<number | undefined>;
   /** `peerId` (registration `seq`) left this node: its presence goes, unless a newer registration replaced it. */
   leave(peerId: string, seq: number): void;
   /**
