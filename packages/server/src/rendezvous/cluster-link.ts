@@ -115,7 +115,8 @@ export class ClusterLink implements ClusterInbox {
     this.#host.log.info({ peers: this.#host.peers.size }, 'rendezvous cluster: the shared store is back; registering the peers of this node again');
     for (const [peerId, c] of this.#host.peers) {
       void this.#cluster.register(peerId, true).then((seq) => {
-        if (seq === 0 && !c.closed) this.#host.replace(c); // it registered on another node meanwhile
+        if (seq === 0 && !c.closed)
+          this.#host.replace(c); // it registered on another node meanwhile
         else this.#sequenced(c, seq);
       });
     }
