@@ -16,6 +16,9 @@ import { pino } from 'pino';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
 import { externalOf } from './external-ip.js';
+import { type ClusterFlags, clusterFlagValues, withClusterOptions } from './cluster/flags.js';
+import { startTurnClusterOf } from './cluster/turn.js';
+import { HELP_AFTER } from './help.js';
 import { type ProxyProtocolFlags, proxyProtocolFromFlag, withProxyProtocolOption } from './proxy-flags.js';
 import { type OutboundFlags, outboundFlagValues, withOutboundOptions } from './outbound-flags.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
@@ -42,7 +45,7 @@ export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', impor
 
 export type { RunningServer } from './running.js';
 
-interface Flags extends ProxyProtocolFlags, OutboundFlags {
+interface Flags extends ProxyProtocolFlags, OutboundFlags, ClusterFlags {
   listen?: string[];
   alternate?: string[];
   port?: number;
@@ -100,36 +103,6 @@ interface Flags extends ProxyProtocolFlags, OutboundFlags {
   adminTokenFile?: string;
   checkConfig?: string;
 }
-
-const HELP_AFTER = `
-Examples:
-  nat-server --listen 127.0.0.1 --alternate 127.0.0.2          loopback demo (ports 3478, 3479)
-  nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
-  nat-server --config /etc/nat-server.yaml
-
-  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --relay-ip 203.0.113.1
-                                                              STUN + TURN with REST API credentials
-  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --rendezvous-port 8080
-                                                              + rendezvous: peers (nat connect, listen, ping,
-                                                              expose) meet at ws://203.0.113.1:8080 and get
-                                                              anonymous relay credentials (UDP relay only, toward
-                                                              their sessions' peers; never public ports)
-  nat-server --listen 203.0.113.1 --rendezvous-port 8080 --expose-ports 20000-20099 --user alice:secret
-                                                              + public ports for nat expose --public
-
-Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
-listen, alternate, externalIps, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
-rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
-tlsHandshakeTimeout, proxyProtocolFrom, logLevel, workers; TURN: realm, users [name:password], usersFile,
-authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
-sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
-alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
-rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKey, rendezvousNameClaimsPerHour,
-rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
-anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
-exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource, exposeOutbound, exposeOutboundPerSession, exposeOutboundPerMinute,
-exposeOutboundTotal, exposeOutboundTimeout; admin: adminPort, adminListen, adminToken, adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -220,7 +193,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program)))), out);
+  return withGeneralOptions(withClusterOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))))), out);
 }
 
 /** The admin listener's options. */
@@ -327,7 +300,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const o = program.opts<Flags & { workers?: number | 'auto' }>();
   const file = o.checkConfig ?? o.config;
   const fromFile = file ? await readConfigFile(file) : {};
-  const flags = { ...flagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
+  const flags = { ...flagValues(o), ...clusterFlagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
   if (o.checkConfig !== undefined) {
@@ -348,7 +321,13 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   events.subscribe(metrics.sink);
   events.subscribe(status.sink);
   const turnAuth = new SwappableAuthenticator(anyOf());
-  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth)), logger, events: events.sink });
+  const cluster = await startTurnClusterOf(config, logger);
+  const redisUsers = cluster?.parts.users;
+  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth, cluster?.parts)), logger, events: events.sink }).catch(async (e: unknown) => {
+    await cluster?.close();
+    throw e;
+  });
+  cluster?.attach(stun, events, metrics);
   const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
@@ -361,11 +340,12 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   } catch (e) {
     await rendezvous?.close();
     await stun.close();
+    await cluster?.close();
     throw e;
   }
   const targets: ReloadTargets = { file, flags, config, turnAuth, exposeAuth: ctx.exposeAuth, stun, ...(rendezvous ? { rendezvous } : {}) };
   const reloadNow = async (): Promise<string> => {
-    const did = await reload(targets, turnAuthOf, authenticatorOf);
+    const did = await reload(targets, (c) => turnAuthOf(c, redisUsers), (c) => authenticatorOf(c, redisUsers));
     logger.info({ reloaded: did }, 'configuration reloaded');
     return did;
   };
@@ -376,6 +356,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     await expose?.close();
     await rendezvous?.close();
     await stun.close();
+    await cluster?.close();
     throw e;
   }
   const rv = rendezvous;
@@ -391,6 +372,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
       await expose?.close();
       await rendezvous?.close();
       await stun.close();
+      await cluster?.close();
       logger.info({ stats: stun.stats(), ...(rendezvous ? { rendezvous: rendezvous.stats() } : {}) }, 'stopped');
     },
   };
