@@ -283,11 +283,8 @@ function flagValues(o: Flags): Record<string, unknown> {
   };
 }
 
-/**
- * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
- * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
- */
-export async function run(argv: string[], out: Out = process): Promise<RunningServer | undefined> {
+/** The flags of `argv`; undefined after --help or --version. Throws ConfigError for bad flags. */
+function parseArgv(argv: string[], out: Out): (Flags & { workers?: number | 'auto' }) | undefined {
   const program = buildProgram(out);
   try {
     program.parse(argv, { from: 'user' });
@@ -297,7 +294,16 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     const hint = err.code === 'commander.unknownOption' ? '; nat-server --help lists the options' : '';
     throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
-  const o = program.opts<Flags & { workers?: number | 'auto' }>();
+  return program.opts<Flags & { workers?: number | 'auto' }>();
+}
+
+/**
+ * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
+ * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
+ */
+export async function run(argv: string[], out: Out = process): Promise<RunningServer | undefined> {
+  const o = parseArgv(argv, out);
+  if (o === undefined) return undefined;
   const file = o.checkConfig ?? o.config;
   const fromFile = file ? await readConfigFile(file) : {};
   const flags = { ...flagValues(o), ...clusterFlagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
@@ -323,10 +329,12 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   const turnAuth = new SwappableAuthenticator(anyOf());
   const cluster = await startTurnClusterOf(config, logger);
   const redisUsers = cluster?.parts.users;
-  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth, cluster?.parts)), logger, events: events.sink }).catch(async (e: unknown) => {
-    await cluster?.close();
-    throw e;
-  });
+  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth, cluster?.parts)), logger, events: events.sink }).catch(
+    async (e: unknown) => {
+      await cluster?.close();
+      throw e;
+    },
+  );
   cluster?.attach(stun, events, metrics);
   const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
@@ -345,7 +353,11 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   }
   const targets: ReloadTargets = { file, flags, config, turnAuth, exposeAuth: ctx.exposeAuth, stun, ...(rendezvous ? { rendezvous } : {}) };
   const reloadNow = async (): Promise<string> => {
-    const did = await reload(targets, (c) => turnAuthOf(c, redisUsers), (c) => authenticatorOf(c, redisUsers));
+    const did = await reload(
+      targets,
+      (c) => turnAuthOf(c, redisUsers),
+      (c) => authenticatorOf(c, redisUsers),
+    );
     logger.info({ reloaded: did }, 'configuration reloaded');
     return did;
   };

@@ -98,7 +98,14 @@ export function coturnUserDb(redis: Redis, init: CoturnUserDbInit = {}): TurnAut
     if (cache.size >= max) cache.delete(cache.keys().next().value as string);
     cache.set(k, e);
   };
-  const failed = (now: number): Entry => ({ expiresAt: now + failureTtl, failed: true, md5Key: undefined, password: undefined, secrets: [], derived: new Map() });
+  const failed = (now: number): Entry => ({
+    expiresAt: now + failureTtl,
+    failed: true,
+    md5Key: undefined,
+    password: undefined,
+    secrets: [],
+    derived: new Map(),
+  });
 
   async function lookup(k: string, username: string, realm: string): Promise<void> {
     try {

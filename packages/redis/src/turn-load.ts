@@ -121,7 +121,16 @@ export class TurnLoadBoard {
       };
       this.#last = { at: now, bytes: local.relayedBytes, cpu };
       const p = `${this.#prefix}turn:load:`;
-      const raw = (await this.#redis.eval(PUBLISH_AND_READ, 2, `${p}${mine.node}`, `${this.#prefix}turn:nodes`, mine.node, JSON.stringify(mine), this.#interval * 3, p)) as string[];
+      const raw = (await this.#redis.eval(
+        PUBLISH_AND_READ,
+        2,
+        `${p}${mine.node}`,
+        `${this.#prefix}turn:nodes`,
+        mine.node,
+        JSON.stringify(mine),
+        this.#interval * 3,
+        p,
+      )) as string[];
       this.#mine = mine;
       this.#others = raw.flatMap((text) => {
         try {

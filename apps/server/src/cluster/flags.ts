@@ -21,15 +21,22 @@ const numberArg = (v: string): number => {
 export function withClusterOptions(program: Command): Command {
   return program
     .optionsGroup('Cluster options (several nodes sharing one Redis):')
-    .option('--redis <url>', 'share state with the other nodes in this Redis (redis://[[user]:password@]host:port[/db]): TURN quotas across nodes, load (default none: one node)')
+    .option(
+      '--redis <url>',
+      'share state with the other nodes in this Redis (redis://[[user]:password@]host:port[/db]): TURN quotas across nodes, load (default none: one node)',
+    )
     .option('--node-id <id>', "this node's id among the nodes sharing --redis (default: host name and process id)")
     .option(
       '--redis-userdb <connection>',
-      "TURN users and REST secrets from coturn's Redis user database (as turnadmin -N writes it): a redis:// URL or coturn's string \"host=H port=P dbname=N password=S\"",
+      'TURN users and REST secrets from coturn\'s Redis user database (as turnadmin -N writes it): a redis:// URL or coturn\'s string "host=H port=P dbname=N password=S"',
     )
     .option('--redis-userdb-cache-ttl <seconds>', 'how long a user read from --redis-userdb (or its absence) is reused (default 5)', numberArg)
     .option('--quota-lease <seconds>', "with --redis: how long a dead node's TURN quota reservations still count (default 15)", numberArg)
-    .option('--alternate-over <n>', 'with --redis: from this many allocations, send new Allocates to the least loaded node (300 Try Alternate; default off)', numberArg);
+    .option(
+      '--alternate-over <n>',
+      'with --redis: from this many allocations, send new Allocates to the least loaded node (300 Try Alternate; default off)',
+      numberArg,
+    );
 }
 
 /** The flags' values under their config keys (undefined: not given). */

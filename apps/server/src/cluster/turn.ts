@@ -35,7 +35,12 @@ type Use = 'userdb' | 'quota' | 'load';
 
 /** This node's id: `nodeId`, or the host name and process id. */
 export function nodeIdOf(config: Pick<ServerConfig, 'nodeId'>): string {
-  return config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48)}-${process.pid}`;
+  return (
+    config.nodeId ??
+    `${hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(0, 48)}-${process.pid}`
+  );
 }
 
 /** Connects what the configuration asks for; undefined when it asks for nothing (one node, no Redis). */
@@ -57,10 +62,13 @@ export async function startTurnClusterOf(config: ServerConfig, logger: Logger): 
   if (config.redisUserdb !== undefined && userdbUrl === undefined)
     throw new ConfigError("--redis-userdb: expected a redis:// URL or coturn's connection string (host=... port=... dbname=... password=...)");
   const userdb = userdbUrl === undefined ? undefined : await connectRedis(userdbUrl, { name: `nat-server ${nodeId} userdb` });
-  const shared = config.redis === undefined ? undefined : await connectRedis(config.redis, { name: `nat-server ${nodeId} turn` }).catch((e: unknown) => {
-    userdb?.disconnect();
-    throw e;
-  });
+  const shared =
+    config.redis === undefined
+      ? undefined
+      : await connectRedis(config.redis, { name: `nat-server ${nodeId} turn` }).catch((e: unknown) => {
+          userdb?.disconnect();
+          throw e;
+        });
   const users = userdb && coturnUserDb(userdb, { cacheTtlMs: config.redisUserdbCacheTtl * 1000, onError: onError('userdb') });
   const quota =
     shared &&
@@ -110,7 +118,11 @@ function turnAddressOf(config: ServerConfig, stun: StunServer): TransportAddress
 }
 
 /** `nat_redis_errors_total{use}` and `nat_cluster_turn_*{node}` (the loads this node last read). */
-function addClusterMetrics(metrics: ServerMetrics, errors: Record<Use, number>, nodes: () => readonly { node: string; allocations: number; bytesPerSecond: number; cpu: number }[]): void {
+function addClusterMetrics(
+  metrics: ServerMetrics,
+  errors: Record<Use, number>,
+  nodes: () => readonly { node: string; allocations: number; bytesPerSecond: number; cpu: number }[],
+): void {
   const registers = [metrics.registry];
   new Counter<'use'>({
     name: 'nat_redis_errors_total',

@@ -243,7 +243,10 @@ export class TurnDriver {
     const a = this.core.allocation(o.allocation);
     if (this.#cluster !== undefined && a !== undefined) {
       const user = quotaUser(a.username);
-      const refused = await this.#cluster.reserve(a.id, { user: a.tier === undefined ? user : `${a.tier}\0${user}`, source: sourceKey(a.endpoint.client.address) });
+      const refused = await this.#cluster.reserve(a.id, {
+        user: a.tier === undefined ? user : `${a.tier}\0${user}`,
+        source: sourceKey(a.endpoint.client.address),
+      });
       if (this.#closed || this.core.allocation(a.id) === undefined) return this.#cluster.release(a.id);
       if (refused !== undefined) {
         this.core.relayRefused(a.id, refused);

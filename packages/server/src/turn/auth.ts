@@ -137,7 +137,7 @@ export function anyOf(...auths: TurnAuthenticator[]): TurnAuthenticator {
   const remote = auths.filter((a) => a.prepare !== undefined);
   return {
     keys(username, realm, algorithm, now) {
-      let unavailable: unknown;
+      let unavailable: TurnAuthUnavailableError | undefined;
       for (const a of auths) {
         try {
           const k = a.keys(username, realm, algorithm, now);
