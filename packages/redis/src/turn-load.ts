@@ -11,6 +11,7 @@
  */
 import type { TransportAddress } from '@nat/protocol';
 import type { Redis } from 'ioredis';
+import { LUA_NOW_MS } from './lua.js';
 
 /** What a node publishes. */
 export interface TurnNodeLoad {
@@ -54,8 +55,7 @@ export interface TurnLoadBoardInit {
 
 // KEYS: this node's load key, the node set. ARGV: node id, load JSON, ttl ms, load key prefix.
 const PUBLISH_AND_READ = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${LUA_NOW_MS}
 local ttl = tonumber(ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])

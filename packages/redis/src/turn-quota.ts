@@ -11,6 +11,7 @@
  */
 import type { ClusterQuotaHolder, QuotaRefusal, TurnClusterQuota } from '@nat/server';
 import type { Redis } from 'ioredis';
+import { LUA_NOW_MS } from './lua.js';
 
 /** Options of {@link RedisTurnQuota}. */
 export interface RedisTurnQuotaInit {
@@ -32,8 +33,7 @@ export interface RedisTurnQuotaInit {
 
 // KEYS: user, source, total. ARGV: member, lease ms, user quota, source quota, total quota.
 const RESERVE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${LUA_NOW_MS}
 local limits = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]) }
 local names = { 'user', 'source', 'total' }
 for i = 1, 3 do
@@ -50,8 +50,7 @@ return 'ok'
 
 // KEYS: triples of (user, source, total) per member. ARGV: lease ms, then the members.
 const RENEW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${LUA_NOW_MS}
 local lease = tonumber(ARGV[1])
 for i = 2, #ARGV do
   for j = 0, 2 do
