@@ -6,8 +6,16 @@
  */
 import { hostname } from 'node:os';
 import type { TransportAddress } from '@nat/protocol';
-import { RedisTurnQuota, TurnLoadBoard, connectRedis, coturnUserDb, redactRedisUrl, redisUrlOf } from '@nat/redis';
-import type { AlternateServerOf, ServerEventHub, ServerMetrics, StunServer, TurnAuthenticator, TurnClusterQuota } from '@nat/server';
+import { RedisStateError, RedisTurnQuota, TurnLoadBoard, connectRedis, coturnUserDb, redactRedisUrl, redisUrlOf } from '@nat/redis';
+import {
+  type AlternateServerOf,
+  type ServerEventHub,
+  ServerError,
+  type ServerMetrics,
+  type StunServer,
+  type TurnAuthenticator,
+  type TurnClusterQuota,
+} from '@nat/server';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { ConfigError, type ServerConfig } from '../config.js';
@@ -61,11 +69,11 @@ export async function startTurnClusterOf(config: ServerConfig, logger: Logger): 
   const userdbUrl = config.redisUserdb === undefined ? undefined : redisUrlOf(config.redisUserdb);
   if (config.redisUserdb !== undefined && userdbUrl === undefined)
     throw new ConfigError("--redis-userdb: expected a redis:// URL or coturn's connection string (host=... port=... dbname=... password=...)");
-  const userdb = userdbUrl === undefined ? undefined : await connectRedis(userdbUrl, { name: `nat-server ${nodeId} userdb` });
+  const userdb = userdbUrl === undefined ? undefined : await connectOrExit(userdbUrl, `nat-server ${nodeId} userdb`, '--redis-userdb');
   const shared =
     config.redis === undefined
       ? undefined
-      : await connectRedis(config.redis, { name: `nat-server ${nodeId} turn` }).catch((e: unknown) => {
+      : await connectOrExit(config.redis, `nat-server ${nodeId} turn`, '--redis').catch((e: unknown) => {
           userdb?.disconnect();
           throw e;
         });
@@ -109,6 +117,16 @@ export async function startTurnClusterOf(config: ServerConfig, logger: Logger): 
       userdb?.disconnect();
     },
   };
+}
+
+/** A Redis connection, or ServerError (exit 1) naming the flag when nothing answers. */
+async function connectOrExit(url: string, name: string, flag: string): Promise<Awaited<ReturnType<typeof connectRedis>>> {
+  try {
+    return await connectRedis(url, { name });
+  } catch (e) {
+    if (e instanceof RedisStateError) throw new ServerError('UNAVAILABLE', `${flag}: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 /** Where clients redirected to this node go: its primary UDP listener (its public address behind a 1:1 NAT). */
