@@ -14,7 +14,7 @@
  *
  *   npx tsx bench/turn/allocate-latency.ts [--rounds 300]
  */
-import { TurnClient } from '@nat/client';
+import { TurnClient } from '../../packages/client/dist/index.js';
 import { randomNet, startNode, type Node } from '../../tests/cluster/nodes.js';
 import { startRedis } from '../../tests/cluster/redis.js';
 
@@ -66,8 +66,11 @@ try {
   await redis.stop();
 }
 
+/** Each user from its own source address: one source's 401 challenges are rate limited (50/s). */
 function connect(node: Node, username: string): Promise<TurnClient> {
-  return TurnClient.connect({ server: node.server, username, password: 'pw', localAddress: `${NET}.50` });
+  let h = 0;
+  for (const ch of username) h = (h * 31 + ch.charCodeAt(0)) % 200;
+  return TurnClient.connect({ server: node.server, username, password: 'pw', localAddress: `${NET}.${50 + h}` });
 }
 
 function quantile(xs: readonly number[], q: number): number {
