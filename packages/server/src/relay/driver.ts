@@ -157,7 +157,7 @@ export class TurnDriver {
    * other message is handled at once.
    */
   stun(message: StunMessage, endpoint: ClientEndpoint, now: number): void {
-    const pending = this.#prepare(message, now);
+    const pending = this.#prepare(message, endpoint, now);
     if (pending === undefined) {
       this.core.handleStun(message, endpoint, now);
       return this.flush();
@@ -179,12 +179,12 @@ export class TurnDriver {
   }
 
   /** The user lookup a signed request needs before the core can check it, if any. */
-  #prepare(m: StunMessage, now: number): Promise<void> | undefined {
+  #prepare(m: StunMessage, endpoint: ClientEndpoint, now: number): Promise<void> | undefined {
     if (this.#auth.prepare === undefined || m.class !== StunClass.Request) return undefined;
     if (m.integrityOffset < 0 && m.integritySha256Offset < 0) return undefined;
     const username = m.get(Attr.Username);
     const realm = m.get(Attr.Realm);
-    if (username === undefined || realm !== this.core.realm) return undefined;
+    if (username === undefined || realm !== this.core.realm || !this.core.nonceValid(m, endpoint, now)) return undefined;
     return this.#auth.prepare(username, realm, now);
   }
 

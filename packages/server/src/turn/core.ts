@@ -111,6 +111,16 @@ export class TurnCore {
     return this.#s.byId.size;
   }
 
+  /**
+   * Whether a request's NONCE is one this core issued to its client's address and still valid:
+   * the driver looks a user up in a remote store only then (a request with a bad nonce gets its
+   * 401/438 without costing a lookup).
+   */
+  nonceValid(message: StunMessage, endpoint: ClientEndpoint, now: number): boolean {
+    const nonce = message.get(Attr.Nonce);
+    return nonce !== undefined && this.#s.nonces.check(nonce, endpoint.client.address, now) === 'valid';
+  }
+
   /** The server's own service addresses (its listeners, rendezvous, admin ports): never relay peers. */
   addServiceAddresses(services: readonly TransportAddress[], ownIps: readonly string[] = []): void {
     this.#s.policy.addServices(services, ownIps);
