@@ -3,7 +3,8 @@
  * held across two nodes (one allocation on each, the third refused 486 on either, a freed slot
  * usable on the other node); a node killed with SIGKILL stops counting within its quota lease;
  * a node at `--alternate-over` sends a new Allocate to the less loaded node with 300
- * ALTERNATE-SERVER, TurnClient follows it and the allocation lives there.
+ * ALTERNATE-SERVER, TurnClient follows it and the allocation lives there; the workers of a
+ * `--workers 2` node each count in the same ledger.
  */
 import { StunClientError, TurnClient } from '@nat/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,5 +139,29 @@ describe('nat-server --redis --alternate-over: load spreading', () => {
       /nat_turn_allocations_active 1/.test(await d.metric('nat_turn_allocations_active')) ? true : undefined,
     );
     await Promise.all([first.close(), second.close()]);
+  }, 60_000);
+});
+
+describe('nat-server --redis --workers 2: each worker a node of the shared ledger', () => {
+  let w: Node;
+  let e: Node;
+  beforeAll(async () => {
+    [w, e] = await Promise.all([
+      startNode(`${NET}.5`, nodeArgs('node-w', ['--user-quota', '2', '--workers', '2'], redis2.url)),
+      startNode(`${NET}.6`, nodeArgs('node-e', ['--user-quota', '2'], redis2.url)),
+    ]);
+    nodes.push(w, e);
+  }, 90_000);
+
+  it('holds a user quota of 2 across a node of two workers and a single-process node', async () => {
+    const onW = await connect(w, 'bob'); // redirected (300) to the worker that owns bob
+    expect(onW.serverAddress.address).toBe(w.ip);
+    const onE = await connect(e, 'bob');
+    expect(await refusal(w, 'bob')).toBe(486);
+    expect(await refusal(e, 'bob')).toBe(486);
+    await onE.close();
+    const again = await connect(w, 'bob');
+    await Promise.all([onW.close(), again.close()]);
+    expect(await redis2.command('ZCARD', 'nat:turn:quota:user:bob')).toBe(':0\r\n');
   }, 60_000);
 });

@@ -105,7 +105,7 @@ describe('config errors name the key and say what it expects, in words', () => {
     expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r', redisUserdb: 'bogus' })).toMatch(
       /--redis-userdb: expected a redis:\/\/ URL or coturn's --redis-userdb string/,
     );
-    expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r', redisUserdb: 'host=h', workers: 2 })).toMatch(/--workers 1/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], redis: 'redis://h:1', alternateOver: 9, workers: 2 })).toMatch(/--alternate-over: .*--workers 1/);
     expect(errorOf({}, { listen: ['127.0.0.1'], alternateServer: 'nowhere' })).toMatch(
       /--alternate-server: expected an address IP\[:PORT\], got the string "nowhere"/,
     );

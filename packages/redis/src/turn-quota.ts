@@ -3,12 +3,13 @@
  * quota, the per-source share and the total, held in Redis.
  *
  * Keys (prefix default `nat:`): sorted sets `turn:quota:user:<user>`, `turn:quota:source:<source>`
- * and `turn:quota:total`; a member `<node>/<allocation>` per allocation, scored with the time (ms,
+ * and `turn:quota:total`; a member `<node>/<run>/<allocation>` per allocation (`run`: random per start), scored with the time (ms,
  * Redis's clock) its lease ends. One Lua script drops the expired members, checks the three
  * counts and adds the allocation to all three, atomically: two nodes can never both take the
  * last slot. Each node renews its members' leases every `leaseMs / 3`; a node that dies stops
  * renewing, and its allocations stop counting within `leaseMs`.
  */
+import { randomBytes } from 'node:crypto';
 import type { ClusterQuotaHolder, QuotaRefusal, TurnClusterQuota } from '@nat/server';
 import type { Redis } from 'ioredis';
 import { LUA_NOW_MS } from './lua.js';
@@ -75,6 +76,7 @@ export class RedisTurnQuota implements TurnClusterQuota {
   readonly #held = new Map<number, readonly [string, string, string]>();
   readonly #timer: NodeJS.Timeout;
   #renewing = false;
+  readonly #run = randomBytes(4).toString('hex');
 
   constructor(redis: Redis, init: RedisTurnQuotaInit) {
     this.#redis = redis;
@@ -90,8 +92,9 @@ export class RedisTurnQuota implements TurnClusterQuota {
     return this.#held.size;
   }
 
+  /** `<node>/<run>/<allocation>`: a restarted node (same id, allocation ids from 1 again) never takes over its earlier run's leases. */
   #member(id: number): string {
-    return `${this.#init.nodeId}/${id}`;
+    return `${this.#init.nodeId}/${this.#run}/${id}`;
   }
 
   async reserve(id: number, holder: ClusterQuotaHolder): Promise<QuotaRefusal | 'unavailable' | undefined> {

@@ -44,7 +44,7 @@ export function clusterProblems(c: {
   if (c.alternateOver !== undefined && c.redis === undefined)
     out.push({ path: 'alternateOver', message: 'the nodes publish their load in Redis: set --redis (config key redis) too' });
   if (c.redisUserdb !== undefined && c.realm === undefined) out.push({ path: 'redisUserdb', message: 'the user database is for TURN: set --realm too' });
-  if ((c.redis !== undefined || c.redisUserdb !== undefined) && typeof c.workers === 'number' && c.workers > 1)
-    out.push({ path: 'workers', message: 'shared state in Redis (--redis, --redis-userdb) runs in one process per node for now: use --workers 1' });
+  if (c.alternateOver !== undefined && typeof c.workers === 'number' && c.workers > 1)
+    out.push({ path: 'alternateOver', message: 'load spreading between nodes runs on one process per node for now: use --workers 1 (or auto)' });
   return out;
 }
