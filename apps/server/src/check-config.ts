@@ -7,7 +7,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { redactRedisUrl } from '@nat/redis';
+import { redactRedisUrl, redisUrlOf } from '@nat/redis';
+import { nodeIdOf } from './cluster/turn.js';
 import { ConfigError, type ServerConfig, authenticatorOf } from './config.js';
 import { externalOf } from './external-ip.js';
 
@@ -33,7 +34,14 @@ export async function checkConfigFiles(c: ServerConfig, now = Date.now()): Promi
     await authenticatorOf(c);
     const users = c.users.length + (c.usersFile !== undefined ? await countUsers(c.usersFile) : 0);
     summary.push(`TURN realm ${c.realm}: ${users} static user(s), ${c.authSecrets.length} REST secret(s), relay ports ${c.minPort}-${c.maxPort}`);
+    // Where the shared state lives (never a password: redactRedisUrl).
+    if (c.redisUserdb !== undefined)
+      summary.push(`TURN users and REST secrets also from coturn's Redis user database ${redactRedisUrl(redisUrlOf(c.redisUserdb) ?? '')}`);
   }
+  if (c.redis !== undefined)
+    summary.push(
+      `node ${nodeIdOf(c)} shares state in Redis ${redactRedisUrl(c.redis)}${c.alternateOver === undefined ? '' : `; redirects new Allocates from ${c.alternateOver} allocations`}`,
+    );
   const tls = c.tlsCert !== undefined && c.tlsKey !== undefined ? await checkTls(c.tlsCert, c.tlsKey) : undefined;
   if (tls !== undefined) {
     const days = Math.floor((tls.validTo.getTime() - now) / DAY);
@@ -44,7 +52,6 @@ export async function checkConfigFiles(c: ServerConfig, now = Date.now()): Promi
   if (c.rendezvousPort !== undefined)
     summary.push(`rendezvous on port ${c.rendezvousPort}${c.exposePorts !== undefined ? `, public ports ${c.exposePorts}` : ''}`);
   const adminToken = c.adminTokenFile !== undefined ? await readAdminToken(c.adminTokenFile) : c.adminToken;
-  if (c.redis !== undefined) summary.push(`several nodes: node ${c.nodeId ?? '(host name and rendezvous port)'} in Redis ${redactRedisUrl(c.redis)}`);
   if (c.adminPort !== undefined) summary.push(`admin listener ${c.adminListen}:${c.adminPort}${adminToken !== undefined ? ' (bearer token)' : ''}`);
   return { ...(tls !== undefined ? { tls } : {}), ...(adminToken !== undefined ? { adminToken } : {}), summary, warnings };
 }

@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ServerError } from '@nat/server';
 import { checkConfigFiles } from './check-config.js';
 import { ConfigError, readConfigFile, resolveConfig } from './config.js';
-import { withClusterOptions } from './cluster.js';
+import { type ClusterFlags, clusterFlagValues, withClusterOptions } from './cluster/flags.js';
+import { HELP_AFTER } from './help.js';
 import { type ProxyProtocolFlags, proxyProtocolFromFlag, withProxyProtocolOption } from './proxy-flags.js';
 import { type OutboundFlags, outboundFlagValues, withOutboundOptions } from './outbound-flags.js';
 import { type Out, noRelayWarning } from './services.js';
@@ -30,7 +31,7 @@ export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', impor
 
 export type { RunningServer } from './running.js';
 
-interface Flags extends ProxyProtocolFlags, OutboundFlags {
+interface Flags extends ProxyProtocolFlags, OutboundFlags, ClusterFlags {
   listen?: string[];
   alternate?: string[];
   port?: number;
@@ -83,43 +84,11 @@ interface Flags extends ProxyProtocolFlags, OutboundFlags {
   anonymousRelayPerPeer?: number;
   anonymousRelayTotal?: number;
   anonymousRelayBandwidth?: number;
-  redis?: string;
-  nodeId?: string;
   adminPort?: number;
   adminListen?: string;
   adminTokenFile?: string;
   checkConfig?: string;
 }
-
-const HELP_AFTER = `
-Examples:
-  nat-server --listen 127.0.0.1 --alternate 127.0.0.2          loopback demo (ports 3478, 3479)
-  nat-server --listen 203.0.113.1 --alternate 203.0.113.2 --tls-port 5349 --tls-cert cert.pem --tls-key key.pem
-  nat-server --config /etc/nat-server.yaml
-
-  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --relay-ip 203.0.113.1
-                                                              STUN + TURN with REST API credentials
-  nat-server --listen 203.0.113.1 --realm example.org --auth-secret S --rendezvous-port 8080
-                                                              + rendezvous: peers (nat connect, listen, ping,
-                                                              expose) meet at ws://203.0.113.1:8080 and get
-                                                              anonymous relay credentials (UDP relay only, toward
-                                                              their sessions' peers; never public ports)
-  nat-server --listen 203.0.113.1 --rendezvous-port 8080 --expose-ports 20000-20099 --user alice:secret
-                                                              + public ports for nat expose --public
-
-Config file keys (YAML or JSON; a list key also takes one value, e.g. listen: 127.0.0.1):
-listen, alternate, externalIps, port, altPort, tcp, tlsPort, tlsCert, tlsKey, software,
-rateLimit {perSecond, burst}, maxConnections, maxConnectionsPerSource, idleTimeout,
-tlsHandshakeTimeout, proxyProtocolFrom, logLevel, workers; TURN: realm, users [name:password], usersFile,
-authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
-sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
-alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
-rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKey, rendezvousNameClaimsPerHour,
-rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
-anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
-exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
-exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource, exposeOutbound, exposeOutboundPerSession, exposeOutboundPerMinute,
-exposeOutboundTotal, exposeOutboundTimeout; several nodes: redis, nodeId; admin: adminPort, adminListen, adminToken, adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -210,7 +179,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withWorkerOptions(withClusterOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))))), out);
+  return withGeneralOptions(withClusterOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))))), out);
 }
 
 /** The admin listener's options. */
@@ -293,8 +262,6 @@ function flagValues(o: Flags): Record<string, unknown> {
     anonymousRelayPerPeer: o.anonymousRelayPerPeer,
     anonymousRelayTotal: o.anonymousRelayTotal,
     anonymousRelayBandwidth: o.anonymousRelayBandwidth,
-    redis: o.redis,
-    nodeId: o.nodeId,
     adminPort: o.adminPort,
     adminListen: o.adminListen,
     adminTokenFile: o.adminTokenFile,
@@ -302,11 +269,8 @@ function flagValues(o: Flags): Record<string, unknown> {
   };
 }
 
-/**
- * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
- * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
- */
-export async function run(argv: string[], out: Out = process): Promise<RunningServer | undefined> {
+/** The flags of `argv`; undefined after --help or --version. Throws ConfigError for bad flags. */
+function parseArgv(argv: string[], out: Out): (Flags & { workers?: number | 'auto' }) | undefined {
   const program = buildProgram(out);
   try {
     program.parse(argv, { from: 'user' });
@@ -316,10 +280,19 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
     const hint = err.code === 'commander.unknownOption' ? '; nat-server --help lists the options' : '';
     throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\n/g, ' ')}${hint}`);
   }
-  const o = program.opts<Flags & { workers?: number | 'auto' }>();
+  return program.opts<Flags & { workers?: number | 'auto' }>();
+}
+
+/**
+ * Parses argv, starts the server and returns it; `main.ts` adds signal handling. Throws
+ * ConfigError (exit 2) for bad flags or config, ServerError (exit 1) when sockets cannot be bound.
+ */
+export async function run(argv: string[], out: Out = process): Promise<RunningServer | undefined> {
+  const o = parseArgv(argv, out);
+  if (o === undefined) return undefined;
   const file = o.checkConfig ?? o.config;
   const fromFile = file ? await readConfigFile(file) : {};
-  const flags = { ...flagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
+  const flags = { ...flagValues(o), ...clusterFlagValues(o), ...proxyProtocolFromFlag(o.proxyProtocolFrom), workers: o.workers };
   if (!o.listen && !fromFile.listen) throw new ConfigError('give at least one --listen IP address (or "listen" in --config); see nat-server --help');
   const config = resolveConfig(fromFile, flags, file ? `${file} and flags` : 'flags');
   if (o.checkConfig !== undefined) {

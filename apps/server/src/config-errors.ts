@@ -56,11 +56,15 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   anonymousRelayPerPeer: '--anonymous-relay-per-peer',
   anonymousRelayTotal: '--anonymous-relay-total',
   anonymousRelayBandwidth: '--anonymous-relay-bandwidth',
-  redis: '--redis',
-  nodeId: '--node-id',
   adminPort: '--admin-port',
   adminListen: '--admin-listen',
   adminTokenFile: '--admin-token-file',
+  redis: '--redis',
+  nodeId: '--node-id',
+  redisUserdb: '--redis-userdb',
+  redisUserdbCacheTtl: '--redis-userdb-cache-ttl',
+  quotaLease: '--quota-lease',
+  alternateOver: '--alternate-over',
 };
 
 /** `the string "x"`, `the number 5`, `the list ["a", "b"]`, `a list of 5 items`, `a mapping (keys a, b)`. */

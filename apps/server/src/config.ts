@@ -14,6 +14,8 @@ import {
 } from '@nat/server';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { CLUSTER_KEYS, clusterProblems } from './cluster/config.js';
+import type { TurnClusterParts } from './cluster/turn.js';
 import { configErrorSentences } from './config-errors.js';
 import { EXTERNAL_IPS_DESCRIPTION, externalIp, externalIpsProblem, externalOf } from './external-ip.js';
 
@@ -165,31 +167,22 @@ export const ServerConfig = z
     exposeOutboundPerMinute: count(1).default(30).describe('new connections per user per minute, a whole number of at least 1'),
     exposeOutboundTotal: count(1).default(1000).describe('a whole number of at least 1'),
     exposeOutboundTimeout: count(1).default(10).describe('seconds, a whole number of at least 1'),
-    // ---- several nodes sharing state in Redis (off unless redis is set)
-    redis: z
-      .string()
-      .regex(/^rediss?:\/\/[^\s]+$/, { message: 'not a redis:// or rediss:// URL' })
-      .optional()
-      .describe('a redis://[[user]:password@]host:port[/db] URL (rediss:// for TLS)'),
-    nodeId: z
-      .string()
-      .regex(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'not 1-64 characters of A-Z a-z 0-9 . _ : -' })
-      .optional()
-      .describe('1-64 characters of A-Z a-z 0-9 . _ : - (default: the host name and the rendezvous port)'),
     // ---- admin listener (Prometheus metrics at /metrics; off unless adminPort is set)
     adminPort: port.optional().describe('a port number 0-65535 (without it there is no admin listener)'),
     adminListen: ip.default('127.0.0.1').describe('an IP address (anything but loopback needs adminToken or adminTokenFile)'),
     adminToken: z.string().min(16).optional().describe('a bearer token of at least 16 characters'),
     adminTokenFile: z.string().min(1).optional().describe('the path of a file holding a bearer token of at least 16 characters'),
+    ...CLUSTER_KEYS,
   })
   .strict()
   .superRefine((c, ctx) => {
     const problem = externalIpsProblem(c);
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: ['externalIps'] });
+    for (const p of clusterProblems(c)) ctx.addIssue({ code: 'custom', message: p.message, path: [p.path] });
   })
   .refine((c) => c.minPort <= c.maxPort, { message: 'must not exceed maxPort (--max-port)', path: ['minPort'] })
-  .refine((c) => c.realm === undefined || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined, {
-    message: 'TURN needs credentials: give --user, --users-file or --auth-secret (config keys users, usersFile, authSecrets)',
+  .refine((c) => c.realm === undefined || c.users.length + c.authSecrets.length > 0 || c.usersFile !== undefined || c.redisUserdb !== undefined, {
+    message: 'TURN needs credentials: give --user, --users-file, --auth-secret or --redis-userdb (config keys users, usersFile, authSecrets, redisUserdb)',
     path: ['realm'],
   })
   .refine((c) => c.realm !== undefined || c.exposePorts !== undefined || (c.users.length === 0 && c.authSecrets.length === 0 && c.usersFile === undefined), {
@@ -274,8 +267,8 @@ export function resolveConfig(fromFile: Record<string, unknown>, fromFlags: Reco
   return result.data;
 }
 
-/** The credential sources of a configuration (reads the users file). */
-export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticator> {
+/** The credential sources of a configuration (reads the users file), and `extra` (coturn's Redis user database) after them. */
+export async function authenticatorOf(c: ServerConfig, extra?: TurnAuthenticator): Promise<TurnAuthenticator> {
   const users = new Map<string, string>();
   for (const u of c.users) users.set(u.slice(0, u.indexOf(':')), u.slice(u.indexOf(':') + 1));
   if (c.usersFile) {
@@ -296,6 +289,7 @@ export async function authenticatorOf(c: ServerConfig): Promise<TurnAuthenticato
   const sources: TurnAuthenticator[] = [];
   if (users.size > 0) sources.push(staticUsers(users));
   if (c.authSecrets.length > 0) sources.push(restApiSecrets(c.authSecrets));
+  if (extra !== undefined) sources.push(extra);
   return anyOf(...sources);
 }
 
@@ -308,6 +302,7 @@ export async function toServerInit(
   c: ServerConfig,
   scope: RelayScope = new MemoryRelayScope(),
   swap?: { replace(next: TurnAuthenticator): void } & TurnAuthenticator,
+  cluster: TurnClusterParts = {},
 ): Promise<StunServerInit> {
   const base = toStunServerInit(c);
   if (c.realm === undefined) return base;
@@ -319,7 +314,7 @@ export async function toServerInit(
       throw new ConfigError(`config key "alternateServer": expected an address IP[:PORT], got ${JSON.stringify(c.alternateServer)}`);
     }
   }
-  const users = await authenticatorOf(c);
+  const users = await authenticatorOf(c, cluster.users);
   let tier: ReturnType<ReturnType<typeof anonymousRelayTier>['turn']> | { auth: TurnAuthenticator } =
     c.authSecrets.length > 0
       ? anonymousRelayTier({
@@ -357,15 +352,16 @@ export async function toServerInit(
       defaultLifetime: c.defaultLifetime,
       maxLifetime: c.maxLifetime,
       strictChannelNumbers: c.strictChannelRange,
-      ...(alternateServer ? { alternateServer } : {}),
+      ...(alternateServer || cluster.alternate ? { alternateServer: alternateServer ?? cluster.alternate } : {}),
+      ...(cluster.clusterQuota ? { clusterQuota: cluster.clusterQuota } : {}),
       ...(c.software ? { software: c.software } : {}),
     },
   };
 }
 
 /** The authenticator TURN uses for a configuration: its users and REST secrets, and the anonymous credentials signed with those secrets. */
-export async function turnAuthOf(c: ServerConfig): Promise<TurnAuthenticator> {
-  const users = await authenticatorOf(c);
+export async function turnAuthOf(c: ServerConfig, extra?: TurnAuthenticator): Promise<TurnAuthenticator> {
+  const users = await authenticatorOf(c, extra);
   return c.authSecrets.length > 0 ? anyOf(users, anonymousRelayUsers(c.authSecrets)) : users;
 }
 

@@ -25,6 +25,10 @@ export class SwappableAuthenticator implements TurnAuthenticator {
   keys(username: string, realm: string, algorithm: PasswordAlgorithm, now: number): readonly Uint8Array[] {
     return this.#current.keys(username, realm, algorithm, now);
   }
+  /** The current source's lookup (coturn's Redis user database), if it has one. */
+  prepare(username: string, realm: string, now: number): Promise<void> | undefined {
+    return this.#current.prepare?.(username, realm, now);
+  }
   replace(next: TurnAuthenticator): void {
     this.#current = next;
   }

@@ -15,7 +15,8 @@ import {
 } from '@nat/server';
 import { formatTransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
-import { clusterScope, openClusterOf } from './cluster.js';
+import { clusterScope, openClusterOf } from './cluster/rendezvous.js';
+import { startTurnClusterOf } from './cluster/turn.js';
 import { type ServerConfig, authenticatorOf, toServerInit, turnAuthOf } from './config.js';
 import { externalOf } from './external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
@@ -40,6 +41,12 @@ export async function startOneProcess(
   events.subscribe(metrics.sink);
   events.subscribe(status.sink);
   const turnAuth = new SwappableAuthenticator(anyOf());
+  // With --redis / --redis-userdb: TURN users from coturn's database, quotas across nodes, the load board.
+  const turnCluster = await startTurnClusterOf(config, logger).catch(async (e: unknown) => {
+    await node?.close();
+    throw e;
+  });
+  const redisUsers = turnCluster?.parts.users;
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
   let admin: AdminServer | undefined;
@@ -51,19 +58,27 @@ export async function startOneProcess(
     await rendezvous?.close();
     await node?.close();
     await started?.close();
+    await turnCluster?.close();
   };
-  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth)), logger, events: events.sink }).catch(async (e: unknown) => {
-    await closeAll();
-    throw e;
-  });
+  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth, turnCluster?.parts)), logger, events: events.sink }).catch(
+    async (e: unknown) => {
+      await closeAll();
+      throw e;
+    },
+  );
   started = stun;
+  turnCluster?.attach(stun, events, metrics);
   const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()), ...(node ? { cluster: node.rendezvous } : {}) };
   if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
   for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
   for (const m of externalOf(config)) out.stderr.write(`external ${m.public} for ${m.private} (told to clients instead)\n`);
   const targets: ReloadTargets = { file, flags, config, turnAuth, exposeAuth: ctx.exposeAuth, stun };
   const reloadNow = async (): Promise<string> => {
-    const did = await reload(targets, turnAuthOf, authenticatorOf);
+    const did = await reload(
+      targets,
+      (c) => turnAuthOf(c, redisUsers),
+      (c) => authenticatorOf(c, redisUsers),
+    );
     logger.info({ reloaded: did }, 'configuration reloaded');
     return did;
   };

@@ -94,7 +94,18 @@ describe('config errors name the key and say what it expects, in words', () => {
     expect(errorOf({}, { listen: ['127.0.0.1'], alternate: ['300.1.1.1'] })).toMatch(
       /--alternate: expected an IP address .*, got the string "300\.1\.1\.1" \(not an IP address\)/,
     );
-    expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r' })).toMatch(/--realm: TURN needs credentials: give --user, --users-file or --auth-secret/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r' })).toMatch(
+      /--realm: TURN needs credentials: give --user, --users-file, --auth-secret or --redis-userdb/,
+    );
+    // Shared state in Redis (issue 18): each key's problem names its flag.
+    expect(errorOf({}, { listen: ['127.0.0.1'], alternateOver: 5 })).toMatch(/--alternate-over: the nodes publish their load in Redis: set --redis/);
+    expect(errorOf({}, { listen: ['127.0.0.1'], redis: 'localhost:6379' })).toMatch(
+      /--redis: expected a redis:\/\/\[\[user\]:password@\]host:port\[\/db\] URL/,
+    );
+    expect(errorOf({}, { listen: ['127.0.0.1'], realm: 'r', redisUserdb: 'bogus' })).toMatch(
+      /--redis-userdb: expected a redis:\/\/ URL or coturn's --redis-userdb string/,
+    );
+    expect(errorOf({}, { listen: ['127.0.0.1'], redis: 'redis://h:1', alternateOver: 9, workers: 2 })).toMatch(/--alternate-over: .*--workers 1/);
     expect(errorOf({}, { listen: ['127.0.0.1'], alternateServer: 'nowhere' })).toMatch(
       /--alternate-server: expected an address IP\[:PORT\], got the string "nowhere"/,
     );

@@ -18,6 +18,9 @@
  *   commands wait for Redis, beyond which forwards are refused `busy` instead of queued;
  * - the relay scope across nodes ({@link RedisRelayScope}): each node keeps it in memory, writes
  *   are published on `scope` and applied by every other node;
+ * - TURN users and REST secrets in coturn's layout ({@link coturnUserDb}, `--redis-userdb`);
+ * - TURN allocation quotas counted across nodes ({@link RedisTurnQuota});
+ * - TURN load published by every node, for ALTERNATE-SERVER redirects ({@link TurnLoadBoard});
  * - errors: {@link RedisStateError} is the base class of every error thrown here.
  *
  * Keys all start with a prefix (default `nat:`), so one Redis can serve other programs too
@@ -28,3 +31,6 @@ export { RedisStateError, RedisUnavailableError } from './errors.js';
 export { type RedisNode, type RedisNodeInit, openRedisNode } from './node.js';
 export { type RedisRendezvousInit, type RedisRendezvousConnections, RedisRendezvousCluster, checkNodeId } from './rendezvous.js';
 export { type RedisRelayScopeInit, type RedisRelayScopeStats, RedisRelayScope } from './scope.js';
+export { type CoturnUserDbInit, coturnKeys, coturnUserDb, redisUrlOf } from './coturn-userdb.js';
+export { RedisTurnQuota, type RedisTurnQuotaInit } from './turn-quota.js';
+export { type LocalTurnLoad, TurnLoadBoard, type TurnLoadBoardInit, type TurnNodeLoad } from './turn-load.js';

@@ -3,7 +3,8 @@
  * IP, a port in use, a certificate that does not load). Hostile packets never raise it: they are
  * dropped or answered with a STUN error response, and counted.
  */
-export type ServerErrorCode = 'BAD_CONFIG' | 'BIND_FAILED' | 'TLS';
+/** UNAVAILABLE: a shared store (a Redis user database, a cluster quota ledger) did not answer. */
+export type ServerErrorCode = 'BAD_CONFIG' | 'BIND_FAILED' | 'TLS' | 'UNAVAILABLE';
 
 export class ServerError extends Error {
   override readonly name = 'ServerError';

@@ -61,6 +61,7 @@ export {
   restApiCredentials,
   parseUsersFile,
   anyOf,
+  TurnAuthUnavailableError,
   anonymousRelayCredentials,
   anonymousRelayUsers,
 } from './turn/auth.js';
@@ -95,6 +96,7 @@ export { NonceIssuer } from './turn/nonce.js';
 export { PeerPolicy, type PeerPolicyInit } from './turn/peer-policy.js';
 export { RelayPorts, type RelayPortRange, DEFAULT_RELAY_PORTS } from './turn/relay-ports.js';
 export { TurnQuotas, type TurnQuotaInit, type QuotaRefusal, quotaUser } from './turn/quota.js';
+export type { TurnClusterQuota, ClusterQuotaHolder } from './turn/cluster.js';
 export type { TierQuota } from './turn/quota.js';
 export { TcpPeerLimits, type TcpPeerLimitsInit, type TcpOrigin } from './turn/tcp-limits.js';
 export { boundedErrorAttributes, MIN_ERROR_ANSWER } from './stun/error-answer.js';

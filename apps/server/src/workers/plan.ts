@@ -41,9 +41,14 @@ const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.'
  * one per core, except on a loopback-only server (a demo, a test, a readme recipe), which stays
  * one process: nothing there gains from more cores, and its start-up and output stay as they were.
  */
-export function workerCount(config: Pick<ServerConfig, 'workers' | 'listen' | 'tlsPort' | 'rendezvousPort'>, cores: number = availableParallelism()): number {
+export function workerCount(
+  config: Pick<ServerConfig, 'workers' | 'listen' | 'tlsPort' | 'rendezvousPort'> & Partial<Pick<ServerConfig, 'alternateOver'>>,
+  cores: number = availableParallelism(),
+): number {
   if (config.workers !== 'auto') return config.workers;
   if (config.listen.every(isLoopback)) return 1;
+  // Load spreading between nodes (--alternate-over) runs in one process per node for now (cluster/config.ts).
+  if (config.alternateOver !== undefined) return 1;
   // The TLS port also carries the rendezvous (one port for restrictive networks), which lives in
   // one process: until the workers hand such connections to it, the server stays one process.
   if (oneTlsPort(config)) return 1;

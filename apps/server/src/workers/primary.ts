@@ -22,7 +22,7 @@ import { formatTransportAddress, ipFamily } from '@nat/protocol';
 import { Gauge } from 'prom-client';
 import { type Logger, pino } from 'pino';
 import { type ServerConfig, authenticatorOf, turnAuthOf } from '../config.js';
-import { clusterScope, openClusterOf } from '../cluster.js';
+import { clusterScope, openClusterOf } from '../cluster/rendezvous.js';
 import { externalOf } from '../external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from '../reload.js';
 import type { RunningServer } from '../running.js';

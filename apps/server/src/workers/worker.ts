@@ -13,6 +13,7 @@ import type { AlternateServerOf, ClientEndpoint } from '@nat/server';
 import type { TransportAddress } from '@nat/protocol';
 import { pino } from 'pino';
 import { type ServerConfig, authenticatorOf, toServerInit, turnAuthOf } from '../config.js';
+import { nodeIdOf, startTurnClusterOf } from '../cluster/turn.js';
 import { advertisedIp, externalOf } from '../external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from '../reload.js';
 import { type FixedPorts, type PrimaryMessage, WORKER_ENV, type WorkerMessage, sumStats } from './ipc.js';
@@ -131,8 +132,11 @@ export async function runWorker(
   const events: ServerEventSink = (e) => send({ t: 'event', e });
   const turnAuth = new SwappableAuthenticator(anyOf());
   const w: WorkerState = { me, config, ports: new Map() };
+  // Users from Redis and quotas across nodes (with the whole node's limits: the ledger is shared); each worker is a node of its own there.
+  const cluster = await startTurnClusterOf({ ...config, nodeId: `${nodeIdOf(config)}-w${me.id}` }, logger);
+  const parts = cluster?.parts ?? {};
   const shared = await startStunServer({
-    ...withRedirect(await toServerInit(own, scope, turnAuth), redirect(w, undefined), me.nonceKey),
+    ...withRedirect(await toServerInit(own, scope, turnAuth, parts), redirect(w, undefined), me.nonceKey),
     clusterShared: true,
     logger,
     events,
@@ -142,13 +146,14 @@ export async function runWorker(
     try {
       mine = await startOwnPorts(own, async (ports) =>
         startStunServer({
-          ...withRedirect(await toServerInit({ ...own, ...ports, altPort: null, alternate: [] }, scope, turnAuth), redirect(w, me.id), me.nonceKey),
+          ...withRedirect(await toServerInit({ ...own, ...ports, altPort: null, alternate: [] }, scope, turnAuth, parts), redirect(w, me.id), me.nonceKey),
           logger,
           events,
         }),
       );
     } catch (e) {
       await shared.close();
+      await cluster?.close();
       throw e;
     }
     w.ports.set(me.id, mine.listeners);
@@ -165,7 +170,11 @@ export async function runWorker(
     stun: { setTlsCredentials: (c) => servers.forEach((s) => s.setTlsCredentials(c)) },
   };
   const reloadNow = async (): Promise<string> => {
-    const did = await reload(targets, turnAuthOf, authenticatorOf);
+    const did = await reload(
+      targets,
+      (c) => turnAuthOf(c, parts.users),
+      (c) => authenticatorOf(c, parts.users),
+    );
     logger.info({ reloaded: did }, 'configuration reloaded');
     return did;
   };
@@ -191,6 +200,7 @@ export async function runWorker(
     // A socket shared through the primary may never confirm its close once the primary is gone.
     const bounded = new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref());
     await Promise.race([Promise.all(servers.map((s) => s.close())), bounded]);
+    await Promise.race([cluster?.close(), bounded]);
     logger.info({ stats: sumStats(servers.map((s) => s.stats())) }, 'stopped');
   };
   // The primary died (SIGKILL, a crash): no worker outlives it.

@@ -9,13 +9,15 @@
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server as NetServer } from 'node:net';
-import { type AddressFamily, type StunMessage, type TransportAddress, canonicalIp, ipFamily } from '@nat/protocol';
+import { type AddressFamily, Attr, StunClass, type StunMessage, type TransportAddress, canonicalIp, ipFamily, sourceKey } from '@nat/protocol';
 import type { ServerEventSink } from '../events.js';
 import { ExternalAddresses } from '../stun/external.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ClientEndpoint } from '../turn/allocation.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
+import type { TurnClusterQuota } from '../turn/cluster.js';
 import { TurnCore, type TurnCoreInit, type TurnOutput } from '../turn/core.js';
+import { quotaUser } from '../turn/quota.js';
 import type { PeerPolicyInit } from '../turn/peer-policy.js';
 import { type RelayPortRange, RelayPorts } from '../turn/relay-ports.js';
 import { type DataConnection, TcpPeers } from './tcp-peers.js';
@@ -30,7 +32,17 @@ export interface TurnOptions extends Omit<TurnCoreInit, 'relayFamilies' | 'peers
   readonly relayPorts?: RelayPortRange;
   /** Peer address policy. Default: refuse loopback, private, link-local, multicast, ... */
   readonly peers?: PeerPolicyInit;
+  /**
+   * Allocation quotas counted across the nodes of a cluster (`@nat/redis`'s `RedisTurnQuota`),
+   * reserved before each relay socket is opened, released when the allocation ends. Default
+   * none: the node's own quotas only.
+   */
+  readonly clusterQuota?: TurnClusterQuota;
 }
+
+/** Authenticated requests waiting for their user's keys (`TurnAuthenticator.prepare`) at once, and per source: beyond, dropped (the client retransmits). */
+export const MAX_PREPARING = 1024;
+export const MAX_PREPARING_PER_SOURCE = 32;
 
 /** Options of a {@link TurnDriver}. */
 export interface TurnDriverInit {
@@ -70,6 +82,11 @@ export class TurnDriver {
   readonly #udpEndpoints = new Map<string, ClientEndpoint>();
   readonly #streams = new Map<string, DataConnection>();
   readonly #sweep: NodeJS.Timeout;
+  readonly #auth: TurnAuthenticator;
+  readonly #cluster: TurnClusterQuota | undefined;
+  /** Requests waiting for their user's keys, per source. */
+  readonly #preparing = new Map<string, number>();
+  #preparingTotal = 0;
   #closed = false;
 
   constructor(init: TurnDriverInit) {
@@ -94,6 +111,8 @@ export class TurnDriver {
       logger: this.#log,
       ...(init.events === undefined ? {} : { events: init.events }),
     });
+    this.#auth = init.turn.auth;
+    this.#cluster = init.turn.clusterQuota;
     this.#relayPorts = new RelayPorts(init.turn.relayPorts);
     this.#peers = new TcpPeers(this.core, relayIps, () => this.flush());
     this.#sweep = setInterval(() => {
@@ -131,10 +150,42 @@ export class TurnDriver {
     this.flush();
   }
 
-  /** A STUN message other than Binding from a client (a TURN request or indication). */
+  /**
+   * A STUN message other than Binding from a client (a TURN request or indication). A signed
+   * request whose user a remote store must look up first (`TurnAuthenticator.prepare`) waits
+   * for that lookup (bounded: {@link MAX_PREPARING}, {@link MAX_PREPARING_PER_SOURCE}); every
+   * other message is handled at once.
+   */
   stun(message: StunMessage, endpoint: ClientEndpoint, now: number): void {
-    this.core.handleStun(message, endpoint, now);
-    this.flush();
+    const pending = this.#prepare(message, endpoint, now);
+    if (pending === undefined) {
+      this.core.handleStun(message, endpoint, now);
+      return this.flush();
+    }
+    const source = sourceKey(endpoint.client.address);
+    const held = this.#preparing.get(source) ?? 0;
+    if (this.#preparingTotal >= MAX_PREPARING || held >= MAX_PREPARING_PER_SOURCE) return;
+    this.#preparing.set(source, held + 1);
+    this.#preparingTotal++;
+    void pending.then(() => {
+      this.#preparingTotal--;
+      const n = (this.#preparing.get(source) ?? 1) - 1;
+      if (n <= 0) this.#preparing.delete(source);
+      else this.#preparing.set(source, n);
+      if (this.#closed) return;
+      this.core.handleStun(message, endpoint, Date.now());
+      this.flush();
+    });
+  }
+
+  /** The user lookup a signed request needs before the core can check it, if any. */
+  #prepare(m: StunMessage, endpoint: ClientEndpoint, now: number): Promise<void> | undefined {
+    if (this.#auth.prepare === undefined || m.class !== StunClass.Request) return undefined;
+    if (m.integrityOffset < 0 && m.integritySha256Offset < 0) return undefined;
+    const username = m.get(Attr.Username);
+    const realm = m.get(Attr.Realm);
+    if (username === undefined || realm !== this.core.realm || !this.core.nonceValid(m, endpoint, now)) return undefined;
+    return this.#auth.prepare(username, realm, now);
   }
 
   /** A client's TCP/TLS connection: how to answer it, and what RFC 6062 ConnectionBind joins. */
@@ -166,10 +217,9 @@ export class TurnDriver {
         return void this.#relays.get(o.allocation)?.[o.peer.family]?.send(o.bytes, o.peer.port, inside ?? o.peer.address);
       }
       case 'open-relay':
-        if (o.transport === 'tcp') void this.#openTcpRelay(o.allocation, o.families[0]!);
-        else void this.#openRelay(o);
-        return;
+        return void this.#reserveThenOpen(o);
       case 'close-relay':
+        this.#cluster?.release(o.allocation);
         return this.#closeRelay(o.allocation);
       case 'tcp-connect':
         return this.#peers.connect(o.allocation, o.connectionId, o.peer);
@@ -186,6 +236,25 @@ export class TurnDriver {
     for (const sock of Object.values(sockets ?? {})) sock?.close();
     this.#tcpRelays.get(id)?.close();
     this.#tcpRelays.delete(id);
+  }
+
+  /** Reserves the allocation's slot in the cluster's ledger (when there is one), then opens its relay. */
+  async #reserveThenOpen(o: Extract<TurnOutput, { kind: 'open-relay' }>): Promise<void> {
+    const a = this.core.allocation(o.allocation);
+    if (this.#cluster !== undefined && a !== undefined) {
+      const user = quotaUser(a.username);
+      const refused = await this.#cluster.reserve(a.id, {
+        user: a.tier === undefined ? user : `${a.tier}\0${user}`,
+        source: sourceKey(a.endpoint.client.address),
+      });
+      if (this.#closed || this.core.allocation(a.id) === undefined) return this.#cluster.release(a.id);
+      if (refused !== undefined) {
+        this.core.relayRefused(a.id, refused);
+        return this.flush();
+      }
+    }
+    if (o.transport === 'tcp') return this.#openTcpRelay(o.allocation, o.families[0]!);
+    return this.#openRelay(o);
   }
 
   async #openRelay(o: Extract<TurnOutput, { kind: 'open-relay' }>): Promise<void> {
@@ -243,7 +312,7 @@ export class TurnDriver {
     clearInterval(this.#sweep);
     // Every allocation ends with the server (allocation-ended, cause server-close, and its last relayed counts).
     this.core.close(Date.now());
-    this.core.drain();
+    for (const o of this.core.drain()) if (o.kind === 'close-relay') this.#cluster?.release(o.allocation);
     for (const id of [...this.#relays.keys(), ...this.#tcpRelays.keys()]) this.#closeRelay(id);
     this.#peers.closeAll();
     this.#relayPorts.close();

@@ -21,7 +21,26 @@ import { ServerError } from '../errors.js';
  * An authenticator returns candidate keys: several when secrets are being rotated.
  */
 export interface TurnAuthenticator {
+  /**
+   * The candidate keys of `username`, synchronously. An authenticator that cannot answer (its
+   * store is unreachable) throws {@link TurnAuthUnavailableError}: the request gets 500.
+   */
   keys(username: string, realm: string, algorithm: PasswordAlgorithm, now: number): readonly Uint8Array[];
+  /**
+   * For authenticators backed by a remote store (a Redis user database): makes `keys` able to
+   * answer for `username` without I/O. Returns undefined when it already can (the hot path: no
+   * await), or a promise the driver awaits before it hands the request to the TURN core (once
+   * per authenticated request whose user is not cached; never per relayed packet). The promise
+   * never rejects: a failed lookup makes `keys` throw. Optional: in-memory sources need none.
+   */
+  prepare?(username: string, realm: string, now: number): Promise<void> | undefined;
+}
+
+/** An authenticator's store did not answer: the request is refused with 500 (fail closed), never let through. */
+export class TurnAuthUnavailableError extends ServerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
 }
 
 /** A bounded cache of derived keys: key derivation (OpaqueString + hash) stays off the hot path. */
@@ -115,14 +134,30 @@ export function restApiCredentials(secret: string, user: string, ttlSeconds: num
 
 /** Tries each authenticator in turn; the keys of the first that knows the user. */
 export function anyOf(...auths: TurnAuthenticator[]): TurnAuthenticator {
+  const remote = auths.filter((a) => a.prepare !== undefined);
   return {
     keys(username, realm, algorithm, now) {
+      let unavailable: TurnAuthUnavailableError | undefined;
       for (const a of auths) {
-        const k = a.keys(username, realm, algorithm, now);
-        if (k.length) return k;
+        try {
+          const k = a.keys(username, realm, algorithm, now);
+          if (k.length) return k;
+        } catch (e) {
+          if (!(e instanceof TurnAuthUnavailableError)) throw e;
+          unavailable ??= e; // another source may still know the user
+        }
       }
+      if (unavailable !== undefined) throw unavailable;
       return [];
     },
+    ...(remote.length === 0
+      ? {}
+      : {
+          prepare(username, realm, now) {
+            const pending = remote.map((a) => a.prepare!(username, realm, now)).filter((p) => p !== undefined);
+            return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
+          },
+        }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { Attr, PasswordAlgorithm, type StunMessage, sourceKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from '@nat/protocol';
 import type { ClientEndpoint } from './allocation.js';
+import { TurnAuthUnavailableError } from './auth.js';
 import { OFFERED_ALGORITHMS, answerError, challenge } from './answers.js';
 import { Reject, type TurnAuth, type TurnState } from './state.js';
 
@@ -41,7 +42,16 @@ export function authenticate(s: TurnState, m: StunMessage, endpoint: ClientEndpo
     return undefined;
   }
   // The realm must be ours; a key derived for another realm would never verify anyway.
-  const keys = realm === s.realm ? s.auth.keys(username, realm, algorithm, now) : [];
+  let keys: readonly Uint8Array[];
+  try {
+    keys = realm === s.realm ? s.auth.keys(username, realm, algorithm, now) : [];
+  } catch (e) {
+    if (!(e instanceof TurnAuthUnavailableError)) throw e;
+    // Fail closed: the user database did not answer; say so, without the store's address.
+    s.log.warn({ user: username, client: ip, err: e.message }, 'authentication impossible: user database unavailable');
+    answerError(s, m, endpoint, undefined, new Reject(500, 'Server Error: user database unavailable'));
+    return undefined;
+  }
   for (const key of keys) {
     if (sha256 ? verifyMessageIntegritySha256(m, key) : verifyMessageIntegrity(m, key)) return { key, mac: sha256 ? 'sha256' : 'sha1', username };
   }

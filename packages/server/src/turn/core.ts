@@ -13,7 +13,7 @@ import {
 import type { Allocation, ClientEndpoint } from './allocation.js';
 import { answerError } from './answers.js';
 import { authenticate } from './authenticate.js';
-import { handleAllocate, relayFailed, relayOpened } from './handlers/allocate.js';
+import { clusterRefused, handleAllocate, relayFailed, relayOpened } from './handlers/allocate.js';
 import { handleChannelBind } from './handlers/channel-bind.js';
 import { handleChannelData, handlePeerData, handleSend } from './handlers/data.js';
 import { handleCreatePermission } from './handlers/permission.js';
@@ -21,6 +21,7 @@ import { handleRefresh } from './handlers/refresh.js';
 import { handleConnect, handleConnectionBind, tcpConnectFailed, tcpConnected, tcpIncoming } from './handlers/tcp-relay.js';
 import { endAllocation, forgetTcp, sweep } from './lifecycle.js';
 import type { TurnCoreInit, TurnOutput, TurnStats } from './options.js';
+import type { QuotaRefusal } from './quota.js';
 import { Reject, type TurnRequest, TurnState } from './state.js';
 
 export type { TurnCoreInit, TurnOutput, TurnStats } from './options.js';
@@ -110,6 +111,16 @@ export class TurnCore {
     return this.#s.byId.size;
   }
 
+  /**
+   * Whether a request's NONCE is one this core issued to its client's address and still valid:
+   * the driver looks a user up in a remote store only then (a request with a bad nonce gets its
+   * 401/438 without costing a lookup).
+   */
+  nonceValid(message: StunMessage, endpoint: ClientEndpoint, now: number): boolean {
+    const nonce = message.get(Attr.Nonce);
+    return nonce !== undefined && this.#s.nonces.check(nonce, endpoint.client.address, now) === 'valid';
+  }
+
   /** The server's own service addresses (its listeners, rendezvous, admin ports): never relay peers. */
   addServiceAddresses(services: readonly TransportAddress[], ownIps: readonly string[] = []): void {
     this.#s.policy.addServices(services, ownIps);
@@ -184,6 +195,12 @@ export class TurnCore {
   relayFailed(allocationId: number, code = 508): void {
     const a = this.#s.byId.get(allocationId);
     if (a !== undefined) relayFailed(this.#s, a, code);
+  }
+
+  /** The cluster's ledger refused the allocation (its limit, or `unavailable`): 486/508/500, and it ends. */
+  relayRefused(allocationId: number, refusal: QuotaRefusal | 'unavailable'): void {
+    const a = this.#s.byId.get(allocationId);
+    if (a !== undefined) clusterRefused(this.#s, a, refusal);
   }
 
   /**

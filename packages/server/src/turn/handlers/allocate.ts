@@ -163,13 +163,26 @@ export function relayOpened(s: TurnState, a: Allocation, family: AddressFamily, 
   s.log.debug({ allocation: a.id, user: a.username, relayed: a.relayed }, 'allocation created');
 }
 
-/** The driver could not open a relay socket: the allocation ends; 508 (no port free) or the driver's code. */
-export function relayFailed(s: TurnState, a: Allocation, code: number): void {
+/**
+ * The driver could not open a relay socket, or the cluster's ledger refused the allocation: it
+ * ends and the pending Allocate gets `reject` (default 508, no port free).
+ */
+export function relayFailed(s: TurnState, a: Allocation, code: number, reject?: Reject): void {
   const pending = s.pending.get(a.id);
   s.pending.delete(a.id);
   endAllocation(s, a, 'relay-failed');
   if (pending?.token) s.quotas.cancelReservation(tokenKey(pending.token));
-  const event = code === 508 ? ({ cause: 'no-ports', pool: 'relay-ports' } as const) : undefined;
-  if (pending) answerError(s, pending.request, a.endpoint, { key: a.key, mac: a.mac }, new Reject(code, undefined, [], event), a.username);
+  const event = code === 508 && reject === undefined ? ({ cause: 'no-ports', pool: 'relay-ports' } as const) : reject?.event;
+  const r = reject ?? new Reject(code, undefined, [], event);
+  if (pending) answerError(s, pending.request, a.endpoint, { key: a.key, mac: a.mac }, r, a.username);
   else if (event) s.refused(event.cause, event.pool, a.endpoint, a.username);
+}
+
+/** The cluster-wide ledger (TurnClusterQuota) refused allocation `a`: 486 (508 for the total), or 500 when it did not answer. */
+export function clusterRefused(s: TurnState, a: Allocation, refusal: QuotaRefusal | 'unavailable'): void {
+  if (refusal === 'unavailable') return relayFailed(s, a, 500, new Reject(500, 'Server Error: quota store unavailable'));
+  s.stats.quotaRejected++;
+  s.log.info({ user: a.username, client: a.endpoint.client.address, quota: refusal, scope: 'cluster' }, 'allocation refused: quota reached');
+  const event = { cause: QUOTA_CAUSE[refusal], pool: 'allocations' } as const;
+  relayFailed(s, a, refusal === 'total' ? 508 : 486, new Reject(refusal === 'total' ? 508 : 486, undefined, [], event));
 }

@@ -4,11 +4,10 @@
  * runs: one node keeps everything in memory.
  */
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
 import { type RelayScope, ServerError } from '@nat/server';
 import { type RedisNode, RedisStateError, openRedisNode } from '@nat/redis';
 import type { Logger } from 'pino';
-import type { ServerConfig } from './config.js';
+import type { ServerConfig } from '../config.js';
 
 /** The default node id: the host name and the rendezvous port (stable across restarts), in the characters a node id allows. */
 export function defaultNodeId(config: Pick<ServerConfig, 'rendezvousPort'>, host: string = hostname()): string {
@@ -41,15 +40,4 @@ export async function openClusterOf(config: ServerConfig, logger: Logger): Promi
 /** The relay scope TURN and the rendezvous share: mirrored across nodes with a cluster. */
 export function clusterScope(node: RedisNode | undefined, local: RelayScope): RelayScope {
   return node === undefined ? local : node.relayScope(local);
-}
-
-/** Several nodes sharing state in Redis. */
-export function withClusterOptions(program: Command): Command {
-  return program
-    .optionsGroup('Several nodes (one network served by several nat-servers sharing Redis):')
-    .option(
-      '--redis <url>',
-      'share rendezvous presence, names, signalling between nodes and the relay scope with the other nodes in this Redis (redis://[[user]:password@]host:port[/db]; default off: one node, all in memory)',
-    )
-    .option('--node-id <id>', "this node's id in Redis (default: the host name and the rendezvous port)");
 }
