@@ -76,3 +76,20 @@ export function printTable(o: { peers: number; rate: number; duration: number },
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+export function printTurn(t: {
+  allocations: number;
+  failed: number;
+  firstError: string | undefined;
+  seconds: number;
+  rssPerAllocation: number;
+  rssBefore: number;
+  rssAfter: number;
+}): void {
+  const mib = (b: number): string => (b / 1048576).toFixed(1);
+  const lines = [
+    `TURN allocations on one node (each with a channel bound): ${t.allocations} made in ${t.seconds.toFixed(1)} s, ${t.failed} failed${t.firstError ? ` (${t.firstError})` : ''}`,
+    `node RSS ${mib(t.rssBefore)} MiB -> ${mib(t.rssAfter)} MiB: ${(t.rssPerAllocation / 1024).toFixed(2)} KiB per allocation`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

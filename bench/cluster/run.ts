@@ -25,7 +25,8 @@ import { performance } from 'node:perf_hooks';
 import { type RedisServer, startRedis } from '../../tests/cluster/redis.js';
 import { killChildrenOnExit, parseBenchArgs, stop, usageError } from '../harness.js';
 import { type Generator, type Node, cpuSecondsOf, forkGenerator, rssOf, sampleRedis, startNode } from './nodes.js';
-import { type ModeResult, printTable } from './report.js';
+import { type TurnResult, runTurnMode } from './allocations.js';
+import { type ModeResult, printTable, printTurn } from './report.js';
 
 const USAGE = `pnpm bench:cluster [-- options]     (or: tsx bench/cluster/run.ts [options])
 
@@ -37,7 +38,9 @@ nodes, signalling latency p50/p99, memory per peer, Redis commands per offer. 12
   --rate N           offers per second, all generators together, 1-20000 (default 1000)
   --duration S       seconds of offering, at most 120 (default 30)
   --nodes N          nodes of the cluster run, 2-8 (default 3)
-  --modes LIST       cluster,single (default both; cluster needs nat-server --redis)
+  --modes LIST       cluster,single,turn (default cluster,single; cluster needs nat-server --redis;
+                     turn: --allocations TURN allocations on one node, memory per allocation)
+  --allocations K    TURN allocations of the turn mode, 1-10000 (default 5000)
   --generators N     load generator processes, 1-8 (default 2: 5000 sockets each at 10000 peers)
   --per-source N     peers per loopback source address, 1-64 (default 32)
   --json             one JSON object instead of the table
@@ -48,7 +51,8 @@ export interface Options {
   rate: number;
   duration: number;
   nodes: number;
-  modes: ('cluster' | 'single')[];
+  modes: ('cluster' | 'single' | 'turn')[];
+  allocations: number;
   generators: number;
   perSource: number;
   json: boolean;
@@ -61,6 +65,7 @@ function options(): Options {
     duration: { type: 'string', default: '30' },
     nodes: { type: 'string', default: '3' },
     modes: { type: 'string', default: 'cluster,single' },
+    allocations: { type: 'string', default: '5000' },
     generators: { type: 'string', default: '2' },
     'per-source': { type: 'string', default: '32' },
     json: { type: 'boolean', default: false },
@@ -71,8 +76,8 @@ function options(): Options {
     return n;
   };
   const modes = a.modes.split(',');
-  if (modes.length === 0 || modes.some((m) => m !== 'cluster' && m !== 'single'))
-    usageError('cluster', USAGE, `--modes: expected cluster and/or single, got ${a.modes}`);
+  if (modes.some((m) => m !== 'cluster' && m !== 'single' && m !== 'turn'))
+    usageError('cluster', USAGE, `--modes: expected some of cluster, single and turn, got ${a.modes}`);
   const duration = Number(a.duration);
   if (!(duration > 0 && duration <= 120)) usageError('cluster', USAGE, `--duration: expected seconds in (0, 120], got ${a.duration}`);
   return {
@@ -81,6 +86,7 @@ function options(): Options {
     duration,
     nodes: int('nodes', a.nodes, 2, 8),
     modes: modes as Options['modes'],
+    allocations: int('allocations', a.allocations, 1, 10_000),
     generators: int('generators', a.generators, 1, 8),
     perSource: int('per-source', a['per-source'], 1, 64),
     json: a.json,
@@ -174,12 +180,22 @@ async function main(): Promise<void> {
   const o = options();
   killChildrenOnExit('cluster', 'every node, generator and redis-server stopped');
   const results: ModeResult[] = [];
+  let turn: TurnResult | undefined;
   for (const mode of o.modes) {
-    if (!o.json) process.stderr.write(`bench:cluster: ${mode}: ${o.peers} peers on ${mode === 'cluster' ? o.nodes : 1} node(s), ${o.rate} offers/s for ${o.duration} s\n`);
+    if (mode === 'turn') {
+      if (!o.json) process.stderr.write(`bench:cluster: turn: ${o.allocations} TURN allocations on one node\n`);
+      turn = await runTurnMode(o.allocations, o.perSource);
+      continue;
+    }
+    if (!o.json)
+      process.stderr.write(`bench:cluster: ${mode}: ${o.peers} peers on ${mode === 'cluster' ? o.nodes : 1} node(s), ${o.rate} offers/s for ${o.duration} s\n`);
     results.push(await runMode(o, mode));
   }
-  if (o.json) process.stdout.write(`${JSON.stringify({ options: o, results })}\n`);
-  else printTable(o, results);
+  if (o.json) process.stdout.write(`${JSON.stringify({ options: o, results, turn })}\n`);
+  else {
+    if (results.length > 0) printTable(o, results);
+    if (turn) printTurn(turn);
+  }
 }
 
 main().catch((e: unknown) => {
