@@ -19,8 +19,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
+  type OfferMessage,
   SIGNALLING_VERSION,
-  type SignallingMessage,
   encodeSignallingMessage,
   peerIdFromPublicKey,
   registerSigningPayload,
@@ -172,9 +172,9 @@ const CANDIDATES = [
 
 /** The offer text (checked against the protocol's schema once, then built by hand: the generator's own cost is kept low). */
 function offerText(n: number, from: string, to: string): string {
-  const m = {
+  const m: OfferMessage = {
     v: SIGNALLING_VERSION,
-    type: 'offer' as const,
+    type: 'offer',
     id: `o${n}`,
     from,
     to,
@@ -183,7 +183,7 @@ function offerText(n: number, from: string, to: string): string {
     pwd: 'benchmarkpasswordforice',
     candidates: CANDIDATES,
   };
-  if (n === 0) encodeSignallingMessage(m satisfies SignallingMessage);
+  if (n === 0) encodeSignallingMessage(m);
   return JSON.stringify(m);
 }
 
