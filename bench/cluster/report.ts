@@ -1,7 +1,11 @@
+import { availableParallelism } from 'node:os';
+
 /** The figures of one `pnpm bench:cluster` mode, and the side-by-side table of both. */
 
 export interface ModeResult {
   mode: 'cluster' | 'single';
+  /** The machine's 1-minute load average when the offer phase began and ended (other work on the cores). */
+  loadAverage: [number, number];
   nodes: number;
   peers: number;
   registered: number;
@@ -30,6 +34,7 @@ export interface ModeResult {
 const fmt = (v: number | undefined, digits = 1): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
 
 export function printTable(o: { peers: number; rate: number; duration: number }, results: readonly ModeResult[]): void {
+  const cpus = availableParallelism();
   const cluster = results.find((r) => r.mode === 'cluster');
   const single = results.find((r) => r.mode === 'single');
   const rows: [string, (r: ModeResult) => number | undefined, number][] = [
@@ -61,6 +66,7 @@ export function printTable(o: { peers: number; rate: number; duration: number },
     );
   }
   for (const r of results) {
+    lines.push(`${r.mode}: load average ${r.loadAverage.map((l) => l.toFixed(1)).join(' -> ')} during the offer phase (${cpus} cores)`);
     const errors = Object.entries(r.errors);
     if (errors.length > 0 || r.lost > 0 || r.closed > 0 || r.registerFailed > 0)
       lines.push(

@@ -21,6 +21,7 @@
  *
  *   pnpm bench:cluster [-- --peers 10000 --rate 1000 --duration 30 --nodes 3 --json]
  */
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type RedisServer, startRedis } from '../../tests/cluster/redis.js';
 import { killChildrenOnExit, parseBenchArgs, stop, usageError } from '../harness.js';
@@ -124,6 +125,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
       gens: gens.reduce((s, g) => s + cpuSecondsOf(g.child.pid!), 0),
     });
     const cpu0 = cpu();
+    const load0 = loadavg()[0]!;
     const w0 = performance.now();
     const rates = shares(o.rate, o.generators);
     const off = await Promise.all(gens.map((g, k) => g.offers({ rate: rates[k]!, duration: o.duration, drainMs: 10_000 })));
@@ -144,6 +146,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
     }
     return {
       mode,
+      loadAverage: [load0, loadavg()[0]!],
       nodes: nodeCount,
       peers: o.peers,
       registered,
