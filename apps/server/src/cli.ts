@@ -1,26 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import {
-  type AdminServer,
-  MemoryRelayScope,
-  anyOf,
-  ServerError,
-  ServerEventHub,
-  ServerMetrics,
-  StatusView,
-  type attachExpose,
-  startStunServer,
-} from '@nat/server';
-import { formatTransportAddress } from '@nat/protocol';
-import { pino } from 'pino';
+import { ServerError } from '@nat/server';
 import { checkConfigFiles } from './check-config.js';
-import { ConfigError, authenticatorOf, readConfigFile, resolveConfig, toServerInit, turnAuthOf } from './config.js';
-import { externalOf } from './external-ip.js';
+import { ConfigError, readConfigFile, resolveConfig } from './config.js';
+import { withClusterOptions } from './cluster.js';
 import { type ProxyProtocolFlags, proxyProtocolFromFlag, withProxyProtocolOption } from './proxy-flags.js';
 import { type OutboundFlags, outboundFlagValues, withOutboundOptions } from './outbound-flags.js';
-import { type ReloadTargets, SwappableAuthenticator, reload } from './reload.js';
-import { type Out, type Rendezvous, attachExposeOf, noRelayWarning, startAdminOf, startRendezvousOf } from './services.js';
+import { type Out, noRelayWarning } from './services.js';
 import type { RunningServer } from './running.js';
+import { startOneProcess } from './single.js';
 import { startWorkersOf, withWorkerOptions } from './workers/index.js';
 /** Exit codes of `nat-server`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
@@ -95,6 +83,8 @@ interface Flags extends ProxyProtocolFlags, OutboundFlags {
   anonymousRelayPerPeer?: number;
   anonymousRelayTotal?: number;
   anonymousRelayBandwidth?: number;
+  redis?: string;
+  nodeId?: string;
   adminPort?: number;
   adminListen?: string;
   adminTokenFile?: string;
@@ -129,7 +119,7 @@ rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): a
 anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,
 exposeDenySources, exposeSessionsPerSource, exposeConnectionsPerSource, exposeOutbound, exposeOutboundPerSession, exposeOutboundPerMinute,
-exposeOutboundTotal, exposeOutboundTimeout; admin: adminPort, adminListen, adminToken, adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
+exposeOutboundTotal, exposeOutboundTimeout; several nodes: redis, nodeId; admin: adminPort, adminListen, adminToken, adminTokenFile.  Exit codes: 0 stopped cleanly, 1 could not start, 2 bad usage.`;
 
 /** The command line of `nat-server`: its options in groups, with their help. */
 function buildProgram(out: Out): Command {
@@ -220,7 +210,7 @@ function buildProgram(out: Out): Command {
       numberArg,
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
-  return withGeneralOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program)))), out);
+  return withGeneralOptions(withWorkerOptions(withClusterOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))))), out);
 }
 
 /** The admin listener's options. */
@@ -303,6 +293,8 @@ function flagValues(o: Flags): Record<string, unknown> {
     anonymousRelayPerPeer: o.anonymousRelayPerPeer,
     anonymousRelayTotal: o.anonymousRelayTotal,
     anonymousRelayBandwidth: o.anonymousRelayBandwidth,
+    redis: o.redis,
+    nodeId: o.nodeId,
     adminPort: o.adminPort,
     adminListen: o.adminListen,
     adminTokenFile: o.adminTokenFile,
@@ -338,62 +330,7 @@ export async function run(argv: string[], out: Out = process): Promise<RunningSe
   }
   const split = await startWorkersOf(config, { file, flags, argv, out, version: VERSION });
   if (split !== undefined) return split;
-  const logger = pino({ level: config.logLevel, base: { service: 'nat-server' } }, pino.destination({ dest: 1, sync: true }));
-  // What peers' sessions signal through the rendezvous, read by TURN's anonymous tier.
-  const scope = new MemoryRelayScope();
-  // Everything the services observe goes to one hub; the metrics subscribe to it.
-  const events = new ServerEventHub({ onError: (e) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'event subscriber failed') });
-  const metrics = new ServerMetrics();
-  const status = new StatusView({ version: VERSION });
-  events.subscribe(metrics.sink);
-  events.subscribe(status.sink);
-  const turnAuth = new SwappableAuthenticator(anyOf());
-  const stun = await startStunServer({ ...(await toServerInit(config, scope, turnAuth)), logger, events: events.sink });
-  const ctx = { logger, out, events: events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
-  if (config.realm) out.stderr.write(`TURN on, realm ${config.realm}, relay ports ${config.minPort}-${config.maxPort}\n`);
-  for (const l of stun.listeners) out.stderr.write(`listening ${l.transport.padEnd(3)} ${formatTransportAddress(l.address)} (${l.role})\n`);
-  for (const m of externalOf(config)) out.stderr.write(`external ${m.public} for ${m.private} (told to clients instead)\n`);
-  let rendezvous: Rendezvous | undefined;
-  let expose: ReturnType<typeof attachExpose> | undefined;
-  try {
-    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, stun, scope, ctx);
-    if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, ctx);
-  } catch (e) {
-    await rendezvous?.close();
-    await stun.close();
-    throw e;
-  }
-  const targets: ReloadTargets = { file, flags, config, turnAuth, exposeAuth: ctx.exposeAuth, stun, ...(rendezvous ? { rendezvous } : {}) };
-  const reloadNow = async (): Promise<string> => {
-    const did = await reload(targets, turnAuthOf, authenticatorOf);
-    logger.info({ reloaded: did }, 'configuration reloaded');
-    return did;
-  };
-  let admin: AdminServer | undefined;
-  try {
-    admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status, reload: reloadNow }, logger, out);
-  } catch (e) {
-    await expose?.close();
-    await rendezvous?.close();
-    await stun.close();
-    throw e;
-  }
-  const rv = rendezvous;
-  const ex = expose;
-  const sources = { stun: () => stun.stats(), ...(rv ? { rendezvous: () => rv.stats() } : {}), ...(ex ? { expose: () => ex.stats() } : {}) };
-  metrics.watch(sources);
-  status.watch(sources);
-  return {
-    stun,
-    reload: reloadNow,
-    async stop() {
-      await admin?.close();
-      await expose?.close();
-      await rendezvous?.close();
-      await stun.close();
-      logger.info({ stats: stun.stats(), ...(rendezvous ? { rendezvous: rendezvous.stats() } : {}) }, 'stopped');
-    },
-  };
+  return startOneProcess(config, { file, flags, out, version: VERSION });
 }
 
 export { ConfigError, ServerError, noRelayWarning };

@@ -165,6 +165,17 @@ export const ServerConfig = z
     exposeOutboundPerMinute: count(1).default(30).describe('new connections per user per minute, a whole number of at least 1'),
     exposeOutboundTotal: count(1).default(1000).describe('a whole number of at least 1'),
     exposeOutboundTimeout: count(1).default(10).describe('seconds, a whole number of at least 1'),
+    // ---- several nodes sharing state in Redis (off unless redis is set)
+    redis: z
+      .string()
+      .regex(/^rediss?:\/\/[^\s]+$/, { message: 'not a redis:// or rediss:// URL' })
+      .optional()
+      .describe('a redis://[[user]:password@]host:port[/db] URL (rediss:// for TLS)'),
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'not 1-64 characters of A-Z a-z 0-9 . _ : -' })
+      .optional()
+      .describe('1-64 characters of A-Z a-z 0-9 . _ : - (default: the host name and the rendezvous port)'),
     // ---- admin listener (Prometheus metrics at /metrics; off unless adminPort is set)
     adminPort: port.optional().describe('a port number 0-65535 (without it there is no admin listener)'),
     adminListen: ip.default('127.0.0.1').describe('an IP address (anything but loopback needs adminToken or adminTokenFile)'),

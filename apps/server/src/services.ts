@@ -21,6 +21,7 @@ import {
 import { networkInterfaces } from 'node:os';
 import type { TransportAddress } from '@nat/protocol';
 import type { Logger } from 'pino';
+import { type RedisRendezvousCluster, redactRedisUrl } from '@nat/redis';
 import { readAdminToken } from './check-config.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
 import { advertisedIp, externalOf } from './external-ip.js';
@@ -56,6 +57,8 @@ export interface ServiceContext {
   readonly events: ServerEventSink;
   /** The expose service's users (a reload replaces what it holds). */
   readonly exposeAuth: SwappableAuthenticator;
+  /** With --redis: the rendezvous shares presence, names and signalling with the other nodes. */
+  readonly cluster?: RedisRendezvousCluster;
 }
 
 async function swapIn(swap: SwappableAuthenticator, next: Promise<TurnAuthenticator>): Promise<SwappableAuthenticator> {
@@ -98,6 +101,7 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
     port: config.rendezvousPort!,
     logger,
     scope,
+    ...(ctx.cluster === undefined ? {} : { cluster: ctx.cluster }),
     admission: { peerKeys: config.rendezvousPeerKeys, tokens: config.rendezvousTokens },
     events,
     // The listener carries the expose control connections too: a source's share covers both.
@@ -129,6 +133,12 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
     // One port for restrictive networks: the TLS port serves the rendezvous (and expose control) too.
     stun.serveHttpOnTls((socket, lease) => rendezvous.serveGoverned(socket, lease));
     out.stderr.write(`rendezvous wss://${host}:${bound('tls')}${new URL(rendezvous.url).pathname} (on the TLS port, with TURN over TLS)\n`);
+  }
+  if (ctx.cluster !== undefined) {
+    ctx.cluster.setUrl(peersUrl ?? rendezvous.url);
+    out.stderr.write(
+      `cluster: node ${ctx.cluster.instance.replace(/~[^~]*$/, '')} sharing the rendezvous with the nodes in Redis ${redactRedisUrl(config.redis ?? '')}\n`,
+    );
   }
   const warning = noRelayWarning(config);
   if (warning !== undefined) out.stderr.write(`${warning}\n`);

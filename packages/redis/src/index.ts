@@ -7,6 +7,17 @@
  * shared table lives, each an implementation of an interface @nat/server injects:
  *
  * - connections ({@link connectRedis}): fail fast while Redis is down, never queue without bound;
+ * - a node ({@link openRedisNode}): two connections, the rendezvous cluster and the relay scope;
+ * - the rendezvous across nodes ({@link RedisRendezvousCluster}, @nat/server's RendezvousCluster):
+ *   presence (`peer:ID` -> `INSTANCE SEQ`, renewed by its node; newest registration wins and the
+ *   previous node is told), node liveness (`node:INSTANCE`, renewed every `heartbeatMs` = 1 s,
+ *   dead after `nodeTtlMs` = 5 s; `nodes`, a sorted set of live instances), signalling between
+ *   nodes (a pub/sub channel `to:INSTANCE` per node; a forward is one Lua script: look up,
+ *   check liveness, PUBLISH), names (`name:NAME`, `names-of:ID`, `names`, `name-claims:SOURCE`,
+ *   claimed atomically with the limits of one node's NameTable); at most `maxInFlight` (1,000)
+ *   commands wait for Redis, beyond which forwards are refused `busy` instead of queued;
+ * - the relay scope across nodes ({@link RedisRelayScope}): each node keeps it in memory, writes
+ *   are published on `scope` and applied by every other node;
  * - errors: {@link RedisStateError} is the base class of every error thrown here.
  *
  * Keys all start with a prefix (default `nat:`), so one Redis can serve other programs too
@@ -14,3 +25,6 @@
  */
 export { type ConnectRedisInit, connectRedis, redactRedisUrl } from './connection.js';
 export { RedisStateError, RedisUnavailableError } from './errors.js';
+export { type RedisNode, type RedisNodeInit, openRedisNode } from './node.js';
+export { type RedisRendezvousInit, type RedisRendezvousConnections, RedisRendezvousCluster, checkNodeId } from './rendezvous.js';
+export { type RedisRelayScopeInit, type RedisRelayScopeStats, RedisRelayScope } from './scope.js';

@@ -22,6 +22,7 @@ import { formatTransportAddress, ipFamily } from '@nat/protocol';
 import { Gauge } from 'prom-client';
 import { type Logger, pino } from 'pino';
 import { type ServerConfig, authenticatorOf, turnAuthOf } from '../config.js';
+import { clusterScope, openClusterOf } from '../cluster.js';
 import { externalOf } from '../external-ip.js';
 import { type ReloadTargets, SwappableAuthenticator, reload } from '../reload.js';
 import type { RunningServer } from '../running.js';
@@ -168,7 +169,20 @@ interface PrimaryParts {
 /** The rendezvous, expose and admin services in the primary, and the running server's reload and stop. */
 async function startServices(config: ServerConfig, parts: PrimaryParts): Promise<RunningServer> {
   const { pool, logger, metrics, status, src } = parts;
-  const ctx = { logger, out: src.out, events: parts.events.sink, exposeAuth: new SwappableAuthenticator(anyOf()) };
+  // With --redis the rendezvous (here) shares its state with other nodes; writes to the relay
+  // scope from other nodes reach the workers' TURN through the synced scope.
+  const node = await openClusterOf(config, logger).catch(async (e: unknown) => {
+    await pool.stop();
+    throw e;
+  });
+  const scope = clusterScope(node, parts.scope);
+  const ctx = {
+    logger,
+    out: src.out,
+    events: parts.events.sink,
+    exposeAuth: new SwappableAuthenticator(anyOf()),
+    ...(node ? { cluster: node.rendezvous } : {}),
+  };
   const turnHook = { listeners: parts.stun.listeners, turn: { addServiceAddresses: (a: Parameters<WorkerPool['addServices']>[0]) => pool.addServices(a) } };
   let rendezvous: Rendezvous | undefined;
   let expose: ReturnType<typeof attachExpose> | undefined;
@@ -191,11 +205,12 @@ async function startServices(config: ServerConfig, parts: PrimaryParts): Promise
     await admin?.close();
     await expose?.close();
     await rendezvous?.close();
+    await node?.close();
     await pool.stop();
     logger.info({ stats: parts.stun.stats() }, 'stopped');
   };
   try {
-    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, turnHook, parts.scope, ctx);
+    rendezvous = config.rendezvousPort === undefined ? undefined : await startRendezvousOf(config, turnHook, scope, ctx);
     if (rendezvous !== undefined) Object.assign(targets, { rendezvous });
     if (config.exposePorts !== undefined && rendezvous !== undefined) expose = await attachExposeOf(config, rendezvous, ctx);
     admin = config.adminPort === undefined ? undefined : await startAdminOf(config, { metrics, status, reload: reloadNow }, logger, src.out);

@@ -11,3 +11,4 @@ export * from './messages.js';
 export * from './register.js';
 export * from './codec.js';
 export * from './close-codes.js';
+export * from './cluster.js';

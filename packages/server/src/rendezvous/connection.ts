@@ -18,6 +18,10 @@ export class Connection {
   /** Why the server ended it, when it did (else the client closed it). */
   offlineCause: OfflineCause = 'closed';
   registerTimer: NodeJS.Timeout | undefined;
+  /** With a cluster: the sequence number of its registration in the shared store, once known. */
+  clusterSeq: number | undefined;
+  /** With a cluster: the newest registration of its peer id on another node, heard before its own sequence was known. */
+  replacedBy: number | undefined;
   readonly bucket: TokenBucket;
   constructor(
     readonly ws: WebSocket,

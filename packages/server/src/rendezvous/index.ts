@@ -46,6 +46,11 @@
  * - Events (`events`): peer-online/peer-offline (closed, replaced, timeout, server-close),
  *   session-brokered (an offer relayed), auth-failure (bad-integrity, missing, not-allowed),
  *   refused (connections, pending-connections, names), rate-limited (requests, registrations).
+ * - Several nodes (`cluster`, e.g. @nat/redis over Redis): presence, names and signalling are
+ *   shared, so peers registered on different nodes meet; newest wins across nodes too (the older
+ *   node closes its connection with 4000); a message for a peer on no live node is answered
+ *   `peer-offline` as locally, with the same rate and size limits (checked where it was sent).
+ *   `registered` is sent once the presence is recorded (or the store failed: local only).
  * - {@link anonymousRelayTier} wires what TURN and the rendezvous share for the anonymous tier.
  *
  * @example
@@ -68,6 +73,7 @@ export {
 /** Re-exported from @nat/protocol, where the client reads the same codes. */
 export { RENDEZVOUS_CLOSE_CODES } from '@nat/protocol';
 export { type RendezvousHandle, attachRendezvous } from './service.js';
+export type { RendezvousCluster, ClusterInbox, ClusterForward, RendezvousClusterStats } from './cluster.js';
 export type { RendezvousStats, RendezvousGateStats } from './stats.js';
 export { type RendezvousAdmission } from './admission.js';
 export { type NameLimits, DEFAULT_NAME_LIMITS, NameTable } from './names.js';

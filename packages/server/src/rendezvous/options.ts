@@ -4,6 +4,7 @@ import type { ServerEventSink } from '../events.js';
 import type { StreamLimits } from '../listeners/stream.js';
 import type { Logger } from '../logger.js';
 import type { RendezvousAdmission } from './admission.js';
+import type { RendezvousCluster } from './cluster.js';
 import { DEFAULT_NAME_LIMITS, type NameLimits } from './names.js';
 import type { RelayScope } from './scope.js';
 
@@ -90,6 +91,12 @@ export interface RendezvousOptions {
    * TURN server's anonymous tier. Give the same scope to `RelayTiers`. Default none.
    */
   readonly scope?: RelayScope;
+  /**
+   * Several nodes sharing presence, names and signalling (e.g. `@nat/redis`'s Redis cluster):
+   * peers registered on different nodes meet. Its lifetime is the caller's (close it after the
+   * service). Default none: a single node, everything in memory.
+   */
+  readonly cluster?: RendezvousCluster;
   /** Logger (pino-compatible). Default silent. Nothing is logged per message above debug. */
   readonly logger?: Logger;
   /**

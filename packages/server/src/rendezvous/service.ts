@@ -5,6 +5,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { Admission } from './admission.js';
+import type { RendezvousCluster } from './cluster.js';
 import { Connection } from './connection.js';
 import { isGateListener } from './gate.js';
 import { type RendezvousOptions, type ResolvedLimits, resolveIceServers, resolveLimits, resolvePath, resolveTurn } from './options.js';
@@ -49,6 +50,7 @@ class RendezvousService implements RendezvousHandle {
   /** WebSocket connections per source address (IPv6: /64). */
   readonly #perSource = new Map<string, number>();
   readonly #admission: Admission;
+  readonly #cluster: RendezvousCluster | undefined;
   readonly #signalling: Signalling;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #http: HttpServer;
@@ -79,12 +81,14 @@ class RendezvousService implements RendezvousHandle {
     this.#log = options.logger ?? silentLogger;
     this.#events = options.events ?? noEvents;
     this.#admission = new Admission(options.admission);
+    this.#cluster = options.cluster;
     this.#signalling = new Signalling({
       limits: this.#limits,
       turn,
       iceServers: resolveIceServers(options.iceServers, turn),
       admission: this.#admission,
       scope: options.scope,
+      cluster: options.cluster,
       log: this.#log,
       events: this.#events,
       stats: this.#stats,
@@ -105,7 +109,8 @@ class RendezvousService implements RendezvousHandle {
 
   stats(): RendezvousStats {
     const { peers, names } = this.#signalling;
-    return { connections: this.#connections.size, registered: peers.size, names: names.size, ...this.#stats };
+    const cluster = this.#cluster?.stats();
+    return { connections: this.#connections.size, registered: peers.size, names: names.size, ...this.#stats, ...(cluster === undefined ? {} : { cluster }) };
   }
 
   close(): Promise<void> {

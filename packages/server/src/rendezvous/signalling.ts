@@ -22,6 +22,8 @@ import type { RawData } from 'ws';
 import type { RefusalCause, ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { Admission } from './admission.js';
+import type { RendezvousCluster } from './cluster.js';
+import { ClusterLink } from './cluster-link.js';
 import { type Connection, type OfflineCause, messageText } from './connection.js';
 import { type ClaimRefusal, NameTable } from './names.js';
 import type { ResolvedLimits, ResolvedTurn } from './options.js';
@@ -29,7 +31,7 @@ import { type RelayScope, recordSignalledCandidates } from './scope.js';
 import type { RendezvousStats } from './stats.js';
 
 /** The counters the service keeps itself (the rest are sizes of its tables). */
-export type RendezvousCounters = Omit<RendezvousStats, 'connections' | 'registered' | 'names'>;
+export type RendezvousCounters = Omit<RendezvousStats, 'connections' | 'registered' | 'names' | 'cluster'>;
 
 const CLAIM_REFUSED: Record<ClaimRefusal, string> = {
   taken: 'belongs to another peer',
@@ -54,6 +56,8 @@ export interface SignallingDeps {
   readonly iceServers: readonly SignallingIceServer[];
   readonly admission: Admission;
   readonly scope: RelayScope | undefined;
+  /** Other nodes sharing presence, names and signalling; undefined: a single node. */
+  readonly cluster: RendezvousCluster | undefined;
   readonly log: Logger;
   readonly events: ServerEventSink;
   readonly stats: RendezvousCounters;
@@ -68,6 +72,8 @@ export class Signalling {
   /** Claimed names, kept while their owner comes back within `nameTtlMs`; only the owner's key re-claims one. */
   readonly names: NameTable;
   readonly #d: SignallingDeps;
+  /** Undefined on a single node. */
+  readonly #cluster: ClusterLink | undefined;
   /** The secret the anonymous relay credentials are signed with (replaced by a reload). */
   #turnSecret: string | undefined;
 
@@ -75,6 +81,23 @@ export class Signalling {
     this.#d = deps;
     this.#turnSecret = deps.turn?.secret;
     this.names = new NameTable(deps.limits);
+    this.#cluster =
+      deps.cluster === undefined
+        ? undefined
+        : new ClusterLink(deps.cluster, {
+            peers: this.peers,
+            limits: deps.limits,
+            stats: deps.stats,
+            log: deps.log,
+            replace: (c) => this.#replace(c),
+            claimRefused: (c, m, refused) => this.#claimRefused(c, m, refused),
+          });
+  }
+
+  /** Closes `c`: its peer id registered again, here or on another node (newest wins). */
+  #replace(c: Connection): void {
+    this.#d.stats.replaced++;
+    this.drop(c, RENDEZVOUS_CLOSE_CODES.replaced, 'replaced by a newer connection', 'replaced');
   }
 
   /** Signs the credentials of registrations from now on with `secret` (a reload rotated it); those handed out stay valid as long as TURN accepts their secret. */
@@ -98,6 +121,7 @@ export class Signalling {
     this.#d.forget(c);
     if (c.peerId !== undefined && this.peers.get(c.peerId) === c) {
       this.peers.delete(c.peerId);
+      this.#cluster?.left(c, c.peerId);
       this.#d.log.debug({ peerId: c.peerId }, 'rendezvous peer left');
       this.#d.events({ type: 'peer-offline', peer: c.peerId, cause: c.offlineCause });
     }
@@ -199,8 +223,7 @@ export class Signalling {
     if (previous !== undefined && previous !== c) {
       // Newest wins: the holder of the key reconnected (a new network, a restart) and the old
       // connection is most likely dead. Only the key's holder can do this.
-      stats.replaced++;
-      this.drop(previous, RENDEZVOUS_CLOSE_CODES.replaced, 'replaced by a newer connection', 'replaced');
+      this.#replace(previous);
     }
     c.peerId = peerId;
     this.peers.set(peerId, c);
@@ -208,7 +231,8 @@ export class Signalling {
     stats.registrations++;
     log.debug({ peerId, remote: c.remote }, 'rendezvous peer registered');
     events({ type: 'peer-online', peer: peerId, source: c.source, anonymous: !admission.listed(peerId) });
-    c.send(this.#registered(peerId, m.id));
+    if (this.#cluster === undefined) c.send(this.#registered(peerId, m.id));
+    else this.#cluster.register(c, peerId, this.#registered(peerId, m.id));
   }
 
   /** True (after answering `unauthorized`) when `c` has not registered yet. */
@@ -222,6 +246,7 @@ export class Signalling {
   #name(c: Connection, m: ClaimNameMessage | ResolveNameMessage): void {
     if (this.#unregistered(c, m.id)) return;
     const peerId = c.peerId!;
+    if (this.#cluster !== undefined) return this.#cluster.name(c, peerId, m);
     let owner: string | undefined;
     if (m.type === 'claim-name') {
       const refused = this.names.claim(m.name, peerId, c.ip, Date.now());
@@ -266,13 +291,17 @@ export class Signalling {
   }
 
   #relay(c: Connection, m: SignallingMessage & { from: string; to: string }, text: string): void {
-    const { stats, limits, scope, events } = this.#d;
+    const { stats, limits } = this.#d;
     if (this.#unregistered(c, m.id)) return;
     if (m.from !== c.peerId) {
       stats.unauthorized++;
       return c.error('unauthorized', '`from` is not the peer id this connection registered', m.id);
     }
     const target = this.peers.get(m.to);
+    if (target === undefined && this.#cluster !== undefined) {
+      // Not here: on another node, or on none (answered `peer-offline` as locally).
+      return this.#cluster.forward(c, m.to, m.id, text, () => this.#relayed(c, m));
+    }
     if (target === undefined || target.ws.readyState !== target.ws.OPEN) {
       // Nothing is remembered about peers that left, so an unknown and an offline peer look the
       // same: both are answered `peer-offline`.
@@ -285,6 +314,12 @@ export class Signalling {
     }
     // The text passed the strict schema, so it is forwarded exactly as received.
     target.ws.send(text);
+    this.#relayed(c, m);
+  }
+
+  /** `m` from `c` went on its way: counted, and its candidates recorded in the relay scope. */
+  #relayed(c: Connection, m: SignallingMessage & { from: string; to: string }): void {
+    const { stats, scope, events } = this.#d;
     stats.relayed++;
     if (m.type === 'offer') events({ type: 'session-brokered', from: m.from, to: m.to });
     if (scope !== undefined) recordSignalledCandidates(scope, m, c.ip, Date.now());

@@ -1,3 +1,5 @@
+import type { RendezvousClusterStats } from './cluster.js';
+
 /** Counters of a rendezvous service, since it started. */
 export interface RendezvousStats {
   /** Open WebSocket connections now. */
@@ -36,6 +38,8 @@ export interface RendezvousStats {
   nameClaimsRefused: number;
   /** Names held now (released when their owner has not registered for `nameTtlMs`). */
   names: number;
+  /** With a cluster (several nodes sharing a store): its state and counters. */
+  cluster?: RendezvousClusterStats;
 }
 
 /** Counters of the listener of {@link startRendezvous} (its own HTTP server and StreamGovernor). */
