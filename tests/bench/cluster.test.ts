@@ -3,7 +3,7 @@
  * simulated peers for a few seconds, started as pnpm starts it. Its figures must come out: every
  * peer registered, every offer sent delivered (none refused, none lost), finite latencies, memory
  * per peer and per TURN allocation read from the node's /proc. The servers are the real built
- * nat-server (and redis-server in the cluster mode), on 127.0.0.0/8.
+ * nat-server (and Debian's redis-server in the cluster mode), on 127.0.0.0/8.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -81,15 +81,48 @@ function expectAllDelivered(r: ModeResult, peers: number): void {
   expect(Number.isFinite(r.cpu.nodeMicrosPerOffer) && r.cpu.nodeMicrosPerOffer > 0).toBe(true);
 }
 
-test('one node: 300 peers, 100 offers/s for 2 s, all delivered; 200 TURN allocations', async () => {
-  const report = await runBench(['--modes', 'single,turn', '--peers', '300', '--rate', '100', '--duration', '2', '--generators', '1', '--allocations', '200']);
-  expect(report.results.map((r) => r.mode)).toEqual(['single']);
-  const single = report.results[0]!;
-  expectAllDelivered(single, 300);
-  expect(single.sent).toBe(200);
-  expect(single.nodes).toBe(1);
-  expect(single.redisCommandsPerOffer).toBeUndefined();
-  expect(report.turn?.allocations).toBe(200);
-  expect(report.turn?.failed).toBe(0);
-  expect(Number.isFinite(report.turn?.rssPerAllocation)).toBe(true);
-}, 60_000);
+test.concurrent(
+  'one node: 300 peers, 100 offers/s for 2 s, all delivered; 200 TURN allocations',
+  async () => {
+    const report = await runBench([
+      '--modes',
+      'single,turn',
+      '--peers',
+      '300',
+      '--rate',
+      '100',
+      '--duration',
+      '2',
+      '--generators',
+      '1',
+      '--allocations',
+      '200',
+    ]);
+    expect(report.results.map((r) => r.mode)).toEqual(['single']);
+    const single = report.results[0]!;
+    expectAllDelivered(single, 300);
+    expect(single.sent).toBe(200);
+    expect(single.nodes).toBe(1);
+    expect(single.redisCommandsPerOffer).toBeUndefined();
+    expect(report.turn?.allocations).toBe(200);
+    expect(report.turn?.failed).toBe(0);
+    expect(Number.isFinite(report.turn?.rssPerAllocation)).toBe(true);
+  },
+  60_000,
+);
+
+test.concurrent(
+  'three nodes sharing a redis-server: 300 peers, 100 offers/s between nodes for 2 s, all delivered, Redis commands counted',
+  async () => {
+    const report = await runBench(['--modes', 'cluster', '--nodes', '3', '--peers', '300', '--rate', '100', '--duration', '2', '--generators', '1']);
+    expect(report.results.map((r) => r.mode)).toEqual(['cluster']);
+    const cluster = report.results[0]!;
+    expectAllDelivered(cluster, 300);
+    expect(cluster.sent).toBe(200);
+    expect(cluster.nodes).toBe(3);
+    // Every offer went between nodes, through Redis: at least one command each.
+    expect(cluster.redisCommandsPerOffer).toBeGreaterThanOrEqual(1);
+    expect(Number.isFinite(cluster.redisBytesPerPeer) && cluster.redisBytesPerPeer! > 0).toBe(true);
+  },
+  60_000,
+);
