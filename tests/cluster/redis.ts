@@ -80,10 +80,10 @@ function complete(buf: string): boolean {
   return Buffer.byteLength(buf) >= buf.indexOf('\r\n') + 2 + len + 2;
 }
 
-/** Starts redis-server on `host` (default 127.0.0.1) at a free port. */
-export async function startRedis(options: { host?: string } = {}): Promise<RedisServer> {
+/** Starts redis-server on `host` (default 127.0.0.1) at `port` (default a free one; give one to restart a stopped server there). */
+export async function startRedis(options: { host?: string; port?: number } = {}): Promise<RedisServer> {
   const host = options.host ?? '127.0.0.1';
-  const port = await freePort(host);
+  const port = options.port ?? (await freePort(host));
   const dir = mkdtempSync(join(tmpdir(), 'nat-redis-'));
   let out = '';
   const child: ChildProcess = spawn(

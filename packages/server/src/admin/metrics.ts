@@ -15,7 +15,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServerEvent, ServerEventSink } from '../events.js';
 import type { ExposeStats } from '../expose/index.js';
-import type { RendezvousStats } from '../rendezvous/index.js';
+import type { RendezvousClusterStats, RendezvousStats } from '../rendezvous/index.js';
 import type { StunResponderStats } from '../stun/responder.js';
 import type { TurnStats } from '../turn/core.js';
 
@@ -93,9 +93,41 @@ export class ServerMetrics {
   /** Pass this as the services' `events` option (or subscribe it to a ServerEventHub). */
   readonly sink: ServerEventSink = (e) => this.#count(e);
 
+  #clusterGauges = false;
+
   /** Reads these services' `stats()` at every scrape. */
   watch(sources: MetricsSources): void {
     this.#sources.push(sources);
+    if (!this.#clusterGauges && sources.rendezvous?.().cluster !== undefined) this.#addClusterGauges();
+  }
+
+  /** `rendezvous_cluster_*`: only on a node of several (a single node's metrics stay as they were). */
+  #addClusterGauges(): void {
+    this.#clusterGauges = true;
+    const read = (pick: (c: RendezvousClusterStats) => number) => (): number =>
+      this.#sources.reduce((n, s) => {
+        const c = s.rendezvous?.().cluster;
+        return n + (c === undefined ? 0 : pick(c));
+      }, 0);
+    const gauges: readonly [string, string, () => number][] = [
+      ['rendezvous_cluster_store_up', '1 while the shared store (Redis) answers, 0 while it is lost', read((c) => c.storeUp)],
+      ['rendezvous_cluster_nodes', 'Live nodes sharing the rendezvous (this one included), at the last heartbeat', read((c) => c.nodes)],
+      ['rendezvous_cluster_forwarded', 'Messages sent to peers on other nodes, since start', read((c) => c.forwarded)],
+      ['rendezvous_cluster_delivered', 'Messages from other nodes delivered to peers here, since start', read((c) => c.delivered)],
+      ['rendezvous_cluster_undeliverable', 'Messages from other nodes whose peer was gone or not reading here, since start', read((c) => c.undeliverable)],
+      ['rendezvous_cluster_forward_failures', 'Forwards refused because the store was slow (busy) or lost, since start', read((c) => c.forwardFailures)],
+      ['rendezvous_cluster_store_losses', 'Times the shared store was lost, since start', read((c) => c.storeLosses)],
+    ];
+    for (const [name, help, value] of gauges) {
+      new Gauge({
+        name: this.#p + name,
+        help,
+        registers: [this.registry],
+        collect(this: Gauge) {
+          this.set(value());
+        },
+      });
+    }
   }
 
   /** The exposition text (`text/plain; version=0.0.4`). */

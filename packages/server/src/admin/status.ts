@@ -161,7 +161,15 @@ export class StatusView {
       'expose sessions': sum((s) => s.expose?.().sessions),
       'exposed ports': sum((s) => s.expose?.().ports),
       'expose connections': sum((s) => s.expose?.().connections),
+      ...this.#clusterCounts(),
     };
+  }
+
+  /** On a node of several: whether Redis answers, and the live nodes (a single node shows none of it). */
+  #clusterCounts(): Record<string, number> {
+    const c = this.#sources.map((s) => s.rendezvous?.().cluster).find((x) => x !== undefined);
+    if (c === undefined) return {};
+    return { 'cluster: Redis up (1) or lost (0)': c.storeUp, 'cluster: live nodes': c.nodes, 'cluster: Redis losses': c.storeLosses };
   }
 }
 

@@ -1,0 +1,169 @@
+/**
+ * @nat/redis's rendezvous cluster and relay scope mirror against a real redis-server: two
+ * rendezvous services (in-process, each its own node with its own Redis connections) and
+ * @nat/client's RendezvousClient as peers. Peers on different nodes exchange an offer and an
+ * answer byte for byte; an absent peer is answered peer-offline; a registration on node B closes
+ * the same key's connection on node A with 4000; a name claimed on one node is refused on the
+ * other with the local refusal's text; the relay scope written on A is read on B; and with Redis
+ * gone a node keeps serving its own peers, answers the others peer-offline, and recovers.
+ */
+import { RendezvousClient, type RendezvousInbound, generateIdentity, peerIdOf } from '@nat/client';
+import { type RedisNode, openRedisNode } from '@nat/redis';
+import { MemoryRelayScope, type RendezvousServer, startRendezvous } from '@nat/server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedis } from './redis.js';
+
+const SESSION = 'Y2x1c3Rlci1zZXNzaW9uLTAx';
+const PWD = 'abcdefghijklmnopqrstuvwx';
+
+let redis: RedisServer;
+const nodes: { node: RedisNode; rv: RendezvousServer; scope: MemoryRelayScope }[] = [];
+const clients: RendezvousClient[] = [];
+
+async function startNode(nodeId: string): Promise<(typeof nodes)[number]> {
+  const node = await openRedisNode(redis.url, { nodeId, names: { maxNamesPerPeer: 2 }, commandTimeoutMs: 1000 });
+  const scope = new MemoryRelayScope();
+  const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: { maxNamesPerPeer: 2 } });
+  node.rendezvous.setUrl(rv.url);
+  const n = { node, rv, scope };
+  nodes.push(n);
+  return n;
+}
+
+async function client(rv: RendezvousServer, identity = generateIdentity()): Promise<RendezvousClient> {
+  const c = await RendezvousClient.connect({ url: rv.url, identity, heartbeatIntervalMs: 0 });
+  clients.push(c);
+  return c;
+}
+
+/** The next message from `iter` of the given type, within `ms`. */
+async function next<T extends RendezvousInbound['type']>(
+  iter: AsyncIterator<RendezvousInbound>,
+  type: T,
+  ms = 5000,
+): Promise<Extract<RendezvousInbound, { type: T }>> {
+  const deadline = AbortSignal.timeout(ms);
+  for (;;) {
+    const r = await Promise.race([
+      iter.next(),
+      new Promise<never>((_, rej) => deadline.addEventListener('abort', () => rej(new Error(`no ${type} within ${ms} ms`)))),
+    ]);
+    if (r.done) throw new Error(`closed before ${type}`);
+    if (r.value.type === type) return r.value as Extract<RendezvousInbound, { type: T }>;
+  }
+}
+
+/** Polls `ok` (bounded) until it holds. */
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let a: (typeof nodes)[number];
+let b: (typeof nodes)[number];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  a = await startNode('node-a');
+  b = await startNode('node-b');
+});
+
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.close()));
+  for (const n of nodes) {
+    await n.rv.close();
+    await n.node.close();
+  }
+  await redis?.stop();
+});
+
+describe('the rendezvous across two nodes sharing Redis', () => {
+  it('relays an offer and an answer between peers on different nodes, unchanged, and records presence per node', async () => {
+    const alice = await client(a.rv);
+    const bob = await client(b.rv);
+    expect(await redis.command('GET', `nat:peer:${bob.id}`)).toContain(b.node.rendezvous.instance);
+    const bobIn = bob.messages();
+    const aliceIn = alice.messages();
+    const candidate = 'candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host';
+    alice.send({ type: 'offer', to: bob.id, sessionId: SESSION, ufrag: 'alic', pwd: PWD, candidates: [candidate] });
+    const offer = await next(bobIn, 'offer');
+    expect(offer).toMatchObject({ from: alice.id, to: bob.id, sessionId: SESSION, ufrag: 'alic', pwd: PWD, candidates: [candidate] });
+    bob.send({ type: 'answer', to: alice.id, sessionId: SESSION, ufrag: 'bobb', pwd: PWD, candidates: [] });
+    expect(await next(aliceIn, 'answer')).toMatchObject({ from: bob.id, to: alice.id, ufrag: 'bobb' });
+    expect(a.rv.stats().cluster).toMatchObject({ forwarded: 1, storeUp: 1 });
+    await until('node A to count both nodes (heartbeat: 1 s)', () => a.rv.stats().cluster?.nodes === 2);
+    expect(b.rv.stats().cluster).toMatchObject({ forwarded: 1, delivered: 1 });
+    // the relay scope: alice signalled a candidate on her own address (127.0.0.1) through node A;
+    // node B's TURN (which reads b.scope) lets bob relay there
+    await until('the scope on node B', () => b.scope.lookup(bob.id, '127.0.0.1', Date.now()) === 'source');
+    expect(a.scope.lookup(bob.id, '127.0.0.1', Date.now())).toBe('source');
+  });
+
+  it('answers peer-offline for a peer on no node, at once', async () => {
+    const alice = await client(a.rv);
+    const inbox = alice.messages();
+    const t0 = performance.now();
+    const ref = alice.send({ type: 'offer', to: peerIdOf(generateIdentity()), sessionId: SESSION, ufrag: 'alic', pwd: PWD, candidates: [] });
+    expect(await next(inbox, 'error')).toMatchObject({ code: 'peer-offline', ref });
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('newest wins across nodes: registering on B closes the connection on A with 4000, and messages reach B', async () => {
+    const identity = generateIdentity();
+    const onA = await client(a.rv, identity);
+    const onB = await client(b.rv, identity);
+    expect((await onA.closed).code).toBe(4000);
+    expect(onB.closeInfo).toBeUndefined();
+    const sender = await client(a.rv);
+    const inbox = onB.messages();
+    sender.send({ type: 'offer', to: onB.id, sessionId: SESSION, ufrag: 'send', pwd: PWD, candidates: [] });
+    expect(await next(inbox, 'offer')).toMatchObject({ from: sender.id });
+    expect(a.rv.stats().replaced).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a name claimed on one node is refused on the other, with the limits of one node', async () => {
+    const aliceKey = generateIdentity();
+    const alice = await client(a.rv, aliceKey);
+    const bob = await client(b.rv);
+    expect(await alice.claimName('shop')).toEqual({ peerId: alice.id, online: true });
+    const taken = await bob.claimName('shop').catch((e: unknown) => e as Error);
+    expect(taken).toBeInstanceOf(Error);
+    expect((taken as Error).message).toMatch(/the name shop belongs to another peer/);
+    expect(await bob.resolveName('shop')).toEqual({ peerId: alice.id, online: true });
+    // two names per key (maxNamesPerPeer 2), counted across nodes: the key moves to node B
+    await alice.claimName('shop-two');
+    const aliceOnB = await client(b.rv, aliceKey);
+    await alice.closed;
+    const third = await aliceOnB.claimName('shop-three').catch((e: unknown) => e as Error);
+    expect((third as Error).message).toMatch(/this key holds the most names it may/);
+    expect(await aliceOnB.claimName('shop')).toEqual({ peerId: aliceOnB.id, online: true });
+    await aliceOnB.close();
+    await until('alice offline', async () => (await bob.resolveName('shop')).online === false);
+    expect(await bob.resolveName('shop')).toEqual({ peerId: aliceOnB.id, online: false });
+  });
+
+  it('without Redis a node serves its own peers, answers others peer-offline, and recovers when Redis is back', async () => {
+    const local1 = await client(a.rv);
+    const local2 = await client(a.rv);
+    const remote = await client(b.rv);
+    const port = redis.port;
+    await redis.stop({ kill: true });
+    await until('node A to notice', () => a.rv.stats().cluster?.storeUp === 0);
+    const in2 = local2.messages();
+    local1.send({ type: 'offer', to: local2.id, sessionId: SESSION, ufrag: 'loca', pwd: PWD, candidates: [] });
+    expect(await next(in2, 'offer')).toMatchObject({ from: local1.id });
+    const in1 = local1.messages();
+    const ref = local1.send({ type: 'offer', to: remote.id, sessionId: SESSION, ufrag: 'loca', pwd: PWD, candidates: [] });
+    expect(await next(in1, 'error')).toMatchObject({ code: 'peer-offline', ref });
+    redis = await startRedis({ port }); // empty: every node registers its peers again
+    await until('node A back', () => a.rv.stats().cluster?.storeUp === 1, 15_000);
+    await until('presence again', async () => (await redis.command('GET', `nat:peer:${remote.id}`)).includes(b.node.rendezvous.instance), 15_000);
+    const inRemote = remote.messages();
+    local1.send({ type: 'offer', to: remote.id, sessionId: SESSION, ufrag: 'back', pwd: PWD, candidates: [] });
+    expect(await next(inRemote, 'offer')).toMatchObject({ from: local1.id, ufrag: 'back' });
+    expect(a.rv.stats().cluster?.storeLosses).toBe(1);
+  }, 40_000);
+});
