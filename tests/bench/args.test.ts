@@ -156,6 +156,7 @@ describe.concurrent("bench runners take their flags after pnpm's `--`", () => {
     'bench/tunnel/README.md',
     'bench/connect/README.md',
     'bench/expose/README.md',
+    'bench/cluster/README.md',
     'README.md',
   ];
   const documented = readmes.flatMap((file) => {
