@@ -102,10 +102,24 @@ const quantile = (sorted: Float64Array, q: number): number => (sorted.length ===
 async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResult> {
   const nodeCount = mode === 'cluster' ? o.nodes : 1;
   let redis: RedisServer | undefined;
+  const redisStops: (() => void)[] = [];
   const nodes: Node[] = [];
   const gens: Generator[] = [];
   try {
-    if (mode === 'cluster') redis = await startRedis();
+    if (mode === 'cluster') {
+      redis = await startRedis();
+      // On Ctrl-C (killChildrenOnExit exits at once) redis-server must not outlive the runner.
+      const pid = Number((await redis.info('server')).get('process_id'));
+      const killRedis = (): void => {
+        try {
+          if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', killRedis);
+      redisStops.push(() => process.off('exit', killRedis));
+    }
     for (let k = 0; k < nodeCount; k++) nodes.push(await startNode(`n${k + 1}`, redis?.url));
     const urls = nodes.map((n) => n.url);
     for (let g = 0; g < o.generators; g++) gens.push(forkGenerator(o.perSource));
@@ -176,6 +190,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
     await Promise.all(gens.map((g) => g.close()));
     await Promise.all(nodes.map((n) => stop(n.started)));
     await redis?.stop();
+    for (const f of redisStops) f();
   }
 }
 
