@@ -9,8 +9,9 @@
  */
 import { RendezvousClient, type RendezvousInbound, generateIdentity, peerIdOf } from '@nat/client';
 import { type RedisNode, openRedisNode } from '@nat/redis';
-import { MemoryRelayScope, type RendezvousServer, startRendezvous } from '@nat/server';
+import { MemoryRelayScope, type NameLimits, type RendezvousServer, startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { next as nextOfType } from '../rendezvous/inbox.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 const SESSION = 'Y2x1c3Rlci1zZXNzaW9uLTAx';
@@ -20,10 +21,10 @@ let redis: RedisServer;
 const nodes: { node: RedisNode; rv: RendezvousServer; scope: MemoryRelayScope }[] = [];
 const clients: RendezvousClient[] = [];
 
-async function startNode(nodeId: string): Promise<(typeof nodes)[number]> {
-  const node = await openRedisNode(redis.url, { nodeId, names: { maxNamesPerPeer: 2 }, commandTimeoutMs: 1000 });
+async function startNode(nodeId: string, names: NameLimits = { maxNamesPerPeer: 2 }, prefix = 'nat:', maxInFlight = 1000): Promise<(typeof nodes)[number]> {
+  const node = await openRedisNode(redis.url, { nodeId, names, prefix, maxInFlight, commandTimeoutMs: 5000 });
   const scope = new MemoryRelayScope();
-  const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: { maxNamesPerPeer: 2 } });
+  const rv = await startRendezvous({ host: '127.0.0.1', port: 0, cluster: node.rendezvous, scope: node.relayScope(scope), limits: names });
   node.rendezvous.setUrl(rv.url);
   const n = { node, rv, scope };
   nodes.push(n);
@@ -34,23 +35,6 @@ async function client(rv: RendezvousServer, identity = generateIdentity()): Prom
   const c = await RendezvousClient.connect({ url: rv.url, identity, heartbeatIntervalMs: 0 });
   clients.push(c);
   return c;
-}
-
-/** The next message from `iter` of the given type, within `ms`. */
-async function next<T extends RendezvousInbound['type']>(
-  iter: AsyncIterator<RendezvousInbound>,
-  type: T,
-  ms = 5000,
-): Promise<Extract<RendezvousInbound, { type: T }>> {
-  const deadline = AbortSignal.timeout(ms);
-  for (;;) {
-    const r = await Promise.race([
-      iter.next(),
-      new Promise<never>((_, rej) => deadline.addEventListener('abort', () => rej(new Error(`no ${type} within ${ms} ms`)))),
-    ]);
-    if (r.done) throw new Error(`closed before ${type}`);
-    if (r.value.type === type) return r.value as Extract<RendezvousInbound, { type: T }>;
-  }
 }
 
 /** Polls `ok` (bounded) until it holds. */
@@ -145,6 +129,46 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     expect(await bob.resolveName('shop')).toEqual({ peerId: aliceOnB.id, online: false });
   });
 
+  it('names: the per-source window, the global cap and the TTL after the owner leaves hold across nodes', async () => {
+    const limits = { maxNamesPerPeer: 4, nameClaimsPerSource: 2, maxNames: 3, nameTtlMs: 1500 };
+    const c = await startNode('node-c', limits, 'ttl:');
+    const d = await startNode('node-d', { ...limits, nameClaimsPerSource: 10 }, 'ttl:');
+    const one = await client(c.rv);
+    const two = await client(d.rv);
+    await one.claimName('n-1');
+    await one.claimName('n-2');
+    // node C allows 2 claims per source per window: the third from 127.0.0.1 is refused there
+    expect(((await one.claimName('n-3').catch((e: unknown) => e)) as Error).message).toMatch(/too many names claimed from this address lately/);
+    // node D allows more per source, but the table holds 3 names in all, counted over both nodes
+    await two.claimName('n-3');
+    expect(((await two.claimName('n-4').catch((e: unknown) => e)) as Error).message).toMatch(/the name table of this rendezvous is full/);
+    // the owner of n-1 leaves: after the TTL the name is free for another key, on the other node
+    await one.close();
+    await until('n-1 released', async () => (await two.claimName('n-1').catch(() => undefined)) !== undefined, 10_000);
+    expect(await two.resolveName('n-1')).toEqual({ peerId: two.id, online: true });
+    expect(await redis.command('GET', 'ttl:name:n-1')).toContain(two.id);
+  }, 20_000);
+
+  it('while Redis is slow, forwards beyond maxInFlight are refused at once (rate-limited), not queued', async () => {
+    const e = await startNode('node-e', {}, 'busy:', 8);
+    const f = await startNode('node-f', {}, 'busy:');
+    const alice = await client(e.rv);
+    const bob = await client(f.rv);
+    const errors: number[] = [];
+    const offers: number[] = [];
+    alice.on('message', (m) => void (m.type === 'error' && m.code === 'rate-limited' && errors.push(performance.now())));
+    bob.on('message', (m) => void (m.type === 'offer' && offers.push(performance.now())));
+    expect(await redis.command('CLIENT', 'PAUSE', '1500', 'ALL')).toBe('+OK\r\n');
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) alice.send({ type: 'offer', to: bob.id, sessionId: SESSION, ufrag: 'slow', pwd: PWD, candidates: [] });
+    await until('every offer answered or delivered', () => errors.length + offers.length === 20, 10_000);
+    // at most 8 waited for Redis (the heartbeat takes its share); the others were refused at once, before Redis answered anything
+    expect(offers.length).toBeLessThanOrEqual(8);
+    expect(errors.length).toBeGreaterThanOrEqual(12);
+    expect(Math.max(...errors) - t0).toBeLessThan(Math.min(...offers) - t0);
+    expect(e.rv.stats().cluster?.forwardFailures).toBe(errors.length);
+  }, 20_000);
+
   it('without Redis a node serves its own peers, answers others peer-offline, and recovers when Redis is back', async () => {
     const local1 = await client(a.rv);
     const local2 = await client(a.rv);
@@ -167,3 +191,8 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     expect(a.rv.stats().cluster?.storeLosses).toBe(1);
   }, 40_000);
 });
+
+/** The next message of `type` (5 s: Redis round trips on a busy machine). */
+function next<T extends RendezvousInbound['type']>(iter: AsyncIterator<RendezvousInbound>, type: T): Promise<Extract<RendezvousInbound, { type: T }>> {
+  return nextOfType(iter, type, 5000);
+}

@@ -1,6 +1,6 @@
 /**
  * Many machines, on one: a real redis-server and three nat-server nodes (the built binary, each
- * `--redis URL`) on loopback aliases 127.77.0.1-3, sharing one --auth-secret. Peers registered on
+ * `--redis URL`; node 3 with two workers) on loopback aliases 127.77.0.1-3, sharing one --auth-secret. Peers registered on
  * different nodes connect (`nat listen` on node 2, `nat ping` on node 1); a relay-only peer on
  * node 1 relays through node 3's TURN (node 1 hands out node 3's turn: URI), with the anonymous
  * credentials node 1 made and the relay scope node 2 recorded; a tunnel (`nat expose` on node 2,
@@ -14,10 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '@nat/cli';
 import { RendezvousClient, type RendezvousInbound, generateIdentity } from '@nat/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
+import { cliRunner, roundTrip, sha256, startHashService } from '../tunnel/helpers.js';
 import { type RedisServer, startRedis } from './redis.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -38,8 +37,7 @@ let redis: RedisServer;
 let dir: string;
 const nodes: Node[] = [];
 const children: ChildProcess[] = [];
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
+const { start: cli, stopAll } = cliRunner();
 const clients: RendezvousClient[] = [];
 let hashService: Awaited<ReturnType<typeof startHashService>>;
 
@@ -73,15 +71,6 @@ async function startNode(ip: string, id: string, extra: string[] = []): Promise<
   return node;
 }
 
-function cli(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
-}
-
 async function client(url: string): Promise<RendezvousClient> {
   const c = await RendezvousClient.connect({ url, identity: generateIdentity(), heartbeatIntervalMs: 0 });
   clients.push(c);
@@ -110,14 +99,13 @@ beforeAll(async () => {
   redis = await startRedis();
   dir = await mkdtemp(join(tmpdir(), 'nat-three-nodes-'));
   hashService = await startHashService();
-  [n3, n2] = await Promise.all([startNode('127.77.0.3', 'n3'), startNode('127.77.0.2', 'n2')]);
+  [n3, n2] = await Promise.all([startNode('127.77.0.3', 'n3', ['--workers', '2']), startNode('127.77.0.2', 'n2')]);
   // node 1 hands its peers node 3's TURN: they relay there with the credentials node 1 made
   n1 = await startNode('127.77.0.1', 'n1', ['--rendezvous-ice-url', `turn:127.77.0.3:${n3.udpPort}`, '--admin-port', '0']);
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
+  await stopAll();
   await Promise.allSettled(clients.map((c) => c.close()));
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   await Promise.allSettled(nodes.map((n) => n.exited));

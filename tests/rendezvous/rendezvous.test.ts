@@ -5,9 +5,10 @@
  * a second registration of the same identity replaces the first; and the TURN credentials the
  * rendezvous handed out allocate a relay through @nat/client's TurnClient.
  */
-import { RendezvousClient, type RendezvousInbound, TurnClient, generateIdentity, peerIdOf } from '@nat/client';
+import { RendezvousClient, TurnClient, generateIdentity, peerIdOf } from '@nat/client';
 import { type RendezvousServer, type StunServer, anonymousRelayTier, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { next } from './inbox.js';
 
 const SECRET = 'e2e-shared-secret';
 /** TURN's anonymous tier relays only toward what the rendezvous recorded of each peer's sessions. */
@@ -40,20 +41,6 @@ afterAll(async () => {
   await rv?.close();
   await stun?.close();
 });
-
-/** The next message from `iter` of the given type, within `ms`. */
-async function next<T extends RendezvousInbound['type']>(
-  iter: AsyncIterator<RendezvousInbound>,
-  type: T,
-  ms = 2000,
-): Promise<Extract<RendezvousInbound, { type: T }>> {
-  const deadline = AbortSignal.timeout(ms);
-  for (;;) {
-    const r = await Promise.race([iter.next(), new Promise<never>((_, rej) => deadline.addEventListener('abort', () => rej(new Error(`no ${type}`))))]);
-    if (r.done) throw new Error(`closed before ${type}`);
-    if (r.value.type === type) return r.value as Extract<RendezvousInbound, { type: T }>;
-  }
-}
 
 describe('rendezvous end to end', () => {
   it('two peers register and exchange offer, answer and trickled candidates', async () => {

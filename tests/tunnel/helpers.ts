@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { Writable } from 'node:stream';
+import { runCli } from '@nat/cli';
 
 /** A TCP service: `sink` hashes what it receives and, after the client's half-close, answers the hex SHA-256 and closes. */
 export async function startHashService(host = '127.0.0.1'): Promise<{ server: Server; port: number; connections: () => number }> {
@@ -99,4 +100,23 @@ export function capture() {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { io: { stdout, stderr }, out: () => out, err: () => err, waitFor, events };
+}
+
+/** Runs `nat` commands in-process with captured output; `stopAll()` aborts every one and waits for them. */
+export function cliRunner() {
+  const stops: AbortController[] = [];
+  const runs: Promise<number>[] = [];
+  const start = (args: string[]) => {
+    const io = capture();
+    const stop = new AbortController();
+    stops.push(stop);
+    const done = runCli(args, io.io, stop.signal);
+    runs.push(done);
+    return { ...io, stop, done };
+  };
+  const stopAll = async (): Promise<void> => {
+    for (const s of stops) s.abort();
+    await Promise.allSettled(runs);
+  };
+  return { start, stopAll };
 }

@@ -13,7 +13,7 @@ import { runCli } from '@nat/cli';
 import { generateIdentity, loadOrCreateIdentity } from '@nat/client';
 import { type RendezvousServer, type StunServer, restApiSecrets, startRendezvous, startStunServer } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture, roundTrip, sha256, startHashService } from './helpers.js';
+import { capture, cliRunner, roundTrip, sha256, startHashService } from './helpers.js';
 
 const SECRET = 'tunnel-test-secret';
 let stun: StunServer;
@@ -26,8 +26,7 @@ const SOURCE = randomBytes(50 << 20);
 /** What the download service sends. */
 const DOWN = SOURCE.subarray(0, 8 << 20);
 
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
+const { start, stopAll } = cliRunner();
 
 beforeAll(async () => {
   stun = await startStunServer({
@@ -55,23 +54,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
+  await stopAll();
   hashService?.server.close();
   source?.close();
   await rv?.close();
   await stun?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-function start(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
-}
 
 describe('nat expose / nat connect on loopback', () => {
   let connectPort = 0;

@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
+import { redactRedisUrl } from '@nat/redis';
 import { ConfigError, type ServerConfig, authenticatorOf } from './config.js';
 import { externalOf } from './external-ip.js';
 
@@ -43,6 +44,7 @@ export async function checkConfigFiles(c: ServerConfig, now = Date.now()): Promi
   if (c.rendezvousPort !== undefined)
     summary.push(`rendezvous on port ${c.rendezvousPort}${c.exposePorts !== undefined ? `, public ports ${c.exposePorts}` : ''}`);
   const adminToken = c.adminTokenFile !== undefined ? await readAdminToken(c.adminTokenFile) : c.adminToken;
+  if (c.redis !== undefined) summary.push(`several nodes: node ${c.nodeId ?? '(host name and rendezvous port)'} in Redis ${redactRedisUrl(c.redis)}`);
   if (c.adminPort !== undefined) summary.push(`admin listener ${c.adminListen}:${c.adminPort}${adminToken !== undefined ? ' (bearer token)' : ''}`);
   return { ...(tls !== undefined ? { tls } : {}), ...(adminToken !== undefined ? { adminToken } : {}), summary, warnings };
 }

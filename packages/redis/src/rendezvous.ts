@@ -168,7 +168,7 @@ export class RedisRendezvousCluster implements RendezvousCluster {
 
   /** Renews this node's liveness key and its record; counts the live nodes; renews presence now and then. */
   #heartbeat(): void {
-    if (this.#closed || this.#busy()) return;
+    if (this.#closed) return; // never skipped when busy: a node that stops beating is taken for dead
     const now = Date.now();
     const ttl = this.#init.nodeTtlMs ?? 5000;
     const record = JSON.stringify({ nodeId: this.#init.nodeId, url: this.#url, peers: this.#local.size, at: now });
@@ -220,6 +220,7 @@ export class RedisRendezvousCluster implements RendezvousCluster {
   }
 
   async online(peerId: string): Promise<boolean> {
+    if (this.#busy()) return false;
     return (await this.#track(FORWARD.run(this.#r, [`${this.#p}peer:${peerId}`, this.#p, '']))) === 1;
   }
 
@@ -229,6 +230,7 @@ export class RedisRendezvousCluster implements RendezvousCluster {
     source: string,
     now: number,
   ): Promise<'taken' | 'per-peer' | 'per-source' | 'full' | 'unavailable' | undefined> {
+    if (this.#busy()) return 'unavailable';
     const l = this.#names;
     const keys = [`${this.#p}name:${name}`, `${this.#p}names-of:${peerId}`, `${this.#p}names`, `${this.#p}name-claims:${sourceKey(source)}`];
     const args = [this.#p, l.nameTtlMs, now, peerId, name, l.maxNamesPerPeer, l.maxNames, l.nameClaimsPerSource, l.nameClaimWindowMs];
@@ -238,11 +240,9 @@ export class RedisRendezvousCluster implements RendezvousCluster {
   }
 
   async ownerOf(name: string): Promise<string | undefined | 'unavailable'> {
-    try {
-      return (await this.#r.get(`${this.#p}name:${name}`)) ?? undefined;
-    } catch {
-      return 'unavailable';
-    }
+    if (this.#busy()) return 'unavailable';
+    const r = await this.#track(this.#r.get(`${this.#p}name:${name}`).then((owner) => ({ owner })));
+    return r === undefined ? 'unavailable' : (r.owner ?? undefined);
   }
 
   touchNames(peerId: string, now: number): void {
