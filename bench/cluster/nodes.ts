@@ -8,7 +8,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RedisServer } from '../../tests/cluster/redis.js';
-import { LISTEN_IP, ROOT, type Started, TICKS_PER_SECOND, alive, sleep, start } from '../harness.js';
+import { LISTEN_IP, ROOT, type Started, TICKS_PER_SECOND, alive, sampleCpu, sleep, start } from '../harness.js';
 import type { OfferedReport, OffersCommand, RegisterCommand, RegisteredReport } from './peers.js';
 
 const NAT_SERVER = join(ROOT, 'apps/server/dist/main.js');
@@ -44,15 +44,9 @@ export function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-/** CPU seconds (utime + stime, all threads) a process has used. */
+/** CPU seconds (utime + stime, all threads) a process has used (NaN once it is gone). */
 export function cpuSecondsOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
-  } catch {
-    return NaN;
-  }
+  return (sampleCpu(pid, []).process ?? NaN) / TICKS_PER_SECOND;
 }
 
 /** What redis-server says about itself: commands processed (in all and per command), memory, CPU seconds. */

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import type { TurnResult } from './allocations.js';
 
 /** The figures of one `pnpm bench:cluster` mode, and the side-by-side table of both. */
 
@@ -83,15 +84,7 @@ export function printTable(o: { peers: number; rate: number; duration: number },
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-export function printTurn(t: {
-  allocations: number;
-  failed: number;
-  firstError: string | undefined;
-  seconds: number;
-  rssPerAllocation: number;
-  rssBefore: number;
-  rssAfter: number;
-}): void {
+export function printTurn(t: TurnResult): void {
   const mib = (b: number): string => (b / 1048576).toFixed(1);
   const lines = [
     `TURN allocations on one node (each with a channel bound): ${t.allocations} made in ${t.seconds.toFixed(1)} s, ${t.failed} failed${t.firstError ? ` (${t.firstError})` : ''}`,
