@@ -73,6 +73,23 @@ export async function sampleRedis(redis: RedisServer): Promise<RedisSample> {
   };
 }
 
+/**
+ * Kills redis-server (SIGKILL, its pid from INFO server) if the runner exits before stopping it:
+ * killChildrenOnExit exits at once on Ctrl-C. Returns the function that drops the guard.
+ */
+export async function killOnExit(redis: RedisServer): Promise<() => void> {
+  const pid = Number((await redis.info('server')).get('process_id'));
+  const kill = (): void => {
+    try {
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', kill);
+  return () => process.off('exit', kill);
+}
+
 /** A forked load generator (peers.ts) and its two requests. */
 export interface Generator {
   readonly child: ChildProcess;

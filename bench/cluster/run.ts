@@ -25,7 +25,8 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type RedisServer, startRedis } from '../../tests/cluster/redis.js';
 import { killChildrenOnExit, parseBenchArgs, stop, usageError } from '../harness.js';
-import { type Generator, type Node, cpuSecondsOf, forkGenerator, rssOf, sampleRedis, startNode } from './nodes.js';
+import { type Generator, type Node, type RedisSample, cpuSecondsOf, forkGenerator, killOnExit, rssOf, sampleRedis, startNode } from './nodes.js';
+import type { OfferedReport } from './peers.js';
 import { type TurnResult, runTurnMode } from './allocations.js';
 import { type ModeResult, printTable, printTurn } from './report.js';
 
@@ -97,6 +98,23 @@ function options(): Options {
 /** Splits `total` into `parts` whole shares that differ by at most one. */
 const shares = (total: number, parts: number): number[] => Array.from({ length: parts }, (_, k) => Math.floor(total / parts) + (k < total % parts ? 1 : 0));
 
+/** The offers of every generator together: latencies sorted, offers sent, errors by code. */
+function sumOffers(off: readonly OfferedReport[]): { latencies: Float64Array; sent: number; errors: Record<string, number> } {
+  const errors: Record<string, number> = {};
+  for (const r of off) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+  return { latencies: Float64Array.from(off.flatMap((r) => r.latencies)).sort(), sent: off.reduce((s, r) => s + r.sent, 0), errors };
+}
+
+/** Commands per offer by command between two samples (the runner's own INFO left out). */
+function perCommandDelta(before: RedisSample, after: RedisSample, sent: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after.perCommand) {
+    const d = v - (before.perCommand.get(k) ?? 0);
+    if (d > 0 && k !== 'info') out[k] = d / sent;
+  }
+  return out;
+}
+
 const quantile = (sorted: Float64Array, q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
 
 async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResult> {
@@ -108,17 +126,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
   try {
     if (mode === 'cluster') {
       redis = await startRedis();
-      // On Ctrl-C (killChildrenOnExit exits at once) redis-server must not outlive the runner.
-      const pid = Number((await redis.info('server')).get('process_id'));
-      const killRedis = (): void => {
-        try {
-          if (Number.isInteger(pid) && pid > 0) process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      };
-      process.once('exit', killRedis);
-      redisStops.push(() => process.off('exit', killRedis));
+      redisStops.push(await killOnExit(redis));
     }
     for (let k = 0; k < nodeCount; k++) nodes.push(await startNode(`n${k + 1}`, redis?.url));
     const urls = nodes.map((n) => n.url);
@@ -147,17 +155,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
     const cpu1 = cpu();
     const redisAfter = redis === undefined ? undefined : await sampleRedis(redis);
 
-    const latencies = Float64Array.from(off.flatMap((r) => r.latencies)).sort();
-    const sent = off.reduce((s, r) => s + r.sent, 0);
-    const errors: Record<string, number> = {};
-    for (const r of off) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-    const perCommand: Record<string, number> = {};
-    if (redisMid && redisAfter) {
-      for (const [k, v] of redisAfter.perCommand) {
-        const d = v - (redisMid.perCommand.get(k) ?? 0);
-        if (d > 0 && k !== 'info') perCommand[k] = d / sent;
-      }
-    }
+    const { latencies, sent, errors } = sumOffers(off);
     return {
       mode,
       loadAverage: [load0, loadavg()[0]!],
@@ -178,7 +176,7 @@ async function runMode(o: Options, mode: 'cluster' | 'single'): Promise<ModeResu
       rssPerNode: rssAfter,
       redisBytesPerPeer: redisBefore && redisMid ? (redisMid.usedMemory - redisBefore.usedMemory) / registered : undefined,
       redisCommandsPerOffer: redisMid && redisAfter ? (redisAfter.commands - redisMid.commands - 1) / sent : undefined,
-      redisPerCommand: redisAfter ? perCommand : undefined,
+      redisPerCommand: redisMid && redisAfter ? perCommandDelta(redisMid, redisAfter, sent) : undefined,
       cpu: {
         nodesCores: (cpu1.nodes - cpu0.nodes) / wall,
         generatorsCores: (cpu1.gens - cpu0.gens) / wall,
