@@ -56,6 +56,8 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   anonymousRelayPerPeer: '--anonymous-relay-per-peer',
   anonymousRelayTotal: '--anonymous-relay-total',
   anonymousRelayBandwidth: '--anonymous-relay-bandwidth',
+  redis: '--redis',
+  nodeId: '--node-id',
   adminPort: '--admin-port',
   adminListen: '--admin-listen',
   adminTokenFile: '--admin-token-file',
@@ -144,7 +146,9 @@ export function configErrorSentences(error: z.ZodError, ctx: ConfigErrorContext)
     const item = issue.path[1];
     // One flag value (or a one-item list) is shown as that value.
     const single = item === 0 && Array.isArray(value) && value.length === 1;
-    let sentence = `${label}: ${expected ? `expected ${expected}, got ${describeValue(single ? value[0] : value)}` : (own ?? issue.message)}`;
+    // A Redis URL may hold a password: never echoed back.
+    const got = key === 'redis' ? 'a value not shown here (a Redis URL may hold a password)' : describeValue(single ? value[0] : value);
+    let sentence = `${label}: ${expected ? `expected ${expected}, got ${got}` : (own ?? issue.message)}`;
     if (single) sentence += own !== undefined ? ` (${own})` : '';
     else if (typeof item === 'number' && Array.isArray(value))
       sentence += ` (item ${item + 1}, ${JSON.stringify(value[item]) ?? 'nothing'}${own ? `, is ${own}` : ''})`;

@@ -98,6 +98,7 @@ export class RedisRendezvousCluster implements RendezvousCluster {
   /** The rendezvous URL this node publishes in its record (known once the service listens). */
   setUrl(url: string): void {
     this.#url = url;
+    if (this.#inbox !== undefined) this.#heartbeat(); // published now, not at the next beat
   }
 
   /** The channel this node listens on. */
