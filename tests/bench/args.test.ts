@@ -78,6 +78,7 @@ const RUNNERS: Record<string, string[]> = {
   connect: ['--runs', '--warmup', '--pairs', '--no-punch', '--direct-wait', '--punch-wait', '--time-limit', '--two-address', '--baseline', '--trace', '--json'],
   expose: ['--mb', '--conns', '--conc', '--rounds', '--json'],
   workers: ['--workers', '--phases', '--duration', '--warmup', '--json'],
+  cluster: ['--peers', '--rate', '--duration', '--nodes', '--modes', '--allocations', '--generators', '--per-source', '--json'],
 };
 
 /** Child scripts the runners start that take flags. */
@@ -95,6 +96,7 @@ const CHILDREN: Record<string, string[]> = {
     '--trace',
   ],
   'bench/tunnel/udx-on-ice-socket.ts': ['--mb', '--plain'],
+  'bench/cluster/peers.ts': ['--per-source'],
 };
 
 const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
@@ -154,6 +156,7 @@ describe.concurrent("bench runners take their flags after pnpm's `--`", () => {
     'bench/tunnel/README.md',
     'bench/connect/README.md',
     'bench/expose/README.md',
+    'bench/cluster/README.md',
     'README.md',
   ];
   const documented = readmes.flatMap((file) => {
