@@ -62,13 +62,14 @@ export interface RendezvousConnectOptions {
    */
   readonly heartbeatIntervalMs?: number;
   /**
-   * Every this many ms a protocol `ping` goes to the server, and when nothing at all came back
+   * Every this many ms a WebSocket ping frame goes to the server (answered by the WebSocket layer
+   * itself: no JSON, no token of the message rate limit), and when nothing at all came back
    * within {@link pingTimeoutMs} the connection is dropped (close code 1006, reason `no answer
    * to ping within N ms`): notices a stopped or vanished server within interval + timeout.
    * Default 0 (off; `connectRendezvousTargets` turns it on when there are several targets).
    */
   readonly pingIntervalMs?: number;
-  /** How long a protocol `ping` may go unanswered, ms. Default 1,500 (with {@link pingIntervalMs}). */
+  /** How long that ping may go unanswered, ms. Default 1,500 (with {@link pingIntervalMs}). */
   readonly pingTimeoutMs?: number;
   /** Largest message accepted from the server, bytes. Default 65,536. */
   readonly maxMessageBytes?: number;
@@ -444,7 +445,9 @@ export class RendezvousClient {
 
   #startPings(intervalMs: number, timeoutMs: number): void {
     if (intervalMs <= 0) return;
-    const send = (): void => this.#sendRaw({ v: SIGNALLING_VERSION, type: 'ping', id: this.#newId() });
+    // A WebSocket ping frame: every WebSocket server answers it by itself (RFC 6455 section
+    // 5.5.2), without parsing JSON or spending a token of the connection's message rate limit.
+    const send = (): void => this.#ws.ping();
     this.#pingDeadline = new PingDeadline(intervalMs, timeoutMs, send, () => {
       this.#silence = `no answer to ping within ${timeoutMs} ms`;
       this.#ws.terminate();

@@ -1,5 +1,5 @@
 /**
- * The protocol-level heartbeat of a rendezvous connection: a `ping` every interval, and the
+ * The fast heartbeat of a rendezvous connection: a ping (a WebSocket ping frame) every interval, and the
  * connection declared dead when nothing at all (the `pong`, or any other message) came back
  * within the deadline. A node that was SIGKILLed closes its TCP connections at once, but one
  * whose machine vanished, or that is stopped, sends nothing: only a deadline notices it.
@@ -11,7 +11,7 @@ export class PingDeadline {
   #stopped = false;
 
   /**
-   * Pings every `intervalMs` (one at a time); `send` sends one `ping` (it may throw
+   * Pings every `intervalMs` (one at a time); `send` sends one ping (it may throw
    * when the socket is closing: that round is skipped), `dead` is called once, when no message
    * arrived within `timeoutMs` of a ping.
    */

@@ -96,7 +96,7 @@ export interface ConnectRendezvousTargetsOptions extends Omit<RendezvousConnectO
 
 /**
  * Registers with the first target that accepts, trying each once from `start` around the list.
- * With several targets the protocol ping is on by default ({@link FAILOVER_PING_INTERVAL_MS},
+ * With several targets the fast ping (WebSocket ping frames) is on by default ({@link FAILOVER_PING_INTERVAL_MS},
  * {@link FAILOVER_PING_TIMEOUT_MS}) so that a node that stops answering is left quickly. Resolves
  * with the client and the index of its target. Rejects at once with `BAD_ADDRESS` and `ABORTED`;
  * when every target failed, with a refusal by a server (a RendezvousError) if there was one, else
