@@ -300,6 +300,8 @@ describe('three nat-server nodes sharing one Redis', () => {
     while ((await gauge('rendezvous_cluster_nodes')) !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await gauge('rendezvous_cluster_nodes')).toBe(2);
     expect(await gauge('rendezvous_cluster_forwarded')).toBeGreaterThanOrEqual(2);
-    console.log(`killed ${victim!.ip}: a peer with it only offline after ${Math.round(offline)} ms, the moved listen pinged after ${Math.round(pinged.ms)} ms`);
+    console.log(
+      `[three-nodes] killed ${victim!.ip}: a peer with it only offline after ${Math.round(offline)} ms, the moved listen pinged after ${Math.round(pinged.ms)} ms`,
+    );
   }, 40_000);
 });
