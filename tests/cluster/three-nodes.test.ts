@@ -284,11 +284,15 @@ describe('three nat-server nodes sharing one Redis', () => {
     const reached = nextOf(stayer, ['offer']);
     caller.send({ type: 'offer', to: stayer.id, sessionId: SESSION, ufrag: 'call', pwd: PWD, candidates: [] });
     await reached;
+    // Reachable again = registered with a live node (the listen says so once the new node
+    // accepted it: rendezvous-switched), within 5 s of the kill; a ping from node 1 then proves
+    // it (the ping's own ICE time, which a loaded machine stretches, is not part of the 5 s).
+    const switched = listen.waitFor((l) => l.event === 'rendezvous-switched', 20_000).then(() => performance.now());
     const killed = performance.now();
     victim!.child.kill('SIGKILL');
-    const [offline, pinged] = await Promise.all([offlineAfter(caller, stayer.id, killed), pingedAfter(moverId, killed)]);
+    const [offline, pinged, switchedAt] = await Promise.all([offlineAfter(caller, stayer.id, killed), pingedAfter(moverId, killed), switched]);
     expect(offline).toBeLessThan(5000);
-    expect(pinged.ms, listen.out()).toBeLessThan(5000);
+    expect(switchedAt - killed, listen.out()).toBeLessThan(5000);
     expect(pinged.result).toMatchObject({ peer: moverId, path: 'direct' });
     // no action of the test moved it: the listen itself went to the other node
     expect(listen.events()).toContainEqual(expect.objectContaining({ event: 'rendezvous-switched', from: victim!.rendezvous, to: survivor.rendezvous }));
@@ -301,7 +305,7 @@ describe('three nat-server nodes sharing one Redis', () => {
     expect(await gauge('rendezvous_cluster_nodes')).toBe(2);
     expect(await gauge('rendezvous_cluster_forwarded')).toBeGreaterThanOrEqual(2);
     console.log(
-      `[three-nodes] killed ${victim!.ip}: a peer with it only offline after ${Math.round(offline)} ms, the moved listen pinged after ${Math.round(pinged.ms)} ms`,
+      `[three-nodes] killed ${victim!.ip}: a peer with it only offline after ${Math.round(offline)} ms, the listen registered elsewhere after ${Math.round(switchedAt - killed)} ms, pinged after ${Math.round(pinged.ms)} ms`,
     );
   }, 40_000);
 });
