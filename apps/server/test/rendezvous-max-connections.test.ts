@@ -113,6 +113,6 @@ describe('the rendezvous connection cap (--rendezvous-max-connections, rendezvou
   it('refuses a cap below 1, naming the flag', { timeout: 30_000 }, async () => {
     const s = start([...BASE, '--rendezvous-max-connections', '0']);
     expect(await s.exited).toBe(2);
-    expect(s.err()).toMatch(/--rendezvous-max-connections/);
+    expect(s.err()).toMatch(/--rendezvous-max-connections: expected a whole number of at least 1/);
   });
 });
