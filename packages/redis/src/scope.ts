@@ -3,12 +3,11 @@
  * node A's rendezvous while it relays through node B's TURN. TURN reads the scope on every
  * permission check, synchronously, so each node keeps it in memory (the inner scope) and every
  * write is applied there and published to the other nodes (`<prefix>scope`), which apply it to
- * theirs: a lookup stays a local read, a write costs one PUBLISH. A node started later knows the
- * writes from its start on (scope entries are renewed as sessions signal again).
- *
- * Writes are batched: those made in one turn of the event loop (all the addresses one signalling
- * message records, a TURN permission's adds) go out in one PUBLISH once the synchronous work is
- * done, at most `MAX_CLUSTER_SCOPE_WRITES` to a message.
+ * theirs: a lookup stays a local read. Writes are batched: those made in one run of synchronous
+ * code (all the addresses one signalling message records, a TURN permission's adds) go out in one
+ * PUBLISH from a microtask once it ends, at most `MAX_CLUSTER_SCOPE_WRITES` to a message. A node
+ * started later knows the writes from its start on (scope entries are renewed as sessions signal
+ * again).
  */
 import { type ClusterScopeOp, type ClusterScopeWrite, MAX_CLUSTER_SCOPE_WRITES, decodeClusterMessage, encodeClusterMessage } from '@nat/protocol';
 import { type RelayScope, type ScopeKind, plainIp } from '@nat/server';
