@@ -86,6 +86,34 @@ describe('the rendezvous across two nodes sharing Redis', () => {
     expect(a.scope.lookup(bob.id, '127.0.0.1', Date.now())).toBe('source');
   });
 
+  it('mirrors the relay scope of one signalling message in one PUBLISH (INFO commandstats), applied whole on the other node', async () => {
+    const alice = await client(a.rv);
+    const bob = await client(b.rv);
+    const bobIn = bob.messages();
+    const publishes = async (): Promise<number> => Number(/calls=(\d+)/.exec((await redis.info('commandstats')).get('cmdstat_publish') ?? '')?.[1] ?? 0);
+    const applied = (): number => b.node.relayScope(b.scope).counts.applied;
+    const offer = async (candidates: string[]): Promise<number> => {
+      const [before, appliedBefore] = [await publishes(), applied()];
+      alice.send({ type: 'offer', to: bob.id, sessionId: SESSION, ufrag: 'alic', pwd: PWD, candidates });
+      await next(bobIn, 'offer');
+      await until('node B to apply every scope write of the offer', () => applied() === appliedBefore + candidates.length);
+      return (await publishes()) - before;
+    };
+    // the forward alone (one EVALSHA, whose PUBLISH to node B's channel counts as a call)
+    const forwardOnly = await offer([]);
+    // host on alice's own address (source add), a relay address (relay add), a srflx elsewhere (claim)
+    const withThree = await offer([
+      'candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host',
+      'candidate:2 1 udp 16777215 192.0.2.10 50000 typ relay raddr 0.0.0.0 rport 0',
+      'candidate:3 1 udp 1694498815 198.51.100.5 40001 typ srflx raddr 127.0.0.1 rport 40000',
+    ]);
+    expect(forwardOnly).toBeGreaterThanOrEqual(1);
+    expect(withThree - forwardOnly).toBe(1);
+    expect(b.scope.lookup(bob.id, '192.0.2.10', Date.now())).toBe('relay');
+    expect(b.scope.lookup(bob.id, '127.0.0.1', Date.now())).toBe('source');
+    expect(b.scope.lookup(bob.id, '198.51.100.5', Date.now())).toBeUndefined(); // a claim only, until sighted
+  });
+
   it('answers peer-offline for a peer on no node, at once', async () => {
     const alice = await client(a.rv);
     const inbox = alice.messages();

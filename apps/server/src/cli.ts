@@ -79,6 +79,7 @@ interface Flags extends ProxyProtocolFlags, OutboundFlags, ClusterFlags {
   rendezvousAllowKey?: string[];
   rendezvousToken?: string[];
   rendezvousConnectionsPerSource?: number;
+  rendezvousMaxConnections?: number;
   rendezvousNamesPerKey?: number;
   rendezvousNameTtlDays?: number;
   anonymousRelayPerPeer?: number;
@@ -151,10 +152,8 @@ function buildProgram(out: Out): Command {
       collect,
     )
     .option('--rendezvous-allow-key <peer-id>', 'only these peer ids may register (repeatable; default: any key, an open rendezvous)', collect)
-    .option('--rendezvous-token <token>', 'registering needs this invite token (nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN; repeatable)', collect)
-    .option('--rendezvous-connections-per-source <n>', 'rendezvous WebSocket connections per source address, IPv6 per /64 (default 64)', numberArg)
-    .option('--rendezvous-names-per-key <n>', 'names one peer key may claim (default 8)', numberArg)
-    .option('--rendezvous-name-ttl-days <days>', 'a name whose owner has not registered for this long is released (default 30)', numberArg)
+    .option('--rendezvous-token <token>', 'registering needs this invite token (nat --rendezvous-token or NAT_RENDEZVOUS_TOKEN; repeatable)', collect);
+  withRendezvousLimitOptions(program)
     .option(
       '--anonymous-relay-per-peer <n>',
       'TURN allocations per peer with the anonymous credentials the rendezvous hands out (default 4; 0: no anonymous relay); they relay UDP only, toward what their sessions signalled',
@@ -180,6 +179,15 @@ function buildProgram(out: Out): Command {
     )
     .option('--expose-allow-key <peer-id>', 'this peer key may expose ports (repeatable; the credentials the rendezvous hands out never can)', collect);
   return withGeneralOptions(withClusterOptions(withWorkerOptions(withAdminOptions(withOutboundOptions(withProxyProtocolOption(program))))), out);
+}
+
+/** The rendezvous' connection and name limits (in the rendezvous options group, where they are added). */
+function withRendezvousLimitOptions(program: Command): Command {
+  return program
+    .option('--rendezvous-connections-per-source <n>', 'rendezvous WebSocket connections per source address, IPv6 per /64 (default 64)', numberArg)
+    .option('--rendezvous-max-connections <n>', 'rendezvous WebSocket connections in all, from every source (default 10000)', numberArg)
+    .option('--rendezvous-names-per-key <n>', 'names one peer key may claim (default 8)', numberArg)
+    .option('--rendezvous-name-ttl-days <days>', 'a name whose owner has not registered for this long is released (default 30)', numberArg);
 }
 
 /** The admin listener's options. */
@@ -257,6 +265,7 @@ function flagValues(o: Flags): Record<string, unknown> {
     rendezvousPeerKeys: o.rendezvousAllowKey,
     rendezvousTokens: o.rendezvousToken,
     rendezvousConnectionsPerSource: o.rendezvousConnectionsPerSource,
+    rendezvousMaxConnections: o.rendezvousMaxConnections,
     rendezvousNamesPerKey: o.rendezvousNamesPerKey,
     rendezvousNameTtlDays: o.rendezvousNameTtlDays,
     anonymousRelayPerPeer: o.anonymousRelayPerPeer,

@@ -51,6 +51,7 @@ export const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   rendezvousPeerKeys: '--rendezvous-allow-key',
   rendezvousTokens: '--rendezvous-token',
   rendezvousConnectionsPerSource: '--rendezvous-connections-per-source',
+  rendezvousMaxConnections: '--rendezvous-max-connections',
   rendezvousNamesPerKey: '--rendezvous-names-per-key',
   rendezvousNameTtlDays: '--rendezvous-name-ttl-days',
   anonymousRelayPerPeer: '--anonymous-relay-per-peer',

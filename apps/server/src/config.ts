@@ -146,6 +146,7 @@ export const ServerConfig = z
     rendezvousTokens: list(z.string().min(8)).default([]).describe('an invite token of at least 8 characters or a list of them: registering needs one'),
     rendezvousHandshakeTimeout: count(1).default(10).describe('seconds, a whole number of at least 1'),
     rendezvousConnectionsPerSource: count(1).default(64).describe('a whole number of at least 1'),
+    rendezvousMaxConnections: count(1).default(10_000).describe('a whole number of at least 1'),
     rendezvousNamesPerKey: count(0).default(8).describe('a whole number'),
     rendezvousNameClaimsPerHour: count(0).default(32).describe('a whole number'),
     rendezvousNameTtlDays: count(1).default(30).describe('days, a whole number of at least 1'),

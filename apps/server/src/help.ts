@@ -22,7 +22,7 @@ tlsHandshakeTimeout, proxyProtocolFrom, logLevel, workers; TURN: realm, users [n
 authSecrets, relayIps, minPort, maxPort, allowPeers, denyPeers, userQuota, totalQuota,
 sourceQuota, tcpConnectsPerAllocation, tcpIncomingPerAllocation, maxPermissions, maxChannels, bandwidth, defaultLifetime, maxLifetime, strictChannelRange,
 alternateServer; rendezvous: rendezvousPort, rendezvousHost, rendezvousIceUrls, rendezvousPeerKeys, rendezvousTokens,
-rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousNamesPerKey, rendezvousNameClaimsPerHour,
+rendezvousHandshakeTimeout, rendezvousConnectionsPerSource, rendezvousMaxConnections, rendezvousNamesPerKey, rendezvousNameClaimsPerHour,
 rendezvousNameTtlDays; anonymous relay (credentials the rendezvous hands out): anonymousRelayPerPeer, anonymousRelayTotal,
 anonymousRelayBandwidth, anonymousRelayTotalBandwidth; expose: exposePorts, exposePublicIp,
 exposePortsPerUser, exposeConnectionsPerPort, exposeBandwidth, exposeIdleTimeout, exposeGrace, exposePeerKeys,

@@ -115,6 +115,7 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
     limits: {
       handshakeTimeoutMs: config.rendezvousHandshakeTimeout * 1000,
       maxConnectionsPerSource: config.rendezvousConnectionsPerSource,
+      maxConnections: config.rendezvousMaxConnections,
       maxNamesPerPeer: config.rendezvousNamesPerKey,
       nameClaimsPerSource: config.rendezvousNameClaimsPerHour,
       nameTtlMs: config.rendezvousNameTtlDays * 86_400_000,

@@ -148,6 +148,7 @@ describe('config errors name the key and say what it expects, in words', () => {
       rendezvousNamesPerKey: 8,
       rendezvousNameTtlDays: 30,
       rendezvousConnectionsPerSource: 64,
+      rendezvousMaxConnections: 10_000,
       rendezvousHandshakeTimeout: 10,
       anonymousRelayPerPeer: 4,
       anonymousRelayTotal: 1000,

@@ -17,7 +17,8 @@
  *   claimed atomically with the limits of one node's NameTable); at most `maxInFlight` (1,000)
  *   commands wait for Redis, beyond which forwards are refused `busy` instead of queued;
  * - the relay scope across nodes ({@link RedisRelayScope}): each node keeps it in memory, writes
- *   are published on `scope` and applied by every other node;
+ *   are published on `scope` (the writes of one signalling message in one PUBLISH) and applied by
+ *   every other node;
  * - TURN users and REST secrets in coturn's layout ({@link coturnUserDb}, `--redis-userdb`);
  * - TURN allocation quotas counted across nodes ({@link RedisTurnQuota});
  * - TURN load published by every node, for ALTERNATE-SERVER redirects ({@link TurnLoadBoard});

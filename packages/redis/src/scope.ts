@@ -3,10 +3,13 @@
  * node A's rendezvous while it relays through node B's TURN. TURN reads the scope on every
  * permission check, synchronously, so each node keeps it in memory (the inner scope) and every
  * write is applied there and published to the other nodes (`<prefix>scope`), which apply it to
- * theirs: a lookup stays a local read, a write costs one PUBLISH. A node started later knows the
- * writes from its start on (scope entries are renewed as sessions signal again).
+ * theirs: a lookup stays a local read. Writes are batched: those made in one run of synchronous
+ * code (all the addresses one signalling message records, a TURN permission's adds) go out in one
+ * PUBLISH from a microtask once it ends, at most `MAX_CLUSTER_SCOPE_WRITES` to a message. A node
+ * started later knows the writes from its start on (scope entries are renewed as sessions signal
+ * again).
  */
-import { type ClusterScopeOp, decodeClusterMessage, encodeClusterMessage } from '@nat/protocol';
+import { type ClusterScopeOp, type ClusterScopeWrite, MAX_CLUSTER_SCOPE_WRITES, decodeClusterMessage, encodeClusterMessage } from '@nat/protocol';
 import { type RelayScope, type ScopeKind, plainIp } from '@nat/server';
 import type { Redis } from 'ioredis';
 
@@ -16,7 +19,7 @@ export interface RedisRelayScopeInit {
   readonly instance: string;
   /** Key and channel prefix. Default `nat:`. */
   readonly prefix?: string;
-  /** Writes waiting for Redis at once; more are applied locally only. Default 1,000. */
+  /** PUBLISHes waiting for Redis at once; the writes of more are applied locally only. Default 1,000. */
   readonly maxInFlight?: number;
 }
 
@@ -24,6 +27,8 @@ export interface RedisRelayScopeInit {
 export interface RedisRelayScopeStats {
   /** Writes published to the other nodes. */
   published: number;
+  /** PUBLISH commands sent (each carries one or more writes). */
+  messages: number;
   /** Writes of other nodes applied here. */
   applied: number;
   /** Writes not published (Redis down or slow): the other nodes miss them. */
@@ -39,7 +44,8 @@ export class RedisRelayScope implements RelayScope {
   readonly #instance: string;
   readonly #maxInFlight: number;
   #inFlight = 0;
-  readonly counts: RedisRelayScopeStats = { published: 0, applied: 0, dropped: 0, badMessages: 0 };
+  #pending: ClusterScopeWrite[] = [];
+  readonly counts: RedisRelayScopeStats = { published: 0, messages: 0, applied: 0, dropped: 0, badMessages: 0 };
 
   /** Mirrors `inner` (the scope this node's TURN reads) through `commands`; `subscriber` hears the other nodes. */
   constructor(inner: RelayScope, connections: { commands: Redis; subscriber: Redis }, init: RedisRelayScopeInit) {
@@ -78,28 +84,50 @@ export class RedisRelayScope implements RelayScope {
   }
 
   #publish(op: ClusterScopeOp, peer: string, ip: string, arg: string, now: number): void {
+    if (this.#pending.length === 0) queueMicrotask(() => this.#flush());
+    this.#pending.push({ op, peer, ip, arg, now });
+    if (this.#pending.length >= MAX_CLUSTER_SCOPE_WRITES) this.#flush();
+  }
+
+  #flush(): void {
+    const writes = this.#pending;
+    if (writes.length === 0) return;
+    this.#pending = [];
     if (this.#inFlight >= this.#maxInFlight || this.#r.status !== 'ready') {
-      this.counts.dropped++;
+      this.counts.dropped += writes.length;
       return;
     }
     let text: string;
     try {
-      text = encodeClusterMessage({ type: 'scope', origin: this.#instance, op, peer, ip, arg, now });
+      text = encodeClusterMessage({ type: 'scope', origin: this.#instance, writes });
     } catch {
-      this.counts.dropped++; // a field that cannot travel (never from the rendezvous's checked input)
-      return;
+      // A field that cannot travel (never from the rendezvous's checked input): drop that write only.
+      const good = writes.filter((w) => this.#encodes(w));
+      this.counts.dropped += writes.length - good.length;
+      if (good.length > 0) this.#pending.push(...good);
+      return good.length > 0 ? this.#flush() : undefined;
     }
     this.#inFlight++;
+    this.counts.messages++;
     this.#r.publish(this.#channel, text).then(
       () => {
         this.#inFlight--;
-        this.counts.published++;
+        this.counts.published += writes.length;
       },
       () => {
         this.#inFlight--;
-        this.counts.dropped++;
+        this.counts.dropped += writes.length;
       },
     );
+  }
+
+  #encodes(w: ClusterScopeWrite): boolean {
+    try {
+      encodeClusterMessage({ type: 'scope', origin: this.#instance, writes: [w] });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #apply(text: string): void {
@@ -111,13 +139,17 @@ export class RedisRelayScope implements RelayScope {
       return;
     }
     if (m.type !== 'scope' || m.origin === this.#instance) return;
-    const ip = plainIp(m.ip);
+    for (const w of m.writes) this.#applyWrite(w);
+  }
+
+  #applyWrite(w: ClusterScopeWrite): void {
+    const ip = plainIp(w.ip);
     if (ip === undefined) return void this.counts.badMessages++;
-    if (m.op === 'a') {
-      if (m.arg !== 'source' && m.arg !== 'relay') return void this.counts.badMessages++;
-      this.#inner.add(m.peer, ip, m.arg, m.now);
-    } else if (m.op === 'c') this.#inner.claim?.(m.peer, ip, m.arg, m.now);
-    else this.#inner.sighted?.(m.peer, ip, m.now);
+    if (w.op === 'a') {
+      if (w.arg !== 'source' && w.arg !== 'relay') return void this.counts.badMessages++;
+      this.#inner.add(w.peer, ip, w.arg, w.now);
+    } else if (w.op === 'c') this.#inner.claim?.(w.peer, ip, w.arg, w.now);
+    else this.#inner.sighted?.(w.peer, ip, w.now);
     this.counts.applied++;
   }
 }
