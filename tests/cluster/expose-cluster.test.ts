@@ -5,7 +5,8 @@
  * third is refused `over-quota` on either node; an unexposed one frees a slot at once); an owner
  * advertised on node A is told by node B's `GET /expose/owner?host=A` and by `nat owner A:PORT
  * --rendezvous B`; node A killed (SIGKILL): its port stops counting, and its owner stops being
- * told, within the lease. Expose control connections are made by hand (tests/expose/raw.ts).
+ * told, within the lease; Redis killed: new ports are refused `unavailable` and a lookup for another
+ * node answers 503. Expose control connections are made by hand (tests/expose/raw.ts).
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -172,5 +173,15 @@ describe('public exposure across nodes sharing Redis', () => {
     // The lease (3 s) from A's last renewal, plus a margin for a busy machine.
     expect(freedAfter).toBeLessThan(LEASE_MS + 3000);
     expect((await ownerVia(b, port, a.ip)).status).toBe(404);
+  }, 30_000);
+
+  it('fails closed while Redis is down: a new port is refused unavailable, an owner lookup for another node answers 503', async () => {
+    const s = await session(urlB, 'bob');
+    await redis.stop({ kill: true });
+    expect(await expose(s, 1, range.min + 7)).toMatchObject({ type: 'refused', code: 'unavailable' });
+    expect(await ownerVia(b, range.max, a.ip)).toMatchObject({ status: 503, body: { error: 'unavailable' } });
+    const cli = await run(['owner', `${a.ip}:${range.max}`, '--rendezvous', urlB, '--json']);
+    expect(cli.code).toBe(3);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ event: 'failed', code: 'UNREACHABLE' });
   }, 30_000);
 });

@@ -44,7 +44,8 @@ export async function startExposeClusterOf(config: ServerConfig, logger: Logger)
     cluster,
     async close() {
       await cluster.close();
-      redis.disconnect();
+      // QUIT waits for the releases still in flight (a restarted node's ports must not count twice).
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }

@@ -3,7 +3,12 @@
  * injected: @nat/server holds no Redis code, @nat/redis implements this, the app wires it in.
  * Without it (the default) every count and every owner lives in this process's memory alone.
  */
-import type { ExposeTransport } from '@nat/protocol';
+import { type ExposeTransport, canonicalIp, ipFamily } from '@nat/protocol';
+
+/** The public address as the cluster's keys and the owner lookup's `host` name it: canonical IP text (anything else as given). */
+export function clusterHost(publicIp: string): string {
+  return ipFamily(publicIp) === undefined ? publicIp : canonicalIp(publicIp);
+}
 
 /** An advertised owner of a public port: its peer id and the public address (`ip:port`). */
 export interface ExposeOwnerRecord {

@@ -70,7 +70,7 @@ export function ownerRequestListener(path: string, lookup: OwnerLookup): (req: I
     if (req.method !== 'GET' || !Number.isInteger(port) || port < 1 || port > 65535 || (transport !== 'tcp' && transport !== 'udp') || host === null)
       return answer(400, { v: EXPOSE_VERSION, error: 'bad-request', message: `expected GET ${ownerPath}?port=PORT[&transport=tcp|udp][&host=IP]` });
     const tell = (owner: ExposeOwnerRecord | 'unavailable' | undefined): void => {
-      const where = host === undefined ? 'this server' : `${host} (as this server's cluster knows it)`;
+      const where = host === undefined ? 'this server' : host;
       if (owner === 'unavailable')
         return answer(503, { v: EXPOSE_VERSION, error: 'unavailable', message: 'the state this server shares with its other nodes did not answer' });
       if (owner === undefined)

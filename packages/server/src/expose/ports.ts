@@ -5,7 +5,6 @@
 import {
   type Cidr,
   EXPOSE_VERSION,
-  canonicalIp,
   formatTransportAddress,
   type ExposeControlMessage,
   type ExposeRefusal,
@@ -16,7 +15,7 @@ import {
 import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
-import type { ExposeCluster, ExposePortAddress } from './cluster.js';
+import { type ExposeCluster, type ExposePortAddress, clusterHost } from './cluster.js';
 import { type ResolvedExposeLimits, parseCidrs } from './options.js';
 import { type PublicSide, addressOf } from './public-side.js';
 import type { Exposure, Session } from './session.js';
@@ -60,7 +59,7 @@ export class PortTable {
 
   constructor(deps: PortTableDeps) {
     this.#d = deps;
-    this.#host = canonicalIp(deps.publicIp);
+    this.#host = clusterHost(deps.publicIp);
   }
 
   #refuse(s: Session, m: ExposeRequest, code: ExposeRefusal, message: string): void {

@@ -7,7 +7,6 @@ import {
   type ExposeControlMessage,
   type ExposeRefusal,
   type MuxStream,
-  canonicalIp,
   encodeControlMessage,
   formatTransportAddress,
   ipFamily,
@@ -18,7 +17,7 @@ import { ServerError } from '../errors.js';
 import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type ExposeCredentials, checkHello } from './auth.js';
-import type { ExposeCluster, ExposeOwnerRecord } from './cluster.js';
+import { type ExposeCluster, type ExposeOwnerRecord, clusterHost } from './cluster.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
 import { OutboundSide } from './outbound.js';
 import { ownerRequestListener, verifyAdvertise } from './owner.js';
@@ -148,7 +147,7 @@ class ExposeService implements ExposeHandle {
 
   /** The advertised owner of a held public port (the owner lookup): this node's, or another node's (`host`) as the cluster knows it. */
   #owner(transport: 'tcp' | 'udp', port: number, host: string | undefined): ReturnType<Parameters<typeof ownerRequestListener>[1]> {
-    if (host !== undefined && host !== canonicalIp(this.#publicIp)) return this.#cluster?.owner({ host, transport, port });
+    if (host !== undefined && host !== clusterHost(this.#publicIp)) return this.#cluster?.owner({ host, transport, port });
     const e = this.#ports.exposures.get(keyOf(transport, port));
     if (e?.advertised === undefined || e.session === undefined) return undefined;
     const owner: ExposeOwnerRecord = { peer: e.advertised, address: formatTransportAddress(addressOf(this.#publicIp, port)) };
