@@ -23,6 +23,8 @@ import { type RedisServer, startRedis } from './redis.js';
 
 const NAT_CLI = fileURLToPath(new URL('../../apps/cli/dist/main.js', import.meta.url));
 const LEASE_MS = 3000;
+/** How long a disconnected client's ports are held for it (exposeGrace). */
+const GRACE_MS = 1000;
 
 let redis: RedisServer;
 let dir: string;
@@ -76,7 +78,7 @@ beforeAll(async () => {
   redis = await startRedis();
   dir = mkdtempSync(join(tmpdir(), 'nat-expose-cluster-'));
   const config = join(dir, 'server.json');
-  writeFileSync(config, JSON.stringify({ exposePortsPerUser: 2 }));
+  writeFileSync(config, JSON.stringify({ exposePortsPerUser: 2, exposeGrace: GRACE_MS / 1000 }));
   const net = randomNet();
   const args = (id: string): string[] => [
     '--config',
@@ -111,7 +113,7 @@ afterAll(async () => {
 });
 
 describe('public exposure across nodes sharing Redis', () => {
-  it("counts a user's ports on both nodes together; an unexposed port frees its slot on every node", async () => {
+  it("counts a user's ports on both nodes together; an unexposed port frees its slot on every node, a disconnected one after the grace period", async () => {
     const onA = await session(urlA, 'alice');
     const onB = await session(urlB, 'alice');
     expect(await expose(onA, 1, range.min)).toMatchObject({ type: 'exposed', port: range.min, address: `${a.ip}:${range.min}` });
@@ -134,6 +136,26 @@ describe('public exposure across nodes sharing Redis', () => {
       if (granted.type !== 'exposed') await new Promise((r) => setTimeout(r, 50));
     }
     expect(granted).toMatchObject({ type: 'exposed', port: range.min + 4 });
+    onA.send({ v: EXPOSE_VERSION, type: 'unexpose', transport: 'tcp', port: range.min + 4 });
+
+    // A client on B goes away: its port still counts during the grace period, then frees its slot.
+    const again = await session(urlB, 'alice');
+    let back: ExposeControlMessage | undefined;
+    for (let id = 1; id < 50 && back?.type !== 'exposed'; id++) {
+      back = await expose(again, id, range.min + 1);
+      if (back.type !== 'exposed') await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(back).toMatchObject({ type: 'exposed' });
+    again.socket.destroy();
+    const gone = Date.now();
+    expect(await expose(onA, 100, range.min + 4)).toMatchObject({ type: 'refused', code: 'over-quota' });
+    let after: ExposeControlMessage | undefined;
+    for (let id = 101; id < 200 && after?.type !== 'exposed'; id++) {
+      after = await expose(onA, id, range.min + 4);
+      if (after.type !== 'exposed') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(after).toMatchObject({ type: 'exposed', port: range.min + 4 });
+    expect(Date.now() - gone).toBeLessThan(GRACE_MS + 4000);
     onA.send({ v: EXPOSE_VERSION, type: 'unexpose', transport: 'tcp', port: range.min + 4 });
   }, 30_000);
 
@@ -172,7 +194,14 @@ describe('public exposure across nodes sharing Redis', () => {
     expect(answer).toMatchObject({ type: 'exposed', port: range.min + 6 });
     // The lease (3 s) from A's last renewal, plus a margin for a busy machine.
     expect(freedAfter).toBeLessThan(LEASE_MS + 3000);
-    expect((await ownerVia(b, port, a.ip)).status).toBe(404);
+    // The advertisement has its own lease (renewed with the ports, written when advertised).
+    let status = 200;
+    while (status === 200 && Date.now() - killed < LEASE_MS + 5000) {
+      status = (await ownerVia(b, port, a.ip)).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(404);
+    expect(Date.now() - killed).toBeLessThan(LEASE_MS + 3000);
   }, 30_000);
 
   it('fails closed while Redis is down: a new port is refused unavailable, an owner lookup for another node answers 503', async () => {
