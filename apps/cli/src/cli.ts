@@ -341,8 +341,11 @@ export async function runCli(argv: readonly string[], io: Io = process, signal: 
   program
     .command('owner')
     .description('print the peer id that owns a public port of a nat-server, when its owner advertised it (nat expose --public --advertise-peer)')
-    .argument('<port>', 'the public port')
-    .option('-r, --rendezvous <url>', 'the rendezvous URL of the server whose public port it is, e.g. ws://rv.example.org:8443/')
+    .argument('<port>', "the public port, or HOST:PORT: a public port of another node sharing the server's Redis (HOST: that node's public IP)")
+    .option(
+      '-r, --rendezvous <url>',
+      'the rendezvous URL of the server whose public port it is (or of any node of its cluster), e.g. ws://rv.example.org:8443/',
+    )
     .option('--udp', 'a public UDP port (default TCP)')
     .option('-k, --insecure', 'accept a self-signed certificate on a wss:// URL')
     .option('--json', 'print {"event": "owner", "peer", "address", "port", "transport"} (or "not-advertised")')

@@ -7,6 +7,8 @@ import {
   type AdminServer,
   DEFAULT_EXPOSE_LIMITS,
   DEFAULT_RENDEZVOUS_LIMITS,
+  type ExposeCluster,
+  type ExposeHandle,
   type ServerEventSink,
   type RelayScope,
   type ServerMetrics,
@@ -23,6 +25,7 @@ import type { TransportAddress } from '@nat/protocol';
 import type { Logger } from 'pino';
 import { type RedisRendezvousCluster, redactRedisUrl } from '@nat/redis';
 import { readAdminToken } from './check-config.js';
+import { closingWith, startExposeClusterOf } from './cluster/expose.js';
 import { type ServerConfig, authenticatorOf } from './config.js';
 import { advertisedIp, externalOf } from './external-ip.js';
 import type { SwappableAuthenticator } from './reload.js';
@@ -146,10 +149,26 @@ export async function startRendezvousOf(config: ServerConfig, stun: RendezvousSt
   return rendezvous;
 }
 
-/** The expose service of a configuration, on the rendezvous service's HTTP server. */
+/** The expose service of a configuration, on the rendezvous service's HTTP server (with --redis, sharing its ports and owners with the other nodes). */
 export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvous, ctx: ServiceContext): Promise<ReturnType<typeof attachExpose>> {
-  const { logger, out, events } = ctx;
-  const expose = attachExpose(rendezvous.httpServer, {
+  const { logger, out } = ctx;
+  // With --redis: ports per user counted on every node, owners told to every node.
+  const shared = await startExposeClusterOf(config, logger);
+  const expose = closingWith(
+    await exposeOf(config, rendezvous, ctx, shared?.cluster).catch(async (e: unknown) => {
+      await shared?.close();
+      throw e;
+    }),
+    shared,
+  );
+  out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
+  return expose;
+}
+
+/** The expose service of a configuration itself. */
+async function exposeOf(config: ServerConfig, rendezvous: Rendezvous, ctx: ServiceContext, cluster: ExposeCluster | undefined): Promise<ExposeHandle> {
+  const { logger, events } = ctx;
+  return attachExpose(rendezvous.httpServer, {
     host: rendezvous.address.address,
     ports: parsePortRange(config.exposePorts!),
     publicIp: config.exposePublicIp ?? exposePublicIpOf(config, rendezvous.address.address),
@@ -174,9 +193,8 @@ export async function attachExposeOf(config: ServerConfig, rendezvous: Rendezvou
     outbound: { enabled: config.exposeOutbound, peers: { allow: config.allowPeers, deny: config.denyPeers, ownIps: ownIpsOf(config) } },
     logger,
     events,
+    ...(cluster ? { cluster } : {}),
   });
-  out.stderr.write(`expose ${rendezvous.url.replace(/\/?$/, '/')}expose ports ${config.exposePorts}\n`);
-  return expose;
 }
 
 /** Every IP address of the server a configuration names (a wildcard listen address: every address of the machine). */

@@ -22,6 +22,9 @@
  * - TURN users and REST secrets in coturn's layout ({@link coturnUserDb}, `--redis-userdb`);
  * - TURN allocation quotas counted across nodes ({@link RedisTurnQuota});
  * - TURN load published by every node, for ALTERNATE-SERVER redirects ({@link TurnLoadBoard});
+ * - public exposure across nodes ({@link RedisExposeCluster}): each user's public ports counted
+ *   on every node together (`expose:ports:user:USER`, members leased like the TURN quotas) and
+ *   owner advertisements (`expose:owner:IP/TRANSPORT/PORT`) every node's owner lookup reads;
  * - errors: {@link RedisStateError} is the base class of every error thrown here.
  *
  * Keys all start with a prefix (default `nat:`), so one Redis can serve other programs too
@@ -34,4 +37,5 @@ export { type RedisRendezvousInit, type RedisRendezvousConnections, RedisRendezv
 export { type RedisRelayScopeInit, type RedisRelayScopeStats, RedisRelayScope } from './scope.js';
 export { type CoturnUserDbInit, coturnKeys, coturnUserDb, redisUrlOf } from './coturn-userdb.js';
 export { RedisTurnQuota, type RedisTurnQuotaInit } from './turn-quota.js';
+export { RedisExposeCluster, type RedisExposeClusterInit } from './expose.js';
 export { type LocalTurnLoad, TurnLoadBoard, type TurnLoadBoardInit, type TurnNodeLoad } from './turn-load.js';

@@ -26,7 +26,7 @@ export const CLUSTER_KEYS = {
   redisUserdb: redisConnection.optional().describe("a redis:// URL or coturn's --redis-userdb string (host=... port=... dbname=... password=...)"),
   /** How long a user read from redisUserdb (or its absence) is reused, seconds. */
   redisUserdbCacheTtl: z.number().min(0.1).max(3600).default(5).describe('seconds, a number from 0.1 to 3600'),
-  /** With `redis`: how long a node's quota reservations outlive it, seconds. */
+  /** With `redis`: how long a node's quota reservations, public ports and owner advertisements outlive it, seconds. */
   quotaLease: z.number().int().min(3).max(3600).default(15).describe('seconds, a whole number from 3 to 3600'),
   /** With `redis`: allocations from which this node sends new Allocates to a less loaded node (300). Default none. */
   alternateOver: z.number().int().min(1).optional().describe('a whole number of at least 1'),

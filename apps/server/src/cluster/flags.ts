@@ -23,7 +23,7 @@ export function withClusterOptions(program: Command): Command {
     .optionsGroup('Several nodes (one network served by several nat-servers sharing Redis):')
     .option(
       '--redis <url>',
-      'share state with the other nodes in this Redis (redis://[[user]:password@]host:port[/db]): rendezvous presence, names, signalling between nodes, the relay scope, TURN quotas and load (default none: one node, all in memory)',
+      'share state with the other nodes in this Redis (redis://[[user]:password@]host:port[/db]): rendezvous presence, names, signalling between nodes, the relay scope, TURN quotas and load, public ports per user and their owners (default none: one node, all in memory)',
     )
     .option('--node-id <id>', "this node's id among the nodes sharing --redis (default: the host name and the rendezvous port)")
     .option(
@@ -31,7 +31,11 @@ export function withClusterOptions(program: Command): Command {
       'TURN users and REST secrets from coturn\'s Redis user database (as turnadmin -N writes it): a redis:// URL or coturn\'s string "host=H port=P dbname=N password=S"',
     )
     .option('--redis-userdb-cache-ttl <seconds>', 'how long a user read from --redis-userdb (or its absence) is reused (default 5)', numberArg)
-    .option('--quota-lease <seconds>', "with --redis: how long a dead node's TURN quota reservations still count (default 15)", numberArg)
+    .option(
+      '--quota-lease <seconds>',
+      "with --redis: how long a dead node's TURN quota reservations and public ports still count, and its port owners are still told (default 15)",
+      numberArg,
+    )
     .option(
       '--alternate-over <n>',
       'with --redis: from this many allocations, send new Allocates to the least loaded node (300 Try Alternate; default off)',

@@ -21,20 +21,23 @@ export interface ExposeOwner {
 
 /**
  * Asks the nat-server behind rendezvous URL `url` which peer owns its public port `port`
- * (`GET /expose/owner?port=P`). Resolves with the owner when it advertised itself
+ * (`GET /expose/owner?port=P`); with `host`, the port at `host`, the public IP address of another
+ * node sharing the server's Redis (`&host=IP`). Resolves with the owner when it advertised itself
  * (`nat expose --public --advertise-peer`), undefined when it did not (or the port is not held).
- * Rejects with ExposeOwnerError: UNREACHABLE, TIMEOUT (default 10 s), BAD_ANSWER (not an expose
- * server of this version, or a server without the lookup).
+ * Rejects with ExposeOwnerError: UNREACHABLE (also: the nodes' shared state did not answer),
+ * TIMEOUT (default 10 s), BAD_ANSWER (not an expose server of this version, or a server without
+ * the lookup).
  */
 export function lookupExposeOwner(
   url: string,
   port: number,
-  options: { transport?: ExposeTransport; timeoutMs?: number; tls?: ExposeTlsOptions; signal?: AbortSignal } = {},
+  options: { transport?: ExposeTransport; host?: string; timeoutMs?: number; tls?: ExposeTlsOptions; signal?: AbortSignal } = {},
 ): Promise<ExposeOwner | undefined> {
   const endpoint = exposeEndpoint(url);
   const target = new URL(`${endpoint.pathname.replace(/\/$/, '')}/${EXPOSE_OWNER_PATH}`, endpoint);
   target.searchParams.set('port', String(port));
   target.searchParams.set('transport', options.transport ?? 'tcp');
+  if (options.host !== undefined) target.searchParams.set('host', options.host);
   return new Promise((resolve, reject) => {
     const secure = target.protocol === 'https:';
     const req = (secure ? httpsRequest : httpRequest)(target, {
@@ -62,6 +65,8 @@ export function lookupExposeOwner(
         } catch {
           parsed = undefined;
         }
+        if (parsed !== undefined && 'error' in parsed && parsed.error === 'unavailable')
+          return reject(new ExposeOwnerError('UNREACHABLE', `${target.host}: ${parsed.message}`));
         if (parsed === undefined || (res.statusCode !== 200 && res.statusCode !== 404))
           return reject(
             new ExposeOwnerError(

@@ -170,17 +170,22 @@ function decodeControlText(text: string): ExposeControlMessage {
   return r.data;
 }
 
-/** The path, under the expose endpoint, of the owner lookup: `GET /expose/owner?port=P[&transport=tcp|udp]`. */
+/**
+ * The path, under the expose endpoint, of the owner lookup:
+ * `GET /expose/owner?port=P[&transport=tcp|udp][&host=IP]` (`host`: the public address of another
+ * node of the server's cluster; default the server's own).
+ */
 export const EXPOSE_OWNER_PATH = 'owner';
 
 /**
  * The answer of the owner lookup (plain HTTP GET, JSON): which peer id owns public port `port`,
  * when its owner advertised it (200), or `not-advertised` (404: no such port, or an owner that
- * did not opt in; the two are not told apart).
+ * did not opt in; the two are not told apart), or `unavailable` (503: asked about another node's
+ * address, the state the nodes share did not answer).
  */
 export const ExposeOwnerAnswer = z.union([
   z.object({ v, transport: ExposeTransport, port: Port, address: z.string().max(80), peer: PeerId }).strict(),
-  z.object({ v, error: z.enum(['not-advertised', 'bad-request']), message: z.string().max(512) }).strict(),
+  z.object({ v, error: z.enum(['not-advertised', 'bad-request', 'unavailable']), message: z.string().max(512) }).strict(),
 ]);
 export type ExposeOwnerAnswer = z.infer<typeof ExposeOwnerAnswer>;
 

@@ -11,4 +11,5 @@
 export { type ExposeHandle, type ExposeStats, type ExposureInfo, attachExpose } from './service.js';
 export { type ExposeOptions, type ExposeLimits, DEFAULT_EXPOSE_LIMITS, parsePortRange } from './options.js';
 export { ByteBudget } from './budget.js';
+export type { ExposeCluster, ExposeOwnerRecord, ExposePortAddress } from './cluster.js';
 export { type ExposeOutboundOptions, OutboundSide } from './outbound.js';

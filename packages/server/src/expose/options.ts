@@ -2,6 +2,7 @@ import { type Cidr, ParseError, parseCidr } from '@nat/protocol';
 import { ServerError } from '../errors.js';
 import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
+import type { ExposeCluster } from './cluster.js';
 import type { ExposeOutboundOptions } from './outbound.js';
 import type { TurnAuthenticator } from '../turn/auth.js';
 
@@ -77,6 +78,13 @@ export interface ExposeOptions {
   readonly limits?: ExposeLimits;
   /** Outbound connections for exposed users, from the public ports' address. Default off. */
   readonly outbound?: ExposeOutboundOptions;
+  /**
+   * The other nodes of a cluster (`nat-server --redis`): each user's ports counted on every node
+   * together against `limits.portsPerUser` (reserved there after this node's own count, before
+   * the port is bound; refused `unavailable` when it does not answer), and owner advertisements
+   * every node's owner lookup reads (`?host=`). Default none: this node's memory alone.
+   */
+  readonly cluster?: ExposeCluster;
   /** Logger (pino-compatible). Default silent. */
   readonly logger?: Logger;
   /**

@@ -2,10 +2,20 @@
  * The public ports of an expose service: requests (quota reserved before any await), binding,
  * attaching a port to its client's session, holding it for a disconnected client, releasing it.
  */
-import { type Cidr, EXPOSE_VERSION, type ExposeControlMessage, type ExposeRefusal, type ExposeRequest, type ExposeTransport, ipFamily } from '@nat/protocol';
+import {
+  type Cidr,
+  EXPOSE_VERSION,
+  formatTransportAddress,
+  type ExposeControlMessage,
+  type ExposeRefusal,
+  type ExposeRequest,
+  type ExposeTransport,
+  ipFamily,
+} from '@nat/protocol';
 import type { ServerEventSink } from '../events.js';
 import type { Logger } from '../logger.js';
 import { bindPublicPort, bindRefusal } from './bind.js';
+import { type ExposeCluster, type ExposePortAddress, clusterHost } from './cluster.js';
 import { type ResolvedExposeLimits, parseCidrs } from './options.js';
 import { type PublicSide, addressOf } from './public-side.js';
 import type { Exposure, Session } from './session.js';
@@ -30,6 +40,8 @@ export interface PortTableDeps {
   readonly send: (s: Session, m: ExposeControlMessage) => void;
   /** True once the service is closing: nothing new is bound. */
   readonly closing: () => boolean;
+  /** The per-user count and the owners shared with the other nodes, if any. */
+  readonly cluster?: ExposeCluster | undefined;
 }
 
 /** The public ports, bound and being bound, and each user's share of them. */
@@ -40,9 +52,14 @@ export class PortTable {
   /** Ports being bound now (`tcp:20001`): another request skips them. */
   readonly #binding = new Set<string>();
   readonly #d: PortTableDeps;
+  /** The public address as the cluster's keys name it. */
+  readonly #host: string;
+  /** The last cluster reservation id given. */
+  #reservations = 0;
 
   constructor(deps: PortTableDeps) {
     this.#d = deps;
+    this.#host = clusterHost(deps.publicIp);
   }
 
   #refuse(s: Session, m: ExposeRequest, code: ExposeRefusal, message: string): void {
@@ -71,6 +88,7 @@ export class PortTable {
         // The same user again (a reconnect, or a newer connection): it gets the port back.
         this.#attach(existing, s, allow, deny);
         existing.advertised = advertised;
+        this.#tell(existing);
         return this.#grant(s, m, existing);
       }
     }
@@ -80,9 +98,53 @@ export class PortTable {
       this.#d.events({ type: 'refused', service: 'expose', cause: 'user-quota', source: s.source, user, pool: 'ports' });
       return this.#refuse(s, m, 'over-quota', `${user} already holds ${this.#ports.count(user)} ports (at most ${quota})`);
     }
-    const e = await this.#bindNew(s, m, user, allow, deny);
-    if (e === undefined) this.#ports.give(user);
-    else e.advertised = advertised;
+    const reservation = await this.#reserveAcross(s, m, user);
+    if (reservation === false) return void this.#ports.give(user);
+    const e = await this.#bindNew(s, m, { user, allow, deny, reservation });
+    if (e === undefined) {
+      this.#ports.give(user);
+      if (reservation !== undefined) this.#d.cluster?.release(reservation);
+    } else {
+      e.advertised = advertised;
+      this.#tell(e);
+    }
+  }
+
+  /**
+   * The cluster-wide reservation of a request the local count admitted (awaited before any port
+   * is bound): its id, undefined without a cluster, or false when refused (answered here) or
+   * when the session or the service went away meanwhile.
+   */
+  async #reserveAcross(s: Session, m: ExposeRequest, user: string): Promise<number | undefined | false> {
+    const cluster = this.#d.cluster;
+    if (cluster === undefined) return undefined;
+    const id = ++this.#reservations;
+    const quota = this.#d.limits.portsPerUser;
+    const r = await cluster.reserve(id, user, quota);
+    if (r === undefined) {
+      if (!s.closed && !this.#d.closing()) return id;
+      cluster.release(id);
+    } else if (r === 'over-quota') {
+      this.#d.events({ type: 'refused', service: 'expose', cause: 'user-quota', source: s.source, user, pool: 'ports' });
+      this.#refuse(s, m, 'over-quota', `${user} already holds ${quota} ports on this server's nodes together (at most ${quota})`);
+    } else {
+      this.#refuse(s, m, 'unavailable', 'the state this server shares with its other nodes did not answer; try again later');
+    }
+    return false;
+  }
+
+  /** Where exposure `e` is, as the cluster names it. */
+  #at(e: Exposure): ExposePortAddress {
+    return { host: this.#host, transport: e.transport, port: e.port };
+  }
+
+  /** Tells the other nodes who owns `e` while its advertised owner is attached; withdraws it otherwise. */
+  #tell(e: Exposure): void {
+    const cluster = this.#d.cluster;
+    if (cluster === undefined) return;
+    if (e.advertised !== undefined && e.session !== undefined && this.exposures.get(e.key) === e)
+      cluster.advertise(this.#at(e), { peer: e.advertised, address: formatTransportAddress(addressOf(this.#d.publicIp, e.port)) });
+    else cluster.withdraw(this.#at(e));
   }
 
   /** The ports to try for a request: the one asked, or up to 64 free ones of the range from a random start. */
@@ -98,7 +160,12 @@ export class PortTable {
   }
 
   /** Binds a new public port for a request whose quota is reserved; undefined when none was bound (refused, or the session went away). */
-  async #bindNew(s: Session, m: ExposeRequest, user: string, allow: Cidr[], deny: Cidr[]): Promise<Exposure | undefined> {
+  async #bindNew(
+    s: Session,
+    m: ExposeRequest,
+    r: { user: string; allow: Cidr[]; deny: Cidr[]; reservation: number | undefined },
+  ): Promise<Exposure | undefined> {
+    const { user, allow, deny } = r;
     let errno: string | undefined;
     for (const port of this.#candidates(m)) {
       const key = keyOf(m.transport, port);
@@ -127,6 +194,7 @@ export class PortTable {
         ...(udp ? { flows: new UdpFlowShares(this.#d.limits.connectionsPerSource) } : {}),
         ...(tcp ? { tcp } : {}),
         ...(udp ? { udp } : {}),
+        ...(r.reservation === undefined ? {} : { reservation: r.reservation }),
       };
       this.#opened(e);
       this.#attach(e, s, allow, deny);
@@ -191,6 +259,7 @@ export class PortTable {
   hold(e: Exposure): void {
     e.session = undefined;
     e.udpStream = undefined;
+    this.#tell(e);
     clearTimeout(e.graceTimer);
     e.graceTimer = setTimeout(() => void this.release(e), this.#d.limits.graceMs);
     e.graceTimer.unref();
@@ -202,6 +271,8 @@ export class PortTable {
     if (this.exposures.get(e.key) === e) {
       this.exposures.delete(e.key);
       this.#ports.give(e.user);
+      if (e.reservation !== undefined) this.#d.cluster?.release(e.reservation);
+      if (e.advertised !== undefined) this.#d.cluster?.withdraw(this.#at(e));
       this.#d.events({ type: 'expose-port-closed', user: e.user, name: e.key, address: addressOf(this.#d.publicIp, e.port), protocol: e.transport });
     }
     e.session?.exposures.delete(e);

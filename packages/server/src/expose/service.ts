@@ -8,6 +8,7 @@ import {
   type ExposeRefusal,
   type MuxStream,
   encodeControlMessage,
+  formatTransportAddress,
   ipFamily,
   readControlMessages,
   sourceKey,
@@ -16,11 +17,12 @@ import { ServerError } from '../errors.js';
 import { type ServerEventSink, noEvents } from '../events.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type ExposeCredentials, checkHello } from './auth.js';
+import { type ExposeCluster, type ExposeOwnerRecord, clusterHost } from './cluster.js';
 import { type ExposeOptions, type ResolvedExposeLimits, parseCidrs, resolveExposeLimits, resolvePortRange } from './options.js';
 import { OutboundSide } from './outbound.js';
 import { ownerRequestListener, verifyAdvertise } from './owner.js';
 import { PortTable, keyOf } from './ports.js';
-import { PublicSide } from './public-side.js';
+import { PublicSide, addressOf } from './public-side.js';
 import { type Session, closeSession, heartbeat, startSession } from './session.js';
 import { ShareCounter } from './shares.js';
 import { type ExposeCounters, type ExposeStats, type ExposureInfo, newExposeCounters } from './stats.js';
@@ -62,6 +64,7 @@ class ExposeService implements ExposeHandle {
   readonly #limits: ResolvedExposeLimits;
   readonly #credentials: ExposeCredentials;
   readonly #publicIp: string;
+  readonly #cluster: ExposeCluster | undefined;
   readonly #log: Logger;
   readonly #events: ServerEventSink;
   readonly #sessions = new Set<Session>();
@@ -86,6 +89,7 @@ class ExposeService implements ExposeHandle {
     this.#limits = resolveExposeLimits(opts.limits);
     this.#credentials = { realm: opts.realm ?? 'nat-expose', auth: opts.auth, peerKeys: opts.peerKeys };
     this.#publicIp = opts.publicIp ?? opts.host;
+    this.#cluster = opts.cluster;
     this.#log = opts.logger ?? silentLogger;
     this.#events = opts.events ?? noEvents;
     const common = { limits: this.#limits, stats: this.#stats, log: this.#log, events: this.#events, host: opts.host };
@@ -99,9 +103,10 @@ class ExposeService implements ExposeHandle {
       publicSide,
       send: (s, m) => this.#send(s, m),
       closing: () => this.#closing !== undefined,
+      cluster: opts.cluster,
     });
     this.#onUpgrade = (req, socket, head) => this.#upgrade(req, socket, head);
-    this.#onRequest = ownerRequestListener(this.path, (transport, port) => this.#owner(transport, port));
+    this.#onRequest = ownerRequestListener(this.path, (transport, port, host) => this.#owner(transport, port, host));
     http.prependListener('request', this.#onRequest);
     http.on('upgrade', this.#onUpgrade);
     http.on('connection', this.#onConnection);
@@ -140,11 +145,13 @@ class ExposeService implements ExposeHandle {
     return this.#closing;
   }
 
-  /** The advertised owner of a held public port (the owner lookup). */
-  #owner(transport: 'tcp' | 'udp', port: number): { peer: string; address: string } | undefined {
+  /** The advertised owner of a held public port (the owner lookup): this node's, or another node's (`host`) as the cluster knows it. */
+  #owner(transport: 'tcp' | 'udp', port: number, host: string | undefined): ReturnType<Parameters<typeof ownerRequestListener>[1]> {
+    if (host !== undefined && host !== clusterHost(this.#publicIp)) return this.#cluster?.owner({ host, transport, port });
     const e = this.#ports.exposures.get(keyOf(transport, port));
     if (e?.advertised === undefined || e.session === undefined) return undefined;
-    return { peer: e.advertised, address: `${ipFamily(this.#publicIp) === 'IPv6' ? `[${this.#publicIp}]` : this.#publicIp}:${port}` };
+    const owner: ExposeOwnerRecord = { peer: e.advertised, address: formatTransportAddress(addressOf(this.#publicIp, port)) };
+    return owner;
   }
 
   // ---- control connections

@@ -28,6 +28,8 @@ export interface Exposure {
   graceTimer?: NodeJS.Timeout;
   /** The peer id its owner advertised (the owner lookup tells it), if any. */
   advertised?: string | undefined;
+  /** Its reservation in the cluster's per-user count (`ExposeCluster`), when there is a cluster. */
+  readonly reservation?: number;
 }
 
 /** One control connection. */

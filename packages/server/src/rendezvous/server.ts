@@ -2,6 +2,7 @@ import { type Server as HttpServer, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { type TransportAddress, ipFamily } from '@nat/protocol';
 import { ServerError } from '../errors.js';
+import { isAnswered } from '../http-claims.js';
 import { noEvents } from '../events.js';
 import { StreamGovernor, type StreamLease, type StreamLimits } from '../listeners/stream.js';
 import { silentLogger } from '../logger.js';
@@ -84,7 +85,7 @@ export async function startRendezvous(options: StartRendezvousOptions): Promise<
   const limits = resolveLimits(options.limits);
   const log = options.logger ?? silentLogger;
   const http = createServer(handshakeServerOptions(limits), (_req, res) => {
-    if (res.headersSent) return; // answered by an earlier listener (the expose service's owner lookup)
+    if (isAnswered(res)) return; // answered by an earlier listener (the expose service's owner lookup)
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close', upgrade: 'websocket' });
     res.end('nat rendezvous: connect with a WebSocket\n');
   });

@@ -1,0 +1,65 @@
+/**
+ * Public exposure across nodes (issue 18), wired from the config: with `redis` and
+ * `exposePorts`, each user's public ports count on every node together against
+ * `exposePortsPerUser`, and owner advertisements are read by every node's owner lookup
+ * (`GET /expose/owner?port=P&host=IP`). Leases: `quotaLease`. A node without `redis` starts none of it.
+ */
+import { type ExposeCluster, type ExposeHandle, ServerError } from '@nat/server';
+import { RedisExposeCluster, RedisStateError, connectRedis } from '@nat/redis';
+import type { Logger } from 'pino';
+import type { ServerConfig } from '../config.js';
+import { nodeIdOf } from './turn.js';
+
+/** The running expose part of one node. */
+export interface ExposeClusterPart {
+  readonly cluster: ExposeCluster;
+  close(): Promise<void>;
+}
+
+/** Connects the expose state in Redis when the configuration asks for it; undefined otherwise. Throws ServerError UNAVAILABLE when Redis does not answer. */
+export async function startExposeClusterOf(config: ServerConfig, logger: Logger): Promise<ExposeClusterPart | undefined> {
+  if (config.redis === undefined || config.exposePorts === undefined) return undefined;
+  const nodeId = nodeIdOf(config);
+  let redis: Awaited<ReturnType<typeof connectRedis>>;
+  try {
+    redis = await connectRedis(config.redis, { name: `nat-server ${nodeId} expose` });
+  } catch (e) {
+    if (e instanceof RedisStateError) throw new ServerError('UNAVAILABLE', `--redis: ${e.message}`, { cause: e });
+    throw e;
+  }
+  let errors = 0;
+  let lastLog = 0;
+  const cluster = new RedisExposeCluster(redis, {
+    nodeId,
+    leaseMs: config.quotaLease * 1000,
+    onError: (e) => {
+      errors++;
+      const now = Date.now();
+      if (now - lastLog < 10_000) return; // one line per 10 s at most
+      lastLog = now;
+      logger.warn({ use: 'expose', err: e instanceof Error ? e.message : String(e), errors }, 'redis error');
+    },
+  });
+  return {
+    cluster,
+    async close() {
+      await cluster.close();
+      // QUIT waits for the releases still in flight (a restarted node's ports must not count twice).
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** `expose`, whose close() closes `part` too (after the service released its ports). */
+export function closingWith(expose: ExposeHandle, part: ExposeClusterPart | undefined): ExposeHandle {
+  if (part === undefined) return expose;
+  return {
+    path: expose.path,
+    stats: () => expose.stats(),
+    exposures: () => expose.exposures(),
+    async close() {
+      await expose.close();
+      await part.close();
+    },
+  };
+}
