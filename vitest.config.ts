@@ -34,6 +34,7 @@ const KNOWN_SECONDS: Readonly<Record<string, number>> = {
   'tests/turn/interop-uclient.test.ts': 28,
   'tests/lab/one-address.test.ts': 25,
   'tests/lab/only-443.test.ts': 18,
+  'tests/packaging/pack.test.ts': 30,
 };
 
 /**
