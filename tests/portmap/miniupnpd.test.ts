@@ -74,7 +74,7 @@ const count = (e: MapEvent[], type: string): number => e.filter((x) => x.event =
 /**
  * How long a `nat map add` gets from SIGTERM to exit before SIGKILL: it removes its mappings first
  * (UPnP: a SOAP request over HTTP), which on a loaded machine (test files run several at once)
- * has taken more than 5 s; a SIGKILLed one leaves its mapping and fails the check that follows.
+ * can take more than 5 s; a SIGKILLed one leaves its mapping and fails the check that follows.
  */
 const STOP_GRACE_MS = 20_000;
 
