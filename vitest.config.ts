@@ -14,7 +14,7 @@ const report = process.env.NAT_TEST_REPORT;
  * busy. Files that cannot share the machine are listed in tests/vitest.shared.ts and run alone
  * after the rest.
  */
-const workers = Number(process.env.NAT_TEST_WORKERS ?? 4);
+const workers = Number(process.env.NAT_TEST_WORKERS ?? 3);
 
 /**
  * Seconds each of the slowest files took, one file at a time on a 2-core machine: a hint for the
