@@ -5,12 +5,20 @@ import { decode, encode } from '@msgpack/msgpack';
 import { run as runServer, type RunningServer } from '@nat/server-app';
 import { type ExposeHandle, type ExposeOptions, type RendezvousServer, attachExpose, startRendezvous, staticUsers } from '@nat/server';
 
+/** Disjoint slices of 12000-32767 that {@link portBlock} draws from, one per vitest worker. */
+const PORT_SLICES = 8;
+
 /**
  * A random block of `n` ports inside 12000-32767 for one server (public ports are fixed numbers):
  * below Linux's ephemeral range (32768-60999), where outgoing connections take their local ports.
+ * Vitest runs several test files at once, each in its own worker (VITEST_POOL_ID 1, 2, ...): each
+ * worker draws from its own slice of the range, so that files running at the same time never
+ * draw overlapping blocks.
  */
 export function portBlock(n = 40): { min: number; max: number } {
-  const min = 12_000 + Math.floor(Math.random() * (32_768 - 12_000 - n));
+  const size = Math.floor((32_768 - 12_000) / PORT_SLICES);
+  const slice = (Math.max(1, Number(process.env.VITEST_POOL_ID) || 1) - 1) % PORT_SLICES;
+  const min = 12_000 + slice * size + Math.floor(Math.random() * (size - n));
   return { min, max: min + n - 1 };
 }
 

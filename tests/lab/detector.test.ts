@@ -138,7 +138,8 @@ describe.skipIf(skipReason !== undefined)('our detector and server in the NAT la
     BEHAVIOURS.forEach((b, i) => outcomes.set(b, settled[i]!));
   }, 120_000);
   afterAll(() => {
-    const left = listLabNamespaces();
+    // this process's detector labs only: other test files build labs at the same time
+    const left = listLabNamespaces().filter((n) => n.startsWith(`natlab-${process.pid}-`));
     expect(left.filter((n) => n.includes(`-d`))).toEqual([]);
   });
 

@@ -112,7 +112,9 @@ describe('StunUdpSocket and stunBinding over UDP', () => {
 
   it('is answered after losses: the third copy gets through', async () => {
     script = (req, from, n) => (n < 3 ? undefined : success(req, from));
-    const r = await stunBinding(udpAddress, { rto: 20, rc: 5 });
+    // RTO 200 ms: the answer to the third copy (sent at 600 ms) has 800 ms to arrive before a
+    // fourth goes out; with 20 ms (80 ms) a loaded machine (test files run at once) sent a fourth.
+    const r = await stunBinding(udpAddress, { rto: 200, rc: 5 });
     expect(r.transmissions).toBe(3);
   });
 
