@@ -196,7 +196,8 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
       write: frameWriter(socket),
       onStream: (s) => this.#incoming(s),
       onClose: (err) => {
-        if (!socket.destroyed) socket.end();
+        // After this tick: the frame writer sends what this tick queued (the Go Away) first.
+        if (!socket.destroyed) process.nextTick(() => socket.end());
         if (err !== undefined) socket.destroy();
       },
     });
@@ -320,7 +321,9 @@ class Tunnel extends EventEmitter<ExposeEvents> implements ExposeTunnel {
     this.#mux?.close();
     const socket = this.#socket;
     this.#socket = undefined;
-    socket?.end();
+    // The Go Away above (a header without payload) waits in the frame writer's header block until
+    // the next tick: end the connection after it, or it never leaves.
+    if (socket) process.nextTick(() => socket.end());
     if (socket) setTimeout(() => socket.destroy(), 500).unref();
     for (const c of this.#tcp) c.destroy();
     for (const f of this.#udpFlows.values()) f.socket.close();
