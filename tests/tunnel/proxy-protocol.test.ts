@@ -8,11 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '@nat/cli';
 import { decodeProxyHeader, formatTransportAddress } from '@nat/protocol';
 import { type RendezvousServer, startRendezvous } from '@nat/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capture } from './helpers.js';
+import { cliRunner } from './helpers.js';
 
 let rv: RendezvousServer;
 let dir: string;
@@ -20,8 +19,7 @@ let target: Server;
 let targetPort: number;
 /** What each connection to the target delivered, once its sender half-closed. */
 const received: Promise<Buffer>[] = [];
-const stops: AbortController[] = [];
-const runs: Promise<number>[] = [];
+const { start, stopAll } = cliRunner();
 
 beforeAll(async () => {
   rv = await startRendezvous({ host: '127.0.0.1', port: 0 });
@@ -44,21 +42,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of stops) s.abort();
-  await Promise.allSettled(runs);
+  await stopAll();
   target?.close();
   await rv?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-function start(args: string[]) {
-  const io = capture();
-  const stop = new AbortController();
-  stops.push(stop);
-  const done = runCli(args, io.io, stop.signal);
-  runs.push(done);
-  return { ...io, stop, done };
-}
 
 describe('nat expose --proxy-protocol over peer links', () => {
   it("TARGET gets a PROXY v2 header naming the peer link's remote address, then the bytes", async () => {
