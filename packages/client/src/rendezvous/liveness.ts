@@ -1,13 +1,15 @@
 /**
- * The fast heartbeat of a rendezvous connection: a ping (a WebSocket ping frame) every interval, and the
- * connection declared dead when nothing at all (the `pong`, or any other message) came back
- * within the deadline. A node that was SIGKILLed closes its TCP connections at once, but one
+ * The heartbeat of a rendezvous connection: a ping (a WebSocket ping frame) every interval, and
+ * the connection declared dead when nothing at all (the `pong`, or any other message) came back
+ * within the deadline; a ping answered before the next interval is followed by the next one on
+ * time. A node that was SIGKILLed closes its TCP connections at once, but one
  * whose machine vanished, or that is stopped, sends nothing: only a deadline notices it.
  */
 export class PingDeadline {
   readonly #interval: NodeJS.Timeout;
   #deadline: NodeJS.Timeout | undefined;
   #heardAt = performance.now();
+  #sentAt = 0;
   #stopped = false;
 
   /**
@@ -17,8 +19,13 @@ export class PingDeadline {
    */
   constructor(intervalMs: number, timeoutMs: number, send: () => void, dead: (silentMs: number) => void) {
     const round = (): void => {
-      if (this.#deadline !== undefined) return; // the previous ping still has time
+      if (this.#deadline !== undefined) {
+        if (this.#heardAt < this.#sentAt) return; // the previous ping still has time
+        clearTimeout(this.#deadline); // answered: its verdict is moot
+        this.#deadline = undefined;
+      }
       const sentAt = performance.now();
+      this.#sentAt = sentAt;
       try {
         send();
       } catch {
