@@ -5,7 +5,8 @@
  */
 import type { OfferMessage } from '@nat/protocol';
 import { eventIterator } from '../event-iterator.js';
-import type { RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
+import type { RendezvousClient } from '../rendezvous/client.js';
+import type { RendezvousInbound } from '../rendezvous/options.js';
 import { OfferAdmission, type OfferAdmissionOptions, type OfferRefusalCause, refusalReason } from './admission.js';
 import { IceConnection, type IceConnectionOptions } from './connection.js';
 

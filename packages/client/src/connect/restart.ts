@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { MAX_CANDIDATES_PER_DESCRIPTION, type TransportAddress, formatCandidate } from '@nat/protocol';
 import type { IceAgent } from '../ice/agent.js';
 import type { BaseId } from '../ice/types.js';
-import type { OutgoingRelayedMessage } from '../rendezvous/client.js';
+import type { OutgoingRelayedMessage } from '../rendezvous/options.js';
 
 export { renewRelay } from './restart-relay.js';
 

@@ -6,7 +6,8 @@
  * rendezvous connection ({@link Signalling.renew}).
  */
 import { type AnswerMessage, type IceCandidate, type SignallingErrorCode, formatCandidate } from '@nat/protocol';
-import type { OutgoingRelayedMessage, RendezvousClient, RendezvousInbound } from '../rendezvous/client.js';
+import type { RendezvousClient } from '../rendezvous/client.js';
+import type { OutgoingRelayedMessage, RendezvousInbound } from '../rendezvous/options.js';
 
 /** What the connection does with the peer's messages of this session. */
 export interface SignallingHandlers {

@@ -1,17 +1,10 @@
 import { sign } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import { eventIterator } from '../event-iterator.js';
-import type { ConnectionOptions } from 'node:tls';
 import {
-  type AnswerMessage,
-  type ByeMessage,
-  type CandidateMessage,
-  type EndOfCandidatesMessage,
   type ErrorMessage,
   MAX_SIGNALLING_MESSAGE_BYTES,
-  RENDEZVOUS_CLOSE_CODES,
   type NameMessage,
-  type OfferMessage,
   SIGNALLING_VERSION,
   type SignallingIceServer,
   type SignallingMessage,
@@ -21,95 +14,19 @@ import {
 } from '@nat/protocol';
 import WebSocket from 'ws';
 import { RendezvousError, StunClientError, abortError } from '../errors.js';
-import { type RendezvousIdentity, peerIdOf, rawPublicKeyBase64url } from './identity.js';
+import { peerIdOf, rawPublicKeyBase64url } from './identity.js';
 import { PingDeadline } from './liveness.js';
 import { pinnedLookup } from './pinned-lookup.js';
-
-/** A message one peer sends another through the rendezvous server. */
-export type RelayedMessage = OfferMessage | AnswerMessage | CandidateMessage | EndOfCandidatesMessage | ByeMessage;
-
-/** What a {@link RendezvousClient} hands its user: relayed messages, and the server's errors. */
-export type RendezvousInbound = RelayedMessage | ErrorMessage;
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/**
- * A relayed message as given to {@link RendezvousClient.send}: `v` and `from` are filled in,
- * and `id` when it is missing.
- */
-export type OutgoingRelayedMessage = DistributiveOmit<RelayedMessage, 'v' | 'from' | 'id'> & { readonly id?: string };
-
-/** Options of {@link RendezvousClient.connect}. */
-export interface RendezvousConnectOptions {
-  /** The service's WebSocket URL (`ws:` or `wss:`). Required. */
-  readonly url: string;
-  /**
-   * Connect to this IP address instead of resolving the URL's host name (one of the name's
-   * several addresses, see `resolveRendezvousTargets`); the name still goes in the Host header
-   * and the TLS server name. Default: the URL's host, resolved as usual.
-   */
-  readonly address?: string;
-  /** The Ed25519 key pair to register with. Required. */
-  readonly identity: RendezvousIdentity;
-  /** Aborts connecting and registering (rejects with code `ABORTED`). */
-  readonly signal?: AbortSignal;
-  /** Give up connecting and registering after this many ms (code `TIMEOUT`). Default 10,000. */
-  readonly timeoutMs?: number;
-  /**
-   * Every this many ms a WebSocket ping goes to the server; when nothing came back by the next
-   * one the connection is dropped (close code 1006), so a dead server is noticed within two
-   * intervals. Default 30,000; 0 disables.
-   */
-  readonly heartbeatIntervalMs?: number;
-  /**
-   * Every this many ms a WebSocket ping frame goes to the server (answered by the WebSocket layer
-   * itself: no JSON, no token of the message rate limit), and when nothing at all came back
-   * within {@link pingTimeoutMs} the connection is dropped (close code 1006, reason `no answer
-   * to ping within N ms`): notices a stopped or vanished server within interval + timeout.
-   * Default 0 (off; `connectRendezvousTargets` turns it on when there are several targets).
-   */
-  readonly pingIntervalMs?: number;
-  /** How long that ping may go unanswered, ms. Default 1,500 (with {@link pingIntervalMs}). */
-  readonly pingTimeoutMs?: number;
-  /** Largest message accepted from the server, bytes. Default 65,536. */
-  readonly maxMessageBytes?: number;
-  /** TLS settings for `wss:` (`ca`, `rejectUnauthorized`, `servername`). Default: system CAs. */
-  readonly tls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'servername'>;
-  /** An invite token, for a rendezvous that needs one (sent as `Authorization: Bearer TOKEN`). Default none. */
-  readonly token?: string;
-}
-
-/** How a connection ended. */
-export interface RendezvousCloseInfo {
-  /**
-   * The WebSocket close code: 1000 after {@link RendezvousClient.close}, 1006 when the connection
-   * was lost (or the heartbeat gave up), and the server's code otherwise (from @nat/server:
-   * 4000 replaced by a newer connection of the same id, 4003 rate limited, 1001 shut down,
-   * 1009 message too big).
-   */
-  readonly code: number;
-  /** The close reason text, possibly empty. */
-  readonly reason: string;
-}
-
-/** The events of a {@link RendezvousClient}. */
-export interface RendezvousClientEvents {
-  /** A relayed message for this peer, or an `error` from the server (e.g. `peer-offline`, with `ref`). */
-  message: (message: RendezvousInbound) => void;
-  /** The connection ended. */
-  close: (info: RendezvousCloseInfo) => void;
-}
-
-/** Options of {@link RendezvousClient.messages}. */
-export interface RendezvousMessagesOptions {
-  /** Ends the iteration. */
-  readonly signal?: AbortSignal;
-  /** Messages held for a slow reader; beyond this the newest are dropped. Default 1024. */
-  readonly bufferSize?: number;
-}
-
-/** The close code of the rendezvous for a connection replaced by a newer one of the same peer id. */
-export const RENDEZVOUS_REPLACED = RENDEZVOUS_CLOSE_CODES.replaced;
+import {
+  type OutgoingRelayedMessage,
+  RENDEZVOUS_REPLACED,
+  type RelayedMessage,
+  type RendezvousClientEvents,
+  type RendezvousCloseInfo,
+  type RendezvousConnectOptions,
+  type RendezvousInbound,
+  type RendezvousMessagesOptions,
+} from './options.js';
 
 const RELAYED_TYPES: ReadonlySet<string> = new Set(['offer', 'answer', 'candidate', 'end-of-candidates', 'bye']);
 
@@ -135,9 +52,7 @@ export class RendezvousClient {
   #iceServers: readonly SignallingIceServer[] = [];
   #iceServersExpireAt: number | undefined;
   #nextId = 0;
-  #alive = true;
-  #heartbeat: NodeJS.Timeout | undefined;
-  #pingDeadline: PingDeadline | undefined;
+  #liveness: PingDeadline | undefined;
   #silence: string | undefined;
   #closeInfo: RendezvousCloseInfo | undefined;
   readonly #closedPromise: Promise<RendezvousCloseInfo>;
@@ -151,8 +66,7 @@ export class RendezvousClient {
     this.#maxBytes = maxBytes;
     this.#closedPromise = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        clearInterval(this.#heartbeat);
-        this.#pingDeadline?.stop();
+        this.#liveness?.stop();
         this.#closeInfo = { code, reason: this.#silence ?? reason.toString('utf8') };
         for (const wake of this.#pings.values()) wake(false);
         this.#pings.clear();
@@ -164,10 +78,7 @@ export class RendezvousClient {
     });
     // A socket error is always followed by 'close', which is where it is reported.
     ws.on('error', () => {});
-    ws.on('pong', () => {
-      this.#alive = true;
-      this.#pingDeadline?.heard();
-    });
+    ws.on('pong', () => this.#liveness?.heard());
     ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
   }
 
@@ -216,8 +127,7 @@ export class RendezvousClient {
         ws.off('close', onClose);
         client.#registered = undefined;
         if (error === undefined) {
-          client.#startHeartbeat(options.heartbeatIntervalMs ?? 30_000);
-          client.#startPings(options.pingIntervalMs ?? 0, options.pingTimeoutMs ?? 1500);
+          client.#startLiveness(options.heartbeatIntervalMs ?? 30_000, options.pingIntervalMs ?? 0, options.pingTimeoutMs ?? 1500);
           resolve(client);
         } else {
           ws.terminate();
@@ -430,33 +340,31 @@ export class RendezvousClient {
     this.#ws.send(text);
   }
 
-  #startHeartbeat(intervalMs: number): void {
+  /**
+   * One heartbeat of WebSocket ping frames (every WebSocket server answers them by itself, RFC
+   * 6455 section 5.5.2: no JSON, no token of the connection's message rate limit): the fast one
+   * when `pingIntervalMs` asks for it (it notices everything the slow one would, sooner; its
+   * close reason says so), else a ping every `heartbeatMs`, the connection dropped when nothing
+   * came back by the next.
+   */
+  #startLiveness(heartbeatMs: number, pingIntervalMs: number, pingTimeoutMs: number): void {
+    const fast = pingIntervalMs > 0;
+    const intervalMs = fast ? pingIntervalMs : heartbeatMs;
     if (intervalMs <= 0) return;
-    this.#heartbeat = setInterval(() => {
-      if (!this.#alive) {
+    const timeoutMs = fast ? pingTimeoutMs : heartbeatMs;
+    this.#liveness = new PingDeadline(
+      intervalMs,
+      timeoutMs,
+      () => this.#ws.ping(),
+      () => {
+        if (fast) this.#silence = `no answer to ping within ${timeoutMs} ms`;
         this.#ws.terminate();
-        return;
-      }
-      this.#alive = false;
-      this.#ws.ping();
-    }, intervalMs);
-    this.#heartbeat.unref();
-  }
-
-  #startPings(intervalMs: number, timeoutMs: number): void {
-    if (intervalMs <= 0) return;
-    // A WebSocket ping frame: every WebSocket server answers it by itself (RFC 6455 section
-    // 5.5.2), without parsing JSON or spending a token of the connection's message rate limit.
-    const send = (): void => this.#ws.ping();
-    this.#pingDeadline = new PingDeadline(intervalMs, timeoutMs, send, () => {
-      this.#silence = `no answer to ping within ${timeoutMs} ms`;
-      this.#ws.terminate();
-    });
+      },
+    );
   }
 
   #receive(data: WebSocket.RawData, isBinary: boolean): void {
-    this.#alive = true;
-    this.#pingDeadline?.heard();
+    this.#liveness?.heard();
     if (isBinary) return;
     const text = Buffer.isBuffer(data)
       ? data.toString('utf8')

@@ -31,8 +31,8 @@
  *
  * @module
  */
+export { RendezvousClient } from './client.js';
 export {
-  RendezvousClient,
   RENDEZVOUS_REPLACED,
   type RendezvousConnectOptions,
   type RendezvousCloseInfo,
@@ -41,7 +41,7 @@ export {
   type RendezvousInbound,
   type RelayedMessage,
   type OutgoingRelayedMessage,
-} from './client.js';
+} from './options.js';
 export {
   type RendezvousTarget,
   type ResolveRendezvousTargetsOptions,

@@ -6,7 +6,8 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { NatClientError, RendezvousError, StunClientError, abortError } from '../errors.js';
-import { RendezvousClient, type RendezvousConnectOptions } from './client.js';
+import { RendezvousClient } from './client.js';
+import type { RendezvousConnectOptions } from './options.js';
 
 /** One rendezvous node to register with. */
 export interface RendezvousTarget {
