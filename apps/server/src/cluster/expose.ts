@@ -4,10 +4,11 @@
  * `exposePortsPerUser`, and owner advertisements are read by every node's owner lookup
  * (`GET /expose/owner?port=P&host=IP`). Leases: `quotaLease`. A node without `redis` starts none of it.
  */
-import { type ExposeCluster, type ExposeHandle, ServerError } from '@nat/server';
-import { RedisExposeCluster, RedisStateError, connectRedis } from '@nat/redis';
+import type { ExposeCluster, ExposeHandle } from '@nat/server';
+import { RedisExposeCluster } from '@nat/redis';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
+import { connectOrExit, redisErrorLog } from './redis-parts.js';
 import { nodeIdOf } from './turn.js';
 
 /** The running expose part of one node. */
@@ -20,25 +21,12 @@ export interface ExposeClusterPart {
 export async function startExposeClusterOf(config: ServerConfig, logger: Logger): Promise<ExposeClusterPart | undefined> {
   if (config.redis === undefined || config.exposePorts === undefined) return undefined;
   const nodeId = nodeIdOf(config);
-  let redis: Awaited<ReturnType<typeof connectRedis>>;
-  try {
-    redis = await connectRedis(config.redis, { name: `nat-server ${nodeId} expose` });
-  } catch (e) {
-    if (e instanceof RedisStateError) throw new ServerError('UNAVAILABLE', `--redis: ${e.message}`, { cause: e });
-    throw e;
-  }
-  let errors = 0;
-  let lastLog = 0;
+  const redis = await connectOrExit(config.redis, `nat-server ${nodeId} expose`, '--redis');
+  const { onError } = redisErrorLog(logger, ['expose']);
   const cluster = new RedisExposeCluster(redis, {
     nodeId,
     leaseMs: config.quotaLease * 1000,
-    onError: (e) => {
-      errors++;
-      const now = Date.now();
-      if (now - lastLog < 10_000) return; // one line per 10 s at most
-      lastLog = now;
-      logger.warn({ use: 'expose', err: e instanceof Error ? e.message : String(e), errors }, 'redis error');
-    },
+    onError: onError('expose'),
   });
   return {
     cluster,

@@ -6,19 +6,12 @@
  */
 import { defaultNodeId } from './rendezvous.js';
 import type { TransportAddress } from '@nat/protocol';
-import { RedisStateError, RedisTurnQuota, TurnLoadBoard, connectRedis, coturnUserDb, redactRedisUrl, redisUrlOf } from '@nat/redis';
-import {
-  type AlternateServerOf,
-  type ServerEventHub,
-  ServerError,
-  type ServerMetrics,
-  type StunServer,
-  type TurnAuthenticator,
-  type TurnClusterQuota,
-} from '@nat/server';
+import { RedisTurnQuota, TurnLoadBoard, coturnUserDb, redactRedisUrl, redisUrlOf } from '@nat/redis';
+import { type AlternateServerOf, type ServerEventHub, type ServerMetrics, type StunServer, type TurnAuthenticator, type TurnClusterQuota } from '@nat/server';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { ConfigError, type ServerConfig } from '../config.js';
+import { connectOrExit, redisErrorLog } from './redis-parts.js';
 import { advertisedIp, externalOf } from '../external-ip.js';
 
 /** What TURN takes from the cluster (see `toServerInit`). */
@@ -49,17 +42,7 @@ export function nodeIdOf(config: Pick<ServerConfig, 'nodeId' | 'rendezvousPort'>
 /** Connects what the configuration asks for; undefined when it asks for nothing (one node, no Redis). */
 export async function startTurnClusterOf(config: ServerConfig, logger: Logger): Promise<TurnCluster | undefined> {
   if (config.realm === undefined || (config.redis === undefined && config.redisUserdb === undefined)) return undefined;
-  const errors: Record<Use, number> = { userdb: 0, quota: 0, load: 0 };
-  let lastLog = 0;
-  const onError =
-    (use: Use) =>
-    (e: unknown): void => {
-      errors[use]++;
-      const now = Date.now();
-      if (now - lastLog < 10_000) return; // one line per 10 s at most
-      lastLog = now;
-      logger.warn({ use, err: e instanceof Error ? e.message : String(e), errors: { ...errors } }, 'redis error');
-    };
+  const { counts: errors, onError } = redisErrorLog<Use>(logger, ['userdb', 'quota', 'load']);
   const nodeId = nodeIdOf(config);
   const userdbUrl = config.redisUserdb === undefined ? undefined : redisUrlOf(config.redisUserdb);
   if (config.redisUserdb !== undefined && userdbUrl === undefined)
@@ -112,16 +95,6 @@ export async function startTurnClusterOf(config: ServerConfig, logger: Logger): 
       userdb?.disconnect();
     },
   };
-}
-
-/** A Redis connection, or ServerError (exit 1) naming the flag when nothing answers. */
-async function connectOrExit(url: string, name: string, flag: string): Promise<Awaited<ReturnType<typeof connectRedis>>> {
-  try {
-    return await connectRedis(url, { name });
-  } catch (e) {
-    if (e instanceof RedisStateError) throw new ServerError('UNAVAILABLE', `${flag}: ${e.message}`, { cause: e });
-    throw e;
-  }
 }
 
 /** Where clients redirected to this node go: its primary UDP listener (its public address behind a 1:1 NAT). */
