@@ -52,7 +52,9 @@ function runBench(args: readonly string[]): Promise<Report> {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 50_000);
+    // A cut-off, not a speed check: on a loaded machine (other test files, builds) registering
+    // 300 peers and allocating 200 took over 50 s once; on a quiet one the runs take 6-15 s.
+    const timer = setTimeout(() => child.kill('SIGTERM'), 150_000);
     child.once('error', rej);
     child.once('close', (code) => {
       clearTimeout(timer);
@@ -108,7 +110,7 @@ test.concurrent(
     expect(report.turn?.failed).toBe(0);
     expect(Number.isFinite(report.turn?.rssPerAllocation)).toBe(true);
   },
-  60_000,
+  170_000,
 );
 
 test.concurrent(
@@ -124,5 +126,5 @@ test.concurrent(
     expect(cluster.redisCommandsPerOffer).toBeGreaterThanOrEqual(1);
     expect(Number.isFinite(cluster.redisBytesPerPeer) && cluster.redisBytesPerPeer! > 0).toBe(true);
   },
-  60_000,
+  170_000,
 );

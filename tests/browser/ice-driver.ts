@@ -277,6 +277,11 @@ export class IceAgentDriver {
     }, Math.ceil(delay));
   }
 
+  /** Whether every request the agent sent has had its response (none is in flight). */
+  answered(): boolean {
+    return this.responsesIn.total >= this.sent.requests;
+  }
+
   /** What the driver saw. */
   result(): AgentSideResult {
     const selected = this.agent.selectedPair();

@@ -97,6 +97,9 @@ async function runOne(spec: IceRunSpec, b: Browser, timeoutMs: number): Promise<
       await sleep(spec.holdMs);
       afterHold = (await tab.evaluate('window.iceState()')) as string;
       log(`${spec.name}: after ${spec.holdMs} ms the browser is ${afterHold}, the agent ${driver.agent.state}`);
+      // A consent check sent just before the hold ended may still be on its way: let it be
+      // answered before the browser closes (on a loaded machine its answer can take a while).
+      for (let i = 0; i < 40 && !driver.answered(); i++) await sleep(50);
     }
     await tab.evaluate('window.iceClose()').catch(() => undefined);
   } catch (e) {
